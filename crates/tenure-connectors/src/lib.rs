@@ -1,0 +1,130 @@
+//! Connectors: how tenure reads and changes accounts and entitlements in downstream systems.
+//!
+//! Every connector implements [`Connector`]. Operations are idempotent (creating an account that
+//! exists, granting a membership that is held, revoking one that is gone all succeed), so a job
+//! that is retried after a crash never double-applies. Verification is always a separate read
+//! back ([`Connector::read_account`]), never the success code of the write.
+
+pub mod ldap;
+pub mod local_slapd;
+
+use async_trait::async_trait;
+use std::collections::BTreeSet;
+
+/// What tenure asks a system to hold for one identity.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccountSpec {
+    /// The account's name in the system (for example an LDAP `uid`).
+    pub name: String,
+    /// The identity's display name.
+    pub display_name: String,
+    /// `human`, `service`, `workload` or `agent`.
+    pub kind: String,
+    /// The identity's `source:external_id`, recorded on the account so it can be traced back.
+    pub reference: String,
+}
+
+/// An account as read back from the system.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccountRecord {
+    pub name: String,
+    pub enabled: bool,
+    /// Names of the groups (roles, …) the account is a member of, as entitlement targets.
+    pub memberships: BTreeSet<String>,
+}
+
+/// The outcome of trying to use an account the way its holder would.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Probe {
+    /// The system refused the account (what a leaver's probe must show).
+    Refused(String),
+    /// The system let the account in.
+    Allowed,
+    /// This connector has no probe for this account.
+    Unsupported(String),
+}
+
+/// Errors of a connector. All are retried with backoff by the engine; the code is stable.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConnectorError {
+    #[error("CN0001 system `{system}` is unreachable: {message}")]
+    Unreachable { system: String, message: String },
+    #[error("CN0002 system `{system}` refused `{operation}`: {message}")]
+    Refused { system: String, operation: String, message: String },
+    #[error("CN0003 system `{system}` is misconfigured: {message}")]
+    Config { system: String, message: String },
+}
+
+/// A downstream system.
+#[async_trait]
+pub trait Connector: Send + Sync {
+    /// The system's name in the policy.
+    fn system(&self) -> &str;
+
+    /// The account name for an identity (`{source}` and `{external_id}` in the connector's
+    /// `account_name` setting).
+    fn account_name(&self, source: &str, external_id: &str) -> String;
+
+    /// Every account the system holds (for reconciliation).
+    async fn list_accounts(&self) -> Result<Vec<AccountRecord>, ConnectorError>;
+
+    /// Every entitlement target the system offers (for reconciliation).
+    async fn list_entitlements(&self) -> Result<Vec<String>, ConnectorError>;
+
+    /// Read one account back, with its memberships; `None` when it does not exist.
+    async fn read_account(&self, name: &str) -> Result<Option<AccountRecord>, ConnectorError>;
+
+    /// Create the account (enabled, no memberships); succeeds when it exists already.
+    async fn create_account(&self, spec: &AccountSpec) -> Result<(), ConnectorError>;
+
+    async fn enable_account(&self, name: &str) -> Result<(), ConnectorError>;
+
+    async fn disable_account(&self, name: &str) -> Result<(), ConnectorError>;
+
+    /// Delete the account; succeeds when it is gone already.
+    async fn delete_account(&self, name: &str) -> Result<(), ConnectorError>;
+
+    /// Add the account to an entitlement target; succeeds when it is a member already.
+    async fn grant(&self, name: &str, target: &str) -> Result<(), ConnectorError>;
+
+    /// Remove the account from an entitlement target; succeeds when it is not a member.
+    async fn revoke(&self, name: &str, target: &str) -> Result<(), ConnectorError>;
+
+    /// Try to use the account as its holder would.
+    async fn probe(&self, name: &str) -> Result<Probe, ConnectorError>;
+}
+
+/// Expand `{source}` and `{external_id}` in an account-name pattern.
+/// One pass, so a value that itself contains `{source}` is never expanded again.
+pub fn expand_account_name(pattern: &str, source: &str, external_id: &str) -> String {
+    let mut out = String::with_capacity(pattern.len() + external_id.len());
+    let mut rest = pattern;
+    while let Some(open) = rest.find('{') {
+        let (head, tail) = rest.split_at(open);
+        out.push_str(head);
+        if let Some(t) = tail.strip_prefix("{source}") {
+            out.push_str(source);
+            rest = t;
+        } else if let Some(t) = tail.strip_prefix("{external_id}") {
+            out.push_str(external_id);
+            rest = t;
+        } else {
+            out.push('{');
+            rest = tail.get(1..).unwrap_or_default();
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn account_names_expand_once() {
+        assert_eq!(expand_account_name("{external_id}", "hr", "E1"), "E1");
+        assert_eq!(expand_account_name("{source}-{external_id}", "hr", "{source}"), "hr-{source}");
+        assert_eq!(expand_account_name("x{y}", "hr", "E1"), "x{y}");
+    }
+}

@@ -1,0 +1,89 @@
+//! The LDAP connector against a real slapd: idempotent operations, read-back, hostile names.
+
+use tenure_connectors::ldap::LdapConnector;
+use tenure_connectors::local_slapd::LocalSlapd;
+use tenure_connectors::{AccountSpec, Connector};
+
+fn spec(name: &str) -> AccountSpec {
+    AccountSpec { name: name.into(), display_name: format!("Name of {name}"), kind: "human".into(), reference: format!("hr:{name}") }
+}
+
+#[tokio::test]
+async fn accounts_and_memberships_round_trip_idempotently() {
+    let dir = tempfile::tempdir().unwrap();
+    let slapd = LocalSlapd::start(dir.path()).await.unwrap();
+    let c = LdapConnector::new("dir", slapd.settings());
+
+    assert_eq!(c.read_account("ada").await.unwrap(), None);
+    for _ in 0..2 {
+        c.create_account(&spec("ada")).await.unwrap();
+        c.grant("ada", "engineering").await.unwrap();
+        c.grant("ada", "vpn").await.unwrap();
+    }
+    let a = c.read_account("ada").await.unwrap().unwrap();
+    assert!(a.enabled);
+    assert_eq!(a.memberships.iter().map(String::as_str).collect::<Vec<_>>(), ["engineering", "vpn"]);
+
+    for _ in 0..2 {
+        c.disable_account("ada").await.unwrap();
+        c.revoke("ada", "engineering").await.unwrap();
+        c.revoke("ada", "vpn").await.unwrap();
+    }
+    let a = c.read_account("ada").await.unwrap().unwrap();
+    assert!(!a.enabled);
+    assert!(a.memberships.is_empty());
+    // Groups survive losing their last member.
+    let mut groups = c.list_entitlements().await.unwrap();
+    groups.sort();
+    assert_eq!(groups, ["engineering", "vpn"]);
+
+    c.enable_account("ada").await.unwrap();
+    c.enable_account("ada").await.unwrap();
+    assert!(c.read_account("ada").await.unwrap().unwrap().enabled);
+    c.delete_account("ada").await.unwrap();
+    c.delete_account("ada").await.unwrap();
+    assert_eq!(c.read_account("ada").await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn hostile_names_are_just_names() {
+    let dir = tempfile::tempdir().unwrap();
+    let slapd = LocalSlapd::start(dir.path()).await.unwrap();
+    let c = LdapConnector::new("dir", slapd.settings());
+    let hostile = ["*)(uid=*", "cn=x,dc=evil", " lead#and trail ", "back\\slash", "a+b;c<d>\"e\""];
+    c.create_account(&spec("plain")).await.unwrap();
+    c.grant("plain", "staff").await.unwrap();
+    for h in hostile {
+        c.create_account(&spec(h)).await.unwrap();
+        c.grant(h, "staff").await.unwrap();
+        c.grant(h, "*)(cn=*").await.unwrap();
+        let a = c.read_account(h).await.unwrap().unwrap();
+        assert_eq!(a.name, h);
+        assert_eq!(a.memberships.len(), 2, "{h}: {a:?}");
+    }
+    // The filter-injection name matched only itself, not every account.
+    c.disable_account("*)(uid=*").await.unwrap();
+    assert!(c.read_account("plain").await.unwrap().unwrap().enabled);
+    let all = c.list_accounts().await.unwrap();
+    assert_eq!(all.len(), hostile.len() + 1);
+    assert_eq!(all.iter().filter(|a| !a.enabled).count(), 1);
+    // Nothing was created outside the people and groups containers.
+    let out = std::process::Command::new("ldapsearch")
+        .args(["-x", "-LLL", "-H", &slapd.url(), "-D", &slapd.bind_dn, "-w", &slapd.password, "-b", &slapd.base_dn])
+        .args(["(|(dc=evil)(cn=x))", "dn"])
+        .output()
+        .expect("ldapsearch (apt-get install ldap-utils)");
+    assert!(out.status.success());
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "");
+}
+
+#[tokio::test]
+async fn an_unreachable_directory_is_an_error_not_a_hang() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut slapd = LocalSlapd::start(dir.path()).await.unwrap();
+    let c = LdapConnector::new("dir", slapd.settings());
+    c.create_account(&spec("ada")).await.unwrap();
+    slapd.stop();
+    let err = c.read_account("ada").await.unwrap_err();
+    assert!(err.to_string().starts_with("CN0001 system `dir` is unreachable"), "{err}");
+}

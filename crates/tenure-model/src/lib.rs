@@ -1,0 +1,12 @@
+//! Domain types of tenure: identities, their kinds and lifecycle states, grants and accounts,
+//! and the invariants every path must keep. No IO, no SQL, no HTTP.
+
+pub mod clock;
+pub mod grant;
+pub mod identity;
+pub mod lifecycle;
+
+pub use clock::{Clock, FixedClock, SystemClock};
+pub use grant::{AccountState, GrantOrigin, GrantState};
+pub use identity::{IdentityKind, IdentityRef, RefError};
+pub use lifecycle::{LifecycleState, TransitionError};

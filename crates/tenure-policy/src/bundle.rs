@@ -1,0 +1,482 @@
+//! The bundle: parsing `tenure.toml` and the templates, cross-checking them, and versioning the
+//! whole by content hash.
+
+use crate::error::{BundleError, Problem, problem};
+use crate::template::{Facts, OneOrMany, Template, When};
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use tenure_model::IdentityKind;
+use time::Duration;
+
+/// The files of a bundle: path relative to the bundle root (with `/`) → content.
+pub type BundleFiles = BTreeMap<String, Vec<u8>>;
+
+const MANIFEST: &str = "tenure.toml";
+
+/// A policy version: the SHA-256 of the bundle's files (paths and contents).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct PolicyVersion(String);
+
+impl PolicyVersion {
+    /// The version of a set of files. Each file contributes its path, a NUL, its length as
+    /// 8 big-endian bytes and its content, in path order, so no two bundles share a hash
+    /// by moving bytes between files.
+    pub fn of(files: &BundleFiles) -> Self {
+        let mut h = Sha256::new();
+        for (path, content) in files {
+            h.update(path.as_bytes());
+            h.update([0u8]);
+            h.update((content.len() as u64).to_be_bytes());
+            h.update(content);
+        }
+        Self(hex::encode(h.finalize()))
+    }
+
+    pub fn from_hex(s: &str) -> Self {
+        Self(s.to_owned())
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The first 12 hex digits, for people.
+    pub fn short(&self) -> &str {
+        self.0.get(..12).unwrap_or(&self.0)
+    }
+}
+
+impl fmt::Display for PolicyVersion {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// `SYSTEM/NAME`: an entitlement in the catalog.
+pub type EntitlementId = String;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourceDef {
+    pub name: String,
+    pub kinds: BTreeSet<IdentityKind>,
+    pub description: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SystemType {
+    Ldap,
+}
+
+impl SystemType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Ldap => "ldap",
+        }
+    }
+}
+
+/// A downstream system: its connector type and the connector's settings (strings, which may
+/// name environment variables as `${VAR}`; the engine expands them when it connects).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SystemDef {
+    pub name: String,
+    pub kind: SystemType,
+    pub settings: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EntitlementDef {
+    pub id: EntitlementId,
+    pub system: String,
+    /// The name of the group (role, …) in the system.
+    pub target: String,
+    pub description: String,
+    pub privileged: bool,
+}
+
+/// Lifecycle rules.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lifecycle {
+    /// Longest an NHI may live between renewals.
+    pub max_nhi_lifetime: Duration,
+    /// Longest a contractor's engagement may run between renewals, if limited.
+    pub max_contractor_lifetime: Option<Duration>,
+    /// How long a closed leaver's accounts are kept (disabled) before deletion.
+    pub leaver_grace: Duration,
+}
+
+/// A checked policy bundle.
+#[derive(Debug, Clone)]
+pub struct Bundle {
+    pub version: PolicyVersion,
+    pub name: String,
+    pub lifecycle: Lifecycle,
+    pub sources: BTreeMap<String, SourceDef>,
+    pub systems: BTreeMap<String, SystemDef>,
+    pub entitlements: BTreeMap<EntitlementId, EntitlementDef>,
+    pub templates: Vec<Template>,
+    pub files: BundleFiles,
+}
+
+// ---- file formats ----
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ManifestFile {
+    bundle: BundleSection,
+    lifecycle: LifecycleSection,
+    #[serde(default)]
+    sources: BTreeMap<String, SourceSection>,
+    #[serde(default)]
+    systems: BTreeMap<String, toml::Table>,
+    #[serde(default)]
+    entitlements: BTreeMap<String, EntitlementSection>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BundleSection {
+    name: String,
+    #[serde(default)]
+    #[expect(dead_code, reason = "documentation for people reading the bundle")]
+    description: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LifecycleSection {
+    max_nhi_lifetime_days: u32,
+    #[serde(default)]
+    max_contractor_lifetime_days: Option<u32>,
+    leaver_grace_days: u32,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SourceSection {
+    kinds: Vec<String>,
+    #[serde(default)]
+    description: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EntitlementSection {
+    #[serde(default)]
+    description: String,
+    #[serde(default)]
+    privileged: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TemplateFile {
+    #[serde(default)]
+    template: Vec<TemplateSection>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TemplateSection {
+    name: String,
+    #[serde(default)]
+    description: String,
+    #[serde(default)]
+    when: When,
+    grant: Vec<String>,
+}
+
+impl Bundle {
+    /// Parse and check a bundle. Every problem found is reported, each naming file and field.
+    pub fn load(files: BundleFiles) -> Result<Self, BundleError> {
+        let mut problems = Vec::new();
+        let version = PolicyVersion::of(&files);
+        let Some(manifest) = files.get(MANIFEST) else {
+            return Err(BundleError { problems: vec![problem(MANIFEST, "", "missing; a bundle needs one")] });
+        };
+        let manifest: ManifestFile = match parse_toml(MANIFEST, manifest) {
+            Ok(m) => m,
+            Err(p) => return Err(BundleError { problems: vec![p] }),
+        };
+
+        let days = |d: u32| Duration::days(i64::from(d));
+        let lifecycle = Lifecycle {
+            max_nhi_lifetime: days(manifest.lifecycle.max_nhi_lifetime_days),
+            max_contractor_lifetime: manifest.lifecycle.max_contractor_lifetime_days.map(days),
+            leaver_grace: days(manifest.lifecycle.leaver_grace_days),
+        };
+        if manifest.lifecycle.max_nhi_lifetime_days == 0 {
+            problems.push(problem(MANIFEST, "lifecycle.max_nhi_lifetime_days", "expected at least 1"));
+        }
+
+        let mut sources = BTreeMap::new();
+        for (name, s) in manifest.sources {
+            let field = format!("sources.{name}.kinds");
+            if name.is_empty() || name.contains(':') || name.contains('/') {
+                problems.push(problem(MANIFEST, format!("sources.{name}"), "a source name must be non-empty without `:` or `/`"));
+            }
+            let mut kinds = BTreeSet::new();
+            for k in &s.kinds {
+                match k.parse::<IdentityKind>() {
+                    Ok(k) => {
+                        kinds.insert(k);
+                    }
+                    Err(e) => problems.push(problem(MANIFEST, &field, e)),
+                }
+            }
+            if s.kinds.is_empty() {
+                problems.push(problem(MANIFEST, &field, "expected at least one identity kind"));
+            }
+            sources.insert(name.clone(), SourceDef { name, kinds, description: s.description });
+        }
+
+        let mut systems = BTreeMap::new();
+        for (name, table) in manifest.systems {
+            match system_def(&name, table) {
+                Ok(s) => {
+                    systems.insert(name, s);
+                }
+                Err(mut p) => problems.append(&mut p),
+            }
+        }
+
+        let mut entitlements = BTreeMap::new();
+        for (id, e) in manifest.entitlements {
+            let field = format!("entitlements.\"{id}\"");
+            let Some((system, target)) = id.split_once('/').filter(|(s, t)| !s.is_empty() && !t.is_empty()) else {
+                problems.push(problem(MANIFEST, field, "an entitlement id is `SYSTEM/NAME`"));
+                continue;
+            };
+            if !systems.contains_key(system) {
+                problems.push(problem(MANIFEST, field, format!("unknown system `{system}`")));
+                continue;
+            }
+            entitlements.insert(
+                id.clone(),
+                EntitlementDef {
+                    id: id.clone(),
+                    system: system.to_owned(),
+                    target: target.to_owned(),
+                    description: e.description,
+                    privileged: e.privileged,
+                },
+            );
+        }
+
+        let mut templates = Vec::new();
+        let mut names = BTreeSet::new();
+        for (path, content) in files.iter().filter(|(p, _)| p.starts_with("templates/") && p.ends_with(".toml")) {
+            let file: TemplateFile = match parse_toml(path, content) {
+                Ok(f) => f,
+                Err(p) => {
+                    problems.push(p);
+                    continue;
+                }
+            };
+            for (i, t) in file.template.into_iter().enumerate() {
+                let at = format!("template[{i}]");
+                if !names.insert(t.name.clone()) {
+                    problems.push(problem(path, format!("{at}.name"), format!("template `{}` is defined twice", t.name)));
+                }
+                if let Some(kinds) = &t.when.kind {
+                    for k in kinds.values() {
+                        if let Err(e) = k.parse::<IdentityKind>() {
+                            problems.push(problem(path, format!("{at}.when.kind"), e));
+                        }
+                    }
+                }
+                if let Some(srcs) = &t.when.source {
+                    for s in srcs.values() {
+                        if !sources.contains_key(s) {
+                            problems.push(problem(path, format!("{at}.when.source"), format!("unknown source `{s}`")));
+                        }
+                    }
+                }
+                let mut grants = BTreeSet::new();
+                for g in t.grant {
+                    if entitlements.contains_key(&g) {
+                        grants.insert(g);
+                    } else {
+                        problems.push(problem(path, format!("{at}.grant"), format!("unknown entitlement `{g}`")));
+                    }
+                }
+                templates.push(Template {
+                    name: t.name,
+                    file: path.clone(),
+                    description: t.description,
+                    when: t.when,
+                    grants,
+                });
+            }
+        }
+
+        if !problems.is_empty() {
+            return Err(BundleError { problems });
+        }
+        Ok(Self {
+            version,
+            name: manifest.bundle.name,
+            lifecycle,
+            sources,
+            systems,
+            entitlements,
+            templates,
+            files,
+        })
+    }
+
+    /// Whether `source` is authoritative for identities of `kind`.
+    pub fn is_authoritative(&self, source: &str, kind: IdentityKind) -> bool {
+        self.sources.get(source).is_some_and(|s| s.kinds.contains(&kind))
+    }
+
+    /// The entitlements an identity's birthright templates give it.
+    pub fn birthright(&self, facts: &Facts<'_>) -> BTreeSet<EntitlementId> {
+        self.templates.iter().filter(|t| t.matches(facts)).flat_map(|t| t.grants.iter().cloned()).collect()
+    }
+
+    pub fn entitlement(&self, id: &str) -> Option<&EntitlementDef> {
+        self.entitlements.get(id)
+    }
+}
+
+fn parse_toml<T: serde::de::DeserializeOwned>(file: &str, bytes: &[u8]) -> Result<T, Problem> {
+    let text = std::str::from_utf8(bytes).map_err(|_| problem(file, "", "expected UTF-8 text"))?;
+    toml::from_str(text).map_err(|e| problem(file, "", e.message().to_owned() + &span_note(text, e.span())))
+}
+
+fn span_note(text: &str, span: Option<std::ops::Range<usize>>) -> String {
+    match span {
+        Some(r) => {
+            let line = text.get(..r.start).map_or(0, |t| t.matches('\n').count()) + 1;
+            format!(" (line {line})")
+        }
+        None => String::new(),
+    }
+}
+
+fn system_def(name: &str, mut table: toml::Table) -> Result<SystemDef, Vec<Problem>> {
+    let at = format!("systems.{name}");
+    let kind = match table.remove("type") {
+        Some(toml::Value::String(t)) if t == "ldap" => SystemType::Ldap,
+        Some(other) => {
+            return Err(vec![problem(MANIFEST, format!("{at}.type"), format!("expected one of ldap, found `{other}`"))]);
+        }
+        None => return Err(vec![problem(MANIFEST, format!("{at}.type"), "missing; expected one of ldap")]),
+    };
+    let mut settings = BTreeMap::new();
+    let mut problems = Vec::new();
+    for (k, v) in table {
+        let s = match v {
+            toml::Value::String(s) => s,
+            toml::Value::Integer(i) => i.to_string(),
+            toml::Value::Boolean(b) => b.to_string(),
+            _ => {
+                problems.push(problem(MANIFEST, format!("{at}.{k}"), "expected a string, integer or boolean"));
+                continue;
+            }
+        };
+        settings.insert(k, s);
+    }
+    if problems.is_empty() { Ok(SystemDef { name: name.to_owned(), kind, settings }) } else { Err(problems) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MANIFEST_OK: &str = r#"
+[bundle]
+name = "t"
+[lifecycle]
+max_nhi_lifetime_days = 90
+leaver_grace_days = 30
+[sources.hr]
+kinds = ["human"]
+[sources.registry]
+kinds = ["service", "agent"]
+[systems.dir]
+type = "ldap"
+url = "${URL}"
+port = 389
+[entitlements."dir/staff"]
+[entitlements."dir/eng"]
+privileged = false
+"#;
+
+    fn files(extra: &[(&str, &str)]) -> BundleFiles {
+        let mut f = BundleFiles::new();
+        f.insert(MANIFEST.into(), MANIFEST_OK.as_bytes().to_vec());
+        for (p, c) in extra {
+            f.insert((*p).into(), c.as_bytes().to_vec());
+        }
+        f
+    }
+
+    #[test]
+    fn templates_give_birthrights_by_kind_and_attribute() {
+        let b = Bundle::load(files(&[(
+            "templates/base.toml",
+            r#"
+[[template]]
+name = "staff"
+when = { kind = "human" }
+grant = ["dir/staff"]
+[[template]]
+name = "eng"
+when.attributes = { department = ["engineering", "research"] }
+grant = ["dir/eng"]
+"#,
+        )]))
+        .unwrap();
+        let mut attrs = BTreeMap::new();
+        attrs.insert("department".to_owned(), "research".to_owned());
+        let f = Facts { source: "hr", kind: IdentityKind::Human, attributes: &attrs };
+        assert_eq!(b.birthright(&f).into_iter().collect::<Vec<_>>(), ["dir/eng", "dir/staff"]);
+        let none = BTreeMap::new();
+        let f = Facts { source: "registry", kind: IdentityKind::Service, attributes: &none };
+        assert!(b.birthright(&f).is_empty());
+        assert!(b.is_authoritative("registry", IdentityKind::Agent));
+        assert!(!b.is_authoritative("hr", IdentityKind::Agent));
+        assert_eq!(b.systems["dir"].settings["port"], "389");
+    }
+
+    #[test]
+    fn version_changes_with_any_byte_and_path() {
+        let a = PolicyVersion::of(&files(&[("templates/a.toml", "")]));
+        let b = PolicyVersion::of(&files(&[("templates/b.toml", "")]));
+        let c = PolicyVersion::of(&files(&[("templates/a.toml", " ")]));
+        assert_ne!(a, b);
+        assert_ne!(a, c);
+        assert_eq!(a, PolicyVersion::of(&files(&[("templates/a.toml", "")])));
+    }
+
+    #[test]
+    fn problems_name_file_and_field() {
+        let err = Bundle::load(files(&[(
+            "templates/bad.toml",
+            r#"
+[[template]]
+name = "x"
+when = { kind = "robot", source = "nowhere" }
+grant = ["dir/nope"]
+"#,
+        )]))
+        .unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains("templates/bad.toml: field template[0].when.kind: expected one of human"), "{text}");
+        assert!(text.contains("field template[0].when.source: unknown source `nowhere`"), "{text}");
+        assert!(text.contains("field template[0].grant: unknown entitlement `dir/nope`"), "{text}");
+    }
+
+    #[test]
+    fn syntax_errors_name_the_file_and_line() {
+        let mut f = files(&[]);
+        f.insert(MANIFEST.into(), b"[bundle]\nname = \n".to_vec());
+        let err = Bundle::load(f).unwrap_err().to_string();
+        assert!(err.contains("tenure.toml: "), "{err}");
+        assert!(err.contains("line 2"), "{err}");
+    }
+}

@@ -1,0 +1,85 @@
+//! Persistence behind a transactional boundary. Engine code runs its whole unit of work (state
+//! change, audit entries, outbox jobs) inside one [`WriteTx`] and commits once, so a crash at
+//! any point leaves all or nothing. [`sqlite::SqliteStore`] is the embedded backend; a
+//! PostgreSQL backend implements the same traits.
+
+pub mod rows;
+pub mod sqlite;
+
+pub use rows::*;
+pub use sqlite::SqliteStore;
+
+use std::collections::BTreeMap;
+use tenure_model::{AccountState, GrantState, IdentityRef, LifecycleState};
+use time::OffsetDateTime;
+
+/// Errors of the store. The message is for operators' logs, never for API clients.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("ST0001 database error: {0}")]
+    Database(#[from] rusqlite::Error),
+    #[error("ST0002 stored data is corrupt: {0}")]
+    Corrupt(String),
+    #[error("ST0003 database schema {found} is newer than this tenure understands ({known})")]
+    TooNew { found: i64, known: i64 },
+    #[error("ST0004 cannot open data directory `{path}`: {source}")]
+    DataDir { path: String, source: std::io::Error },
+    #[error("ST0005 the audit record is append-only")]
+    AppendOnly,
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// A backend: hands out transactions.
+pub trait Store: Send + Sync {
+    /// A consistent read snapshot.
+    fn read(&self) -> Result<Box<dyn ReadTx + '_>>;
+    /// An exclusive write transaction; dropped without [`WriteTx::commit`] it rolls back.
+    fn write(&self) -> Result<Box<dyn WriteTx + '_>>;
+}
+
+/// Everything that can be read.
+pub trait ReadTx {
+    fn identity(&self, r: &IdentityRef) -> Result<Option<IdentityRow>>;
+    fn identity_by_id(&self, id: i64) -> Result<Option<IdentityRow>>;
+    fn identities(&self) -> Result<Vec<IdentityRow>>;
+    fn identities_owned_by(&self, owner: &IdentityRef) -> Result<Vec<IdentityRow>>;
+    fn grants(&self, identity_id: i64) -> Result<Vec<GrantRow>>;
+    /// Every grant, keyed by identity id (one query, for listings).
+    fn all_grants(&self) -> Result<BTreeMap<i64, Vec<GrantRow>>>;
+    fn accounts(&self, identity_id: i64) -> Result<Vec<AccountRow>>;
+    fn account_by_name(&self, system: &str, name: &str) -> Result<Option<AccountRow>>;
+    fn audit_for(&self, subject: &str) -> Result<Vec<AuditRow>>;
+    fn audit_count(&self) -> Result<i64>;
+    /// The digest stored for an already-accepted event, if any.
+    fn event_digest(&self, source: &str, event_id: &str) -> Result<Option<String>>;
+    fn event_count(&self) -> Result<i64>;
+    fn current_policy(&self) -> Result<Option<StoredPolicy>>;
+    fn job_counts(&self) -> Result<BTreeMap<String, i64>>;
+    fn jobs(&self, state: Option<JobState>) -> Result<Vec<JobRow>>;
+}
+
+/// Everything that can be written, inside one transaction.
+pub trait WriteTx: ReadTx {
+    fn insert_event(&mut self, e: &NewEvent<'_>) -> Result<()>;
+    fn insert_identity(&mut self, i: &NewIdentity<'_>) -> Result<i64>;
+    fn update_identity(&mut self, i: &IdentityRow) -> Result<()>;
+    fn set_identity_state(&mut self, id: i64, state: LifecycleState, at: OffsetDateTime) -> Result<()>;
+    /// Insert a grant, or bring an existing one (of any state) back to `state`; bumps `rev`.
+    fn put_grant(&mut self, g: &NewGrant<'_>) -> Result<()>;
+    /// Move a grant to `to` only if it is still at `rev` (a concurrent change wins).
+    fn set_grant_state(&mut self, id: i64, rev: i64, to: GrantState, at: OffsetDateTime) -> Result<bool>;
+    /// Insert or update the account of an identity in a system; bumps `rev`.
+    fn put_account(&mut self, identity_id: i64, system: &str, name: &str, state: AccountState, at: OffsetDateTime) -> Result<()>;
+    fn set_account_state(&mut self, identity_id: i64, system: &str, rev: i64, to: AccountState, at: OffsetDateTime) -> Result<bool>;
+    /// Enqueue a job; a pending job for the same (kind, identity, system) absorbs it.
+    fn enqueue(&mut self, job: &NewJob<'_>) -> Result<()>;
+    /// Claim the next due job (pending and due, or running with an expired lease).
+    fn claim_job(&mut self, now: OffsetDateTime, lease: time::Duration) -> Result<Option<JobRow>>;
+    fn finish_job(&mut self, id: i64, at: OffsetDateTime) -> Result<()>;
+    /// Put a failed job back with a retry time, or to `dead` when `retry_at` is `None`.
+    fn fail_job(&mut self, id: i64, error: &str, retry_at: Option<OffsetDateTime>, at: OffsetDateTime) -> Result<()>;
+    fn append_audit(&mut self, e: &AuditEntry<'_>) -> Result<i64>;
+    fn deploy_policy(&mut self, p: &StoredPolicy, at: OffsetDateTime) -> Result<()>;
+    fn commit(self: Box<Self>) -> Result<()>;
+}

@@ -1,0 +1,194 @@
+//! Rows as the store hands them out and takes them in.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::str::FromStr;
+use tenure_model::{AccountState, GrantState, IdentityKind, IdentityRef, LifecycleState};
+use time::OffsetDateTime;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct IdentityRow {
+    pub id: i64,
+    pub reference: IdentityRef,
+    pub kind: IdentityKind,
+    pub name: String,
+    pub attributes: BTreeMap<String, String>,
+    pub owner: Option<IdentityRef>,
+    pub purpose: Option<String>,
+    pub expires_at: Option<OffsetDateTime>,
+    pub state: LifecycleState,
+    pub policy_version: String,
+    pub created_at: OffsetDateTime,
+    pub updated_at: OffsetDateTime,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewIdentity<'a> {
+    pub reference: &'a IdentityRef,
+    pub kind: IdentityKind,
+    pub name: &'a str,
+    pub attributes: &'a BTreeMap<String, String>,
+    pub owner: Option<&'a IdentityRef>,
+    pub purpose: Option<&'a str>,
+    pub expires_at: Option<OffsetDateTime>,
+    pub state: LifecycleState,
+    pub policy_version: &'a str,
+    pub at: OffsetDateTime,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct GrantRow {
+    pub id: i64,
+    pub identity_id: i64,
+    pub entitlement: String,
+    pub system: String,
+    pub state: GrantState,
+    pub origin: String,
+    pub policy_version: String,
+    pub rev: i64,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewGrant<'a> {
+    pub identity_id: i64,
+    pub entitlement: &'a str,
+    pub system: &'a str,
+    pub state: GrantState,
+    pub origin: &'a str,
+    pub policy_version: &'a str,
+    pub at: OffsetDateTime,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct AccountRow {
+    pub identity_id: i64,
+    pub system: String,
+    /// The account's name in the system (an LDAP uid, a role name, …); fixed at creation.
+    pub name: String,
+    pub state: AccountState,
+    pub rev: i64,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewEvent<'a> {
+    pub source: &'a str,
+    pub event_id: &'a str,
+    pub kind: &'a str,
+    pub identity: &'a str,
+    pub at: OffsetDateTime,
+    pub received_at: OffsetDateTime,
+    pub digest: &'a str,
+    pub payload: &'a str,
+}
+
+/// What a job does. Jobs are idempotent: they converge a system to what the store wants.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JobKind {
+    /// Make the identity's account and memberships in one system match the store; verify.
+    Sync,
+}
+
+impl JobKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Sync => "sync",
+        }
+    }
+}
+
+impl FromStr for JobKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "sync" => Ok(Self::Sync),
+            _ => Err(format!("unknown job kind `{s}`")),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JobState {
+    Pending,
+    Running,
+    Done,
+    Dead,
+}
+
+impl JobState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Running => "running",
+            Self::Done => "done",
+            Self::Dead => "dead",
+        }
+    }
+}
+
+impl FromStr for JobState {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "pending" => Ok(Self::Pending),
+            "running" => Ok(Self::Running),
+            "done" => Ok(Self::Done),
+            "dead" => Ok(Self::Dead),
+            _ => Err(format!("unknown job state `{s}`")),
+        }
+    }
+}
+
+impl fmt::Display for JobState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct NewJob<'a> {
+    pub kind: JobKind,
+    pub identity_id: i64,
+    pub system: &'a str,
+    pub run_at: OffsetDateTime,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct JobRow {
+    pub id: i64,
+    pub kind: JobKind,
+    pub identity_id: i64,
+    pub system: String,
+    pub state: JobState,
+    /// Attempts so far, including the one just claimed.
+    pub attempts: i64,
+    pub last_error: Option<String>,
+}
+
+/// One entry of the append-only audit record.
+#[derive(Debug, Clone)]
+pub struct AuditEntry<'a> {
+    pub at: OffsetDateTime,
+    pub actor: &'a str,
+    pub action: &'a str,
+    pub subject: &'a str,
+    pub policy_version: &'a str,
+    pub detail: serde_json::Value,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct AuditRow {
+    pub seq: i64,
+    pub at: OffsetDateTime,
+    pub actor: String,
+    pub action: String,
+    pub subject: String,
+    pub policy_version: String,
+    pub detail: serde_json::Value,
+}
+
+/// A deployed policy bundle: its version and files.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredPolicy {
+    pub version: String,
+    pub files: BTreeMap<String, Vec<u8>>,
+}

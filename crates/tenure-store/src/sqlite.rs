@@ -1,0 +1,782 @@
+//! The embedded backend: SQLite in WAL mode with `synchronous=FULL` (a commit is durable when it
+//! returns). One writer at a time, across processes too (`BEGIN IMMEDIATE` with a busy timeout),
+//! so the CLI is safe to use on a data directory a server is running on.
+
+use crate::rows::*;
+use crate::{ReadTx, Result, Store, StoreError, WriteTx};
+use rusqlite::{Connection, OptionalExtension, params};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
+use tenure_model::{AccountState, GrantState, IdentityKind, IdentityRef, LifecycleState};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+/// Schema migrations, applied in order; `PRAGMA user_version` is how many ran.
+const MIGRATIONS: &[&str] = &[r#"
+CREATE TABLE events (
+    source      TEXT NOT NULL,
+    event_id    TEXT NOT NULL,
+    type        TEXT NOT NULL,
+    identity    TEXT NOT NULL,
+    at          TEXT NOT NULL,
+    received_at TEXT NOT NULL,
+    digest      TEXT NOT NULL,
+    payload     TEXT NOT NULL,
+    PRIMARY KEY (source, event_id)
+) WITHOUT ROWID;
+
+CREATE TABLE identities (
+    id             INTEGER PRIMARY KEY,
+    ref            TEXT NOT NULL UNIQUE,
+    kind           TEXT NOT NULL,
+    name           TEXT NOT NULL,
+    attributes     TEXT NOT NULL,
+    owner          TEXT,
+    purpose        TEXT,
+    expires_at     TEXT,
+    state          TEXT NOT NULL,
+    policy_version TEXT NOT NULL,
+    created_at     TEXT NOT NULL,
+    updated_at     TEXT NOT NULL
+);
+CREATE INDEX identities_owner ON identities(owner) WHERE owner IS NOT NULL;
+
+CREATE TABLE grants (
+    id             INTEGER PRIMARY KEY,
+    identity_id    INTEGER NOT NULL REFERENCES identities(id),
+    entitlement    TEXT NOT NULL,
+    system         TEXT NOT NULL,
+    state          TEXT NOT NULL,
+    origin         TEXT NOT NULL,
+    policy_version TEXT NOT NULL,
+    rev            INTEGER NOT NULL,
+    updated_at     TEXT NOT NULL,
+    UNIQUE (identity_id, entitlement)
+);
+
+CREATE TABLE accounts (
+    identity_id INTEGER NOT NULL REFERENCES identities(id),
+    system      TEXT NOT NULL,
+    name        TEXT NOT NULL,
+    state       TEXT NOT NULL,
+    rev         INTEGER NOT NULL,
+    updated_at  TEXT NOT NULL,
+    PRIMARY KEY (identity_id, system),
+    UNIQUE (system, name)
+);
+
+CREATE TABLE jobs (
+    id          INTEGER PRIMARY KEY,
+    kind        TEXT NOT NULL,
+    identity_id INTEGER NOT NULL REFERENCES identities(id),
+    system      TEXT NOT NULL,
+    state       TEXT NOT NULL,
+    attempts    INTEGER NOT NULL DEFAULT 0,
+    next_run_at INTEGER NOT NULL,
+    lease_until INTEGER,
+    last_error  TEXT,
+    created_at  TEXT NOT NULL,
+    updated_at  TEXT NOT NULL
+);
+-- INVARIANT: at most one pending job per (kind, identity, system); enqueue relies on it.
+CREATE UNIQUE INDEX jobs_one_pending ON jobs(kind, identity_id, system) WHERE state = 'pending';
+CREATE INDEX jobs_due ON jobs(state, next_run_at);
+
+CREATE TABLE audit (
+    seq            INTEGER PRIMARY KEY AUTOINCREMENT,
+    at             TEXT NOT NULL,
+    actor          TEXT NOT NULL,
+    action         TEXT NOT NULL,
+    subject        TEXT NOT NULL,
+    policy_version TEXT NOT NULL,
+    detail         TEXT NOT NULL
+);
+CREATE INDEX audit_subject ON audit(subject);
+CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit BEGIN SELECT RAISE(ABORT, 'audit is append-only'); END;
+CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit BEGIN SELECT RAISE(ABORT, 'audit is append-only'); END;
+
+CREATE TABLE policy_files (
+    version TEXT NOT NULL,
+    path    TEXT NOT NULL,
+    content BLOB NOT NULL,
+    PRIMARY KEY (version, path)
+) WITHOUT ROWID;
+CREATE TABLE policy_deployments (
+    seq         INTEGER PRIMARY KEY AUTOINCREMENT,
+    version     TEXT NOT NULL,
+    deployed_at TEXT NOT NULL
+);
+"#];
+
+/// The SQLite backend.
+pub struct SqliteStore {
+    path: PathBuf,
+    writer: Mutex<Connection>,
+    readers: Mutex<Vec<Connection>>,
+}
+
+impl SqliteStore {
+    /// Open (creating and migrating as needed) `tenure.db` in `data_dir`.
+    pub fn open(data_dir: &Path) -> Result<Self> {
+        std::fs::create_dir_all(data_dir)
+            .map_err(|source| StoreError::DataDir { path: data_dir.display().to_string(), source })?;
+        let path = data_dir.join("tenure.db");
+        let mut writer = connect(&path)?;
+        migrate(&mut writer)?;
+        Ok(Self { path, writer: Mutex::new(writer), readers: Mutex::new(Vec::new()) })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn writer(&self) -> MutexGuard<'_, Connection> {
+        // A panic while holding the writer leaves no open transaction behind (it rolled back
+        // when the guard's transaction was dropped), so the connection is still usable.
+        self.writer.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+fn connect(path: &Path) -> Result<Connection> {
+    let conn = Connection::open(path)?;
+    conn.busy_timeout(std::time::Duration::from_secs(30))?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    Ok(conn)
+}
+
+fn migrate(conn: &mut Connection) -> Result<()> {
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    let version: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    let known = MIGRATIONS.len() as i64;
+    if version > known {
+        return Err(StoreError::TooNew { found: version, known });
+    }
+    for sql in MIGRATIONS.iter().skip(usize::try_from(version).unwrap_or(0)) {
+        tx.execute_batch(sql)?;
+    }
+    tx.pragma_update(None, "user_version", known)?;
+    tx.commit()?;
+    Ok(())
+}
+
+impl Store for SqliteStore {
+    fn read(&self) -> Result<Box<dyn ReadTx + '_>> {
+        let pooled = self.readers.lock().unwrap_or_else(std::sync::PoisonError::into_inner).pop();
+        let conn = match pooled {
+            Some(c) => c,
+            None => connect(&self.path)?,
+        };
+        conn.execute_batch("BEGIN DEFERRED")?;
+        Ok(Box::new(SqliteRead { conn: Some(conn), store: self }))
+    }
+
+    fn write(&self) -> Result<Box<dyn WriteTx + '_>> {
+        let conn = self.writer();
+        conn.execute_batch("BEGIN IMMEDIATE")?;
+        Ok(Box::new(SqliteWrite { conn, open: true }))
+    }
+}
+
+struct SqliteRead<'s> {
+    conn: Option<Connection>,
+    store: &'s SqliteStore,
+}
+
+impl SqliteRead<'_> {
+    fn c(&self) -> Result<&Connection> {
+        self.conn.as_ref().ok_or_else(|| StoreError::Corrupt("read transaction already closed".into()))
+    }
+}
+
+impl Drop for SqliteRead<'_> {
+    fn drop(&mut self) {
+        if let Some(conn) = self.conn.take() {
+            if conn.execute_batch("ROLLBACK").is_ok() {
+                self.store.readers.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(conn);
+            }
+        }
+    }
+}
+
+struct SqliteWrite<'s> {
+    conn: MutexGuard<'s, Connection>,
+    open: bool,
+}
+
+impl Drop for SqliteWrite<'_> {
+    fn drop(&mut self) {
+        if self.open {
+            // Nothing of an uncommitted unit of work survives.
+            let _ = self.conn.execute_batch("ROLLBACK");
+        }
+    }
+}
+
+// ---- conversions ----
+
+pub(crate) fn ts(t: OffsetDateTime) -> String {
+    // Fixed width (microseconds, UTC) so text order is time order.
+    let t = t.to_offset(time::UtcOffset::UTC);
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:06}Z",
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second(),
+        t.microsecond()
+    )
+}
+
+fn parse_ts(s: &str) -> rusqlite::Result<OffsetDateTime> {
+    OffsetDateTime::parse(s, &Rfc3339).map_err(|e| conv_err(format!("bad timestamp `{s}`: {e}")))
+}
+
+fn millis(t: OffsetDateTime) -> i64 {
+    i64::try_from(t.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
+}
+
+fn conv_err(msg: String) -> rusqlite::Error {
+    rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, msg.into())
+}
+
+fn parse<T: std::str::FromStr>(s: &str) -> rusqlite::Result<T>
+where
+    T::Err: std::fmt::Display,
+{
+    s.parse::<T>().map_err(|e| conv_err(e.to_string()))
+}
+
+const IDENTITY_COLS: &str =
+    "id, ref, kind, name, attributes, owner, purpose, expires_at, state, policy_version, created_at, updated_at";
+
+fn identity_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<IdentityRow> {
+    let reference: String = r.get(1)?;
+    let kind: String = r.get(2)?;
+    let attributes: String = r.get(4)?;
+    let owner: Option<String> = r.get(5)?;
+    let expires_at: Option<String> = r.get(7)?;
+    let state: String = r.get(8)?;
+    Ok(IdentityRow {
+        id: r.get(0)?,
+        reference: parse::<IdentityRef>(&reference)?,
+        kind: parse::<IdentityKind>(&kind)?,
+        name: r.get(3)?,
+        attributes: serde_json::from_str(&attributes).map_err(|e| conv_err(e.to_string()))?,
+        owner: owner.as_deref().map(parse::<IdentityRef>).transpose()?,
+        purpose: r.get(6)?,
+        expires_at: expires_at.as_deref().map(parse_ts).transpose()?,
+        state: parse::<LifecycleState>(&state)?,
+        policy_version: r.get(9)?,
+        created_at: parse_ts(&r.get::<_, String>(10)?)?,
+        updated_at: parse_ts(&r.get::<_, String>(11)?)?,
+    })
+}
+
+const GRANT_COLS: &str = "id, identity_id, entitlement, system, state, origin, policy_version, rev";
+
+fn grant_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<GrantRow> {
+    Ok(GrantRow {
+        id: r.get(0)?,
+        identity_id: r.get(1)?,
+        entitlement: r.get(2)?,
+        system: r.get(3)?,
+        state: parse::<GrantState>(&r.get::<_, String>(4)?)?,
+        origin: r.get(5)?,
+        policy_version: r.get(6)?,
+        rev: r.get(7)?,
+    })
+}
+
+fn account_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<AccountRow> {
+    Ok(AccountRow {
+        identity_id: r.get(0)?,
+        system: r.get(1)?,
+        name: r.get(2)?,
+        state: parse::<AccountState>(&r.get::<_, String>(3)?)?,
+        rev: r.get(4)?,
+    })
+}
+
+const JOB_COLS: &str = "id, kind, identity_id, system, state, attempts, last_error";
+
+fn job_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<JobRow> {
+    Ok(JobRow {
+        id: r.get(0)?,
+        kind: parse::<JobKind>(&r.get::<_, String>(1)?)?,
+        identity_id: r.get(2)?,
+        system: r.get(3)?,
+        state: parse::<JobState>(&r.get::<_, String>(4)?)?,
+        attempts: r.get(5)?,
+        last_error: r.get(6)?,
+    })
+}
+
+// ---- reads, shared by both transaction kinds ----
+
+fn q_identity(c: &Connection, r: &IdentityRef) -> Result<Option<IdentityRow>> {
+    let mut st = c.prepare_cached(&format!("SELECT {IDENTITY_COLS} FROM identities WHERE ref = ?1"))?;
+    Ok(st.query_row([r.to_string()], identity_row).optional()?)
+}
+
+fn q_identity_by_id(c: &Connection, id: i64) -> Result<Option<IdentityRow>> {
+    let mut st = c.prepare_cached(&format!("SELECT {IDENTITY_COLS} FROM identities WHERE id = ?1"))?;
+    Ok(st.query_row([id], identity_row).optional()?)
+}
+
+fn q_identities(c: &Connection) -> Result<Vec<IdentityRow>> {
+    let mut st = c.prepare_cached(&format!("SELECT {IDENTITY_COLS} FROM identities ORDER BY ref"))?;
+    let rows = st.query_map([], identity_row)?.collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(rows)
+}
+
+fn q_owned_by(c: &Connection, owner: &IdentityRef) -> Result<Vec<IdentityRow>> {
+    let mut st = c.prepare_cached(&format!("SELECT {IDENTITY_COLS} FROM identities WHERE owner = ?1 ORDER BY ref"))?;
+    let rows = st.query_map([owner.to_string()], identity_row)?.collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(rows)
+}
+
+fn q_grants(c: &Connection, identity_id: i64) -> Result<Vec<GrantRow>> {
+    let mut st = c.prepare_cached(&format!("SELECT {GRANT_COLS} FROM grants WHERE identity_id = ?1 ORDER BY entitlement"))?;
+    let rows = st.query_map([identity_id], grant_row)?.collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(rows)
+}
+
+fn q_all_grants(c: &Connection) -> Result<BTreeMap<i64, Vec<GrantRow>>> {
+    let mut st = c.prepare_cached(&format!("SELECT {GRANT_COLS} FROM grants ORDER BY identity_id, entitlement"))?;
+    let mut out: BTreeMap<i64, Vec<GrantRow>> = BTreeMap::new();
+    for g in st.query_map([], grant_row)? {
+        let g = g?;
+        out.entry(g.identity_id).or_default().push(g);
+    }
+    Ok(out)
+}
+
+fn q_accounts(c: &Connection, identity_id: i64) -> Result<Vec<AccountRow>> {
+    let mut st = c.prepare_cached(
+        "SELECT identity_id, system, name, state, rev FROM accounts WHERE identity_id = ?1 ORDER BY system",
+    )?;
+    let rows = st.query_map([identity_id], account_row)?.collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(rows)
+}
+
+fn q_account_by_name(c: &Connection, system: &str, name: &str) -> Result<Option<AccountRow>> {
+    let mut st = c.prepare_cached(
+        "SELECT identity_id, system, name, state, rev FROM accounts WHERE system = ?1 AND name = ?2",
+    )?;
+    Ok(st.query_row(params![system, name], account_row).optional()?)
+}
+
+fn q_audit_for(c: &Connection, subject: &str) -> Result<Vec<AuditRow>> {
+    let mut st = c.prepare_cached(
+        "SELECT seq, at, actor, action, subject, policy_version, detail FROM audit WHERE subject = ?1 ORDER BY seq",
+    )?;
+    let rows = st
+        .query_map([subject], |r| {
+            Ok(AuditRow {
+                seq: r.get(0)?,
+                at: parse_ts(&r.get::<_, String>(1)?)?,
+                actor: r.get(2)?,
+                action: r.get(3)?,
+                subject: r.get(4)?,
+                policy_version: r.get(5)?,
+                detail: serde_json::from_str(&r.get::<_, String>(6)?).map_err(|e| conv_err(e.to_string()))?,
+            })
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(rows)
+}
+
+fn q_count(c: &Connection, table: &'static str) -> Result<i64> {
+    Ok(c.query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0))?)
+}
+
+fn q_event_digest(c: &Connection, source: &str, event_id: &str) -> Result<Option<String>> {
+    let mut st = c.prepare_cached("SELECT digest FROM events WHERE source = ?1 AND event_id = ?2")?;
+    Ok(st.query_row(params![source, event_id], |r| r.get(0)).optional()?)
+}
+
+fn q_current_policy(c: &Connection) -> Result<Option<StoredPolicy>> {
+    let version: Option<String> = c
+        .query_row("SELECT version FROM policy_deployments ORDER BY seq DESC LIMIT 1", [], |r| r.get(0))
+        .optional()?;
+    let Some(version) = version else { return Ok(None) };
+    let mut st = c.prepare_cached("SELECT path, content FROM policy_files WHERE version = ?1")?;
+    let files = st
+        .query_map([&version], |r| Ok((r.get::<_, String>(0)?, r.get::<_, Vec<u8>>(1)?)))?
+        .collect::<rusqlite::Result<BTreeMap<_, _>>>()?;
+    Ok(Some(StoredPolicy { version, files }))
+}
+
+fn q_job_counts(c: &Connection) -> Result<BTreeMap<String, i64>> {
+    let mut st = c.prepare_cached("SELECT state, count(*) FROM jobs GROUP BY state")?;
+    let rows = st
+        .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?
+        .collect::<rusqlite::Result<BTreeMap<_, _>>>()?;
+    Ok(rows)
+}
+
+fn q_jobs(c: &Connection, state: Option<JobState>) -> Result<Vec<JobRow>> {
+    let rows = match state {
+        Some(s) => {
+            let mut st = c.prepare_cached(&format!("SELECT {JOB_COLS} FROM jobs WHERE state = ?1 ORDER BY id"))?;
+            st.query_map([s.as_str()], job_row)?.collect::<rusqlite::Result<Vec<_>>>()?
+        }
+        None => {
+            let mut st = c.prepare_cached(&format!("SELECT {JOB_COLS} FROM jobs ORDER BY id"))?;
+            st.query_map([], job_row)?.collect::<rusqlite::Result<Vec<_>>>()?
+        }
+    };
+    Ok(rows)
+}
+
+macro_rules! impl_reads {
+    ($t:ty, $c:ident => $conn:expr) => {
+        impl ReadTx for $t {
+            fn identity(&self, r: &IdentityRef) -> Result<Option<IdentityRow>> {
+                let $c = self;
+                q_identity($conn, r)
+            }
+            fn identity_by_id(&self, id: i64) -> Result<Option<IdentityRow>> {
+                let $c = self;
+                q_identity_by_id($conn, id)
+            }
+            fn identities(&self) -> Result<Vec<IdentityRow>> {
+                let $c = self;
+                q_identities($conn)
+            }
+            fn identities_owned_by(&self, owner: &IdentityRef) -> Result<Vec<IdentityRow>> {
+                let $c = self;
+                q_owned_by($conn, owner)
+            }
+            fn grants(&self, identity_id: i64) -> Result<Vec<GrantRow>> {
+                let $c = self;
+                q_grants($conn, identity_id)
+            }
+            fn all_grants(&self) -> Result<BTreeMap<i64, Vec<GrantRow>>> {
+                let $c = self;
+                q_all_grants($conn)
+            }
+            fn accounts(&self, identity_id: i64) -> Result<Vec<AccountRow>> {
+                let $c = self;
+                q_accounts($conn, identity_id)
+            }
+            fn account_by_name(&self, system: &str, name: &str) -> Result<Option<AccountRow>> {
+                let $c = self;
+                q_account_by_name($conn, system, name)
+            }
+            fn audit_for(&self, subject: &str) -> Result<Vec<AuditRow>> {
+                let $c = self;
+                q_audit_for($conn, subject)
+            }
+            fn audit_count(&self) -> Result<i64> {
+                let $c = self;
+                q_count($conn, "audit")
+            }
+            fn event_digest(&self, source: &str, event_id: &str) -> Result<Option<String>> {
+                let $c = self;
+                q_event_digest($conn, source, event_id)
+            }
+            fn event_count(&self) -> Result<i64> {
+                let $c = self;
+                q_count($conn, "events")
+            }
+            fn current_policy(&self) -> Result<Option<StoredPolicy>> {
+                let $c = self;
+                q_current_policy($conn)
+            }
+            fn job_counts(&self) -> Result<BTreeMap<String, i64>> {
+                let $c = self;
+                q_job_counts($conn)
+            }
+            fn jobs(&self, state: Option<JobState>) -> Result<Vec<JobRow>> {
+                let $c = self;
+                q_jobs($conn, state)
+            }
+        }
+    };
+}
+
+impl_reads!(SqliteRead<'_>, s => s.c()?);
+impl_reads!(SqliteWrite<'_>, s => &s.conn);
+
+impl WriteTx for SqliteWrite<'_> {
+    fn insert_event(&mut self, e: &NewEvent<'_>) -> Result<()> {
+        let mut st = self.conn.prepare_cached(
+            "INSERT INTO events (source, event_id, type, identity, at, received_at, digest, payload)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        )?;
+        st.execute(params![e.source, e.event_id, e.kind, e.identity, ts(e.at), ts(e.received_at), e.digest, e.payload])?;
+        Ok(())
+    }
+
+    fn insert_identity(&mut self, i: &NewIdentity<'_>) -> Result<i64> {
+        let attributes = serde_json::to_string(i.attributes).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let mut st = self.conn.prepare_cached(
+            "INSERT INTO identities (ref, kind, name, attributes, owner, purpose, expires_at, state, policy_version, created_at, updated_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?10)",
+        )?;
+        st.execute(params![
+            i.reference.to_string(),
+            i.kind.as_str(),
+            i.name,
+            attributes,
+            i.owner.map(ToString::to_string),
+            i.purpose,
+            i.expires_at.map(ts),
+            i.state.as_str(),
+            i.policy_version,
+            ts(i.at),
+        ])?;
+        Ok(self.conn.last_insert_rowid())
+    }
+
+    fn update_identity(&mut self, i: &IdentityRow) -> Result<()> {
+        let attributes = serde_json::to_string(&i.attributes).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let mut st = self.conn.prepare_cached(
+            "UPDATE identities SET name = ?2, attributes = ?3, owner = ?4, purpose = ?5, expires_at = ?6,
+             state = ?7, policy_version = ?8, updated_at = ?9 WHERE id = ?1",
+        )?;
+        st.execute(params![
+            i.id,
+            i.name,
+            attributes,
+            i.owner.as_ref().map(ToString::to_string),
+            i.purpose,
+            i.expires_at.map(ts),
+            i.state.as_str(),
+            i.policy_version,
+            ts(i.updated_at),
+        ])?;
+        Ok(())
+    }
+
+    fn set_identity_state(&mut self, id: i64, state: LifecycleState, at: OffsetDateTime) -> Result<()> {
+        let mut st = self.conn.prepare_cached("UPDATE identities SET state = ?2, updated_at = ?3 WHERE id = ?1")?;
+        st.execute(params![id, state.as_str(), ts(at)])?;
+        Ok(())
+    }
+
+    fn put_grant(&mut self, g: &NewGrant<'_>) -> Result<()> {
+        let mut st = self.conn.prepare_cached(
+            "INSERT INTO grants (identity_id, entitlement, system, state, origin, policy_version, rev, updated_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, 1, ?7)
+             ON CONFLICT (identity_id, entitlement) DO UPDATE SET state = excluded.state, origin = excluded.origin,
+               policy_version = excluded.policy_version, rev = grants.rev + 1, updated_at = excluded.updated_at",
+        )?;
+        st.execute(params![g.identity_id, g.entitlement, g.system, g.state.as_str(), g.origin, g.policy_version, ts(g.at)])?;
+        Ok(())
+    }
+
+    fn set_grant_state(&mut self, id: i64, rev: i64, to: GrantState, at: OffsetDateTime) -> Result<bool> {
+        let mut st = self.conn.prepare_cached(
+            "UPDATE grants SET state = ?3, rev = rev + 1, updated_at = ?4 WHERE id = ?1 AND rev = ?2",
+        )?;
+        Ok(st.execute(params![id, rev, to.as_str(), ts(at)])? == 1)
+    }
+
+    fn put_account(&mut self, identity_id: i64, system: &str, name: &str, state: AccountState, at: OffsetDateTime) -> Result<()> {
+        let mut st = self.conn.prepare_cached(
+            "INSERT INTO accounts (identity_id, system, name, state, rev, updated_at) VALUES (?1, ?2, ?3, ?4, 1, ?5)
+             ON CONFLICT (identity_id, system) DO UPDATE SET state = excluded.state, rev = accounts.rev + 1,
+               updated_at = excluded.updated_at",
+        )?;
+        st.execute(params![identity_id, system, name, state.as_str(), ts(at)])?;
+        Ok(())
+    }
+
+    fn set_account_state(&mut self, identity_id: i64, system: &str, rev: i64, to: AccountState, at: OffsetDateTime) -> Result<bool> {
+        let mut st = self.conn.prepare_cached(
+            "UPDATE accounts SET state = ?4, rev = rev + 1, updated_at = ?5 WHERE identity_id = ?1 AND system = ?2 AND rev = ?3",
+        )?;
+        Ok(st.execute(params![identity_id, system, rev, to.as_str(), ts(at)])? == 1)
+    }
+
+    fn enqueue(&mut self, job: &NewJob<'_>) -> Result<()> {
+        let mut st = self.conn.prepare_cached(
+            "INSERT INTO jobs (kind, identity_id, system, state, next_run_at, created_at, updated_at)
+             VALUES (?1, ?2, ?3, 'pending', ?4, ?5, ?5)
+             ON CONFLICT (kind, identity_id, system) WHERE state = 'pending'
+             DO UPDATE SET next_run_at = min(jobs.next_run_at, excluded.next_run_at), updated_at = excluded.updated_at",
+        )?;
+        st.execute(params![job.kind.as_str(), job.identity_id, job.system, millis(job.run_at), ts(job.run_at)])?;
+        Ok(())
+    }
+
+    fn claim_job(&mut self, now: OffsetDateTime, lease: time::Duration) -> Result<Option<JobRow>> {
+        let now_ms = millis(now);
+        let mut st = self.conn.prepare_cached(&format!(
+            "UPDATE jobs SET state = 'running', attempts = attempts + 1, lease_until = ?2, updated_at = ?3
+             WHERE id = (SELECT id FROM jobs
+                         WHERE (state = 'pending' AND next_run_at <= ?1) OR (state = 'running' AND lease_until <= ?1)
+                         ORDER BY next_run_at, id LIMIT 1)
+             RETURNING {JOB_COLS}"
+        ))?;
+        Ok(st.query_row(params![now_ms, millis(now + lease), ts(now)], job_row).optional()?)
+    }
+
+    fn finish_job(&mut self, id: i64, at: OffsetDateTime) -> Result<()> {
+        let mut st = self.conn.prepare_cached(
+            "UPDATE jobs SET state = 'done', lease_until = NULL, last_error = NULL, updated_at = ?2 WHERE id = ?1",
+        )?;
+        st.execute(params![id, ts(at)])?;
+        Ok(())
+    }
+
+    fn fail_job(&mut self, id: i64, error: &str, retry_at: Option<OffsetDateTime>, at: OffsetDateTime) -> Result<()> {
+        let Some(retry_at) = retry_at else {
+            let mut st = self.conn.prepare_cached(
+                "UPDATE jobs SET state = 'dead', lease_until = NULL, last_error = ?2, updated_at = ?3 WHERE id = ?1",
+            )?;
+            st.execute(params![id, error, ts(at)])?;
+            return Ok(());
+        };
+        // A newer pending job for the same work already exists: it will do this job's work too.
+        let superseded: bool = self.conn.query_row(
+            "SELECT EXISTS (SELECT 1 FROM jobs p, jobs j WHERE j.id = ?1 AND p.state = 'pending'
+               AND p.kind = j.kind AND p.identity_id = j.identity_id AND p.system = j.system)",
+            [id],
+            |r| r.get(0),
+        )?;
+        let mut st = self.conn.prepare_cached(
+            "UPDATE jobs SET state = ?2, next_run_at = ?3, lease_until = NULL, last_error = ?4, updated_at = ?5 WHERE id = ?1",
+        )?;
+        let state = if superseded { "done" } else { "pending" };
+        st.execute(params![id, state, millis(retry_at), error, ts(at)])?;
+        Ok(())
+    }
+
+    fn append_audit(&mut self, e: &AuditEntry<'_>) -> Result<i64> {
+        let mut st = self.conn.prepare_cached(
+            "INSERT INTO audit (at, actor, action, subject, policy_version, detail) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        )?;
+        st.execute(params![ts(e.at), e.actor, e.action, e.subject, e.policy_version, e.detail.to_string()])?;
+        Ok(self.conn.last_insert_rowid())
+    }
+
+    fn deploy_policy(&mut self, p: &StoredPolicy, at: OffsetDateTime) -> Result<()> {
+        {
+            let mut st = self.conn.prepare_cached(
+                "INSERT OR IGNORE INTO policy_files (version, path, content) VALUES (?1, ?2, ?3)",
+            )?;
+            for (path, content) in &p.files {
+                st.execute(params![p.version, path, content])?;
+            }
+        }
+        self.conn.execute(
+            "INSERT INTO policy_deployments (version, deployed_at) VALUES (?1, ?2)",
+            params![p.version, ts(at)],
+        )?;
+        Ok(())
+    }
+
+    fn commit(mut self: Box<Self>) -> Result<()> {
+        self.conn.execute_batch("COMMIT")?;
+        self.open = false;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::macros::datetime;
+
+    fn store() -> (tempfile::TempDir, SqliteStore) {
+        let dir = tempfile::tempdir().unwrap();
+        let s = SqliteStore::open(dir.path()).unwrap();
+        (dir, s)
+    }
+
+    fn new_identity<'a>(r: &'a IdentityRef, attrs: &'a BTreeMap<String, String>) -> NewIdentity<'a> {
+        NewIdentity {
+            reference: r,
+            kind: IdentityKind::Human,
+            name: "Ada",
+            attributes: attrs,
+            owner: None,
+            purpose: None,
+            expires_at: None,
+            state: LifecycleState::Pending,
+            policy_version: "v1",
+            at: datetime!(2026-11-01 09:00 UTC),
+        }
+    }
+
+    #[test]
+    fn uncommitted_work_rolls_back() {
+        let (_d, s) = store();
+        let r: IdentityRef = "hr:E1".parse().unwrap();
+        let attrs = BTreeMap::new();
+        {
+            let mut tx = s.write().unwrap();
+            tx.insert_identity(&new_identity(&r, &attrs)).unwrap();
+        }
+        assert!(s.read().unwrap().identity(&r).unwrap().is_none());
+        let mut tx = s.write().unwrap();
+        tx.insert_identity(&new_identity(&r, &attrs)).unwrap();
+        tx.commit().unwrap();
+        let got = s.read().unwrap().identity(&r).unwrap().unwrap();
+        assert_eq!(got.name, "Ada");
+        assert_eq!(got.created_at, datetime!(2026-11-01 09:00 UTC));
+    }
+
+    #[test]
+    fn audit_is_append_only() {
+        let (_d, s) = store();
+        let mut tx = s.write().unwrap();
+        tx.append_audit(&AuditEntry {
+            at: datetime!(2026-11-01 09:00 UTC),
+            actor: "test",
+            action: "x",
+            subject: "hr:E1",
+            policy_version: "v1",
+            detail: serde_json::json!({}),
+        })
+        .unwrap();
+        tx.commit().unwrap();
+        let conn = Connection::open(s.path()).unwrap();
+        assert!(conn.execute("UPDATE audit SET action = 'y'", []).is_err());
+        assert!(conn.execute("DELETE FROM audit", []).is_err());
+    }
+
+    #[test]
+    fn one_pending_job_per_work_item_and_leases_expire() {
+        let (_d, s) = store();
+        let r: IdentityRef = "hr:E1".parse().unwrap();
+        let attrs = BTreeMap::new();
+        let t0 = datetime!(2026-11-01 09:00 UTC);
+        let mut tx = s.write().unwrap();
+        let id = tx.insert_identity(&new_identity(&r, &attrs)).unwrap();
+        for _ in 0..3 {
+            tx.enqueue(&NewJob { kind: JobKind::Sync, identity_id: id, system: "ldap", run_at: t0 }).unwrap();
+        }
+        assert_eq!(tx.jobs(None).unwrap().len(), 1);
+        let job = tx.claim_job(t0, time::Duration::seconds(30)).unwrap().unwrap();
+        assert_eq!(job.attempts, 1);
+        // Running: a new change enqueues a second job; nothing else is due while leased.
+        tx.enqueue(&NewJob { kind: JobKind::Sync, identity_id: id, system: "ldap", run_at: t0 }).unwrap();
+        let second = tx.claim_job(t0, time::Duration::seconds(30)).unwrap().unwrap();
+        assert_ne!(second.id, job.id);
+        assert!(tx.claim_job(t0, time::Duration::seconds(30)).unwrap().is_none());
+        // The first worker died: its lease runs out and the job is claimed again.
+        let again = tx.claim_job(t0 + time::Duration::seconds(31), time::Duration::seconds(30)).unwrap().unwrap();
+        assert_eq!(again.id, job.id);
+        assert_eq!(again.attempts, 2);
+        tx.fail_job(again.id, "boom", None, t0).unwrap();
+        assert_eq!(tx.jobs(Some(JobState::Dead)).unwrap().len(), 1);
+        tx.commit().unwrap();
+    }
+
+    #[test]
+    fn timestamps_sort_as_text() {
+        let a = ts(datetime!(2026-11-01 09:00:00.5 UTC));
+        let b = ts(datetime!(2026-11-01 09:00:01 UTC));
+        assert!(a < b);
+        assert_eq!(parse_ts(&a).unwrap(), datetime!(2026-11-01 09:00:00.5 UTC));
+    }
+}
