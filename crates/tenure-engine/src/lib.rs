@@ -1,14 +1,140 @@
-pub fn add(left: u64, right: u64) -> u64 {
-    left + right
+//! The workflows of tenure. [`Engine::ingest`] validates a batch of lifecycle events against the
+//! current policy and applies it in one transaction: identity state changes, desired grants,
+//! audit entries and outbox jobs commit together or not at all. [`worker`] executes the jobs
+//! (idempotent convergence of one identity's account in one system, verified by read-back) and
+//! moves identities on when every check passed (`pending → active`, `leaving → closed`).
+
+pub mod ingest;
+pub mod parse;
+pub mod systems;
+pub mod views;
+pub mod worker;
+mod workflow;
+
+pub use ingest::Event;
+pub use parse::{Format, Position, RecordError};
+pub use tenure_store::{JobRow, JobState};
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use tenure_model::Clock;
+use tenure_policy::{Bundle, BundleError, BundleFiles};
+use tenure_store::{AuditEntry, Store, StoreError, StoredPolicy};
+
+/// Errors of the engine; each variant has a stable code and is raised from one place.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error("EN0001 batch rejected: {} bad record(s); nothing was applied", .0.len())]
+    Rejected(Vec<RecordError>),
+    #[error("EN0002 no policy is deployed in this data directory; pass --policy DIR (or set TENURE_POLICY)")]
+    NoPolicy,
+    #[error("EN0003 {0}")]
+    Store(#[from] StoreError),
+    #[error("EN0004 no identity `{0}`")]
+    NotFound(String),
+    #[error("EN0005 the deployed policy {version} cannot be loaded: {source}")]
+    BadStoredPolicy { version: String, source: BundleError },
+    #[error("EN0006 a worker task failed: {0}")]
+    Task(String),
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+pub type Result<T, E = EngineError> = std::result::Result<T, E>;
 
-    #[test]
-    fn it_works() {
-        let result = add(2, 2);
-        assert_eq!(result, 4);
+/// Who did something, as the audit record names it.
+pub const ACTOR_ENGINE: &str = "tenure";
+
+/// The engine over one store.
+pub struct Engine {
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+    policies: Mutex<HashMap<String, Arc<Bundle>>>,
+}
+
+/// What deploying a bundle did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Deployed {
+    /// The bundle was already current.
+    Unchanged,
+    /// It became current; `from` was the previous version, if any; `affected` identities had
+    /// their desired grants recomputed.
+    Changed { from: Option<String>, to: String, affected: usize },
+}
+
+impl Engine {
+    pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>) -> Self {
+        Self { store, clock, policies: Mutex::new(HashMap::new()) }
     }
+
+    pub fn store(&self) -> &dyn Store {
+        self.store.as_ref()
+    }
+
+    pub fn clock(&self) -> &dyn Clock {
+        self.clock.as_ref()
+    }
+
+    /// The bundle of a stored version, parsed once and cached.
+    fn bundle(&self, stored: StoredPolicy) -> Result<Arc<Bundle>> {
+        let mut cache = self.policies.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(b) = cache.get(&stored.version) {
+            return Ok(b.clone());
+        }
+        let version = stored.version.clone();
+        let b = Arc::new(
+            Bundle::load(stored.files).map_err(|source| EngineError::BadStoredPolicy { version: version.clone(), source })?,
+        );
+        cache.insert(version, b.clone());
+        Ok(b)
+    }
+
+    /// The policy currently deployed.
+    pub fn current_policy(&self) -> Result<Arc<Bundle>> {
+        let stored = self.store.read()?.current_policy()?.ok_or(EngineError::NoPolicy)?;
+        self.bundle(stored)
+    }
+
+    pub fn has_policy(&self) -> Result<bool> {
+        Ok(self.store.read()?.current_policy()?.is_some())
+    }
+
+    /// Make `bundle` the current policy (no-op when it already is). Recording the deployment
+    /// (with both versions), recomputing every current identity's birthright grants and
+    /// enqueueing the resulting jobs happen in one transaction.
+    pub fn deploy(&self, bundle: &Bundle, actor: &str) -> Result<Deployed> {
+        let now = self.clock.now();
+        let mut tx = self.store.write()?;
+        let from = tx.current_policy()?.map(|p| p.version);
+        if from.as_deref() == Some(bundle.version.as_str()) {
+            return Ok(Deployed::Unchanged);
+        }
+        tx.deploy_policy(&StoredPolicy { version: bundle.version.to_string(), files: bundle.files.clone() }, now)?;
+        tx.append_audit(&AuditEntry {
+            at: now,
+            actor,
+            action: "policy.deployed",
+            subject: "policy",
+            policy_version: bundle.version.as_str(),
+            detail: serde_json::json!({ "from": from, "to": bundle.version.as_str(), "name": bundle.name }),
+        })?;
+        let mut affected = 0;
+        for identity in tx.identities()? {
+            if identity.state.has_left() {
+                continue;
+            }
+            if workflow::recompute(tx.as_mut(), bundle, &identity, now, actor)? {
+                affected += 1;
+            }
+        }
+        tx.commit()?;
+        self.policies
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(bundle.version.to_string(), Arc::new(bundle.clone()));
+        Ok(Deployed::Changed { from, to: bundle.version.to_string(), affected })
+    }
+}
+
+/// Load a bundle from files (the caller read them).
+pub fn load_bundle(files: BundleFiles) -> std::result::Result<Bundle, BundleError> {
+    Bundle::load(files)
 }

@@ -82,6 +82,7 @@ CREATE TABLE jobs (
 -- INVARIANT: at most one pending job per (kind, identity, system); enqueue relies on it.
 CREATE UNIQUE INDEX jobs_one_pending ON jobs(kind, identity_id, system) WHERE state = 'pending';
 CREATE INDEX jobs_due ON jobs(state, next_run_at);
+CREATE INDEX jobs_key ON jobs(kind, identity_id, system, state);
 
 CREATE TABLE audit (
     seq            INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -611,9 +612,13 @@ impl WriteTx for SqliteWrite<'_> {
         let now_ms = millis(now);
         let mut st = self.conn.prepare_cached(&format!(
             "UPDATE jobs SET state = 'running', attempts = attempts + 1, lease_until = ?2, updated_at = ?3
-             WHERE id = (SELECT id FROM jobs
-                         WHERE (state = 'pending' AND next_run_at <= ?1) OR (state = 'running' AND lease_until <= ?1)
-                         ORDER BY next_run_at, id LIMIT 1)
+             WHERE id = (SELECT j.id FROM jobs j
+                         WHERE ((j.state = 'pending' AND j.next_run_at <= ?1) OR (j.state = 'running' AND j.lease_until <= ?1))
+                           -- INVARIANT: one live worker per (kind, identity, system) at a time.
+                           AND NOT EXISTS (SELECT 1 FROM jobs r WHERE r.kind = j.kind AND r.identity_id = j.identity_id
+                                           AND r.system = j.system AND r.state = 'running' AND r.lease_until > ?1
+                                           AND r.id <> j.id)
+                         ORDER BY j.next_run_at, j.id LIMIT 1)
              RETURNING {JOB_COLS}"
         ))?;
         Ok(st.query_row(params![now_ms, millis(now + lease), ts(now)], job_row).optional()?)
@@ -758,11 +763,12 @@ mod tests {
         assert_eq!(tx.jobs(None).unwrap().len(), 1);
         let job = tx.claim_job(t0, time::Duration::seconds(30)).unwrap().unwrap();
         assert_eq!(job.attempts, 1);
-        // Running: a new change enqueues a second job; nothing else is due while leased.
+        // Running: a new change enqueues a second job, which waits while the first is leased.
         tx.enqueue(&NewJob { kind: JobKind::Sync, identity_id: id, system: "ldap", run_at: t0 }).unwrap();
-        let second = tx.claim_job(t0, time::Duration::seconds(30)).unwrap().unwrap();
-        assert_ne!(second.id, job.id);
         assert!(tx.claim_job(t0, time::Duration::seconds(30)).unwrap().is_none());
+        // Other work is not held up.
+        tx.enqueue(&NewJob { kind: JobKind::Sync, identity_id: id, system: "pg", run_at: t0 }).unwrap();
+        assert_eq!(tx.claim_job(t0, time::Duration::seconds(30)).unwrap().unwrap().system, "pg");
         // The first worker died: its lease runs out and the job is claimed again.
         let again = tx.claim_job(t0 + time::Duration::seconds(31), time::Duration::seconds(30)).unwrap().unwrap();
         assert_eq!(again.id, job.id);

@@ -1,0 +1,422 @@
+//! Ingest: a batch of events is validated against the current policy and the current state,
+//! record by record in order (a record may rely on one before it, such as an NHI owned by a
+//! person who joined earlier in the same file), inside one write transaction. Any bad record
+//! rolls the whole batch back; otherwise it commits with its audit entries and jobs.
+//! Ingest is idempotent on (source, event id): a replayed event is skipped, and an event id
+//! reused for different content is an error.
+
+use crate::parse::{Position, Positioned, RecordError};
+use crate::workflow;
+use crate::{ACTOR_ENGINE, Engine, EngineError, Result};
+use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
+use tenure_model::{IdentityKind, IdentityRef, LifecycleState};
+use tenure_policy::Bundle;
+use tenure_proto::{EventType, EventWire, IngestReport};
+use tenure_store::{AuditEntry, IdentityRow, NewEvent, NewIdentity, WriteTx};
+use time::OffsetDateTime;
+
+/// How far in the future an event's `at` may be (clock skew between sources and tenure).
+const MAX_SKEW: time::Duration = time::Duration::minutes(5);
+
+/// A structurally valid event (fields parsed; not yet checked against policy or state).
+#[derive(Debug, Clone)]
+pub struct Event {
+    pub position: Position,
+    pub source: String,
+    pub id: String,
+    pub kind: EventType,
+    pub at: OffsetDateTime,
+    pub reference: IdentityRef,
+    pub identity_kind: IdentityKind,
+    pub name: Option<String>,
+    pub attributes: BTreeMap<String, String>,
+    pub owner: Option<IdentityRef>,
+    pub purpose: Option<String>,
+    pub expires_at: Option<OffsetDateTime>,
+    /// SHA-256 of the canonical JSON of the wire event.
+    pub digest: String,
+    pub payload: String,
+}
+
+impl Event {
+    /// Convert a wire event, naming the field at fault.
+    pub fn from_wire(position: Position, w: EventWire) -> std::result::Result<Self, RecordError> {
+        let err = |field: &str, msg: String| RecordError::new(position, field, msg);
+        if w.source.is_empty() || w.source.contains(':') {
+            return Err(err("source", format!("expected a source name without `:`, found `{}`", w.source)));
+        }
+        if w.id.trim().is_empty() {
+            return Err(err("id", "expected a non-empty event id".into()));
+        }
+        let reference = IdentityRef::new(&w.source, &w.identity.external_id)
+            .map_err(|e| err("identity.external_id", e.to_string()))?;
+        let identity_kind = w.identity.kind.parse::<IdentityKind>().map_err(|e| err("identity.kind", e))?;
+        let owner = match &w.identity.owner {
+            Some(o) => Some(o.parse::<IdentityRef>().map_err(|e| err("identity.owner", e.to_string()))?),
+            None => None,
+        };
+        for (k, v) in &w.identity.attributes {
+            if k.is_empty() || k.chars().any(char::is_control) || v.chars().any(|c| c.is_control() && c != '\t') {
+                return Err(err(&format!("identity.attributes.{k}"), "names and values must not contain control characters".into()));
+            }
+        }
+        if let Some(n) = &w.identity.name {
+            if n.chars().any(char::is_control) {
+                return Err(err("identity.name", "must not contain control characters".into()));
+            }
+        }
+        let payload = serde_json::to_string(&w).map_err(|e| err("", e.to_string()))?;
+        let digest = hex::encode(Sha256::digest(payload.as_bytes()));
+        Ok(Self {
+            position,
+            source: w.source,
+            id: w.id,
+            kind: w.kind,
+            at: w.at,
+            reference,
+            identity_kind,
+            name: w.identity.name,
+            attributes: w.identity.attributes,
+            owner,
+            purpose: w.identity.purpose.filter(|p| !p.trim().is_empty()),
+            expires_at: w.identity.expires_at,
+            digest,
+            payload,
+        })
+    }
+
+    fn is_contractor(&self) -> bool {
+        self.attributes.get("employment").is_some_and(|e| e == "contractor")
+    }
+}
+
+/// Convert parsed records, collecting every error.
+pub fn events_from_wire(records: Vec<Positioned>) -> std::result::Result<Vec<Event>, Vec<RecordError>> {
+    let mut ok = Vec::with_capacity(records.len());
+    let mut errors = Vec::new();
+    for (pos, w) in records {
+        match Event::from_wire(pos, w) {
+            Ok(e) => ok.push(e),
+            Err(e) => errors.push(e),
+        }
+    }
+    if errors.is_empty() { Ok(ok) } else { Err(errors) }
+}
+
+impl Engine {
+    /// Validate and apply a batch: all of it, or (on any bad record) none of it.
+    pub fn ingest(&self, events: &[Event], actor: &str) -> Result<IngestReport> {
+        self.ingest_with_progress(events, actor, &mut |_| {})
+    }
+
+    /// [`Engine::ingest`], calling `progress` with the number of records checked so far.
+    pub fn ingest_with_progress(&self, events: &[Event], actor: &str, progress: &mut dyn FnMut(usize)) -> Result<IngestReport> {
+        let now = self.clock.now();
+        let mut tx = self.store.write()?;
+        let stored = tx.current_policy()?.ok_or(EngineError::NoPolicy)?;
+        let policy = self.bundle(stored)?;
+        let mut errors = Vec::new();
+        let mut accepted = 0;
+        let mut duplicates = 0;
+        for (done, e) in events.iter().enumerate() {
+            if done % 1024 == 0 {
+                progress(done);
+            }
+            match apply(tx.as_mut(), &policy, e, now, actor) {
+                Ok(Applied::New) => accepted += 1,
+                Ok(Applied::Duplicate) => duplicates += 1,
+                Err(Bad::Record(field, message)) => errors.push(RecordError::new(e.position, field, message)),
+                Err(Bad::Store(s)) => return Err(s.into()),
+            }
+        }
+        if !errors.is_empty() {
+            // Dropping the transaction rolls back everything this batch did.
+            return Err(EngineError::Rejected(errors));
+        }
+        tx.commit()?;
+        progress(events.len());
+        Ok(IngestReport { accepted, duplicates, policy_version: policy.version.to_string() })
+    }
+}
+
+enum Applied {
+    New,
+    Duplicate,
+}
+
+pub(crate) enum Bad {
+    Record(String, String),
+    Store(tenure_store::StoreError),
+}
+
+impl From<tenure_store::StoreError> for Bad {
+    fn from(e: tenure_store::StoreError) -> Self {
+        Self::Store(e)
+    }
+}
+
+fn bad<T>(field: &str, message: impl Into<String>) -> std::result::Result<T, Bad> {
+    Err(Bad::Record(field.to_owned(), message.into()))
+}
+
+fn apply(tx: &mut dyn WriteTx, policy: &Bundle, e: &Event, now: OffsetDateTime, actor: &str) -> std::result::Result<Applied, Bad> {
+    // Idempotency first: a replay of an accepted event changes nothing.
+    if let Some(digest) = tx.event_digest(&e.source, &e.id)? {
+        if digest == e.digest {
+            return Ok(Applied::Duplicate);
+        }
+        return bad("id", format!("event id `{}` of source `{}` was already accepted with different content", e.id, e.source));
+    }
+    if !policy.sources.contains_key(&e.source) {
+        let known: Vec<&str> = policy.sources.keys().map(String::as_str).collect();
+        return bad("source", format!("unknown source `{}`; the policy knows {}", e.source, known.join(", ")));
+    }
+    if !policy.is_authoritative(&e.source, e.identity_kind) {
+        return bad("source", format!("source `{}` is not authoritative for `{}` identities", e.source, e.identity_kind));
+    }
+    if e.at > now + MAX_SKEW {
+        return bad("at", format!("`{}` is in the future", e.at));
+    }
+
+    let existing = tx.identity(&e.reference)?;
+    if let Some(existing) = &existing {
+        if existing.kind != e.identity_kind {
+            return bad("identity.kind", format!("`{}` is a {} identity, not {}", e.reference, existing.kind, e.identity_kind));
+        }
+    }
+    let audit_action;
+    let mut detail = serde_json::Map::new();
+    let subject = e.reference.to_string();
+    match (e.kind, existing) {
+        (EventType::Joined, Some(existing)) => {
+            return bad(
+                "identity.external_id",
+                format!("`{}` has already joined (state {}); send `changed` to update it", e.reference, existing.state),
+            );
+        }
+        (EventType::Joined, None) => {
+            let name = e.name.clone().unwrap_or_else(|| e.reference.external_id().to_owned());
+            check_nhi_and_contractor(tx, policy, e, e.owner.as_ref(), e.purpose.as_deref(), e.expires_at, true)?;
+            let id = tx.insert_identity(&NewIdentity {
+                reference: &e.reference,
+                kind: e.identity_kind,
+                name: &name,
+                attributes: &e.attributes,
+                owner: e.owner.as_ref(),
+                purpose: e.purpose.as_deref(),
+                expires_at: e.expires_at,
+                state: LifecycleState::Pending,
+                policy_version: policy.version.as_str(),
+                at: now,
+            })?;
+            let row = tx.identity_by_id(id)?.ok_or_else(|| Bad::Record(String::new(), "identity vanished".into()))?;
+            let change = workflow::apply_desired(tx, policy, &row, now).map_err(workflow_bad)?;
+            audit_action = "identity.joined";
+            detail.insert("state".into(), serde_json::json!({ "to": "pending" }));
+            change.describe(&mut detail);
+            if change.is_empty() {
+                // Nothing to provision: the joiner is active at once.
+                tx.set_identity_state(id, LifecycleState::Active, now)?;
+                detail.insert("state".into(), serde_json::json!({ "to": "active" }));
+            }
+        }
+        (_, None) => {
+            return bad("identity.external_id", format!("no identity `{}`; it must join first", e.reference));
+        }
+        (kind, Some(mut row)) => {
+            if row.state.has_left() {
+                return bad("type", format!("`{}` is {}; no further `{}` applies", e.reference, row.state, kind.as_str()));
+            }
+            match kind {
+                EventType::Joined => return bad("type", "internal: `joined` of an existing identity"),
+                EventType::Changed => {
+                    let owner = e.owner.clone().or_else(|| row.owner.clone());
+                    let purpose = e.purpose.clone().or_else(|| row.purpose.clone());
+                    let expires_at = e.expires_at.or(row.expires_at);
+                    let expiry_changed = e.expires_at.is_some() && e.expires_at != row.expires_at;
+                    let owner_changed = e.owner.is_some() && e.owner != row.owner;
+                    check_nhi_and_contractor(tx, policy, e, owner.as_ref(), purpose.as_deref(), expires_at, expiry_changed || owner_changed)?;
+                    let before = row.attributes.clone();
+                    if let Some(n) = &e.name {
+                        row.name = n.clone();
+                    }
+                    row.attributes = e.attributes.clone();
+                    row.owner = owner;
+                    row.purpose = purpose;
+                    row.expires_at = expires_at;
+                    row.policy_version = policy.version.to_string();
+                    row.updated_at = now;
+                    tx.update_identity(&row)?;
+                    let change = workflow::apply_desired(tx, policy, &row, now).map_err(workflow_bad)?;
+                    audit_action = "identity.changed";
+                    detail.insert("attributes".into(), serde_json::json!({ "before": before, "after": row.attributes }));
+                    change.describe(&mut detail);
+                }
+                EventType::Left => {
+                    let from = row.state;
+                    let change = workflow::leave(tx, &row, now).map_err(workflow_bad)?;
+                    audit_action = "identity.left";
+                    let to = if change.is_empty() { LifecycleState::Closed } else { LifecycleState::Leaving };
+                    detail.insert("state".into(), serde_json::json!({ "from": from, "to": to }));
+                    change.describe(&mut detail);
+                    // The human's NHIs need a new owner (the transfer workflow picks them up).
+                    if row.kind.is_human() {
+                        let owned: Vec<String> = tx
+                            .identities_owned_by(&row.reference)?
+                            .into_iter()
+                            .filter(|n| !n.state.has_left())
+                            .map(|n| n.reference.to_string())
+                            .collect();
+                        if !owned.is_empty() {
+                            detail.insert("owned_nhis_need_transfer".into(), serde_json::json!(owned));
+                        }
+                    }
+                }
+                EventType::OwnerChanged => {
+                    if row.kind.is_human() {
+                        return bad("identity.kind", "`owner_changed` applies to non-human identities only");
+                    }
+                    let Some(owner) = &e.owner else { return bad("identity.owner", "required for `owner_changed`") };
+                    if row.owner.as_ref() == Some(owner) {
+                        return bad("identity.owner", format!("`{owner}` already owns `{}`", e.reference));
+                    }
+                    check_owner(tx, e, owner)?;
+                    detail.insert("owner".into(), serde_json::json!({ "from": row.owner.as_ref().map(ToString::to_string), "to": owner.to_string() }));
+                    row.owner = Some(owner.clone());
+                    row.updated_at = now;
+                    tx.update_identity(&row)?;
+                    audit_action = "identity.owner_changed";
+                }
+                EventType::Renewed => {
+                    let Some(expires_at) = e.expires_at else { return bad("identity.expires_at", "required for `renewed`") };
+                    check_expiry(policy, e, expires_at, !row.kind.is_human() || e.is_contractor() || is_contractor(&row))?;
+                    detail.insert(
+                        "expires_at".into(),
+                        serde_json::json!({ "from": row.expires_at.map(|t| t.to_string()), "to": expires_at.to_string() }),
+                    );
+                    row.expires_at = Some(expires_at);
+                    row.updated_at = now;
+                    tx.update_identity(&row)?;
+                    audit_action = "identity.renewed";
+                }
+            }
+        }
+    }
+
+    tx.insert_event(&NewEvent {
+        source: &e.source,
+        event_id: &e.id,
+        kind: e.kind.as_str(),
+        identity: &subject,
+        at: e.at,
+        received_at: now,
+        digest: &e.digest,
+        payload: &e.payload,
+    })?;
+    detail.insert("event".into(), serde_json::json!({ "source": e.source, "id": e.id, "type": e.kind.as_str(), "at": e.at.to_string(), "digest": e.digest }));
+    tx.append_audit(&AuditEntry {
+        at: now,
+        actor: if actor.is_empty() { ACTOR_ENGINE } else { actor },
+        action: audit_action,
+        subject: &subject,
+        policy_version: policy.version.as_str(),
+        detail: serde_json::Value::Object(detail),
+    })?;
+    Ok(Applied::New)
+}
+
+fn workflow_bad(w: workflow::WorkflowError) -> Bad {
+    match w {
+        workflow::WorkflowError::Store(s) => Bad::Store(s),
+        workflow::WorkflowError::AccountTaken { system, name, holder } => Bad::Record(
+            "identity.external_id".into(),
+            format!("account name `{name}` in system `{system}` is already held by `{holder}`"),
+        ),
+        workflow::WorkflowError::Transition(t) => Bad::Record("type".into(), t.to_string()),
+    }
+}
+
+fn is_contractor(row: &IdentityRow) -> bool {
+    row.attributes.get("employment").is_some_and(|e| e == "contractor")
+}
+
+/// NHIs need an owner (an active human, not themselves), a purpose and an expiry within the
+/// policy's maximum; contractors need an expiry (within the maximum, if the policy sets one).
+fn check_nhi_and_contractor(
+    tx: &mut dyn WriteTx,
+    policy: &Bundle,
+    e: &Event,
+    owner: Option<&IdentityRef>,
+    purpose: Option<&str>,
+    expires_at: Option<OffsetDateTime>,
+    check_values: bool,
+) -> std::result::Result<(), Bad> {
+    let kind = e.identity_kind;
+    if !kind.is_human() {
+        let Some(owner) = owner else {
+            return bad("identity.owner", format!("a {kind} identity needs an owner (`source:external_id` of a human)"));
+        };
+        if purpose.is_none() {
+            return bad("identity.purpose", format!("a {kind} identity needs a purpose"));
+        }
+        let Some(expires_at) = expires_at else {
+            return bad("identity.expires_at", format!("a {kind} identity needs an expiry"));
+        };
+        if check_values {
+            check_owner(tx, e, owner)?;
+            check_expiry(policy, e, expires_at, true)?;
+        }
+    } else if e.is_contractor() {
+        let Some(expires_at) = expires_at else {
+            return bad("identity.expires_at", "a contractor (`employment = contractor`) needs an expiry");
+        };
+        if check_values {
+            check_expiry(policy, e, expires_at, true)?;
+        }
+    } else if e.owner.is_some() {
+        return bad("identity.owner", "only non-human identities have an owner");
+    }
+    Ok(())
+}
+
+fn check_owner(tx: &mut dyn WriteTx, e: &Event, owner: &IdentityRef) -> std::result::Result<(), Bad> {
+    if owner == &e.reference {
+        return bad("identity.owner", "an identity cannot own itself");
+    }
+    let Some(o) = tx.identity(owner)? else {
+        return bad("identity.owner", format!("no identity `{owner}`; the owner must be an active human"));
+    };
+    if !o.kind.is_human() {
+        return bad("identity.owner", format!("`{owner}` is a {} identity; the owner must be a human", o.kind));
+    }
+    // A joiner whose accounts are still being provisioned (`pending`) is a current person.
+    if !o.state.is_current() {
+        return bad("identity.owner", format!("`{owner}` is {}; the owner must be an active human", o.state));
+    }
+    Ok(())
+}
+
+fn check_expiry(policy: &Bundle, e: &Event, expires_at: OffsetDateTime, limited: bool) -> std::result::Result<(), Bad> {
+    if expires_at <= e.at {
+        return bad("identity.expires_at", format!("`{expires_at}` is not after the event's time `{}`", e.at));
+    }
+    if !limited {
+        return Ok(());
+    }
+    let (max, what) = if e.identity_kind.is_human() {
+        match policy.lifecycle.max_contractor_lifetime {
+            Some(m) => (m, "max_contractor_lifetime_days"),
+            None => return Ok(()),
+        }
+    } else {
+        (policy.lifecycle.max_nhi_lifetime, "max_nhi_lifetime_days")
+    };
+    if expires_at > e.at + max {
+        return bad(
+            "identity.expires_at",
+            format!("`{expires_at}` is more than {} days after the event (policy `{what}`)", max.whole_days()),
+        );
+    }
+    Ok(())
+}

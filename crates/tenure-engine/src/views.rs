@@ -1,0 +1,66 @@
+//! Read models: identities as the API and the CLI show them (wire types, converted here
+//! explicitly from store rows).
+
+use crate::{Engine, EngineError, Result};
+use tenure_model::IdentityRef;
+use tenure_proto::{AccountView, AuditView, GrantView, IdentityDetail, IdentityView};
+use tenure_store::{GrantRow, IdentityRow};
+
+fn ts(t: time::OffsetDateTime) -> String {
+    t.format(&time::format_description::well_known::Rfc3339).unwrap_or_else(|_| t.to_string())
+}
+
+fn view(i: IdentityRow, grants: &[GrantRow]) -> IdentityView {
+    IdentityView {
+        reference: i.reference.to_string(),
+        kind: i.kind.to_string(),
+        name: i.name,
+        state: i.state.to_string(),
+        owner: i.owner.map(|o| o.to_string()),
+        purpose: i.purpose,
+        expires_at: i.expires_at.map(ts),
+        attributes: i.attributes,
+        grants: grants
+            .iter()
+            .map(|g| GrantView {
+                entitlement: g.entitlement.clone(),
+                system: g.system.clone(),
+                state: g.state.to_string(),
+                origin: g.origin.clone(),
+            })
+            .collect(),
+        policy_version: i.policy_version,
+        updated_at: ts(i.updated_at),
+    }
+}
+
+impl Engine {
+    /// Every identity, by reference.
+    pub fn list_identities(&self) -> Result<Vec<IdentityView>> {
+        let tx = self.store.read()?;
+        let mut grants = tx.all_grants()?;
+        Ok(tx.identities()?.into_iter().map(|i| {
+            let g = grants.remove(&i.id).unwrap_or_default();
+            view(i, &g)
+        }).collect())
+    }
+
+    /// One identity with its accounts and timeline. `reference` is `source:external_id`.
+    pub fn identity_detail(&self, reference: &str) -> Result<IdentityDetail> {
+        let r: IdentityRef = reference.parse().map_err(|_| EngineError::NotFound(reference.to_owned()))?;
+        let tx = self.store.read()?;
+        let i = tx.identity(&r)?.ok_or_else(|| EngineError::NotFound(reference.to_owned()))?;
+        let grants = tx.grants(i.id)?;
+        let accounts = tx
+            .accounts(i.id)?
+            .into_iter()
+            .map(|a| AccountView { system: a.system, account: a.name, state: a.state.to_string() })
+            .collect();
+        let timeline = tx
+            .audit_for(reference)?
+            .into_iter()
+            .map(|a| AuditView { seq: a.seq, at: ts(a.at), actor: a.actor, action: a.action, policy_version: a.policy_version, detail: a.detail })
+            .collect();
+        Ok(IdentityDetail { identity: view(i, &grants), accounts, timeline })
+    }
+}

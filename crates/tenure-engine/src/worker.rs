@@ -1,0 +1,498 @@
+//! Outbox workers. A job is claimed under a lease in its own transaction; the work runs against
+//! the system; the outcome (grant and account verification, lifecycle transitions, audit entry,
+//! job completion) commits in one transaction. A crash between claim and completion only lets
+//! the lease run out: the job is claimed again and, being convergent, does the same thing.
+//!
+//! A sync job makes one identity's account in one system what the store wants, then reads it
+//! back. Only what the read-back shows is marked verified.
+
+use crate::systems::{Lookup, Systems};
+use crate::{ACTOR_ENGINE, Engine, EngineError, Result};
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use tenure_connectors::{AccountSpec, Connector, ConnectorError};
+use tenure_model::{AccountState, GrantState, LifecycleState};
+use tenure_policy::Bundle;
+use tenure_store::{AccountRow, AuditEntry, GrantRow, IdentityRow, JobRow, WriteTx};
+use time::{Duration, OffsetDateTime};
+use tokio::sync::{Mutex, Notify, watch};
+
+/// How workers behave.
+#[derive(Debug, Clone)]
+pub struct WorkerConfig {
+    /// Jobs run at once.
+    pub concurrency: usize,
+    /// How long a claimed job is reserved for its worker; after that another may take it.
+    pub lease: Duration,
+    /// Attempts before a job is dead-lettered.
+    pub max_attempts: i64,
+    pub backoff_base: Duration,
+    pub backoff_max: Duration,
+    /// How often an idle worker looks for due jobs (it is also woken by [`Workers::notify`]).
+    pub poll: std::time::Duration,
+}
+
+impl Default for WorkerConfig {
+    fn default() -> Self {
+        Self {
+            concurrency: 4,
+            lease: Duration::seconds(30),
+            max_attempts: 10,
+            backoff_base: Duration::seconds(1),
+            backoff_max: Duration::minutes(5),
+            poll: std::time::Duration::from_millis(250),
+        }
+    }
+}
+
+/// What one job run came to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Done and verified.
+    Verified,
+    /// Failed; will be retried.
+    Retry(String),
+    /// Failed for the last time; dead-lettered.
+    Dead(String),
+}
+
+/// The job runner of one engine.
+pub struct Workers {
+    engine: Arc<Engine>,
+    lookup: Lookup,
+    config: WorkerConfig,
+    systems: Mutex<Option<Arc<Systems>>>,
+    wake: Notify,
+}
+
+impl Workers {
+    pub fn new(engine: Arc<Engine>, lookup: Lookup, config: WorkerConfig) -> Self {
+        Self { engine, lookup, config, systems: Mutex::new(None), wake: Notify::new() }
+    }
+
+    /// Use these connectors for the current policy version (tests).
+    pub async fn set_systems(&self, systems: Systems) {
+        *self.systems.lock().await = Some(Arc::new(systems));
+    }
+
+    /// Wake idle workers (new jobs were enqueued).
+    pub fn notify(&self) {
+        self.wake.notify_waiters();
+    }
+
+    async fn systems_for(&self, policy: &Bundle) -> Arc<Systems> {
+        let mut slot = self.systems.lock().await;
+        match slot.as_ref() {
+            Some(s) if s.version == policy.version.as_str() => s.clone(),
+            _ => {
+                let s = Arc::new(Systems::build(policy, &self.lookup));
+                *slot = Some(s.clone());
+                s
+            }
+        }
+    }
+
+    async fn blocking<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Engine) -> Result<T> + Send + 'static,
+    {
+        let engine = self.engine.clone();
+        tokio::task::spawn_blocking(move || f(&engine)).await.map_err(|e| EngineError::Task(e.to_string()))?
+    }
+
+    /// Claim and run one due job; `None` when nothing is due.
+    pub async fn run_one(&self) -> Result<Option<(JobRow, Outcome)>> {
+        let lease = self.config.lease;
+        let job = self
+            .blocking(move |e| {
+                let now = e.clock.now();
+                let mut tx = e.store.write()?;
+                let job = tx.claim_job(now, lease)?;
+                tx.commit()?;
+                Ok(job)
+            })
+            .await?;
+        let Some(job) = job else { return Ok(None) };
+        let outcome = self.run_sync(&job).await?;
+        Ok(Some((job, outcome)))
+    }
+
+    /// Run jobs until none is due; returns how many ran.
+    pub async fn run_until_idle(&self) -> Result<usize> {
+        let mut ran = 0;
+        loop {
+            let mut batch = Vec::new();
+            for _ in 0..self.config.concurrency.max(1) {
+                batch.push(self.run_one());
+            }
+            let results = futures_join_all(batch).await;
+            let mut any = false;
+            for r in results {
+                if r?.is_some() {
+                    ran += 1;
+                    any = true;
+                }
+            }
+            if !any {
+                return Ok(ran);
+            }
+        }
+    }
+
+    /// Run until `shutdown` turns true, with `concurrency` loops.
+    pub async fn run(self: Arc<Self>, shutdown: watch::Receiver<bool>) {
+        let mut tasks = Vec::new();
+        for _ in 0..self.config.concurrency.max(1) {
+            let me = self.clone();
+            let mut shutdown = shutdown.clone();
+            tasks.push(tokio::spawn(async move {
+                while !*shutdown.borrow() {
+                    match me.run_one().await {
+                        Ok(Some(_)) => continue,
+                        Ok(None) => {}
+                        Err(e) => tracing::error!(error = %e, "job runner failed; retrying"),
+                    }
+                    tokio::select! {
+                        _ = me.wake.notified() => {}
+                        _ = tokio::time::sleep(me.config.poll) => {}
+                        _ = shutdown.changed() => {}
+                    }
+                }
+            }));
+        }
+        for t in tasks {
+            let _ = t.await;
+        }
+    }
+
+    async fn run_sync(&self, job: &JobRow) -> Result<Outcome> {
+        let (identity_id, system) = (job.identity_id, job.system.clone());
+        let snap = self
+            .blocking(move |e| {
+                let tx = e.store.read()?;
+                let identity = tx.identity_by_id(identity_id)?.ok_or_else(|| EngineError::NotFound(identity_id.to_string()))?;
+                let account = tx.accounts(identity_id)?.into_iter().find(|a| a.system == system);
+                let grants: Vec<GrantRow> = tx.grants(identity_id)?.into_iter().filter(|g| g.system == system).collect();
+                let stored = tx.current_policy()?.ok_or(EngineError::NoPolicy)?;
+                drop(tx);
+                Ok(Snapshot { identity, account, grants, policy: e.bundle(stored)? })
+            })
+            .await?;
+        let result = match self.systems_for(&snap.policy).await.get(&job.system) {
+            Ok(c) => converge(c.as_ref(), &snap).await,
+            Err(e) => Err(e),
+        };
+        let job = job.clone();
+        let config = self.config.clone();
+        self.blocking(move |e| complete(e, &job, &snap, result, &config)).await
+    }
+}
+
+/// Wait for all futures (a tiny join_all, to avoid a dependency for one call).
+async fn futures_join_all<F: std::future::Future>(futs: Vec<F>) -> Vec<F::Output> {
+    let mut out = Vec::with_capacity(futs.len());
+    let mut pinned: Vec<_> = futs.into_iter().map(Box::pin).collect();
+    // Poll them concurrently by driving each to completion in turn inside one select loop.
+    let results: Vec<Option<F::Output>> = {
+        let mut slots: Vec<Option<F::Output>> = (0..pinned.len()).map(|_| None).collect();
+        std::future::poll_fn(|cx| {
+            let mut pending = false;
+            for (slot, fut) in slots.iter_mut().zip(pinned.iter_mut()) {
+                if slot.is_none() {
+                    match fut.as_mut().poll(cx) {
+                        std::task::Poll::Ready(v) => *slot = Some(v),
+                        std::task::Poll::Pending => pending = true,
+                    }
+                }
+            }
+            if pending { std::task::Poll::Pending } else { std::task::Poll::Ready(()) }
+        })
+        .await;
+        slots
+    };
+    out.extend(results.into_iter().flatten());
+    out
+}
+
+/// What the job saw of the store when it started.
+struct Snapshot {
+    identity: IdentityRow,
+    account: Option<AccountRow>,
+    grants: Vec<GrantRow>,
+    policy: Arc<Bundle>,
+}
+
+impl Snapshot {
+    fn enabled_wanted(&self) -> bool {
+        self.identity.state.is_current()
+            && self.account.as_ref().is_some_and(|a| matches!(a.state, AccountState::Desired | AccountState::Verified))
+    }
+
+    fn target(&self, g: &GrantRow) -> String {
+        match self.policy.entitlement(&g.entitlement) {
+            Some(d) => d.target.clone(),
+            // An entitlement the current policy no longer lists: its name after `SYSTEM/`.
+            None => g.entitlement.split_once('/').map_or(g.entitlement.clone(), |(_, t)| t.to_owned()),
+        }
+    }
+}
+
+/// What the read-back showed.
+struct Converged {
+    present: bool,
+    enabled: bool,
+    memberships: BTreeSet<String>,
+    granted: Vec<String>,
+    revoked: Vec<String>,
+    disabled: bool,
+    created: bool,
+}
+
+/// Make the system hold what the snapshot wants, then read it back.
+async fn converge(c: &dyn Connector, s: &Snapshot) -> Result<Converged, ConnectorError> {
+    let Some(account) = &s.account else {
+        return Ok(Converged {
+            present: false,
+            enabled: false,
+            memberships: BTreeSet::new(),
+            granted: vec![],
+            revoked: vec![],
+            disabled: false,
+            created: false,
+        });
+    };
+    let name = &account.name;
+    let wanted: BTreeSet<String> = s.grants.iter().filter(|g| g.state.is_wanted()).map(|g| s.target(g)).collect();
+    let unwanted: BTreeSet<String> = s.grants.iter().filter(|g| !g.state.is_wanted()).map(|g| s.target(g)).collect();
+    let left = s.identity.state.has_left();
+    let mut out = Converged {
+        present: false,
+        enabled: false,
+        memberships: BTreeSet::new(),
+        granted: vec![],
+        revoked: vec![],
+        disabled: false,
+        created: false,
+    };
+
+    let mut rec = c.read_account(name).await?;
+    if s.enabled_wanted() {
+        if rec.is_none() {
+            c.create_account(&AccountSpec {
+                name: name.clone(),
+                display_name: s.identity.name.clone(),
+                kind: s.identity.kind.as_str().to_owned(),
+                reference: s.identity.reference.to_string(),
+            })
+            .await?;
+            out.created = true;
+            rec = c.read_account(name).await?;
+        }
+        let Some(r) = &rec else {
+            return Err(ConnectorError::Refused {
+                system: c.system().to_owned(),
+                operation: "create account".into(),
+                message: format!("`{name}` is still absent after creation"),
+            });
+        };
+        if !r.enabled {
+            c.enable_account(name).await?;
+        }
+        for t in wanted.difference(&r.memberships) {
+            c.grant(name, t).await?;
+            out.granted.push(t.clone());
+        }
+        for t in r.memberships.intersection(&unwanted) {
+            c.revoke(name, t).await?;
+            out.revoked.push(t.clone());
+        }
+    } else if let Some(r) = &rec {
+        if r.enabled {
+            c.disable_account(name).await?;
+            out.disabled = true;
+        }
+        // A leaver keeps no membership at all, managed or not; otherwise only what is unwanted goes.
+        let strip: Vec<&String> = if left { r.memberships.iter().collect() } else { r.memberships.intersection(&unwanted).collect() };
+        for t in strip {
+            c.revoke(name, t).await?;
+            out.revoked.push(t.clone());
+        }
+    }
+
+    // Verification is a fresh read, never the write's status.
+    if let Some(r) = c.read_account(name).await? {
+        out.present = true;
+        out.enabled = r.enabled;
+        out.memberships = r.memberships;
+    }
+    Ok(out)
+}
+
+fn backoff(config: &WorkerConfig, attempts: i64) -> Duration {
+    let exp = u32::try_from(attempts.clamp(1, 20) - 1).unwrap_or(0);
+    let base = config.backoff_base.saturating_mul(2_i32.saturating_pow(exp)).min(config.backoff_max);
+    // ±50% jitter so retries against a recovering system spread out.
+    let factor = 0.5 + rand::random::<f64>();
+    Duration::seconds_f64(base.as_seconds_f64() * factor)
+}
+
+/// Record what the job achieved, all in one transaction.
+fn complete(
+    e: &Engine,
+    job: &JobRow,
+    s: &Snapshot,
+    result: Result<Converged, ConnectorError>,
+    config: &WorkerConfig,
+) -> Result<Outcome> {
+    let now = e.clock.now();
+    let mut tx = e.store.write()?;
+    let subject = s.identity.reference.to_string();
+    let version = s.policy.version.as_str();
+    let got = match result {
+        Ok(g) => g,
+        Err(err) => {
+            let msg = err.to_string();
+            let outcome = fail(tx.as_mut(), job, &msg, now, config, &subject, version)?;
+            tx.commit()?;
+            return Ok(outcome);
+        }
+    };
+
+    let mut problems = Vec::new();
+    let mut verified = Vec::new();
+    let mut revocation_verified = Vec::new();
+    for g in &s.grants {
+        let t = s.target(g);
+        let present = got.memberships.contains(&t);
+        let to = match (g.state.is_wanted(), present) {
+            (true, true) => GrantState::Verified,
+            (false, false) => GrantState::RevocationVerified,
+            (true, false) => {
+                problems.push(format!("`{t}` is not held after granting"));
+                GrantState::Provisioned
+            }
+            (false, true) => {
+                problems.push(format!("`{t}` is still held after revoking"));
+                GrantState::Revoked
+            }
+        };
+        if g.state != to && tx.set_grant_state(g.id, g.rev, to, now)? {
+            match to {
+                GrantState::Verified => verified.push(g.entitlement.clone()),
+                GrantState::RevocationVerified => revocation_verified.push(g.entitlement.clone()),
+                _ => {}
+            }
+        }
+    }
+    if let Some(a) = &s.account {
+        let wanted = s.enabled_wanted();
+        let ok = if wanted { got.present && got.enabled } else { !got.present || !got.enabled };
+        if s.identity.state.has_left() && !got.memberships.is_empty() {
+            problems.push(format!("leaver still in {:?}", got.memberships));
+        }
+        if ok {
+            let to = if wanted { AccountState::Verified } else { AccountState::DisableVerified };
+            if a.state != to {
+                tx.set_account_state(a.identity_id, &a.system, a.rev, to, now)?;
+            }
+        } else {
+            problems.push(format!("account `{}` is {} after converging", a.name, if got.enabled { "enabled" } else { "disabled or absent" }));
+        }
+    }
+
+    tx.append_audit(&AuditEntry {
+        at: now,
+        actor: ACTOR_ENGINE,
+        action: "system.synced",
+        subject: &subject,
+        policy_version: version,
+        detail: serde_json::json!({
+            "system": job.system,
+            "account": s.account.as_ref().map(|a| a.name.clone()),
+            "created": got.created,
+            "disabled": got.disabled,
+            "granted": got.granted,
+            "revoked": got.revoked,
+            "read_back": { "present": got.present, "enabled": got.enabled, "memberships": got.memberships },
+            "verified": verified,
+            "revocation_verified": revocation_verified,
+            "problems": problems,
+        }),
+    })?;
+
+    let outcome = if problems.is_empty() {
+        tx.finish_job(job.id, now)?;
+        advance_lifecycle(tx.as_mut(), s.identity.id, now, version)?;
+        Outcome::Verified
+    } else {
+        fail(tx.as_mut(), job, &format!("verification failed: {}", problems.join("; ")), now, config, &subject, version)?
+    };
+    tx.commit()?;
+    Ok(outcome)
+}
+
+fn fail(
+    tx: &mut dyn WriteTx,
+    job: &JobRow,
+    msg: &str,
+    now: OffsetDateTime,
+    config: &WorkerConfig,
+    subject: &str,
+    version: &str,
+) -> Result<Outcome> {
+    if job.attempts >= config.max_attempts {
+        tx.fail_job(job.id, msg, None, now)?;
+        tx.append_audit(&AuditEntry {
+            at: now,
+            actor: ACTOR_ENGINE,
+            action: "job.dead",
+            subject,
+            policy_version: version,
+            detail: serde_json::json!({ "job": job.id, "system": job.system, "attempts": job.attempts, "error": msg }),
+        })?;
+        tracing::error!(job = job.id, system = %job.system, subject, error = msg, "job dead-lettered");
+        return Ok(Outcome::Dead(msg.to_owned()));
+    }
+    let retry_at = now + backoff(config, job.attempts);
+    tx.fail_job(job.id, msg, Some(retry_at), now)?;
+    tracing::warn!(job = job.id, system = %job.system, subject, error = msg, attempts = job.attempts, "job failed; will retry");
+    Ok(Outcome::Retry(msg.to_owned()))
+}
+
+/// `pending → active` once every account and grant is verified; `leaving → closed` once every
+/// account is verified disabled and every grant verified revoked.
+fn advance_lifecycle(tx: &mut dyn WriteTx, identity_id: i64, now: OffsetDateTime, version: &str) -> Result<()> {
+    let Some(identity) = tx.identity_by_id(identity_id)? else { return Ok(()) };
+    let accounts = tx.accounts(identity_id)?;
+    let grants = tx.grants(identity_id)?;
+    let to = match identity.state {
+        LifecycleState::Pending
+            if accounts.iter().all(|a| a.state.is_settled()) && grants.iter().all(|g| g.state.is_settled()) =>
+        {
+            LifecycleState::Active
+        }
+        LifecycleState::Leaving
+            if accounts.iter().all(|a| a.state == AccountState::DisableVerified)
+                && grants.iter().all(|g| g.state == GrantState::RevocationVerified) =>
+        {
+            LifecycleState::Closed
+        }
+        _ => return Ok(()),
+    };
+    let to = identity.state.transition(to).map_err(|e| EngineError::Task(e.to_string()))?;
+    tx.set_identity_state(identity_id, to, now)?;
+    tx.append_audit(&AuditEntry {
+        at: now,
+        actor: ACTOR_ENGINE,
+        action: if to == LifecycleState::Active { "identity.activated" } else { "identity.closed" },
+        subject: &identity.reference.to_string(),
+        policy_version: version,
+        detail: serde_json::json!({
+            "state": { "from": identity.state, "to": to },
+            "accounts": accounts.iter().map(|a| serde_json::json!({"system": a.system, "account": a.name, "state": a.state})).collect::<Vec<_>>(),
+            "grants": grants.iter().map(|g| serde_json::json!({"entitlement": g.entitlement, "state": g.state})).collect::<Vec<_>>(),
+        }),
+    })?;
+    Ok(())
+}

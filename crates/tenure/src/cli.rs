@@ -1,0 +1,397 @@
+//! Command-line interface. Commands work directly on the data directory (no server needed) and
+//! are safe while a server runs on it: SQLite serialises writers across processes.
+
+use crate::{demo, table};
+use anyhow::{Context, bail};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use tenure_engine::systems::process_env;
+use tenure_engine::worker::{WorkerConfig, Workers};
+use tenure_engine::{Deployed, Engine, EngineError, Format, RecordError, ingest, parse};
+use tenure_model::SystemClock;
+use tenure_policy::{Bundle, BundleFiles};
+use tenure_store::SqliteStore;
+
+/// Exit code for bad input (a rejected batch, an invalid bundle).
+pub const EXIT_BAD_INPUT: u8 = 2;
+
+#[derive(Parser)]
+#[command(name = "tenure", version, about = "Identity lifecycle governance for people, services, workloads and AI agents")]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Args, Clone)]
+pub struct Global {
+    /// Where tenure keeps its state (SQLite database).
+    #[arg(long, global = true, env = "TENURE_DATA_DIR", default_value = "./tenure-data")]
+    pub data_dir: PathBuf,
+    /// Policy bundle to use; deployed when it differs from the current one. Default: the bundle
+    /// last deployed in the data dir, else ./policy.
+    #[arg(long, global = true, env = "TENURE_POLICY")]
+    pub policy: Option<PathBuf>,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Run the HTTP API and the job workers.
+    Serve {
+        #[arg(long, env = "TENURE_LISTEN", default_value = "127.0.0.1:8080")]
+        listen: String,
+        /// Jobs run at once.
+        #[arg(long, env = "TENURE_WORKERS", default_value_t = 4)]
+        workers: usize,
+        /// Seconds a claimed job stays reserved; after a crash its job is retried after this.
+        #[arg(long, env = "TENURE_JOB_LEASE_SECS", default_value_t = 30)]
+        job_lease_secs: i64,
+    },
+    /// Import lifecycle events from a `.jsonl` or `.csv` file; all or nothing.
+    Import {
+        /// The source every record must come from.
+        #[arg(long)]
+        source: String,
+        file: PathBuf,
+    },
+    /// Show identities.
+    #[command(subcommand)]
+    Identities(IdentitiesCommand),
+    /// Inspect and run provisioning jobs.
+    #[command(subcommand)]
+    Jobs(JobsCommand),
+    /// Check policy bundles.
+    #[command(subcommand)]
+    Policy(PolicyCommand),
+    /// Run the quickstart end to end on a throwaway data dir and slapd; print what LDAP holds.
+    Demo,
+}
+
+#[derive(Subcommand)]
+pub enum IdentitiesCommand {
+    /// Every identity.
+    List {
+        #[arg(long, value_enum, default_value_t = Output::Table)]
+        output: Output,
+    },
+    /// One identity (`source:external_id`) with grants, accounts and timeline.
+    Show {
+        reference: String,
+        #[arg(long, value_enum, default_value_t = Output::Table)]
+        output: Output,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum JobsCommand {
+    /// Job counts by state, and dead-lettered jobs.
+    Status,
+    /// Run due jobs until none is due (what `serve` does continuously).
+    Run,
+}
+
+#[derive(Subcommand)]
+pub enum PolicyCommand {
+    /// Validate a bundle and print its version.
+    Check { dir: PathBuf },
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Output {
+    Table,
+    Json,
+}
+
+pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let g = cli.global;
+    match cli.command {
+        Command::Serve { listen, workers, job_lease_secs } => serve(&g, &listen, workers, job_lease_secs).await,
+        Command::Import { source, file } => import(&g, &source, &file),
+        Command::Identities(IdentitiesCommand::List { output }) => {
+            let engine = open(&g.data_dir)?;
+            let all = engine.list_identities()?;
+            match output {
+                Output::Json => println!("{}", serde_json::to_string_pretty(&all)?),
+                Output::Table => {
+                    let rows: Vec<Vec<String>> = all
+                        .iter()
+                        .map(|i| {
+                            vec![
+                                i.reference.clone(),
+                                i.kind.clone(),
+                                i.state.clone(),
+                                i.owner.clone().unwrap_or_default(),
+                                i.grants.iter().filter(|g| !g.state.starts_with("revo")).count().to_string(),
+                                i.name.clone(),
+                            ]
+                        })
+                        .collect();
+                    print!("{}", table::render(&["REF", "KIND", "STATE", "OWNER", "GRANTS", "NAME"], &rows));
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Identities(IdentitiesCommand::Show { reference, output }) => {
+            let engine = open(&g.data_dir)?;
+            let d = match engine.identity_detail(&reference) {
+                Ok(d) => d,
+                Err(EngineError::NotFound(r)) => {
+                    eprintln!("error: no identity `{r}` (expected `source:external_id`)");
+                    return Ok(ExitCode::from(EXIT_BAD_INPUT));
+                }
+                Err(e) => return Err(e.into()),
+            };
+            match output {
+                Output::Json => println!("{}", serde_json::to_string_pretty(&d)?),
+                Output::Table => print!("{}", show_text(&d)),
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Jobs(JobsCommand::Status) => {
+            let engine = open(&g.data_dir)?;
+            let tx = engine.store().read()?;
+            for (state, n) in tx.job_counts()? {
+                println!("{state:<8} {n}");
+            }
+            for j in tx.jobs(Some(tenure_engine::JobState::Dead))? {
+                let who = tx.identity_by_id(j.identity_id)?.map(|i| i.reference.to_string()).unwrap_or_default();
+                println!("dead job {}: sync {} of {who} after {} attempts: {}", j.id, j.system, j.attempts, j.last_error.unwrap_or_default());
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Jobs(JobsCommand::Run) => {
+            let engine = open(&g.data_dir)?;
+            ensure_policy(&engine, g.policy.as_deref())?;
+            let workers = Workers::new(engine, process_env(), WorkerConfig::default());
+            let ran = workers.run_until_idle().await?;
+            println!("ran {ran} job(s)");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Policy(PolicyCommand::Check { dir }) => match load_bundle_dir(&dir)? {
+            Ok(b) => {
+                println!("{}: policy `{}` version {} ({} sources, {} systems, {} entitlements, {} templates)",
+                    dir.display(), b.name, b.version, b.sources.len(), b.systems.len(), b.entitlements.len(), b.templates.len());
+                Ok(ExitCode::SUCCESS)
+            }
+            Err(e) => {
+                eprintln!("{}: {e}", dir.display());
+                Ok(ExitCode::from(EXIT_BAD_INPUT))
+            }
+        },
+        Command::Demo => demo::run().await,
+    }
+}
+
+fn show_text(d: &tenure_proto::IdentityDetail) -> String {
+    let i = &d.identity;
+    let mut out = format!("{} ({}) — {}\n  state: {}\n", i.reference, i.kind, i.name, i.state);
+    if let Some(o) = &i.owner {
+        out.push_str(&format!("  owner: {o}\n"));
+    }
+    if let Some(p) = &i.purpose {
+        out.push_str(&format!("  purpose: {p}\n"));
+    }
+    if let Some(x) = &i.expires_at {
+        out.push_str(&format!("  expires: {x}\n"));
+    }
+    for (k, v) in &i.attributes {
+        out.push_str(&format!("  {k}: {v}\n"));
+    }
+    out.push_str("grants:\n");
+    let rows: Vec<Vec<String>> =
+        i.grants.iter().map(|g| vec![g.entitlement.clone(), g.state.clone(), g.origin.clone()]).collect();
+    out.push_str(&indent(&table::render(&["ENTITLEMENT", "STATE", "ORIGIN"], &rows)));
+    out.push_str("accounts:\n");
+    let rows: Vec<Vec<String>> = d.accounts.iter().map(|a| vec![a.system.clone(), a.account.clone(), a.state.clone()]).collect();
+    out.push_str(&indent(&table::render(&["SYSTEM", "ACCOUNT", "STATE"], &rows)));
+    out.push_str("timeline:\n");
+    let rows: Vec<Vec<String>> = d
+        .timeline
+        .iter()
+        .map(|t| vec![t.seq.to_string(), t.at.clone(), t.actor.clone(), t.action.clone(), t.policy_version.get(..12).unwrap_or("").to_owned()])
+        .collect();
+    out.push_str(&indent(&table::render(&["SEQ", "AT", "ACTOR", "ACTION", "POLICY"], &rows)));
+    out
+}
+
+fn indent(s: &str) -> String {
+    s.lines().map(|l| format!("  {l}\n")).collect()
+}
+
+/// Open the engine on a data directory.
+pub fn open(data_dir: &Path) -> anyhow::Result<Arc<Engine>> {
+    let store = SqliteStore::open(data_dir).with_context(|| format!("opening data dir `{}`", data_dir.display()))?;
+    Ok(Arc::new(Engine::new(Arc::new(store), Arc::new(SystemClock))))
+}
+
+/// Read a bundle directory: every regular, non-hidden file, by path relative to the root.
+pub fn read_bundle_dir(dir: &Path) -> anyhow::Result<BundleFiles> {
+    fn walk(root: &Path, dir: &Path, out: &mut BundleFiles) -> anyhow::Result<()> {
+        let mut entries: Vec<_> = std::fs::read_dir(dir)
+            .with_context(|| format!("reading policy directory `{}`", dir.display()))?
+            .collect::<Result<_, _>>()?;
+        entries.sort_by_key(std::fs::DirEntry::file_name);
+        for e in entries {
+            let name = e.file_name();
+            if name.to_string_lossy().starts_with('.') {
+                continue;
+            }
+            let path = e.path();
+            let ft = e.file_type()?;
+            if ft.is_dir() {
+                walk(root, &path, out)?;
+            } else if ft.is_file() {
+                let rel = path.strip_prefix(root)?.components().map(|c| c.as_os_str().to_string_lossy()).collect::<Vec<_>>().join("/");
+                out.insert(rel, std::fs::read(&path).with_context(|| format!("reading `{}`", path.display()))?);
+            }
+        }
+        Ok(())
+    }
+    let mut files = BundleFiles::new();
+    walk(dir, dir, &mut files)?;
+    Ok(files)
+}
+
+fn load_bundle_dir(dir: &Path) -> anyhow::Result<Result<Bundle, tenure_policy::BundleError>> {
+    Ok(Bundle::load(read_bundle_dir(dir)?))
+}
+
+/// Make sure a policy is deployed: `--policy DIR` when given (deployed if it differs), else the
+/// current one, else `./policy`.
+pub fn ensure_policy(engine: &Engine, policy: Option<&Path>) -> anyhow::Result<()> {
+    let dir = match policy {
+        Some(d) => d.to_owned(),
+        None if engine.has_policy()? => return Ok(()),
+        None if Path::new("policy/tenure.toml").exists() => PathBuf::from("policy"),
+        None => return Err(EngineError::NoPolicy.into()),
+    };
+    let bundle = match load_bundle_dir(&dir)? {
+        Ok(b) => b,
+        Err(e) => bail!("policy `{}`: {e}", dir.display()),
+    };
+    if let Deployed::Changed { from, to, affected } = engine.deploy(&bundle, "cli")? {
+        let short = |v: &str| v.get(..12).unwrap_or(v).to_owned();
+        eprintln!(
+            "deployed policy `{}` {} (was {}); {affected} identities recomputed",
+            bundle.name,
+            short(&to),
+            from.as_deref().map_or("none".into(), short)
+        );
+    }
+    Ok(())
+}
+
+fn print_record_errors(file: &Path, errors: &[RecordError]) {
+    for e in errors {
+        eprintln!("{}: {e}", file.display());
+    }
+    eprintln!("{}: rejected: {} bad record(s); nothing was applied", file.display(), errors.len());
+}
+
+fn import(g: &Global, source: &str, file: &Path) -> anyhow::Result<ExitCode> {
+    let bad = ExitCode::from(EXIT_BAD_INPUT);
+    let Some(format) = Format::from_path(file) else {
+        eprintln!("{}: expected a .jsonl, .ndjson or .csv file", file.display());
+        return Ok(bad);
+    };
+    let text = std::fs::read_to_string(file).with_context(|| format!("reading `{}`", file.display()))?;
+    let parsed = match format {
+        Format::JsonLines => parse::json_lines(&text),
+        Format::Csv => parse::csv(&text),
+    };
+    let records = match parsed {
+        Ok(r) => r,
+        Err(errors) => {
+            print_record_errors(file, &errors);
+            return Ok(bad);
+        }
+    };
+    let wrong_source: Vec<RecordError> = records
+        .iter()
+        .filter(|(_, e)| e.source != source)
+        .map(|(pos, e)| RecordError::new(*pos, "source", format!("expected `{source}` (the --source of this import), found `{}`", e.source)))
+        .collect();
+    if !wrong_source.is_empty() {
+        print_record_errors(file, &wrong_source);
+        return Ok(bad);
+    }
+    let events = match ingest::events_from_wire(records) {
+        Ok(e) => e,
+        Err(errors) => {
+            print_record_errors(file, &errors);
+            return Ok(bad);
+        }
+    };
+    let engine = open(&g.data_dir)?;
+    ensure_policy(&engine, g.policy.as_deref())?;
+    let bar = ProgressBar::with_draw_target(Some(events.len() as u64), ProgressDrawTarget::stderr());
+    bar.set_style(
+        ProgressStyle::with_template("{msg} [{bar:40}] {pos}/{len} ({per_sec})")
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
+    );
+    bar.set_message("checking and applying");
+    let result = engine.ingest_with_progress(&events, &format!("import:{source}"), &mut |n| bar.set_position(n as u64));
+    bar.finish_and_clear();
+    match result {
+        Ok(r) => {
+            println!(
+                "{}: {} accepted, {} already imported (policy {})",
+                file.display(),
+                r.accepted,
+                r.duplicates,
+                r.policy_version.get(..12).unwrap_or("")
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(EngineError::Rejected(errors)) => {
+            print_record_errors(file, &errors);
+            Ok(bad)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+async fn serve(g: &Global, listen: &str, workers: usize, lease_secs: i64) -> anyhow::Result<ExitCode> {
+    let engine = open(&g.data_dir)?;
+    ensure_policy(&engine, g.policy.as_deref())?;
+    let config = WorkerConfig { concurrency: workers, lease: time::Duration::seconds(lease_secs.max(1)), ..WorkerConfig::default() };
+    let workers = Arc::new(Workers::new(engine.clone(), process_env(), config));
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let worker_task = tokio::spawn(workers.clone().run(stopped));
+    let app = tenure_server::router(tenure_server::AppState { engine: engine.clone(), workers });
+    let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("listening on `{listen}`"))?;
+    let addr = listener.local_addr()?;
+    let version = engine.current_policy()?.version.to_string();
+    eprintln!("tenure listening on http://{addr} (data dir {}, policy {})", g.data_dir.display(), version.get(..12).unwrap_or(""));
+    axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await?;
+    let _ = stop.send(true);
+    let _ = worker_task.await;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(t) => t,
+            Err(_) => {
+                let _ = ctrl_c.await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}

@@ -1,0 +1,182 @@
+//! `tenure demo`: the quickstart end to end on a throwaway data dir and a throwaway slapd.
+//! Joiners, then a mover, an ownership transfer, a renewal and leavers; after each step it
+//! prints what the directory holds, read back from LDAP (not from tenure's tables), and checks
+//! it. Exits non-zero if any check failed.
+
+use crate::{cli, quickstart, table};
+use anyhow::Context;
+use std::collections::BTreeMap;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Instant;
+use tenure_connectors::Connector;
+use tenure_connectors::ldap::LdapConnector;
+use tenure_connectors::local_slapd::LocalSlapd;
+use tenure_engine::systems::Lookup;
+use tenure_engine::worker::{WorkerConfig, Workers};
+use tenure_engine::{Engine, Format, ingest, parse};
+use tenure_policy::Bundle;
+
+const SYSTEM: &str = "corp-directory";
+
+struct Checks {
+    failed: Vec<String>,
+    passed: usize,
+}
+
+impl Checks {
+    fn check(&mut self, ok: bool, what: impl Into<String>) {
+        if ok {
+            self.passed += 1;
+        } else {
+            let what = what.into();
+            println!("  CHECK FAILED: {what}");
+            self.failed.push(what);
+        }
+    }
+}
+
+pub async fn run() -> anyhow::Result<ExitCode> {
+    let tmp = tempfile::tempdir().context("creating a temporary directory")?;
+    let slapd_dir = tmp.path().join("slapd");
+    std::fs::create_dir_all(&slapd_dir)?;
+    let slapd = LocalSlapd::start(&slapd_dir).await?;
+    let engine = cli::open(&tmp.path().join("data"))?;
+    let bundle = Bundle::load(quickstart::policy_files()).map_err(|e| anyhow::anyhow!("{e}"))?;
+    engine.deploy(&bundle, "demo")?;
+
+    let mut env = BTreeMap::new();
+    env.insert("TENURE_LDAP_URL".to_owned(), slapd.url());
+    env.insert("TENURE_LDAP_BASE_DN".to_owned(), slapd.base_dn.clone());
+    env.insert("TENURE_LDAP_BIND_DN".to_owned(), slapd.bind_dn.clone());
+    env.insert("TENURE_LDAP_PASSWORD".to_owned(), slapd.password.clone());
+    let lookup: Lookup = Arc::new(move |k: &str| env.get(k).cloned());
+    let workers = Workers::new(engine.clone(), lookup, WorkerConfig::default());
+    // An independent reader of the directory, for what we print and check.
+    let ldap = LdapConnector::new(SYSTEM, slapd.settings());
+    let mut checks = Checks { failed: vec![], passed: 0 };
+
+    println!("tenure demo: quickstart policy {} on a throwaway slapd at {}", bundle.version.short(), slapd.url());
+    println!("data dir {}\n", tmp.path().join("data").display());
+
+    // 1. Joiners.
+    println!("== 1. joiners: HR employees, vendor contractors, machine identities ==");
+    let started = Instant::now();
+    for (source, name, content) in quickstart::FEEDS {
+        let n = feed(&engine, source, name, content)?;
+        println!("  {name}: {n} events accepted");
+    }
+    let jobs = workers.run_until_idle().await?;
+    println!("  {jobs} provisioning jobs run, each verified by read-back, in {:.0?}", started.elapsed());
+    let all = engine.list_identities()?;
+    let active = all.iter().filter(|i| i.state == "active").count();
+    println!("  tenure: {active} of {} identities active", all.len());
+    checks.check(all.len() >= 50, format!("at least 50 identities (got {})", all.len()));
+    checks.check(active == all.len(), "every joiner is active");
+    checks.check(all.iter().all(|i| i.grants.iter().all(|g| g.state == "verified")), "every grant verified");
+    let accounts = ldap.list_accounts().await?;
+    println!("\n  LDAP now holds (read back from ou=people and ou=groups):");
+    let rows: Vec<Vec<String>> = accounts
+        .iter()
+        .map(|a| vec![a.name.clone(), yes_no(a.enabled), a.memberships.iter().cloned().collect::<Vec<_>>().join(", ")])
+        .collect();
+    print!("{}", indent(&table::render(&["UID", "ENABLED", "GROUPS"], &rows)));
+    checks.check(accounts.len() == all.len(), format!("LDAP has one account per identity ({} vs {})", accounts.len(), all.len()));
+    for i in &all {
+        let want: Vec<String> = i.grants.iter().map(|g| g.entitlement.trim_start_matches("corp-directory/").to_owned()).collect();
+        let ext = i.reference.split_once(':').map_or("", |(_, e)| e);
+        let have = accounts.iter().find(|a| a.name == ext);
+        checks.check(
+            have.is_some_and(|a| a.enabled && a.memberships.iter().cloned().collect::<Vec<_>>() == want),
+            format!("{} holds exactly its birthright groups in LDAP", i.reference),
+        );
+    }
+
+    // 2. Day two.
+    println!("\n== 2. day two: a mover, an ownership transfer, a renewal, two leavers ==");
+    let started = Instant::now();
+    let n = feed(&engine, "", quickstart::DAY_TWO.0, quickstart::DAY_TWO.1)?;
+    let after_accept = engine.list_identities()?;
+    let cut_off = ["hr:E1010", "vendors:C2004"]
+        .iter()
+        .all(|r| after_accept.iter().any(|i| &i.reference == r && i.state == "leaving"));
+    println!("  {}: {n} events accepted; leavers are `leaving` (cut off) as soon as accepted: {}", quickstart::DAY_TWO.0, yes_no(cut_off));
+    checks.check(cut_off, "leavers are cut off the moment the event is accepted");
+    let jobs = workers.run_until_idle().await?;
+    println!("  {jobs} jobs run in {:.0?}\n", started.elapsed());
+
+    let show = |r: &str| -> anyhow::Result<tenure_proto::IdentityDetail> { Ok(engine.identity_detail(r)?) };
+    let mover = show("hr:E1006")?;
+    let mover_ldap = ldap.read_account("E1006").await?;
+    println!("  mover hr:E1006 ({}) moved sales → finance; LDAP read-back:", mover.identity.name);
+    print_entry(&mover_ldap);
+    let groups = mover_ldap.as_ref().map(|a| a.memberships.clone()).unwrap_or_default();
+    checks.check(groups.contains("finance") && groups.contains("ledger-readers"), "mover gained finance groups");
+    checks.check(!groups.contains("sales"), "mover lost the sales group");
+    checks.check(mover.identity.grants.iter().all(|g| g.state == "verified" || g.state == "revocation_verified"), "mover's grants all verified");
+
+    let nhi = show("service-registry:svc-crm-sync")?;
+    println!("  service-registry:svc-crm-sync is now owned by {}", nhi.identity.owner.as_deref().unwrap_or("nobody"));
+    checks.check(nhi.identity.owner.as_deref() == Some("hr:E1003"), "NHI ownership transferred before its owner left");
+
+    for (r, uid) in [("hr:E1010", "E1010"), ("vendors:C2004", "C2004")] {
+        let d = show(r)?;
+        let entry = ldap.read_account(uid).await?;
+        println!("  leaver {r} ({}) is `{}` in tenure; LDAP read-back:", d.identity.name, d.identity.state);
+        print_entry(&entry);
+        checks.check(d.identity.state == "closed", format!("{r} closed"));
+        checks.check(entry.as_ref().is_some_and(|a| !a.enabled && a.memberships.is_empty()), format!("{r} disabled and in no group in LDAP"));
+    }
+
+    let total = checks.passed + checks.failed.len();
+    if checks.failed.is_empty() {
+        println!("\nall {total} checks passed");
+        Ok(ExitCode::SUCCESS)
+    } else {
+        println!("\n{} of {total} checks FAILED", checks.failed.len());
+        Ok(ExitCode::FAILURE)
+    }
+}
+
+fn yes_no(b: bool) -> String {
+    if b { "yes".into() } else { "no".into() }
+}
+
+fn indent(s: &str) -> String {
+    s.lines().map(|l| format!("    {l}\n")).collect()
+}
+
+fn print_entry(a: &Option<tenure_connectors::AccountRecord>) {
+    match a {
+        Some(a) => println!(
+            "    uid={} enabled={} groups=[{}]",
+            a.name,
+            yes_no(a.enabled),
+            a.memberships.iter().cloned().collect::<Vec<_>>().join(", ")
+        ),
+        None => println!("    (no entry)"),
+    }
+}
+
+/// Parse and ingest one embedded feed; `source` empty means records may come from any source.
+fn feed(engine: &Engine, source: &str, name: &str, content: &[u8]) -> anyhow::Result<usize> {
+    let text = std::str::from_utf8(content)?;
+    let parsed = match Format::from_path(std::path::Path::new(name)) {
+        Some(Format::Csv) => parse::csv(text),
+        _ => parse::json_lines(text),
+    };
+    let records = parsed.map_err(|e| anyhow::anyhow!("{name}: {}", join(&e)))?;
+    if let Some((pos, _)) = records.iter().find(|(_, e)| !source.is_empty() && e.source != source) {
+        anyhow::bail!("{name}: {pos}: not from `{source}`");
+    }
+    let events = ingest::events_from_wire(records).map_err(|e| anyhow::anyhow!("{name}: {}", join(&e)))?;
+    let report = engine.ingest(&events, &format!("demo:{name}")).map_err(|e| match e {
+        tenure_engine::EngineError::Rejected(errs) => anyhow::anyhow!("{name}: {}", join(&errs)),
+        other => other.into(),
+    })?;
+    Ok(report.accepted)
+}
+
+fn join(errors: &[tenure_engine::RecordError]) -> String {
+    errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")
+}
