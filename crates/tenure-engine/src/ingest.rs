@@ -176,7 +176,7 @@ fn apply(tx: &mut dyn WriteTx, policy: &Bundle, e: &Event, now: OffsetDateTime, 
         return bad("source", format!("source `{}` is not authoritative for `{}` identities", e.source, e.identity_kind));
     }
     if e.at > now + MAX_SKEW {
-        return bad("at", format!("`{}` is in the future", e.at));
+        return bad("at", format!("`{}` is in the future", rfc3339(e.at)));
     }
 
     let existing = tx.identity(&e.reference)?;
@@ -293,7 +293,7 @@ fn apply(tx: &mut dyn WriteTx, policy: &Bundle, e: &Event, now: OffsetDateTime, 
                     check_expiry(policy, e, expires_at, !row.kind.is_human() || e.is_contractor() || is_contractor(&row))?;
                     detail.insert(
                         "expires_at".into(),
-                        serde_json::json!({ "from": row.expires_at.map(|t| t.to_string()), "to": expires_at.to_string() }),
+                        serde_json::json!({ "from": row.expires_at.map(rfc3339), "to": rfc3339(expires_at) }),
                     );
                     row.expires_at = Some(expires_at);
                     row.updated_at = now;
@@ -314,7 +314,7 @@ fn apply(tx: &mut dyn WriteTx, policy: &Bundle, e: &Event, now: OffsetDateTime, 
         digest: &e.digest,
         payload: &e.payload,
     })?;
-    detail.insert("event".into(), serde_json::json!({ "source": e.source, "id": e.id, "type": e.kind.as_str(), "at": e.at.to_string(), "digest": e.digest }));
+    detail.insert("event".into(), serde_json::json!({ "source": e.source, "id": e.id, "type": e.kind.as_str(), "at": rfc3339(e.at), "digest": e.digest }));
     tx.append_audit(&AuditEntry {
         at: now,
         actor: if actor.is_empty() { ACTOR_ENGINE } else { actor },
@@ -399,7 +399,7 @@ fn check_owner(tx: &mut dyn WriteTx, e: &Event, owner: &IdentityRef) -> std::res
 
 fn check_expiry(policy: &Bundle, e: &Event, expires_at: OffsetDateTime, limited: bool) -> std::result::Result<(), Bad> {
     if expires_at <= e.at {
-        return bad("identity.expires_at", format!("`{expires_at}` is not after the event's time `{}`", e.at));
+        return bad("identity.expires_at", format!("`{}` is not after the event's time `{}`", rfc3339(expires_at), rfc3339(e.at)));
     }
     if !limited {
         return Ok(());
@@ -415,8 +415,12 @@ fn check_expiry(policy: &Bundle, e: &Event, expires_at: OffsetDateTime, limited:
     if expires_at > e.at + max {
         return bad(
             "identity.expires_at",
-            format!("`{expires_at}` is more than {} days after the event (policy `{what}`)", max.whole_days()),
+            format!("`{}` is more than {} days after the event (policy `{what}`)", rfc3339(expires_at), max.whole_days()),
         );
     }
     Ok(())
+}
+
+pub(crate) fn rfc3339(t: OffsetDateTime) -> String {
+    t.format(&time::format_description::well_known::Rfc3339).unwrap_or_else(|_| t.to_string())
 }

@@ -83,6 +83,7 @@ CREATE TABLE jobs (
 CREATE UNIQUE INDEX jobs_one_pending ON jobs(kind, identity_id, system) WHERE state = 'pending';
 CREATE INDEX jobs_due ON jobs(state, next_run_at);
 CREATE INDEX jobs_key ON jobs(kind, identity_id, system, state);
+CREATE INDEX jobs_lease ON jobs(state, lease_until);
 
 CREATE TABLE audit (
     seq            INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -610,18 +611,29 @@ impl WriteTx for SqliteWrite<'_> {
 
     fn claim_job(&mut self, now: OffsetDateTime, lease: time::Duration) -> Result<Option<JobRow>> {
         let now_ms = millis(now);
+        // Two index-friendly probes (an `OR` across states would scan every job): jobs whose
+        // worker's lease ran out first (the oldest work), then due pending jobs.
+        // INVARIANT: one live worker per (kind, identity, system) at a time.
+        const FREE: &str = "NOT EXISTS (SELECT 1 FROM jobs r WHERE r.kind = j.kind AND r.identity_id = j.identity_id
+                             AND r.system = j.system AND r.state = 'running' AND r.lease_until > ?1 AND r.id <> j.id)";
+        let pending = format!(
+            "SELECT j.id FROM jobs j WHERE j.state = 'pending' AND j.next_run_at <= ?1 AND {FREE}
+             ORDER BY j.next_run_at, j.id LIMIT 1"
+        );
+        let expired = format!(
+            "SELECT j.id FROM jobs j WHERE j.state = 'running' AND j.lease_until <= ?1 AND {FREE}
+             ORDER BY j.lease_until, j.id LIMIT 1"
+        );
+        let mut id: Option<i64> = self.conn.prepare_cached(&expired)?.query_row([now_ms], |r| r.get(0)).optional()?;
+        if id.is_none() {
+            id = self.conn.prepare_cached(&pending)?.query_row([now_ms], |r| r.get(0)).optional()?;
+        }
+        let Some(id) = id else { return Ok(None) };
         let mut st = self.conn.prepare_cached(&format!(
             "UPDATE jobs SET state = 'running', attempts = attempts + 1, lease_until = ?2, updated_at = ?3
-             WHERE id = (SELECT j.id FROM jobs j
-                         WHERE ((j.state = 'pending' AND j.next_run_at <= ?1) OR (j.state = 'running' AND j.lease_until <= ?1))
-                           -- INVARIANT: one live worker per (kind, identity, system) at a time.
-                           AND NOT EXISTS (SELECT 1 FROM jobs r WHERE r.kind = j.kind AND r.identity_id = j.identity_id
-                                           AND r.system = j.system AND r.state = 'running' AND r.lease_until > ?1
-                                           AND r.id <> j.id)
-                         ORDER BY j.next_run_at, j.id LIMIT 1)
-             RETURNING {JOB_COLS}"
+             WHERE id = ?1 RETURNING {JOB_COLS}"
         ))?;
-        Ok(st.query_row(params![now_ms, millis(now + lease), ts(now)], job_row).optional()?)
+        Ok(st.query_row(params![id, millis(now + lease), ts(now)], job_row).optional()?)
     }
 
     fn finish_job(&mut self, id: i64, at: OffsetDateTime) -> Result<()> {

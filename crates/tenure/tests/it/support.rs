@@ -1,0 +1,176 @@
+//! Helpers: a data dir, the `tenure` binary, a throwaway slapd, and independent LDAP checks
+//! with `ldapsearch` (a client tenure did not write).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use tenure_connectors::local_slapd::LocalSlapd;
+
+pub fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+pub fn quickstart_policy() -> PathBuf {
+    repo().join("examples/quickstart/policy")
+}
+
+/// A data dir, a slapd, and the environment the quickstart policy reads.
+pub struct World {
+    pub tmp: tempfile::TempDir,
+    pub slapd: LocalSlapd,
+    pub rt: tokio::runtime::Runtime,
+}
+
+impl World {
+    pub fn new() -> Self {
+        let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("slapd");
+        std::fs::create_dir_all(&dir).unwrap();
+        // Fails loudly, with the install command, where slapd is missing.
+        let slapd = rt.block_on(LocalSlapd::start(&dir)).unwrap_or_else(|e| panic!("{e}"));
+        Self { tmp, slapd, rt }
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.tmp.path().join("data")
+    }
+
+    pub fn file(&self, name: &str, content: &str) -> PathBuf {
+        let p = self.tmp.path().join(name);
+        std::fs::write(&p, content).unwrap();
+        p
+    }
+
+    /// `tenure` with this world's data dir, the quickstart policy and LDAP settings.
+    pub fn tenure(&self) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_tenure"));
+        c.env("TENURE_DATA_DIR", self.data_dir())
+            .env("TENURE_POLICY", quickstart_policy())
+            .env("TENURE_LDAP_URL", self.slapd.url())
+            .env("TENURE_LDAP_BASE_DN", &self.slapd.base_dn)
+            .env("TENURE_LDAP_BIND_DN", &self.slapd.bind_dn)
+            .env("TENURE_LDAP_PASSWORD", &self.slapd.password)
+            .env_remove("TENURE_LOG");
+        c
+    }
+
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.tenure().args(args).output().unwrap()
+    }
+
+    /// Run and require success.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(out.status.success(), "tenure {args:?} failed:\n{}{}", stdout(&out), stderr(&out));
+        stdout(&out)
+    }
+
+    pub fn identities(&self) -> serde_json::Value {
+        serde_json::from_str(&self.ok(&["identities", "list", "--output", "json"])).unwrap()
+    }
+
+    /// `ldapsearch` as the directory admin; returns LDIF.
+    pub fn ldapsearch(&self, filter: &str, attrs: &[&str]) -> String {
+        let out = Command::new("ldapsearch")
+            .args(["-x", "-LLL", "-o", "ldif-wrap=no", "-H", &self.slapd.url(), "-D", &self.slapd.bind_dn, "-w", &self.slapd.password])
+            .args(["-b", &self.slapd.base_dn, filter])
+            .args(attrs)
+            .output()
+            .expect("ldapsearch not found: apt-get install ldap-utils");
+        assert!(out.status.success(), "ldapsearch failed: {}", stderr(&out));
+        stdout(&out)
+    }
+}
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// One JSON event line.
+pub fn event(source: &str, id: &str, kind: &str, identity: serde_json::Value) -> String {
+    serde_json::json!({ "source": source, "id": id, "type": kind, "at": "2026-11-01T09:00:00Z", "identity": identity })
+        .to_string()
+}
+
+pub fn human(ext: &str, name: &str, dept: &str) -> serde_json::Value {
+    serde_json::json!({ "external_id": ext, "kind": "human", "name": name,
+        "attributes": { "department": dept, "employment": "employee" } })
+}
+
+pub fn nhi(ext: &str, kind: &str, owner: Option<&str>, expires: &str) -> serde_json::Value {
+    serde_json::json!({ "external_id": ext, "kind": kind, "name": ext, "attributes": {},
+        "owner": owner, "purpose": "runs things", "expires_at": expires })
+}
+
+/// A `tenure serve` child process, killed when dropped.
+pub struct Server {
+    pub child: std::process::Child,
+    pub base: String,
+    agent: ureq::Agent,
+}
+
+impl Server {
+    pub fn start(w: &World, extra: &[&str]) -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        Self::start_on(w, port, extra)
+    }
+
+    pub fn start_on(w: &World, port: u16, extra: &[&str]) -> Self {
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(w.tmp.path().join("server.log")).unwrap();
+        let child = w
+            .tenure()
+            .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+            .args(extra)
+            .stdout(std::process::Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(std::time::Duration::from_secs(120)))
+            .build()
+            .into();
+        let s = Self { child, base: format!("http://127.0.0.1:{port}"), agent };
+        for _ in 0..200 {
+            if s.get("/healthz").0 == 200 {
+                return s;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        panic!("tenure serve did not come up; log:\n{}", std::fs::read_to_string(w.tmp.path().join("server.log")).unwrap_or_default());
+    }
+
+    pub fn get(&self, path: &str) -> (u16, String) {
+        match self.agent.get(&format!("{}{path}", self.base)).call() {
+            Ok(mut r) => (r.status().as_u16(), r.body_mut().read_to_string().unwrap_or_default()),
+            Err(_) => (0, String::new()),
+        }
+    }
+
+    /// POST; `Err` when the connection failed (the server is gone).
+    pub fn post(&self, path: &str, body: &str) -> Result<(u16, String), String> {
+        self.agent
+            .post(&format!("{}{path}", self.base))
+            .header("content-type", "application/json")
+            .send(body)
+            .map(|mut r| (r.status().as_u16(), r.body_mut().read_to_string().unwrap_or_default()))
+            .map_err(|e| e.to_string())
+    }
+
+    /// SIGKILL: no shutdown, no flush, nothing.
+    pub fn kill9(&mut self) {
+        let _ = Command::new("kill").args(["-9", &self.child.id().to_string()]).status();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
