@@ -119,10 +119,10 @@ impl LdapConnector {
     /// A bound handle, connecting on first use or after a failure.
     async fn ldap(&self) -> Result<Ldap, ConnectorError> {
         let mut slot = self.conn.lock().await;
-        if let Some(l) = slot.as_mut() {
-            if !l.is_closed() {
-                return Ok(l.clone());
-            }
+        if let Some(l) = slot.as_mut()
+            && !l.is_closed()
+        {
+            return Ok(l.clone());
         }
         let settings = LdapConnSettings::new().set_conn_timeout(self.settings.timeout);
         let (conn, mut ldap) =
@@ -195,15 +195,20 @@ impl Connector for LdapConnector {
         let base = self.people_base();
         let people = self
             .op("search people", |mut l| async move {
-                let (rs, _) =
-                    l.search(&base, Scope::OneLevel, "(objectClass=inetOrgPerson)", vec!["uid", LOCK_ATTR]).await?.success()?;
+                let (rs, _) = l
+                    .search(&base, Scope::OneLevel, "(objectClass=inetOrgPerson)", vec!["uid", LOCK_ATTR])
+                    .await?
+                    .success()?;
                 Ok(rs)
             })
             .await?;
         let gbase = self.groups_base();
         let groups = self
             .op("search groups", |mut l| async move {
-                let (rs, _) = l.search(&gbase, Scope::Subtree, "(objectClass=groupOfNames)", vec!["cn", "member"]).await?.success()?;
+                let (rs, _) = l
+                    .search(&gbase, Scope::Subtree, "(objectClass=groupOfNames)", vec!["cn", "member"])
+                    .await?
+                    .success()?;
                 Ok(rs)
             })
             .await?;
@@ -231,7 +236,8 @@ impl Connector for LdapConnector {
         let base = self.groups_base();
         let groups = self
             .op("search groups", |mut l| async move {
-                let (rs, _) = l.search(&base, Scope::Subtree, "(objectClass=groupOfNames)", vec!["cn"]).await?.success()?;
+                let (rs, _) =
+                    l.search(&base, Scope::Subtree, "(objectClass=groupOfNames)", vec!["cn"]).await?.success()?;
                 Ok(rs)
             })
             .await?;
@@ -270,16 +276,17 @@ impl Connector for LdapConnector {
             ("employeeType".into(), set(&[&spec.kind])),
             ("description".into(), set(&[&format!("managed by tenure: {}", spec.reference)])),
         ];
-        self.op("create account", |mut l| async move {
-            tolerate(l.add(&dn, attrs).await?, &[ENTRY_ALREADY_EXISTS])
-        })
-        .await
+        self.op("create account", |mut l| async move { tolerate(l.add(&dn, attrs).await?, &[ENTRY_ALREADY_EXISTS]) })
+            .await
     }
 
     async fn enable_account(&self, name: &str) -> Result<(), ConnectorError> {
         let dn = self.account_dn(name);
         self.op("enable account", |mut l| async move {
-            tolerate(l.modify(&dn, vec![Mod::Delete(LOCK_ATTR.to_owned(), HashSet::new())]).await?, &[NO_SUCH_ATTRIBUTE])
+            tolerate(
+                l.modify(&dn, vec![Mod::Delete(LOCK_ATTR.to_owned(), HashSet::new())]).await?,
+                &[NO_SUCH_ATTRIBUTE],
+            )
         })
         .await
     }

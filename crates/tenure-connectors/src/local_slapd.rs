@@ -11,12 +11,17 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+/// An entry's attributes, as ldap3 takes them.
+type Attrs = Vec<(String, HashSet<String>)>;
+
 /// Where Debian's packages put things; overridable for other layouts.
 const SLAPD_CANDIDATES: &[&str] = &["/usr/sbin/slapd", "/usr/local/sbin/slapd", "/usr/local/libexec/slapd"];
 
 #[derive(Debug, thiserror::Error)]
 pub enum SlapdError {
-    #[error("SL0001 slapd not found (looked at $TENURE_SLAPD and {0}); install it with `apt-get install slapd ldap-utils`")]
+    #[error(
+        "SL0001 slapd not found (looked at $TENURE_SLAPD and {0}); install it with `apt-get install slapd ldap-utils`"
+    )]
     NotFound(String),
     #[error("SL0002 cannot prepare slapd in `{dir}`: {source}")]
     Io { dir: String, source: std::io::Error },
@@ -130,21 +135,36 @@ impl LocalSlapd {
         ldap.simple_bind(&self.bind_dn, &self.password).await.map_err(seed)?.success().map_err(seed)?;
         let b = &self.base_dn;
         let s = |v: &[&str]| v.iter().map(|x| (*x).to_owned()).collect::<HashSet<String>>();
-        let entries: Vec<(String, Vec<(String, HashSet<String>)>)> = vec![
-            (b.clone(), vec![
-                ("objectClass".into(), s(&["dcObject", "organization"])),
-                ("o".into(), s(&["Example"])),
-                ("dc".into(), s(&["example"])),
-            ]),
-            (format!("ou=people,{b}"), vec![("objectClass".into(), s(&["organizationalUnit"])), ("ou".into(), s(&["people"]))]),
-            (format!("ou=groups,{b}"), vec![("objectClass".into(), s(&["organizationalUnit"])), ("ou".into(), s(&["groups"]))]),
-            (format!("ou=policies,{b}"), vec![("objectClass".into(), s(&["organizationalUnit"])), ("ou".into(), s(&["policies"]))]),
-            (format!("cn=default,ou=policies,{b}"), vec![
-                ("objectClass".into(), s(&["organizationalRole", "pwdPolicy"])),
-                ("cn".into(), s(&["default"])),
-                ("pwdAttribute".into(), s(&["userPassword"])),
-                ("pwdLockout".into(), s(&["TRUE"])),
-            ]),
+        let entries: Vec<(String, Attrs)> = vec![
+            (
+                b.clone(),
+                vec![
+                    ("objectClass".into(), s(&["dcObject", "organization"])),
+                    ("o".into(), s(&["Example"])),
+                    ("dc".into(), s(&["example"])),
+                ],
+            ),
+            (
+                format!("ou=people,{b}"),
+                vec![("objectClass".into(), s(&["organizationalUnit"])), ("ou".into(), s(&["people"]))],
+            ),
+            (
+                format!("ou=groups,{b}"),
+                vec![("objectClass".into(), s(&["organizationalUnit"])), ("ou".into(), s(&["groups"]))],
+            ),
+            (
+                format!("ou=policies,{b}"),
+                vec![("objectClass".into(), s(&["organizationalUnit"])), ("ou".into(), s(&["policies"]))],
+            ),
+            (
+                format!("cn=default,ou=policies,{b}"),
+                vec![
+                    ("objectClass".into(), s(&["organizationalRole", "pwdPolicy"])),
+                    ("cn".into(), s(&["default"])),
+                    ("pwdAttribute".into(), s(&["userPassword"])),
+                    ("pwdLockout".into(), s(&["TRUE"])),
+                ],
+            ),
         ];
         for (dn, attrs) in entries {
             ldap.add(&dn, attrs).await.map_err(seed)?.success().map_err(seed)?;

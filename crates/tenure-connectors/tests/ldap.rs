@@ -5,7 +5,12 @@ use tenure_connectors::local_slapd::LocalSlapd;
 use tenure_connectors::{AccountSpec, Connector};
 
 fn spec(name: &str) -> AccountSpec {
-    AccountSpec { name: name.into(), display_name: format!("Name of {name}"), kind: "human".into(), reference: format!("hr:{name}") }
+    AccountSpec {
+        name: name.into(),
+        display_name: format!("Name of {name}"),
+        kind: "human".into(),
+        reference: format!("hr:{name}"),
+    }
 }
 
 #[tokio::test]

@@ -58,13 +58,16 @@ impl Event {
         };
         for (k, v) in &w.identity.attributes {
             if k.is_empty() || k.chars().any(char::is_control) || v.chars().any(|c| c.is_control() && c != '\t') {
-                return Err(err(&format!("identity.attributes.{k}"), "names and values must not contain control characters".into()));
+                return Err(err(
+                    &format!("identity.attributes.{k}"),
+                    "names and values must not contain control characters".into(),
+                ));
             }
         }
-        if let Some(n) = &w.identity.name {
-            if n.chars().any(char::is_control) {
-                return Err(err("identity.name", "must not contain control characters".into()));
-            }
+        if let Some(n) = &w.identity.name
+            && n.chars().any(char::is_control)
+        {
+            return Err(err("identity.name", "must not contain control characters".into()));
         }
         let payload = serde_json::to_string(&w).map_err(|e| err("", e.to_string()))?;
         let digest = hex::encode(Sha256::digest(payload.as_bytes()));
@@ -111,7 +114,12 @@ impl Engine {
     }
 
     /// [`Engine::ingest`], calling `progress` with the number of records checked so far.
-    pub fn ingest_with_progress(&self, events: &[Event], actor: &str, progress: &mut dyn FnMut(usize)) -> Result<IngestReport> {
+    pub fn ingest_with_progress(
+        &self,
+        events: &[Event],
+        actor: &str,
+        progress: &mut dyn FnMut(usize),
+    ) -> Result<IngestReport> {
         let now = self.clock.now();
         let mut tx = self.store.write()?;
         let stored = tx.current_policy()?.ok_or(EngineError::NoPolicy)?;
@@ -160,30 +168,45 @@ fn bad<T>(field: &str, message: impl Into<String>) -> std::result::Result<T, Bad
     Err(Bad::Record(field.to_owned(), message.into()))
 }
 
-fn apply(tx: &mut dyn WriteTx, policy: &Bundle, e: &Event, now: OffsetDateTime, actor: &str) -> std::result::Result<Applied, Bad> {
+fn apply(
+    tx: &mut dyn WriteTx,
+    policy: &Bundle,
+    e: &Event,
+    now: OffsetDateTime,
+    actor: &str,
+) -> std::result::Result<Applied, Bad> {
     // Idempotency first: a replay of an accepted event changes nothing.
     if let Some(digest) = tx.event_digest(&e.source, &e.id)? {
         if digest == e.digest {
             return Ok(Applied::Duplicate);
         }
-        return bad("id", format!("event id `{}` of source `{}` was already accepted with different content", e.id, e.source));
+        return bad(
+            "id",
+            format!("event id `{}` of source `{}` was already accepted with different content", e.id, e.source),
+        );
     }
     if !policy.sources.contains_key(&e.source) {
         let known: Vec<&str> = policy.sources.keys().map(String::as_str).collect();
         return bad("source", format!("unknown source `{}`; the policy knows {}", e.source, known.join(", ")));
     }
     if !policy.is_authoritative(&e.source, e.identity_kind) {
-        return bad("source", format!("source `{}` is not authoritative for `{}` identities", e.source, e.identity_kind));
+        return bad(
+            "source",
+            format!("source `{}` is not authoritative for `{}` identities", e.source, e.identity_kind),
+        );
     }
     if e.at > now + MAX_SKEW {
         return bad("at", format!("`{}` is in the future", rfc3339(e.at)));
     }
 
     let existing = tx.identity(&e.reference)?;
-    if let Some(existing) = &existing {
-        if existing.kind != e.identity_kind {
-            return bad("identity.kind", format!("`{}` is a {} identity, not {}", e.reference, existing.kind, e.identity_kind));
-        }
+    if let Some(existing) = &existing
+        && existing.kind != e.identity_kind
+    {
+        return bad(
+            "identity.kind",
+            format!("`{}` is a {} identity, not {}", e.reference, existing.kind, e.identity_kind),
+        );
     }
     let audit_action;
     let mut detail = serde_json::Map::new();
@@ -226,7 +249,10 @@ fn apply(tx: &mut dyn WriteTx, policy: &Bundle, e: &Event, now: OffsetDateTime, 
         }
         (kind, Some(mut row)) => {
             if row.state.has_left() {
-                return bad("type", format!("`{}` is {}; no further `{}` applies", e.reference, row.state, kind.as_str()));
+                return bad(
+                    "type",
+                    format!("`{}` is {}; no further `{}` applies", e.reference, row.state, kind.as_str()),
+                );
             }
             match kind {
                 EventType::Joined => return bad("type", "internal: `joined` of an existing identity"),
@@ -236,7 +262,15 @@ fn apply(tx: &mut dyn WriteTx, policy: &Bundle, e: &Event, now: OffsetDateTime, 
                     let expires_at = e.expires_at.or(row.expires_at);
                     let expiry_changed = e.expires_at.is_some() && e.expires_at != row.expires_at;
                     let owner_changed = e.owner.is_some() && e.owner != row.owner;
-                    check_nhi_and_contractor(tx, policy, e, owner.as_ref(), purpose.as_deref(), expires_at, expiry_changed || owner_changed)?;
+                    check_nhi_and_contractor(
+                        tx,
+                        policy,
+                        e,
+                        owner.as_ref(),
+                        purpose.as_deref(),
+                        expires_at,
+                        expiry_changed || owner_changed,
+                    )?;
                     let before = row.attributes.clone();
                     if let Some(n) = &e.name {
                         row.name = n.clone();
@@ -250,7 +284,8 @@ fn apply(tx: &mut dyn WriteTx, policy: &Bundle, e: &Event, now: OffsetDateTime, 
                     tx.update_identity(&row)?;
                     let change = workflow::apply_desired(tx, policy, &row, now).map_err(workflow_bad)?;
                     audit_action = "identity.changed";
-                    detail.insert("attributes".into(), serde_json::json!({ "before": before, "after": row.attributes }));
+                    detail
+                        .insert("attributes".into(), serde_json::json!({ "before": before, "after": row.attributes }));
                     change.describe(&mut detail);
                 }
                 EventType::Left => {
@@ -289,8 +324,15 @@ fn apply(tx: &mut dyn WriteTx, policy: &Bundle, e: &Event, now: OffsetDateTime, 
                     audit_action = "identity.owner_changed";
                 }
                 EventType::Renewed => {
-                    let Some(expires_at) = e.expires_at else { return bad("identity.expires_at", "required for `renewed`") };
-                    check_expiry(policy, e, expires_at, !row.kind.is_human() || e.is_contractor() || is_contractor(&row))?;
+                    let Some(expires_at) = e.expires_at else {
+                        return bad("identity.expires_at", "required for `renewed`");
+                    };
+                    check_expiry(
+                        policy,
+                        e,
+                        expires_at,
+                        !row.kind.is_human() || e.is_contractor() || is_contractor(&row),
+                    )?;
                     detail.insert(
                         "expires_at".into(),
                         serde_json::json!({ "from": row.expires_at.map(rfc3339), "to": rfc3339(expires_at) }),
@@ -355,7 +397,10 @@ fn check_nhi_and_contractor(
     let kind = e.identity_kind;
     if !kind.is_human() {
         let Some(owner) = owner else {
-            return bad("identity.owner", format!("a {kind} identity needs an owner (`source:external_id` of a human)"));
+            return bad(
+                "identity.owner",
+                format!("a {kind} identity needs an owner (`source:external_id` of a human)"),
+            );
         };
         if purpose.is_none() {
             return bad("identity.purpose", format!("a {kind} identity needs a purpose"));
@@ -399,7 +444,10 @@ fn check_owner(tx: &mut dyn WriteTx, e: &Event, owner: &IdentityRef) -> std::res
 
 fn check_expiry(policy: &Bundle, e: &Event, expires_at: OffsetDateTime, limited: bool) -> std::result::Result<(), Bad> {
     if expires_at <= e.at {
-        return bad("identity.expires_at", format!("`{}` is not after the event's time `{}`", rfc3339(expires_at), rfc3339(e.at)));
+        return bad(
+            "identity.expires_at",
+            format!("`{}` is not after the event's time `{}`", rfc3339(expires_at), rfc3339(e.at)),
+        );
     }
     if !limited {
         return Ok(());
@@ -415,7 +463,11 @@ fn check_expiry(policy: &Bundle, e: &Event, expires_at: OffsetDateTime, limited:
     if expires_at > e.at + max {
         return bad(
             "identity.expires_at",
-            format!("`{}` is more than {} days after the event (policy `{what}`)", rfc3339(expires_at), max.whole_days()),
+            format!(
+                "`{}` is more than {} days after the event (policy `{what}`)",
+                rfc3339(expires_at),
+                max.whole_days()
+            ),
         );
     }
     Ok(())

@@ -81,7 +81,8 @@ impl Engine {
         }
         let version = stored.version.clone();
         let b = Arc::new(
-            Bundle::load(stored.files).map_err(|source| EngineError::BadStoredPolicy { version: version.clone(), source })?,
+            Bundle::load(stored.files)
+                .map_err(|source| EngineError::BadStoredPolicy { version: version.clone(), source })?,
         );
         cache.insert(version, b.clone());
         Ok(b)

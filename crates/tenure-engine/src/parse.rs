@@ -78,9 +78,8 @@ impl Format {
 
 /// A JSON array of events (the body of `POST /v1/events`).
 pub fn json_array(body: &[u8]) -> Result<Vec<Positioned>, Vec<RecordError>> {
-    let values: Vec<serde_json::Value> = serde_json::from_slice(body).map_err(|e| {
-        vec![RecordError::new(Position::Index(0), "", format!("expected a JSON array of events: {e}"))]
-    })?;
+    let values: Vec<serde_json::Value> = serde_json::from_slice(body)
+        .map_err(|e| vec![RecordError::new(Position::Index(0), "", format!("expected a JSON array of events: {e}"))])?;
     collect(values.into_iter().enumerate().map(|(i, v)| (Position::Index(i), from_value(v))))
 }
 
@@ -137,7 +136,9 @@ pub fn csv(text: &str) -> Result<Vec<Positioned>, Vec<RecordError>> {
 
 type FieldResult<T> = Result<T, (String, String)>;
 
-fn collect(items: impl Iterator<Item = (Position, FieldResult<EventWire>)>) -> Result<Vec<Positioned>, Vec<RecordError>> {
+fn collect(
+    items: impl Iterator<Item = (Position, FieldResult<EventWire>)>,
+) -> Result<Vec<Positioned>, Vec<RecordError>> {
     let mut ok = Vec::new();
     let mut errors = Vec::new();
     for (pos, r) in items {
@@ -179,10 +180,12 @@ fn path_error<E: fmt::Display>(e: serde_path_to_error::Error<E>) -> (String, Str
 }
 
 fn from_cells(c: &BTreeMap<&str, &str>) -> FieldResult<EventWire> {
-    let need = |k: &str| c.get(k).map(|v| (*v).to_owned()).ok_or_else(|| (k.to_owned(), "required but missing".to_owned()));
+    let need =
+        |k: &str| c.get(k).map(|v| (*v).to_owned()).ok_or_else(|| (k.to_owned(), "required but missing".to_owned()));
     let ts = |k: &str, v: &str| {
-        OffsetDateTime::parse(v, &Rfc3339)
-            .map_err(|e| (k.to_owned(), format!("expected an RFC 3339 timestamp such as `2026-11-01T09:00:00Z`, found `{v}` ({e})")))
+        OffsetDateTime::parse(v, &Rfc3339).map_err(|e| {
+            (k.to_owned(), format!("expected an RFC 3339 timestamp such as `2026-11-01T09:00:00Z`, found `{v}` ({e})"))
+        })
     };
     let kind = need("type")?;
     let kind = match kind.as_str() {
@@ -200,10 +203,8 @@ fn from_cells(c: &BTreeMap<&str, &str>) -> FieldResult<EventWire> {
     };
     let at = ts("at", &need("at")?)?;
     let expires_at = c.get("expires_at").map(|v| ts("expires_at", v)).transpose()?;
-    let attributes = c
-        .iter()
-        .filter_map(|(k, v)| k.strip_prefix("attr.").map(|name| (name.to_owned(), (*v).to_owned())))
-        .collect();
+    let attributes =
+        c.iter().filter_map(|(k, v)| k.strip_prefix("attr.").map(|name| (name.to_owned(), (*v).to_owned()))).collect();
     Ok(EventWire {
         source: need("source")?,
         id: need("id")?,

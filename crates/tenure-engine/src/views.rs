@@ -39,10 +39,14 @@ impl Engine {
     pub fn list_identities(&self) -> Result<Vec<IdentityView>> {
         let tx = self.store.read()?;
         let mut grants = tx.all_grants()?;
-        Ok(tx.identities()?.into_iter().map(|i| {
-            let g = grants.remove(&i.id).unwrap_or_default();
-            view(i, &g)
-        }).collect())
+        Ok(tx
+            .identities()?
+            .into_iter()
+            .map(|i| {
+                let g = grants.remove(&i.id).unwrap_or_default();
+                view(i, &g)
+            })
+            .collect())
     }
 
     /// One identity with its accounts and timeline. `reference` is `source:external_id`.
@@ -59,7 +63,14 @@ impl Engine {
         let timeline = tx
             .audit_for(reference)?
             .into_iter()
-            .map(|a| AuditView { seq: a.seq, at: ts(a.at), actor: a.actor, action: a.action, policy_version: a.policy_version, detail: a.detail })
+            .map(|a| AuditView {
+                seq: a.seq,
+                at: ts(a.at),
+                actor: a.actor,
+                action: a.action,
+                policy_version: a.policy_version,
+                detail: a.detail,
+            })
             .collect();
         Ok(IdentityDetail { identity: view(i, &grants), accounts, timeline })
     }

@@ -171,9 +171,11 @@ impl Workers {
         let snap = self
             .blocking(move |e| {
                 let tx = e.store.read()?;
-                let identity = tx.identity_by_id(identity_id)?.ok_or_else(|| EngineError::NotFound(identity_id.to_string()))?;
+                let identity =
+                    tx.identity_by_id(identity_id)?.ok_or_else(|| EngineError::NotFound(identity_id.to_string()))?;
                 let account = tx.accounts(identity_id)?.into_iter().find(|a| a.system == system);
-                let grants: Vec<GrantRow> = tx.grants(identity_id)?.into_iter().filter(|g| g.system == system).collect();
+                let grants: Vec<GrantRow> =
+                    tx.grants(identity_id)?.into_iter().filter(|g| g.system == system).collect();
                 let stored = tx.current_policy()?.ok_or(EngineError::NoPolicy)?;
                 drop(tx);
                 Ok(Snapshot { identity, account, grants, policy: e.bundle(stored)? })
@@ -313,7 +315,8 @@ async fn converge(c: &dyn Connector, s: &Snapshot) -> Result<Converged, Connecto
             out.disabled = true;
         }
         // A leaver keeps no membership at all, managed or not; otherwise only what is unwanted goes.
-        let strip: Vec<&String> = if left { r.memberships.iter().collect() } else { r.memberships.intersection(&unwanted).collect() };
+        let strip: Vec<&String> =
+            if left { r.memberships.iter().collect() } else { r.memberships.intersection(&unwanted).collect() };
         for t in strip {
             c.revoke(name, t).await?;
             out.revoked.push(t.clone());
@@ -397,7 +400,11 @@ fn complete(
                 tx.set_account_state(a.identity_id, &a.system, a.rev, to, now)?;
             }
         } else {
-            problems.push(format!("account `{}` is {} after converging", a.name, if got.enabled { "enabled" } else { "disabled or absent" }));
+            problems.push(format!(
+                "account `{}` is {} after converging",
+                a.name,
+                if got.enabled { "enabled" } else { "disabled or absent" }
+            ));
         }
     }
 
@@ -426,7 +433,15 @@ fn complete(
         advance_lifecycle(tx.as_mut(), s.identity.id, now, version)?;
         Outcome::Verified
     } else {
-        fail(tx.as_mut(), job, &format!("verification failed: {}", problems.join("; ")), now, config, &subject, version)?
+        fail(
+            tx.as_mut(),
+            job,
+            &format!("verification failed: {}", problems.join("; ")),
+            now,
+            config,
+            &subject,
+            version,
+        )?
     };
     tx.commit()?;
     Ok(outcome)

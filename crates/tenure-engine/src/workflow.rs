@@ -42,18 +42,18 @@ impl Change {
             detail.insert("grants_revoking".into(), serde_json::json!(self.revoking));
         }
         if !self.systems.is_empty() {
-            detail.insert("jobs".into(), serde_json::json!(self.systems.iter().map(|s| format!("sync:{s}")).collect::<Vec<_>>()));
+            detail.insert(
+                "jobs".into(),
+                serde_json::json!(self.systems.iter().map(|s| format!("sync:{s}")).collect::<Vec<_>>()),
+            );
         }
     }
 }
 
 /// The account name of an identity in a system, by the system's `account_name` pattern.
 pub(crate) fn account_name(policy: &Bundle, system: &str, identity: &IdentityRow) -> String {
-    let pattern = policy
-        .systems
-        .get(system)
-        .and_then(|s| s.settings.get("account_name"))
-        .map_or("{external_id}", String::as_str);
+    let pattern =
+        policy.systems.get(system).and_then(|s| s.settings.get("account_name")).map_or("{external_id}", String::as_str);
     tenure_connectors::expand_account_name(pattern, identity.reference.source(), identity.reference.external_id())
 }
 
@@ -125,7 +125,8 @@ pub(crate) fn apply_desired(
             None => {
                 let name = account_name(policy, system, identity);
                 if let Some(holder) = tx.account_by_name(system, &name)? {
-                    let holder = tx.identity_by_id(holder.identity_id)?.map(|h| h.reference.to_string()).unwrap_or_default();
+                    let holder =
+                        tx.identity_by_id(holder.identity_id)?.map(|h| h.reference.to_string()).unwrap_or_default();
                     return Err(WorkflowError::AccountTaken { system: system.clone(), name, holder });
                 }
                 tx.put_account(identity.id, system, &name, AccountState::Desired, now)?;
@@ -146,7 +147,11 @@ pub(crate) fn apply_desired(
 /// The leaver: the identity is `leaving` at once (cut off from this commit on); every wanted
 /// grant becomes `revoking` and every account `disabling`. With nothing to deprovision the
 /// identity is `closed` at once.
-pub(crate) fn leave(tx: &mut dyn WriteTx, identity: &IdentityRow, now: OffsetDateTime) -> Result<Change, WorkflowError> {
+pub(crate) fn leave(
+    tx: &mut dyn WriteTx,
+    identity: &IdentityRow,
+    now: OffsetDateTime,
+) -> Result<Change, WorkflowError> {
     let mut change = Change::default();
     for g in tx.grants(identity.id)? {
         if g.state.is_wanted() || g.state == GrantState::Revoked {
@@ -181,7 +186,12 @@ pub(crate) fn leave(tx: &mut dyn WriteTx, identity: &IdentityRow, now: OffsetDat
     Ok(change)
 }
 
-fn enqueue(tx: &mut dyn WriteTx, identity_id: i64, systems: &BTreeSet<String>, now: OffsetDateTime) -> Result<(), StoreError> {
+fn enqueue(
+    tx: &mut dyn WriteTx,
+    identity_id: i64,
+    systems: &BTreeSet<String>,
+    now: OffsetDateTime,
+) -> Result<(), StoreError> {
     for system in systems {
         tx.enqueue(&NewJob { kind: JobKind::Sync, identity_id, system, run_at: now })?;
     }

@@ -17,14 +17,8 @@ pub enum GrantState {
 }
 
 impl GrantState {
-    pub const ALL: [GrantState; 6] = [
-        Self::Desired,
-        Self::Provisioned,
-        Self::Verified,
-        Self::Revoking,
-        Self::Revoked,
-        Self::RevocationVerified,
-    ];
+    pub const ALL: [GrantState; 6] =
+        [Self::Desired, Self::Provisioned, Self::Verified, Self::Revoking, Self::Revoked, Self::RevocationVerified];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -91,8 +85,7 @@ pub enum AccountState {
 }
 
 impl AccountState {
-    pub const ALL: [AccountState; 4] =
-        [Self::Desired, Self::Verified, Self::Disabling, Self::DisableVerified];
+    pub const ALL: [AccountState; 4] = [Self::Desired, Self::Verified, Self::Disabling, Self::DisableVerified];
 
     pub fn as_str(self) -> &'static str {
         match self {

@@ -28,8 +28,7 @@ pub struct TransitionError {
 }
 
 impl LifecycleState {
-    pub const ALL: [LifecycleState; 5] =
-        [Self::Pending, Self::Active, Self::Suspended, Self::Leaving, Self::Closed];
+    pub const ALL: [LifecycleState; 5] = [Self::Pending, Self::Active, Self::Suspended, Self::Leaving, Self::Closed];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -79,10 +78,7 @@ impl fmt::Display for LifecycleState {
 impl FromStr for LifecycleState {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Self::ALL
-            .into_iter()
-            .find(|k| k.as_str() == s)
-            .ok_or_else(|| format!("unknown lifecycle state `{s}`"))
+        Self::ALL.into_iter().find(|k| k.as_str() == s).ok_or_else(|| format!("unknown lifecycle state `{s}`"))
     }
 }
 

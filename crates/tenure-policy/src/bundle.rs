@@ -2,7 +2,7 @@
 //! whole by content hash.
 
 use crate::error::{BundleError, Problem, problem};
-use crate::template::{Facts, OneOrMany, Template, When};
+use crate::template::{Facts, Template, When};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, BTreeSet};
@@ -215,7 +215,11 @@ impl Bundle {
         for (name, s) in manifest.sources {
             let field = format!("sources.{name}.kinds");
             if name.is_empty() || name.contains(':') || name.contains('/') {
-                problems.push(problem(MANIFEST, format!("sources.{name}"), "a source name must be non-empty without `:` or `/`"));
+                problems.push(problem(
+                    MANIFEST,
+                    format!("sources.{name}"),
+                    "a source name must be non-empty without `:` or `/`",
+                ));
             }
             let mut kinds = BTreeSet::new();
             for k in &s.kinds {
@@ -278,7 +282,11 @@ impl Bundle {
             for (i, t) in file.template.into_iter().enumerate() {
                 let at = format!("template[{i}]");
                 if !names.insert(t.name.clone()) {
-                    problems.push(problem(path, format!("{at}.name"), format!("template `{}` is defined twice", t.name)));
+                    problems.push(problem(
+                        path,
+                        format!("{at}.name"),
+                        format!("template `{}` is defined twice", t.name),
+                    ));
                 }
                 if let Some(kinds) = &t.when.kind {
                     for k in kinds.values() {
@@ -315,16 +323,7 @@ impl Bundle {
         if !problems.is_empty() {
             return Err(BundleError { problems });
         }
-        Ok(Self {
-            version,
-            name: manifest.bundle.name,
-            lifecycle,
-            sources,
-            systems,
-            entitlements,
-            templates,
-            files,
-        })
+        Ok(Self { version, name: manifest.bundle.name, lifecycle, sources, systems, entitlements, templates, files })
     }
 
     /// Whether `source` is authoritative for identities of `kind`.
@@ -362,7 +361,11 @@ fn system_def(name: &str, mut table: toml::Table) -> Result<SystemDef, Vec<Probl
     let kind = match table.remove("type") {
         Some(toml::Value::String(t)) if t == "ldap" => SystemType::Ldap,
         Some(other) => {
-            return Err(vec![problem(MANIFEST, format!("{at}.type"), format!("expected one of ldap, found `{other}`"))]);
+            return Err(vec![problem(
+                MANIFEST,
+                format!("{at}.type"),
+                format!("expected one of ldap, found `{other}`"),
+            )]);
         }
         None => return Err(vec![problem(MANIFEST, format!("{at}.type"), "missing; expected one of ldap")]),
     };

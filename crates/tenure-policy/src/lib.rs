@@ -16,8 +16,7 @@ mod error;
 mod template;
 
 pub use bundle::{
-    Bundle, BundleFiles, EntitlementDef, EntitlementId, Lifecycle, PolicyVersion, SourceDef,
-    SystemDef, SystemType,
+    Bundle, BundleFiles, EntitlementDef, EntitlementId, Lifecycle, PolicyVersion, SourceDef, SystemDef, SystemType,
 };
 pub use error::{BundleError, Problem};
 pub use template::{Facts, Template};

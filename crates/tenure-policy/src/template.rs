@@ -61,15 +61,15 @@ pub struct Template {
 
 impl Template {
     pub fn matches(&self, facts: &Facts<'_>) -> bool {
-        if let Some(kinds) = &self.when.kind {
-            if !kinds.contains(facts.kind.as_str()) {
-                return false;
-            }
+        if let Some(kinds) = &self.when.kind
+            && !kinds.contains(facts.kind.as_str())
+        {
+            return false;
         }
-        if let Some(sources) = &self.when.source {
-            if !sources.contains(facts.source) {
-                return false;
-            }
+        if let Some(sources) = &self.when.source
+            && !sources.contains(facts.source)
+        {
+            return false;
         }
         self.when
             .attributes

@@ -71,7 +71,9 @@ impl IntoResponse for ApiError {
             ),
             Self::Engine(e) => match &e {
                 EngineError::NotFound(r) => (StatusCode::NOT_FOUND, body("EN0004", format!("no identity `{r}`"))),
-                EngineError::NoPolicy => (StatusCode::SERVICE_UNAVAILABLE, body("EN0002", "no policy is deployed".into())),
+                EngineError::NoPolicy => {
+                    (StatusCode::SERVICE_UNAVAILABLE, body("EN0002", "no policy is deployed".into()))
+                }
                 EngineError::Rejected(_) => (StatusCode::UNPROCESSABLE_ENTITY, body("EN0001", "batch rejected".into())),
                 EngineError::Store(_) | EngineError::BadStoredPolicy { .. } | EngineError::Task(_) => {
                     // The details are for operators, in the log; clients get the code only.
@@ -105,7 +107,10 @@ async fn list_identities(State(s): State<AppState>) -> Result<Json<Vec<IdentityV
     Ok(Json(blocking(move || engine.list_identities()).await?))
 }
 
-async fn show_identity(State(s): State<AppState>, Path(reference): Path<String>) -> Result<Json<IdentityDetail>, ApiError> {
+async fn show_identity(
+    State(s): State<AppState>,
+    Path(reference): Path<String>,
+) -> Result<Json<IdentityDetail>, ApiError> {
     let engine = s.engine.clone();
     Ok(Json(blocking(move || engine.identity_detail(&reference)).await?))
 }
@@ -127,7 +132,9 @@ async fn jobs(State(s): State<AppState>) -> Result<Json<serde_json::Value>, ApiE
 }
 
 /// Run store-bound work off the async threads.
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T, EngineError> + Send + 'static) -> Result<T, ApiError> {
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, EngineError> + Send + 'static,
+) -> Result<T, ApiError> {
     match tokio::task::spawn_blocking(f).await {
         Ok(r) => r.map_err(ApiError::from),
         Err(e) => Err(ApiError::Engine(EngineError::Task(e.to_string()))),

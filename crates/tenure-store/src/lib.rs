@@ -70,8 +70,22 @@ pub trait WriteTx: ReadTx {
     /// Move a grant to `to` only if it is still at `rev` (a concurrent change wins).
     fn set_grant_state(&mut self, id: i64, rev: i64, to: GrantState, at: OffsetDateTime) -> Result<bool>;
     /// Insert or update the account of an identity in a system; bumps `rev`.
-    fn put_account(&mut self, identity_id: i64, system: &str, name: &str, state: AccountState, at: OffsetDateTime) -> Result<()>;
-    fn set_account_state(&mut self, identity_id: i64, system: &str, rev: i64, to: AccountState, at: OffsetDateTime) -> Result<bool>;
+    fn put_account(
+        &mut self,
+        identity_id: i64,
+        system: &str,
+        name: &str,
+        state: AccountState,
+        at: OffsetDateTime,
+    ) -> Result<()>;
+    fn set_account_state(
+        &mut self,
+        identity_id: i64,
+        system: &str,
+        rev: i64,
+        to: AccountState,
+        at: OffsetDateTime,
+    ) -> Result<bool>;
     /// Enqueue a job; a pending job for the same (kind, identity, system) absorbs it.
     fn enqueue(&mut self, job: &NewJob<'_>) -> Result<()>;
     /// Claim the next due job (pending and due, or running with an expired lease).

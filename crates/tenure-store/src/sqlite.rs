@@ -195,10 +195,10 @@ impl SqliteRead<'_> {
 
 impl Drop for SqliteRead<'_> {
     fn drop(&mut self) {
-        if let Some(conn) = self.conn.take() {
-            if conn.execute_batch("ROLLBACK").is_ok() {
-                self.store.readers.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(conn);
-            }
+        if let Some(conn) = self.conn.take()
+            && conn.execute_batch("ROLLBACK").is_ok()
+        {
+            self.store.readers.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(conn);
         }
     }
 }
@@ -343,7 +343,8 @@ fn q_owned_by(c: &Connection, owner: &IdentityRef) -> Result<Vec<IdentityRow>> {
 }
 
 fn q_grants(c: &Connection, identity_id: i64) -> Result<Vec<GrantRow>> {
-    let mut st = c.prepare_cached(&format!("SELECT {GRANT_COLS} FROM grants WHERE identity_id = ?1 ORDER BY entitlement"))?;
+    let mut st =
+        c.prepare_cached(&format!("SELECT {GRANT_COLS} FROM grants WHERE identity_id = ?1 ORDER BY entitlement"))?;
     let rows = st.query_map([identity_id], grant_row)?.collect::<rusqlite::Result<Vec<_>>>()?;
     Ok(rows)
 }
@@ -367,9 +368,8 @@ fn q_accounts(c: &Connection, identity_id: i64) -> Result<Vec<AccountRow>> {
 }
 
 fn q_account_by_name(c: &Connection, system: &str, name: &str) -> Result<Option<AccountRow>> {
-    let mut st = c.prepare_cached(
-        "SELECT identity_id, system, name, state, rev FROM accounts WHERE system = ?1 AND name = ?2",
-    )?;
+    let mut st =
+        c.prepare_cached("SELECT identity_id, system, name, state, rev FROM accounts WHERE system = ?1 AND name = ?2")?;
     Ok(st.query_row(params![system, name], account_row).optional()?)
 }
 
@@ -403,9 +403,8 @@ fn q_event_digest(c: &Connection, source: &str, event_id: &str) -> Result<Option
 }
 
 fn q_current_policy(c: &Connection) -> Result<Option<StoredPolicy>> {
-    let version: Option<String> = c
-        .query_row("SELECT version FROM policy_deployments ORDER BY seq DESC LIMIT 1", [], |r| r.get(0))
-        .optional()?;
+    let version: Option<String> =
+        c.query_row("SELECT version FROM policy_deployments ORDER BY seq DESC LIMIT 1", [], |r| r.get(0)).optional()?;
     let Some(version) = version else { return Ok(None) };
     let mut st = c.prepare_cached("SELECT path, content FROM policy_files WHERE version = ?1")?;
     let files = st
@@ -512,7 +511,16 @@ impl WriteTx for SqliteWrite<'_> {
             "INSERT INTO events (source, event_id, type, identity, at, received_at, digest, payload)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
         )?;
-        st.execute(params![e.source, e.event_id, e.kind, e.identity, ts(e.at), ts(e.received_at), e.digest, e.payload])?;
+        st.execute(params![
+            e.source,
+            e.event_id,
+            e.kind,
+            e.identity,
+            ts(e.at),
+            ts(e.received_at),
+            e.digest,
+            e.payload
+        ])?;
         Ok(())
     }
 
@@ -570,7 +578,15 @@ impl WriteTx for SqliteWrite<'_> {
              ON CONFLICT (identity_id, entitlement) DO UPDATE SET state = excluded.state, origin = excluded.origin,
                policy_version = excluded.policy_version, rev = grants.rev + 1, updated_at = excluded.updated_at",
         )?;
-        st.execute(params![g.identity_id, g.entitlement, g.system, g.state.as_str(), g.origin, g.policy_version, ts(g.at)])?;
+        st.execute(params![
+            g.identity_id,
+            g.entitlement,
+            g.system,
+            g.state.as_str(),
+            g.origin,
+            g.policy_version,
+            ts(g.at)
+        ])?;
         Ok(())
     }
 
@@ -581,7 +597,14 @@ impl WriteTx for SqliteWrite<'_> {
         Ok(st.execute(params![id, rev, to.as_str(), ts(at)])? == 1)
     }
 
-    fn put_account(&mut self, identity_id: i64, system: &str, name: &str, state: AccountState, at: OffsetDateTime) -> Result<()> {
+    fn put_account(
+        &mut self,
+        identity_id: i64,
+        system: &str,
+        name: &str,
+        state: AccountState,
+        at: OffsetDateTime,
+    ) -> Result<()> {
         let mut st = self.conn.prepare_cached(
             "INSERT INTO accounts (identity_id, system, name, state, rev, updated_at) VALUES (?1, ?2, ?3, ?4, 1, ?5)
              ON CONFLICT (identity_id, system) DO UPDATE SET state = excluded.state, rev = accounts.rev + 1,
@@ -591,7 +614,14 @@ impl WriteTx for SqliteWrite<'_> {
         Ok(())
     }
 
-    fn set_account_state(&mut self, identity_id: i64, system: &str, rev: i64, to: AccountState, at: OffsetDateTime) -> Result<bool> {
+    fn set_account_state(
+        &mut self,
+        identity_id: i64,
+        system: &str,
+        rev: i64,
+        to: AccountState,
+        at: OffsetDateTime,
+    ) -> Result<bool> {
         let mut st = self.conn.prepare_cached(
             "UPDATE accounts SET state = ?4, rev = rev + 1, updated_at = ?5 WHERE identity_id = ?1 AND system = ?2 AND rev = ?3",
         )?;
@@ -677,9 +707,9 @@ impl WriteTx for SqliteWrite<'_> {
 
     fn deploy_policy(&mut self, p: &StoredPolicy, at: OffsetDateTime) -> Result<()> {
         {
-            let mut st = self.conn.prepare_cached(
-                "INSERT OR IGNORE INTO policy_files (version, path, content) VALUES (?1, ?2, ?3)",
-            )?;
+            let mut st = self
+                .conn
+                .prepare_cached("INSERT OR IGNORE INTO policy_files (version, path, content) VALUES (?1, ?2, ?3)")?;
             for (path, content) in &p.files {
                 st.execute(params![p.version, path, content])?;
             }

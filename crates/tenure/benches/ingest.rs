@@ -5,6 +5,9 @@
 //!
 //! `cargo bench -p tenure --bench ingest` (TENURE_BENCH_EVENTS to change the count).
 
+// Benchmark code: a failure should stop the run loudly.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tenure_engine::{Engine, ingest, parse};
@@ -41,7 +44,9 @@ fn main() {
         let (te, re) = (n as f64 / tenure.as_secs_f64(), n as f64 / raw.as_secs_f64());
         println!("{batch:>6}  {te:>16.0}  {re:>16.0}  {:>6.2}x", re / te);
     }
-    println!("\nratio = raw SQLite rows/s ÷ tenure events/s (how many times slower than bare inserts of the event rows)");
+    println!(
+        "\nratio = raw SQLite rows/s ÷ tenure events/s (how many times slower than bare inserts of the event rows)"
+    );
 }
 
 fn run_tenure(events: &[tenure_engine::Event], batch: usize) -> Duration {
@@ -76,7 +81,17 @@ fn run_raw(events: &[tenure_engine::Event], batch: usize) -> Duration {
         {
             let mut st = tx.prepare_cached("INSERT INTO events VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)").unwrap();
             for e in chunk {
-                st.execute(rusqlite::params![e.source, e.id, "joined", e.reference.to_string(), "2026-11-01T09:00:00Z", "2026-11-01T09:00:00Z", e.digest, e.payload]).unwrap();
+                st.execute(rusqlite::params![
+                    e.source,
+                    e.id,
+                    "joined",
+                    e.reference.to_string(),
+                    "2026-11-01T09:00:00Z",
+                    "2026-11-01T09:00:00Z",
+                    e.digest,
+                    e.payload
+                ])
+                .unwrap();
             }
         }
         tx.commit().unwrap();

@@ -19,7 +19,11 @@ use tenure_store::SqliteStore;
 pub const EXIT_BAD_INPUT: u8 = 2;
 
 #[derive(Parser)]
-#[command(name = "tenure", version, about = "Identity lifecycle governance for people, services, workloads and AI agents")]
+#[command(
+    name = "tenure",
+    version,
+    about = "Identity lifecycle governance for people, services, workloads and AI agents"
+)]
 pub struct Cli {
     #[command(flatten)]
     pub global: Global,
@@ -159,7 +163,13 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             for j in tx.jobs(Some(tenure_engine::JobState::Dead))? {
                 let who = tx.identity_by_id(j.identity_id)?.map(|i| i.reference.to_string()).unwrap_or_default();
-                println!("dead job {}: sync {} of {who} after {} attempts: {}", j.id, j.system, j.attempts, j.last_error.unwrap_or_default());
+                println!(
+                    "dead job {}: sync {} of {who} after {} attempts: {}",
+                    j.id,
+                    j.system,
+                    j.attempts,
+                    j.last_error.unwrap_or_default()
+                );
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -173,8 +183,16 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Policy(PolicyCommand::Check { dir }) => match load_bundle_dir(&dir)? {
             Ok(b) => {
-                println!("{}: policy `{}` version {} ({} sources, {} systems, {} entitlements, {} templates)",
-                    dir.display(), b.name, b.version, b.sources.len(), b.systems.len(), b.entitlements.len(), b.templates.len());
+                println!(
+                    "{}: policy `{}` version {} ({} sources, {} systems, {} entitlements, {} templates)",
+                    dir.display(),
+                    b.name,
+                    b.version,
+                    b.sources.len(),
+                    b.systems.len(),
+                    b.entitlements.len(),
+                    b.templates.len()
+                );
                 Ok(ExitCode::SUCCESS)
             }
             Err(e) => {
@@ -206,13 +224,22 @@ fn show_text(d: &tenure_proto::IdentityDetail) -> String {
         i.grants.iter().map(|g| vec![g.entitlement.clone(), g.state.clone(), g.origin.clone()]).collect();
     out.push_str(&indent(&table::render(&["ENTITLEMENT", "STATE", "ORIGIN"], &rows)));
     out.push_str("accounts:\n");
-    let rows: Vec<Vec<String>> = d.accounts.iter().map(|a| vec![a.system.clone(), a.account.clone(), a.state.clone()]).collect();
+    let rows: Vec<Vec<String>> =
+        d.accounts.iter().map(|a| vec![a.system.clone(), a.account.clone(), a.state.clone()]).collect();
     out.push_str(&indent(&table::render(&["SYSTEM", "ACCOUNT", "STATE"], &rows)));
     out.push_str("timeline:\n");
     let rows: Vec<Vec<String>> = d
         .timeline
         .iter()
-        .map(|t| vec![t.seq.to_string(), t.at.clone(), t.actor.clone(), t.action.clone(), t.policy_version.get(..12).unwrap_or("").to_owned()])
+        .map(|t| {
+            vec![
+                t.seq.to_string(),
+                t.at.clone(),
+                t.actor.clone(),
+                t.action.clone(),
+                t.policy_version.get(..12).unwrap_or("").to_owned(),
+            ]
+        })
         .collect();
     out.push_str(&indent(&table::render(&["SEQ", "AT", "ACTOR", "ACTION", "POLICY"], &rows)));
     out
@@ -245,7 +272,12 @@ pub fn read_bundle_dir(dir: &Path) -> anyhow::Result<BundleFiles> {
             if ft.is_dir() {
                 walk(root, &path, out)?;
             } else if ft.is_file() {
-                let rel = path.strip_prefix(root)?.components().map(|c| c.as_os_str().to_string_lossy()).collect::<Vec<_>>().join("/");
+                let rel = path
+                    .strip_prefix(root)?
+                    .components()
+                    .map(|c| c.as_os_str().to_string_lossy())
+                    .collect::<Vec<_>>()
+                    .join("/");
                 out.insert(rel, std::fs::read(&path).with_context(|| format!("reading `{}`", path.display()))?);
             }
         }
@@ -313,7 +345,13 @@ fn import(g: &Global, source: &str, file: &Path) -> anyhow::Result<ExitCode> {
     let wrong_source: Vec<RecordError> = records
         .iter()
         .filter(|(_, e)| e.source != source)
-        .map(|(pos, e)| RecordError::new(*pos, "source", format!("expected `{source}` (the --source of this import), found `{}`", e.source)))
+        .map(|(pos, e)| {
+            RecordError::new(
+                *pos,
+                "source",
+                format!("expected `{source}` (the --source of this import), found `{}`", e.source),
+            )
+        })
         .collect();
     if !wrong_source.is_empty() {
         print_record_errors(file, &wrong_source);
@@ -359,7 +397,11 @@ fn import(g: &Global, source: &str, file: &Path) -> anyhow::Result<ExitCode> {
 async fn serve(g: &Global, listen: &str, workers: usize, lease_secs: i64) -> anyhow::Result<ExitCode> {
     let engine = open(&g.data_dir)?;
     ensure_policy(&engine, g.policy.as_deref())?;
-    let config = WorkerConfig { concurrency: workers, lease: time::Duration::seconds(lease_secs.max(1)), ..WorkerConfig::default() };
+    let config = WorkerConfig {
+        concurrency: workers,
+        lease: time::Duration::seconds(lease_secs.max(1)),
+        ..WorkerConfig::default()
+    };
     let workers = Arc::new(Workers::new(engine.clone(), process_env(), config));
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let worker_task = tokio::spawn(workers.clone().run(stopped));
@@ -367,7 +409,11 @@ async fn serve(g: &Global, listen: &str, workers: usize, lease_secs: i64) -> any
     let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("listening on `{listen}`"))?;
     let addr = listener.local_addr()?;
     let version = engine.current_policy()?.version.to_string();
-    eprintln!("tenure listening on http://{addr} (data dir {}, policy {})", g.data_dir.display(), version.get(..12).unwrap_or(""));
+    eprintln!(
+        "tenure listening on http://{addr} (data dir {}, policy {})",
+        g.data_dir.display(),
+        version.get(..12).unwrap_or("")
+    );
     axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await?;
     let _ = stop.send(true);
     let _ = worker_task.await;

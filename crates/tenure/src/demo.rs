@@ -81,9 +81,13 @@ pub async fn run() -> anyhow::Result<ExitCode> {
         .map(|a| vec![a.name.clone(), yes_no(a.enabled), a.memberships.iter().cloned().collect::<Vec<_>>().join(", ")])
         .collect();
     print!("{}", indent(&table::render(&["UID", "ENABLED", "GROUPS"], &rows)));
-    checks.check(accounts.len() == all.len(), format!("LDAP has one account per identity ({} vs {})", accounts.len(), all.len()));
+    checks.check(
+        accounts.len() == all.len(),
+        format!("LDAP has one account per identity ({} vs {})", accounts.len(), all.len()),
+    );
     for i in &all {
-        let want: Vec<String> = i.grants.iter().map(|g| g.entitlement.trim_start_matches("corp-directory/").to_owned()).collect();
+        let want: Vec<String> =
+            i.grants.iter().map(|g| g.entitlement.trim_start_matches("corp-directory/").to_owned()).collect();
         let ext = i.reference.split_once(':').map_or("", |(_, e)| e);
         let have = accounts.iter().find(|a| a.name == ext);
         checks.check(
@@ -100,7 +104,11 @@ pub async fn run() -> anyhow::Result<ExitCode> {
     let cut_off = ["hr:E1010", "vendors:C2004"]
         .iter()
         .all(|r| after_accept.iter().any(|i| &i.reference == r && i.state == "leaving"));
-    println!("  {}: {n} events accepted; leavers are `leaving` (cut off) as soon as accepted: {}", quickstart::DAY_TWO.0, yes_no(cut_off));
+    println!(
+        "  {}: {n} events accepted; leavers are `leaving` (cut off) as soon as accepted: {}",
+        quickstart::DAY_TWO.0,
+        yes_no(cut_off)
+    );
     checks.check(cut_off, "leavers are cut off the moment the event is accepted");
     let jobs = workers.run_until_idle().await?;
     println!("  {jobs} jobs run in {:.0?}\n", started.elapsed());
@@ -113,7 +121,10 @@ pub async fn run() -> anyhow::Result<ExitCode> {
     let groups = mover_ldap.as_ref().map(|a| a.memberships.clone()).unwrap_or_default();
     checks.check(groups.contains("finance") && groups.contains("ledger-readers"), "mover gained finance groups");
     checks.check(!groups.contains("sales"), "mover lost the sales group");
-    checks.check(mover.identity.grants.iter().all(|g| g.state == "verified" || g.state == "revocation_verified"), "mover's grants all verified");
+    checks.check(
+        mover.identity.grants.iter().all(|g| g.state == "verified" || g.state == "revocation_verified"),
+        "mover's grants all verified",
+    );
 
     let nhi = show("service-registry:svc-crm-sync")?;
     println!("  service-registry:svc-crm-sync is now owned by {}", nhi.identity.owner.as_deref().unwrap_or("nobody"));
@@ -125,7 +136,10 @@ pub async fn run() -> anyhow::Result<ExitCode> {
         println!("  leaver {r} ({}) is `{}` in tenure; LDAP read-back:", d.identity.name, d.identity.state);
         print_entry(&entry);
         checks.check(d.identity.state == "closed", format!("{r} closed"));
-        checks.check(entry.as_ref().is_some_and(|a| !a.enabled && a.memberships.is_empty()), format!("{r} disabled and in no group in LDAP"));
+        checks.check(
+            entry.as_ref().is_some_and(|a| !a.enabled && a.memberships.is_empty()),
+            format!("{r} disabled and in no group in LDAP"),
+        );
     }
 
     let total = checks.passed + checks.failed.len();

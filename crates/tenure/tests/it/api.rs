@@ -11,12 +11,20 @@ fn events_identities_and_errors_over_http() {
         event("hr", "e1", "joined", human("E1", "Ada Lovelace", "engineering")),
         event("service-registry", "s1", "joined", nhi("svc-a", "agent", Some("hr:E1"), "2027-06-01T00:00:00Z")),
     ];
-    let bad = format!("[{},{},{}]", good[0], good[1], event("service-registry", "s2", "joined", nhi("svc-b", "agent", None, "2027-06-01T00:00:00Z")));
+    let bad = format!(
+        "[{},{},{}]",
+        good[0],
+        good[1],
+        event("service-registry", "s2", "joined", nhi("svc-b", "agent", None, "2027-06-01T00:00:00Z"))
+    );
     let (status, body) = s.post("/v1/events", &bad).unwrap();
     assert_eq!(status, 422, "{body}");
     let body: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(body["code"], "EN0001");
-    assert_eq!(body["errors"], serde_json::json!([{ "record": 2, "field": "identity.owner", "message": "a agent identity needs an owner (`source:external_id` of a human)" }]));
+    assert_eq!(
+        body["errors"],
+        serde_json::json!([{ "record": 2, "field": "identity.owner", "message": "a agent identity needs an owner (`source:external_id` of a human)" }])
+    );
     assert_eq!(s.get("/v1/identities"), (200, "[]".into()));
 
     let (status, body) = s.post("/v1/events", &format!("[{}]", good.join(","))).unwrap();
@@ -24,7 +32,10 @@ fn events_identities_and_errors_over_http() {
     let report: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(report["accepted"], 2);
     let (status, body) = s.post("/v1/events", &format!("[{}]", good.join(","))).unwrap();
-    assert_eq!((status, serde_json::from_str::<serde_json::Value>(&body).unwrap()["duplicates"].clone()), (200, 2.into()));
+    assert_eq!(
+        (status, serde_json::from_str::<serde_json::Value>(&body).unwrap()["duplicates"].clone()),
+        (200, 2.into())
+    );
 
     // Workers provision in the background; wait for the joiner to become active.
     let mut detail = serde_json::Value::Null;
@@ -38,8 +49,12 @@ fn events_identities_and_errors_over_http() {
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
     assert_eq!(detail["state"], "active", "{detail}");
-    assert_eq!(detail["accounts"][0], serde_json::json!({ "system": "corp-directory", "account": "E1", "state": "verified" }));
-    let actions: Vec<&str> = detail["timeline"].as_array().unwrap().iter().map(|t| t["action"].as_str().unwrap()).collect();
+    assert_eq!(
+        detail["accounts"][0],
+        serde_json::json!({ "system": "corp-directory", "account": "E1", "state": "verified" })
+    );
+    let actions: Vec<&str> =
+        detail["timeline"].as_array().unwrap().iter().map(|t| t["action"].as_str().unwrap()).collect();
     assert_eq!(actions, ["identity.joined", "system.synced", "identity.activated"]);
     let agent: serde_json::Value = serde_json::from_str(&s.get("/v1/identities/service-registry:svc-a").1).unwrap();
     assert_eq!(agent["owner"], "hr:E1");

@@ -32,7 +32,10 @@ fn a_bad_record_rejects_the_whole_file_and_a_reimport_changes_nothing() {
     let out = w.run(&["import", "--source", "hr", file.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     let err = stderr(&out);
-    assert!(err.contains("line 3: field identity.kind: expected one of human, service, workload, agent, found `robot`"), "{err}");
+    assert!(
+        err.contains("line 3: field identity.kind: expected one of human, service, workload, agent, found `robot`"),
+        "{err}"
+    );
     assert!(err.contains("nothing was applied"), "{err}");
     assert_eq!(w.identities(), before);
 
@@ -44,7 +47,11 @@ fn a_bad_record_rejects_the_whole_file_and_a_reimport_changes_nothing() {
     let file = w.file("semantic.jsonl", &lines.join("\n"));
     let out = w.run(&["import", "--source", "hr", file.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(stderr(&out).contains("line 2: field identity.external_id: no identity `hr:E404`; it must join first"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("line 2: field identity.external_id: no identity `hr:E404`; it must join first"),
+        "{}",
+        stderr(&out)
+    );
     assert_eq!(w.identities(), before);
 
     // Importing the same good file again changes nothing, not even the audit record.
@@ -62,7 +69,10 @@ fn a_bad_record_rejects_the_whole_file_and_a_reimport_changes_nothing() {
     let changed = w.file("reuse.jsonl", &event("hr", "e1", "joined", human("E1", "Ada King", "engineering")));
     let out = w.run(&["import", "--source", "hr", changed.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(stderr(&out).contains("line 1: field id: event id `e1` of source `hr` was already accepted with different content"));
+    assert!(
+        stderr(&out)
+            .contains("line 1: field id: event id `e1` of source `hr` was already accepted with different content")
+    );
 }
 
 #[test]
@@ -84,12 +94,22 @@ fn nhi_rules_and_source_authority_are_enforced() {
         ),
         (
             "service-registry",
-            event("service-registry", "s3", "joined", nhi("svc-z", "workload", Some("service-registry:svc-z"), "2027-01-01T00:00:00Z")),
+            event(
+                "service-registry",
+                "s3",
+                "joined",
+                nhi("svc-z", "workload", Some("service-registry:svc-z"), "2027-01-01T00:00:00Z"),
+            ),
             "line 1: field identity.owner: an identity cannot own itself",
         ),
         (
             "service-registry",
-            event("service-registry", "s4", "joined", nhi("svc-w", "workload", Some("hr:E404"), "2027-01-01T00:00:00Z")),
+            event(
+                "service-registry",
+                "s4",
+                "joined",
+                nhi("svc-w", "workload", Some("hr:E404"), "2027-01-01T00:00:00Z"),
+            ),
             "line 1: field identity.owner: no identity `hr:E404`; the owner must be an active human",
         ),
         (
@@ -104,8 +124,13 @@ fn nhi_rules_and_source_authority_are_enforced() {
         ),
         (
             "vendors",
-            event("vendors", "v1", "joined", serde_json::json!({"external_id": "C1", "kind": "human", "name": "Contractor",
-                "attributes": {"employment": "contractor"}})),
+            event(
+                "vendors",
+                "v1",
+                "joined",
+                serde_json::json!({"external_id": "C1", "kind": "human", "name": "Contractor",
+                "attributes": {"employment": "contractor"}}),
+            ),
             "line 1: field identity.expires_at: a contractor (`employment = contractor`) needs an expiry",
         ),
     ];
@@ -118,12 +143,28 @@ fn nhi_rules_and_source_authority_are_enforced() {
     // An NHI owned by a machine is refused too.
     let ok = w.file("ok.jsonl", &good_lines()[2]);
     w.ok(&["import", "--source", "service-registry", ok.to_str().unwrap()]);
-    let f = w.file("case.jsonl", &event("service-registry", "s9", "joined", nhi("svc-b", "service", Some("service-registry:svc-a"), "2027-01-01T00:00:00Z")));
+    let f = w.file(
+        "case.jsonl",
+        &event(
+            "service-registry",
+            "s9",
+            "joined",
+            nhi("svc-b", "service", Some("service-registry:svc-a"), "2027-01-01T00:00:00Z"),
+        ),
+    );
     let out = w.run(&["import", "--source", "service-registry", f.to_str().unwrap()]);
-    assert!(stderr(&out).contains("`service-registry:svc-a` is a service identity; the owner must be a human"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("`service-registry:svc-a` is a service identity; the owner must be a human"),
+        "{}",
+        stderr(&out)
+    );
     // The import's --source must match every record.
     let out = w.run(&["import", "--source", "vendors", ok.to_str().unwrap()]);
-    assert!(stderr(&out).contains("line 1: field source: expected `vendors` (the --source of this import), found `service-registry`"));
+    assert!(
+        stderr(&out).contains(
+            "line 1: field source: expected `vendors` (the --source of this import), found `service-registry`"
+        )
+    );
     assert_eq!(w.identities().as_array().unwrap().len(), 3);
 }
 
@@ -143,8 +184,17 @@ fn csv_imports_like_jsonl_and_lists_as_json() {
     assert_eq!(c1["kind"], "human");
     assert_eq!(c1["state"], "pending");
     assert_eq!(c1["owner"], serde_json::Value::Null);
-    let grants: Vec<&str> = c1["grants"].as_array().unwrap().iter().map(|g| g["entitlement"].as_str().unwrap()).collect();
-    assert_eq!(grants, ["corp-directory/all-staff", "corp-directory/contractors", "corp-directory/engineering", "corp-directory/source-code"]);
+    let grants: Vec<&str> =
+        c1["grants"].as_array().unwrap().iter().map(|g| g["entitlement"].as_str().unwrap()).collect();
+    assert_eq!(
+        grants,
+        [
+            "corp-directory/all-staff",
+            "corp-directory/contractors",
+            "corp-directory/engineering",
+            "corp-directory/source-code"
+        ]
+    );
     // `jobs run` provisions them (no server needed).
     w.ok(&["jobs", "run"]);
     let ids = w.identities();

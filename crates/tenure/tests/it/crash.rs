@@ -17,7 +17,14 @@ fn sigkill_during_a_10k_import_loses_and_duplicates_nothing() {
         .map(|chunk| {
             let lines: Vec<String> = chunk
                 .iter()
-                .map(|i| event("hr", &format!("evt-{i}"), "joined", human(&format!("E{i:05}"), &format!("Person {i}"), depts[i % 4])))
+                .map(|i| {
+                    event(
+                        "hr",
+                        &format!("evt-{i}"),
+                        "joined",
+                        human(&format!("E{i:05}"), &format!("Person {i}"), depts[i % 4]),
+                    )
+                })
                 .collect();
             format!("[{}]", lines.join(","))
         })
@@ -73,7 +80,10 @@ fn sigkill_during_a_10k_import_loses_and_duplicates_nothing() {
     assert_eq!(count("SELECT count(*) FROM identities WHERE state = 'active'"), EVENTS as i64);
     // Each event's audit entry exactly once.
     assert_eq!(count("SELECT count(*) FROM audit WHERE action = 'identity.joined'"), EVENTS as i64);
-    assert_eq!(count("SELECT count(DISTINCT json_extract(detail, '$.event.id')) FROM audit WHERE action = 'identity.joined'"), EVENTS as i64);
+    assert_eq!(
+        count("SELECT count(DISTINCT json_extract(detail, '$.event.id')) FROM audit WHERE action = 'identity.joined'"),
+        EVENTS as i64
+    );
     assert_eq!(count("SELECT count(*) FROM audit WHERE action = 'identity.activated'"), EVENTS as i64);
     assert_eq!(count("SELECT count(*) FROM grants WHERE state <> 'verified'"), 0);
     assert_eq!(count("SELECT count(*) FROM jobs WHERE state = 'dead'"), 0);

@@ -39,12 +39,30 @@ fn bind(w: &World, dn: &str, password: &str) -> bool {
 #[test]
 fn a_leaver_is_disabled_in_no_group_and_cannot_bind() {
     let w = World::new();
-    import(&w, "hr", &[event("hr", "e1", "joined", human("E1", "Ada Lovelace", "engineering")), event("hr", "e2", "joined", human("E2", "Grace Hopper", "engineering"))]);
+    import(
+        &w,
+        "hr",
+        &[
+            event("hr", "e1", "joined", human("E1", "Ada Lovelace", "engineering")),
+            event("hr", "e2", "joined", human("E2", "Grace Hopper", "engineering")),
+        ],
+    );
     assert_eq!(state(&w, "hr:E1"), "active");
     let dn = format!("uid=E1,ou=people,{}", w.slapd.base_dn);
     // Out of band: Ada set a password, and an admin put her in a group tenure does not manage.
-    ldap_admin(&w, "ldapmodify", &format!("dn: {dn}\nchangetype: modify\nreplace: userPassword\nuserPassword: s3cret\n"));
-    ldap_admin(&w, "ldapadd", &format!("dn: cn=legacy-admins,ou=groups,{b}\nobjectClass: groupOfNames\ncn: legacy-admins\nmember: {dn}\n", b = w.slapd.base_dn));
+    ldap_admin(
+        &w,
+        "ldapmodify",
+        &format!("dn: {dn}\nchangetype: modify\nreplace: userPassword\nuserPassword: s3cret\n"),
+    );
+    ldap_admin(
+        &w,
+        "ldapadd",
+        &format!(
+            "dn: cn=legacy-admins,ou=groups,{b}\nobjectClass: groupOfNames\ncn: legacy-admins\nmember: {dn}\n",
+            b = w.slapd.base_dn
+        ),
+    );
     assert!(bind(&w, &dn, "s3cret"));
     let groups = w.ldapsearch(&format!("(member={dn})"), &["cn"]);
     assert_eq!(groups.matches("cn: ").count(), 6, "{groups}");
@@ -75,15 +93,20 @@ fn a_mover_gains_new_groups_and_loses_old_ones() {
     import(&w, "hr", &[event("hr", "e1", "joined", human("E1", "Ada Lovelace", "sales"))]);
     let dn = format!("uid=E1,ou=people,{}", w.slapd.base_dn);
     let groups = |w: &World| {
-        let mut g: Vec<String> =
-            w.ldapsearch(&format!("(member={dn})"), &["cn"]).lines().filter_map(|l| l.strip_prefix("cn: ")).map(str::to_owned).collect();
+        let mut g: Vec<String> = w
+            .ldapsearch(&format!("(member={dn})"), &["cn"])
+            .lines()
+            .filter_map(|l| l.strip_prefix("cn: "))
+            .map(str::to_owned)
+            .collect();
         g.sort();
         g
     };
     assert_eq!(groups(&w), ["all-staff", "employees", "sales", "vpn"]);
     import(&w, "hr", &[event("hr", "e2", "changed", human("E1", "Ada Lovelace", "engineering"))]);
     assert_eq!(groups(&w), ["all-staff", "employees", "engineering", "source-code", "vpn"]);
-    let d: serde_json::Value = serde_json::from_str(&w.ok(&["identities", "show", "hr:E1", "--output", "json"])).unwrap();
+    let d: serde_json::Value =
+        serde_json::from_str(&w.ok(&["identities", "show", "hr:E1", "--output", "json"])).unwrap();
     let sales = d["grants"].as_array().unwrap().iter().find(|g| g["entitlement"] == "corp-directory/sales").unwrap();
     assert_eq!(sales["state"], "revocation_verified");
     assert_eq!(d["state"], "active");
@@ -121,7 +144,8 @@ fn an_unreachable_directory_leaves_the_joiner_pending_with_the_error_visible() {
     w.ok(&["jobs", "run"]);
     let status = w.ok(&["jobs", "status"]);
     assert!(status.contains("pending  1"), "{status}");
-    let d: serde_json::Value = serde_json::from_str(&w.ok(&["identities", "show", "hr:E1", "--output", "json"])).unwrap();
+    let d: serde_json::Value =
+        serde_json::from_str(&w.ok(&["identities", "show", "hr:E1", "--output", "json"])).unwrap();
     assert_eq!(d["state"], "pending");
     assert!(d["grants"].as_array().unwrap().iter().all(|g| g["state"] == "desired"));
     let c = rusqlite::Connection::open(w.data_dir().join("tenure.db")).unwrap();

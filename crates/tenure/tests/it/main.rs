@@ -1,6 +1,9 @@
 //! Integration tests of the `tenure` binary, as a user runs it, against a real slapd. One test
 //! binary for the crate (each `tests/*.rs` would be a separate slow link).
 
+// Test code: a failed unwrap is a failed test, and real processes need real waiting.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing, clippy::disallowed_methods)]
+
 mod support;
 
 mod api;

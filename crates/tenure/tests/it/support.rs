@@ -17,7 +17,6 @@ pub fn quickstart_policy() -> PathBuf {
 pub struct World {
     pub tmp: tempfile::TempDir,
     pub slapd: LocalSlapd,
-    pub rt: tokio::runtime::Runtime,
 }
 
 impl World {
@@ -28,7 +27,7 @@ impl World {
         std::fs::create_dir_all(&dir).unwrap();
         // Fails loudly, with the install command, where slapd is missing.
         let slapd = rt.block_on(LocalSlapd::start(&dir)).unwrap_or_else(|e| panic!("{e}"));
-        Self { tmp, slapd, rt }
+        Self { tmp, slapd }
     }
 
     pub fn data_dir(&self) -> PathBuf {
@@ -72,7 +71,18 @@ impl World {
     /// `ldapsearch` as the directory admin; returns LDIF.
     pub fn ldapsearch(&self, filter: &str, attrs: &[&str]) -> String {
         let out = Command::new("ldapsearch")
-            .args(["-x", "-LLL", "-o", "ldif-wrap=no", "-H", &self.slapd.url(), "-D", &self.slapd.bind_dn, "-w", &self.slapd.password])
+            .args([
+                "-x",
+                "-LLL",
+                "-o",
+                "ldif-wrap=no",
+                "-H",
+                &self.slapd.url(),
+                "-D",
+                &self.slapd.bind_dn,
+                "-w",
+                &self.slapd.password,
+            ])
             .args(["-b", &self.slapd.base_dn, filter])
             .args(attrs)
             .output()
@@ -141,7 +151,10 @@ impl Server {
             }
             std::thread::sleep(std::time::Duration::from_millis(50));
         }
-        panic!("tenure serve did not come up; log:\n{}", std::fs::read_to_string(w.tmp.path().join("server.log")).unwrap_or_default());
+        panic!(
+            "tenure serve did not come up; log:\n{}",
+            std::fs::read_to_string(w.tmp.path().join("server.log")).unwrap_or_default()
+        );
     }
 
     pub fn get(&self, path: &str) -> (u16, String) {
