@@ -11,6 +11,9 @@ pub mod views;
 pub mod worker;
 mod workflow;
 
+#[cfg(test)]
+mod tests;
+
 pub use ingest::Event;
 pub use parse::{Format, Position, RecordError};
 pub use tenure_store::{JobRow, JobState};

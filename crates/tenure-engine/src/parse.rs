@@ -166,9 +166,8 @@ fn path_error<E: fmt::Display>(e: serde_path_to_error::Error<E>) -> (String, Str
         return (field, "required but missing".into());
     }
     if let Some(rest) = msg.strip_prefix("unknown field `") {
-        let name = rest.split('`').next().unwrap_or_default();
-        let field = if path.is_empty() { name.to_owned() } else { format!("{path}.{name}") };
-        return (field, format!("unknown field; {}", rest.split_once(", ").map_or("", |(_, r)| r)));
+        // The path already ends at the unknown field.
+        return (path, format!("unknown field; {}", rest.split_once(", ").map_or("", |(_, r)| r)));
     }
     if path == "at" || path.ends_with("expires_at") {
         return (path, format!("expected an RFC 3339 timestamp such as `2026-11-01T09:00:00Z` ({msg})"));

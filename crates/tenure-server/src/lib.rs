@@ -94,10 +94,14 @@ async fn healthz(State(s): State<AppState>) -> Result<Json<serde_json::Value>, A
 }
 
 async fn post_events(State(s): State<AppState>, raw: Bytes) -> Result<Json<IngestReport>, ApiError> {
-    let records = parse::json_array(&raw).map_err(ApiError::BadRecords)?;
-    let events = ingest::events_from_wire(records).map_err(ApiError::BadRecords)?;
     let engine = s.engine.clone();
-    let report = blocking(move || engine.ingest(&events, "api")).await?;
+    // Parsing a large batch is real work too: keep it off the async threads.
+    let report = blocking(move || {
+        let records = parse::json_array(&raw).map_err(EngineError::Rejected)?;
+        let events = ingest::events_from_wire(records).map_err(EngineError::Rejected)?;
+        engine.ingest(&events, "api")
+    })
+    .await?;
     s.workers.notify();
     Ok(Json(report))
 }

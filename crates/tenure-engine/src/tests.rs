@@ -1,0 +1,143 @@
+//! Engine tests on a real SQLite store, without a downstream system: ingest rules, batch
+//! atomicity (property-tested), deployment recompute.
+
+use crate::{Deployed, Engine, EngineError, Event, ingest, parse};
+use proptest::prelude::*;
+use std::sync::Arc;
+use tenure_model::FixedClock;
+use tenure_policy::{Bundle, BundleFiles};
+use tenure_store::SqliteStore;
+use time::macros::datetime;
+
+const MANIFEST: &str = r#"
+[bundle]
+name = "t"
+[lifecycle]
+max_nhi_lifetime_days = 90
+leaver_grace_days = 30
+[sources.hr]
+kinds = ["human"]
+[sources.registry]
+kinds = ["service", "workload", "agent"]
+[systems.dir]
+type = "ldap"
+[entitlements."dir/staff"]
+[entitlements."dir/eng"]
+[entitlements."dir/fin"]
+"#;
+
+fn bundle(templates: &str) -> Bundle {
+    let mut f = BundleFiles::new();
+    f.insert("tenure.toml".into(), MANIFEST.as_bytes().to_vec());
+    f.insert("templates/t.toml".into(), templates.as_bytes().to_vec());
+    Bundle::load(f).unwrap()
+}
+
+const TEMPLATES: &str = r#"
+[[template]]
+name = "staff"
+when = { kind = "human" }
+grant = ["dir/staff"]
+[[template]]
+name = "eng"
+when.attributes = { department = "engineering" }
+grant = ["dir/eng"]
+"#;
+
+fn engine() -> (tempfile::TempDir, Engine) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(SqliteStore::open(dir.path()).unwrap());
+    let e = Engine::new(store, Arc::new(FixedClock::new(datetime!(2026-11-20 12:00 UTC))));
+    e.deploy(&bundle(TEMPLATES), "test").unwrap();
+    (dir, e)
+}
+
+fn events(lines: &[String]) -> Vec<Event> {
+    ingest::events_from_wire(parse::json_lines(&lines.join("\n")).unwrap()).unwrap()
+}
+
+fn human(n: usize, dept: &str) -> String {
+    format!(
+        r#"{{"source":"hr","id":"h{n}","type":"joined","at":"2026-11-01T09:00:00Z","identity":{{"external_id":"E{n}","kind":"human","attributes":{{"department":"{dept}"}}}}}}"#
+    )
+}
+
+fn service(n: usize, owner: &str) -> String {
+    format!(
+        r#"{{"source":"registry","id":"s{n}","type":"joined","at":"2026-11-01T09:00:00Z","identity":{{"external_id":"svc{n}","kind":"service","owner":"{owner}","purpose":"p","expires_at":"2027-01-01T00:00:00Z"}}}}"#
+    )
+}
+
+fn snapshot(e: &Engine) -> (i64, i64, String) {
+    let tx = e.store().read().unwrap();
+    (tx.event_count().unwrap(), tx.audit_count().unwrap(), format!("{:?}", e.list_identities().unwrap()))
+}
+
+#[test]
+fn an_nhi_may_be_owned_by_a_person_who_joined_earlier_in_the_same_batch() {
+    let (_d, e) = engine();
+    let r = e.ingest(&events(&[human(1, "engineering"), service(1, "hr:E1")]), "t").unwrap();
+    assert_eq!(r.accepted, 2);
+    let ids = e.list_identities().unwrap();
+    assert_eq!(ids[0].reference, "hr:E1");
+    assert_eq!(ids[0].grants.iter().map(|g| g.entitlement.as_str()).collect::<Vec<_>>(), ["dir/eng", "dir/staff"]);
+    // The service has no birthright in this policy: nothing to provision, active at once.
+    assert_eq!(ids[1].state, "active");
+}
+
+#[test]
+fn a_leaver_with_nothing_provisioned_closes_at_once_and_nothing_applies_after() {
+    let (_d, e) = engine();
+    e.ingest(&events(&[service(1, "hr:E1").replace("hr:E1", "hr:E0"), human(0, "x")]), "t").unwrap_err();
+    e.ingest(&events(&[human(0, "x"), service(1, "hr:E0")]), "t").unwrap();
+    let left = r#"{"source":"registry","id":"s9","type":"left","at":"2026-11-02T09:00:00Z","identity":{"external_id":"svc1","kind":"service"}}"#;
+    e.ingest(&events(&[left.to_owned()]), "t").unwrap();
+    let d = e.identity_detail("registry:svc1").unwrap();
+    assert_eq!(d.identity.state, "closed");
+    let again = left.replace("s9", "s10");
+    let Err(EngineError::Rejected(errs)) = e.ingest(&events(&[again]), "t") else { panic!("accepted") };
+    assert_eq!(errs[0].to_string(), "line 1: field type: `registry:svc1` is closed; no further `left` applies");
+}
+
+#[test]
+fn deploying_a_new_bundle_recomputes_current_identities_in_the_same_transaction() {
+    let (_d, e) = engine();
+    e.ingest(&events(&[human(1, "engineering"), human(2, "finance")]), "t").unwrap();
+    let moved = TEMPLATES.replace(r#"department = "engineering""#, r#"department = "finance""#);
+    let Deployed::Changed { affected, from, .. } = e.deploy(&bundle(&moved), "test").unwrap() else { panic!() };
+    assert!(from.is_some());
+    assert_eq!(affected, 2);
+    let ids = e.list_identities().unwrap();
+    let states = |i: usize| -> Vec<(String, String)> {
+        ids[i].grants.iter().map(|g| (g.entitlement.clone(), g.state.clone())).collect()
+    };
+    assert_eq!(states(0), [("dir/eng".into(), "revoking".into()), ("dir/staff".into(), "desired".into())]);
+    assert_eq!(states(1), [("dir/eng".into(), "desired".into()), ("dir/staff".into(), "desired".into())]);
+    assert_eq!(e.deploy(&bundle(&moved), "test").unwrap(), Deployed::Unchanged);
+    let d = e.identity_detail("hr:E1").unwrap();
+    assert!(d.timeline.iter().any(|t| t.action == "identity.recomputed"), "{:?}", d.timeline);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(24))]
+    /// A batch with one bad record anywhere applies nothing, and the error names that record.
+    #[test]
+    fn one_bad_record_anywhere_applies_nothing(n in 1usize..12, bad_at in 0usize..12, kind in 0usize..4) {
+        let (_d, e) = engine();
+        e.ingest(&events(&[human(100, "engineering")]), "t").unwrap();
+        let before = snapshot(&e);
+        let bad_at = bad_at % (n + 1);
+        let mut lines: Vec<String> = (0..n).map(|i| if i % 2 == 0 { human(i, "engineering") } else { service(i, "hr:E100") }).collect();
+        let bad = match kind {
+            0 => service(99, "hr:E404"),                                  // unknown owner
+            1 => human(99, "x").replace(r#""source":"hr""#, r#""source":"registry""#), // not authoritative
+            2 => service(99, "hr:E100").replace("2027-01-01", "2028-01-01"), // expiry past the maximum
+            _ => human(100, "sales").replace("h100", "h-again"),           // joined twice
+        };
+        lines.insert(bad_at, bad);
+        let Err(EngineError::Rejected(errs)) = e.ingest(&events(&lines), "t") else { panic!("accepted a bad batch") };
+        prop_assert_eq!(errs.len(), 1);
+        prop_assert_eq!(errs[0].position, parse::Position::Line(bad_at + 1));
+        prop_assert_eq!(snapshot(&e), before);
+    }
+}
