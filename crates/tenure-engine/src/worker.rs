@@ -241,6 +241,7 @@ impl Snapshot {
 }
 
 /// What the read-back showed.
+#[derive(Default)]
 struct Converged {
     present: bool,
     enabled: bool,
@@ -254,29 +255,13 @@ struct Converged {
 /// Make the system hold what the snapshot wants, then read it back.
 async fn converge(c: &dyn Connector, s: &Snapshot) -> Result<Converged, ConnectorError> {
     let Some(account) = &s.account else {
-        return Ok(Converged {
-            present: false,
-            enabled: false,
-            memberships: BTreeSet::new(),
-            granted: vec![],
-            revoked: vec![],
-            disabled: false,
-            created: false,
-        });
+        return Ok(Converged::default());
     };
     let name = &account.name;
     let wanted: BTreeSet<String> = s.grants.iter().filter(|g| g.state.is_wanted()).map(|g| s.target(g)).collect();
     let unwanted: BTreeSet<String> = s.grants.iter().filter(|g| !g.state.is_wanted()).map(|g| s.target(g)).collect();
     let left = s.identity.state.has_left();
-    let mut out = Converged {
-        present: false,
-        enabled: false,
-        memberships: BTreeSet::new(),
-        granted: vec![],
-        revoked: vec![],
-        disabled: false,
-        created: false,
-    };
+    let mut out = Converged::default();
 
     let mut rec = c.read_account(name).await?;
     if s.enabled_wanted() {

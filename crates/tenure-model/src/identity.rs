@@ -4,46 +4,21 @@ use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::str::FromStr;
 
-/// What an identity is. Everything but `Human` is a non-human identity (NHI).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum IdentityKind {
-    Human,
-    Service,
-    Workload,
-    Agent,
+string_enum! {
+    /// What an identity is. Everything but `Human` is a non-human identity (NHI).
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+    #[serde(rename_all = "lowercase")]
+    pub enum IdentityKind {
+        Human => "human",
+        Service => "service",
+        Workload => "workload",
+        Agent => "agent",
+    }
 }
 
 impl IdentityKind {
-    pub const ALL: [IdentityKind; 4] = [Self::Human, Self::Service, Self::Workload, Self::Agent];
-
     pub fn is_human(self) -> bool {
         self == Self::Human
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Human => "human",
-            Self::Service => "service",
-            Self::Workload => "workload",
-            Self::Agent => "agent",
-        }
-    }
-}
-
-impl fmt::Display for IdentityKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for IdentityKind {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Self::ALL
-            .into_iter()
-            .find(|k| k.as_str() == s)
-            .ok_or_else(|| format!("expected one of human, service, workload, agent, found `{s}`"))
     }
 }
 

@@ -1,6 +1,9 @@
 //! Domain types of tenure: identities, their kinds and lifecycle states, grants and accounts,
 //! and the invariants every path must keep. No IO, no SQL, no HTTP.
 
+#[macro_use]
+mod string_enum;
+
 pub mod clock;
 pub mod grant;
 pub mod identity;

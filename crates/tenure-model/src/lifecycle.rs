@@ -2,22 +2,22 @@
 //! transition explicit. Anything not listed in [`LifecycleState::can_become`] is an error.
 
 use serde::{Deserialize, Serialize};
-use std::fmt;
-use std::str::FromStr;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum LifecycleState {
-    /// Joined; access being provisioned.
-    Pending,
-    /// Every desired account and grant is provisioned and verified.
-    Active,
-    /// Temporarily cut off (accounts disabled), may come back.
-    Suspended,
-    /// Left: denied from the instant the event was accepted; deprovisioning in progress.
-    Leaving,
-    /// Every account disabled and every grant revoked, each verified.
-    Closed,
+string_enum! {
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+    #[serde(rename_all = "lowercase")]
+    pub enum LifecycleState {
+        /// Joined; access being provisioned.
+        Pending => "pending",
+        /// Every desired account and grant is provisioned and verified.
+        Active => "active",
+        /// Temporarily cut off (accounts disabled), may come back.
+        Suspended => "suspended",
+        /// Left: denied from the instant the event was accepted; deprovisioning in progress.
+        Leaving => "leaving",
+        /// Every account disabled and every grant revoked, each verified.
+        Closed => "closed",
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -28,18 +28,6 @@ pub struct TransitionError {
 }
 
 impl LifecycleState {
-    pub const ALL: [LifecycleState; 5] = [Self::Pending, Self::Active, Self::Suspended, Self::Leaving, Self::Closed];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Pending => "pending",
-            Self::Active => "active",
-            Self::Suspended => "suspended",
-            Self::Leaving => "leaving",
-            Self::Closed => "closed",
-        }
-    }
-
     /// Whether the lifecycle allows going from `self` to `to`.
     pub fn can_become(self, to: LifecycleState) -> bool {
         use LifecycleState::*;
@@ -66,19 +54,6 @@ impl LifecycleState {
     /// Whether the identity is on its way out or gone: no event but a renewal of nothing applies.
     pub fn has_left(self) -> bool {
         matches!(self, Self::Leaving | Self::Closed)
-    }
-}
-
-impl fmt::Display for LifecycleState {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for LifecycleState {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Self::ALL.into_iter().find(|k| k.as_str() == s).ok_or_else(|| format!("unknown lifecycle state `{s}`"))
     }
 }
 
@@ -115,7 +90,7 @@ mod tests {
 
     #[test]
     fn closed_is_terminal() {
-        for to in LifecycleState::ALL {
+        for &to in LifecycleState::ALL {
             assert!(!LifecycleState::Closed.can_become(to));
         }
     }
