@@ -70,3 +70,41 @@ fn events_identities_and_errors_over_http() {
     assert_eq!(status, 200);
     assert!(body.contains("policy_version"), "{body}");
 }
+
+#[test]
+fn the_cli_imports_safely_while_a_server_runs_on_the_same_data_dir() {
+    let w = World::new();
+    let s = Server::start(&w, &[]);
+    let lines: Vec<String> = (0..200)
+        .map(|i| event("hr", &format!("c{i}"), "joined", human(&format!("C{i}"), "Someone", "sales")))
+        .collect();
+    let f = w.file("cli.jsonl", &lines.join("\n"));
+    // The server keeps taking events over HTTP while the CLI writes.
+    let base = s.base.clone();
+    let http = std::thread::spawn(move || {
+        let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
+        (0..20)
+            .map(|i| {
+                let body = format!(
+                    "[{}]",
+                    event("hr", &format!("h{i}"), "joined", human(&format!("H{i}"), "Other", "finance"))
+                );
+                agent.post(&format!("{base}/v1/events")).send(&body).map(|r| r.status().as_u16()).unwrap_or(0)
+            })
+            .collect::<Vec<_>>()
+    });
+    let out = w.ok(&["import", "--source", "hr", f.to_str().unwrap()]);
+    assert!(out.contains("200 accepted"), "{out}");
+    assert!(http.join().unwrap().iter().all(|s| *s == 200));
+    // The server's workers provision what the CLI enqueued.
+    let mut active = 0;
+    for _ in 0..200 {
+        let ids: serde_json::Value = serde_json::from_str(&s.get("/v1/identities").1).unwrap();
+        active = ids.as_array().unwrap().iter().filter(|i| i["state"] == "active").count();
+        if active == 220 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert_eq!(active, 220);
+}
