@@ -200,6 +200,7 @@ fn apply(
     }
 
     let existing = tx.identity(&e.reference)?;
+    let before = existing.as_ref().map(identity_digest);
     if let Some(existing) = &existing
         && existing.kind != e.identity_kind
     {
@@ -356,6 +357,8 @@ fn apply(
         digest: &e.digest,
         payload: &e.payload,
     })?;
+    let after = tx.identity(&e.reference)?.as_ref().map(identity_digest);
+    detail.insert("identity_digest".into(), serde_json::json!({ "before": before, "after": after }));
     detail.insert("event".into(), serde_json::json!({ "source": e.source, "id": e.id, "type": e.kind.as_str(), "at": rfc3339(e.at), "digest": e.digest }));
     tx.append_audit(&AuditEntry {
         at: now,
@@ -475,4 +478,20 @@ fn check_expiry(policy: &Bundle, e: &Event, expires_at: OffsetDateTime, limited:
 
 pub(crate) fn rfc3339(t: OffsetDateTime) -> String {
     t.format(&time::format_description::well_known::Rfc3339).unwrap_or_else(|_| t.to_string())
+}
+
+/// SHA-256 of an identity's record (reference, kind, name, attributes, owner, purpose, expiry,
+/// state) as canonical JSON: what the ledger records before and after each event.
+pub fn identity_digest(i: &IdentityRow) -> String {
+    let canonical = serde_json::json!({
+        "ref": i.reference.to_string(),
+        "kind": i.kind.as_str(),
+        "name": i.name,
+        "attributes": i.attributes,
+        "owner": i.owner.as_ref().map(ToString::to_string),
+        "purpose": i.purpose,
+        "expires_at": i.expires_at.map(rfc3339),
+        "state": i.state.as_str(),
+    });
+    hex::encode(Sha256::digest(canonical.to_string().as_bytes()))
 }

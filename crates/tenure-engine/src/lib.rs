@@ -5,6 +5,7 @@
 //! moves identities on when every check passed (`pending → active`, `leaving → closed`).
 
 pub mod ingest;
+pub mod ledger;
 pub mod parse;
 pub mod systems;
 pub mod views;
@@ -39,6 +40,10 @@ pub enum EngineError {
     BadStoredPolicy { version: String, source: BundleError },
     #[error("EN0006 a worker task failed: {0}")]
     Task(String),
+    #[error("EN0007 no ledger entry {0}")]
+    NoEntry(i64),
+    #[error("EN0008 the ledger in the database is inconsistent: {0}")]
+    Ledger(String),
 }
 
 pub type Result<T, E = EngineError> = std::result::Result<T, E>;

@@ -350,6 +350,8 @@ fn complete(
     let mut problems = Vec::new();
     let mut verified = Vec::new();
     let mut revocation_verified = Vec::new();
+    let mut provisioned = Vec::new();
+    let mut revoked = Vec::new();
     for g in &s.grants {
         let t = s.target(g);
         let present = got.memberships.contains(&t);
@@ -369,6 +371,8 @@ fn complete(
             match to {
                 GrantState::Verified => verified.push(g.entitlement.clone()),
                 GrantState::RevocationVerified => revocation_verified.push(g.entitlement.clone()),
+                GrantState::Provisioned => provisioned.push(g.entitlement.clone()),
+                GrantState::Revoked => revoked.push(g.entitlement.clone()),
                 _ => {}
             }
         }
@@ -409,6 +413,8 @@ fn complete(
             "read_back": { "present": got.present, "enabled": got.enabled, "memberships": got.memberships },
             "verified": verified,
             "revocation_verified": revocation_verified,
+            "provisioned": provisioned,
+            "revoked_unverified": revoked,
             "problems": problems,
         }),
     })?;

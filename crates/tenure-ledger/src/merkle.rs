@@ -59,6 +59,30 @@ impl Accumulator {
         self.size += 1;
     }
 
+    /// The frontier, to continue later: size (8 bytes BE), then per perfect subtree its level
+    /// (4 bytes BE) and root.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut out = self.size.to_be_bytes().to_vec();
+        for (level, hash) in &self.stack {
+            out.extend_from_slice(&level.to_be_bytes());
+            out.extend_from_slice(hash);
+        }
+        out
+    }
+
+    pub fn from_bytes(b: &[u8]) -> Option<Self> {
+        let size = u64::from_be_bytes(b.get(..8)?.try_into().ok()?);
+        let mut stack = Vec::new();
+        for chunk in b.get(8..)?.chunks(36) {
+            let level = u32::from_be_bytes(chunk.get(..4)?.try_into().ok()?);
+            let hash: Hash = chunk.get(4..36)?.try_into().ok()?;
+            stack.push((level, hash));
+        }
+        // The frontier of `size` leaves has one subtree per set bit of `size`.
+        let expected: u64 = stack.iter().map(|(l, _)| 1u64.checked_shl(*l).unwrap_or(0)).sum();
+        (expected == size).then_some(Self { stack, size })
+    }
+
     /// The RFC 6962 root of the leaves pushed so far: the perfect subtrees folded right to left.
     pub fn root(&self) -> Hash {
         let mut it = self.stack.iter().rev();
@@ -295,6 +319,9 @@ mod tests {
         for (i, l) in d.iter().enumerate() {
             acc.push(*l);
             assert_eq!(acc.root(), mth(&d[..=i]));
+            let resumed = Accumulator::from_bytes(&acc.to_bytes()).unwrap();
+            assert_eq!((resumed.size(), resumed.root()), (acc.size(), acc.root()));
         }
+        assert!(Accumulator::from_bytes(&[0, 0, 0, 0, 0, 0, 0, 3]).is_none());
     }
 }

@@ -71,11 +71,15 @@ impl IntoResponse for ApiError {
             ),
             Self::Engine(e) => match &e {
                 EngineError::NotFound(r) => (StatusCode::NOT_FOUND, body("EN0004", format!("no identity `{r}`"))),
+                EngineError::NoEntry(s) => (StatusCode::NOT_FOUND, body("EN0007", format!("no ledger entry {s}"))),
                 EngineError::NoPolicy => {
                     (StatusCode::SERVICE_UNAVAILABLE, body("EN0002", "no policy is deployed".into()))
                 }
                 EngineError::Rejected(_) => (StatusCode::UNPROCESSABLE_ENTITY, body("EN0001", "batch rejected".into())),
-                EngineError::Store(_) | EngineError::BadStoredPolicy { .. } | EngineError::Task(_) => {
+                EngineError::Store(_)
+                | EngineError::BadStoredPolicy { .. }
+                | EngineError::Task(_)
+                | EngineError::Ledger(_) => {
                     // The details are for operators, in the log; clients get the code only.
                     tracing::error!(error = %e, "request failed");
                     let code = e.to_string().get(..6).unwrap_or("EN0000").to_owned();

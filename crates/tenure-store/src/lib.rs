@@ -51,6 +51,12 @@ pub trait ReadTx {
     fn account_by_name(&self, system: &str, name: &str) -> Result<Option<AccountRow>>;
     fn audit_for(&self, subject: &str) -> Result<Vec<AuditRow>>;
     fn audit_count(&self) -> Result<i64>;
+    /// Ledger entries from `from` on (at most `limit`), as (seq, the exact hashed bytes).
+    fn ledger_entries(&self, from: i64, limit: i64) -> Result<Vec<(i64, Vec<u8>)>>;
+    /// Leaf hashes of entries `from..to`.
+    fn ledger_leaves(&self, from: i64, to: i64) -> Result<Vec<tenure_ledger::Hash>>;
+    fn checkpoints(&self) -> Result<Vec<CheckpointRow>>;
+    fn latest_checkpoint(&self) -> Result<Option<CheckpointRow>>;
     /// The digest stored for an already-accepted event, if any.
     fn event_digest(&self, source: &str, event_id: &str) -> Result<Option<String>>;
     fn event_count(&self) -> Result<i64>;
@@ -93,7 +99,9 @@ pub trait WriteTx: ReadTx {
     fn finish_job(&mut self, id: i64, at: OffsetDateTime) -> Result<()>;
     /// Put a failed job back with a retry time, or to `dead` when `retry_at` is `None`.
     fn fail_job(&mut self, id: i64, error: &str, retry_at: Option<OffsetDateTime>, at: OffsetDateTime) -> Result<()>;
+    /// Append a ledger entry (chained to the one before, hashed) and return its seq.
     fn append_audit(&mut self, e: &AuditEntry<'_>) -> Result<i64>;
+    fn add_checkpoint(&mut self, c: &CheckpointRow) -> Result<()>;
     fn deploy_policy(&mut self, p: &StoredPolicy, at: OffsetDateTime) -> Result<()>;
     fn commit(self: Box<Self>) -> Result<()>;
 }

@@ -192,3 +192,14 @@ pub struct StoredPolicy {
     pub version: String,
     pub files: BTreeMap<String, Vec<u8>>,
 }
+
+/// A signed checkpoint and the Merkle frontier to continue from.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CheckpointRow {
+    pub size: i64,
+    pub root: Vec<u8>,
+    pub frontier: Vec<u8>,
+    /// The C2SP signed note.
+    pub note: String,
+    pub created_at: OffsetDateTime,
+}

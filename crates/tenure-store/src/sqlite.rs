@@ -85,18 +85,29 @@ CREATE INDEX jobs_due ON jobs(state, next_run_at);
 CREATE INDEX jobs_key ON jobs(kind, identity_id, system, state);
 CREATE INDEX jobs_lease ON jobs(state, lease_until);
 
+-- The ledger: `entry` holds exactly the bytes hashed into the Merkle tree (tenure-ledger's
+-- Entry); `leaf` is SHA-256(0x00 || entry). `subject` and `action` are copies for lookups.
+-- INVARIANT: seq runs 0, 1, 2, ... without gaps (assigned under the write lock).
 CREATE TABLE audit (
-    seq            INTEGER PRIMARY KEY AUTOINCREMENT,
-    at             TEXT NOT NULL,
-    actor          TEXT NOT NULL,
-    action         TEXT NOT NULL,
-    subject        TEXT NOT NULL,
-    policy_version TEXT NOT NULL,
-    detail         TEXT NOT NULL
+    seq     INTEGER PRIMARY KEY,
+    subject TEXT NOT NULL,
+    action  TEXT NOT NULL,
+    entry   BLOB NOT NULL,
+    leaf    BLOB NOT NULL
 );
 CREATE INDEX audit_subject ON audit(subject);
 CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit BEGIN SELECT RAISE(ABORT, 'audit is append-only'); END;
 CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit BEGIN SELECT RAISE(ABORT, 'audit is append-only'); END;
+
+CREATE TABLE checkpoints (
+    size       INTEGER PRIMARY KEY,
+    root       BLOB NOT NULL,
+    frontier   BLOB NOT NULL,
+    note       TEXT NOT NULL,
+    created_at TEXT NOT NULL
+);
+CREATE TRIGGER checkpoints_no_update BEFORE UPDATE ON checkpoints BEGIN SELECT RAISE(ABORT, 'checkpoints are append-only'); END;
+CREATE TRIGGER checkpoints_no_delete BEFORE DELETE ON checkpoints BEGIN SELECT RAISE(ABORT, 'checkpoints are append-only'); END;
 
 CREATE TABLE policy_files (
     version TEXT NOT NULL,
@@ -373,24 +384,68 @@ fn q_account_by_name(c: &Connection, system: &str, name: &str) -> Result<Option<
     Ok(st.query_row(params![system, name], account_row).optional()?)
 }
 
+fn audit_row(seq: i64, entry: &[u8]) -> rusqlite::Result<AuditRow> {
+    let e = tenure_ledger::Entry::parse(entry).map_err(|m| conv_err(format!("ledger entry {seq}: {m}")))?;
+    Ok(AuditRow {
+        seq,
+        at: parse_ts(&e.at)?,
+        actor: e.actor,
+        action: e.action,
+        subject: e.subject,
+        policy_version: e.policy_version,
+        detail: e.detail,
+    })
+}
+
 fn q_audit_for(c: &Connection, subject: &str) -> Result<Vec<AuditRow>> {
-    let mut st = c.prepare_cached(
-        "SELECT seq, at, actor, action, subject, policy_version, detail FROM audit WHERE subject = ?1 ORDER BY seq",
-    )?;
+    let mut st = c.prepare_cached("SELECT seq, entry FROM audit WHERE subject = ?1 ORDER BY seq")?;
     let rows = st
-        .query_map([subject], |r| {
-            Ok(AuditRow {
-                seq: r.get(0)?,
-                at: parse_ts(&r.get::<_, String>(1)?)?,
-                actor: r.get(2)?,
-                action: r.get(3)?,
-                subject: r.get(4)?,
-                policy_version: r.get(5)?,
-                detail: serde_json::from_str(&r.get::<_, String>(6)?).map_err(|e| conv_err(e.to_string()))?,
-            })
-        })?
+        .query_map([subject], |r| audit_row(r.get(0)?, &r.get::<_, Vec<u8>>(1)?))?
         .collect::<rusqlite::Result<Vec<_>>>()?;
     Ok(rows)
+}
+
+fn q_ledger_entries(c: &Connection, from: i64, limit: i64) -> Result<Vec<(i64, Vec<u8>)>> {
+    let mut st = c.prepare_cached("SELECT seq, entry FROM audit WHERE seq >= ?1 ORDER BY seq LIMIT ?2")?;
+    let rows = st.query_map([from, limit], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(rows)
+}
+
+fn q_ledger_leaves(c: &Connection, from: i64, to: i64) -> Result<Vec<tenure_ledger::Hash>> {
+    let mut st = c.prepare_cached("SELECT seq, leaf FROM audit WHERE seq >= ?1 AND seq < ?2 ORDER BY seq")?;
+    let mut out = Vec::with_capacity(usize::try_from(to - from).unwrap_or(0));
+    let mut rows = st.query([from, to])?;
+    while let Some(r) = rows.next()? {
+        let seq: i64 = r.get(0)?;
+        let leaf: Vec<u8> = r.get(1)?;
+        let leaf: tenure_ledger::Hash = leaf
+            .try_into()
+            .map_err(|_| StoreError::Corrupt(format!("ledger entry {seq}: leaf hash is not 32 bytes")))?;
+        out.push(leaf);
+    }
+    Ok(out)
+}
+
+fn checkpoint_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<CheckpointRow> {
+    Ok(CheckpointRow {
+        size: r.get(0)?,
+        root: r.get(1)?,
+        frontier: r.get(2)?,
+        note: r.get(3)?,
+        created_at: parse_ts(&r.get::<_, String>(4)?)?,
+    })
+}
+
+fn q_checkpoints(c: &Connection) -> Result<Vec<CheckpointRow>> {
+    let mut st = c.prepare_cached("SELECT size, root, frontier, note, created_at FROM checkpoints ORDER BY size")?;
+    let rows = st.query_map([], checkpoint_row)?.collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(rows)
+}
+
+fn q_latest_checkpoint(c: &Connection) -> Result<Option<CheckpointRow>> {
+    let mut st =
+        c.prepare_cached("SELECT size, root, frontier, note, created_at FROM checkpoints ORDER BY size DESC LIMIT 1")?;
+    Ok(st.query_row([], checkpoint_row).optional()?)
 }
 
 fn q_count(c: &Connection, table: &'static str) -> Result<i64> {
@@ -477,6 +532,22 @@ macro_rules! impl_reads {
             fn audit_count(&self) -> Result<i64> {
                 let $c = self;
                 q_count($conn, "audit")
+            }
+            fn ledger_entries(&self, from: i64, limit: i64) -> Result<Vec<(i64, Vec<u8>)>> {
+                let $c = self;
+                q_ledger_entries($conn, from, limit)
+            }
+            fn ledger_leaves(&self, from: i64, to: i64) -> Result<Vec<tenure_ledger::Hash>> {
+                let $c = self;
+                q_ledger_leaves($conn, from, to)
+            }
+            fn checkpoints(&self) -> Result<Vec<CheckpointRow>> {
+                let $c = self;
+                q_checkpoints($conn)
+            }
+            fn latest_checkpoint(&self) -> Result<Option<CheckpointRow>> {
+                let $c = self;
+                q_latest_checkpoint($conn)
             }
             fn event_digest(&self, source: &str, event_id: &str) -> Result<Option<String>> {
                 let $c = self;
@@ -698,11 +769,42 @@ impl WriteTx for SqliteWrite<'_> {
     }
 
     fn append_audit(&mut self, e: &AuditEntry<'_>) -> Result<i64> {
+        // The head of the log: next position and the leaf hash to chain to. We hold the write
+        // lock, so nobody else appends in between.
+        let head: Option<(i64, Vec<u8>)> = self
+            .conn
+            .prepare_cached("SELECT seq, leaf FROM audit ORDER BY seq DESC LIMIT 1")?
+            .query_row([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()?;
+        let (seq, prev) = match head {
+            Some((seq, leaf)) => (seq + 1, hex::encode(leaf)),
+            None => (0, tenure_ledger::entry::ZERO.to_owned()),
+        };
+        let entry = tenure_ledger::Entry {
+            seq: u64::try_from(seq).unwrap_or(0),
+            prev,
+            at: ts(e.at),
+            actor: e.actor.to_owned(),
+            action: e.action.to_owned(),
+            subject: e.subject.to_owned(),
+            policy_version: e.policy_version.to_owned(),
+            detail: e.detail.clone(),
+        };
+        let bytes = entry.to_bytes();
+        let leaf = tenure_ledger::merkle::leaf_hash(&bytes);
+        let mut st = self
+            .conn
+            .prepare_cached("INSERT INTO audit (seq, subject, action, entry, leaf) VALUES (?1, ?2, ?3, ?4, ?5)")?;
+        st.execute(params![seq, e.subject, e.action, bytes, &leaf[..]])?;
+        Ok(seq)
+    }
+
+    fn add_checkpoint(&mut self, c: &CheckpointRow) -> Result<()> {
         let mut st = self.conn.prepare_cached(
-            "INSERT INTO audit (at, actor, action, subject, policy_version, detail) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            "INSERT INTO checkpoints (size, root, frontier, note, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
         )?;
-        st.execute(params![ts(e.at), e.actor, e.action, e.subject, e.policy_version, e.detail.to_string()])?;
-        Ok(self.conn.last_insert_rowid())
+        st.execute(params![c.size, c.root, c.frontier, c.note, ts(c.created_at)])?;
+        Ok(())
     }
 
     fn deploy_policy(&mut self, p: &StoredPolicy, at: OffsetDateTime) -> Result<()> {

@@ -54,6 +54,9 @@ pub enum Command {
         /// Seconds a claimed job stays reserved; after a crash its job is retried after this.
         #[arg(long, env = "TENURE_JOB_LEASE_SECS", default_value_t = 30)]
         job_lease_secs: i64,
+        /// Seconds between signed ledger checkpoints (when the ledger grew).
+        #[arg(long, env = "TENURE_CHECKPOINT_SECS", default_value_t = 60)]
+        checkpoint_secs: u64,
     },
     /// Import lifecycle events from a `.jsonl` or `.csv` file; all or nothing.
     Import {
@@ -71,6 +74,9 @@ pub enum Command {
     /// Check policy bundles.
     #[command(subcommand)]
     Policy(PolicyCommand),
+    /// The ledger: checkpoints, proofs, export, offline verification, replay.
+    #[command(subcommand)]
+    Audit(crate::audit::AuditCommand),
     /// Run the quickstart end to end on a throwaway data dir and slapd; print what LDAP holds.
     Demo,
 }
@@ -113,7 +119,9 @@ pub enum Output {
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let g = cli.global;
     match cli.command {
-        Command::Serve { listen, workers, job_lease_secs } => serve(&g, &listen, workers, job_lease_secs).await,
+        Command::Serve { listen, workers, job_lease_secs, checkpoint_secs } => {
+            serve(&g, &listen, workers, job_lease_secs, checkpoint_secs).await
+        }
         Command::Import { source, file } => import(&g, &source, &file),
         Command::Identities(IdentitiesCommand::List { output }) => {
             let engine = open(&g.data_dir)?;
@@ -200,6 +208,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 Ok(ExitCode::from(EXIT_BAD_INPUT))
             }
         },
+        Command::Audit(cmd) => crate::audit::run(&g, cmd),
         Command::Demo => demo::run().await,
     }
 }
@@ -394,9 +403,16 @@ fn import(g: &Global, source: &str, file: &Path) -> anyhow::Result<ExitCode> {
     }
 }
 
-async fn serve(g: &Global, listen: &str, workers: usize, lease_secs: i64) -> anyhow::Result<ExitCode> {
+async fn serve(
+    g: &Global,
+    listen: &str,
+    workers: usize,
+    lease_secs: i64,
+    checkpoint_secs: u64,
+) -> anyhow::Result<ExitCode> {
     let engine = open(&g.data_dir)?;
     ensure_policy(&engine, g.policy.as_deref())?;
+    let signer = Arc::new(crate::keys::ledger_signer(&g.data_dir)?);
     let config = WorkerConfig {
         concurrency: workers,
         lease: time::Duration::seconds(lease_secs.max(1)),
@@ -404,7 +420,8 @@ async fn serve(g: &Global, listen: &str, workers: usize, lease_secs: i64) -> any
     };
     let workers = Arc::new(Workers::new(engine.clone(), process_env(), config));
     let (stop, stopped) = tokio::sync::watch::channel(false);
-    let worker_task = tokio::spawn(workers.clone().run(stopped));
+    let worker_task = tokio::spawn(workers.clone().run(stopped.clone()));
+    let checkpoints = tokio::spawn(checkpoint_loop(engine.clone(), signer.clone(), checkpoint_secs, stopped));
     let app = tenure_server::router(tenure_server::AppState { engine: engine.clone(), workers });
     let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("listening on `{listen}`"))?;
     let addr = listener.local_addr()?;
@@ -417,7 +434,32 @@ async fn serve(g: &Global, listen: &str, workers: usize, lease_secs: i64) -> any
     axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await?;
     let _ = stop.send(true);
     let _ = worker_task.await;
+    let _ = checkpoints.await;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Sign a checkpoint every `secs` while the ledger grows, and once more at shutdown.
+async fn checkpoint_loop(
+    engine: Arc<Engine>,
+    signer: Arc<tenure_ledger::Signer>,
+    secs: u64,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    loop {
+        let stopping = tokio::select! {
+            _ = tokio::time::sleep(std::time::Duration::from_secs(secs.max(1))) => false,
+            _ = stop.changed() => true,
+        };
+        let (e, s) = (engine.clone(), signer.clone());
+        match tokio::task::spawn_blocking(move || e.checkpoint(&s)).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(err)) => tracing::error!(error = %err, "checkpoint failed"),
+            Err(err) => tracing::error!(error = %err, "checkpoint task failed"),
+        }
+        if stopping || *stop.borrow() {
+            return;
+        }
+    }
 }
 
 async fn shutdown_signal() {

@@ -1,8 +1,10 @@
 //! `tenure`: one binary, server and CLI. This is the edge where errors become messages and
 //! exit codes (0 ok, 1 failure, 2 bad input).
 
+mod audit;
 mod cli;
 mod demo;
+mod keys;
 mod quickstart;
 mod table;
 

@@ -10,4 +10,5 @@ mod api;
 mod cli;
 mod crash;
 mod demo;
+mod ledger;
 mod lifecycle;

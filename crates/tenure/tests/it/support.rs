@@ -49,7 +49,8 @@ impl World {
             .env("TENURE_LDAP_BASE_DN", &self.slapd.base_dn)
             .env("TENURE_LDAP_BIND_DN", &self.slapd.bind_dn)
             .env("TENURE_LDAP_PASSWORD", &self.slapd.password)
-            .env_remove("TENURE_LOG");
+            // Verbose logs, so the secrets test sees everything tenure would ever log.
+            .env("TENURE_LOG", "debug");
         c
     }
 

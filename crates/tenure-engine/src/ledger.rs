@@ -1,0 +1,275 @@
+//! The engine's side of the ledger: signed checkpoints (incremental from the last one's saved
+//! frontier), inclusion and consistency proofs, and replay — rebuilding identity states and
+//! grants from the ledger alone and comparing them with the database, which is what catches an
+//! edit made directly in the database file.
+
+use crate::{Engine, EngineError, Result};
+use base64::Engine as _;
+use std::collections::BTreeMap;
+use tenure_ledger::merkle::{self, Accumulator, Hash};
+use tenure_ledger::{Checkpoint, Entry, Signer};
+use tenure_store::CheckpointRow;
+
+/// Entries read per page when streaming the ledger.
+const PAGE: i64 = 10_000;
+
+/// An entry with its inclusion proof against a signed checkpoint.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct InclusionProof {
+    pub seq: i64,
+    /// The entry exactly as hashed.
+    pub entry: serde_json::Value,
+    pub entry_bytes: String,
+    pub leaf_hash: String,
+    pub tree_size: i64,
+    pub root: String,
+    /// Audit path, bottom up, hex.
+    pub proof: Vec<String>,
+    /// The signed note the root comes from.
+    pub checkpoint: String,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ConsistencyProof {
+    pub old_size: i64,
+    pub new_size: i64,
+    pub old_root: String,
+    pub new_root: String,
+    pub proof: Vec<String>,
+}
+
+/// A difference between what the ledger says and what the database holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Difference {
+    pub subject: String,
+    pub what: String,
+    pub ledger: String,
+    pub database: String,
+}
+
+impl std::fmt::Display for Difference {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}: {}: the ledger says {}, the database holds {}",
+            self.subject, self.what, self.ledger, self.database
+        )
+    }
+}
+
+fn b64(h: &[u8]) -> String {
+    base64::engine::general_purpose::STANDARD.encode(h)
+}
+
+impl Engine {
+    /// Sign a checkpoint of the whole ledger (or return the latest if nothing was appended since).
+    pub fn checkpoint(&self, signer: &Signer) -> Result<CheckpointRow> {
+        let now = self.clock.now();
+        let mut tx = self.store.write()?;
+        let size = tx.audit_count()?;
+        let latest = tx.latest_checkpoint()?;
+        if let Some(l) = &latest
+            && l.size == size
+        {
+            return Ok(l.clone());
+        }
+        let mut acc = match &latest {
+            Some(l) => Accumulator::from_bytes(&l.frontier)
+                .ok_or_else(|| EngineError::Ledger(format!("checkpoint {} has a malformed frontier", l.size)))?,
+            None => Accumulator::new(),
+        };
+        let mut from = i64::try_from(acc.size()).unwrap_or(0);
+        while from < size {
+            let to = (from + PAGE).min(size);
+            for leaf in tx.ledger_leaves(from, to)? {
+                acc.push(leaf);
+            }
+            from = to;
+        }
+        if i64::try_from(acc.size()).ok() != Some(size) {
+            return Err(EngineError::Ledger(format!("expected {size} leaves, found {}", acc.size())));
+        }
+        let root = acc.root();
+        let note = signer.sign(&Checkpoint { origin: signer.name().to_owned(), size: acc.size(), root });
+        let row = CheckpointRow { size, root: root.to_vec(), frontier: acc.to_bytes(), note, created_at: now };
+        tx.add_checkpoint(&row)?;
+        tx.commit()?;
+        Ok(row)
+    }
+
+    fn leaves(&self, size: i64) -> Result<Vec<Hash>> {
+        let tx = self.store.read()?;
+        let leaves = tx.ledger_leaves(0, size)?;
+        if i64::try_from(leaves.len()).ok() != Some(size) {
+            return Err(EngineError::Ledger(format!("expected {size} leaves, found {}", leaves.len())));
+        }
+        Ok(leaves)
+    }
+
+    /// Entry `seq` with its inclusion proof against the latest checkpoint (made now if the
+    /// latest does not cover the entry).
+    pub fn prove(&self, seq: i64, signer: &Signer) -> Result<InclusionProof> {
+        let latest = self.store.read()?.latest_checkpoint()?;
+        let cp = match latest {
+            Some(c) if c.size > seq => c,
+            _ => self.checkpoint(signer)?,
+        };
+        if seq < 0 || seq >= cp.size {
+            return Err(EngineError::NoEntry(seq));
+        }
+        let leaves = self.leaves(cp.size)?;
+        let index = usize::try_from(seq).map_err(|_| EngineError::NoEntry(seq))?;
+        let proof = merkle::inclusion_proof(index, &leaves).ok_or(EngineError::NoEntry(seq))?;
+        let (_, bytes) =
+            self.store.read()?.ledger_entries(seq, 1)?.into_iter().next().ok_or(EngineError::NoEntry(seq))?;
+        let leaf = merkle::leaf_hash(&bytes);
+        let root: Hash = cp.root.clone().try_into().map_err(|_| EngineError::Ledger("root is not 32 bytes".into()))?;
+        if leaves.get(index) != Some(&leaf) || merkle::root(&leaves) != root {
+            return Err(EngineError::Ledger(format!(
+                "entry {seq} or checkpoint {} does not match the stored leaves",
+                cp.size
+            )));
+        }
+        Ok(InclusionProof {
+            seq,
+            entry: serde_json::from_slice(&bytes).map_err(|e| EngineError::Ledger(e.to_string()))?,
+            entry_bytes: String::from_utf8_lossy(&bytes).into_owned(),
+            leaf_hash: hex::encode(leaf),
+            tree_size: cp.size,
+            root: b64(&cp.root),
+            proof: proof.iter().map(hex::encode).collect(),
+            checkpoint: cp.note,
+        })
+    }
+
+    /// A consistency proof between two checkpointed sizes.
+    pub fn consistency(&self, old_size: i64, new_size: i64) -> Result<ConsistencyProof> {
+        let tx = self.store.read()?;
+        let cps = tx.checkpoints()?;
+        drop(tx);
+        let find = |s: i64| cps.iter().find(|c| c.size == s).ok_or(EngineError::NoEntry(s));
+        let (old, new) = (find(old_size)?, find(new_size)?);
+        let leaves = self.leaves(new_size)?;
+        let m = usize::try_from(old_size).map_err(|_| EngineError::NoEntry(old_size))?;
+        let proof = merkle::consistency_proof(m, &leaves).ok_or(EngineError::NoEntry(old_size))?;
+        Ok(ConsistencyProof {
+            old_size,
+            new_size,
+            old_root: b64(&old.root),
+            new_root: b64(&new.root),
+            proof: proof.iter().map(hex::encode).collect(),
+        })
+    }
+
+    /// Visit every ledger entry in order, as (seq, exact bytes).
+    pub fn for_each_entry(&self, f: &mut dyn FnMut(i64, &[u8]) -> Result<()>) -> Result<i64> {
+        let mut from = 0;
+        loop {
+            let page = self.store.read()?.ledger_entries(from, PAGE)?;
+            let Some((last, _)) = page.last() else { return Ok(from) };
+            let next = last + 1;
+            for (seq, bytes) in &page {
+                f(*seq, bytes)?;
+            }
+            from = next;
+        }
+    }
+
+    /// Rebuild identity states and grants from the ledger alone; compare with the database.
+    pub fn replay(&self) -> Result<Vec<Difference>> {
+        #[derive(Default)]
+        struct Rebuilt {
+            state: Option<String>,
+            grants: BTreeMap<String, String>,
+        }
+        let mut world: BTreeMap<String, Rebuilt> = BTreeMap::new();
+        let mut expected_seq = 0;
+        let mut prev = tenure_ledger::entry::ZERO.to_owned();
+        self.for_each_entry(&mut |seq, bytes| {
+            let e = Entry::parse(bytes).map_err(|m| EngineError::Ledger(format!("entry {seq}: {m}")))?;
+            if e.seq != u64::try_from(expected_seq).unwrap_or(u64::MAX) || seq != expected_seq || e.prev != prev {
+                return Err(EngineError::Ledger(format!("entry {seq} does not chain to the entry before it")));
+            }
+            expected_seq += 1;
+            prev = hex::encode(merkle::leaf_hash(bytes));
+            let d = &e.detail;
+            let set = |g: &mut BTreeMap<String, String>, key: &str, state: &str| {
+                for ent in d.get(key).and_then(|v| v.as_array()).into_iter().flatten().filter_map(|v| v.as_str()) {
+                    g.insert(ent.to_owned(), state.to_owned());
+                }
+            };
+            let state_to = d.get("state").and_then(|s| s.get("to")).and_then(|s| s.as_str()).map(str::to_owned);
+            match e.action.as_str() {
+                "identity.joined"
+                | "identity.changed"
+                | "identity.left"
+                | "identity.recomputed"
+                | "identity.activated"
+                | "identity.closed"
+                | "system.synced" => {
+                    let r = world.entry(e.subject.clone()).or_default();
+                    if let Some(s) = state_to {
+                        r.state = Some(s);
+                    }
+                    set(&mut r.grants, "grants_added", "desired");
+                    set(&mut r.grants, "grants_revoking", "revoking");
+                    set(&mut r.grants, "provisioned", "provisioned");
+                    set(&mut r.grants, "verified", "verified");
+                    set(&mut r.grants, "revoked_unverified", "revoked");
+                    set(&mut r.grants, "revocation_verified", "revocation_verified");
+                }
+                _ => {}
+            }
+            Ok(())
+        })?;
+
+        let tx = self.store.read()?;
+        let mut grants = tx.all_grants()?;
+        let mut diffs = Vec::new();
+        let missing = || "nothing".to_owned();
+        for i in tx.identities()? {
+            let subject = i.reference.to_string();
+            let rebuilt = world.remove(&subject).unwrap_or_default();
+            let state = i.state.to_string();
+            if rebuilt.state.as_deref() != Some(state.as_str()) {
+                diffs.push(Difference {
+                    subject: subject.clone(),
+                    what: "state".into(),
+                    ledger: rebuilt.state.unwrap_or_else(missing),
+                    database: state,
+                });
+            }
+            let held: BTreeMap<String, String> = grants
+                .remove(&i.id)
+                .unwrap_or_default()
+                .into_iter()
+                .map(|g| (g.entitlement, g.state.to_string()))
+                .collect();
+            let mut names: Vec<&String> = held.keys().chain(rebuilt.grants.keys()).collect();
+            names.sort();
+            names.dedup();
+            for n in names {
+                let (l, d) = (rebuilt.grants.get(n), held.get(n));
+                if l != d {
+                    diffs.push(Difference {
+                        subject: subject.clone(),
+                        what: format!("grant `{n}`"),
+                        ledger: l.cloned().unwrap_or_else(missing),
+                        database: d.cloned().unwrap_or_else(missing),
+                    });
+                }
+            }
+        }
+        for (subject, r) in world {
+            if r.state.is_some() {
+                diffs.push(Difference {
+                    subject,
+                    what: "identity".into(),
+                    ledger: "it exists".into(),
+                    database: missing(),
+                });
+            }
+        }
+        Ok(diffs)
+    }
+}

@@ -1,0 +1,124 @@
+//! `tenure audit`: checkpoints, proofs, export, offline verification and replay of the ledger.
+
+use crate::cli::{self, Global};
+use crate::keys::ledger_signer;
+use anyhow::{Context, bail};
+use clap::Subcommand;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+#[derive(Subcommand)]
+pub enum AuditCommand {
+    /// Sign a checkpoint of the ledger now and print it.
+    Checkpoint,
+    /// Print the public verifier key of this ledger.
+    Key,
+    /// Print entry SEQ with its inclusion proof against the latest checkpoint (JSON).
+    Prove { seq: i64 },
+    /// Print a consistency proof between two checkpoints, by their sizes (JSON).
+    Consistency { old: i64, new: i64 },
+    /// Write the ledger to DIR: entries.jsonl, checkpoints/*.note, ledger.pub.
+    Export { dir: PathBuf },
+    /// Check an export from its files alone (no database, no server).
+    Verify {
+        dir: PathBuf,
+        /// A checkpoint kept from earlier that the log must extend (repeatable).
+        #[arg(long = "checkpoint")]
+        checkpoints: Vec<PathBuf>,
+    },
+    /// Rebuild identity states and grants from the ledger and compare them with the database.
+    Replay,
+}
+
+pub fn run(g: &Global, cmd: AuditCommand) -> anyhow::Result<ExitCode> {
+    if let AuditCommand::Verify { dir, checkpoints } = cmd {
+        return verify(&dir, &checkpoints);
+    }
+    let engine = cli::open(&g.data_dir)?;
+    let signer = ledger_signer(&g.data_dir)?;
+    match cmd {
+        AuditCommand::Checkpoint => print!("{}", engine.checkpoint(&signer)?.note),
+        AuditCommand::Key => println!("{}", signer.verifier()),
+        AuditCommand::Prove { seq } => println!("{}", serde_json::to_string_pretty(&engine.prove(seq, &signer)?)?),
+        AuditCommand::Consistency { old, new } => {
+            println!("{}", serde_json::to_string_pretty(&engine.consistency(old, new)?)?)
+        }
+        AuditCommand::Export { dir } => {
+            let cp = engine.checkpoint(&signer)?;
+            if dir.exists() && std::fs::read_dir(&dir)?.next().is_some() {
+                bail!("`{}` is not empty", dir.display());
+            }
+            std::fs::create_dir_all(dir.join("checkpoints"))?;
+            let mut out = std::io::BufWriter::new(std::fs::File::create(dir.join("entries.jsonl"))?);
+            let mut written = 0;
+            engine.for_each_entry(&mut |seq, bytes| {
+                if seq >= cp.size {
+                    return Ok(());
+                }
+                out.write_all(bytes)
+                    .and_then(|()| out.write_all(b"\n"))
+                    .map_err(|e| tenure_engine::EngineError::Task(e.to_string()))?;
+                written += 1;
+                Ok(())
+            })?;
+            out.flush()?;
+            for c in engine.store().read()?.checkpoints()? {
+                std::fs::write(dir.join("checkpoints").join(format!("{:020}.note", c.size)), c.note)?;
+            }
+            std::fs::write(dir.join("ledger.pub"), format!("{}\n", signer.verifier()))?;
+            println!("exported {written} entries and their checkpoints to {}", dir.display());
+        }
+        AuditCommand::Replay => {
+            let diffs = engine.replay()?;
+            if diffs.is_empty() {
+                println!("replay: the database matches the ledger");
+            } else {
+                for d in &diffs {
+                    println!("{d}");
+                }
+                println!("replay: {} difference(s) between the ledger and the database", diffs.len());
+                return Ok(ExitCode::FAILURE);
+            }
+        }
+        AuditCommand::Verify { .. } => {}
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn read_notes(paths: impl Iterator<Item = PathBuf>) -> anyhow::Result<Vec<(String, String)>> {
+    paths
+        .map(|p| {
+            let name = p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            Ok((name, std::fs::read_to_string(&p).with_context(|| format!("reading `{}`", p.display()))?))
+        })
+        .collect()
+}
+
+fn verify(dir: &Path, kept: &[PathBuf]) -> anyhow::Result<ExitCode> {
+    let key = std::fs::read_to_string(dir.join("ledger.pub")).context("reading ledger.pub")?;
+    let mut notes: Vec<PathBuf> = std::fs::read_dir(dir.join("checkpoints"))
+        .context("reading checkpoints/")?
+        .map(|e| e.map(|e| e.path()))
+        .collect::<Result<_, _>>()?;
+    notes.sort();
+    let notes = read_notes(notes.into_iter())?;
+    let trusted = read_notes(kept.iter().cloned())?;
+    let file = std::fs::File::open(dir.join("entries.jsonl")).context("reading entries.jsonl")?;
+    match tenure_ledger::export::verify(&mut std::io::BufReader::new(file), &notes, key.trim(), &trusted) {
+        Ok(r) => {
+            println!(
+                "verified: {} entries, {} checkpoints (+{} kept), root {}",
+                r.entries,
+                r.checkpoints,
+                trusted.len(),
+                hex::encode(r.root)
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            println!("verification FAILED: {e}");
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}

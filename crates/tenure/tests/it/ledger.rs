@@ -1,0 +1,183 @@
+//! The ledger through the CLI: export and offline verification (by tenure and by an independent
+//! Python verifier written from the format document), tampering, forks, proofs, replay catching
+//! a direct database edit, and no secret anywhere.
+
+use crate::support::*;
+use std::process::Command;
+use tenure_ledger::{Verifier, merkle};
+
+fn python() -> String {
+    std::env::var("TENURE_PYTHON").unwrap_or_else(|_| "python3".into())
+}
+
+fn populated() -> World {
+    let w = World::new();
+    let lines: Vec<String> =
+        (0..20).map(|i| event("hr", &format!("e{i}"), "joined", human(&format!("E{i}"), "P", "sales"))).collect();
+    let f = w.file("people.jsonl", &lines.join("\n"));
+    w.ok(&["import", "--source", "hr", f.to_str().unwrap()]);
+    w.ok(&["jobs", "run"]);
+    let f = w.file("leave.jsonl", &event("hr", "l1", "left", human("E3", "P", "sales")));
+    w.ok(&["import", "--source", "hr", f.to_str().unwrap()]);
+    w.ok(&["jobs", "run"]);
+    w
+}
+
+#[test]
+fn exports_verify_offline_and_tampering_is_named() {
+    let w = populated();
+    let kept = w.ok(&["audit", "checkpoint"]);
+    let exp = w.tmp.path().join("export");
+    w.ok(&["audit", "export", exp.to_str().unwrap()]);
+    let verified = w.ok(&["audit", "verify", exp.to_str().unwrap()]);
+    // 1 deployment, 20 joiners (joined, synced, activated), 1 leaver (left, synced, closed).
+    assert!(verified.starts_with("verified: 64 entries"), "{verified}");
+    // An independent verifier, written from docs/ledger-export.md alone.
+    let py = Command::new(python()).arg(repo().join("docs/verify_ledger_export.py")).arg(&exp).output().unwrap();
+    assert!(py.status.success(), "python verifier: {}{}", stdout(&py), stderr(&py));
+    assert_eq!(stdout(&py).trim(), "ok 64 entries");
+
+    let entries = exp.join("entries.jsonl");
+    let original = std::fs::read(&entries).unwrap();
+    let line_of = |needle: &[u8]| -> (usize, usize) {
+        let at = original.windows(needle.len()).position(|w| w == needle).unwrap();
+        (at, original[..at].iter().filter(|b| **b == b'\n').count())
+    };
+    // Change one byte inside the leaver's entry.
+    let (at, line) = line_of(b"\"identity.left\"");
+    let mut bad = original.clone();
+    bad[at + 10] ^= 0x01;
+    std::fs::write(&entries, &bad).unwrap();
+    let out = w.run(&["audit", "verify", exp.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stdout(&out).contains(&format!("LG0101 entry {line}: this entry is not what the log recorded")),
+        "{}",
+        stdout(&out)
+    );
+    let py = Command::new(python()).arg(repo().join("docs/verify_ledger_export.py")).arg(&exp).output().unwrap();
+    assert!(!py.status.success());
+
+    // Remove an entry.
+    let mut lines: Vec<&[u8]> = original.split_inclusive(|b| *b == b'\n').collect();
+    lines.remove(5);
+    std::fs::write(&entries, lines.concat()).unwrap();
+    let out = w.run(&["audit", "verify", exp.to_str().unwrap()]);
+    assert!(stdout(&out).contains("LG0101 entry 5: line 6 holds entry 6"), "{}", stdout(&out));
+
+    // Truncate, and drop the checkpoints that cover the cut part: a checkpoint kept from
+    // before still exposes it.
+    std::fs::write(&entries, original.split_inclusive(|b| *b == b'\n').take(30).collect::<Vec<_>>().concat()).unwrap();
+    for f in std::fs::read_dir(exp.join("checkpoints")).unwrap() {
+        std::fs::remove_file(f.unwrap().path()).unwrap();
+    }
+    let kept_file = w.file("kept.note", &kept);
+    let out = w.run(&["audit", "verify", exp.to_str().unwrap(), "--checkpoint", kept_file.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stdout(&out).contains("LG0104 the log was truncated: it has 30 entries but checkpoint `kept.note` covers 64"),
+        "{}",
+        stdout(&out)
+    );
+}
+
+#[test]
+fn proofs_verify_against_signed_checkpoints() {
+    let w = populated();
+    let key = Verifier::parse(&w.ok(&["audit", "key"])).unwrap();
+    let first = key.open(&w.ok(&["audit", "checkpoint"])).unwrap();
+    let proof: serde_json::Value = serde_json::from_str(&w.ok(&["audit", "prove", "7"])).unwrap();
+    let cp = key.open(proof["checkpoint"].as_str().unwrap()).unwrap();
+    let hashes = |v: &serde_json::Value| -> Vec<merkle::Hash> {
+        v.as_array().unwrap().iter().map(|h| hex::decode(h.as_str().unwrap()).unwrap().try_into().unwrap()).collect()
+    };
+    let leaf = merkle::leaf_hash(proof["entry_bytes"].as_str().unwrap().as_bytes());
+    assert_eq!(hex::encode(leaf), proof["leaf_hash"].as_str().unwrap());
+    assert!(merkle::verify_inclusion(7, cp.size, &leaf, &hashes(&proof["proof"]), &cp.root));
+    assert!(!merkle::verify_inclusion(8, cp.size, &leaf, &hashes(&proof["proof"]), &cp.root));
+    assert_eq!(proof["entry"]["seq"], 7);
+
+    // The log grows; the new checkpoint is consistent with the old one.
+    let f = w.file("more.jsonl", &event("hr", "m1", "joined", human("M1", "P", "finance")));
+    w.ok(&["import", "--source", "hr", f.to_str().unwrap()]);
+    let second = key.open(&w.ok(&["audit", "checkpoint"])).unwrap();
+    assert!(second.size > first.size);
+    let c: serde_json::Value =
+        serde_json::from_str(&w.ok(&["audit", "consistency", &first.size.to_string(), &second.size.to_string()]))
+            .unwrap();
+    assert!(merkle::verify_consistency(first.size, second.size, &first.root, &second.root, &hashes(&c["proof"])));
+    let out = w.run(&["audit", "prove", "100000"]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("EN0007 no ledger entry 100000"), "{}", stderr(&out));
+}
+
+#[test]
+fn replay_catches_a_grant_edited_directly_in_the_database() {
+    let w = populated();
+    assert_eq!(w.ok(&["audit", "replay"]).trim(), "replay: the database matches the ledger");
+    let db = rusqlite::Connection::open(w.data_dir().join("tenure.db")).unwrap();
+    // Quietly give the leaver back the VPN, and quietly re-activate someone.
+    db.execute(
+        "UPDATE grants SET state = 'verified' WHERE entitlement = 'corp-directory/vpn'
+         AND identity_id = (SELECT id FROM identities WHERE ref = 'hr:E3')",
+        [],
+    )
+    .unwrap();
+    db.execute("UPDATE identities SET state = 'active' WHERE ref = 'hr:E3'", []).unwrap();
+    // Rewriting the ledger itself is refused by the database.
+    assert!(db.execute("UPDATE audit SET entry = x'00' WHERE seq = 1", []).is_err());
+    let out = w.run(&["audit", "replay"]);
+    assert_eq!(out.status.code(), Some(1));
+    let text = stdout(&out);
+    assert!(text.contains("hr:E3: state: the ledger says closed, the database holds active"), "{text}");
+    assert!(
+        text.contains(
+            "hr:E3: grant `corp-directory/vpn`: the ledger says revocation_verified, the database holds verified"
+        ),
+        "{text}"
+    );
+    assert!(text.contains("2 difference(s)"), "{text}");
+}
+
+#[test]
+fn no_secret_reaches_the_database_the_ledger_or_the_logs() {
+    let w = World::new();
+    // A server with verbose logs provisions into LDAP with the bind password from the environment.
+    let s = Server::start(&w, &["--checkpoint-secs", "1"]);
+    let body = format!("[{}]", event("hr", "e1", "joined", human("E1", "Ada", "engineering")));
+    assert_eq!(s.post("/v1/events", &body).unwrap().0, 200);
+    for _ in 0..100 {
+        if s.get("/v1/identities/hr:E1").1.contains("\"state\":\"active\"") {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    drop(s);
+    let exp = w.tmp.path().join("export");
+    w.ok(&["audit", "export", exp.to_str().unwrap()]);
+    let seed = std::fs::read_to_string(w.data_dir().join("ledger.key")).unwrap();
+    let seed = seed.lines().nth(1).unwrap().to_owned();
+    let secrets = [w.slapd.password.clone(), seed];
+    let mut scanned = 0;
+    let mut scan = |path: &std::path::Path| {
+        let bytes = std::fs::read(path).unwrap();
+        for s in &secrets {
+            assert!(!bytes.windows(s.len()).any(|w| w == s.as_bytes()), "a secret is in {}", path.display());
+        }
+        scanned += 1;
+    };
+    for dir in [w.data_dir(), exp.clone(), exp.join("checkpoints")] {
+        for f in std::fs::read_dir(&dir).unwrap() {
+            let p = f.unwrap().path();
+            if p.is_file() && p.file_name().unwrap() != "ledger.key" {
+                scan(&p);
+            }
+        }
+    }
+    scan(&w.tmp.path().join("server.log"));
+    // tenure.db, entries.jsonl, ledger.pub, at least one checkpoint, server.log.
+    assert!(scanned >= 5, "scanned {scanned} files");
+    // The key file is private.
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(std::fs::metadata(w.data_dir().join("ledger.key")).unwrap().permissions().mode() & 0o777, 0o600);
+}
