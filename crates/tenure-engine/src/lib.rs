@@ -22,7 +22,7 @@ pub use tenure_store::{JobRow, JobState};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use tenure_model::Clock;
-use tenure_policy::{Bundle, BundleError, BundleFiles};
+use tenure_policy::{Bundle, BundleError};
 use tenure_store::{AuditEntry, Store, StoreError, StoredPolicy};
 
 /// Errors of the engine; each variant has a stable code and is raised from one place.
@@ -141,9 +141,4 @@ impl Engine {
             .insert(bundle.version.to_string(), Arc::new(bundle.clone()));
         Ok(Deployed::Changed { from, to: bundle.version.to_string(), affected })
     }
-}
-
-/// Load a bundle from files (the caller read them).
-pub fn load_bundle(files: BundleFiles) -> std::result::Result<Bundle, BundleError> {
-    Bundle::load(files)
 }

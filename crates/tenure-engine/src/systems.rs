@@ -80,11 +80,6 @@ impl Systems {
         Self { version: policy.version.to_string(), connectors, broken }
     }
 
-    /// Use these connectors instead of building from settings (tests, embedding).
-    pub fn with(version: &str, connectors: BTreeMap<String, Arc<dyn Connector>>) -> Self {
-        Self { version: version.to_owned(), connectors, broken: BTreeMap::new() }
-    }
-
     pub fn get(&self, system: &str) -> Result<Arc<dyn Connector>, ConnectorError> {
         if let Some(c) = self.connectors.get(system) {
             return Ok(c.clone());

@@ -6,9 +6,7 @@ use tenure_model::IdentityRef;
 use tenure_proto::{AccountView, AuditView, GrantView, IdentityDetail, IdentityView};
 use tenure_store::{GrantRow, IdentityRow};
 
-fn ts(t: time::OffsetDateTime) -> String {
-    t.format(&time::format_description::well_known::Rfc3339).unwrap_or_else(|_| t.to_string())
-}
+use crate::ingest::rfc3339 as ts;
 
 fn view(i: IdentityRow, grants: &[GrantRow]) -> IdentityView {
     IdentityView {

@@ -70,11 +70,6 @@ impl Workers {
         Self { engine, lookup, config, systems: Mutex::new(None), wake: Notify::new() }
     }
 
-    /// Use these connectors for the current policy version (tests).
-    pub async fn set_systems(&self, systems: Systems) {
-        *self.systems.lock().await = Some(Arc::new(systems));
-    }
-
     /// Wake idle workers (new jobs were enqueued).
     pub fn notify(&self) {
         self.wake.notify_waiters();
@@ -191,30 +186,25 @@ impl Workers {
     }
 }
 
-/// Wait for all futures (a tiny join_all, to avoid a dependency for one call).
+/// Drive all futures concurrently on this task and collect their outputs (a small join_all,
+/// to avoid a dependency for one call).
 async fn futures_join_all<F: std::future::Future>(futs: Vec<F>) -> Vec<F::Output> {
-    let mut out = Vec::with_capacity(futs.len());
-    let mut pinned: Vec<_> = futs.into_iter().map(Box::pin).collect();
-    // Poll them concurrently by driving each to completion in turn inside one select loop.
-    let results: Vec<Option<F::Output>> = {
-        let mut slots: Vec<Option<F::Output>> = (0..pinned.len()).map(|_| None).collect();
-        std::future::poll_fn(|cx| {
-            let mut pending = false;
-            for (slot, fut) in slots.iter_mut().zip(pinned.iter_mut()) {
-                if slot.is_none() {
-                    match fut.as_mut().poll(cx) {
-                        std::task::Poll::Ready(v) => *slot = Some(v),
-                        std::task::Poll::Pending => pending = true,
-                    }
+    let mut futs: Vec<_> = futs.into_iter().map(Box::pin).collect();
+    let mut outputs: Vec<Option<F::Output>> = futs.iter().map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut pending = false;
+        for (slot, fut) in outputs.iter_mut().zip(futs.iter_mut()) {
+            if slot.is_none() {
+                match fut.as_mut().poll(cx) {
+                    std::task::Poll::Ready(v) => *slot = Some(v),
+                    std::task::Poll::Pending => pending = true,
                 }
             }
-            if pending { std::task::Poll::Pending } else { std::task::Poll::Ready(()) }
-        })
-        .await;
-        slots
-    };
-    out.extend(results.into_iter().flatten());
-    out
+        }
+        if pending { std::task::Poll::Pending } else { std::task::Poll::Ready(()) }
+    })
+    .await;
+    outputs.into_iter().flatten().collect()
 }
 
 /// What the job saw of the store when it started.

@@ -24,8 +24,6 @@ pub enum StoreError {
     TooNew { found: i64, known: i64 },
     #[error("ST0004 cannot open data directory `{path}`: {source}")]
     DataDir { path: String, source: std::io::Error },
-    #[error("ST0005 the audit record is append-only")]
-    AppendOnly,
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
