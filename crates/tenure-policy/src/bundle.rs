@@ -44,8 +44,13 @@ impl PolicyVersion {
 
     /// The first 12 hex digits, for people.
     pub fn short(&self) -> &str {
-        self.0.get(..12).unwrap_or(&self.0)
+        short_version(&self.0)
     }
+}
+
+/// The first 12 hex digits of a policy version given as text, for people.
+pub fn short_version(v: &str) -> &str {
+    v.get(..12).unwrap_or(v)
 }
 
 impl fmt::Display for PolicyVersion {

@@ -17,6 +17,7 @@ mod template;
 
 pub use bundle::{
     Bundle, BundleFiles, EntitlementDef, EntitlementId, Lifecycle, PolicyVersion, SourceDef, SystemDef, SystemType,
+    short_version,
 };
 pub use error::{BundleError, Problem};
 pub use template::{Facts, Template};

@@ -11,8 +11,9 @@ use std::sync::Arc;
 use tenure_engine::systems::process_env;
 use tenure_engine::worker::{WorkerConfig, Workers};
 use tenure_engine::{Deployed, Engine, EngineError, Format, RecordError, ingest, parse};
+use tenure_model::GrantState;
 use tenure_model::SystemClock;
-use tenure_policy::{Bundle, BundleFiles};
+use tenure_policy::{Bundle, BundleFiles, short_version};
 use tenure_store::SqliteStore;
 
 /// Exit code for bad input (a rejected batch, an invalid bundle).
@@ -137,7 +138,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                                 i.kind.clone(),
                                 i.state.clone(),
                                 i.owner.clone().unwrap_or_default(),
-                                i.grants.iter().filter(|g| !g.state.starts_with("revo")).count().to_string(),
+                                i.grants
+                                    .iter()
+                                    .filter(|g| g.state.parse::<GrantState>().is_ok_and(GrantState::is_wanted))
+                                    .count()
+                                    .to_string(),
                                 i.name.clone(),
                             ]
                         })
@@ -246,7 +251,7 @@ fn show_text(d: &tenure_proto::IdentityDetail) -> String {
                 t.at.clone(),
                 t.actor.clone(),
                 t.action.clone(),
-                t.policy_version.get(..12).unwrap_or("").to_owned(),
+                short_version(&t.policy_version).to_owned(),
             ]
         })
         .collect();
@@ -315,12 +320,11 @@ pub fn ensure_policy(engine: &Engine, policy: Option<&Path>) -> anyhow::Result<(
         Err(e) => bail!("policy `{}`: {e}", dir.display()),
     };
     if let Deployed::Changed { from, to, affected } = engine.deploy(&bundle, "cli")? {
-        let short = |v: &str| v.get(..12).unwrap_or(v).to_owned();
         eprintln!(
             "deployed policy `{}` {} (was {}); {affected} identities recomputed",
             bundle.name,
-            short(&to),
-            from.as_deref().map_or("none".into(), short)
+            short_version(&to),
+            from.as_deref().map_or("none", short_version)
         );
     }
     Ok(())
@@ -391,7 +395,7 @@ fn import(g: &Global, source: &str, file: &Path) -> anyhow::Result<ExitCode> {
                 file.display(),
                 r.accepted,
                 r.duplicates,
-                r.policy_version.get(..12).unwrap_or("")
+                short_version(&r.policy_version)
             );
             Ok(ExitCode::SUCCESS)
         }
@@ -429,7 +433,7 @@ async fn serve(
     eprintln!(
         "tenure listening on http://{addr} (data dir {}, policy {})",
         g.data_dir.display(),
-        version.get(..12).unwrap_or("")
+        short_version(&version)
     );
     axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await?;
     let _ = stop.send(true);
