@@ -28,18 +28,19 @@ impl GrantState {
     }
 }
 
-/// Why a grant exists.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum GrantOrigin {
-    Birthright,
-}
-
-impl GrantOrigin {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Birthright => "birthright",
-        }
+string_enum! {
+    /// Why a grant exists.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+    #[serde(rename_all = "snake_case")]
+    pub enum GrantOrigin {
+        /// A birthright template of the current policy.
+        Birthright => "birthright",
+        /// An approved access request.
+        Request => "request",
+        /// A just-in-time elevation; always time-bound.
+        Jit => "jit",
+        /// An approved, time-bound departure from a guardrail.
+        Exception => "exception",
     }
 }
 

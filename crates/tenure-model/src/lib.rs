@@ -4,11 +4,13 @@
 #[macro_use]
 mod string_enum;
 
+pub mod access;
 pub mod clock;
 pub mod grant;
 pub mod identity;
 pub mod lifecycle;
 
+pub use access::{ApproverRole, RequestKind, RequestState, Role, RoleName};
 pub use clock::{Clock, FixedClock, SystemClock};
 pub use grant::{AccountState, GrantOrigin, GrantState};
 pub use identity::{IdentityKind, IdentityRef, RefError};

@@ -2,12 +2,15 @@
 //! whole by content hash.
 
 use crate::error::{BundleError, Problem, problem};
+use crate::rules::{
+    AuthzFacts, AuthzInputError, Decision, EntitlementFacts, RequestFacts, Requirement, Rules, Subject,
+};
 use crate::template::{Facts, Template, When};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
-use tenure_model::IdentityKind;
+use tenure_model::{ApproverRole, GrantOrigin, IdentityKind};
 use time::Duration;
 
 /// The files of a bundle: path relative to the bundle root (with `/`) → content.
@@ -89,6 +92,8 @@ pub struct SystemDef {
     pub name: String,
     pub kind: SystemType,
     pub settings: BTreeMap<String, String>,
+    /// The identity that owns the system (an approver for `system-owner`).
+    pub owner: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -99,6 +104,45 @@ pub struct EntitlementDef {
     pub target: String,
     pub description: String,
     pub privileged: bool,
+    /// Never to be held by a non-human (enforced by guardrails that read it).
+    pub human_only: bool,
+    /// `prod`, `dev`, …: what environment-isolation guardrails compare.
+    pub environment: String,
+    /// Longest a requested or JIT grant of it may last.
+    pub max_duration: Option<Duration>,
+}
+
+/// How requests, JIT and exceptions are handled.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccessRules {
+    /// A request not decided within this long expires.
+    pub decide_within: Duration,
+    /// The identity attribute naming a person's manager (`source:external_id`).
+    pub manager_attribute: String,
+    /// Longest any JIT elevation may last.
+    pub jit_max: Duration,
+    /// Longest any exception may last.
+    pub exception_max: Duration,
+    /// Who approves exceptions.
+    pub exception_approval: Requirement,
+    /// The `security` approvers.
+    pub security: BTreeSet<String>,
+}
+
+/// A grant other than birthright that an identity holds or would hold.
+#[derive(Debug, Clone)]
+pub struct Held<'a> {
+    pub entitlement: &'a str,
+    pub origin: GrantOrigin,
+    /// Guardrails an exception waives for its beneficiary while it lasts.
+    pub waives: &'a [String],
+}
+
+/// What policy wants an identity to hold, and what guardrails blocked.
+#[derive(Debug, Clone, Default)]
+pub struct Desired {
+    pub grants: BTreeMap<EntitlementId, GrantOrigin>,
+    pub blocked: BTreeMap<EntitlementId, Decision>,
 }
 
 /// Lifecycle rules.
@@ -122,6 +166,8 @@ pub struct Bundle {
     pub systems: BTreeMap<String, SystemDef>,
     pub entitlements: BTreeMap<EntitlementId, EntitlementDef>,
     pub templates: Vec<Template>,
+    pub access: AccessRules,
+    pub rules: Rules,
     pub files: BundleFiles,
 }
 
@@ -138,6 +184,59 @@ struct ManifestFile {
     systems: BTreeMap<String, toml::Table>,
     #[serde(default)]
     entitlements: BTreeMap<String, EntitlementSection>,
+    #[serde(default)]
+    requests: RequestsSection,
+    #[serde(default)]
+    jit: JitSection,
+    #[serde(default)]
+    exceptions: ExceptionsSection,
+    #[serde(default)]
+    approvers: ApproversSection,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RequestsSection {
+    decide_within_hours: u32,
+    manager_attribute: String,
+}
+
+impl Default for RequestsSection {
+    fn default() -> Self {
+        Self { decide_within_hours: 72, manager_attribute: "manager".into() }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct JitSection {
+    max_hours: u32,
+}
+
+impl Default for JitSection {
+    fn default() -> Self {
+        Self { max_hours: 8 }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct ExceptionsSection {
+    max_days: u32,
+    approve: Vec<String>,
+    approvals: u32,
+}
+
+impl Default for ExceptionsSection {
+    fn default() -> Self {
+        Self { max_days: 30, approve: vec!["security".into()], approvals: 1 }
+    }
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+struct ApproversSection {
+    security: Vec<String>,
 }
 
 #[derive(Deserialize)]
@@ -173,6 +272,12 @@ struct EntitlementSection {
     description: String,
     #[serde(default)]
     privileged: bool,
+    #[serde(default)]
+    human_only: bool,
+    #[serde(default)]
+    environment: String,
+    #[serde(default)]
+    max_duration_hours: Option<u32>,
 }
 
 #[derive(Deserialize)]
@@ -216,6 +321,7 @@ impl Bundle {
             problems.push(problem(MANIFEST, "lifecycle.max_nhi_lifetime_days", "expected at least 1"));
         }
 
+        let access = access_rules(&manifest, &mut problems);
         let mut sources = BTreeMap::new();
         for (name, s) in manifest.sources {
             let field = format!("sources.{name}.kinds");
@@ -270,6 +376,9 @@ impl Bundle {
                     target: target.to_owned(),
                     description: e.description,
                     privileged: e.privileged,
+                    human_only: e.human_only,
+                    environment: e.environment,
+                    max_duration: e.max_duration_hours.map(|h| Duration::hours(i64::from(h))),
                 },
             );
         }
@@ -325,10 +434,34 @@ impl Bundle {
             }
         }
 
-        if !problems.is_empty() {
-            return Err(BundleError { problems });
+        let facts: Vec<EntitlementFacts<'_>> = entitlements
+            .values()
+            .map(|e| EntitlementFacts {
+                id: &e.id,
+                system: &e.system,
+                privileged: e.privileged,
+                human_only: e.human_only,
+                environment: &e.environment,
+            })
+            .collect();
+        let rules = Rules::load(&files, &facts, &mut problems);
+        drop(facts);
+
+        match rules {
+            Some(rules) if problems.is_empty() => Ok(Self {
+                version,
+                name: manifest.bundle.name,
+                lifecycle,
+                sources,
+                systems,
+                entitlements,
+                templates,
+                access,
+                rules,
+                files,
+            }),
+            _ => Err(BundleError { problems }),
         }
-        Ok(Self { version, name: manifest.bundle.name, lifecycle, sources, systems, entitlements, templates, files })
     }
 
     /// Whether `source` is authoritative for identities of `kind`.
@@ -343,6 +476,114 @@ impl Bundle {
 
     pub fn entitlement(&self, id: &str) -> Option<&EntitlementDef> {
         self.entitlements.get(id)
+    }
+
+    /// What `subject` should hold: its birthright and `extra` grants, less what guardrails
+    /// block. Guardrails see everything it would hold at once (`subject.holding` is ignored);
+    /// a guardrail an exception waives does not block.
+    pub fn desired(&self, subject: &Subject<'_>, extra: &[Held<'_>]) -> Desired {
+        let facts = Facts { source: subject.source, kind: subject.kind, attributes: subject.attributes };
+        let mut candidate: BTreeMap<EntitlementId, GrantOrigin> =
+            self.birthright(&facts).into_iter().map(|e| (e, GrantOrigin::Birthright)).collect();
+        for h in extra {
+            if self.entitlements.contains_key(h.entitlement) {
+                candidate.entry(h.entitlement.to_owned()).or_insert(h.origin);
+            }
+        }
+        let waived: BTreeSet<&str> = extra.iter().flat_map(|h| h.waives.iter().map(String::as_str)).collect();
+        let holding: BTreeSet<String> = candidate.keys().cloned().collect();
+        let whole = Subject { holding: &holding, ..subject.clone() };
+        let mut out = Desired::default();
+        for (ent, origin) in candidate {
+            let d =
+                self.rules.hold(&whole, &ent, origin.as_str(), &self.access.manager_attribute, self.version.as_str());
+            let waived_all =
+                d.errors.is_empty() && !d.policies.is_empty() && d.policies.iter().all(|p| waived.contains(p.as_str()));
+            if d.is_allow() || waived_all {
+                out.grants.insert(ent, origin);
+            } else {
+                out.blocked.insert(ent, d);
+            }
+        }
+        out
+    }
+
+    /// The guardrails' answer for `subject` holding `entitlement` on top of `subject.holding`.
+    pub fn hold(&self, subject: &Subject<'_>, entitlement: &str, origin: GrantOrigin) -> Decision {
+        let mut holding = subject.holding.clone();
+        holding.insert(entitlement.to_owned());
+        let whole = Subject { holding: &holding, ..subject.clone() };
+        self.rules.hold(&whole, entitlement, origin.as_str(), &self.access.manager_attribute, self.version.as_str())
+    }
+
+    /// What a request needs. Guardrails come first: a request for something the beneficiary
+    /// may not hold is denied whatever the request rules say. A privileged entitlement that
+    /// needs approval needs two distinct approvers.
+    pub fn decide_request(&self, q: &RequestFacts<'_>) -> Decision {
+        let origin = match q.kind {
+            tenure_model::RequestKind::Access => GrantOrigin::Request,
+            tenure_model::RequestKind::Jit => GrantOrigin::Jit,
+            tenure_model::RequestKind::Exception => GrantOrigin::Exception,
+        };
+        let guard = self.hold(&q.beneficiary, q.entitlement, origin);
+        if !guard.is_allow() {
+            return guard;
+        }
+        let mut holding = q.beneficiary.holding.clone();
+        holding.insert(q.entitlement.to_owned());
+        let q = RequestFacts { beneficiary: Subject { holding: &holding, ..q.beneficiary.clone() }, ..q.clone() };
+        let mut d = self.rules.request(&q, &self.access.manager_attribute, self.version.as_str());
+        if let Some(need) = &mut d.approval
+            && self.entitlement(q.entitlement).is_some_and(|e| e.privileged)
+        {
+            // Step-up: two distinct people, one of them from security unless the rule already
+            // names two roles.
+            need.count = need.count.max(2);
+            if need.roles.len() < 2 {
+                need.roles.insert(ApproverRole::Security);
+            }
+        }
+        d
+    }
+
+    /// Runtime authorization.
+    pub fn authorize(&self, q: &AuthzFacts<'_>) -> Result<Decision, AuthzInputError> {
+        self.rules.authorize(q, &self.access.manager_attribute, self.version.as_str())
+    }
+}
+
+fn access_rules(m: &ManifestFile, problems: &mut Vec<Problem>) -> AccessRules {
+    let mut roles = BTreeSet::new();
+    for r in &m.exceptions.approve {
+        match r.parse::<ApproverRole>() {
+            Ok(r) => {
+                roles.insert(r);
+            }
+            Err(e) => problems.push(problem(MANIFEST, "exceptions.approve", e)),
+        }
+    }
+    if roles.is_empty() {
+        problems.push(problem(MANIFEST, "exceptions.approve", "an exception needs at least one approver role"));
+    }
+    if m.requests.decide_within_hours == 0 {
+        problems.push(problem(MANIFEST, "requests.decide_within_hours", "expected at least 1"));
+    }
+    for r in &m.approvers.security {
+        if r.split_once(':').is_none_or(|(s, e)| s.is_empty() || e.is_empty()) {
+            problems.push(problem(
+                MANIFEST,
+                "approvers.security",
+                format!("expected `source:external_id`, found `{r}`"),
+            ));
+        }
+    }
+    AccessRules {
+        decide_within: Duration::hours(i64::from(m.requests.decide_within_hours)),
+        manager_attribute: m.requests.manager_attribute.clone(),
+        jit_max: Duration::hours(i64::from(m.jit.max_hours)),
+        exception_max: Duration::days(i64::from(m.exceptions.max_days)),
+        exception_approval: Requirement { roles, count: m.exceptions.approvals.max(1) },
+        security: m.approvers.security.iter().cloned().collect(),
     }
 }
 
@@ -376,6 +617,20 @@ fn system_def(name: &str, mut table: toml::Table) -> Result<SystemDef, Vec<Probl
     };
     let mut settings = BTreeMap::new();
     let mut problems = Vec::new();
+    let owner = match table.remove("owner") {
+        None => None,
+        Some(toml::Value::String(o)) if o.split_once(':').is_some_and(|(s, e)| !s.is_empty() && !e.is_empty()) => {
+            Some(o)
+        }
+        Some(other) => {
+            problems.push(problem(
+                MANIFEST,
+                format!("{at}.owner"),
+                format!("expected `source:external_id`, found `{other}`"),
+            ));
+            None
+        }
+    };
     for (k, v) in table {
         let s = match v {
             toml::Value::String(s) => s,
@@ -388,7 +643,7 @@ fn system_def(name: &str, mut table: toml::Table) -> Result<SystemDef, Vec<Probl
         };
         settings.insert(k, s);
     }
-    if problems.is_empty() { Ok(SystemDef { name: name.to_owned(), kind, settings }) } else { Err(problems) }
+    if problems.is_empty() { Ok(SystemDef { name: name.to_owned(), kind, settings, owner }) } else { Err(problems) }
 }
 
 #[cfg(test)]
@@ -486,5 +741,79 @@ grant = ["dir/nope"]
         let err = Bundle::load(f).unwrap_err().to_string();
         assert!(err.contains("tenure.toml: "), "{err}");
         assert!(err.contains("line 2"), "{err}");
+    }
+}
+
+#[cfg(test)]
+mod quickstart_tests {
+    use super::*;
+
+    fn quickstart() -> BundleFiles {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/quickstart/policy");
+        let mut files = BundleFiles::new();
+        let mut stack = vec![root.clone()];
+        while let Some(dir) = stack.pop() {
+            for e in std::fs::read_dir(dir).unwrap() {
+                let p = e.unwrap().path();
+                if p.is_dir() {
+                    stack.push(p);
+                } else {
+                    let rel = p.strip_prefix(&root).unwrap().to_string_lossy().replace('\\', "/");
+                    files.insert(rel, std::fs::read(&p).unwrap());
+                }
+            }
+        }
+        files
+    }
+
+    #[test]
+    fn the_quickstart_cases_pass() {
+        let b = Bundle::load(quickstart()).unwrap_or_else(|e| panic!("{e}"));
+        let results = crate::cases::run(&b).unwrap_or_else(|e| panic!("{e}"));
+        assert!(results.len() >= 15, "{}", results.len());
+        for r in &results {
+            assert!(r.passed(), "{}: {}: {:?}", r.file, r.name, r.failures);
+        }
+    }
+
+    #[test]
+    fn breaking_a_rule_fails_the_case_that_covers_it() {
+        let mut files = quickstart();
+        let text = String::from_utf8(files["policies/requests.cedar"].clone()).unwrap();
+        files.insert(
+            "policies/requests.cedar".into(),
+            text.replace("context.duration_minutes <= 60", "context.duration_minutes <= 20").into_bytes(),
+        );
+        let b = Bundle::load(files).unwrap();
+        let failed: Vec<_> = crate::cases::run(&b).unwrap().into_iter().filter(|r| !r.passed()).collect();
+        assert_eq!(failed.len(), 1, "{failed:?}");
+        assert_eq!(failed[0].name, "an engineer elevates for 30 minutes without approval");
+        assert!(failed[0].failures[0].contains("expected allow; policy says deny"), "{:?}", failed[0].failures);
+    }
+
+    #[test]
+    fn cedar_errors_name_file_and_line() {
+        let mut files = quickstart();
+        files.insert(
+            "policies/bad.cedar".into(),
+            b"// a comment\n@id(\"typo\")\npermit (principal, action == Tenure::Action::\"hold\", resource)\nwhen { principal.departmnt == \"x\" };\n".to_vec(),
+        );
+        files.insert("policies/syntax.cedar".into(), b"\n\npermit (principal, action, resource) when { ;\n".to_vec());
+        let err = Bundle::load(files).unwrap_err().to_string();
+        assert!(err.contains("policies/bad.cedar: field line 4, policy `typo`"), "{err}");
+        assert!(err.contains("departmnt"), "{err}");
+        assert!(err.contains("policies/syntax.cedar: field line 3"), "{err}");
+    }
+
+    #[test]
+    fn approval_annotations_are_checked_at_load() {
+        let mut files = quickstart();
+        files.insert(
+            "policies/x.cedar".into(),
+            b"@id(\"x\")\n@approve(\"boss\")\npermit (principal, action == Tenure::Action::\"request\", resource);\n@id(\"y\")\n@aprove(\"manager\")\npermit (principal, action == Tenure::Action::\"request\", resource);\n".to_vec(),
+        );
+        let err = Bundle::load(files).unwrap_err().to_string();
+        assert!(err.contains("policy `x`: @approve: expected one of owner, manager"), "{err}");
+        assert!(err.contains("unknown annotation `@aprove`"), "{err}");
     }
 }

@@ -8,16 +8,24 @@
 //!   `[entitlements."SYSTEM/NAME"]`;
 //! - `templates/*.toml`: `[[template]]` birthright templates (attribute conditions → entitlements).
 //!
-//! Files other than these (for instance `policies/*.cedar`, `tests/*`) are part of the version
-//! hash but not read by v0, so guardrails and test cases can slot in without changing the format.
+//! - `schema/*.cedarschema`: Cedar declarations added to tenure's built-in schema
+//!   ([`rules::BASE_SCHEMA`]), e.g. the actions of runtime authorization;
+//! - `policies/*.cedar`: Cedar rules (guardrails, request rules, runtime authorization),
+//!   validated in strict mode against the schema at load;
+//! - `tests/*.toml`: the bundle's own test cases, run by [`cases::run`].
+//!
+//! Every file is part of the version hash.
 
 mod bundle;
+pub mod cases;
 mod error;
+pub mod rules;
 mod template;
 
 pub use bundle::{
-    Bundle, BundleFiles, EntitlementDef, EntitlementId, Lifecycle, PolicyVersion, SourceDef, SystemDef, SystemType,
-    short_version,
+    AccessRules, Bundle, BundleFiles, Desired, EntitlementDef, EntitlementId, Held, Lifecycle, PolicyVersion,
+    SourceDef, SystemDef, SystemType, short_version,
 };
 pub use error::{BundleError, Problem};
+pub use rules::{AuthzFacts, AuthzInputError, Decision, RequestFacts, Requirement, ResourceSpec, Subject, Verdict};
 pub use template::{Facts, Template};

@@ -1,0 +1,346 @@
+//! A bundle's own test cases, in `tests/*.toml`: named identity fixtures, then cases that say
+//! what policy must answer: the entitlements an identity gets (after guardrails), what a request
+//! needs, or how a runtime authorization is decided. Cases run through the same functions the
+//! engine uses, so a passing case is a statement about production behaviour.
+//!
+//! ```toml
+//! [identities.grace]
+//! kind = "human"
+//! source = "hr"
+//! attributes = { department = "engineering", employment = "employee", manager = "test:ada" }
+//!
+//! [[case]]
+//! name = "engineers get the source code"
+//! identity = "grace"
+//! expect_birthright = ["corp-directory/engineering", "corp-directory/source-code"]
+//!
+//! [[case]]
+//! name = "production access needs two approvers"
+//! request = { beneficiary = "grace", entitlement = "corp-directory/prod-admin", kind = "jit", intent = "incident 42", duration_minutes = 60 }
+//! expect = "needs_approval"
+//! expect_approvals = 2
+//! ```
+
+use crate::bundle::{Bundle, Held};
+use crate::error::{BundleError, Problem, problem};
+use crate::rules::{AuthzFacts, Decision, RequestFacts, ResourceSpec, Subject};
+use serde::Deserialize;
+use std::collections::{BTreeMap, BTreeSet};
+use tenure_model::{IdentityKind, LifecycleState, RequestKind};
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CaseFile {
+    #[serde(default)]
+    identities: BTreeMap<String, Fixture>,
+    #[serde(default)]
+    case: Vec<CaseSection>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Fixture {
+    #[serde(rename = "ref")]
+    reference: Option<String>,
+    kind: String,
+    source: String,
+    #[serde(default)]
+    state: Option<String>,
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    attributes: BTreeMap<String, String>,
+    #[serde(default)]
+    owner: Option<String>,
+    #[serde(default)]
+    purpose: Option<String>,
+    /// What it holds; by default, what policy gives it.
+    #[serde(default)]
+    holding: Option<Vec<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CaseSection {
+    name: String,
+    #[serde(default)]
+    identity: Option<String>,
+    #[serde(default)]
+    expect_birthright: Option<BTreeSet<String>>,
+    #[serde(default)]
+    expect_blocked: Option<BTreeSet<String>>,
+    #[serde(default)]
+    request: Option<RequestCase>,
+    #[serde(default)]
+    authorize: Option<AuthzCase>,
+    #[serde(default)]
+    expect: Option<String>,
+    #[serde(default)]
+    expect_approvers: Option<BTreeSet<String>>,
+    #[serde(default)]
+    expect_approvals: Option<u32>,
+    #[serde(default)]
+    expect_policies: Option<BTreeSet<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RequestCase {
+    beneficiary: String,
+    #[serde(default)]
+    requester: Option<String>,
+    entitlement: String,
+    #[serde(default)]
+    kind: Option<String>,
+    #[serde(default)]
+    intent: String,
+    #[serde(default)]
+    duration_minutes: i64,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AuthzCase {
+    principal: String,
+    action: String,
+    resource: ResourceSpec,
+    #[serde(default)]
+    context: Option<toml::Value>,
+}
+
+/// The outcome of one case.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CaseResult {
+    pub file: String,
+    pub name: String,
+    /// Each line: what was expected and what policy answered. Empty when the case passed.
+    pub failures: Vec<String>,
+}
+
+impl CaseResult {
+    pub fn passed(&self) -> bool {
+        self.failures.is_empty()
+    }
+}
+
+/// An identity fixture, owned.
+struct Owned {
+    reference: String,
+    kind: IdentityKind,
+    source: String,
+    state: LifecycleState,
+    name: String,
+    attributes: BTreeMap<String, String>,
+    owner: Option<String>,
+    purpose: Option<String>,
+    holding: BTreeSet<String>,
+}
+
+impl Owned {
+    fn subject(&self) -> Subject<'_> {
+        Subject {
+            reference: &self.reference,
+            kind: self.kind,
+            source: &self.source,
+            state: self.state,
+            name: &self.name,
+            attributes: &self.attributes,
+            owner: self.owner.as_deref(),
+            purpose: self.purpose.as_deref(),
+            holding: &self.holding,
+        }
+    }
+}
+
+fn list(set: &BTreeSet<String>) -> String {
+    if set.is_empty() { "nothing".into() } else { set.iter().cloned().collect::<Vec<_>>().join(", ") }
+}
+
+/// Run every case of the bundle. Malformed case files are problems (naming file and field).
+pub fn run(bundle: &Bundle) -> Result<Vec<CaseResult>, BundleError> {
+    let mut problems = Vec::new();
+    let mut results = Vec::new();
+    for (path, bytes) in bundle.files.iter().filter(|(p, _)| p.starts_with("tests/") && p.ends_with(".toml")) {
+        let file: CaseFile = match std::str::from_utf8(bytes).map_err(|e| e.to_string()).and_then(|t| {
+            toml::from_str(t).map_err(|e| {
+                let line = e.span().map(|r| t.get(..r.start).map_or(0, |x| x.matches('\n').count()) + 1);
+                format!("{}{}", e.message(), line.map_or(String::new(), |l| format!(" (line {l})")))
+            })
+        }) {
+            Ok(f) => f,
+            Err(m) => {
+                problems.push(problem(path, "", m));
+                continue;
+            }
+        };
+        let fixtures = match fixtures(bundle, path, &file.identities) {
+            Ok(f) => f,
+            Err(mut p) => {
+                problems.append(&mut p);
+                continue;
+            }
+        };
+        for (i, c) in file.case.iter().enumerate() {
+            match run_case(bundle, &fixtures, c) {
+                Ok(failures) => results.push(CaseResult { file: path.clone(), name: c.name.clone(), failures }),
+                Err(m) => problems.push(problem(path, format!("case[{i}] `{}`", c.name), m)),
+            }
+        }
+    }
+    if problems.is_empty() { Ok(results) } else { Err(BundleError { problems }) }
+}
+
+fn fixtures(
+    bundle: &Bundle,
+    path: &str,
+    raw: &BTreeMap<String, Fixture>,
+) -> Result<BTreeMap<String, Owned>, Vec<Problem>> {
+    let mut out = BTreeMap::new();
+    let mut problems = Vec::new();
+    for (key, f) in raw {
+        let field = format!("identities.{key}");
+        let kind = match f.kind.parse::<IdentityKind>() {
+            Ok(k) => k,
+            Err(e) => {
+                problems.push(problem(path, format!("{field}.kind"), e));
+                continue;
+            }
+        };
+        let state = match f.state.as_deref().unwrap_or("active").parse::<LifecycleState>() {
+            Ok(s) => s,
+            Err(e) => {
+                problems.push(problem(path, format!("{field}.state"), e));
+                continue;
+            }
+        };
+        let mut o = Owned {
+            reference: f.reference.clone().unwrap_or_else(|| format!("test:{key}")),
+            kind,
+            source: f.source.clone(),
+            state,
+            name: f.name.clone().unwrap_or_else(|| key.clone()),
+            attributes: f.attributes.clone(),
+            owner: f.owner.clone(),
+            purpose: f.purpose.clone(),
+            holding: BTreeSet::new(),
+        };
+        o.holding = match &f.holding {
+            Some(h) => {
+                for e in h.iter().filter(|e| bundle.entitlement(e).is_none()) {
+                    problems.push(problem(path, format!("{field}.holding"), format!("unknown entitlement `{e}`")));
+                }
+                h.iter().cloned().collect()
+            }
+            None => bundle.desired(&o.subject(), &[]).grants.into_keys().collect(),
+        };
+        out.insert(key.clone(), o);
+    }
+    if problems.is_empty() { Ok(out) } else { Err(problems) }
+}
+
+fn fixture<'a>(all: &'a BTreeMap<String, Owned>, key: &str) -> Result<&'a Owned, String> {
+    all.get(key).ok_or_else(|| format!("unknown identity `{key}` (define it under [identities.{key}])"))
+}
+
+fn related<'a>(all: &'a BTreeMap<String, Owned>) -> Vec<Subject<'a>> {
+    all.values().map(Owned::subject).collect()
+}
+
+fn run_case(bundle: &Bundle, all: &BTreeMap<String, Owned>, c: &CaseSection) -> Result<Vec<String>, String> {
+    let mut failures = Vec::new();
+    let decision: Option<Decision> = match (&c.identity, &c.request, &c.authorize) {
+        (Some(key), None, None) => {
+            let o = fixture(all, key)?;
+            let extra: Vec<Held<'_>> = vec![];
+            let d = bundle.desired(&o.subject(), &extra);
+            let got: BTreeSet<String> = d.grants.keys().cloned().collect();
+            let blocked: BTreeSet<String> = d.blocked.keys().cloned().collect();
+            if c.expect_birthright.is_none() && c.expect_blocked.is_none() {
+                return Err("an identity case needs expect_birthright or expect_blocked".into());
+            }
+            if let Some(want) = &c.expect_birthright
+                && want != &got
+            {
+                failures.push(format!("birthright: expected {}; policy gives {}", list(want), list(&got)));
+            }
+            if let Some(want) = &c.expect_blocked
+                && want != &blocked
+            {
+                failures.push(format!("blocked: expected {}; guardrails block {}", list(want), list(&blocked)));
+            }
+            None
+        }
+        (None, Some(r), None) => {
+            let beneficiary = fixture(all, &r.beneficiary)?;
+            let requester = fixture(all, r.requester.as_deref().unwrap_or(&r.beneficiary))?;
+            if bundle.entitlement(&r.entitlement).is_none() {
+                return Err(format!("unknown entitlement `{}`", r.entitlement));
+            }
+            let kind = r.kind.as_deref().unwrap_or("access").parse::<RequestKind>()?;
+            Some(bundle.decide_request(&RequestFacts {
+                beneficiary: beneficiary.subject(),
+                requester: requester.subject(),
+                related: related(all),
+                entitlement: &r.entitlement,
+                kind,
+                intent: &r.intent,
+                duration_minutes: r.duration_minutes,
+            }))
+        }
+        (None, None, Some(a)) => {
+            let principal = fixture(all, &a.principal)?;
+            let context = match &a.context {
+                Some(v) => serde_json::to_value(v).map_err(|e| format!("context: {e}"))?,
+                None => serde_json::json!({}),
+            };
+            let mut resource = a.resource.clone();
+            if resource.kind == "Tenure::Identity" {
+                resource.id = fixture(all, &resource.id)?.reference.clone();
+            }
+            let d = bundle
+                .authorize(&AuthzFacts {
+                    principal: principal.subject(),
+                    related: related(all),
+                    action: &a.action,
+                    resource: &resource,
+                    context: &context,
+                })
+                .map_err(|e| e.to_string())?;
+            Some(d)
+        }
+        _ => return Err("a case has exactly one of identity, request, authorize".into()),
+    };
+    if let Some(d) = decision {
+        let Some(want) = &c.expect else {
+            return Err("a request or authorize case needs `expect` (allow, deny or needs_approval)".into());
+        };
+        if want != d.decision.as_str() {
+            let why = if d.policies.is_empty() { String::new() } else { format!(" (by {})", d.policies.join(", ")) };
+            let errors = if d.errors.is_empty() { String::new() } else { format!("; errors: {}", d.errors.join("; ")) };
+            failures.push(format!("decision: expected {want}; policy says {}{why}{errors}", d.decision.as_str()));
+        }
+        if let Some(want) = &c.expect_approvers {
+            let got: BTreeSet<String> = d
+                .approval
+                .as_ref()
+                .map(|a| a.roles.iter().map(|r| r.as_str().to_owned()).collect())
+                .unwrap_or_default();
+            if want != &got {
+                failures.push(format!("approvers: expected {}; policy asks {}", list(want), list(&got)));
+            }
+        }
+        if let Some(want) = c.expect_approvals {
+            let got = d.approval.as_ref().map_or(0, |a| a.count);
+            if want != got {
+                failures.push(format!("approvals: expected {want}; policy asks {got}"));
+            }
+        }
+        if let Some(want) = &c.expect_policies {
+            let got: BTreeSet<String> = d.policies.iter().cloned().collect();
+            if !want.is_subset(&got) {
+                failures.push(format!("policies: expected {}; determined by {}", list(want), list(&got)));
+            }
+        }
+    }
+    Ok(failures)
+}
