@@ -4,10 +4,14 @@
 //! (idempotent convergence of one identity's account in one system, verified by read-back) and
 //! moves identities on when every check passed (`pending → active`, `leaving → closed`).
 
+pub mod access;
+pub mod authz;
+pub mod impact;
 pub mod ingest;
 pub mod ledger;
 pub mod parse;
 pub mod systems;
+pub mod tokens;
 pub mod views;
 pub mod worker;
 mod workflow;
@@ -44,6 +48,16 @@ pub enum EngineError {
     NoEntry(i64),
     #[error("EN0008 the ledger in the database is inconsistent: {0}")]
     Ledger(String),
+    #[error("EN0009 {field}: {message}")]
+    Invalid { field: String, message: String },
+    #[error("EN0010 refused: {0}")]
+    Refused(String),
+    #[error("EN0011 conflict: {0}")]
+    Conflict(String),
+    #[error("EN0012 not authenticated: {0}")]
+    Unauthenticated(String),
+    #[error("EN0013 forbidden: {0}")]
+    Forbidden(String),
 }
 
 pub type Result<T, E = EngineError> = std::result::Result<T, E>;
@@ -56,6 +70,7 @@ pub struct Engine {
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
     policies: Mutex<HashMap<String, Arc<Bundle>>>,
+    decisions: authz::DecisionLog,
 }
 
 /// What deploying a bundle did.
@@ -70,7 +85,7 @@ pub enum Deployed {
 
 impl Engine {
     pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>) -> Self {
-        Self { store, clock, policies: Mutex::new(HashMap::new()) }
+        Self { store, clock, policies: Mutex::new(HashMap::new()), decisions: authz::DecisionLog::default() }
     }
 
     pub fn store(&self) -> &dyn Store {

@@ -3,7 +3,7 @@
 
 use crate::{Engine, EngineError, Result};
 use tenure_model::IdentityRef;
-use tenure_proto::{AccountView, AuditView, GrantView, IdentityDetail, IdentityView};
+use tenure_proto::{AccountView, AuditView, FindingView, GrantView, IdentityDetail, IdentityView};
 use tenure_store::{GrantRow, IdentityRow};
 
 use crate::ingest::rfc3339 as ts;
@@ -25,6 +25,7 @@ fn view(i: IdentityRow, grants: &[GrantRow]) -> IdentityView {
                 system: g.system.clone(),
                 state: g.state.to_string(),
                 origin: g.origin.clone(),
+                expires_at: g.expires_at.map(ts),
             })
             .collect(),
         policy_version: i.policy_version,
@@ -71,5 +72,27 @@ impl Engine {
             })
             .collect();
         Ok(IdentityDetail { identity: view(i, &grants), accounts, timeline })
+    }
+}
+
+impl Engine {
+    /// Findings, oldest first; only open ones unless `all`.
+    pub fn list_findings(&self, all: bool) -> Result<Vec<FindingView>> {
+        let tx = self.store.read()?;
+        tx.findings(!all)?
+            .into_iter()
+            .map(|f| {
+                Ok(FindingView {
+                    id: f.id,
+                    identity: tx.identity_by_id(f.identity_id)?.map(|i| i.reference.to_string()).unwrap_or_default(),
+                    kind: f.kind,
+                    entitlement: f.entitlement,
+                    detail: f.detail,
+                    policy_version: f.policy_version,
+                    opened_at: ts(f.opened_at),
+                    resolved_at: f.resolved_at.map(ts),
+                })
+            })
+            .collect()
     }
 }

@@ -4,8 +4,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use tenure_model::{AccountState, GrantOrigin, GrantState, LifecycleState};
-use tenure_policy::Bundle;
-use tenure_store::{AuditEntry, IdentityRow, JobKind, NewGrant, NewJob, StoreError, WriteTx};
+use tenure_policy::{Bundle, Held, Subject};
+use tenure_store::{AuditEntry, GrantRow, IdentityRow, JobKind, NewGrant, NewJob, ReadTx, StoreError, WriteTx};
 use time::OffsetDateTime;
 
 #[derive(Debug)]
@@ -13,6 +13,18 @@ pub(crate) enum WorkflowError {
     Store(StoreError),
     AccountTaken { system: String, name: String, holder: String },
     Transition(tenure_model::TransitionError),
+}
+
+impl From<WorkflowError> for crate::EngineError {
+    fn from(e: WorkflowError) -> Self {
+        match e {
+            WorkflowError::Store(s) => Self::Store(s),
+            WorkflowError::AccountTaken { system, name, holder } => {
+                Self::Conflict(format!("account `{name}` in `{system}` is held by `{holder}`"))
+            }
+            WorkflowError::Transition(t) => Self::Conflict(t.to_string()),
+        }
+    }
 }
 
 impl From<StoreError> for WorkflowError {
@@ -27,11 +39,15 @@ pub(crate) struct Change {
     pub added: BTreeSet<String>,
     pub revoking: BTreeSet<String>,
     pub systems: BTreeSet<String>,
+    /// Entitlements policy wanted that guardrails blocked, with the blocking policies.
+    pub blocked: BTreeMap<String, Vec<String>>,
+    /// Entitlements no longer blocked (their findings resolved).
+    pub unblocked: BTreeSet<String>,
 }
 
 impl Change {
     pub fn is_empty(&self) -> bool {
-        self.systems.is_empty()
+        self.systems.is_empty() && self.blocked.is_empty() && self.unblocked.is_empty()
     }
 
     pub fn describe(&self, detail: &mut serde_json::Map<String, serde_json::Value>) {
@@ -40,6 +56,12 @@ impl Change {
         }
         if !self.revoking.is_empty() {
             detail.insert("grants_revoking".into(), serde_json::json!(self.revoking));
+        }
+        if !self.blocked.is_empty() {
+            detail.insert("guardrail_blocked".into(), serde_json::json!(self.blocked));
+        }
+        if !self.unblocked.is_empty() {
+            detail.insert("guardrail_unblocked".into(), serde_json::json!(self.unblocked));
         }
         if !self.systems.is_empty() {
             detail.insert(
@@ -57,65 +79,190 @@ pub(crate) fn account_name(policy: &Bundle, system: &str, identity: &IdentityRow
     tenure_connectors::expand_account_name(pattern, identity.reference.source(), identity.reference.external_id())
 }
 
-/// Bring an identity's grants to what policy wants now (joiner and mover): new entitlements
-/// become `desired`, lost ones `revoking`; accounts follow (wanted while any grant in the
-/// system is wanted); one sync job per touched system.
+/// The kind of finding a guardrail that blocks a wanted grant opens.
+pub(crate) const FINDING_GUARDRAIL: &str = "guardrail_blocked";
+
+/// An identity with what it holds (wanted grants), for policy questions.
+pub(crate) struct Facts {
+    pub row: IdentityRow,
+    reference: String,
+    owner: Option<String>,
+    pub holding: BTreeSet<String>,
+}
+
+impl Facts {
+    pub fn new(row: IdentityRow, holding: BTreeSet<String>) -> Self {
+        Self { reference: row.reference.to_string(), owner: row.owner.as_ref().map(ToString::to_string), row, holding }
+    }
+
+    /// The identity with its wanted grants.
+    pub fn load(tx: &dyn ReadTx, row: IdentityRow) -> Result<Self, StoreError> {
+        let holding = tx.grants(row.id)?.into_iter().filter(|g| g.state.is_wanted()).map(|g| g.entitlement).collect();
+        Ok(Self::new(row, holding))
+    }
+
+    pub fn subject(&self) -> Subject<'_> {
+        Subject {
+            reference: &self.reference,
+            kind: self.row.kind,
+            source: self.row.reference.source(),
+            state: self.row.state,
+            name: &self.row.name,
+            attributes: &self.row.attributes,
+            owner: self.owner.as_deref(),
+            purpose: self.row.purpose.as_deref(),
+            holding: &self.holding,
+        }
+    }
+}
+
+/// The grants other than birthright an identity holds and that have not run out, with the
+/// guardrails their exceptions waive.
+pub(crate) fn extras(
+    tx: &dyn ReadTx,
+    grants: &[GrantRow],
+    now: OffsetDateTime,
+) -> Result<Vec<(String, GrantOrigin, Vec<String>)>, StoreError> {
+    let mut out = Vec::new();
+    for g in grants {
+        let Ok(origin) = g.origin.parse::<GrantOrigin>() else { continue };
+        if !g.state.is_wanted() || origin == GrantOrigin::Birthright || g.expires_at.is_some_and(|e| e <= now) {
+            continue;
+        }
+        let waives = match (origin, g.request_id) {
+            (GrantOrigin::Exception, Some(r)) => tx.request(r)?.map(|r| r.waives).unwrap_or_default(),
+            _ => vec![],
+        };
+        out.push((g.entitlement.clone(), origin, waives));
+    }
+    Ok(out)
+}
+
+/// Bring an identity's grants to what policy wants now (joiner, mover, deployment): birthright
+/// entitlements become `desired`, and any wanted grant policy no longer wants (a birthright
+/// lost, a request grant a guardrail now blocks) becomes `revoking`. Guardrails see everything
+/// the identity would hold; what they block is a finding, not a silent skip. Accounts follow
+/// (wanted while any grant in the system is wanted); one sync job per touched system.
 pub(crate) fn apply_desired(
     tx: &mut dyn WriteTx,
     policy: &Bundle,
     identity: &IdentityRow,
     now: OffsetDateTime,
 ) -> Result<Change, WorkflowError> {
-    let facts = tenure_policy::Facts {
-        source: identity.reference.source(),
-        kind: identity.kind,
-        attributes: &identity.attributes,
-    };
-    let want = policy.birthright(&facts);
-    let have: BTreeMap<String, tenure_store::GrantRow> =
-        tx.grants(identity.id)?.into_iter().map(|g| (g.entitlement.clone(), g)).collect();
+    let grants = tx.grants(identity.id)?;
+    let have: BTreeMap<String, GrantRow> = grants.iter().map(|g| (g.entitlement.clone(), g.clone())).collect();
+    let extra = extras(&*tx, &grants, now)?;
+    let held: Vec<Held<'_>> =
+        extra.iter().map(|(e, origin, waives)| Held { entitlement: e, origin: *origin, waives }).collect();
+    let facts = Facts::new(identity.clone(), BTreeSet::new());
+    let desired = policy.desired(&facts.subject(), &held);
     let mut change = Change::default();
     let version = policy.version.as_str();
 
-    for ent in &want {
-        if have.get(ent).is_some_and(|g| g.state.is_wanted()) {
-            continue;
-        }
+    for (ent, origin) in &desired.grants {
         let Some(def) = policy.entitlement(ent) else { continue };
-        tx.put_grant(&NewGrant {
-            identity_id: identity.id,
-            entitlement: ent,
-            system: &def.system,
-            state: GrantState::Desired,
-            origin: GrantOrigin::Birthright.as_str(),
-            policy_version: version,
-            at: now,
-        })?;
-        change.added.insert(ent.clone());
-        change.systems.insert(def.system.clone());
+        match have.get(ent) {
+            // Birthright now covers what a request gave: it no longer runs out.
+            Some(g)
+                if g.state.is_wanted()
+                    && *origin == GrantOrigin::Birthright
+                    && g.origin != GrantOrigin::Birthright.as_str() =>
+            {
+                tx.put_grant(&NewGrant {
+                    identity_id: identity.id,
+                    entitlement: ent,
+                    system: &g.system,
+                    state: g.state,
+                    origin: GrantOrigin::Birthright.as_str(),
+                    policy_version: version,
+                    at: now,
+                    expires_at: None,
+                    request_id: None,
+                })?;
+            }
+            Some(g) if g.state.is_wanted() => {}
+            _ if *origin == GrantOrigin::Birthright => {
+                tx.put_grant(&NewGrant {
+                    identity_id: identity.id,
+                    entitlement: ent,
+                    system: &def.system,
+                    state: GrantState::Desired,
+                    origin: GrantOrigin::Birthright.as_str(),
+                    policy_version: version,
+                    at: now,
+                    expires_at: None,
+                    request_id: None,
+                })?;
+                change.added.insert(ent.clone());
+                change.systems.insert(def.system.clone());
+            }
+            _ => {}
+        }
     }
     for (ent, g) in &have {
-        if g.state.is_wanted() && !want.contains(ent) {
-            tx.put_grant(&NewGrant {
-                identity_id: identity.id,
-                entitlement: ent,
-                system: &g.system,
-                state: GrantState::Revoking,
-                origin: &g.origin,
-                policy_version: version,
-                at: now,
-            })?;
+        if g.state.is_wanted() && !desired.grants.contains_key(ent) {
+            revoke(tx, identity.id, g, version, now)?;
             change.revoking.insert(ent.clone());
             change.systems.insert(g.system.clone());
         }
     }
 
+    for (ent, d) in &desired.blocked {
+        let detail = serde_json::json!({ "policies": d.policies, "reasons": d.reasons, "errors": d.errors });
+        if tx.open_finding(identity.id, FINDING_GUARDRAIL, ent, &detail, version, now)? {
+            change.blocked.insert(ent.clone(), d.policies.clone());
+        }
+    }
+    for f in tx.open_findings(identity.id)? {
+        if f.kind == FINDING_GUARDRAIL
+            && !desired.blocked.contains_key(&f.entitlement)
+            && tx.resolve_finding(identity.id, FINDING_GUARDRAIL, &f.entitlement, now)?
+        {
+            change.unblocked.insert(f.entitlement);
+        }
+    }
+
     // Accounts: wanted in every system where a grant is wanted.
     let wanted_systems: BTreeSet<String> =
-        want.iter().filter_map(|e| policy.entitlement(e)).map(|d| d.system.clone()).collect();
+        desired.grants.keys().filter_map(|e| policy.entitlement(e)).map(|d| d.system.clone()).collect();
+    accounts_follow(tx, policy, identity, &wanted_systems, &mut change, now)?;
+    enqueue(tx, identity.id, &change.systems, now)?;
+    Ok(change)
+}
+
+/// Mark a grant `revoking`, keeping where it came from.
+pub(crate) fn revoke(
+    tx: &mut dyn WriteTx,
+    identity_id: i64,
+    g: &GrantRow,
+    version: &str,
+    now: OffsetDateTime,
+) -> Result<(), StoreError> {
+    tx.put_grant(&NewGrant {
+        identity_id,
+        entitlement: &g.entitlement,
+        system: &g.system,
+        state: GrantState::Revoking,
+        origin: &g.origin,
+        policy_version: version,
+        at: now,
+        expires_at: g.expires_at,
+        request_id: g.request_id,
+    })
+}
+
+/// Accounts wanted in exactly `wanted_systems`: created or re-enabled there, disabled elsewhere.
+pub(crate) fn accounts_follow(
+    tx: &mut dyn WriteTx,
+    policy: &Bundle,
+    identity: &IdentityRow,
+    wanted_systems: &BTreeSet<String>,
+    change: &mut Change,
+    now: OffsetDateTime,
+) -> Result<(), WorkflowError> {
     let accounts: BTreeMap<String, tenure_store::AccountRow> =
         tx.accounts(identity.id)?.into_iter().map(|a| (a.system.clone(), a)).collect();
-    for system in &wanted_systems {
+    for system in wanted_systems {
         match accounts.get(system) {
             Some(a) if matches!(a.state, AccountState::Desired | AccountState::Verified) => {}
             Some(a) => {
@@ -140,8 +287,7 @@ pub(crate) fn apply_desired(
             change.systems.insert(system.clone());
         }
     }
-    enqueue(tx, identity.id, &change.systems, now)?;
-    Ok(change)
+    Ok(())
 }
 
 /// The leaver: the identity is `leaving` at once (cut off from this commit on); every wanted
@@ -155,15 +301,7 @@ pub(crate) fn leave(
     let mut change = Change::default();
     for g in tx.grants(identity.id)? {
         if g.state.is_wanted() || g.state == GrantState::Revoked {
-            tx.put_grant(&NewGrant {
-                identity_id: identity.id,
-                entitlement: &g.entitlement,
-                system: &g.system,
-                state: GrantState::Revoking,
-                origin: &g.origin,
-                policy_version: &g.policy_version,
-                at: now,
-            })?;
+            revoke(tx, identity.id, &g, &g.policy_version, now)?;
             change.revoking.insert(g.entitlement.clone());
             change.systems.insert(g.system.clone());
         } else if g.state == GrantState::Revoking {
@@ -186,7 +324,7 @@ pub(crate) fn leave(
     Ok(change)
 }
 
-fn enqueue(
+pub(crate) fn enqueue(
     tx: &mut dyn WriteTx,
     identity_id: i64,
     systems: &BTreeSet<String>,

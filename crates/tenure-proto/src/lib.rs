@@ -81,6 +81,8 @@ pub struct GrantView {
     pub system: String,
     pub state: String,
     pub origin: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<String>,
 }
 
 /// An identity with its accounts and its timeline (`GET /v1/identities/{ref}`).
@@ -132,4 +134,118 @@ pub struct RecordErrorView {
     pub record: usize,
     pub field: String,
     pub message: String,
+}
+
+/// `POST /v1/requests`: access to an entitlement, a JIT elevation, or an exception to a guardrail.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RequestWire {
+    /// Who gets the access (`source:external_id`); the caller by default.
+    #[serde(default)]
+    pub beneficiary: Option<String>,
+    pub entitlement: String,
+    /// `access` (default), `jit` or `exception`.
+    #[serde(default)]
+    pub kind: Option<String>,
+    /// Why: the declared intent (for an exception, its justification).
+    #[serde(default)]
+    pub intent: String,
+    /// How long the access lasts once granted; required for `jit` and `exception`.
+    #[serde(default)]
+    pub duration_minutes: Option<i64>,
+}
+
+/// `POST /v1/requests/{id}/approve` and `/deny`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AnswerWire {
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ApprovalView {
+    pub approver: String,
+    pub approve: bool,
+    pub reason: String,
+    pub at: String,
+}
+
+/// A request with its decision and answers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RequestView {
+    pub id: i64,
+    pub kind: String,
+    pub requester: String,
+    pub beneficiary: String,
+    pub entitlement: String,
+    pub intent: String,
+    pub duration_minutes: Option<i64>,
+    pub state: String,
+    /// The policy decision: verdict, policies, reasons, approvals needed, policy version.
+    pub decision: serde_json::Value,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub waives: Vec<String>,
+    pub approvals: Vec<ApprovalView>,
+    pub created_at: String,
+    pub decide_by: String,
+    pub decided_at: Option<String>,
+}
+
+/// `POST /v1/authorize`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthorizeWire {
+    pub principal: String,
+    pub action: String,
+    pub resource: serde_json::Value,
+    #[serde(default = "empty_object")]
+    pub context: serde_json::Value,
+}
+
+fn empty_object() -> serde_json::Value {
+    serde_json::Value::Object(serde_json::Map::new())
+}
+
+/// `POST /v1/tokens`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenWire {
+    pub identity: String,
+    pub roles: Vec<String>,
+    #[serde(default)]
+    pub ttl_days: Option<i64>,
+    #[serde(default)]
+    pub description: String,
+}
+
+/// An API token as listed (never its secret).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TokenView {
+    pub id: String,
+    pub identity: String,
+    pub roles: Vec<String>,
+    pub description: String,
+    pub created_at: String,
+    pub expires_at: String,
+    pub revoked_at: Option<String>,
+}
+
+/// A token just issued: the only time its secret is shown.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct IssuedTokenView {
+    #[serde(flatten)]
+    pub token: TokenView,
+    pub secret: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FindingView {
+    pub id: i64,
+    pub identity: String,
+    pub kind: String,
+    pub entitlement: String,
+    pub detail: serde_json::Value,
+    pub policy_version: String,
+    pub opened_at: String,
+    pub resolved_at: Option<String>,
 }

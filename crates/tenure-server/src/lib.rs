@@ -1,18 +1,31 @@
 //! The HTTP API. Handlers extract, call the engine, and map the result; every error goes
 //! through [`ApiError`]'s one `IntoResponse`, which picks the status and never shows internal
 //! error text to clients.
+//!
+//! Every route is in [`ROUTES`] with who may call it; the router is built from that table, and
+//! each route's guard authenticates the bearer token and checks the role before the handler
+//! runs (the handler gets the [`Caller`]). A route cannot be added without saying who may call
+//! it: [`handler`] matches the [`Endpoint`] enum exhaustively.
 
 use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, Path, State};
-use axum::http::StatusCode;
+use axum::extract::{DefaultBodyLimit, Path, Query, Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::{Next, from_fn_with_state};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::routing::{MethodRouter, get, post};
+use axum::{Extension, Json, Router};
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use tenure_engine::access::{AccessRequest, Actor};
+use tenure_engine::authz::{Decision, Question, ResourceSpec};
+use tenure_engine::tokens::Caller;
 use tenure_engine::worker::Workers;
 use tenure_engine::{Engine, EngineError, RecordError, ingest, parse};
-use tenure_proto::{ErrorBody, IdentityDetail, IdentityView, IngestReport, RecordErrorView};
+use tenure_model::{RequestKind, RequestState, RoleName};
+use tenure_proto::{
+    AnswerWire, AuthorizeWire, ErrorBody, FindingView, IdentityDetail, IdentityView, IngestReport, IssuedTokenView,
+    RecordErrorView, RequestView, RequestWire, TokenView, TokenWire,
+};
 
 /// Largest accepted request body (a bulk event batch).
 const MAX_BODY: usize = 64 * 1024 * 1024;
@@ -24,16 +37,134 @@ pub struct AppState {
     pub workers: Arc<Workers>,
 }
 
-/// The API's routes.
+/// Who may call a route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Anyone, without a token (health checks).
+    Public,
+    /// A token holding any of these roles.
+    Roles(&'static [RoleName]),
+    /// A token holding `source:NAME` for the source of every record posted.
+    Source,
+}
+
+/// Every endpoint of the API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Endpoint {
+    Health,
+    PostEvents,
+    ListIdentities,
+    ShowIdentity,
+    Jobs,
+    CreateRequest,
+    ListRequests,
+    ShowRequest,
+    Approve,
+    Deny,
+    Authorize,
+    IssueToken,
+    ListTokens,
+    RevokeToken,
+    Findings,
+}
+
+/// A route: endpoint, method, path and who may call it.
+#[derive(Debug, Clone, Copy)]
+pub struct Route {
+    pub endpoint: Endpoint,
+    pub method: &'static str,
+    pub path: &'static str,
+    pub access: Access,
+}
+
+use RoleName::{Admin, Approver, Auditor, Authorizer, Requester};
+
+const fn route(endpoint: Endpoint, method: &'static str, path: &'static str, access: Access) -> Route {
+    Route { endpoint, method, path, access }
+}
+
+/// The API: every route and who may call it.
+pub const ROUTES: &[Route] = &[
+    route(Endpoint::Health, "GET", "/healthz", Access::Public),
+    route(Endpoint::PostEvents, "POST", "/v1/events", Access::Source),
+    route(Endpoint::ListIdentities, "GET", "/v1/identities", Access::Roles(&[Admin, Auditor])),
+    route(Endpoint::ShowIdentity, "GET", "/v1/identities/{reference}", Access::Roles(&[Admin, Auditor])),
+    route(Endpoint::Jobs, "GET", "/v1/jobs", Access::Roles(&[Admin, Auditor])),
+    route(Endpoint::CreateRequest, "POST", "/v1/requests", Access::Roles(&[Admin, Requester])),
+    route(Endpoint::ListRequests, "GET", "/v1/requests", Access::Roles(&[Admin, Approver, Auditor])),
+    route(Endpoint::ShowRequest, "GET", "/v1/requests/{id}", Access::Roles(&[Admin, Approver, Auditor, Requester])),
+    route(Endpoint::Approve, "POST", "/v1/requests/{id}/approve", Access::Roles(&[Approver])),
+    route(Endpoint::Deny, "POST", "/v1/requests/{id}/deny", Access::Roles(&[Approver])),
+    route(Endpoint::Authorize, "POST", "/v1/authorize", Access::Roles(&[Admin, Authorizer])),
+    route(Endpoint::IssueToken, "POST", "/v1/tokens", Access::Roles(&[Admin])),
+    route(Endpoint::ListTokens, "GET", "/v1/tokens", Access::Roles(&[Admin, Auditor])),
+    route(Endpoint::RevokeToken, "POST", "/v1/tokens/{id}/revoke", Access::Roles(&[Admin])),
+    route(Endpoint::Findings, "GET", "/v1/findings", Access::Roles(&[Admin, Auditor])),
+];
+
+fn handler(e: Endpoint) -> MethodRouter<AppState> {
+    match e {
+        Endpoint::Health => get(healthz),
+        Endpoint::PostEvents => post(post_events),
+        Endpoint::ListIdentities => get(list_identities),
+        Endpoint::ShowIdentity => get(show_identity),
+        Endpoint::Jobs => get(jobs),
+        Endpoint::CreateRequest => post(create_request),
+        Endpoint::ListRequests => get(list_requests),
+        Endpoint::ShowRequest => get(show_request),
+        Endpoint::Approve => post(approve),
+        Endpoint::Deny => post(deny),
+        Endpoint::Authorize => post(authorize),
+        Endpoint::IssueToken => post(issue_token),
+        Endpoint::ListTokens => get(list_tokens),
+        Endpoint::RevokeToken => post(revoke_token),
+        Endpoint::Findings => get(findings),
+    }
+}
+
+/// The API's routes, each behind its guard.
 pub fn router(state: AppState) -> Router {
-    Router::new()
-        .route("/healthz", get(healthz))
-        .route("/v1/events", post(post_events))
-        .route("/v1/identities", get(list_identities))
-        .route("/v1/identities/{reference}", get(show_identity))
-        .route("/v1/jobs", get(jobs))
-        .layer(DefaultBodyLimit::max(MAX_BODY))
-        .with_state(state)
+    let mut r = Router::new();
+    for route in ROUTES {
+        let guarded = handler(route.endpoint).route_layer(from_fn_with_state((state.clone(), route.access), guard));
+        r = r.route(route.path, guarded);
+    }
+    r.layer(DefaultBodyLimit::max(MAX_BODY)).with_state(state)
+}
+
+/// Authenticate and check the role; hand the caller to the handler.
+async fn guard(
+    State((state, access)): State<(AppState, Access)>,
+    mut req: Request,
+    next: Next,
+) -> Result<Response, ApiError> {
+    let roles = match access {
+        Access::Public => return Ok(next.run(req).await),
+        Access::Roles(r) => Some(r),
+        Access::Source => None,
+    };
+    let bearer = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::to_owned)
+        .ok_or_else(|| ApiError::from(EngineError::Unauthenticated("missing bearer token".into())))?;
+    let engine = state.engine.clone();
+    let caller = blocking(move || engine.authenticate(&bearer)).await?;
+    let allowed = match roles {
+        Some(roles) => roles.iter().any(|r| caller.has(*r)),
+        None => caller.sources().next().is_some(),
+    };
+    if !allowed {
+        let need = match roles {
+            Some(roles) => roles.iter().map(|r| r.as_str()).collect::<Vec<_>>().join(" or "),
+            None => "source:NAME".into(),
+        };
+        return Err(EngineError::Forbidden(format!("this needs the {need} role")).into());
+    }
+    req.extensions_mut().insert(caller);
+    Ok(next.run(req).await)
 }
 
 /// Every failure of a handler.
@@ -70,12 +201,24 @@ impl IntoResponse for ApiError {
                 },
             ),
             Self::Engine(e) => match &e {
-                EngineError::NotFound(r) => (StatusCode::NOT_FOUND, body("EN0004", format!("no identity `{r}`"))),
+                EngineError::NotFound(r) => (StatusCode::NOT_FOUND, body("EN0004", format!("not found: {r}"))),
                 EngineError::NoEntry(s) => (StatusCode::NOT_FOUND, body("EN0007", format!("no ledger entry {s}"))),
                 EngineError::NoPolicy => {
                     (StatusCode::SERVICE_UNAVAILABLE, body("EN0002", "no policy is deployed".into()))
                 }
                 EngineError::Rejected(_) => (StatusCode::UNPROCESSABLE_ENTITY, body("EN0001", "batch rejected".into())),
+                EngineError::Invalid { field, message } => {
+                    (StatusCode::UNPROCESSABLE_ENTITY, body("EN0009", format!("{field}: {message}")))
+                }
+                EngineError::Refused(m) => (StatusCode::FORBIDDEN, body("EN0010", format!("refused: {m}"))),
+                EngineError::Conflict(m) => (StatusCode::CONFLICT, body("EN0011", m.clone())),
+                EngineError::Unauthenticated(m) => {
+                    let mut resp = (StatusCode::UNAUTHORIZED, Json(body("EN0012", format!("not authenticated: {m}"))))
+                        .into_response();
+                    resp.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+                    return resp;
+                }
+                EngineError::Forbidden(m) => (StatusCode::FORBIDDEN, body("EN0013", format!("forbidden: {m}"))),
                 EngineError::Store(_)
                 | EngineError::BadStoredPolicy { .. }
                 | EngineError::Task(_)
@@ -91,19 +234,42 @@ impl IntoResponse for ApiError {
     }
 }
 
+/// A JSON body, with errors naming the field.
+fn json_body<T: serde::de::DeserializeOwned>(raw: &[u8]) -> Result<T, ApiError> {
+    let de = &mut serde_json::Deserializer::from_slice(raw);
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let field = e.path().to_string();
+        let field = if field == "." { "body".to_owned() } else { field };
+        ApiError::from(EngineError::Invalid { field, message: e.inner().to_string() })
+    })
+}
+
 async fn healthz(State(s): State<AppState>) -> Result<Json<serde_json::Value>, ApiError> {
     let engine = s.engine.clone();
     let policy = blocking(move || Ok(engine.current_policy()?.version.to_string())).await?;
     Ok(Json(serde_json::json!({ "status": "ok", "policy_version": policy })))
 }
 
-async fn post_events(State(s): State<AppState>, raw: Bytes) -> Result<Json<IngestReport>, ApiError> {
+async fn post_events(
+    State(s): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    raw: Bytes,
+) -> Result<Json<IngestReport>, ApiError> {
     let engine = s.engine.clone();
     // Parsing a large batch is real work too: keep it off the async threads.
     let report = blocking(move || {
         let records = parse::json_array(&raw).map_err(EngineError::Rejected)?;
+        let allowed: Vec<&str> = caller.sources().collect();
+        if let Some((pos, e)) = records.iter().find(|(_, e)| !allowed.contains(&e.source.as_str())) {
+            return Err(EngineError::Forbidden(format!(
+                "record {}: this token may post events for {} only, not `{}`",
+                pos.number(),
+                allowed.join(", "),
+                e.source
+            )));
+        }
         let events = ingest::events_from_wire(records).map_err(EngineError::Rejected)?;
-        engine.ingest(&events, "api")
+        engine.ingest(&events, &format!("api:{}", caller.identity))
     })
     .await?;
     s.workers.notify();
@@ -137,6 +303,150 @@ async fn jobs(State(s): State<AppState>) -> Result<Json<serde_json::Value>, ApiE
         .map(|j| serde_json::json!({ "id": j.id, "system": j.system, "identity_id": j.identity_id, "attempts": j.attempts, "error": j.last_error }))
         .collect();
     Ok(Json(serde_json::json!({ "counts": counts, "dead": dead })))
+}
+
+fn invalid(field: &str, message: String) -> ApiError {
+    EngineError::Invalid { field: field.to_owned(), message }.into()
+}
+
+async fn create_request(
+    State(s): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    raw: Bytes,
+) -> Result<(StatusCode, Json<RequestView>), ApiError> {
+    let w: RequestWire = json_body(&raw)?;
+    let kind = match w.kind.as_deref() {
+        None => RequestKind::Access,
+        Some(k) => k.parse::<RequestKind>().map_err(|e| invalid("kind", e))?,
+    };
+    let duration = match w.duration_minutes {
+        Some(m) if m <= 0 => return Err(invalid("duration_minutes", "expected a positive number of minutes".into())),
+        Some(m) => Some(time::Duration::minutes(m)),
+        None => None,
+    };
+    let req = AccessRequest {
+        beneficiary: w.beneficiary.unwrap_or_else(|| caller.identity.to_string()),
+        entitlement: w.entitlement,
+        kind,
+        intent: w.intent,
+        duration,
+    };
+    let actor = Actor { reference: caller.identity.clone(), admin: caller.has(RoleName::Admin) };
+    let engine = s.engine.clone();
+    let view = blocking(move || engine.request(&actor, &req)).await?;
+    s.workers.notify();
+    Ok((StatusCode::CREATED, Json(view)))
+}
+
+#[derive(serde::Deserialize)]
+struct ListQuery {
+    state: Option<String>,
+}
+
+async fn list_requests(
+    State(s): State<AppState>,
+    Query(q): Query<ListQuery>,
+) -> Result<Json<Vec<RequestView>>, ApiError> {
+    let state = q.state.map(|st| st.parse::<RequestState>().map_err(|e| invalid("state", e))).transpose()?;
+    let engine = s.engine.clone();
+    Ok(Json(blocking(move || engine.list_requests(state)).await?))
+}
+
+async fn show_request(
+    State(s): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<i64>,
+) -> Result<Json<RequestView>, ApiError> {
+    let engine = s.engine.clone();
+    let view = blocking(move || engine.request_detail(id)).await?;
+    // A requester alone sees the requests it made or that are for it.
+    let me = caller.identity.to_string();
+    let privileged = [RoleName::Admin, RoleName::Approver, RoleName::Auditor].iter().any(|r| caller.has(*r));
+    if !privileged && view.requester != me && view.beneficiary != me {
+        return Err(EngineError::NotFound(format!("request {id}")).into());
+    }
+    Ok(Json(view))
+}
+
+async fn answer(s: AppState, caller: Caller, id: i64, raw: Bytes, approve: bool) -> Result<Json<RequestView>, ApiError> {
+    let w: AnswerWire = json_body(&raw)?;
+    let engine = s.engine.clone();
+    let view = blocking(move || engine.answer(&caller.identity, id, approve, &w.reason)).await?;
+    s.workers.notify();
+    Ok(Json(view))
+}
+
+async fn approve(
+    State(s): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<i64>,
+    raw: Bytes,
+) -> Result<Json<RequestView>, ApiError> {
+    answer(s, caller, id, raw, true).await
+}
+
+async fn deny(
+    State(s): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<i64>,
+    raw: Bytes,
+) -> Result<Json<RequestView>, ApiError> {
+    answer(s, caller, id, raw, false).await
+}
+
+async fn authorize(
+    State(s): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    raw: Bytes,
+) -> Result<Json<Decision>, ApiError> {
+    let w: AuthorizeWire = json_body(&raw)?;
+    let resource: ResourceSpec =
+        serde_json::from_value(w.resource).map_err(|e| invalid("resource", e.to_string()))?;
+    let q = Question { principal: w.principal, action: w.action, resource, context: w.context };
+    let engine = s.engine.clone();
+    Ok(Json(blocking(move || engine.authorize(&q, &caller.identity.to_string())).await?))
+}
+
+async fn issue_token(
+    State(s): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    raw: Bytes,
+) -> Result<(StatusCode, Json<IssuedTokenView>), ApiError> {
+    let w: TokenWire = json_body(&raw)?;
+    let ttl = time::Duration::days(w.ttl_days.unwrap_or(90));
+    let engine = s.engine.clone();
+    let issued =
+        blocking(move || engine.issue_token(&w.identity, &w.roles, ttl, &w.description, &caller.identity.to_string()))
+            .await?;
+    Ok((StatusCode::CREATED, Json(issued)))
+}
+
+async fn list_tokens(State(s): State<AppState>) -> Result<Json<Vec<TokenView>>, ApiError> {
+    let engine = s.engine.clone();
+    Ok(Json(blocking(move || engine.list_tokens()).await?))
+}
+
+async fn revoke_token(
+    State(s): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+) -> Result<Json<TokenView>, ApiError> {
+    let engine = s.engine.clone();
+    Ok(Json(blocking(move || engine.revoke_token(&id, &caller.identity.to_string())).await?))
+}
+
+#[derive(serde::Deserialize)]
+struct FindingsQuery {
+    #[serde(default)]
+    all: bool,
+}
+
+async fn findings(
+    State(s): State<AppState>,
+    Query(q): Query<FindingsQuery>,
+) -> Result<Json<Vec<FindingView>>, ApiError> {
+    let engine = s.engine.clone();
+    Ok(Json(blocking(move || engine.list_findings(q.all)).await?))
 }
 
 /// Run store-bound work off the async threads.

@@ -10,7 +10,7 @@ pub use rows::*;
 pub use sqlite::SqliteStore;
 
 use std::collections::BTreeMap;
-use tenure_model::{AccountState, GrantState, IdentityRef, LifecycleState};
+use tenure_model::{AccountState, GrantState, IdentityRef, LifecycleState, RequestState};
 use time::OffsetDateTime;
 
 /// Errors of the store. The message is for operators' logs, never for API clients.
@@ -61,6 +61,19 @@ pub trait ReadTx {
     fn current_policy(&self) -> Result<Option<StoredPolicy>>;
     fn job_counts(&self) -> Result<BTreeMap<String, i64>>;
     fn jobs(&self, state: Option<JobState>) -> Result<Vec<JobRow>>;
+    /// Wanted grants whose time is up at `now`.
+    fn grants_expiring(&self, now: OffsetDateTime) -> Result<Vec<GrantRow>>;
+    fn request(&self, id: i64) -> Result<Option<RequestRow>>;
+    /// Requests, newest first; only those in `state` when given.
+    fn requests(&self, state: Option<RequestState>) -> Result<Vec<RequestRow>>;
+    /// Pending requests whose decision deadline has passed at `now`.
+    fn requests_overdue(&self, now: OffsetDateTime) -> Result<Vec<RequestRow>>;
+    fn approvals(&self, request_id: i64) -> Result<Vec<ApprovalRow>>;
+    fn token(&self, id: &str) -> Result<Option<TokenRow>>;
+    fn tokens(&self) -> Result<Vec<TokenRow>>;
+    /// Findings, oldest first; only unresolved ones when `open_only`.
+    fn findings(&self, open_only: bool) -> Result<Vec<FindingRow>>;
+    fn open_findings(&self, identity_id: i64) -> Result<Vec<FindingRow>>;
 }
 
 /// Everything that can be written, inside one transaction.
@@ -101,5 +114,25 @@ pub trait WriteTx: ReadTx {
     fn append_audit(&mut self, e: &AuditEntry<'_>) -> Result<i64>;
     fn add_checkpoint(&mut self, c: &CheckpointRow) -> Result<()>;
     fn deploy_policy(&mut self, p: &StoredPolicy, at: OffsetDateTime) -> Result<()>;
+    fn insert_request(&mut self, r: &NewRequest<'_>) -> Result<i64>;
+    /// Move a pending request to a final state; false if it was no longer pending.
+    fn finish_request(&mut self, id: i64, to: RequestState, at: OffsetDateTime) -> Result<bool>;
+    /// Record an approver's answer; false if this approver already answered.
+    fn insert_approval(&mut self, a: &ApprovalRow) -> Result<bool>;
+    fn insert_token(&mut self, t: &TokenRow) -> Result<()>;
+    /// Revoke a token; false if it was unknown or already revoked.
+    fn revoke_token(&mut self, id: &str, at: OffsetDateTime) -> Result<bool>;
+    /// Open a finding unless the same one (identity, kind, entitlement) is open; true if opened.
+    fn open_finding(
+        &mut self,
+        identity_id: i64,
+        kind: &str,
+        entitlement: &str,
+        detail: &serde_json::Value,
+        policy_version: &str,
+        at: OffsetDateTime,
+    ) -> Result<bool>;
+    /// Resolve an open finding; true if one was open.
+    fn resolve_finding(&mut self, identity_id: i64, kind: &str, entitlement: &str, at: OffsetDateTime) -> Result<bool>;
     fn commit(self: Box<Self>) -> Result<()>;
 }

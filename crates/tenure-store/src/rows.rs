@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::str::FromStr;
-use tenure_model::{AccountState, GrantState, IdentityKind, IdentityRef, LifecycleState};
+use tenure_model::{AccountState, GrantState, IdentityKind, IdentityRef, LifecycleState, RequestKind, RequestState};
 use time::OffsetDateTime;
 
 #[derive(Debug, Clone, PartialEq)]
@@ -46,6 +46,10 @@ pub struct GrantRow {
     pub origin: String,
     pub policy_version: String,
     pub rev: i64,
+    /// When a time-bound grant (JIT, exception, request with a duration) ends.
+    pub expires_at: Option<OffsetDateTime>,
+    /// The request that gave it, if any.
+    pub request_id: Option<i64>,
 }
 
 #[derive(Debug, Clone)]
@@ -57,6 +61,8 @@ pub struct NewGrant<'a> {
     pub origin: &'a str,
     pub policy_version: &'a str,
     pub at: OffsetDateTime,
+    pub expires_at: Option<OffsetDateTime>,
+    pub request_id: Option<i64>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -202,4 +208,77 @@ pub struct CheckpointRow {
     /// The C2SP signed note.
     pub note: String,
     pub created_at: OffsetDateTime,
+}
+
+/// An access, JIT or exception request.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RequestRow {
+    pub id: i64,
+    pub kind: RequestKind,
+    pub requester_id: i64,
+    pub beneficiary_id: i64,
+    pub entitlement: String,
+    pub intent: String,
+    pub duration: Option<time::Duration>,
+    pub state: RequestState,
+    /// The policy decision when it was made (verdict, policies, reasons, approval needed).
+    pub decision: serde_json::Value,
+    /// Guardrails an exception waives.
+    pub waives: Vec<String>,
+    pub policy_version: String,
+    pub created_at: OffsetDateTime,
+    pub decide_by: OffsetDateTime,
+    pub decided_at: Option<OffsetDateTime>,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewRequest<'a> {
+    pub kind: RequestKind,
+    pub requester_id: i64,
+    pub beneficiary_id: i64,
+    pub entitlement: &'a str,
+    pub intent: &'a str,
+    pub duration: Option<time::Duration>,
+    pub state: RequestState,
+    pub decision: &'a serde_json::Value,
+    pub waives: &'a [String],
+    pub policy_version: &'a str,
+    pub at: OffsetDateTime,
+    pub decide_by: OffsetDateTime,
+}
+
+/// One approver's answer to a request.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ApprovalRow {
+    pub request_id: i64,
+    pub approver_id: i64,
+    pub approve: bool,
+    pub reason: String,
+    pub at: OffsetDateTime,
+}
+
+/// An API token: only the SHA-256 of its secret is kept.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TokenRow {
+    pub id: String,
+    pub identity_id: i64,
+    pub roles: Vec<String>,
+    pub hash: Vec<u8>,
+    pub description: String,
+    pub created_at: OffsetDateTime,
+    pub expires_at: OffsetDateTime,
+    pub revoked_at: Option<OffsetDateTime>,
+}
+
+/// Something people must look at: a guardrail that blocked a grant policy wanted, …
+#[derive(Debug, Clone, PartialEq)]
+pub struct FindingRow {
+    pub id: i64,
+    pub identity_id: i64,
+    pub kind: String,
+    pub entitlement: String,
+    pub detail: serde_json::Value,
+    pub policy_version: String,
+    pub opened_at: OffsetDateTime,
+    pub resolved_at: Option<OffsetDateTime>,
 }

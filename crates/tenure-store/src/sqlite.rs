@@ -8,7 +8,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
-use tenure_model::{AccountState, GrantState, IdentityKind, IdentityRef, LifecycleState};
+use tenure_model::{AccountState, GrantState, IdentityKind, IdentityRef, LifecycleState, RequestState};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
@@ -120,6 +120,63 @@ CREATE TABLE policy_deployments (
     version     TEXT NOT NULL,
     deployed_at TEXT NOT NULL
 );
+"#, r#"
+ALTER TABLE grants ADD COLUMN expires_at TEXT;
+ALTER TABLE grants ADD COLUMN request_id INTEGER;
+CREATE INDEX grants_expiry ON grants(expires_at) WHERE expires_at IS NOT NULL;
+
+CREATE TABLE requests (
+    id             INTEGER PRIMARY KEY,
+    kind           TEXT NOT NULL,
+    requester_id   INTEGER NOT NULL REFERENCES identities(id),
+    beneficiary_id INTEGER NOT NULL REFERENCES identities(id),
+    entitlement    TEXT NOT NULL,
+    intent         TEXT NOT NULL,
+    duration_secs  INTEGER,
+    state          TEXT NOT NULL,
+    decision       TEXT NOT NULL,
+    waives         TEXT NOT NULL,
+    policy_version TEXT NOT NULL,
+    created_at     TEXT NOT NULL,
+    decide_by      TEXT NOT NULL,
+    decided_at     TEXT
+);
+CREATE INDEX requests_pending ON requests(decide_by) WHERE state = 'pending';
+
+-- INVARIANT: one answer per approver per request (the primary key).
+CREATE TABLE approvals (
+    request_id  INTEGER NOT NULL REFERENCES requests(id),
+    approver_id INTEGER NOT NULL REFERENCES identities(id),
+    approve     INTEGER NOT NULL,
+    reason      TEXT NOT NULL,
+    at          TEXT NOT NULL,
+    PRIMARY KEY (request_id, approver_id)
+) WITHOUT ROWID;
+
+-- API tokens: the secret itself is never stored, only its SHA-256.
+CREATE TABLE api_tokens (
+    id          TEXT PRIMARY KEY,
+    identity_id INTEGER NOT NULL REFERENCES identities(id),
+    roles       TEXT NOT NULL,
+    hash        BLOB NOT NULL,
+    description TEXT NOT NULL,
+    created_at  TEXT NOT NULL,
+    expires_at  TEXT NOT NULL,
+    revoked_at  TEXT
+) WITHOUT ROWID;
+
+CREATE TABLE findings (
+    id             INTEGER PRIMARY KEY,
+    identity_id    INTEGER NOT NULL REFERENCES identities(id),
+    kind           TEXT NOT NULL,
+    entitlement    TEXT NOT NULL,
+    detail         TEXT NOT NULL,
+    policy_version TEXT NOT NULL,
+    opened_at      TEXT NOT NULL,
+    resolved_at    TEXT
+);
+-- INVARIANT: at most one open finding per (identity, kind, entitlement).
+CREATE UNIQUE INDEX findings_open ON findings(identity_id, kind, entitlement) WHERE resolved_at IS NULL;
 "#];
 
 /// The SQLite backend.
@@ -290,7 +347,8 @@ fn identity_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<IdentityRow> {
     })
 }
 
-const GRANT_COLS: &str = "id, identity_id, entitlement, system, state, origin, policy_version, rev";
+const GRANT_COLS: &str =
+    "id, identity_id, entitlement, system, state, origin, policy_version, rev, expires_at, request_id";
 
 fn grant_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<GrantRow> {
     Ok(GrantRow {
@@ -302,7 +360,86 @@ fn grant_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<GrantRow> {
         origin: r.get(5)?,
         policy_version: r.get(6)?,
         rev: r.get(7)?,
+        expires_at: r.get::<_, Option<String>>(8)?.as_deref().map(parse_ts).transpose()?,
+        request_id: r.get(9)?,
     })
+}
+
+const REQUEST_COLS: &str = "id, kind, requester_id, beneficiary_id, entitlement, intent, duration_secs, state, decision,
+    waives, policy_version, created_at, decide_by, decided_at";
+
+fn json_col<T: serde::de::DeserializeOwned>(s: &str) -> rusqlite::Result<T> {
+    serde_json::from_str(s).map_err(|e| conv_err(e.to_string()))
+}
+
+fn request_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RequestRow> {
+    Ok(RequestRow {
+        id: r.get(0)?,
+        kind: parse(&r.get::<_, String>(1)?)?,
+        requester_id: r.get(2)?,
+        beneficiary_id: r.get(3)?,
+        entitlement: r.get(4)?,
+        intent: r.get(5)?,
+        duration: r.get::<_, Option<i64>>(6)?.map(time::Duration::seconds),
+        state: parse(&r.get::<_, String>(7)?)?,
+        decision: json_col(&r.get::<_, String>(8)?)?,
+        waives: json_col(&r.get::<_, String>(9)?)?,
+        policy_version: r.get(10)?,
+        created_at: parse_ts(&r.get::<_, String>(11)?)?,
+        decide_by: parse_ts(&r.get::<_, String>(12)?)?,
+        decided_at: r.get::<_, Option<String>>(13)?.as_deref().map(parse_ts).transpose()?,
+    })
+}
+
+fn approval_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ApprovalRow> {
+    Ok(ApprovalRow {
+        request_id: r.get(0)?,
+        approver_id: r.get(1)?,
+        approve: r.get(2)?,
+        reason: r.get(3)?,
+        at: parse_ts(&r.get::<_, String>(4)?)?,
+    })
+}
+
+const TOKEN_COLS: &str = "id, identity_id, roles, hash, description, created_at, expires_at, revoked_at";
+
+fn token_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<TokenRow> {
+    Ok(TokenRow {
+        id: r.get(0)?,
+        identity_id: r.get(1)?,
+        roles: json_col(&r.get::<_, String>(2)?)?,
+        hash: r.get(3)?,
+        description: r.get(4)?,
+        created_at: parse_ts(&r.get::<_, String>(5)?)?,
+        expires_at: parse_ts(&r.get::<_, String>(6)?)?,
+        revoked_at: r.get::<_, Option<String>>(7)?.as_deref().map(parse_ts).transpose()?,
+    })
+}
+
+const FINDING_COLS: &str = "id, identity_id, kind, entitlement, detail, policy_version, opened_at, resolved_at";
+
+fn finding_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<FindingRow> {
+    Ok(FindingRow {
+        id: r.get(0)?,
+        identity_id: r.get(1)?,
+        kind: r.get(2)?,
+        entitlement: r.get(3)?,
+        detail: json_col(&r.get::<_, String>(4)?)?,
+        policy_version: r.get(5)?,
+        opened_at: parse_ts(&r.get::<_, String>(6)?)?,
+        resolved_at: r.get::<_, Option<String>>(7)?.as_deref().map(parse_ts).transpose()?,
+    })
+}
+
+fn q_all<T>(
+    c: &Connection,
+    sql: &str,
+    p: impl rusqlite::Params,
+    f: impl FnMut(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+) -> Result<Vec<T>> {
+    let mut st = c.prepare_cached(sql)?;
+    let rows = st.query_map(p, f)?.collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(rows)
 }
 
 fn account_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<AccountRow> {
@@ -565,6 +702,49 @@ macro_rules! impl_reads {
                 let $c = self;
                 q_job_counts($conn)
             }
+            fn grants_expiring(&self, now: OffsetDateTime) -> Result<Vec<GrantRow>> {
+                let $c = self;
+                q_all($conn, &format!("SELECT {GRANT_COLS} FROM grants WHERE expires_at IS NOT NULL AND expires_at <= ?1
+                    AND state IN ('desired', 'provisioned', 'verified') ORDER BY expires_at"), [ts(now)], grant_row)
+            }
+            fn request(&self, id: i64) -> Result<Option<RequestRow>> {
+                let $c = self;
+                let mut st = $conn.prepare_cached(&format!("SELECT {REQUEST_COLS} FROM requests WHERE id = ?1"))?;
+                Ok(st.query_row([id], request_row).optional()?)
+            }
+            fn requests(&self, state: Option<RequestState>) -> Result<Vec<RequestRow>> {
+                let $c = self;
+                match state {
+                    Some(st) => q_all($conn, &format!("SELECT {REQUEST_COLS} FROM requests WHERE state = ?1 ORDER BY id DESC"), [st.as_str()], request_row),
+                    None => q_all($conn, &format!("SELECT {REQUEST_COLS} FROM requests ORDER BY id DESC"), [], request_row),
+                }
+            }
+            fn requests_overdue(&self, now: OffsetDateTime) -> Result<Vec<RequestRow>> {
+                let $c = self;
+                q_all($conn, &format!("SELECT {REQUEST_COLS} FROM requests WHERE state = 'pending' AND decide_by <= ?1 ORDER BY id"), [ts(now)], request_row)
+            }
+            fn approvals(&self, request_id: i64) -> Result<Vec<ApprovalRow>> {
+                let $c = self;
+                q_all($conn, "SELECT request_id, approver_id, approve, reason, at FROM approvals WHERE request_id = ?1 ORDER BY at", [request_id], approval_row)
+            }
+            fn token(&self, id: &str) -> Result<Option<TokenRow>> {
+                let $c = self;
+                let mut st = $conn.prepare_cached(&format!("SELECT {TOKEN_COLS} FROM api_tokens WHERE id = ?1"))?;
+                Ok(st.query_row([id], token_row).optional()?)
+            }
+            fn tokens(&self) -> Result<Vec<TokenRow>> {
+                let $c = self;
+                q_all($conn, &format!("SELECT {TOKEN_COLS} FROM api_tokens ORDER BY created_at, id"), [], token_row)
+            }
+            fn findings(&self, open_only: bool) -> Result<Vec<FindingRow>> {
+                let $c = self;
+                let filter = if open_only { "WHERE resolved_at IS NULL" } else { "" };
+                q_all($conn, &format!("SELECT {FINDING_COLS} FROM findings {filter} ORDER BY id"), [], finding_row)
+            }
+            fn open_findings(&self, identity_id: i64) -> Result<Vec<FindingRow>> {
+                let $c = self;
+                q_all($conn, &format!("SELECT {FINDING_COLS} FROM findings WHERE identity_id = ?1 AND resolved_at IS NULL ORDER BY id"), [identity_id], finding_row)
+            }
             fn jobs(&self, state: Option<JobState>) -> Result<Vec<JobRow>> {
                 let $c = self;
                 q_jobs($conn, state)
@@ -644,10 +824,12 @@ impl WriteTx for SqliteWrite<'_> {
 
     fn put_grant(&mut self, g: &NewGrant<'_>) -> Result<()> {
         let mut st = self.conn.prepare_cached(
-            "INSERT INTO grants (identity_id, entitlement, system, state, origin, policy_version, rev, updated_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, 1, ?7)
+            "INSERT INTO grants (identity_id, entitlement, system, state, origin, policy_version, rev, updated_at,
+               expires_at, request_id)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, 1, ?7, ?8, ?9)
              ON CONFLICT (identity_id, entitlement) DO UPDATE SET state = excluded.state, origin = excluded.origin,
-               policy_version = excluded.policy_version, rev = grants.rev + 1, updated_at = excluded.updated_at",
+               policy_version = excluded.policy_version, rev = grants.rev + 1, updated_at = excluded.updated_at,
+               expires_at = excluded.expires_at, request_id = excluded.request_id",
         )?;
         st.execute(params![
             g.identity_id,
@@ -656,7 +838,9 @@ impl WriteTx for SqliteWrite<'_> {
             g.state.as_str(),
             g.origin,
             g.policy_version,
-            ts(g.at)
+            ts(g.at),
+            g.expires_at.map(ts),
+            g.request_id,
         ])?;
         Ok(())
     }
@@ -821,6 +1005,93 @@ impl WriteTx for SqliteWrite<'_> {
             params![p.version, ts(at)],
         )?;
         Ok(())
+    }
+
+    fn insert_request(&mut self, r: &NewRequest<'_>) -> Result<i64> {
+        let mut st = self.conn.prepare_cached(
+            "INSERT INTO requests (kind, requester_id, beneficiary_id, entitlement, intent, duration_secs, state,
+               decision, waives, policy_version, created_at, decide_by)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+        )?;
+        st.execute(params![
+            r.kind.as_str(),
+            r.requester_id,
+            r.beneficiary_id,
+            r.entitlement,
+            r.intent,
+            r.duration.map(|d| d.whole_seconds()),
+            r.state.as_str(),
+            r.decision.to_string(),
+            serde_json::to_string(r.waives).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+            r.policy_version,
+            ts(r.at),
+            ts(r.decide_by),
+        ])?;
+        Ok(self.conn.last_insert_rowid())
+    }
+
+    fn finish_request(&mut self, id: i64, to: RequestState, at: OffsetDateTime) -> Result<bool> {
+        let mut st = self
+            .conn
+            .prepare_cached("UPDATE requests SET state = ?2, decided_at = ?3 WHERE id = ?1 AND state = 'pending'")?;
+        Ok(st.execute(params![id, to.as_str(), ts(at)])? == 1)
+    }
+
+    fn insert_approval(&mut self, a: &ApprovalRow) -> Result<bool> {
+        let mut st = self.conn.prepare_cached(
+            "INSERT INTO approvals (request_id, approver_id, approve, reason, at) VALUES (?1, ?2, ?3, ?4, ?5)
+             ON CONFLICT DO NOTHING",
+        )?;
+        Ok(st.execute(params![a.request_id, a.approver_id, a.approve, a.reason, ts(a.at)])? == 1)
+    }
+
+    fn insert_token(&mut self, t: &TokenRow) -> Result<()> {
+        let roles = serde_json::to_string(&t.roles).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let mut st = self.conn.prepare_cached(&format!(
+            "INSERT INTO api_tokens ({TOKEN_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
+        ))?;
+        st.execute(params![
+            t.id,
+            t.identity_id,
+            roles,
+            t.hash,
+            t.description,
+            ts(t.created_at),
+            ts(t.expires_at),
+            t.revoked_at.map(ts)
+        ])?;
+        Ok(())
+    }
+
+    fn revoke_token(&mut self, id: &str, at: OffsetDateTime) -> Result<bool> {
+        let mut st =
+            self.conn.prepare_cached("UPDATE api_tokens SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL")?;
+        Ok(st.execute(params![id, ts(at)])? == 1)
+    }
+
+    fn open_finding(
+        &mut self,
+        identity_id: i64,
+        kind: &str,
+        entitlement: &str,
+        detail: &serde_json::Value,
+        policy_version: &str,
+        at: OffsetDateTime,
+    ) -> Result<bool> {
+        let mut st = self.conn.prepare_cached(
+            "INSERT INTO findings (identity_id, kind, entitlement, detail, policy_version, opened_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+             ON CONFLICT (identity_id, kind, entitlement) WHERE resolved_at IS NULL DO NOTHING",
+        )?;
+        Ok(st.execute(params![identity_id, kind, entitlement, detail.to_string(), policy_version, ts(at)])? == 1)
+    }
+
+    fn resolve_finding(&mut self, identity_id: i64, kind: &str, entitlement: &str, at: OffsetDateTime) -> Result<bool> {
+        let mut st = self.conn.prepare_cached(
+            "UPDATE findings SET resolved_at = ?4
+             WHERE identity_id = ?1 AND kind = ?2 AND entitlement = ?3 AND resolved_at IS NULL",
+        )?;
+        Ok(st.execute(params![identity_id, kind, entitlement, ts(at)])? > 0)
     }
 
     fn commit(mut self: Box<Self>) -> Result<()> {

@@ -58,6 +58,10 @@ pub enum Command {
         /// Seconds between signed ledger checkpoints (when the ledger grew).
         #[arg(long, env = "TENURE_CHECKPOINT_SECS", default_value_t = 60)]
         checkpoint_secs: u64,
+        /// When no admin token exists yet: issue one to this person (`source:external_id`,
+        /// active) and write it to DATA_DIR/bootstrap-admin.token (mode 0600).
+        #[arg(long, env = "TENURE_BOOTSTRAP_ADMIN")]
+        bootstrap_admin: Option<String>,
     },
     /// Import lifecycle events from a `.jsonl` or `.csv` file; all or nothing.
     Import {
@@ -78,6 +82,20 @@ pub enum Command {
     /// The ledger: checkpoints, proofs, export, offline verification, replay.
     #[command(subcommand)]
     Audit(crate::audit::AuditCommand),
+    /// API tokens: issue, list, revoke.
+    #[command(subcommand)]
+    Tokens(crate::govern::TokensCommand),
+    /// Access, JIT and exception requests.
+    #[command(subcommand)]
+    Requests(crate::govern::RequestsCommand),
+    /// What people must look at: grants guardrails blocked, …
+    Findings {
+        /// Resolved ones too.
+        #[arg(long)]
+        all: bool,
+        #[arg(long, value_enum, default_value_t = Output::Table)]
+        output: Output,
+    },
     /// Run the quickstart end to end on a throwaway data dir and slapd; print what LDAP holds.
     Demo,
 }
@@ -107,8 +125,18 @@ pub enum JobsCommand {
 
 #[derive(Subcommand)]
 pub enum PolicyCommand {
-    /// Validate a bundle and print its version.
+    /// Validate a bundle (manifest, templates, Cedar schema and rules) and print its version.
     Check { dir: PathBuf },
+    /// Run the bundle's own test cases (tests/*.toml); exits non-zero if any fails.
+    Test { dir: PathBuf },
+    /// What deploying DIR would change for the current population.
+    Diff {
+        dir: PathBuf,
+        #[arg(long, value_enum, default_value_t = Output::Table)]
+        output: Output,
+    },
+    /// Make DIR the current policy; recorded in the ledger with both versions.
+    Deploy { dir: PathBuf },
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -120,8 +148,8 @@ pub enum Output {
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let g = cli.global;
     match cli.command {
-        Command::Serve { listen, workers, job_lease_secs, checkpoint_secs } => {
-            serve(&g, &listen, workers, job_lease_secs, checkpoint_secs).await
+        Command::Serve { listen, workers, job_lease_secs, checkpoint_secs, bootstrap_admin } => {
+            serve(&g, &listen, workers, job_lease_secs, checkpoint_secs, bootstrap_admin.as_deref()).await
         }
         Command::Import { source, file } => import(&g, &source, &file),
         Command::Identities(IdentitiesCommand::List { output }) => {
@@ -189,6 +217,13 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Jobs(JobsCommand::Run) => {
             let engine = open(&g.data_dir)?;
             ensure_policy(&engine, g.policy.as_deref())?;
+            let expired = engine.expire()?;
+            for g in &expired.grants {
+                println!("expired: {g}");
+            }
+            for r in &expired.requests {
+                println!("expired: request {r} (undecided)");
+            }
             let workers = Workers::new(engine, process_env(), WorkerConfig::default());
             let ran = workers.run_until_idle().await?;
             println!("ran {ran} job(s)");
@@ -197,14 +232,15 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Policy(PolicyCommand::Check { dir }) => match load_bundle_dir(&dir)? {
             Ok(b) => {
                 println!(
-                    "{}: policy `{}` version {} ({} sources, {} systems, {} entitlements, {} templates)",
+                    "{}: policy `{}` version {} ({} sources, {} systems, {} entitlements, {} templates, {} Cedar policies)",
                     dir.display(),
                     b.name,
                     b.version,
                     b.sources.len(),
                     b.systems.len(),
                     b.entitlements.len(),
-                    b.templates.len()
+                    b.templates.len(),
+                    b.rules.policy_ids().len()
                 );
                 Ok(ExitCode::SUCCESS)
             }
@@ -213,7 +249,13 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 Ok(ExitCode::from(EXIT_BAD_INPUT))
             }
         },
+        Command::Policy(PolicyCommand::Test { dir }) => crate::govern::policy_test(&dir),
+        Command::Policy(PolicyCommand::Diff { dir, output }) => crate::govern::policy_diff(&g, &dir, output),
+        Command::Policy(PolicyCommand::Deploy { dir }) => crate::govern::policy_deploy(&g, &dir),
         Command::Audit(cmd) => crate::audit::run(&g, cmd),
+        Command::Tokens(cmd) => crate::govern::tokens(&g, cmd),
+        Command::Requests(cmd) => crate::govern::requests(&g, cmd),
+        Command::Findings { all, output } => crate::govern::findings(&g, all, output),
         Command::Demo => demo::run().await,
     }
 }
@@ -413,9 +455,25 @@ async fn serve(
     workers: usize,
     lease_secs: i64,
     checkpoint_secs: u64,
+    bootstrap_admin: Option<&str>,
 ) -> anyhow::Result<ExitCode> {
     let engine = open(&g.data_dir)?;
     ensure_policy(&engine, g.policy.as_deref())?;
+    if !engine.has_admin()? {
+        let Some(admin) = bootstrap_admin else {
+            bail!(
+                "no admin can call this server: nobody holds a valid admin token. Issue one with \
+                 `tenure tokens issue --identity SOURCE:ID --role admin`, or start with \
+                 `--bootstrap-admin SOURCE:ID` (see docs/api-access.md)"
+            );
+        };
+        let path = g.data_dir.join("bootstrap-admin.token");
+        let issued = engine
+            .issue_token(admin, &["admin".to_owned()], time::Duration::days(1), "bootstrap admin", "bootstrap")
+            .with_context(|| format!("bootstrapping the first admin `{admin}`"))?;
+        crate::govern::write_secret(&path, &issued.secret)?;
+        eprintln!("bootstrap: admin token {} for {admin} (valid 1 day) written to {}", issued.token.id, path.display());
+    }
     let signer = Arc::new(crate::keys::ledger_signer(&g.data_dir)?);
     let config = WorkerConfig {
         concurrency: workers,
@@ -425,7 +483,8 @@ async fn serve(
     let workers = Arc::new(Workers::new(engine.clone(), process_env(), config));
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let worker_task = tokio::spawn(workers.clone().run(stopped.clone()));
-    let checkpoints = tokio::spawn(checkpoint_loop(engine.clone(), signer.clone(), checkpoint_secs, stopped));
+    let checkpoints = tokio::spawn(checkpoint_loop(engine.clone(), signer.clone(), checkpoint_secs, stopped.clone()));
+    let expiry = tokio::spawn(expiry_loop(engine.clone(), workers.clone(), stopped));
     let app = tenure_server::router(tenure_server::AppState { engine: engine.clone(), workers });
     let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("listening on `{listen}`"))?;
     let addr = listener.local_addr()?;
@@ -439,7 +498,28 @@ async fn serve(
     let _ = stop.send(true);
     let _ = worker_task.await;
     let _ = checkpoints.await;
+    let _ = expiry.await;
     Ok(ExitCode::SUCCESS)
+}
+
+/// End what the clock ended (JIT grants, exceptions, undecided requests) every second.
+async fn expiry_loop(engine: Arc<Engine>, workers: Arc<Workers>, mut stop: tokio::sync::watch::Receiver<bool>) {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
+            _ = stop.changed() => return,
+        }
+        let e = engine.clone();
+        match tokio::task::spawn_blocking(move || e.expire()).await {
+            Ok(Ok(x)) if !x.grants.is_empty() => {
+                tracing::info!(grants = ?x.grants, "time-bound grants expired");
+                workers.notify();
+            }
+            Ok(Ok(_)) => {}
+            Ok(Err(err)) => tracing::error!(error = %err, "expiry failed"),
+            Err(err) => tracing::error!(error = %err, "expiry task failed"),
+        }
+    }
 }
 
 /// Sign a checkpoint every `secs` while the ledger grows, and once more at shutdown.

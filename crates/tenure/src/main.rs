@@ -4,6 +4,7 @@
 mod audit;
 mod cli;
 mod demo;
+mod govern;
 mod keys;
 mod quickstart;
 mod table;

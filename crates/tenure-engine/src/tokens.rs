@@ -1,0 +1,205 @@
+//! API tokens: bearer credentials tenure issues to identities it governs. A token is
+//! `tnr_<id>_<secret>`; only the SHA-256 of the secret is stored (the secret has 256 bits of
+//! entropy, so a plain hash is enough), and a token is good only while it is unexpired,
+//! unrevoked, and its identity is `active`: a leaver's tokens stop working the instant the
+//! leaver event commits.
+
+use crate::{Engine, EngineError, Result};
+use base64::Engine as _;
+use rand::RngCore;
+use sha2::{Digest, Sha256};
+use std::collections::BTreeSet;
+use tenure_model::{IdentityRef, LifecycleState, Role, RoleName};
+use tenure_proto::{IssuedTokenView, TokenView};
+use tenure_store::{AuditEntry, ReadTx, TokenRow};
+use time::Duration;
+
+use crate::ingest::rfc3339 as ts;
+
+const PREFIX: &str = "tnr_";
+/// Longest a token may live.
+pub const MAX_TTL: Duration = Duration::days(366);
+
+/// An authenticated caller.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caller {
+    pub identity: IdentityRef,
+    pub token: String,
+    pub roles: BTreeSet<Role>,
+}
+
+impl Caller {
+    pub fn has(&self, role: RoleName) -> bool {
+        self.roles.contains(&Role::Named(role))
+    }
+
+    /// Sources this caller may post events for.
+    pub fn sources(&self) -> impl Iterator<Item = &str> {
+        self.roles.iter().filter_map(|r| match r {
+            Role::Source(s) => Some(s.as_str()),
+            Role::Named(_) => None,
+        })
+    }
+}
+
+fn hash(secret: &str) -> Vec<u8> {
+    Sha256::digest(secret.as_bytes()).to_vec()
+}
+
+/// Equal without an early exit, so timing says nothing about where two hashes differ.
+fn same(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+fn view(tx: &dyn ReadTx, t: &TokenRow) -> Result<TokenView> {
+    Ok(TokenView {
+        id: t.id.clone(),
+        identity: tx.identity_by_id(t.identity_id)?.map(|i| i.reference.to_string()).unwrap_or_default(),
+        roles: t.roles.clone(),
+        description: t.description.clone(),
+        created_at: ts(t.created_at),
+        expires_at: ts(t.expires_at),
+        revoked_at: t.revoked_at.map(ts),
+    })
+}
+
+impl Engine {
+    /// Issue a token to `identity` with `roles`. The secret is in the answer and nowhere else.
+    /// Only people hold `admin` and `approver`; `source:NAME` must name a source of the policy.
+    pub fn issue_token(
+        &self,
+        identity: &str,
+        roles: &[String],
+        ttl: Duration,
+        description: &str,
+        actor: &str,
+    ) -> Result<IssuedTokenView> {
+        let invalid = |field: &str, message: String| EngineError::Invalid { field: field.to_owned(), message };
+        let policy = self.current_policy()?;
+        let r: IdentityRef = identity.parse().map_err(|e| invalid("identity", format!("{e}")))?;
+        let mut parsed = BTreeSet::new();
+        for role in roles {
+            let role: Role = role.parse().map_err(|e: String| invalid("roles", e))?;
+            if let Role::Source(s) = &role
+                && !policy.sources.contains_key(s)
+            {
+                return Err(invalid("roles", format!("unknown source `{s}`")));
+            }
+            parsed.insert(role);
+        }
+        if parsed.is_empty() {
+            return Err(invalid("roles", "a token needs at least one role".into()));
+        }
+        if ttl <= Duration::ZERO || ttl > MAX_TTL {
+            return Err(invalid("ttl_days", format!("expected 1 to {} days", MAX_TTL.whole_days())));
+        }
+        let now = self.clock.now();
+        let mut tx = self.store.write()?;
+        let who = tx.identity(&r)?.ok_or_else(|| invalid("identity", format!("no identity `{identity}`")))?;
+        if who.state != LifecycleState::Active {
+            return Err(invalid("identity", format!("`{identity}` is {}; tokens go to active identities", who.state)));
+        }
+        let human_only = [RoleName::Admin, RoleName::Approver];
+        if !who.kind.is_human() && parsed.iter().any(|p| human_only.iter().any(|h| p == &Role::Named(*h))) {
+            return Err(invalid("roles", format!("`{identity}` is a {}; only people are admins or approvers", who.kind)));
+        }
+        let mut rng = rand::rng();
+        let mut id = [0u8; 8];
+        rng.fill_bytes(&mut id);
+        let mut secret = [0u8; 32];
+        rng.fill_bytes(&mut secret);
+        let id = hex::encode(id);
+        let secret = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(secret);
+        let row = TokenRow {
+            id: id.clone(),
+            identity_id: who.id,
+            roles: parsed.iter().map(ToString::to_string).collect(),
+            hash: hash(&secret),
+            description: description.to_owned(),
+            created_at: now,
+            expires_at: now + ttl,
+            revoked_at: None,
+        };
+        tx.insert_token(&row)?;
+        tx.append_audit(&AuditEntry {
+            at: now,
+            actor,
+            action: "token.issued",
+            subject: identity,
+            policy_version: policy.version.as_str(),
+            detail: serde_json::json!({ "token": id, "roles": row.roles, "expires_at": ts(row.expires_at), "description": description }),
+        })?;
+        let token = view(&*tx, &row)?;
+        tx.commit()?;
+        Ok(IssuedTokenView { token, secret: format!("{PREFIX}{id}_{secret}") })
+    }
+
+    /// Who a bearer token belongs to, if it is good now.
+    pub fn authenticate(&self, bearer: &str) -> Result<Caller> {
+        let unauth = |m: &str| EngineError::Unauthenticated(m.to_owned());
+        let rest = bearer.strip_prefix(PREFIX).ok_or_else(|| unauth("not a tenure token"))?;
+        let (id, secret) = rest.split_once('_').ok_or_else(|| unauth("not a tenure token"))?;
+        let tx = self.store.read()?;
+        let t = tx.token(id)?.ok_or_else(|| unauth("unknown or revoked token"))?;
+        if !same(&t.hash, &hash(secret)) {
+            return Err(unauth("unknown or revoked token"));
+        }
+        if t.revoked_at.is_some() {
+            return Err(unauth("unknown or revoked token"));
+        }
+        if t.expires_at <= self.clock.now() {
+            return Err(unauth("token expired"));
+        }
+        let who = tx.identity_by_id(t.identity_id)?.ok_or_else(|| unauth("unknown or revoked token"))?;
+        if who.state != LifecycleState::Active {
+            return Err(unauth("the token's identity is not active"));
+        }
+        let roles = t.roles.iter().filter_map(|r| r.parse::<Role>().ok()).collect();
+        Ok(Caller { identity: who.reference, token: t.id, roles })
+    }
+
+    /// Revoke a token; it stops working at once.
+    pub fn revoke_token(&self, id: &str, actor: &str) -> Result<TokenView> {
+        let now = self.clock.now();
+        let version = self.current_policy()?.version.to_string();
+        let mut tx = self.store.write()?;
+        let t = tx.token(id)?.ok_or_else(|| EngineError::NotFound(format!("token {id}")))?;
+        if !tx.revoke_token(id, now)? {
+            return Err(EngineError::Conflict(format!("token {id} is already revoked")));
+        }
+        let subject = tx.identity_by_id(t.identity_id)?.map(|i| i.reference.to_string()).unwrap_or_default();
+        tx.append_audit(&AuditEntry {
+            at: now,
+            actor,
+            action: "token.revoked",
+            subject: &subject,
+            policy_version: &version,
+            detail: serde_json::json!({ "token": id }),
+        })?;
+        let t = tx.token(id)?.ok_or_else(|| EngineError::NotFound(format!("token {id}")))?;
+        let v = view(&*tx, &t)?;
+        tx.commit()?;
+        Ok(v)
+    }
+
+    pub fn list_tokens(&self) -> Result<Vec<TokenView>> {
+        let tx = self.store.read()?;
+        tx.tokens()?.iter().map(|t| view(&*tx, t)).collect()
+    }
+
+    /// Whether some admin could call the API now (a good admin token of an active person).
+    pub fn has_admin(&self) -> Result<bool> {
+        let now = self.clock.now();
+        let tx = self.store.read()?;
+        for t in tx.tokens()? {
+            if t.revoked_at.is_none()
+                && t.expires_at > now
+                && t.roles.iter().any(|r| r == RoleName::Admin.as_str())
+                && tx.identity_by_id(t.identity_id)?.is_some_and(|i| i.state == LifecycleState::Active)
+            {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+}

@@ -1,0 +1,297 @@
+//! CLI for policy tooling (`policy test|diff|deploy`), API tokens, requests and findings.
+
+use crate::cli::{EXIT_BAD_INPUT, Global, Output, ensure_policy, open, read_bundle_dir};
+use crate::table;
+use anyhow::Context;
+use clap::Subcommand;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use tenure_engine::{Deployed, EngineError};
+use tenure_model::RequestState;
+use tenure_policy::{Bundle, short_version};
+
+/// Who the CLI acts as in the ledger: the operator at the machine.
+const ACTOR: &str = "cli";
+
+#[derive(Subcommand)]
+pub enum TokensCommand {
+    /// Issue an API token to an identity; the secret is printed once and never stored.
+    Issue {
+        /// The identity (`source:external_id`) the token belongs to.
+        #[arg(long)]
+        identity: String,
+        /// A role: admin, approver, auditor, requester, authorizer or source:NAME (repeatable).
+        #[arg(long = "role", required = true)]
+        roles: Vec<String>,
+        #[arg(long, default_value_t = 90)]
+        ttl_days: i64,
+        #[arg(long, default_value = "")]
+        description: String,
+        /// Write the secret to this file (mode 0600) instead of standard output.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Every token (never the secrets).
+    List,
+    /// Revoke a token; it stops working at once.
+    Revoke { id: String },
+}
+
+#[derive(Subcommand)]
+pub enum RequestsCommand {
+    /// Requests, newest first.
+    List {
+        /// Only requests in this state (pending, approved, denied, expired).
+        #[arg(long)]
+        state: Option<String>,
+        #[arg(long, value_enum, default_value_t = Output::Table)]
+        output: Output,
+    },
+    /// One request with its decision and answers.
+    Show { id: i64 },
+}
+
+fn load(dir: &Path) -> anyhow::Result<Result<Bundle, String>> {
+    Ok(Bundle::load(read_bundle_dir(dir)?).map_err(|e| format!("{}: {e}", dir.display())))
+}
+
+pub fn policy_test(dir: &Path) -> anyhow::Result<ExitCode> {
+    let bundle = match load(dir)? {
+        Ok(b) => b,
+        Err(e) => {
+            eprintln!("{e}");
+            return Ok(ExitCode::from(EXIT_BAD_INPUT));
+        }
+    };
+    let results = match tenure_policy::cases::run(&bundle) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("{}: {e}", dir.display());
+            return Ok(ExitCode::from(EXIT_BAD_INPUT));
+        }
+    };
+    let failed = results.iter().filter(|r| !r.passed()).count();
+    for r in &results {
+        if r.passed() {
+            println!("ok     {}: {}", r.file, r.name);
+        } else {
+            println!("FAILED {}: {}", r.file, r.name);
+            for f in &r.failures {
+                println!("         {f}");
+            }
+        }
+    }
+    println!(
+        "{} case(s): {} passed, {failed} failed (policy {})",
+        results.len(),
+        results.len() - failed,
+        bundle.version.short()
+    );
+    if results.is_empty() {
+        eprintln!("{}: no test cases (add tests/*.toml)", dir.display());
+        return Ok(ExitCode::FAILURE);
+    }
+    Ok(if failed == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+pub fn policy_diff(g: &Global, dir: &Path, output: Output) -> anyhow::Result<ExitCode> {
+    let bundle = match load(dir)? {
+        Ok(b) => b,
+        Err(e) => {
+            eprintln!("{e}");
+            return Ok(ExitCode::from(EXIT_BAD_INPUT));
+        }
+    };
+    let engine = open(&g.data_dir)?;
+    let impact = engine.impact(&bundle)?;
+    if output == Output::Json {
+        println!("{}", serde_json::to_string_pretty(&impact)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!(
+        "policy {} -> {}: {} identities change; {} grants gained, {} lost",
+        impact.from.as_deref().map_or("none", short_version),
+        short_version(&impact.to),
+        impact.identities.len(),
+        impact.grants_gained,
+        impact.grants_lost
+    );
+    for i in &impact.identities {
+        println!("{}", i.reference);
+        for e in &i.gains {
+            println!("  + {e}");
+        }
+        for e in &i.losses {
+            println!("  - {e}");
+        }
+        for (e, by) in &i.newly_blocked {
+            println!("  ! {e} blocked by {}", by.join(", "));
+        }
+        for e in &i.unblocked {
+            println!("  ~ {e} no longer blocked");
+        }
+    }
+    for (p, n) in &impact.guardrails_blocking {
+        println!("guardrail {p} would block {n} grant(s)");
+    }
+    for r in &impact.pending_requests {
+        println!(
+            "pending request {} ({} -> {}): {} now, {} under the new policy ({} approval(s))",
+            r.id, r.beneficiary, r.entitlement, r.before, r.after, r.approvals_after
+        );
+    }
+    println!("approvals needed by pending requests: {}", impact.approvals_needed);
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn policy_deploy(g: &Global, dir: &Path) -> anyhow::Result<ExitCode> {
+    let bundle = match load(dir)? {
+        Ok(b) => b,
+        Err(e) => {
+            eprintln!("{e}");
+            return Ok(ExitCode::from(EXIT_BAD_INPUT));
+        }
+    };
+    let engine = open(&g.data_dir)?;
+    match engine.deploy(&bundle, ACTOR)? {
+        Deployed::Unchanged => println!("policy `{}` {} is already current", bundle.name, bundle.version.short()),
+        Deployed::Changed { from, to, affected } => println!(
+            "deployed policy `{}` {} (was {}); {affected} identities recomputed",
+            bundle.name,
+            short_version(&to),
+            from.as_deref().map_or("none", short_version)
+        ),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Write a secret to a new file only its owner can read.
+pub fn write_secret(path: &Path, secret: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut f = options.open(path).with_context(|| format!("creating `{}`", path.display()))?;
+    f.write_all(secret.as_bytes())?;
+    f.write_all(b"\n")?;
+    Ok(())
+}
+
+pub fn tokens(g: &Global, cmd: TokensCommand) -> anyhow::Result<ExitCode> {
+    let engine = open(&g.data_dir)?;
+    ensure_policy(&engine, g.policy.as_deref())?;
+    match cmd {
+        TokensCommand::Issue { identity, roles, ttl_days, description, out } => {
+            match engine.issue_token(&identity, &roles, time::Duration::days(ttl_days), &description, ACTOR) {
+                Ok(t) => {
+                    match out {
+                        Some(path) => {
+                            write_secret(&path, &t.secret)?;
+                            eprintln!("token {} for {} ({}) written to {}", t.token.id, identity, t.token.roles.join(", "), path.display());
+                        }
+                        None => {
+                            eprintln!(
+                                "token {} for {} ({}), expires {}; shown once:",
+                                t.token.id,
+                                identity,
+                                t.token.roles.join(", "),
+                                t.token.expires_at
+                            );
+                            println!("{}", t.secret);
+                        }
+                    }
+                    Ok(ExitCode::SUCCESS)
+                }
+                Err(e @ EngineError::Invalid { .. }) => {
+                    eprintln!("error: {e}");
+                    Ok(ExitCode::from(EXIT_BAD_INPUT))
+                }
+                Err(e) => Err(e.into()),
+            }
+        }
+        TokensCommand::List => {
+            let rows: Vec<Vec<String>> = engine
+                .list_tokens()?
+                .into_iter()
+                .map(|t| {
+                    let state = if t.revoked_at.is_some() { "revoked".to_owned() } else { format!("until {}", t.expires_at) };
+                    vec![t.id, t.identity, t.roles.join(","), state, t.description]
+                })
+                .collect();
+            print!("{}", table::render(&["ID", "IDENTITY", "ROLES", "VALID", "DESCRIPTION"], &rows));
+            Ok(ExitCode::SUCCESS)
+        }
+        TokensCommand::Revoke { id } => match engine.revoke_token(&id, ACTOR) {
+            Ok(t) => {
+                println!("token {} of {} revoked", t.id, t.identity);
+                Ok(ExitCode::SUCCESS)
+            }
+            Err(e @ (EngineError::NotFound(_) | EngineError::Conflict(_))) => {
+                eprintln!("error: {e}");
+                Ok(ExitCode::from(EXIT_BAD_INPUT))
+            }
+            Err(e) => Err(e.into()),
+        },
+    }
+}
+
+pub fn requests(g: &Global, cmd: RequestsCommand) -> anyhow::Result<ExitCode> {
+    let engine = open(&g.data_dir)?;
+    match cmd {
+        RequestsCommand::List { state, output } => {
+            let state = match state.map(|s| s.parse::<RequestState>()).transpose() {
+                Ok(s) => s,
+                Err(e) => {
+                    eprintln!("error: --state: {e}");
+                    return Ok(ExitCode::from(EXIT_BAD_INPUT));
+                }
+            };
+            let all = engine.list_requests(state)?;
+            if output == Output::Json {
+                println!("{}", serde_json::to_string_pretty(&all)?);
+            } else {
+                let rows: Vec<Vec<String>> = all
+                    .into_iter()
+                    .map(|r| {
+                        vec![r.id.to_string(), r.kind, r.beneficiary, r.entitlement, r.state, r.requester, r.intent]
+                    })
+                    .collect();
+                print!(
+                    "{}",
+                    table::render(&["ID", "KIND", "BENEFICIARY", "ENTITLEMENT", "STATE", "REQUESTER", "INTENT"], &rows)
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        RequestsCommand::Show { id } => match engine.request_detail(id) {
+            Ok(r) => {
+                println!("{}", serde_json::to_string_pretty(&r)?);
+                Ok(ExitCode::SUCCESS)
+            }
+            Err(EngineError::NotFound(what)) => {
+                eprintln!("error: no {what}");
+                Ok(ExitCode::from(EXIT_BAD_INPUT))
+            }
+            Err(e) => Err(e.into()),
+        },
+    }
+}
+
+pub fn findings(g: &Global, all: bool, output: Output) -> anyhow::Result<ExitCode> {
+    let engine = open(&g.data_dir)?;
+    let list = engine.list_findings(all)?;
+    if output == Output::Json {
+        println!("{}", serde_json::to_string_pretty(&list)?);
+    } else {
+        let rows: Vec<Vec<String>> = list
+            .into_iter()
+            .map(|f| {
+                let by = f.detail.get("policies").map(|p| p.to_string()).unwrap_or_default();
+                vec![f.id.to_string(), f.kind, f.identity, f.entitlement, by, f.resolved_at.unwrap_or_else(|| "open".into())]
+            })
+            .collect();
+        print!("{}", table::render(&["ID", "KIND", "IDENTITY", "ENTITLEMENT", "BY", "STATE"], &rows));
+    }
+    Ok(ExitCode::SUCCESS)
+}
