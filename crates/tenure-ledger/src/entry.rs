@@ -27,8 +27,11 @@ pub struct Entry {
 impl Entry {
     /// The bytes that are stored, exported and hashed (fields in declaration order, compact).
     pub fn to_bytes(&self) -> Vec<u8> {
+        // Keys are sorted here rather than trusted to `serde_json::Map`: another crate in the
+        // build (cedar-policy) turns on serde_json's `preserve_order`, which keeps insertion order.
+        let canonical = Self { detail: sorted(&self.detail), ..self.clone() };
         // Serializing plain strings, integers and a `Value` cannot fail.
-        serde_json::to_vec(self).unwrap_or_default()
+        serde_json::to_vec(&canonical).unwrap_or_default()
     }
 
     pub fn parse(bytes: &[u8]) -> Result<Self, String> {
@@ -37,6 +40,19 @@ impl Entry {
 
     pub fn leaf_hash(bytes: &[u8]) -> Hash {
         leaf_hash(bytes)
+    }
+}
+
+/// `v` with every object's keys in byte order, at every depth.
+fn sorted(v: &serde_json::Value) -> serde_json::Value {
+    match v {
+        serde_json::Value::Object(m) => {
+            let mut entries: Vec<(&String, &serde_json::Value)> = m.iter().collect();
+            entries.sort_by(|a, b| a.0.cmp(b.0));
+            serde_json::Value::Object(entries.into_iter().map(|(k, v)| (k.clone(), sorted(v))).collect())
+        }
+        serde_json::Value::Array(a) => serde_json::Value::Array(a.iter().map(sorted).collect()),
+        other => other.clone(),
     }
 }
 

@@ -10,10 +10,15 @@ macro_rules! qs {
 }
 
 const POLICY: &[(&str, &[u8])] = &[
+    ("policies/guardrails.cedar", qs!("policy/policies/guardrails.cedar")),
+    ("policies/requests.cedar", qs!("policy/policies/requests.cedar")),
+    ("policies/runtime.cedar", qs!("policy/policies/runtime.cedar")),
+    ("schema/apps.cedarschema", qs!("policy/schema/apps.cedarschema")),
     ("tenure.toml", qs!("policy/tenure.toml")),
     ("templates/departments.toml", qs!("policy/templates/departments.toml")),
     ("templates/machines.toml", qs!("policy/templates/machines.toml")),
     ("templates/staff.toml", qs!("policy/templates/staff.toml")),
+    ("tests/quickstart.toml", qs!("policy/tests/quickstart.toml")),
 ];
 
 /// The feeds in the order the demo imports them: (source, file name, content).

@@ -25,7 +25,8 @@ fn events_identities_and_errors_over_http() {
         body["errors"],
         serde_json::json!([{ "record": 2, "field": "identity.owner", "message": "a agent identity needs an owner (`source:external_id` of a human)" }])
     );
-    assert_eq!(s.get("/v1/identities"), (200, "[]".into()));
+    let ids: serde_json::Value = serde_json::from_str(&s.get("/v1/identities").1).unwrap();
+    assert_eq!(ids.as_array().unwrap().len(), 1, "only the operator: {ids}");
 
     let (status, body) = s.post("/v1/events", &format!("[{}]", good.join(","))).unwrap();
     assert_eq!(status, 200, "{body}");
@@ -80,7 +81,7 @@ fn the_cli_imports_safely_while_a_server_runs_on_the_same_data_dir() {
         .collect();
     let f = w.file("cli.jsonl", &lines.join("\n"));
     // The server keeps taking events over HTTP while the CLI writes.
-    let base = s.base.clone();
+    let (base, token) = (s.base.clone(), s.token.clone());
     let http = std::thread::spawn(move || {
         let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
         (0..20)
@@ -89,7 +90,12 @@ fn the_cli_imports_safely_while_a_server_runs_on_the_same_data_dir() {
                     "[{}]",
                     event("hr", &format!("h{i}"), "joined", human(&format!("H{i}"), "Other", "finance"))
                 );
-                agent.post(&format!("{base}/v1/events")).send(&body).map(|r| r.status().as_u16()).unwrap_or(0)
+                agent
+                    .post(&format!("{base}/v1/events"))
+                    .header("authorization", &format!("Bearer {token}"))
+                    .send(&body)
+                    .map(|r| r.status().as_u16())
+                    .unwrap_or(0)
             })
             .collect::<Vec<_>>()
     });
@@ -101,10 +107,10 @@ fn the_cli_imports_safely_while_a_server_runs_on_the_same_data_dir() {
     for _ in 0..200 {
         let ids: serde_json::Value = serde_json::from_str(&s.get("/v1/identities").1).unwrap();
         active = ids.as_array().unwrap().iter().filter(|i| i["state"] == "active").count();
-        if active == 220 {
+        if active == 221 {
             break;
         }
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
-    assert_eq!(active, 220);
+    assert_eq!(active, 221, "220 imported and the operator");
 }

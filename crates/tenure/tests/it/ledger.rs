@@ -152,12 +152,27 @@ fn no_secret_reaches_the_database_the_ledger_or_the_logs() {
         }
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
+    let issue = serde_json::json!({ "identity": "hr:E1", "roles": ["auditor"], "description": "scan me" }).to_string();
+    let issued = s.post("/v1/tokens", &issue).unwrap();
+    let s_issue = |_: &World| issued.clone();
     drop(s);
     let exp = w.tmp.path().join("export");
     w.ok(&["audit", "export", exp.to_str().unwrap()]);
     let seed = std::fs::read_to_string(w.data_dir().join("ledger.key")).unwrap();
     let seed = seed.lines().nth(1).unwrap().to_owned();
-    let secrets = [w.slapd.password.clone(), seed];
+    // The operator's API token (issued through the CLI) and one issued over the API.
+    let (status, body) = s_issue(&w);
+    assert_eq!(status, 201, "{body}");
+    let issued: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let api_secret = issued["secret"].as_str().unwrap().to_owned();
+    let op_secret = w.operator_token();
+    let secrets = [w.slapd.password.clone(), seed, op_secret.clone(), api_secret.clone()];
+    // The part after the token id, too (the id itself is public).
+    let secrets: Vec<String> = secrets
+        .iter()
+        .cloned()
+        .chain([op_secret, api_secret].iter().map(|t| t.rsplit('_').next().unwrap().to_owned()))
+        .collect();
     let mut scanned = 0;
     let mut scan = |path: &std::path::Path| {
         let bytes = std::fs::read(path).unwrap();

@@ -117,10 +117,46 @@ pub fn nhi(ext: &str, kind: &str, owner: Option<&str>, expires: &str) -> serde_j
         "owner": owner, "purpose": "runs things", "expires_at": expires })
 }
 
-/// A `tenure serve` child process, killed when dropped.
+/// The operator the servers of these tests are administered by: `hr:OPS`, a person in a
+/// department no template knows (so it only gets the staff groups).
+pub const OPERATOR: &str = "hr:OPS";
+
+impl World {
+    /// A token for `identity` with `roles`, issued by the CLI.
+    pub fn token(&self, identity: &str, roles: &[&str]) -> String {
+        let mut args = vec!["tokens", "issue", "--identity", identity];
+        for r in roles {
+            args.extend(["--role", r]);
+        }
+        self.ok(&args).trim().to_owned()
+    }
+
+    /// The operator (imported on first use) and its token with every role.
+    pub fn operator_token(&self) -> String {
+        let path = self.tmp.path().join("operator.token");
+        if let Ok(t) = std::fs::read_to_string(&path) {
+            return t;
+        }
+        let ops = serde_json::json!({ "external_id": "OPS", "kind": "human", "name": "Operator",
+            "attributes": { "department": "operations", "employment": "employee" } });
+        let f = self.file("operator.jsonl", &event("hr", "ops-1", "joined", ops));
+        self.ok(&["import", "--source", "hr", f.to_str().unwrap()]);
+        // Tokens go to active identities: provision the operator first.
+        self.ok(&["jobs", "run"]);
+        let t = self.token(
+            OPERATOR,
+            &["admin", "auditor", "requester", "authorizer", "source:hr", "source:vendors", "source:service-registry"],
+        );
+        std::fs::write(&path, &t).unwrap();
+        t
+    }
+}
+
+/// A `tenure serve` child process, killed when dropped. Calls carry the operator's token.
 pub struct Server {
     pub child: std::process::Child,
     pub base: String,
+    pub token: String,
     agent: ureq::Agent,
 }
 
@@ -131,6 +167,7 @@ impl Server {
     }
 
     pub fn start_on(w: &World, port: u16, extra: &[&str]) -> Self {
+        let token = w.operator_token();
         let log = std::fs::OpenOptions::new().create(true).append(true).open(w.tmp.path().join("server.log")).unwrap();
         let child = w
             .tenure()
@@ -145,7 +182,7 @@ impl Server {
             .timeout_global(Some(std::time::Duration::from_secs(120)))
             .build()
             .into();
-        let s = Self { child, base: format!("http://127.0.0.1:{port}"), agent };
+        let s = Self { child, base: format!("http://127.0.0.1:{port}"), token, agent };
         for _ in 0..200 {
             if s.get("/healthz").0 == 200 {
                 return s;
@@ -159,7 +196,16 @@ impl Server {
     }
 
     pub fn get(&self, path: &str) -> (u16, String) {
-        match self.agent.get(&format!("{}{path}", self.base)).call() {
+        self.get_as(Some(&self.token), path)
+    }
+
+    /// GET with this token (or none).
+    pub fn get_as(&self, token: Option<&str>, path: &str) -> (u16, String) {
+        let mut req = self.agent.get(&format!("{}{path}", self.base));
+        if let Some(t) = token {
+            req = req.header("authorization", &format!("Bearer {t}"));
+        }
+        match req.call() {
             Ok(mut r) => (r.status().as_u16(), r.body_mut().read_to_string().unwrap_or_default()),
             Err(_) => (0, String::new()),
         }
@@ -167,10 +213,16 @@ impl Server {
 
     /// POST; `Err` when the connection failed (the server is gone).
     pub fn post(&self, path: &str, body: &str) -> Result<(u16, String), String> {
-        self.agent
-            .post(&format!("{}{path}", self.base))
-            .header("content-type", "application/json")
-            .send(body)
+        self.post_as(Some(&self.token), path, body)
+    }
+
+    /// POST with this token (or none).
+    pub fn post_as(&self, token: Option<&str>, path: &str, body: &str) -> Result<(u16, String), String> {
+        let mut req = self.agent.post(&format!("{}{path}", self.base)).header("content-type", "application/json");
+        if let Some(t) = token {
+            req = req.header("authorization", &format!("Bearer {t}"));
+        }
+        req.send(body)
             .map(|mut r| (r.status().as_u16(), r.body_mut().read_to_string().unwrap_or_default()))
             .map_err(|e| e.to_string())
     }
