@@ -79,7 +79,10 @@ pub(crate) fn refusal(approver: &IdentityRow, request: &RequestRow) -> Option<St
         return Some(format!("`{}` is {}; only active people approve", approver.reference, approver.state));
     }
     if approver.id == request.requester_id {
-        return Some(format!("`{}` made request {}; nobody approves their own request", approver.reference, request.id));
+        return Some(format!(
+            "`{}` made request {}; nobody approves their own request",
+            approver.reference, request.id
+        ));
     }
     if approver.id == request.beneficiary_id {
         return Some(format!(
@@ -139,7 +142,9 @@ fn request_view(tx: &dyn ReadTx, r: RequestRow) -> Result<RequestView> {
     let approvals = tx
         .approvals(r.id)?
         .into_iter()
-        .map(|a| Ok(ApprovalView { approver: name(a.approver_id)?, approve: a.approve, reason: a.reason, at: ts(a.at) }))
+        .map(|a| {
+            Ok(ApprovalView { approver: name(a.approver_id)?, approve: a.approve, reason: a.reason, at: ts(a.at) })
+        })
         .collect::<Result<Vec<_>>>()?;
     Ok(RequestView {
         id: r.id,
@@ -247,7 +252,11 @@ impl Engine {
             match req.duration {
                 Some(d) if d > max => Err(invalid(
                     "duration_minutes",
-                    format!("{} minutes is longer than the {what} maximum of {} minutes", d.whole_minutes(), max.whole_minutes()),
+                    format!(
+                        "{} minutes is longer than the {what} maximum of {} minutes",
+                        d.whole_minutes(),
+                        max.whole_minutes()
+                    ),
                 )),
                 _ => Ok(()),
             }
@@ -317,7 +326,10 @@ impl Engine {
             if guard.is_allow() {
                 return Err(invalid(
                     "kind",
-                    format!("no guardrail blocks `{}` for `{}`; make an access request", req.entitlement, beneficiary.reference),
+                    format!(
+                        "no guardrail blocks `{}` for `{}`; make an access request",
+                        req.entitlement, beneficiary.reference
+                    ),
                 ));
             }
             if !guard.errors.is_empty() || guard.policies.is_empty() {
@@ -410,7 +422,8 @@ impl Engine {
         if r.state != RequestState::Pending {
             return Err(EngineError::Conflict(format!("request {request_id} is {}, not pending", r.state)));
         }
-        let subject = tx.identity_by_id(r.beneficiary_id)?.ok_or(EngineError::NotFound(r.beneficiary_id.to_string()))?;
+        let subject =
+            tx.identity_by_id(r.beneficiary_id)?.ok_or(EngineError::NotFound(r.beneficiary_id.to_string()))?;
         if now >= r.decide_by {
             expire_request(tx.as_mut(), &r, &subject.reference.to_string(), policy.version.as_str(), now)?;
             tx.commit()?;
@@ -542,10 +555,15 @@ impl Engine {
             let mut detail = serde_json::Map::new();
             detail.insert(
                 "ended".into(),
-                serde_json::json!(ended.iter().map(|g| serde_json::json!({
-                    "entitlement": g.entitlement, "origin": g.origin, "request": g.request_id,
-                    "expired_at": g.expires_at.map(ts),
-                })).collect::<Vec<_>>()),
+                serde_json::json!(
+                    ended
+                        .iter()
+                        .map(|g| serde_json::json!({
+                            "entitlement": g.entitlement, "origin": g.origin, "request": g.request_id,
+                            "expired_at": g.expires_at.map(ts),
+                        }))
+                        .collect::<Vec<_>>()
+                ),
             );
             change.describe(&mut detail);
             audit(tx.as_mut(), now, ACTOR_ENGINE, "grant.expired", &subject, version, detail.into())?;
@@ -555,8 +573,7 @@ impl Engine {
         if !overdue.is_empty() {
             let mut tx = self.store.write()?;
             for r in overdue {
-                let subject =
-                    tx.identity_by_id(r.beneficiary_id)?.map(|i| i.reference.to_string()).unwrap_or_default();
+                let subject = tx.identity_by_id(r.beneficiary_id)?.map(|i| i.reference.to_string()).unwrap_or_default();
                 if expire_request(tx.as_mut(), &r, &subject, version, now)? {
                     out.requests.push(r.id);
                 }

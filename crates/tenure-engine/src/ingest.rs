@@ -292,7 +292,13 @@ fn apply(
                 EventType::Left => {
                     let from = row.state;
                     let change = workflow::leave(tx, &row, now).map_err(workflow_bad)?;
-                    crate::access::end_requests_of(tx, row.id, &row.reference.to_string(), policy.version.as_str(), now)?;
+                    crate::access::end_requests_of(
+                        tx,
+                        row.id,
+                        &row.reference.to_string(),
+                        policy.version.as_str(),
+                        now,
+                    )?;
                     audit_action = "identity.left";
                     let to = if change.is_empty() { LifecycleState::Closed } else { LifecycleState::Leaving };
                     detail.insert("state".into(), serde_json::json!({ "from": from, "to": to }));

@@ -17,6 +17,8 @@ pub mod worker;
 mod workflow;
 
 #[cfg(test)]
+mod access_tests;
+#[cfg(test)]
 mod tests;
 
 pub use ingest::Event;

@@ -101,7 +101,10 @@ impl Engine {
         }
         let human_only = [RoleName::Admin, RoleName::Approver];
         if !who.kind.is_human() && parsed.iter().any(|p| human_only.iter().any(|h| p == &Role::Named(*h))) {
-            return Err(invalid("roles", format!("`{identity}` is a {}; only people are admins or approvers", who.kind)));
+            return Err(invalid(
+                "roles",
+                format!("`{identity}` is a {}; only people are admins or approvers", who.kind),
+            ));
         }
         let mut rng = rand::rng();
         let mut id = [0u8; 8];

@@ -38,6 +38,7 @@ string_enum! {
         /// The beneficiary's manager (its `manager` attribute).
         Manager => "manager",
         /// The owner of the system the entitlement lives in.
+        #[serde(rename = "system-owner")]
         SystemOwner => "system-owner",
         /// A member of the policy's security approvers.
         Security => "security",
@@ -93,6 +94,13 @@ impl std::str::FromStr for Role {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn approver_roles_serialize_as_their_names() {
+        for r in ApproverRole::ALL {
+            assert_eq!(serde_json::to_value(r).unwrap(), r.as_str());
+        }
+    }
 
     #[test]
     fn roles_round_trip() {

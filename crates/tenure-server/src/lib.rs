@@ -368,7 +368,13 @@ async fn show_request(
     Ok(Json(view))
 }
 
-async fn answer(s: AppState, caller: Caller, id: i64, raw: Bytes, approve: bool) -> Result<Json<RequestView>, ApiError> {
+async fn answer(
+    s: AppState,
+    caller: Caller,
+    id: i64,
+    raw: Bytes,
+    approve: bool,
+) -> Result<Json<RequestView>, ApiError> {
     let w: AnswerWire = json_body(&raw)?;
     let engine = s.engine.clone();
     let view = blocking(move || engine.answer(&caller.identity, id, approve, &w.reason)).await?;
@@ -400,8 +406,7 @@ async fn authorize(
     raw: Bytes,
 ) -> Result<Json<Decision>, ApiError> {
     let w: AuthorizeWire = json_body(&raw)?;
-    let resource: ResourceSpec =
-        serde_json::from_value(w.resource).map_err(|e| invalid("resource", e.to_string()))?;
+    let resource: ResourceSpec = serde_json::from_value(w.resource).map_err(|e| invalid("resource", e.to_string()))?;
     let q = Question { principal: w.principal, action: w.action, resource, context: w.context };
     let engine = s.engine.clone();
     Ok(Json(blocking(move || engine.authorize(&q, &caller.identity.to_string())).await?))

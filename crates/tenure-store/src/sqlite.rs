@@ -13,7 +13,8 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 /// Schema migrations, applied in order; `PRAGMA user_version` is how many ran.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE events (
     source      TEXT NOT NULL,
     event_id    TEXT NOT NULL,
@@ -120,7 +121,8 @@ CREATE TABLE policy_deployments (
     version     TEXT NOT NULL,
     deployed_at TEXT NOT NULL
 );
-"#, r#"
+"#,
+    r#"
 ALTER TABLE grants ADD COLUMN expires_at TEXT;
 ALTER TABLE grants ADD COLUMN request_id INTEGER;
 CREATE INDEX grants_expiry ON grants(expires_at) WHERE expires_at IS NOT NULL;
@@ -177,7 +179,8 @@ CREATE TABLE findings (
 );
 -- INVARIANT: at most one open finding per (identity, kind, entitlement).
 CREATE UNIQUE INDEX findings_open ON findings(identity_id, kind, entitlement) WHERE resolved_at IS NULL;
-"#];
+"#,
+];
 
 /// The SQLite backend.
 pub struct SqliteStore {
@@ -365,7 +368,8 @@ fn grant_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<GrantRow> {
     })
 }
 
-const REQUEST_COLS: &str = "id, kind, requester_id, beneficiary_id, entitlement, intent, duration_secs, state, decision,
+const REQUEST_COLS: &str =
+    "id, kind, requester_id, beneficiary_id, entitlement, intent, duration_secs, state, decision,
     waives, policy_version, created_at, decide_by, decided_at";
 
 fn json_col<T: serde::de::DeserializeOwned>(s: &str) -> rusqlite::Result<T> {

@@ -188,7 +188,13 @@ pub fn tokens(g: &Global, cmd: TokensCommand) -> anyhow::Result<ExitCode> {
                     match out {
                         Some(path) => {
                             write_secret(&path, &t.secret)?;
-                            eprintln!("token {} for {} ({}) written to {}", t.token.id, identity, t.token.roles.join(", "), path.display());
+                            eprintln!(
+                                "token {} for {} ({}) written to {}",
+                                t.token.id,
+                                identity,
+                                t.token.roles.join(", "),
+                                path.display()
+                            );
                         }
                         None => {
                             eprintln!(
@@ -215,7 +221,8 @@ pub fn tokens(g: &Global, cmd: TokensCommand) -> anyhow::Result<ExitCode> {
                 .list_tokens()?
                 .into_iter()
                 .map(|t| {
-                    let state = if t.revoked_at.is_some() { "revoked".to_owned() } else { format!("until {}", t.expires_at) };
+                    let state =
+                        if t.revoked_at.is_some() { "revoked".to_owned() } else { format!("until {}", t.expires_at) };
                     vec![t.id, t.identity, t.roles.join(","), state, t.description]
                 })
                 .collect();
@@ -288,7 +295,14 @@ pub fn findings(g: &Global, all: bool, output: Output) -> anyhow::Result<ExitCod
             .into_iter()
             .map(|f| {
                 let by = f.detail.get("policies").map(|p| p.to_string()).unwrap_or_default();
-                vec![f.id.to_string(), f.kind, f.identity, f.entitlement, by, f.resolved_at.unwrap_or_else(|| "open".into())]
+                vec![
+                    f.id.to_string(),
+                    f.kind,
+                    f.identity,
+                    f.entitlement,
+                    by,
+                    f.resolved_at.unwrap_or_else(|| "open".into()),
+                ]
             })
             .collect();
         print!("{}", table::render(&["ID", "KIND", "IDENTITY", "ENTITLEMENT", "BY", "STATE"], &rows));
