@@ -222,7 +222,7 @@ fn refusals_are_clear() {
     assert!(e.identity_detail("hr:E1").unwrap().identity.grants.iter().any(|g| g.entitlement == "dir/admin"));
 
     // Undecided requests expire by the clock, and nothing is answered after.
-    let mut f = |ent: &str| {
+    let f = |ent: &str| {
         e.request(
             &Actor { reference: r("hr:E1"), admin: false },
             &AccessRequest {
