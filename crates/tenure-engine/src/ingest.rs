@@ -122,8 +122,7 @@ impl Engine {
     ) -> Result<IngestReport> {
         let now = self.clock.now();
         let mut tx = self.store.write()?;
-        let stored = tx.current_policy()?.ok_or(EngineError::NoPolicy)?;
-        let policy = self.bundle(stored)?;
+        let policy = self.policy_in(&*tx)?;
         let mut errors = Vec::new();
         let mut accepted = 0;
         let mut duplicates = 0;

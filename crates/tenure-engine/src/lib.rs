@@ -115,8 +115,16 @@ impl Engine {
 
     /// The policy currently deployed.
     pub fn current_policy(&self) -> Result<Arc<Bundle>> {
-        let stored = self.store.read()?.current_policy()?.ok_or(EngineError::NoPolicy)?;
-        self.bundle(stored)
+        self.policy_in(self.store.read()?.as_ref())
+    }
+
+    /// The policy current in `tx` (its files are read only when the version is not cached).
+    pub(crate) fn policy_in(&self, tx: &dyn tenure_store::ReadTx) -> Result<Arc<Bundle>> {
+        let version = tx.current_policy_version()?.ok_or(EngineError::NoPolicy)?;
+        if let Some(b) = self.policies.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get(&version) {
+            return Ok(b.clone());
+        }
+        self.bundle(tx.current_policy()?.ok_or(EngineError::NoPolicy)?)
     }
 
     pub fn has_policy(&self) -> Result<bool> {

@@ -171,9 +171,9 @@ impl Workers {
                 let account = tx.accounts(identity_id)?.into_iter().find(|a| a.system == system);
                 let grants: Vec<GrantRow> =
                     tx.grants(identity_id)?.into_iter().filter(|g| g.system == system).collect();
-                let stored = tx.current_policy()?.ok_or(EngineError::NoPolicy)?;
+                let policy = e.policy_in(tx.as_ref())?;
                 drop(tx);
-                Ok(Snapshot { identity, account, grants, policy: e.bundle(stored)? })
+                Ok(Snapshot { identity, account, grants, policy })
             })
             .await?;
         let result = match self.systems_for(&snap.policy).await.get(&job.system) {

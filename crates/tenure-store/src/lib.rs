@@ -59,6 +59,8 @@ pub trait ReadTx {
     fn event_digest(&self, source: &str, event_id: &str) -> Result<Option<String>>;
     fn event_count(&self) -> Result<i64>;
     fn current_policy(&self) -> Result<Option<StoredPolicy>>;
+    /// The current policy's version alone (cheap; for cache lookups).
+    fn current_policy_version(&self) -> Result<Option<String>>;
     fn job_counts(&self) -> Result<BTreeMap<String, i64>>;
     fn jobs(&self, state: Option<JobState>) -> Result<Vec<JobRow>>;
     /// Wanted grants whose time is up at `now`.

@@ -598,10 +598,13 @@ fn q_event_digest(c: &Connection, source: &str, event_id: &str) -> Result<Option
     Ok(st.query_row(params![source, event_id], |r| r.get(0)).optional()?)
 }
 
+fn q_current_version(c: &Connection) -> Result<Option<String>> {
+    let mut st = c.prepare_cached("SELECT version FROM policy_deployments ORDER BY seq DESC LIMIT 1")?;
+    Ok(st.query_row([], |r| r.get(0)).optional()?)
+}
+
 fn q_current_policy(c: &Connection) -> Result<Option<StoredPolicy>> {
-    let version: Option<String> =
-        c.query_row("SELECT version FROM policy_deployments ORDER BY seq DESC LIMIT 1", [], |r| r.get(0)).optional()?;
-    let Some(version) = version else { return Ok(None) };
+    let Some(version) = q_current_version(c)? else { return Ok(None) };
     let mut st = c.prepare_cached("SELECT path, content FROM policy_files WHERE version = ?1")?;
     let files = st
         .query_map([&version], |r| Ok((r.get::<_, String>(0)?, r.get::<_, Vec<u8>>(1)?)))?
@@ -697,6 +700,10 @@ macro_rules! impl_reads {
             fn event_count(&self) -> Result<i64> {
                 let $c = self;
                 q_count($conn, "events")
+            }
+            fn current_policy_version(&self) -> Result<Option<String>> {
+                let $c = self;
+                q_current_version($conn)
             }
             fn current_policy(&self) -> Result<Option<StoredPolicy>> {
                 let $c = self;

@@ -1,0 +1,224 @@
+//! Runtime authorization throughput, in one run:
+//! 1. Cedar's `is_authorized` called directly on the exact request, entities and policies tenure
+//!    evaluates (the baseline);
+//! 2. `Engine::decide`: tenure's path without logging (identity and grants read from SQLite,
+//!    entities built, Cedar evaluated);
+//! 3. `Engine::authorize`: the same, plus the decision durably in the ledger, from 1 and from 16
+//!    threads (decisions are group-committed);
+//! 4. `POST /v1/authorize` on loopback against `tenure serve` (bearer token checked, decision
+//!    logged), from 16 client threads: decisions/s and p50/p99 latency.
+//!
+//! `cargo bench -p tenure --bench authorize` (TENURE_BENCH_SECS per measurement, default 3).
+
+// Benchmark code: a failure should stop the run loudly.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::disallowed_methods)]
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tenure_engine::authz::{Question, ResourceSpec};
+use tenure_engine::{Engine, ingest, parse};
+use tenure_model::{LifecycleState, SystemClock};
+use tenure_policy::{AuthzFacts, Bundle, Subject};
+use tenure_store::SqliteStore;
+
+#[path = "../src/quickstart.rs"]
+#[allow(dead_code)]
+mod quickstart;
+
+fn secs() -> Duration {
+    Duration::from_secs(std::env::var("TENURE_BENCH_SECS").ok().and_then(|v| v.parse().ok()).unwrap_or(3))
+}
+
+/// Run `f` repeatedly for the measurement time; calls per second.
+fn rate(mut f: impl FnMut()) -> f64 {
+    let d = secs();
+    let t = Instant::now();
+    let mut n = 0u64;
+    while t.elapsed() < d {
+        for _ in 0..64 {
+            f();
+        }
+        n += 64;
+    }
+    n as f64 / t.elapsed().as_secs_f64()
+}
+
+fn question() -> Question {
+    Question {
+        principal: "service-registry:wl-deployer".into(),
+        action: "deploy".into(),
+        resource: ResourceSpec {
+            kind: "Tenure::Resource".into(),
+            id: "payments-api".into(),
+            attributes: Default::default(),
+            tags: Default::default(),
+        },
+        context: serde_json::json!({ "intent": "release", "environment": "prod" }),
+    }
+}
+
+fn main() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let engine = Arc::new(Engine::new(Arc::new(SqliteStore::open(&data).unwrap()), Arc::new(SystemClock)));
+    let bundle = Bundle::load(quickstart::policy_files()).unwrap();
+    engine.deploy(&bundle, "bench").unwrap();
+    for (source, name, content) in quickstart::FEEDS {
+        let text = std::str::from_utf8(content).unwrap();
+        let records = if name.ends_with(".csv") { parse::csv(text) } else { parse::json_lines(text) }.unwrap();
+        engine.ingest(&ingest::events_from_wire(records).unwrap(), source).unwrap();
+    }
+    // No directory here: mark everyone active as provisioning would, and drop the sync jobs.
+    {
+        let mut tx = engine.store().write().unwrap();
+        for i in tx.identities().unwrap() {
+            tx.set_identity_state(i.id, LifecycleState::Active, engine.clock().now()).unwrap();
+        }
+        tx.commit().unwrap();
+        rusqlite::Connection::open(data.join("tenure.db")).unwrap().execute("DELETE FROM jobs", []).unwrap();
+    }
+    let q = question();
+    let d = engine.decide(&q).unwrap();
+    assert!(d.is_allow(), "{d:?}");
+
+    // 1. Raw Cedar on exactly what tenure evaluates.
+    let tx = engine.store().read().unwrap();
+    let row = tx.identity(&q.principal.parse().unwrap()).unwrap().unwrap();
+    let holding =
+        tx.grants(row.id).unwrap().into_iter().filter(|g| g.state.is_wanted()).map(|g| g.entitlement).collect();
+    let owner = row.owner.as_ref().map(ToString::to_string);
+    let reference = row.reference.to_string();
+    drop(tx);
+    let subject = Subject {
+        reference: &reference,
+        kind: row.kind,
+        source: row.reference.source(),
+        state: row.state,
+        name: &row.name,
+        attributes: &row.attributes,
+        owner: owner.as_deref(),
+        purpose: row.purpose.as_deref(),
+        holding: &holding,
+    };
+    let facts = AuthzFacts {
+        principal: subject,
+        related: vec![],
+        action: &q.action,
+        resource: &q.resource,
+        context: &q.context,
+    };
+    let (request, entities) = bundle.rules.authorize_inputs(&facts, "manager").unwrap();
+    let authorizer = cedar_policy::Authorizer::new();
+    let policies = bundle.rules.policy_set();
+    assert_eq!(authorizer.is_authorized(&request, policies, &entities).decision(), cedar_policy::Decision::Allow);
+    let raw = rate(|| {
+        std::hint::black_box(authorizer.is_authorized(&request, policies, &entities));
+    });
+
+    // 2. and 3. Tenure in-process.
+    let decide = rate(|| {
+        std::hint::black_box(engine.decide(&q).unwrap());
+    });
+    let logged_1 = rate(|| {
+        std::hint::black_box(engine.authorize(&q, "bench").unwrap());
+    });
+    let threads = 16;
+    let logged_n = {
+        let d = secs();
+        let t = Instant::now();
+        let counts: Vec<u64> = std::thread::scope(|s| {
+            let hs: Vec<_> = (0..threads)
+                .map(|_| {
+                    let (engine, q) = (engine.clone(), q.clone());
+                    s.spawn(move || {
+                        let mut n = 0;
+                        while t.elapsed() < d {
+                            engine.authorize(&q, "bench").unwrap();
+                            n += 1;
+                        }
+                        n
+                    })
+                })
+                .collect();
+            hs.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        counts.iter().sum::<u64>() as f64 / t.elapsed().as_secs_f64()
+    };
+
+    println!("authorize benchmark: quickstart policy ({} Cedar policies), 56 identities", policies.policies().count());
+    println!("{:<58} {:>12} {:>9}", "", "decisions/s", "vs raw");
+    let line = |what: &str, r: f64| println!("{what:<58} {r:>12.0} {:>8.1}x", raw / r);
+    line("Cedar is_authorized, direct (baseline)", raw);
+    line("tenure decide (store read + entities + Cedar), no log", decide);
+    line("tenure authorize, logged durably, 1 thread", logged_1);
+    line(&format!("tenure authorize, logged durably, {threads} threads"), logged_n);
+
+    // 4. HTTP on loopback.
+    let token = engine
+        .issue_token("hr:E1000", &["admin".into(), "authorizer".into()], time::Duration::days(1), "bench", "bench")
+        .unwrap()
+        .secret;
+    drop(engine);
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let mut server = std::process::Command::new(env!("CARGO_BIN_EXE_tenure"))
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+        .env("TENURE_DATA_DIR", &data)
+        .env_remove("TENURE_POLICY")
+        .env("TENURE_LOG", "error")
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let base = format!("http://127.0.0.1:{port}");
+    let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
+    for _ in 0..200 {
+        if agent.get(&format!("{base}/healthz")).call().is_ok() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let body = serde_json::json!({
+        "principal": q.principal, "action": q.action, "resource": { "id": "payments-api" }, "context": q.context,
+    })
+    .to_string();
+    let d = secs();
+    let t = Instant::now();
+    let mut latencies: Vec<Duration> = std::thread::scope(|s| {
+        let hs: Vec<_> = (0..threads)
+            .map(|_| {
+                let (base, body, token) = (base.clone(), body.clone(), token.clone());
+                s.spawn(move || {
+                    let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
+                    let mut lat = Vec::new();
+                    while t.elapsed() < d {
+                        let start = Instant::now();
+                        let r = agent
+                            .post(&format!("{base}/v1/authorize"))
+                            .header("authorization", &format!("Bearer {token}"))
+                            .header("content-type", "application/json")
+                            .send(&body)
+                            .unwrap();
+                        assert_eq!(r.status().as_u16(), 200);
+                        lat.push(start.elapsed());
+                    }
+                    lat
+                })
+            })
+            .collect();
+        hs.into_iter().flat_map(|h| h.join().unwrap()).collect()
+    });
+    let elapsed = t.elapsed();
+    let _ = server.kill();
+    let _ = server.wait();
+    latencies.sort();
+    let pct = |p: f64| latencies[((latencies.len() as f64 * p) as usize).min(latencies.len() - 1)];
+    let http = latencies.len() as f64 / elapsed.as_secs_f64();
+    println!(
+        "{:<58} {:>12.0} {:>8.1}x   p50 {:.2} ms, p99 {:.2} ms",
+        format!("POST /v1/authorize over loopback HTTP, {threads} clients, logged"),
+        http,
+        raw / http,
+        pct(0.50).as_secs_f64() * 1e3,
+        pct(0.99).as_secs_f64() * 1e3
+    );
+    println!("\nvs raw = Cedar's direct decisions/s ÷ this row's decisions/s");
+}
