@@ -494,15 +494,15 @@ impl Bundle {
         let holding: BTreeSet<String> = candidate.keys().cloned().collect();
         let whole = Subject { holding: &holding, ..subject.clone() };
         let mut out = Desired::default();
-        for (ent, origin) in candidate {
-            let d =
-                self.rules.hold(&whole, &ent, origin.as_str(), &self.access.manager_attribute, self.version.as_str());
+        let items: Vec<(&str, &str)> = candidate.iter().map(|(e, o)| (e.as_str(), o.as_str())).collect();
+        let decisions = self.rules.hold_all(&whole, &items, &self.access.manager_attribute, self.version.as_str());
+        for ((ent, origin), d) in candidate.iter().zip(decisions) {
             let waived_all =
                 d.errors.is_empty() && !d.policies.is_empty() && d.policies.iter().all(|p| waived.contains(p.as_str()));
             if d.is_allow() || waived_all {
-                out.grants.insert(ent, origin);
+                out.grants.insert(ent.clone(), *origin);
             } else {
-                out.blocked.insert(ent, d);
+                out.blocked.insert(ent.clone(), d);
             }
         }
         out

@@ -214,6 +214,12 @@ pub struct AuthzInputError {
     pub message: String,
 }
 
+#[derive(Debug, Clone)]
+struct Types {
+    identity: EntityTypeName,
+    entitlement: EntityTypeName,
+}
+
 /// An entitlement's facts for the entity store.
 pub(crate) struct EntitlementFacts<'a> {
     pub id: &'a str,
@@ -228,11 +234,17 @@ pub(crate) struct EntitlementFacts<'a> {
 pub struct Rules {
     schema: Schema,
     policies: PolicySet,
+    /// The policies that can apply to `hold` and to `request` (the rest cannot match those
+    /// actions, so evaluating them would only cost time).
+    hold_policies: PolicySet,
+    request_policies: PolicySet,
     /// Entitlement and system entities of the catalog, by entitlement id.
     catalog: HashMap<String, (Entity, Entity)>,
     /// One entity per system of the catalog.
     systems: Vec<Entity>,
     environments: HashMap<String, String>,
+    /// Entity type names, parsed once.
+    types: Types,
     /// Each policy's approval obligation (permit rules of `request` only).
     obligations: HashMap<String, Requirement>,
     reasons: HashMap<String, String>,
@@ -387,7 +399,28 @@ impl Rules {
         }
         let mut systems: Vec<Entity> = catalog.values().map(|(_, sys)| sys.clone()).collect();
         dedup_entities(&mut systems);
-        Some(Self { schema, policies, catalog, systems, environments, obligations, reasons })
+        let types =
+            match (EntityTypeName::from_str("Tenure::Identity"), EntityTypeName::from_str("Tenure::Entitlement")) {
+                (Ok(identity), Ok(entitlement)) => Types { identity, entitlement },
+                _ => {
+                    problems.push(problem("(built-in schema)", "", "cannot name tenure's entity types"));
+                    return None;
+                }
+            };
+        let hold_policies = applying_to(&policies, &schema, "hold");
+        let request_policies = applying_to(&policies, &schema, "request");
+        Some(Self {
+            schema,
+            policies,
+            hold_policies,
+            request_policies,
+            types,
+            catalog,
+            systems,
+            environments,
+            obligations,
+            reasons,
+        })
     }
 
     fn subject_entity(&self, subj: &Subject<'_>, manager: Option<&str>) -> Result<Entity, String> {
@@ -407,9 +440,13 @@ impl Rules {
         if let Some(p) = subj.purpose {
             attrs.push(("purpose".into(), lit(p)));
         }
-        let parents = subj.holding.iter().map(|e| uid("Tenure::Entitlement", e)).collect::<Result<Vec<_>, _>>()?;
+        let parents = subj
+            .holding
+            .iter()
+            .map(|e| EntityUid::from_type_name_and_id(self.types.entitlement.clone(), EntityId::new(e)));
         let tags = subj.attributes.iter().map(|(k, v)| (k.clone(), lit(v)));
-        Entity::new_with_tags(uid("Tenure::Identity", subj.reference)?, attrs, parents, tags).map_err(|e| e.to_string())
+        let me = EntityUid::from_type_name_and_id(self.types.identity.clone(), EntityId::new(subj.reference));
+        Entity::new_with_tags(me, attrs, parents, tags).map_err(|e| e.to_string())
     }
 
     /// The entities of a question: the identities given (a manager reference is kept only when
@@ -448,8 +485,8 @@ impl Rules {
         holding.into_iter().filter_map(|e| self.environments.get(e)).filter(|e| !e.is_empty()).cloned().collect()
     }
 
-    fn evaluate(&self, request: &Request, entities: &Entities, version: &str) -> Decision {
-        let response = Authorizer::new().is_authorized(request, &self.policies, entities);
+    fn evaluate(&self, set: &PolicySet, request: &Request, entities: &Entities, version: &str) -> Decision {
+        let response = Authorizer::new().is_authorized(request, set, entities);
         let policies: Vec<String> = response.diagnostics().reason().map(ToString::to_string).collect();
         let errors: Vec<String> = response.diagnostics().errors().map(ToString::to_string).collect();
         let reasons = policies.iter().filter_map(|p| self.reasons.get(p).cloned()).collect();
@@ -481,31 +518,65 @@ impl Rules {
         manager_attribute: &str,
         version: &str,
     ) -> Decision {
-        let run = || -> Result<Decision, String> {
-            let holding = subject
+        self.hold_all(subject, &[(entitlement, origin)], manager_attribute, version)
+            .pop()
+            .unwrap_or_else(|| Self::error_decision(version, "no decision".into()))
+    }
+
+    /// [`Rules::hold`] for several entitlements of one subject (whose `holding` includes them
+    /// all), sharing the entity store and the context's sets between the evaluations.
+    pub(crate) fn hold_all(
+        &self,
+        subject: &Subject<'_>,
+        items: &[(&str, &str)],
+        manager_attribute: &str,
+        version: &str,
+    ) -> Vec<Decision> {
+        let shared = || -> Result<_, String> {
+            let holding: Vec<RestrictedExpression> = subject
                 .holding
                 .iter()
-                .map(|e| uid("Tenure::Entitlement", e).map(RestrictedExpression::new_entity_uid))
-                .collect::<Result<Vec<_>, _>>()?;
+                .map(|e| {
+                    RestrictedExpression::new_entity_uid(EntityUid::from_type_name_and_id(
+                        self.types.entitlement.clone(),
+                        EntityId::new(e),
+                    ))
+                })
+                .collect();
             let envs = self.environments_of(subject.holding).into_iter().map(|e| lit(&e)).collect::<Vec<_>>();
-            let context = Context::from_pairs([
-                ("origin".to_owned(), lit(origin)),
-                ("holding".to_owned(), RestrictedExpression::new_set(holding)),
-                ("environments".to_owned(), RestrictedExpression::new_set(envs)),
-            ])
-            .map_err(|e| e.to_string())?;
-            let request = Request::new(
-                uid("Tenure::Identity", subject.reference)?,
-                uid("Tenure::Action", "hold")?,
-                uid("Tenure::Entitlement", entitlement)?,
-                context,
-                None,
-            )
-            .map_err(|e| e.to_string())?;
             let entities = self.entities([subject], manager_attribute, vec![])?;
-            Ok(self.evaluate(&request, &entities, version))
+            let principal = uid("Tenure::Identity", subject.reference)?;
+            let action = uid("Tenure::Action", "hold")?;
+            Ok((holding, envs, entities, principal, action))
         };
-        run().unwrap_or_else(|e| Self::error_decision(version, e))
+        let (holding, envs, entities, principal, action) = match shared() {
+            Ok(s) => s,
+            Err(e) => return items.iter().map(|_| Self::error_decision(version, e.clone())).collect(),
+        };
+        // One context per distinct origin (usually all birthright).
+        let mut contexts: HashMap<&str, Result<Context, String>> = HashMap::new();
+        items
+            .iter()
+            .map(|(entitlement, origin)| {
+                let context = contexts.entry(origin).or_insert_with(|| {
+                    Context::from_pairs([
+                        ("origin".to_owned(), lit(origin)),
+                        ("holding".to_owned(), RestrictedExpression::new_set(holding.clone())),
+                        ("environments".to_owned(), RestrictedExpression::new_set(envs.clone())),
+                    ])
+                    .map_err(|e| e.to_string())
+                });
+                let run = || -> Result<Decision, String> {
+                    let context = context.clone()?;
+                    let resource =
+                        EntityUid::from_type_name_and_id(self.types.entitlement.clone(), EntityId::new(entitlement));
+                    let request = Request::new(principal.clone(), action.clone(), resource, context, None)
+                        .map_err(|e| e.to_string())?;
+                    Ok(self.evaluate(&self.hold_policies, &request, &entities, version))
+                };
+                run().unwrap_or_else(|e| Self::error_decision(version, e))
+            })
+            .collect()
     }
 
     /// What a request needs: deny, allow, or the approvals of the permit rules that allowed it.
@@ -540,7 +611,7 @@ impl Rules {
             .map_err(|e| e.to_string())?;
             let subjects = std::iter::once(&q.beneficiary).chain(std::iter::once(&q.requester)).chain(q.related.iter());
             let entities = self.entities(subjects, manager_attribute, vec![])?;
-            let mut d = self.evaluate(&request, &entities, version);
+            let mut d = self.evaluate(&self.request_policies, &request, &entities, version);
             if d.decision == Verdict::Allow {
                 let mut need = Requirement::none();
                 for p in &d.policies {
@@ -577,7 +648,7 @@ impl Rules {
                 format!("`{}` is {}; only active identities are authorized", q.principal.reference, q.principal.state),
             ));
         }
-        Ok(self.evaluate(&request, &entities, version))
+        Ok(self.evaluate(&self.policies, &request, &entities, version))
     }
 
     /// The Cedar request and entity store of a runtime authorization question: what
@@ -654,6 +725,27 @@ impl Rules {
     pub fn policy_ids(&self) -> Vec<String> {
         self.policies.policies().map(|p| p.id().to_string()).collect()
     }
+}
+
+/// The policies whose action scope can match `Tenure::Action::"name"`: unconstrained ones,
+/// those naming it, and those naming an action group (which might contain it).
+fn applying_to(all: &PolicySet, schema: &Schema, name: &str) -> PolicySet {
+    let Ok(action) = uid("Tenure::Action", name) else { return all.clone() };
+    let groups: BTreeSet<String> = schema.action_groups().map(ToString::to_string).collect();
+    let mut out = PolicySet::new();
+    for p in all.policies() {
+        let applies = match p.action_constraint() {
+            cedar_policy::ActionConstraint::Any => true,
+            cedar_policy::ActionConstraint::Eq(a) => a == action,
+            cedar_policy::ActionConstraint::In(list) => {
+                list.iter().any(|a| a == &action || groups.contains(&a.to_string()))
+            }
+        };
+        if applies && out.add(p.clone()).is_err() {
+            return all.clone();
+        }
+    }
+    out
 }
 
 fn dedup_entities(all: &mut Vec<Entity>) {
