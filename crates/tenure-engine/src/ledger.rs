@@ -206,6 +206,8 @@ impl Engine {
                 | "identity.recomputed"
                 | "identity.activated"
                 | "identity.closed"
+                | "request.granted"
+                | "grant.expired"
                 | "system.synced" => {
                     let r = world.entry(e.subject.clone()).or_default();
                     if let Some(s) = state_to {

@@ -168,31 +168,11 @@ pub(crate) fn apply_desired(
                     && *origin == GrantOrigin::Birthright
                     && g.origin != GrantOrigin::Birthright.as_str() =>
             {
-                tx.put_grant(&NewGrant {
-                    identity_id: identity.id,
-                    entitlement: ent,
-                    system: &g.system,
-                    state: g.state,
-                    origin: GrantOrigin::Birthright.as_str(),
-                    policy_version: version,
-                    at: now,
-                    expires_at: None,
-                    request_id: None,
-                })?;
+                put_birthright(tx, identity.id, ent, &g.system, g.state, version, now)?;
             }
             Some(g) if g.state.is_wanted() => {}
             _ if *origin == GrantOrigin::Birthright => {
-                tx.put_grant(&NewGrant {
-                    identity_id: identity.id,
-                    entitlement: ent,
-                    system: &def.system,
-                    state: GrantState::Desired,
-                    origin: GrantOrigin::Birthright.as_str(),
-                    policy_version: version,
-                    at: now,
-                    expires_at: None,
-                    request_id: None,
-                })?;
+                put_birthright(tx, identity.id, ent, &def.system, GrantState::Desired, version, now)?;
                 change.added.insert(ent.clone());
                 change.systems.insert(def.system.clone());
             }
@@ -228,6 +208,28 @@ pub(crate) fn apply_desired(
     accounts_follow(tx, policy, identity, &wanted_systems, &mut change, now)?;
     enqueue(tx, identity.id, &change.systems, now)?;
     Ok(change)
+}
+
+fn put_birthright(
+    tx: &mut dyn WriteTx,
+    identity_id: i64,
+    entitlement: &str,
+    system: &str,
+    state: GrantState,
+    version: &str,
+    now: OffsetDateTime,
+) -> Result<(), StoreError> {
+    tx.put_grant(&NewGrant {
+        identity_id,
+        entitlement,
+        system,
+        state,
+        origin: GrantOrigin::Birthright.as_str(),
+        policy_version: version,
+        at: now,
+        expires_at: None,
+        request_id: None,
+    })
 }
 
 /// Mark a grant `revoking`, keeping where it came from.

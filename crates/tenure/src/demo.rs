@@ -1,7 +1,8 @@
 //! `tenure demo`: the quickstart end to end on a throwaway data dir and a throwaway slapd.
 //! Joiners, then a mover, an ownership transfer, a renewal and leavers; after each step it
 //! prints what the directory holds, read back from LDAP (not from tenure's tables), and checks
-//! it. Exits non-zero if any check failed.
+//! it. Then policy: a guardrail, a privileged request with two approvers, a JIT elevation and
+//! runtime authorization. Exits non-zero if any check failed.
 
 use crate::{cli, quickstart, table};
 use anyhow::Context;
@@ -12,9 +13,12 @@ use std::time::Instant;
 use tenure_connectors::Connector;
 use tenure_connectors::ldap::LdapConnector;
 use tenure_connectors::local_slapd::LocalSlapd;
+use tenure_engine::access::{AccessRequest, Actor};
+use tenure_engine::authz::{Question, ResourceSpec};
 use tenure_engine::systems::Lookup;
 use tenure_engine::worker::{WorkerConfig, Workers};
 use tenure_engine::{Engine, Format, ingest, parse};
+use tenure_model::RequestKind;
 use tenure_policy::Bundle;
 
 const SYSTEM: &str = "corp-directory";
@@ -142,6 +146,8 @@ pub async fn run() -> anyhow::Result<ExitCode> {
         );
     }
 
+    policy(&engine, &bundle, &workers, &ldap, &mut checks).await?;
+
     let total = checks.passed + checks.failed.len();
     if checks.failed.is_empty() {
         println!("\nall {total} checks passed");
@@ -150,6 +156,106 @@ pub async fn run() -> anyhow::Result<ExitCode> {
         println!("\n{} of {total} checks FAILED", checks.failed.len());
         Ok(ExitCode::FAILURE)
     }
+}
+
+/// Step 3, policy: the bundle's own tests, a guardrail, a privileged request and its two
+/// approvers, a JIT elevation and runtime authorization.
+async fn policy(
+    engine: &Engine,
+    bundle: &Bundle,
+    workers: &Workers,
+    ldap: &LdapConnector,
+    checks: &mut Checks,
+) -> anyhow::Result<()> {
+    println!("\n== 3. policy: guardrails, approvals with separation of duties, JIT, runtime authorization ==");
+    let cases = tenure_policy::cases::run(bundle).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let passed = cases.iter().filter(|c| c.passed()).count();
+    println!("  the bundle's own test cases: {passed} of {} pass", cases.len());
+    checks.check(passed == cases.len(), "the bundle's test cases pass");
+
+    let actor = |r: &str| -> anyhow::Result<Actor> { Ok(Actor { reference: r.parse()?, admin: false }) };
+    let ask = |kind, ent: &str, intent: &str, minutes: Option<i64>| AccessRequest {
+        beneficiary: String::new(),
+        entitlement: ent.to_owned(),
+        kind,
+        intent: intent.to_owned(),
+        duration: minutes.map(time::Duration::minutes),
+    };
+    let sod = engine.request(
+        &actor("hr:E1002")?,
+        &AccessRequest {
+            beneficiary: "hr:E1002".into(),
+            ..ask(RequestKind::Access, "corp-directory/payments-approve", "cover the controller", None)
+        },
+    )?;
+    println!(
+        "  hr:E1002 (creates payments) asks to approve payments: {} by {} ({})",
+        sod.state,
+        json_at(&sod.decision, "/policies"),
+        json_at(&sod.decision, "/reasons/0").as_str().unwrap_or("")
+    );
+    checks.check(sod.state == "denied", "a toxic combination is denied whoever would approve it");
+
+    let req = engine.request(
+        &actor("hr:E1005")?,
+        &AccessRequest {
+            beneficiary: "hr:E1005".into(),
+            ..ask(RequestKind::Access, "corp-directory/prod-admin", "on-call rota", None)
+        },
+    )?;
+    println!("  hr:E1005 asks for standing prod-admin: {}, needs {}", req.state, json_at(&req.decision, "/approval"));
+    let own = engine.answer(&"hr:E1005".parse()?, req.id, true, "me");
+    println!("    hr:E1005 approves it: {}", own.as_ref().map_or_else(ToString::to_string, |r| r.state.clone()));
+    checks.check(own.is_err(), "nobody approves their own request");
+    let one = engine.answer(&"hr:E1001".parse()?, req.id, true, "rota confirmed")?;
+    println!("    hr:E1001 (system owner) approves: {}", one.state);
+    let two = engine.answer(&"hr:E1011".parse()?, req.id, true, "security ok")?;
+    println!("    hr:E1011 (security) approves: {}", two.state);
+    checks.check(one.state == "pending" && two.state == "approved", "two distinct approvers grant it");
+
+    let jit = engine.request(
+        &actor("hr:E1001")?,
+        &AccessRequest {
+            beneficiary: "hr:E1001".into(),
+            ..ask(RequestKind::Jit, "corp-directory/prod-admin", "incident 4711", Some(30))
+        },
+    )?;
+    println!(
+        "  hr:E1001 elevates to prod-admin for 30 minutes (JIT): {} by {}",
+        jit.state,
+        json_at(&jit.decision, "/policies")
+    );
+    checks.check(jit.state == "approved", "a short JIT elevation with an intent is allowed by policy");
+    workers.run_until_idle().await?;
+    let holders = ldap.read_account("E1005").await?.zip(ldap.read_account("E1001").await?);
+    let both =
+        holders.is_some_and(|(a, b)| a.memberships.contains("prod-admin") && b.memberships.contains("prod-admin"));
+    println!("  LDAP: E1005 and E1001 are in prod-admin: {} (the JIT grant is revoked by the clock)", yes_no(both));
+    checks.check(both, "approved and JIT grants are provisioned and verified in LDAP");
+
+    for (who, ctx) in [("service-registry:wl-deployer", "release 2026.11"), ("hr:E1010", "after leaving")] {
+        let d = engine.authorize(
+            &Question {
+                principal: who.into(),
+                action: "deploy".into(),
+                resource: ResourceSpec {
+                    kind: "Tenure::Resource".into(),
+                    id: "payments-api".into(),
+                    attributes: Default::default(),
+                    tags: Default::default(),
+                },
+                context: serde_json::json!({ "intent": ctx, "environment": "prod" }),
+            },
+            "demo",
+        )?;
+        println!("  authorize {who} deploy payments-api (prod): {} by {:?}", d.decision.as_str(), d.policies);
+        checks.check(d.is_allow() == (who != "hr:E1010"), format!("authorize {who}"));
+    }
+    Ok(())
+}
+
+fn json_at<'a>(v: &'a serde_json::Value, pointer: &str) -> &'a serde_json::Value {
+    v.pointer(pointer).unwrap_or(&serde_json::Value::Null)
 }
 
 fn yes_no(b: bool) -> String {

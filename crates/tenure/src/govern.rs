@@ -51,17 +51,18 @@ pub enum RequestsCommand {
     Show { id: i64 },
 }
 
-fn load(dir: &Path) -> anyhow::Result<Result<Bundle, String>> {
-    Ok(Bundle::load(read_bundle_dir(dir)?).map_err(|e| format!("{}: {e}", dir.display())))
+/// The bundle in `dir`, or (having printed its problems) the exit code for bad input.
+fn load(dir: &Path) -> anyhow::Result<Result<Bundle, ExitCode>> {
+    Ok(Bundle::load(read_bundle_dir(dir)?).map_err(|e| {
+        eprintln!("{}: {e}", dir.display());
+        ExitCode::from(EXIT_BAD_INPUT)
+    }))
 }
 
 pub fn policy_test(dir: &Path) -> anyhow::Result<ExitCode> {
     let bundle = match load(dir)? {
         Ok(b) => b,
-        Err(e) => {
-            eprintln!("{e}");
-            return Ok(ExitCode::from(EXIT_BAD_INPUT));
-        }
+        Err(code) => return Ok(code),
     };
     let results = match tenure_policy::cases::run(&bundle) {
         Ok(r) => r,
@@ -97,10 +98,7 @@ pub fn policy_test(dir: &Path) -> anyhow::Result<ExitCode> {
 pub fn policy_diff(g: &Global, dir: &Path, output: Output) -> anyhow::Result<ExitCode> {
     let bundle = match load(dir)? {
         Ok(b) => b,
-        Err(e) => {
-            eprintln!("{e}");
-            return Ok(ExitCode::from(EXIT_BAD_INPUT));
-        }
+        Err(code) => return Ok(code),
     };
     let engine = open(&g.data_dir)?;
     let impact = engine.impact(&bundle)?;
@@ -147,10 +145,7 @@ pub fn policy_diff(g: &Global, dir: &Path, output: Output) -> anyhow::Result<Exi
 pub fn policy_deploy(g: &Global, dir: &Path) -> anyhow::Result<ExitCode> {
     let bundle = match load(dir)? {
         Ok(b) => b,
-        Err(e) => {
-            eprintln!("{e}");
-            return Ok(ExitCode::from(EXIT_BAD_INPUT));
-        }
+        Err(code) => return Ok(code),
     };
     let engine = open(&g.data_dir)?;
     match engine.deploy(&bundle, ACTOR)? {

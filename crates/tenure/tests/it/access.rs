@@ -174,6 +174,21 @@ fn a_privileged_request_is_provisioned_only_after_two_distinct_human_approvals()
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
     assert!(held, "E1005 is not in prod-admin after the second approval");
+    // Once the read-back is committed, the ledger alone rebuilds the database's state.
+    for _ in 0..100 {
+        let i = json(&s.get("/v1/identities/hr:E1005").1);
+        if i["grants"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|g| g["entitlement"] == "corp-directory/prod-admin" && g["state"] == "verified")
+        {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let replay = w.ok(&["audit", "replay"]);
+    assert!(replay.contains("the database matches the ledger"), "{replay}");
     let timeline: Vec<String> = json(&s.get("/v1/identities/hr:E1005").1)["timeline"]
         .as_array()
         .unwrap()
@@ -278,6 +293,8 @@ fn jit_grants_and_exceptions_leave_ldap_when_they_expire() {
     let detail = engine.identity_detail("hr:E1002").unwrap();
     assert!(detail.timeline.iter().any(|t| t.action == "grant.expired"));
     assert!(engine.identity_detail("hr:E1001").unwrap().identity.state == "active");
+    // The ledger alone rebuilds the grants requests gave and the clock took.
+    assert_eq!(engine.replay().unwrap(), vec![]);
 }
 
 #[test]
@@ -463,4 +480,6 @@ fn a_birthright_grant_a_guardrail_blocks_is_a_finding() {
     // Blocked means not held: neither side of the toxic pair is in the directory.
     assert!(!members(&w, "payments-approve").contains("E1002"));
     assert!(!members(&w, "payments-create").contains("E1002"));
+    let replay = w.ok(&["--policy", next.to_str().unwrap(), "audit", "replay"]);
+    assert!(replay.contains("the database matches the ledger"), "{replay}");
 }
