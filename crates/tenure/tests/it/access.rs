@@ -483,3 +483,49 @@ fn a_birthright_grant_a_guardrail_blocks_is_a_finding() {
     let replay = w.ok(&["--policy", next.to_str().unwrap(), "audit", "replay"]);
     assert!(replay.contains("the database matches the ledger"), "{replay}");
 }
+
+#[test]
+fn serve_refuses_to_start_until_someone_can_administer_it() {
+    let w = World::new();
+    hr(&w);
+    let out = w.run(&["serve", "--listen", "127.0.0.1:0"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(err.contains("no admin can call this server"), "{err}");
+    assert!(err.contains("--bootstrap-admin"), "{err}");
+    // A machine cannot be the first admin either.
+    let out = w.run(&["serve", "--listen", "127.0.0.1:0", "--bootstrap-admin", "service-registry:nobody"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    // With a person named, the server issues a one-day admin token to a private file.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let mut child = w
+        .tenure()
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--bootstrap-admin", "hr:E1000"])
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let path = w.data_dir().join("bootstrap-admin.token");
+    let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
+    let mut status = 0;
+    for _ in 0..200 {
+        if let Ok(token) = std::fs::read_to_string(&path) {
+            status = agent
+                .get(&format!("http://127.0.0.1:{port}/v1/identities"))
+                .header("authorization", &format!("Bearer {}", token.trim()))
+                .call()
+                .map(|r| r.status().as_u16())
+                .unwrap_or(0);
+            if status == 200 {
+                break;
+            }
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(status, 200);
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+    let tokens = w.ok(&["tokens", "list"]);
+    assert!(tokens.contains("hr:E1000") && tokens.contains("bootstrap admin"), "{tokens}");
+}
