@@ -6,7 +6,9 @@
 //! back ([`Connector::read_account`]), never the success code of the write.
 
 pub mod ldap;
+pub mod local_postgres;
 pub mod local_slapd;
+pub mod postgres;
 
 use async_trait::async_trait;
 use std::collections::BTreeSet;
@@ -22,6 +24,8 @@ pub struct AccountSpec {
     pub kind: String,
     /// The identity's `source:external_id`, recorded on the account so it can be traced back.
     pub reference: String,
+    /// When the identity expires (RFC 3339), for systems that can end an account by date.
+    pub expires_at: Option<String>,
 }
 
 /// An account as read back from the system.

@@ -261,6 +261,7 @@ async fn converge(c: &dyn Connector, s: &Snapshot) -> Result<Converged, Connecto
                 display_name: s.identity.name.clone(),
                 kind: s.identity.kind.as_str().to_owned(),
                 reference: s.identity.reference.to_string(),
+                expires_at: s.identity.expires_at.map(crate::ingest::rfc3339),
             })
             .await?;
             out.created = true;

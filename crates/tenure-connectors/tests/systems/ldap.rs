@@ -10,6 +10,7 @@ fn spec(name: &str) -> AccountSpec {
         display_name: format!("Name of {name}"),
         kind: "human".into(),
         reference: format!("hr:{name}"),
+        expires_at: None,
     }
 }
 

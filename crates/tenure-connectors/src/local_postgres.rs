@@ -1,0 +1,154 @@
+//! A throwaway PostgreSQL cluster on a loopback port, in a directory of its own (`initdb` and
+//! `pg_ctl`), for the demo and the tests. PostgreSQL refuses to run as root: when we are root,
+//! the cluster runs as `nobody` (through `runuser`). Local connections are trusted, so a probe
+//! shows whether a role may log in at all. Stopped when dropped.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+/// Where PostgreSQL's programs may be, besides `$TENURE_PG_BIN` and `PATH`.
+const BIN_CANDIDATES: &[&str] = &["/usr/local/bin", "/usr/lib/postgresql/15/bin", "/usr/lib/postgresql/16/bin"];
+
+#[derive(Debug, thiserror::Error)]
+pub enum PostgresError {
+    #[error(
+        "PG0001 initdb and pg_ctl not found (looked at $TENURE_PG_BIN, PATH and {0}); install PostgreSQL (`apt-get install postgresql`)"
+    )]
+    NotFound(String),
+    #[error("PG0002 cannot prepare the cluster in `{dir}`: {message}")]
+    Prepare { dir: String, message: String },
+    #[error("PG0003 PostgreSQL did not start: {0}")]
+    Start(String),
+}
+
+/// A running throwaway cluster.
+pub struct LocalPostgres {
+    bin: PathBuf,
+    data: PathBuf,
+    run_as: Option<&'static str>,
+    pub port: u16,
+    pub user: String,
+    pub database: String,
+    running: bool,
+}
+
+fn find_bin() -> Result<PathBuf, PostgresError> {
+    let mut dirs: Vec<PathBuf> = std::env::var_os("TENURE_PG_BIN").map(PathBuf::from).into_iter().collect();
+    dirs.extend(std::env::var_os("PATH").map(|p| std::env::split_paths(&p).collect::<Vec<_>>()).unwrap_or_default());
+    dirs.extend(BIN_CANDIDATES.iter().map(PathBuf::from));
+    dirs.into_iter()
+        .find(|d| d.join("initdb").is_file() && d.join("pg_ctl").is_file())
+        .ok_or_else(|| PostgresError::NotFound(BIN_CANDIDATES.join(", ")))
+}
+
+fn is_root() -> bool {
+    Command::new("id").arg("-u").output().is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+}
+
+impl LocalPostgres {
+    /// Create and start a cluster under `dir` (created if needed).
+    pub async fn start(dir: &Path) -> Result<Self, PostgresError> {
+        let bin = find_bin()?;
+        let prep = |message: String| PostgresError::Prepare { dir: dir.display().to_string(), message };
+        let data = dir.join("pgdata");
+        std::fs::create_dir_all(dir).map_err(|e| prep(e.to_string()))?;
+        let run_as = if is_root() { Some("nobody") } else { None };
+        if let Some(user) = run_as {
+            // The cluster's owner must be able to reach and own its directory.
+            let out = Command::new("chown").args(["-R", &format!("{user}:")]).arg(dir).output();
+            if !out.as_ref().is_ok_and(|o| o.status.success()) {
+                return Err(prep(format!("chown to {user} failed")));
+            }
+            let mut p = dir.parent();
+            while let Some(parent) = p {
+                // Traversal only (o+x), never read, on the way down to the cluster.
+                let _ = Command::new("chmod").arg("o+x").arg(parent).output();
+                p = parent.parent();
+            }
+        }
+        let mut me =
+            Self { bin, data, run_as, port: 0, user: "postgres".into(), database: "postgres".into(), running: false };
+        let out = me
+            .run("initdb", &["-D", &me.data.display().to_string(), "-U", "postgres", "--auth=trust", "-E", "UTF8"])
+            .map_err(prep)?;
+        if !out.status.success() {
+            return Err(prep(format!("initdb failed: {}", String::from_utf8_lossy(&out.stderr))));
+        }
+        me.start_again().await?;
+        Ok(me)
+    }
+
+    fn run(&self, program: &str, args: &[&str]) -> Result<Output, String> {
+        let exe = self.bin.join(program);
+        let mut cmd = match self.run_as {
+            Some(user) => {
+                let mut c = Command::new("runuser");
+                c.args(["-u", user, "--"]).arg(&exe);
+                c
+            }
+            None => Command::new(&exe),
+        };
+        cmd.args(args).stdin(Stdio::null()).output().map_err(|e| format!("{}: {e}", exe.display()))
+    }
+
+    /// Start (again) on a free port, or the same port when restarting.
+    pub async fn start_again(&mut self) -> Result<(), PostgresError> {
+        let mut last = String::new();
+        for _ in 0..5 {
+            let port =
+                if self.port == 0 { free_port().map_err(|e| PostgresError::Start(e.to_string()))? } else { self.port };
+            let opts = format!(
+                "-p {port} -c listen_addresses=127.0.0.1 -c unix_socket_directories={} -c fsync=off -c max_connections=200",
+                self.data.display()
+            );
+            let log = self.data.join("postgres.log").display().to_string();
+            let data = self.data.display().to_string();
+            let out = self.run("pg_ctl", &["-D", &data, "-o", &opts, "-l", &log, "-w", "-t", "60", "start"]);
+            match out {
+                Ok(o) if o.status.success() => {
+                    self.port = port;
+                    self.running = true;
+                    return Ok(());
+                }
+                Ok(o) => {
+                    last = format!(
+                        "{}{}; log: {}",
+                        String::from_utf8_lossy(&o.stdout),
+                        String::from_utf8_lossy(&o.stderr),
+                        std::fs::read_to_string(&log).unwrap_or_default()
+                    );
+                }
+                Err(e) => last = e,
+            }
+            if self.port != 0 {
+                break;
+            }
+        }
+        Err(PostgresError::Start(last))
+    }
+
+    /// Stop the server (fast shutdown: sessions are cut); the data stays for `start_again`.
+    pub fn stop(&mut self) {
+        if self.running {
+            let data = self.data.display().to_string();
+            let _ = self.run("pg_ctl", &["-D", &data, "-m", "fast", "-w", "stop"]);
+            self.running = false;
+        }
+    }
+
+    /// The admin connection URL (trusted on loopback, no password).
+    pub fn url(&self) -> String {
+        format!("postgres://{}@127.0.0.1:{}/{}", self.user, self.port, self.database)
+    }
+}
+
+impl Drop for LocalPostgres {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn free_port() -> std::io::Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}

@@ -1,0 +1,347 @@
+//! PostgreSQL: an account is a `LOGIN` role (with `VALID UNTIL` when the identity expires), an
+//! entitlement is a group role (`NOLOGIN`) granted to it. Disabling is `NOLOGIN` plus ending the
+//! role's sessions; deleting reassigns what the role owns, drops the rest and drops the role.
+//! Read-back is `pg_roles` and `pg_auth_members`; the probe logs in as the role and must be
+//! refused.
+//!
+//! Role names go into statements only through [`quote_ident`] and literals only through
+//! [`quote_literal`] (DDL takes no bind parameters); everything else is a bind parameter. A name
+//! like `x"; DROP ROLE admin; --` is just a strange role name.
+
+use crate::{AccountRecord, AccountSpec, Connector, ConnectorError, Probe, expand_account_name};
+use async_trait::async_trait;
+use std::collections::{BTreeMap, BTreeSet};
+use tokio::sync::Mutex;
+use tokio_postgres::error::SqlState;
+use tokio_postgres::{Client, Config, NoTls};
+
+/// PostgreSQL truncates longer identifiers silently; tenure refuses them instead.
+const MAX_NAME: usize = 63;
+
+/// `"name"` with every `"` doubled: an identifier, whatever it contains.
+pub fn quote_ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// `'text'` with every `'` doubled (with `standard_conforming_strings`, which the connector sets).
+pub fn quote_literal(text: &str) -> String {
+    format!("'{}'", text.replace('\'', "''"))
+}
+
+/// Whether an error is about the connection or the server's availability (retry later) rather
+/// than a refusal of the statement: no server answer at all, or SQLSTATE classes 08
+/// (connection exception), 53 (insufficient resources) and 57 (operator intervention, e.g. a
+/// shutdown).
+fn connection_problem(e: &tokio_postgres::Error) -> bool {
+    match e.as_db_error() {
+        None => true,
+        Some(db) => ["08", "53", "57"].iter().any(|class| db.code().code().starts_with(class)),
+    }
+}
+
+/// Connector settings.
+#[derive(Debug, Clone)]
+pub struct PostgresSettings {
+    /// `postgres://user[:password]@host:port/database` of a role with `CREATEROLE`.
+    pub url: String,
+    pub account_name: String,
+    /// Who takes over what a deleted role owned (default: the connecting user).
+    pub reassign_to: Option<String>,
+}
+
+impl PostgresSettings {
+    pub fn from_map(system: &str, s: &BTreeMap<String, String>) -> Result<Self, ConnectorError> {
+        let config = |message: String| ConnectorError::Config { system: system.to_owned(), message };
+        for k in s.keys() {
+            if !["url", "account_name", "reassign_to"].contains(&k.as_str()) {
+                return Err(config(format!("unknown setting `{k}` (expected url, account_name, reassign_to)")));
+            }
+        }
+        let url = s.get("url").cloned().ok_or_else(|| config("missing setting `url`".into()))?;
+        url.parse::<Config>().map_err(|e| config(format!("field `url`: {e}")))?;
+        Ok(Self {
+            url,
+            account_name: s.get("account_name").cloned().unwrap_or_else(|| "{external_id}".into()),
+            reassign_to: s.get("reassign_to").cloned(),
+        })
+    }
+}
+
+pub struct PostgresConnector {
+    system: String,
+    settings: PostgresSettings,
+    config: Config,
+    client: Mutex<Option<Client>>,
+}
+
+impl PostgresConnector {
+    pub fn new(system: &str, settings: PostgresSettings) -> Result<Self, ConnectorError> {
+        let mut config: Config = settings.url.parse().map_err(|e: tokio_postgres::Error| ConnectorError::Config {
+            system: system.to_owned(),
+            message: format!("field `url`: {e}"),
+        })?;
+        config.connect_timeout(std::time::Duration::from_secs(10));
+        config.application_name("tenure");
+        Ok(Self { system: system.to_owned(), settings, config, client: Mutex::new(None) })
+    }
+
+    fn unreachable(&self, e: impl std::fmt::Display) -> ConnectorError {
+        ConnectorError::Unreachable { system: self.system.clone(), message: e.to_string() }
+    }
+
+    fn error(&self, operation: &str, e: &tokio_postgres::Error) -> ConnectorError {
+        match e.as_db_error() {
+            Some(_) if connection_problem(e) => self.unreachable(e),
+            Some(db) => ConnectorError::Refused {
+                system: self.system.clone(),
+                operation: operation.to_owned(),
+                message: format!("{} ({})", db.message(), db.code().code()),
+            },
+            None => self.unreachable(e),
+        }
+    }
+
+    fn check_name(&self, name: &str) -> Result<(), ConnectorError> {
+        if name.is_empty() || name.len() > MAX_NAME || name.contains('\0') {
+            return Err(ConnectorError::Refused {
+                system: self.system.clone(),
+                operation: "name a role".into(),
+                message: format!("`{name}` is not a usable role name (1 to {MAX_NAME} bytes, no NUL)"),
+            });
+        }
+        Ok(())
+    }
+
+    /// Run `f` with a connected client, connecting (again) when needed.
+    async fn with<T>(
+        &self,
+        operation: &str,
+        f: impl AsyncFnOnce(&Client) -> Result<T, tokio_postgres::Error>,
+    ) -> Result<T, ConnectorError> {
+        let mut slot = self.client.lock().await;
+        if slot.as_ref().is_none_or(Client::is_closed) {
+            let (client, connection) = self.config.connect(NoTls).await.map_err(|e| self.unreachable(e))?;
+            tokio::spawn(async move {
+                if let Err(e) = connection.await {
+                    tracing::debug!(error = %e, "postgres connection ended");
+                }
+            });
+            client
+                .batch_execute("SET standard_conforming_strings = on")
+                .await
+                .map_err(|e| self.error("connect", &e))?;
+            *slot = Some(client);
+        }
+        let Some(client) = slot.as_ref() else { return Err(self.unreachable("no connection")) };
+        let result = f(client).await;
+        if let Err(e) = &result
+            && connection_problem(e)
+        {
+            *slot = None;
+        }
+        result.map_err(|e| self.error(operation, &e))
+    }
+
+    async fn role_exists(&self, name: &str) -> Result<bool, ConnectorError> {
+        let name = name.to_owned();
+        self.with("read role", async move |c| {
+            Ok(c.query_opt("SELECT 1 FROM pg_roles WHERE rolname = $1", &[&name]).await?.is_some())
+        })
+        .await
+    }
+
+    /// Run statements; errors with a code in `tolerate` ("already exists", "does not exist")
+    /// are what idempotence expects and count as success.
+    async fn exec_tolerant(&self, operation: &str, sql: String, tolerate: &[SqlState]) -> Result<(), ConnectorError> {
+        let tolerate = tolerate.to_vec();
+        let system = self.system.clone();
+        let op = operation.to_owned();
+        let outcome = self
+            .with(operation, async move |c| match c.batch_execute(&sql).await {
+                Ok(()) => Ok(Ok(())),
+                Err(e) if e.code().is_some_and(|code| tolerate.contains(code)) => Ok(Ok(())),
+                Err(e) if !connection_problem(&e) => Ok(Err(e)),
+                Err(e) => Err(e),
+            })
+            .await?;
+        outcome.map_err(|e| ConnectorError::Refused {
+            system,
+            operation: op,
+            message: e
+                .as_db_error()
+                .map_or_else(|| e.to_string(), |d| format!("{} ({})", d.message(), d.code().code())),
+        })
+    }
+
+    fn reassign_to(&self) -> String {
+        self.settings
+            .reassign_to
+            .clone()
+            .or_else(|| self.config.get_user().map(str::to_owned))
+            .unwrap_or_else(|| "postgres".into())
+    }
+}
+
+#[async_trait]
+impl Connector for PostgresConnector {
+    fn system(&self) -> &str {
+        &self.system
+    }
+
+    fn account_name(&self, source: &str, external_id: &str) -> String {
+        expand_account_name(&self.settings.account_name, source, external_id)
+    }
+
+    async fn list_accounts(&self) -> Result<Vec<AccountRecord>, ConnectorError> {
+        let me = self.config.get_user().unwrap_or("postgres").to_owned();
+        let rows = self
+            .with("list roles", async move |c| {
+                c.query(
+                    "SELECT r.rolname, r.rolcanlogin AND (r.rolvaliduntil IS NULL OR r.rolvaliduntil > now()),
+                            coalesce(array_agg(g.rolname) FILTER (WHERE g.rolname IS NOT NULL), '{}')
+                     FROM pg_roles r
+                     LEFT JOIN pg_auth_members m ON m.member = r.oid
+                     LEFT JOIN pg_roles g ON g.oid = m.roleid
+                     WHERE r.rolcanlogin AND r.rolname !~ '^pg_' AND r.rolname <> $1 AND NOT r.rolsuper
+                     GROUP BY r.rolname, r.rolcanlogin, r.rolvaliduntil ORDER BY r.rolname",
+                    &[&me],
+                )
+                .await
+            })
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|r| AccountRecord {
+                name: r.get(0),
+                enabled: r.get(1),
+                memberships: r.get::<_, Vec<String>>(2).into_iter().collect(),
+            })
+            .collect())
+    }
+
+    async fn list_entitlements(&self) -> Result<Vec<String>, ConnectorError> {
+        let rows = self
+            .with("list group roles", async move |c| {
+                c.query("SELECT rolname FROM pg_roles WHERE NOT rolcanlogin AND rolname !~ '^pg_' ORDER BY 1", &[])
+                    .await
+            })
+            .await?;
+        Ok(rows.iter().map(|r| r.get(0)).collect())
+    }
+
+    async fn read_account(&self, name: &str) -> Result<Option<AccountRecord>, ConnectorError> {
+        let n = name.to_owned();
+        let rows = self
+            .with("read role", async move |c| {
+                let role = c
+                    .query_opt(
+                        "SELECT rolcanlogin AND (rolvaliduntil IS NULL OR rolvaliduntil > now()) FROM pg_roles WHERE rolname = $1",
+                        &[&n],
+                    )
+                    .await?;
+                let groups = c
+                    .query(
+                        "SELECT g.rolname FROM pg_auth_members m JOIN pg_roles g ON g.oid = m.roleid
+                         JOIN pg_roles u ON u.oid = m.member WHERE u.rolname = $1",
+                        &[&n],
+                    )
+                    .await?;
+                Ok(role.map(|r| (r.get::<_, bool>(0), groups.iter().map(|g| g.get::<_, String>(0)).collect::<BTreeSet<_>>())))
+            })
+            .await?;
+        Ok(rows.map(|(enabled, memberships)| AccountRecord { name: name.to_owned(), enabled, memberships }))
+    }
+
+    async fn create_account(&self, spec: &AccountSpec) -> Result<(), ConnectorError> {
+        self.check_name(&spec.name)?;
+        let until =
+            spec.expires_at.as_deref().map(|t| format!(" VALID UNTIL {}", quote_literal(t))).unwrap_or_default();
+        let role = quote_ident(&spec.name);
+        self.exec_tolerant("create role", format!("CREATE ROLE {role} LOGIN{until}"), &[SqlState::DUPLICATE_OBJECT])
+            .await?;
+        let comment = format!("tenure: {} ({}, {})", spec.reference, spec.kind, spec.display_name);
+        self.exec_tolerant("comment on role", format!("COMMENT ON ROLE {role} IS {}", quote_literal(&comment)), &[])
+            .await
+    }
+
+    async fn enable_account(&self, name: &str) -> Result<(), ConnectorError> {
+        self.check_name(name)?;
+        self.exec_tolerant("enable role", format!("ALTER ROLE {} LOGIN", quote_ident(name)), &[]).await
+    }
+
+    async fn disable_account(&self, name: &str) -> Result<(), ConnectorError> {
+        self.check_name(name)?;
+        self.exec_tolerant(
+            "disable role",
+            format!("ALTER ROLE {} NOLOGIN", quote_ident(name)),
+            &[SqlState::UNDEFINED_OBJECT],
+        )
+        .await?;
+        // Sessions already open survive NOLOGIN: end them.
+        let n = name.to_owned();
+        self.with("end sessions", async move |c| {
+            c.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = $1", &[&n]).await
+        })
+        .await?;
+        Ok(())
+    }
+
+    async fn delete_account(&self, name: &str) -> Result<(), ConnectorError> {
+        self.check_name(name)?;
+        if !self.role_exists(name).await? {
+            return Ok(());
+        }
+        self.disable_account(name).await?;
+        let role = quote_ident(name);
+        let heir = quote_ident(&self.reassign_to());
+        self.exec_tolerant(
+            "drop role",
+            format!("REASSIGN OWNED BY {role} TO {heir}; DROP OWNED BY {role}; DROP ROLE {role}"),
+            &[SqlState::UNDEFINED_OBJECT],
+        )
+        .await
+    }
+
+    async fn grant(&self, name: &str, target: &str) -> Result<(), ConnectorError> {
+        self.check_name(name)?;
+        self.check_name(target)?;
+        let group = quote_ident(target);
+        self.exec_tolerant("create group role", format!("CREATE ROLE {group} NOLOGIN"), &[SqlState::DUPLICATE_OBJECT])
+            .await?;
+        self.exec_tolerant("grant role", format!("GRANT {group} TO {}", quote_ident(name)), &[]).await
+    }
+
+    async fn revoke(&self, name: &str, target: &str) -> Result<(), ConnectorError> {
+        self.check_name(name)?;
+        self.check_name(target)?;
+        self.exec_tolerant(
+            "revoke role",
+            format!("REVOKE {} FROM {}", quote_ident(target), quote_ident(name)),
+            &[SqlState::UNDEFINED_OBJECT],
+        )
+        .await
+    }
+
+    async fn probe(&self, name: &str) -> Result<Probe, ConnectorError> {
+        self.check_name(name)?;
+        let mut as_role = self.config.clone();
+        as_role.user(name);
+        as_role.password(Vec::<u8>::new());
+        match as_role.connect(NoTls).await {
+            Ok((client, connection)) => {
+                drop(client);
+                let _ = connection.await;
+                Ok(Probe::Allowed)
+            }
+            Err(e) => match e.code() {
+                Some(c) if *c == SqlState::INVALID_AUTHORIZATION_SPECIFICATION => {
+                    Ok(Probe::Refused(e.as_db_error().map_or_else(|| e.to_string(), |d| d.message().to_owned())))
+                }
+                Some(c) if *c == SqlState::INVALID_PASSWORD => {
+                    Ok(Probe::Unsupported("the server wants a password; a login probe proves nothing".into()))
+                }
+                _ => Err(self.unreachable(e)),
+            },
+        }
+    }
+}
