@@ -7,8 +7,10 @@
 
 pub mod ldap;
 pub mod local_postgres;
+pub mod local_scim;
 pub mod local_slapd;
 pub mod postgres;
+pub mod scim;
 
 use async_trait::async_trait;
 use std::collections::BTreeSet;

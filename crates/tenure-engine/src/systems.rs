@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use tenure_connectors::ldap::{LdapConnector, LdapSettings};
+use tenure_connectors::postgres::{PostgresConnector, PostgresSettings};
 use tenure_connectors::{Connector, ConnectorError};
 use tenure_policy::{Bundle, SystemType};
 
@@ -66,15 +67,20 @@ impl Systems {
                 broken.insert(name.clone(), ConnectorError::Config { system: name.clone(), message });
                 continue;
             }
-            match def.kind {
-                SystemType::Ldap => match LdapSettings::from_map(name, &settings) {
-                    Ok(s) => {
-                        connectors.insert(name.clone(), Arc::new(LdapConnector::new(name, s)));
-                    }
-                    Err(e) => {
-                        broken.insert(name.clone(), e);
-                    }
-                },
+            let built: Result<Arc<dyn Connector>, ConnectorError> = match def.kind {
+                SystemType::Ldap => LdapSettings::from_map(name, &settings)
+                    .map(|s| Arc::new(LdapConnector::new(name, s)) as Arc<dyn Connector>),
+                SystemType::Postgres => PostgresSettings::from_map(name, &settings)
+                    .and_then(|s| PostgresConnector::new(name, s))
+                    .map(|c| Arc::new(c) as Arc<dyn Connector>),
+            };
+            match built {
+                Ok(c) => {
+                    connectors.insert(name.clone(), c);
+                }
+                Err(e) => {
+                    broken.insert(name.clone(), e);
+                }
             }
         }
         Self { version: policy.version.to_string(), connectors, broken }

@@ -75,12 +75,16 @@ pub struct SourceDef {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SystemType {
     Ldap,
+    Postgres,
 }
 
 impl SystemType {
+    pub const ALL: &[SystemType] = &[Self::Ldap, Self::Postgres];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Ldap => "ldap",
+            Self::Postgres => "postgres",
         }
     }
 }
@@ -602,18 +606,30 @@ fn span_note(text: &str, span: Option<std::ops::Range<usize>>) -> String {
     }
 }
 
+fn type_names() -> String {
+    SystemType::ALL.iter().map(|k| k.as_str()).collect::<Vec<_>>().join(", ")
+}
+
 fn system_def(name: &str, mut table: toml::Table) -> Result<SystemDef, Vec<Problem>> {
     let at = format!("systems.{name}");
     let kind = match table.remove("type") {
-        Some(toml::Value::String(t)) if t == "ldap" => SystemType::Ldap,
+        Some(toml::Value::String(t)) if SystemType::ALL.iter().any(|k| k.as_str() == t) => {
+            SystemType::ALL.iter().copied().find(|k| k.as_str() == t).unwrap_or(SystemType::Ldap)
+        }
         Some(other) => {
             return Err(vec![problem(
                 MANIFEST,
                 format!("{at}.type"),
-                format!("expected one of ldap, found `{other}`"),
+                format!("expected one of {}, found `{other}`", type_names()),
             )]);
         }
-        None => return Err(vec![problem(MANIFEST, format!("{at}.type"), "missing; expected one of ldap")]),
+        None => {
+            return Err(vec![problem(
+                MANIFEST,
+                format!("{at}.type"),
+                format!("missing; expected one of {}", type_names()),
+            )]);
+        }
     };
     let mut settings = BTreeMap::new();
     let mut problems = Vec::new();

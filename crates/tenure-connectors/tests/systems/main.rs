@@ -6,3 +6,4 @@
 
 mod ldap;
 mod postgres;
+mod scim;

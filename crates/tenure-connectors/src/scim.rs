@@ -1,0 +1,360 @@
+//! SCIM 2.0 (RFC 7643/7644) client: an account is a `User` (matched by `userName`, carrying the
+//! identity's reference as `externalId`), an entitlement is membership of a `Group` (matched by
+//! `displayName`, created on first grant). Disabling is `active: false` and removing every
+//! membership; deleting is `DELETE /Users/{id}`. Read-back is a fresh `GET` of the user and of
+//! the groups whose `members.value` is the user's id.
+//!
+//! Values go into filters only as JSON string literals (RFC 7644 §3.4.2.2 uses JSON's quoting)
+//! and into URLs only as encoded query parameters or server-issued ids. SCIM has no login to
+//! try, so the probe is unsupported; verification rests on the read-back.
+//!
+//! Plain HTTP only for now (as the LDAP connector has no TLS yet).
+
+use crate::{AccountRecord, AccountSpec, Connector, ConnectorError, Probe, expand_account_name};
+use async_trait::async_trait;
+use serde_json::{Value, json};
+use std::collections::{BTreeMap, BTreeSet};
+
+const USER: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
+const GROUP: &str = "urn:ietf:params:scim:schemas:core:2.0:Group";
+const PATCH: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
+const PAGE: usize = 200;
+
+#[derive(Debug, Clone)]
+pub struct ScimSettings {
+    /// The service's base URL, e.g. `http://127.0.0.1:8080/scim/v2`.
+    pub url: String,
+    /// A bearer token (from `${VAR}`).
+    pub token: Option<String>,
+    pub account_name: String,
+}
+
+impl ScimSettings {
+    pub fn from_map(system: &str, s: &BTreeMap<String, String>) -> Result<Self, ConnectorError> {
+        let config = |message: String| ConnectorError::Config { system: system.to_owned(), message };
+        for k in s.keys() {
+            if !["url", "token", "account_name"].contains(&k.as_str()) {
+                return Err(config(format!("unknown setting `{k}` (expected url, token, account_name)")));
+            }
+        }
+        let url = s.get("url").cloned().ok_or_else(|| config("missing setting `url`".into()))?;
+        if !url.starts_with("http://") && !url.starts_with("https://") {
+            return Err(config(format!("field `url`: expected http(s)://…, found `{url}`")));
+        }
+        Ok(Self {
+            url: url.trim_end_matches('/').to_owned(),
+            token: s.get("token").cloned().filter(|t| !t.is_empty()),
+            account_name: s.get("account_name").cloned().unwrap_or_else(|| "{external_id}".into()),
+        })
+    }
+}
+
+pub struct ScimConnector {
+    system: String,
+    settings: ScimSettings,
+    agent: ureq::Agent,
+}
+
+/// A SCIM filter comparing `attribute` with `value` as a string literal.
+pub fn eq_filter(attribute: &str, value: &str) -> String {
+    format!("{attribute} eq {}", Value::String(value.to_owned()))
+}
+
+/// An id issued by the server, checked before it goes into a path.
+fn safe_id(id: &str) -> bool {
+    !id.is_empty() && id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.')
+}
+
+impl ScimConnector {
+    pub fn new(system: &str, settings: ScimSettings) -> Self {
+        let agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(std::time::Duration::from_secs(30)))
+            .build()
+            .into();
+        Self { system: system.to_owned(), settings, agent }
+    }
+
+    fn unreachable(&self, e: impl std::fmt::Display) -> ConnectorError {
+        ConnectorError::Unreachable { system: self.system.clone(), message: e.to_string() }
+    }
+
+    fn refused(&self, operation: &str, message: String) -> ConnectorError {
+        ConnectorError::Refused { system: self.system.clone(), operation: operation.to_owned(), message }
+    }
+
+    /// One request, off the async threads. `None` body for GET/DELETE.
+    async fn call(
+        &self,
+        method: &'static str,
+        path: String,
+        query: Vec<(&'static str, String)>,
+        body: Option<Value>,
+    ) -> Result<(u16, Value), ConnectorError> {
+        let url = format!("{}{path}", self.settings.url);
+        let agent = self.agent.clone();
+        let token = self.settings.token.clone();
+        let result = tokio::task::spawn_blocking(move || -> Result<(u16, Value), ureq::Error> {
+            let auth = token.map(|t| format!("Bearer {t}"));
+            let mut resp = match (method, body) {
+                ("GET" | "DELETE", _) => {
+                    let mut r = if method == "GET" { agent.get(&url) } else { agent.delete(&url) };
+                    for (k, v) in &query {
+                        r = r.query(*k, v);
+                    }
+                    if let Some(a) = &auth {
+                        r = r.header("authorization", a);
+                    }
+                    r.header("accept", "application/scim+json").call()?
+                }
+                (_, body) => {
+                    let mut r = if method == "POST" { agent.post(&url) } else { agent.patch(&url) };
+                    if let Some(a) = &auth {
+                        r = r.header("authorization", a);
+                    }
+                    r.header("content-type", "application/scim+json")
+                        .header("accept", "application/scim+json")
+                        .send(body.unwrap_or(Value::Null).to_string().as_bytes())?
+                }
+            };
+            let status = resp.status().as_u16();
+            let text = resp.body_mut().read_to_string().unwrap_or_default();
+            Ok((status, serde_json::from_str(&text).unwrap_or(Value::Null)))
+        })
+        .await
+        .map_err(|e| self.unreachable(e))?;
+        let (status, body) = result.map_err(|e| self.unreachable(e))?;
+        if status == 401 || status == 403 {
+            return Err(ConnectorError::Config {
+                system: self.system.clone(),
+                message: format!("the SCIM service refused our credentials (HTTP {status})"),
+            });
+        }
+        if status >= 500 {
+            return Err(self.unreachable(format!("HTTP {status}: {}", detail(&body))));
+        }
+        Ok((status, body))
+    }
+
+    /// Every resource of a filtered list, following pages.
+    async fn list(&self, path: &str, filter: Option<String>) -> Result<Vec<Value>, ConnectorError> {
+        let mut out = Vec::new();
+        let mut start = 1;
+        loop {
+            let mut q = vec![("startIndex", start.to_string()), ("count", PAGE.to_string())];
+            if let Some(f) = &filter {
+                q.push(("filter", f.clone()));
+            }
+            let (status, body) = self.call("GET", path.to_owned(), q, None).await?;
+            if status != 200 {
+                return Err(self.refused(&format!("list {path}"), format!("HTTP {status}: {}", detail(&body))));
+            }
+            let page = body.get("Resources").and_then(Value::as_array).cloned().unwrap_or_default();
+            let n = page.len();
+            out.extend(page);
+            let total = body.get("totalResults").and_then(Value::as_u64).unwrap_or(0) as usize;
+            if n == 0 || out.len() >= total {
+                return Ok(out);
+            }
+            start += n;
+        }
+    }
+
+    async fn user(&self, name: &str) -> Result<Option<Value>, ConnectorError> {
+        Ok(self
+            .list("/Users", Some(eq_filter("userName", name)))
+            .await?
+            .into_iter()
+            .find(|u| u.get("userName").and_then(Value::as_str) == Some(name)))
+    }
+
+    fn id<'a>(&self, resource: &'a Value) -> Result<&'a str, ConnectorError> {
+        resource
+            .get("id")
+            .and_then(Value::as_str)
+            .filter(|id| safe_id(id))
+            .ok_or_else(|| self.refused("read id", format!("the service returned an unusable id in {resource}")))
+    }
+
+    async fn group(&self, name: &str) -> Result<Option<Value>, ConnectorError> {
+        Ok(self
+            .list("/Groups", Some(eq_filter("displayName", name)))
+            .await?
+            .into_iter()
+            .find(|g| g.get("displayName").and_then(Value::as_str) == Some(name)))
+    }
+
+    async fn groups_of(&self, user_id: &str) -> Result<BTreeSet<String>, ConnectorError> {
+        Ok(self
+            .list("/Groups", Some(eq_filter("members.value", user_id)))
+            .await?
+            .iter()
+            .filter(|g| {
+                g.get("members")
+                    .and_then(Value::as_array)
+                    .is_some_and(|m| m.iter().any(|x| x.get("value").and_then(Value::as_str) == Some(user_id)))
+            })
+            .filter_map(|g| g.get("displayName").and_then(Value::as_str).map(str::to_owned))
+            .collect())
+    }
+
+    async fn patch(&self, path: String, ops: Value, operation: &str) -> Result<(), ConnectorError> {
+        let (status, body) =
+            self.call("PATCH", path, vec![], Some(json!({ "schemas": [PATCH], "Operations": ops }))).await?;
+        if (200..300).contains(&status) {
+            Ok(())
+        } else {
+            Err(self.refused(operation, format!("HTTP {status}: {}", detail(&body))))
+        }
+    }
+
+    async fn set_active(&self, name: &str, active: bool) -> Result<(), ConnectorError> {
+        let op = if active { "enable user" } else { "disable user" };
+        let Some(u) = self.user(name).await? else {
+            return if active { Err(self.refused(op, format!("no user `{name}`"))) } else { Ok(()) };
+        };
+        let id = self.id(&u)?.to_owned();
+        self.patch(format!("/Users/{id}"), json!([{ "op": "replace", "path": "active", "value": active }]), op).await
+    }
+}
+
+fn detail(body: &Value) -> String {
+    body.get("detail").and_then(Value::as_str).map_or_else(|| body.to_string(), str::to_owned)
+}
+
+#[async_trait]
+impl Connector for ScimConnector {
+    fn system(&self) -> &str {
+        &self.system
+    }
+
+    fn account_name(&self, source: &str, external_id: &str) -> String {
+        expand_account_name(&self.settings.account_name, source, external_id)
+    }
+
+    async fn list_accounts(&self) -> Result<Vec<AccountRecord>, ConnectorError> {
+        let users = self.list("/Users", None).await?;
+        let groups = self.list("/Groups", None).await?;
+        let mut member_of: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+        for g in &groups {
+            let Some(name) = g.get("displayName").and_then(Value::as_str) else { continue };
+            for m in g.get("members").and_then(Value::as_array).into_iter().flatten() {
+                if let Some(v) = m.get("value").and_then(Value::as_str) {
+                    member_of.entry(v.to_owned()).or_default().insert(name.to_owned());
+                }
+            }
+        }
+        Ok(users
+            .iter()
+            .filter_map(|u| {
+                let name = u.get("userName")?.as_str()?.to_owned();
+                let id = u.get("id")?.as_str()?;
+                Some(AccountRecord {
+                    name,
+                    enabled: u.get("active").and_then(Value::as_bool).unwrap_or(true),
+                    memberships: member_of.remove(id).unwrap_or_default(),
+                })
+            })
+            .collect())
+    }
+
+    async fn list_entitlements(&self) -> Result<Vec<String>, ConnectorError> {
+        Ok(self
+            .list("/Groups", None)
+            .await?
+            .iter()
+            .filter_map(|g| g.get("displayName").and_then(Value::as_str).map(str::to_owned))
+            .collect())
+    }
+
+    async fn read_account(&self, name: &str) -> Result<Option<AccountRecord>, ConnectorError> {
+        let Some(u) = self.user(name).await? else { return Ok(None) };
+        let id = self.id(&u)?.to_owned();
+        Ok(Some(AccountRecord {
+            name: name.to_owned(),
+            // RFC 7643: `active` absent means the service does not say; treat as enabled.
+            enabled: u.get("active").and_then(Value::as_bool).unwrap_or(true),
+            memberships: self.groups_of(&id).await?,
+        }))
+    }
+
+    async fn create_account(&self, spec: &AccountSpec) -> Result<(), ConnectorError> {
+        if self.user(&spec.name).await?.is_some() {
+            return Ok(());
+        }
+        let body = json!({
+            "schemas": [USER],
+            "userName": spec.name,
+            "displayName": spec.display_name,
+            "externalId": spec.reference,
+            "active": true,
+        });
+        let (status, resp) = self.call("POST", "/Users".into(), vec![], Some(body)).await?;
+        match status {
+            200..=299 => Ok(()),
+            // Created meanwhile by someone else: idempotent.
+            409 => Ok(()),
+            _ => Err(self.refused("create user", format!("HTTP {status}: {}", detail(&resp)))),
+        }
+    }
+
+    async fn enable_account(&self, name: &str) -> Result<(), ConnectorError> {
+        self.set_active(name, true).await
+    }
+
+    async fn disable_account(&self, name: &str) -> Result<(), ConnectorError> {
+        self.set_active(name, false).await
+    }
+
+    async fn delete_account(&self, name: &str) -> Result<(), ConnectorError> {
+        let Some(u) = self.user(name).await? else { return Ok(()) };
+        let id = self.id(&u)?.to_owned();
+        for g in self.groups_of(&id).await? {
+            self.revoke(name, &g).await?;
+        }
+        let (status, body) = self.call("DELETE", format!("/Users/{id}"), vec![], None).await?;
+        match status {
+            200..=299 | 404 => Ok(()),
+            _ => Err(self.refused("delete user", format!("HTTP {status}: {}", detail(&body)))),
+        }
+    }
+
+    async fn grant(&self, name: &str, target: &str) -> Result<(), ConnectorError> {
+        let Some(u) = self.user(name).await? else {
+            return Err(self.refused("grant", format!("no user `{name}`")));
+        };
+        let uid = self.id(&u)?.to_owned();
+        let group = match self.group(target).await? {
+            Some(g) => g,
+            None => {
+                let (status, body) = self
+                    .call("POST", "/Groups".into(), vec![], Some(json!({ "schemas": [GROUP], "displayName": target })))
+                    .await?;
+                if !(200..300).contains(&status) && status != 409 {
+                    return Err(self.refused("create group", format!("HTTP {status}: {}", detail(&body))));
+                }
+                self.group(target)
+                    .await?
+                    .ok_or_else(|| self.refused("create group", format!("`{target}` is absent after creation")))?
+            }
+        };
+        let gid = self.id(&group)?.to_owned();
+        self.patch(
+            format!("/Groups/{gid}"),
+            json!([{ "op": "add", "path": "members", "value": [{ "value": uid }] }]),
+            "grant",
+        )
+        .await
+    }
+
+    async fn revoke(&self, name: &str, target: &str) -> Result<(), ConnectorError> {
+        let (Some(u), Some(g)) = (self.user(name).await?, self.group(target).await?) else { return Ok(()) };
+        let (uid, gid) = (self.id(&u)?.to_owned(), self.id(&g)?.to_owned());
+        let path = format!("members[{}]", eq_filter("value", &uid));
+        self.patch(format!("/Groups/{gid}"), json!([{ "op": "remove", "path": path }]), "revoke").await
+    }
+
+    async fn probe(&self, _name: &str) -> Result<Probe, ConnectorError> {
+        Ok(Probe::Unsupported("SCIM has no login to try; verified by read-back".into()))
+    }
+}
