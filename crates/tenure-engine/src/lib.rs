@@ -6,6 +6,7 @@
 
 pub mod access;
 pub mod authz;
+pub mod closure;
 pub mod impact;
 pub mod ingest;
 pub mod ledger;

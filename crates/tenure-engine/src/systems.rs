@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use tenure_connectors::ldap::{LdapConnector, LdapSettings};
 use tenure_connectors::postgres::{PostgresConnector, PostgresSettings};
+use tenure_connectors::scim::{ScimConnector, ScimSettings};
 use tenure_connectors::{Connector, ConnectorError};
 use tenure_policy::{Bundle, SystemType};
 
@@ -73,6 +74,8 @@ impl Systems {
                 SystemType::Postgres => PostgresSettings::from_map(name, &settings)
                     .and_then(|s| PostgresConnector::new(name, s))
                     .map(|c| Arc::new(c) as Arc<dyn Connector>),
+                SystemType::Scim => ScimSettings::from_map(name, &settings)
+                    .map(|s| Arc::new(ScimConnector::new(name, s)) as Arc<dyn Connector>),
             };
             match built {
                 Ok(c) => {

@@ -10,7 +10,7 @@ use crate::systems::{Lookup, Systems};
 use crate::{ACTOR_ENGINE, Engine, EngineError, Result};
 use std::collections::BTreeSet;
 use std::sync::Arc;
-use tenure_connectors::{AccountSpec, Connector, ConnectorError};
+use tenure_connectors::{AccountSpec, Connector, ConnectorError, Probe};
 use tenure_model::{AccountState, GrantState, LifecycleState};
 use tenure_policy::Bundle;
 use tenure_store::{AccountRow, AuditEntry, GrantRow, IdentityRow, JobRow, WriteTx};
@@ -240,6 +240,8 @@ struct Converged {
     revoked: Vec<String>,
     disabled: bool,
     created: bool,
+    /// For a leaver: trying to use the account as its holder would.
+    probe: Option<Probe>,
 }
 
 /// Make the system hold what the snapshot wants, then read it back.
@@ -304,6 +306,10 @@ async fn converge(c: &dyn Connector, s: &Snapshot) -> Result<Converged, Connecto
         out.present = true;
         out.enabled = r.enabled;
         out.memberships = r.memberships;
+    }
+    // A leaver's account must also refuse its holder (a bind, a login) where the system can tell.
+    if left {
+        out.probe = Some(c.probe(name).await?);
     }
     Ok(out)
 }
@@ -374,6 +380,9 @@ fn complete(
         if s.identity.state.has_left() && !got.memberships.is_empty() {
             problems.push(format!("leaver still in {:?}", got.memberships));
         }
+        if got.probe == Some(Probe::Allowed) {
+            problems.push(format!("probe: `{}` can still be used", a.name));
+        }
         if ok {
             let to = if wanted { AccountState::Verified } else { AccountState::DisableVerified };
             if a.state != to {
@@ -402,6 +411,11 @@ fn complete(
             "granted": got.granted,
             "revoked": got.revoked,
             "read_back": { "present": got.present, "enabled": got.enabled, "memberships": got.memberships },
+            "probe": got.probe.as_ref().map(|p| match p {
+                Probe::Refused(m) => serde_json::json!({ "result": "refused", "detail": m }),
+                Probe::Allowed => serde_json::json!({ "result": "allowed" }),
+                Probe::Unsupported(m) => serde_json::json!({ "result": "unsupported", "detail": m }),
+            }),
             "verified": verified,
             "revocation_verified": revocation_verified,
             "provisioned": provisioned,

@@ -43,6 +43,11 @@ impl Entry {
     }
 }
 
+/// `v` serialized with every object's keys in byte order: the bytes a signature covers.
+pub fn canonical_json(v: &serde_json::Value) -> Vec<u8> {
+    serde_json::to_vec(&sorted(v)).unwrap_or_default()
+}
+
 /// `v` with every object's keys in byte order, at every depth.
 fn sorted(v: &serde_json::Value) -> serde_json::Value {
     match v {

@@ -9,6 +9,7 @@
 //! definitions for proofs), not an in-memory tree that owns the leaves. The algorithms are short
 //! and property-tested against the RFC's definitions.
 
+pub mod closure;
 pub mod entry;
 pub mod export;
 pub mod merkle;

@@ -79,6 +79,16 @@ impl Signer {
         Verifier { name: self.name.clone(), hash: key_hash(&self.name, public.as_bytes()), key: public }
     }
 
+    /// A detached Ed25519 signature over `context`, a newline and `message` (the context keeps
+    /// a signature made for one purpose from being valid for another), base64.
+    pub fn sign_message(&self, context: &str, message: &[u8]) -> String {
+        let mut m = Vec::with_capacity(context.len() + 1 + message.len());
+        m.extend_from_slice(context.as_bytes());
+        m.push(b'\n');
+        m.extend_from_slice(message);
+        B64.encode(self.key.sign(&m).to_bytes())
+    }
+
     /// The signed note for `c`.
     pub fn sign(&self, c: &Checkpoint) -> String {
         let body = c.body();
@@ -121,6 +131,18 @@ impl Verifier {
 
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// Check a signature made by [`Signer::sign_message`].
+    pub fn verify_message(&self, context: &str, message: &[u8], signature: &str) -> bool {
+        let Some(sig) = B64.decode(signature).ok().and_then(|b| Signature::from_slice(&b).ok()) else {
+            return false;
+        };
+        let mut m = Vec::with_capacity(context.len() + 1 + message.len());
+        m.extend_from_slice(context.as_bytes());
+        m.push(b'\n');
+        m.extend_from_slice(message);
+        self.key.verify_strict(&m, &sig).is_ok()
     }
 
     /// Check a note's signature and parse its checkpoint; the origin must be the key's name.

@@ -76,15 +76,17 @@ pub struct SourceDef {
 pub enum SystemType {
     Ldap,
     Postgres,
+    Scim,
 }
 
 impl SystemType {
-    pub const ALL: &[SystemType] = &[Self::Ldap, Self::Postgres];
+    pub const ALL: &[SystemType] = &[Self::Ldap, Self::Postgres, Self::Scim];
 
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Ldap => "ldap",
             Self::Postgres => "postgres",
+            Self::Scim => "scim",
         }
     }
 }

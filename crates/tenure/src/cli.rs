@@ -88,6 +88,9 @@ pub enum Command {
     /// Access, JIT and exception requests.
     #[command(subcommand)]
     Requests(crate::govern::RequestsCommand),
+    /// Closure certificates of leavers: show, verify offline.
+    #[command(subcommand)]
+    Closure(crate::govern::ClosureCommand),
     /// What people must look at: grants guardrails blocked, …
     Findings {
         /// Resolved ones too.
@@ -255,6 +258,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Audit(cmd) => crate::audit::run(&g, cmd),
         Command::Tokens(cmd) => crate::govern::tokens(&g, cmd),
         Command::Requests(cmd) => crate::govern::requests(&g, cmd),
+        Command::Closure(cmd) => crate::govern::closure(&g, cmd),
         Command::Findings { all, output } => crate::govern::findings(&g, all, output),
         Command::Demo => demo::run().await,
     }

@@ -304,3 +304,96 @@ pub fn findings(g: &Global, all: bool, output: Output) -> anyhow::Result<ExitCod
     }
     Ok(ExitCode::SUCCESS)
 }
+
+#[derive(Subcommand)]
+pub enum ClosureCommand {
+    /// A closed leaver's closure certificate: per system what was done and how it was verified,
+    /// each claim anchored in the ledger, signed with the ledger key. Fails, naming what is
+    /// pending, while the identity is not closed.
+    Show {
+        reference: String,
+        /// Write the certificate (JSON) here; otherwise print a summary and the JSON.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Check a certificate offline: signature, checkpoint, inclusion of every entry it rests on,
+    /// and every claim against its entry.
+    Verify {
+        file: PathBuf,
+        /// The ledger's public key (`tenure audit key`, or `ledger.pub` of an export).
+        #[arg(long)]
+        key: PathBuf,
+    },
+}
+
+pub fn closure(g: &Global, cmd: ClosureCommand) -> anyhow::Result<ExitCode> {
+    match cmd {
+        ClosureCommand::Show { reference, out } => {
+            let engine = open(&g.data_dir)?;
+            let signer = crate::keys::ledger_signer(&g.data_dir)?;
+            let cert = match engine.closure_certificate(&reference, &signer) {
+                Ok(c) => c,
+                Err(e @ (EngineError::Conflict(_) | EngineError::NotFound(_))) => {
+                    eprintln!("error: {e}");
+                    return Ok(ExitCode::from(EXIT_BAD_INPUT));
+                }
+                Err(e) => return Err(e.into()),
+            };
+            let at = |v: &serde_json::Value, p: &str| v.pointer(p).cloned().unwrap_or(serde_json::Value::Null);
+            eprintln!(
+                "closure certificate of {reference} ({}), closed at {}",
+                at(&cert, "/certificate/name"),
+                at(&cert, "/certificate/closed_at")
+            );
+            for s in cert.pointer("/certificate/systems").and_then(|v| v.as_array()).into_iter().flatten() {
+                eprintln!(
+                    "  {} account {}: disabled={} revoked={} read-back={} probe={} (ledger entry {})",
+                    at(s, "/system"),
+                    at(s, "/account"),
+                    at(s, "/done/disabled"),
+                    at(s, "/done/revoked"),
+                    at(s, "/read_back"),
+                    at(s, "/probe"),
+                    at(s, "/evidence")
+                );
+            }
+            let text = serde_json::to_string_pretty(&cert)?;
+            match out {
+                Some(path) => {
+                    std::fs::write(&path, text + "\n").with_context(|| format!("writing `{}`", path.display()))?;
+                    eprintln!("written to {}", path.display());
+                }
+                None => println!("{text}"),
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        ClosureCommand::Verify { file, key } => {
+            let doc: serde_json::Value = serde_json::from_str(
+                &std::fs::read_to_string(&file).with_context(|| format!("reading `{}`", file.display()))?,
+            )
+            .with_context(|| format!("`{}` is not JSON", file.display()))?;
+            let key = tenure_ledger::Verifier::parse(
+                &std::fs::read_to_string(&key).with_context(|| format!("reading `{}`", key.display()))?,
+            )?;
+            match tenure_ledger::closure::verify(&doc, &key) {
+                Ok(v) => {
+                    println!(
+                        "{}: closure of {} at {} verified against a signed ledger of {} entries",
+                        file.display(),
+                        v.identity,
+                        v.closed_at,
+                        v.tree_size
+                    );
+                    for s in &v.systems {
+                        println!("  {s}: disabled, in no group, verified");
+                    }
+                    Ok(ExitCode::SUCCESS)
+                }
+                Err(e) => {
+                    println!("{}: INVALID: {e}", file.display());
+                    Ok(ExitCode::FAILURE)
+                }
+            }
+        }
+    }
+}
