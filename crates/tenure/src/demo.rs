@@ -12,7 +12,11 @@ use std::sync::Arc;
 use std::time::Instant;
 use tenure_connectors::Connector;
 use tenure_connectors::ldap::LdapConnector;
+use tenure_connectors::local_postgres::LocalPostgres;
+use tenure_connectors::local_scim::LocalScim;
 use tenure_connectors::local_slapd::LocalSlapd;
+use tenure_connectors::postgres::{PostgresConnector, PostgresSettings};
+use tenure_connectors::scim::{ScimConnector, ScimSettings};
 use tenure_engine::access::{AccessRequest, Actor};
 use tenure_engine::authz::{Question, ResourceSpec};
 use tenure_engine::systems::Lookup;
@@ -45,6 +49,8 @@ pub async fn run() -> anyhow::Result<ExitCode> {
     let slapd_dir = tmp.path().join("slapd");
     std::fs::create_dir_all(&slapd_dir)?;
     let slapd = LocalSlapd::start(&slapd_dir).await?;
+    let pg = LocalPostgres::start(&tmp.path().join("pg")).await?;
+    let scim = LocalScim::start().await?;
     let engine = cli::open(&tmp.path().join("data"))?;
     let bundle = Bundle::load(quickstart::policy_files()).map_err(|e| anyhow::anyhow!("{e}"))?;
     engine.deploy(&bundle, "demo")?;
@@ -54,13 +60,30 @@ pub async fn run() -> anyhow::Result<ExitCode> {
     env.insert("TENURE_LDAP_BASE_DN".to_owned(), slapd.base_dn.clone());
     env.insert("TENURE_LDAP_BIND_DN".to_owned(), slapd.bind_dn.clone());
     env.insert("TENURE_LDAP_PASSWORD".to_owned(), slapd.password.clone());
+    env.insert("TENURE_PG_URL".to_owned(), pg.url());
+    env.insert("TENURE_SCIM_URL".to_owned(), scim.url());
+    env.insert("TENURE_SCIM_TOKEN".to_owned(), scim.token.clone());
     let lookup: Lookup = Arc::new(move |k: &str| env.get(k).cloned());
     let workers = Workers::new(engine.clone(), lookup, WorkerConfig::default());
-    // An independent reader of the directory, for what we print and check.
+    // Independent readers of the three systems, for what we print and check.
     let ldap = LdapConnector::new(SYSTEM, slapd.settings());
+    let db = PostgresConnector::new(
+        "analytics-db",
+        PostgresSettings { url: pg.url(), account_name: "{external_id}".into(), reassign_to: None },
+    )?;
+    let helpdesk = ScimConnector::new(
+        "helpdesk",
+        ScimSettings { url: scim.url(), token: Some(scim.token.clone()), account_name: "{external_id}".into() },
+    );
     let mut checks = Checks { failed: vec![], passed: 0 };
 
-    println!("tenure demo: quickstart policy {} on a throwaway slapd at {}", bundle.version.short(), slapd.url());
+    println!(
+        "tenure demo: quickstart policy {} on throwaway systems: slapd at {}, PostgreSQL at 127.0.0.1:{}, SCIM (scim2-server) at {}",
+        bundle.version.short(),
+        slapd.url(),
+        pg.port,
+        scim.url()
+    );
     println!("data dir {}\n", tmp.path().join("data").display());
 
     // 1. Joiners.
@@ -89,16 +112,35 @@ pub async fn run() -> anyhow::Result<ExitCode> {
         accounts.len() == all.len(),
         format!("LDAP has one account per identity ({} vs {})", accounts.len(), all.len()),
     );
+    let (roles, users) = (db.list_accounts().await?, helpdesk.list_accounts().await?);
     for i in &all {
-        let want: Vec<String> =
-            i.grants.iter().map(|g| g.entitlement.trim_start_matches("corp-directory/").to_owned()).collect();
+        let in_system = |system: &str| -> Vec<String> {
+            i.grants
+                .iter()
+                .filter(|g| g.system == system)
+                .map(|g| g.entitlement.trim_start_matches(&format!("{system}/")).to_owned())
+                .collect()
+        };
         let ext = i.reference.split_once(':').map_or("", |(_, e)| e);
-        let have = accounts.iter().find(|a| a.name == ext);
-        checks.check(
-            have.is_some_and(|a| a.enabled && a.memberships.iter().cloned().collect::<Vec<_>>() == want),
-            format!("{} holds exactly its birthright groups in LDAP", i.reference),
-        );
+        for (system, held) in [(SYSTEM, &accounts), ("analytics-db", &roles), ("helpdesk", &users)] {
+            let want = in_system(system);
+            let have = held.iter().find(|a| a.name == ext);
+            checks.check(
+                if want.is_empty() {
+                    have.is_none()
+                } else {
+                    have.is_some_and(|a| a.enabled && a.memberships.iter().cloned().collect::<Vec<_>>() == want)
+                },
+                format!("{} holds exactly its birthright groups in {system}", i.reference),
+            );
+        }
     }
+    println!(
+        "  PostgreSQL now holds {} login roles ({} in `reporting`); the helpdesk (SCIM) {} users",
+        roles.len(),
+        roles.iter().filter(|r| r.memberships.contains("reporting")).count(),
+        users.len()
+    );
 
     // 2. Day two.
     println!("\n== 2. day two: a mover, an ownership transfer, a renewal, two leavers ==");
@@ -144,7 +186,48 @@ pub async fn run() -> anyhow::Result<ExitCode> {
             entry.as_ref().is_some_and(|a| !a.enabled && a.memberships.is_empty()),
             format!("{r} disabled and in no group in LDAP"),
         );
+        for (system, c) in [("PostgreSQL", &db as &dyn Connector), ("helpdesk (SCIM)", &helpdesk as &dyn Connector)] {
+            if let Some(a) = c.read_account(uid).await? {
+                println!(
+                    "    {system}: enabled={} groups=[{}]",
+                    yes_no(a.enabled),
+                    a.memberships.iter().cloned().collect::<Vec<_>>().join(", ")
+                );
+                checks
+                    .check(!a.enabled && a.memberships.is_empty(), format!("{r} disabled and in no group in {system}"));
+            }
+        }
     }
+    // The leaver's closure certificate, signed and anchored in the ledger, checked as a
+    // stranger would (with the public key only).
+    let signer = crate::keys::ledger_signer(&tmp.path().join("data"))?;
+    let cert = engine.closure_certificate("hr:E1010", &signer)?;
+    println!("\n  closure certificate of hr:E1010 (`tenure closure show hr:E1010`):");
+    for s in cert.pointer("/certificate/systems").and_then(|v| v.as_array()).into_iter().flatten() {
+        let at = |p: &str| s.pointer(p).cloned().unwrap_or_default();
+        println!(
+            "    {} {}: disabled={} revoked={} read-back={} probe={} (ledger entry {})",
+            at("/system"),
+            at("/account"),
+            at("/done/disabled"),
+            at("/done/revoked"),
+            at("/read_back"),
+            at("/probe/result"),
+            at("/evidence")
+        );
+    }
+    let verified = tenure_ledger::closure::verify(&cert, &signer.verifier());
+    println!(
+        "    signature, checkpoint and {} inclusion proofs: {}",
+        cert.pointer("/certificate/evidence").and_then(|v| v.as_array()).map_or(0, Vec::len),
+        verified
+            .as_ref()
+            .map_or_else(|e| format!("INVALID: {e}"), |v| format!("verified ({} systems)", v.systems.len()))
+    );
+    checks.check(
+        verified.is_ok_and(|v| v.systems.len() == 3),
+        "the leaver's closure certificate verifies for all three systems",
+    );
 
     policy(&engine, &bundle, &workers, &ldap, &mut checks).await?;
 

@@ -212,15 +212,7 @@ fn jit_grants_and_exceptions_leave_ldap_when_they_expire() {
     // The engine in-process on the same data dir, with a clock the test drives.
     let clock = Arc::new(FixedClock::new(time::macros::datetime!(2026-11-20 09:00 UTC)));
     let engine = Arc::new(Engine::new(Arc::new(SqliteStore::open(&w.data_dir()).unwrap()), clock.clone()));
-    let env: BTreeMap<String, String> = [
-        ("TENURE_LDAP_URL", w.slapd.url()),
-        ("TENURE_LDAP_BASE_DN", w.slapd.base_dn.clone()),
-        ("TENURE_LDAP_BIND_DN", w.slapd.bind_dn.clone()),
-        ("TENURE_LDAP_PASSWORD", w.slapd.password.clone()),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_owned(), v))
-    .collect();
+    let env = w.env();
     let workers = Workers::new(engine.clone(), Arc::new(move |k: &str| env.get(k).cloned()), WorkerConfig::default());
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     let run = || rt.block_on(workers.run_until_idle()).unwrap();
@@ -360,7 +352,7 @@ fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
 fn policy_test_passes_on_the_quickstart_and_names_a_broken_case() {
     let w = World::new();
     let out = w.ok(&["policy", "test", quickstart_policy().to_str().unwrap()]);
-    assert!(out.contains("17 case(s): 17 passed, 0 failed"), "{out}");
+    assert!(out.contains("18 case(s): 18 passed, 0 failed"), "{out}");
     let broken = w.tmp.path().join("broken");
     copy_dir(&quickstart_policy(), &broken);
     let rules = broken.join("policies/requests.cedar");

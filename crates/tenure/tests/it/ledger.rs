@@ -144,7 +144,7 @@ fn no_secret_reaches_the_database_the_ledger_or_the_logs() {
     let w = World::new();
     // A server with verbose logs provisions into LDAP with the bind password from the environment.
     let s = Server::start(&w, &["--checkpoint-secs", "1"]);
-    let body = format!("[{}]", event("hr", "e1", "joined", human("E1", "Ada", "engineering")));
+    let body = format!("[{}]", event("hr", "e1", "joined", human("E1", "Ada", "sales")));
     assert_eq!(s.post("/v1/events", &body).unwrap().0, 200);
     for _ in 0..100 {
         if s.get("/v1/identities/hr:E1").1.contains("\"state\":\"active\"") {
@@ -166,7 +166,7 @@ fn no_secret_reaches_the_database_the_ledger_or_the_logs() {
     let issued: serde_json::Value = serde_json::from_str(&body).unwrap();
     let api_secret = issued["secret"].as_str().unwrap().to_owned();
     let op_secret = w.operator_token();
-    let secrets = [w.slapd.password.clone(), seed, op_secret.clone(), api_secret.clone()];
+    let secrets = [w.slapd.password.clone(), w.scim.token.clone(), seed, op_secret.clone(), api_secret.clone()];
     // The part after the token id, too (the id itself is public).
     let secrets: Vec<String> = secrets
         .iter()

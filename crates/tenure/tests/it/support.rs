@@ -3,6 +3,8 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use tenure_connectors::local_postgres::LocalPostgres;
+use tenure_connectors::local_scim::LocalScim;
 use tenure_connectors::local_slapd::LocalSlapd;
 
 pub fn repo() -> PathBuf {
@@ -13,10 +15,13 @@ pub fn quickstart_policy() -> PathBuf {
     repo().join("examples/quickstart/policy")
 }
 
-/// A data dir, a slapd, and the environment the quickstart policy reads.
+/// A data dir, the quickstart's three downstream systems (a slapd, a PostgreSQL cluster, a
+/// SCIM service), and the environment the quickstart policy reads.
 pub struct World {
     pub tmp: tempfile::TempDir,
     pub slapd: LocalSlapd,
+    pub pg: LocalPostgres,
+    pub scim: LocalScim,
 }
 
 impl World {
@@ -27,7 +32,25 @@ impl World {
         std::fs::create_dir_all(&dir).unwrap();
         // Fails loudly, with the install command, where slapd is missing.
         let slapd = rt.block_on(LocalSlapd::start(&dir)).unwrap_or_else(|e| panic!("{e}"));
-        Self { tmp, slapd }
+        let pg = rt.block_on(LocalPostgres::start(&tmp.path().join("pg"))).unwrap_or_else(|e| panic!("{e}"));
+        let scim = rt.block_on(LocalScim::start()).unwrap_or_else(|e| panic!("{e}"));
+        Self { tmp, slapd, pg, scim }
+    }
+
+    /// The variables the quickstart's systems name.
+    pub fn env(&self) -> std::collections::BTreeMap<String, String> {
+        [
+            ("TENURE_LDAP_URL", self.slapd.url()),
+            ("TENURE_LDAP_BASE_DN", self.slapd.base_dn.clone()),
+            ("TENURE_LDAP_BIND_DN", self.slapd.bind_dn.clone()),
+            ("TENURE_LDAP_PASSWORD", self.slapd.password.clone()),
+            ("TENURE_PG_URL", self.pg.url()),
+            ("TENURE_SCIM_URL", self.scim.url()),
+            ("TENURE_SCIM_TOKEN", self.scim.token.clone()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect()
     }
 
     pub fn data_dir(&self) -> PathBuf {
@@ -45,10 +68,7 @@ impl World {
         let mut c = Command::new(env!("CARGO_BIN_EXE_tenure"));
         c.env("TENURE_DATA_DIR", self.data_dir())
             .env("TENURE_POLICY", quickstart_policy())
-            .env("TENURE_LDAP_URL", self.slapd.url())
-            .env("TENURE_LDAP_BASE_DN", &self.slapd.base_dn)
-            .env("TENURE_LDAP_BIND_DN", &self.slapd.bind_dn)
-            .env("TENURE_LDAP_PASSWORD", &self.slapd.password)
+            .envs(self.env())
             // Verbose logs, so the secrets test sees everything tenure would ever log.
             .env("TENURE_LOG", "debug");
         c
