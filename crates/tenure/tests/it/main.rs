@@ -9,6 +9,7 @@ mod support;
 mod access;
 mod api;
 mod cli;
+mod closure;
 mod crash;
 mod demo;
 mod ledger;

@@ -1,0 +1,142 @@
+//! Verified closure across LDAP, PostgreSQL and a SCIM application, and the closure
+//! certificate: every claim checked here with clients tenure did not write (`ldapsearch`, a
+//! `psql` login, a SCIM GET over plain HTTP); an unreachable system holds the certificate back
+//! until it returns, with nobody acting.
+
+use crate::support::*;
+
+fn hr(w: &World) {
+    let feed = repo().join("examples/quickstart/feeds/hr.jsonl");
+    w.ok(&["import", "--source", "hr", feed.to_str().unwrap()]);
+    w.ok(&["jobs", "run"]);
+}
+
+fn leave_line(ext: &str) -> String {
+    event("hr", &format!("left-{ext}"), "left", serde_json::json!({ "external_id": ext, "kind": "human" }))
+}
+
+/// `psql` login as `role` (no password; the cluster trusts loopback, so only NOLOGIN refuses).
+fn psql_login(w: &World, role: &str) -> (bool, String) {
+    let out = std::process::Command::new("psql")
+        .args(["-h", "127.0.0.1", "-p", &w.pg.port.to_string(), "-U", role, "-d", "postgres", "-c", "SELECT 1"])
+        .output()
+        .unwrap();
+    (out.status.success(), stderr(&out))
+}
+
+fn scim_get(w: &World, path: &str, filter: &str) -> serde_json::Value {
+    let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
+    let mut r = agent
+        .get(&format!("{}{path}", w.scim.url()))
+        .header("authorization", &format!("Bearer {}", w.scim.token))
+        .query("filter", filter)
+        .call()
+        .unwrap();
+    serde_json::from_str(&r.body_mut().read_to_string().unwrap()).unwrap()
+}
+
+fn key_file(w: &World) -> std::path::PathBuf {
+    let key = w.ok(&["audit", "key"]);
+    w.file("ledger.pub", &key)
+}
+
+#[test]
+fn a_leaver_closes_in_ldap_postgres_and_scim_and_every_claim_of_the_certificate_holds() {
+    let w = World::new();
+    hr(&w);
+    // Before: Linus (sales) is in all three systems.
+    assert!(psql_login(&w, "E1010").0);
+    let user = scim_get(&w, "/Users", r#"userName eq "E1010""#);
+    assert_eq!(user["Resources"][0]["active"], true);
+
+    let f = w.file("left.jsonl", &leave_line("E1010"));
+    w.ok(&["import", "--source", "hr", f.to_str().unwrap()]);
+    w.ok(&["jobs", "run"]);
+    let cert_path = w.tmp.path().join("E1010.closure.json");
+    w.ok(&["closure", "show", "hr:E1010", "--out", cert_path.to_str().unwrap()]);
+    let out = w.ok(&["closure", "verify", cert_path.to_str().unwrap(), "--key", key_file(&w).to_str().unwrap()]);
+    assert!(out.contains("closure of hr:E1010"), "{out}");
+    let cert: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&cert_path).unwrap()).unwrap();
+    let systems: std::collections::BTreeMap<String, serde_json::Value> = cert["certificate"]["systems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| (s["system"].as_str().unwrap().to_owned(), s.clone()))
+        .collect();
+    assert_eq!(systems.keys().map(String::as_str).collect::<Vec<_>>(), ["analytics-db", "corp-directory", "helpdesk"]);
+
+    // Each claim, checked independently.
+    let ldap = &systems["corp-directory"];
+    assert_eq!(ldap["done"]["disabled"], true);
+    assert_eq!(ldap["read_back"]["enabled"], false);
+    let entry = w.ldapsearch("(uid=E1010)", &["pwdAccountLockedTime"]);
+    assert!(entry.contains("pwdAccountLockedTime: 000001010000Z"), "{entry}");
+    assert_eq!(w.ldapsearch("(member=uid=E1010,ou=people,dc=example,dc=com)", &["cn"]), "");
+
+    let pg = &systems["analytics-db"];
+    assert_eq!(pg["done"]["revoked"], serde_json::json!(["reporting"]));
+    assert_eq!(pg["probe"]["result"], "refused");
+    let (ok, err) = psql_login(&w, "E1010");
+    assert!(!ok && err.contains("not permitted to log in"), "{err}");
+
+    let app = &systems["helpdesk"];
+    assert_eq!(app["read_back"]["enabled"], false);
+    let user = scim_get(&w, "/Users", r#"userName eq "E1010""#);
+    assert_eq!(user["Resources"][0]["active"], false);
+    let id = user["Resources"][0]["id"].as_str().unwrap().to_owned();
+    assert_eq!(scim_get(&w, "/Groups", &format!(r#"members.value eq "{id}""#))["totalResults"], 0);
+
+    // An altered certificate does not verify, and says why.
+    let forged = serde_json::to_string(&cert).unwrap().replace(r#""enabled":false"#, r#""enabled":true"#);
+    let forged_path = w.file("forged.json", &forged);
+    let out = w.run(&["closure", "verify", forged_path.to_str().unwrap(), "--key", key_file(&w).to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stdout(&out).contains("INVALID: signature"), "{}", stdout(&out));
+}
+
+#[test]
+fn with_postgres_down_no_certificate_is_issued_and_closure_completes_when_it_returns() {
+    let mut w = World::new();
+    hr(&w);
+    let s = Server::start(&w, &["--job-lease-secs", "2"]);
+    w.pg.stop();
+    assert_eq!(s.post("/v1/events", &format!("[{}]", leave_line("E1010"))).unwrap().0, 200);
+    // LDAP and the helpdesk close; PostgreSQL cannot: the identity stays leaving, the pending
+    // step is visible, and there is no certificate.
+    let mut pending = String::new();
+    for _ in 0..200 {
+        let out = w.run(&["closure", "show", "hr:E1010"]);
+        assert_eq!(out.status.code(), Some(2), "a certificate was issued while PostgreSQL was down");
+        pending = stderr(&out);
+        if pending.contains("CN0001") {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert!(pending.contains("is leaving, not closed"), "{pending}");
+    assert!(pending.contains("sync analytics-db") && pending.contains("CN0001"), "{pending}");
+    let jobs = serde_json::from_str::<serde_json::Value>(&s.get("/v1/jobs").1).unwrap();
+    assert!(jobs["counts"]["pending"].as_i64().unwrap() >= 1, "{jobs}");
+    let identity = serde_json::from_str::<serde_json::Value>(&s.get("/v1/identities/hr:E1010").1).unwrap();
+    assert_eq!(identity["state"], "leaving");
+
+    // PostgreSQL returns; nobody does anything; the retry closes it.
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(w.pg.start_again()).unwrap();
+    let mut state = String::new();
+    for _ in 0..900 {
+        let identity = serde_json::from_str::<serde_json::Value>(&s.get("/v1/identities/hr:E1010").1).unwrap();
+        state = identity["state"].as_str().unwrap().to_owned();
+        if state == "closed" {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert_eq!(state, "closed");
+    drop(s);
+    let cert = w.tmp.path().join("cert.json");
+    w.ok(&["closure", "show", "hr:E1010", "--out", cert.to_str().unwrap()]);
+    let out = w.ok(&["closure", "verify", cert.to_str().unwrap(), "--key", key_file(&w).to_str().unwrap()]);
+    assert!(out.contains("analytics-db E1010"), "{out}");
+    assert!(!psql_login(&w, "E1010").0);
+}
