@@ -30,12 +30,13 @@ fn exports_verify_offline_and_tampering_is_named() {
     let exp = w.tmp.path().join("export");
     w.ok(&["audit", "export", exp.to_str().unwrap()]);
     let verified = w.ok(&["audit", "verify", exp.to_str().unwrap()]);
-    // 1 deployment, 20 joiners (joined, synced, activated), 1 leaver (left, synced, closed).
-    assert!(verified.starts_with("verified: 64 entries"), "{verified}");
+    // 1 deployment, 20 joiners in sales (joined, synced in the directory, the reporting database
+    // and the helpdesk, activated), 1 leaver (left, three syncs, closed).
+    assert!(verified.starts_with("verified: 106 entries"), "{verified}");
     // An independent verifier, written from docs/ledger-export.md alone.
     let py = Command::new(python()).arg(repo().join("docs/verify_ledger_export.py")).arg(&exp).output().unwrap();
     assert!(py.status.success(), "python verifier: {}{}", stdout(&py), stderr(&py));
-    assert_eq!(stdout(&py).trim(), "ok 64 entries");
+    assert_eq!(stdout(&py).trim(), "ok 106 entries");
 
     let entries = exp.join("entries.jsonl");
     let original = std::fs::read(&entries).unwrap();
@@ -75,7 +76,7 @@ fn exports_verify_offline_and_tampering_is_named() {
     let out = w.run(&["audit", "verify", exp.to_str().unwrap(), "--checkpoint", kept_file.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(1));
     assert!(
-        stdout(&out).contains("LG0104 the log was truncated: it has 30 entries but checkpoint `kept.note` covers 64"),
+        stdout(&out).contains("LG0104 the log was truncated: it has 30 entries but checkpoint `kept.note` covers 106"),
         "{}",
         stdout(&out)
     );
