@@ -5,6 +5,7 @@
 //! that is retried after a crash never double-applies. Verification is always a separate read
 //! back ([`Connector::read_account`]), never the success code of the write.
 
+pub mod exec;
 pub mod ldap;
 pub mod local_postgres;
 pub mod local_scim;

@@ -219,6 +219,8 @@ pub struct Expired {
     pub grants: Vec<String>,
     /// Ids of requests that expired undecided.
     pub requests: Vec<i64>,
+    /// NHIs suspended because nobody took them over by their deadline.
+    pub suspended: Vec<String>,
 }
 
 impl Engine {
@@ -526,11 +528,11 @@ impl Engine {
     pub fn expire(&self) -> Result<Expired> {
         let now = self.clock.now();
         let mut out = Expired::default();
-        let (due, overdue) = {
+        let (due, overdue, ownerless) = {
             let tx = self.store.read()?;
-            (tx.grants_expiring(now)?, tx.requests_overdue(now)?)
+            (tx.grants_expiring(now)?, tx.requests_overdue(now)?, tx.owners_overdue(now)?)
         };
-        if due.is_empty() && overdue.is_empty() {
+        if due.is_empty() && overdue.is_empty() && ownerless.is_empty() {
             return Ok(out);
         }
         let policy = self.current_policy()?;
@@ -569,6 +571,33 @@ impl Engine {
             audit(tx.as_mut(), now, ACTOR_ENGINE, "grant.expired", &subject, version, detail.into())?;
             tx.commit()?;
             out.grants.extend(ended.into_iter().map(|g| format!("{subject} {}", g.entitlement)));
+        }
+        for nhi in ownerless {
+            let mut tx = self.store.write()?;
+            let Some(mut row) = tx.identity_by_id(nhi.id)? else { continue };
+            let Some(deadline) = row.owner_deadline.filter(|d| *d <= now) else { continue };
+            if !row.state.is_current() {
+                continue;
+            }
+            let from = row.state;
+            // A pending NHI is not yet in use; it is suspended once active, on a later tick.
+            let Ok(to) = row.state.transition(LifecycleState::Suspended) else { continue };
+            row.state = to;
+            row.updated_at = now;
+            tx.update_identity(&row)?;
+            // Suspended: every account disabled (memberships kept, so a new owner can resume it).
+            let mut change = Change::default();
+            workflow::accounts_follow(tx.as_mut(), &policy, &row, &Default::default(), &mut change, now)?;
+            workflow::enqueue(tx.as_mut(), row.id, &change.systems, now)?;
+            let subject = row.reference.to_string();
+            let mut detail = serde_json::Map::new();
+            detail.insert("state".into(), serde_json::json!({ "from": from, "to": row.state }));
+            detail.insert("because".into(), "nobody took it over by its deadline".into());
+            detail.insert("deadline".into(), ts(deadline).into());
+            change.describe(&mut detail);
+            audit(tx.as_mut(), now, ACTOR_ENGINE, "identity.suspended", &subject, version, detail.into())?;
+            tx.commit()?;
+            out.suspended.push(subject);
         }
         if !overdue.is_empty() {
             let mut tx = self.store.write()?;

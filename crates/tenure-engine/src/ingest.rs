@@ -302,16 +302,11 @@ fn apply(
                     let to = if change.is_empty() { LifecycleState::Closed } else { LifecycleState::Leaving };
                     detail.insert("state".into(), serde_json::json!({ "from": from, "to": to }));
                     change.describe(&mut detail);
-                    // The human's NHIs need a new owner (the transfer workflow picks them up).
+                    // The human's NHIs go to the successor policy names, or wait for one.
                     if row.kind.is_human() {
-                        let owned: Vec<String> = tx
-                            .identities_owned_by(&row.reference)?
-                            .into_iter()
-                            .filter(|n| !n.state.has_left())
-                            .map(|n| n.reference.to_string())
-                            .collect();
-                        if !owned.is_empty() {
-                            detail.insert("owned_nhis_need_transfer".into(), serde_json::json!(owned));
+                        let outcome = succession(tx, policy, &row, now, actor)?;
+                        if !outcome.is_empty() {
+                            detail.insert("owned_nhis".into(), serde_json::json!(outcome));
                         }
                     }
                 }
@@ -326,8 +321,15 @@ fn apply(
                     check_owner(tx, e, owner)?;
                     detail.insert("owner".into(), serde_json::json!({ "from": row.owner.as_ref().map(ToString::to_string), "to": owner.to_string() }));
                     row.owner = Some(owner.clone());
+                    row.owner_deadline = None;
                     row.updated_at = now;
+                    // An NHI suspended for want of an owner resumes with its new one.
+                    if row.state == LifecycleState::Suspended {
+                        row.state = LifecycleState::Active;
+                        detail.insert("state".into(), serde_json::json!({ "from": "suspended", "to": "active" }));
+                    }
                     tx.update_identity(&row)?;
+                    workflow::apply_desired(tx, policy, &row, now).map_err(workflow_bad)?.describe(&mut detail);
                     audit_action = "identity.owner_changed";
                 }
                 EventType::Renewed => {
@@ -432,6 +434,77 @@ fn check_nhi_and_contractor(
         return bad("identity.owner", "only non-human identities have an owner");
     }
     Ok(())
+}
+
+/// A departing person's NHIs: each goes to the successor policy names (their manager, when that
+/// is an active person) at once, or is flagged with a deadline after which the clock suspends it
+/// (see `Engine::expire`). Returns what happened to each, for the leaver's audit entry.
+fn succession(
+    tx: &mut dyn WriteTx,
+    policy: &Bundle,
+    leaver: &IdentityRow,
+    now: OffsetDateTime,
+    actor: &str,
+) -> Result<Vec<serde_json::Value>, tenure_store::StoreError> {
+    let successor = if policy.lifecycle.nhi_successor_is_manager {
+        match leaver.attributes.get(&policy.access.manager_attribute).and_then(|m| m.parse::<IdentityRef>().ok()) {
+            Some(m) => tx.identity(&m)?.filter(|p| p.kind.is_human() && p.state.is_current() && p.id != leaver.id),
+            None => None,
+        }
+    } else {
+        None
+    };
+    let mut out = Vec::new();
+    for mut nhi in tx.identities_owned_by(&leaver.reference)?.into_iter().filter(|n| !n.state.has_left()) {
+        let subject = nhi.reference.to_string();
+        let (action, detail) = match &successor {
+            Some(s) => {
+                nhi.owner = Some(s.reference.clone());
+                nhi.owner_deadline = None;
+                (
+                    "identity.owner_transferred",
+                    serde_json::json!({
+                        "owner": { "from": leaver.reference.to_string(), "to": s.reference.to_string() },
+                        "because": "the owner left; policy names their manager as successor",
+                    }),
+                )
+            }
+            None => {
+                let deadline = now + policy.lifecycle.nhi_transfer_deadline;
+                nhi.owner_deadline = Some(deadline);
+                tx.open_finding(
+                    nhi.id,
+                    "owner_needed",
+                    "",
+                    &serde_json::json!({ "owner_left": leaver.reference.to_string(), "deadline": rfc3339(deadline) }),
+                    policy.version.as_str(),
+                    now,
+                )?;
+                (
+                    "identity.owner_needed",
+                    serde_json::json!({
+                        "owner_left": leaver.reference.to_string(),
+                        "deadline": rfc3339(deadline),
+                        "because": "no successor; suspended at the deadline unless an `owner_changed` event names a new owner",
+                    }),
+                )
+            }
+        };
+        nhi.updated_at = now;
+        tx.update_identity(&nhi)?;
+        tx.append_audit(&AuditEntry {
+            at: now,
+            actor,
+            action,
+            subject: &subject,
+            policy_version: policy.version.as_str(),
+            detail: detail.clone(),
+        })?;
+        out.push(
+            serde_json::json!({ "nhi": subject, "outcome": action.trim_start_matches("identity."), "detail": detail }),
+        );
+    }
+    Ok(out)
 }
 
 fn check_owner(tx: &mut dyn WriteTx, e: &Event, owner: &IdentityRef) -> std::result::Result<(), Bad> {

@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use tenure_connectors::exec::{ExecConnector, ExecSettings};
 use tenure_connectors::ldap::{LdapConnector, LdapSettings};
 use tenure_connectors::postgres::{PostgresConnector, PostgresSettings};
 use tenure_connectors::scim::{ScimConnector, ScimSettings};
@@ -76,6 +77,8 @@ impl Systems {
                     .map(|c| Arc::new(c) as Arc<dyn Connector>),
                 SystemType::Scim => ScimSettings::from_map(name, &settings)
                     .map(|s| Arc::new(ScimConnector::new(name, s)) as Arc<dyn Connector>),
+                SystemType::Exec => ExecSettings::from_map(name, &settings)
+                    .map(|s| Arc::new(ExecConnector::new(name, s)) as Arc<dyn Connector>),
             };
             match built {
                 Ok(c) => {

@@ -30,6 +30,7 @@ fn view(i: IdentityRow, grants: &[GrantRow]) -> IdentityView {
             .collect(),
         policy_version: i.policy_version,
         updated_at: ts(i.updated_at),
+        owner_deadline: i.owner_deadline.map(ts),
     }
 }
 

@@ -77,16 +77,18 @@ pub enum SystemType {
     Ldap,
     Postgres,
     Scim,
+    Exec,
 }
 
 impl SystemType {
-    pub const ALL: &[SystemType] = &[Self::Ldap, Self::Postgres, Self::Scim];
+    pub const ALL: &[SystemType] = &[Self::Ldap, Self::Postgres, Self::Scim, Self::Exec];
 
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Ldap => "ldap",
             Self::Postgres => "postgres",
             Self::Scim => "scim",
+            Self::Exec => "exec",
         }
     }
 }
@@ -160,6 +162,11 @@ pub struct Lifecycle {
     pub max_contractor_lifetime: Option<Duration>,
     /// How long a closed leaver's accounts are kept (disabled) before deletion.
     pub leaver_grace: Duration,
+    /// Who takes over a departing person's NHIs: their manager, or nobody (each NHI then waits
+    /// for an `owner_changed` event).
+    pub nhi_successor_is_manager: bool,
+    /// How long an NHI may wait for a new owner before it is suspended.
+    pub nhi_transfer_deadline: Duration,
 }
 
 /// A checked policy bundle.
@@ -261,6 +268,18 @@ struct LifecycleSection {
     #[serde(default)]
     max_contractor_lifetime_days: Option<u32>,
     leaver_grace_days: u32,
+    #[serde(default = "default_successor")]
+    nhi_successor: String,
+    #[serde(default = "default_transfer_days")]
+    nhi_transfer_days: u32,
+}
+
+fn default_successor() -> String {
+    "manager".into()
+}
+
+fn default_transfer_days() -> u32 {
+    14
 }
 
 #[derive(Deserialize)]
@@ -322,7 +341,16 @@ impl Bundle {
             max_nhi_lifetime: days(manifest.lifecycle.max_nhi_lifetime_days),
             max_contractor_lifetime: manifest.lifecycle.max_contractor_lifetime_days.map(days),
             leaver_grace: days(manifest.lifecycle.leaver_grace_days),
+            nhi_successor_is_manager: manifest.lifecycle.nhi_successor == "manager",
+            nhi_transfer_deadline: days(manifest.lifecycle.nhi_transfer_days),
         };
+        if !["manager", "none"].contains(&manifest.lifecycle.nhi_successor.as_str()) {
+            problems.push(problem(
+                MANIFEST,
+                "lifecycle.nhi_successor",
+                format!("expected manager or none, found `{}`", manifest.lifecycle.nhi_successor),
+            ));
+        }
         if manifest.lifecycle.max_nhi_lifetime_days == 0 {
             problems.push(problem(MANIFEST, "lifecycle.max_nhi_lifetime_days", "expected at least 1"));
         }

@@ -73,6 +73,9 @@ pub struct IdentityView {
     pub grants: Vec<GrantView>,
     pub policy_version: String,
     pub updated_at: String,
+    /// For an NHI whose owner left: when it is suspended unless someone takes it over.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner_deadline: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -63,6 +63,8 @@ pub trait ReadTx {
     fn current_policy_version(&self) -> Result<Option<String>>;
     fn job_counts(&self) -> Result<BTreeMap<String, i64>>;
     fn jobs(&self, state: Option<JobState>) -> Result<Vec<JobRow>>;
+    /// Current NHIs whose wait for a new owner ended at or before `now`.
+    fn owners_overdue(&self, now: OffsetDateTime) -> Result<Vec<IdentityRow>>;
     /// Wanted grants whose time is up at `now`.
     fn grants_expiring(&self, now: OffsetDateTime) -> Result<Vec<GrantRow>>;
     fn request(&self, id: i64) -> Result<Option<RequestRow>>;

@@ -20,6 +20,8 @@ pub struct IdentityRow {
     pub policy_version: String,
     pub created_at: OffsetDateTime,
     pub updated_at: OffsetDateTime,
+    /// For an NHI whose owner left: when it is suspended unless someone takes it.
+    pub owner_deadline: Option<OffsetDateTime>,
 }
 
 #[derive(Debug, Clone)]

@@ -180,6 +180,11 @@ CREATE TABLE findings (
 -- INVARIANT: at most one open finding per (identity, kind, entitlement).
 CREATE UNIQUE INDEX findings_open ON findings(identity_id, kind, entitlement) WHERE resolved_at IS NULL;
 "#,
+    r#"
+-- An NHI whose owner left waits for a new one until this time, then is suspended.
+ALTER TABLE identities ADD COLUMN owner_deadline TEXT;
+CREATE INDEX identities_owner_deadline ON identities(owner_deadline) WHERE owner_deadline IS NOT NULL;
+"#,
 ];
 
 /// The SQLite backend.
@@ -324,8 +329,7 @@ where
     s.parse::<T>().map_err(|e| conv_err(e.to_string()))
 }
 
-const IDENTITY_COLS: &str =
-    "id, ref, kind, name, attributes, owner, purpose, expires_at, state, policy_version, created_at, updated_at";
+const IDENTITY_COLS: &str = "id, ref, kind, name, attributes, owner, purpose, expires_at, state, policy_version, created_at, updated_at, owner_deadline";
 
 fn identity_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<IdentityRow> {
     let reference: String = r.get(1)?;
@@ -347,6 +351,7 @@ fn identity_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<IdentityRow> {
         policy_version: r.get(9)?,
         created_at: parse_ts(&r.get::<_, String>(10)?)?,
         updated_at: parse_ts(&r.get::<_, String>(11)?)?,
+        owner_deadline: r.get::<_, Option<String>>(12)?.as_deref().map(parse_ts).transpose()?,
     })
 }
 
@@ -713,6 +718,11 @@ macro_rules! impl_reads {
                 let $c = self;
                 q_job_counts($conn)
             }
+            fn owners_overdue(&self, now: OffsetDateTime) -> Result<Vec<IdentityRow>> {
+                let $c = self;
+                q_all($conn, &format!("SELECT {IDENTITY_COLS} FROM identities WHERE owner_deadline IS NOT NULL
+                    AND owner_deadline <= ?1 AND state IN ('pending', 'active') ORDER BY id"), [ts(now)], identity_row)
+            }
             fn grants_expiring(&self, now: OffsetDateTime) -> Result<Vec<GrantRow>> {
                 let $c = self;
                 q_all($conn, &format!("SELECT {GRANT_COLS} FROM grants WHERE expires_at IS NOT NULL AND expires_at <= ?1
@@ -811,7 +821,7 @@ impl WriteTx for SqliteWrite<'_> {
         let attributes = serde_json::to_string(&i.attributes).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         let mut st = self.conn.prepare_cached(
             "UPDATE identities SET name = ?2, attributes = ?3, owner = ?4, purpose = ?5, expires_at = ?6,
-             state = ?7, policy_version = ?8, updated_at = ?9 WHERE id = ?1",
+             state = ?7, policy_version = ?8, updated_at = ?9, owner_deadline = ?10 WHERE id = ?1",
         )?;
         st.execute(params![
             i.id,
@@ -823,6 +833,7 @@ impl WriteTx for SqliteWrite<'_> {
             i.state.as_str(),
             i.policy_version,
             ts(i.updated_at),
+            i.owner_deadline.map(ts),
         ])?;
         Ok(())
     }

@@ -227,6 +227,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             for r in &expired.requests {
                 println!("expired: request {r} (undecided)");
             }
+            for n in &expired.suspended {
+                println!("suspended: {n} (nobody took it over by its deadline)");
+            }
             let workers = Workers::new(engine, process_env(), WorkerConfig::default());
             let ran = workers.run_until_idle().await?;
             println!("ran {ran} job(s)");
@@ -515,8 +518,8 @@ async fn expiry_loop(engine: Arc<Engine>, workers: Arc<Workers>, mut stop: tokio
         }
         let e = engine.clone();
         match tokio::task::spawn_blocking(move || e.expire()).await {
-            Ok(Ok(x)) if !x.grants.is_empty() => {
-                tracing::info!(grants = ?x.grants, "time-bound grants expired");
+            Ok(Ok(x)) if !x.grants.is_empty() || !x.suspended.is_empty() => {
+                tracing::info!(grants = ?x.grants, suspended = ?x.suspended, "the clock ended access");
                 workers.notify();
             }
             Ok(Ok(_)) => {}

@@ -140,3 +140,82 @@ fn with_postgres_down_no_certificate_is_issued_and_closure_completes_when_it_ret
     assert!(out.contains("analytics-db E1010"), "{out}");
     assert!(!psql_login(&w, "E1010").0);
 }
+
+#[test]
+fn a_leavers_nhis_go_to_the_successor_or_are_suspended_at_the_deadline() {
+    use std::sync::Arc;
+    use tenure_engine::worker::{WorkerConfig, Workers};
+    let w = World::new();
+    hr(&w);
+    let registry = repo().join("examples/quickstart/feeds/service-registry.jsonl");
+    w.ok(&["import", "--source", "service-registry", registry.to_str().unwrap()]);
+    w.ok(&["jobs", "run"]);
+    let clock = Arc::new(tenure_model::FixedClock::new(time::macros::datetime!(2026-11-20 09:00 UTC)));
+    let engine = Arc::new(tenure_engine::Engine::new(
+        Arc::new(tenure_store::SqliteStore::open(&w.data_dir()).unwrap()),
+        clock.clone(),
+    ));
+    let env = w.env();
+    let workers = Workers::new(engine.clone(), Arc::new(move |k: &str| env.get(k).cloned()), WorkerConfig::default());
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let run = || rt.block_on(workers.run_until_idle()).unwrap();
+    let leave = |ext: &str| {
+        let events =
+            tenure_engine::ingest::events_from_wire(tenure_engine::parse::json_lines(&leave_line(ext)).unwrap())
+                .unwrap();
+        engine.ingest(&events, "test").unwrap();
+    };
+    let show = |r: &str| engine.identity_detail(r).unwrap().identity;
+
+    // Alan (E1002) owns svc-billing; his manager Ada (E1000) is active: she takes it at once.
+    leave("E1002");
+    assert_eq!(show("service-registry:svc-billing").owner.as_deref(), Some("hr:E1000"));
+    assert_eq!(show("service-registry:svc-billing").state, "active");
+    // John (E1012) owns wl-deployer and agent-triage; his manager Grace (E1001) left first:
+    // nobody succeeds, so both wait for a new owner until the deadline.
+    leave("E1001");
+    leave("E1012");
+    let deployer = show("service-registry:wl-deployer");
+    assert_eq!(deployer.owner_deadline.as_deref(), Some("2026-12-04T09:00:00Z"));
+    let findings = engine.list_findings(false).unwrap();
+    assert!(findings.iter().any(|f| f.identity == "service-registry:wl-deployer" && f.kind == "owner_needed"));
+
+    // A day before the deadline nothing happens; after it, both are suspended by the clock,
+    // their directory accounts locked, and runtime authorization denies them.
+    clock.advance(time::Duration::days(13));
+    assert!(engine.expire().unwrap().suspended.is_empty());
+    clock.advance(time::Duration::days(2));
+    let expired = engine.expire().unwrap();
+    assert_eq!(expired.suspended, ["service-registry:wl-deployer", "service-registry:agent-triage"]);
+    run();
+    assert_eq!(show("service-registry:wl-deployer").state, "suspended");
+    let entry = w.ldapsearch("(uid=wl-deployer)", &["pwdAccountLockedTime"]);
+    assert!(entry.contains("pwdAccountLockedTime: 000001010000Z"), "{entry}");
+    let q = tenure_engine::authz::Question {
+        principal: "service-registry:wl-deployer".into(),
+        action: "deploy".into(),
+        resource: tenure_engine::authz::ResourceSpec {
+            kind: "Tenure::Resource".into(),
+            id: "payments-api".into(),
+            attributes: Default::default(),
+            tags: Default::default(),
+        },
+        context: serde_json::json!({ "intent": "release", "environment": "prod" }),
+    };
+    assert_eq!(engine.decide(&q).unwrap().policies, ["tenure:lifecycle"]);
+
+    // Someone takes it over: it resumes, and its account is enabled again.
+    let take = event(
+        "service-registry",
+        "sr-take",
+        "owner_changed",
+        nhi("wl-deployer", "workload", Some("hr:E1005"), "2027-09-30T00:00:00Z"),
+    );
+    let events = tenure_engine::ingest::events_from_wire(tenure_engine::parse::json_lines(&take).unwrap()).unwrap();
+    engine.ingest(&events, "test").unwrap();
+    run();
+    let d = show("service-registry:wl-deployer");
+    assert_eq!((d.state.as_str(), d.owner.as_deref(), d.owner_deadline.as_deref()), ("active", Some("hr:E1005"), None));
+    assert!(!w.ldapsearch("(uid=wl-deployer)", &["pwdAccountLockedTime"]).contains("pwdAccountLockedTime"));
+    assert!(engine.decide(&q).unwrap().is_allow());
+}
