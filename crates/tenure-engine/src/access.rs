@@ -221,6 +221,8 @@ pub struct Expired {
     pub requests: Vec<i64>,
     /// NHIs suspended because nobody took them over by their deadline.
     pub suspended: Vec<String>,
+    /// Closed leavers whose grace period ended: their accounts are being deleted.
+    pub deleting: Vec<String>,
 }
 
 impl Engine {
@@ -528,14 +530,23 @@ impl Engine {
     pub fn expire(&self) -> Result<Expired> {
         let now = self.clock.now();
         let mut out = Expired::default();
-        let (due, overdue, ownerless) = {
-            let tx = self.store.read()?;
-            (tx.grants_expiring(now)?, tx.requests_overdue(now)?, tx.owners_overdue(now)?)
+        let policy = match self.current_policy() {
+            Ok(p) => p,
+            Err(EngineError::NoPolicy) => return Ok(out),
+            Err(e) => return Err(e),
         };
-        if due.is_empty() && overdue.is_empty() && ownerless.is_empty() {
+        let (due, overdue, ownerless, deletions) = {
+            let tx = self.store.read()?;
+            (
+                tx.grants_expiring(now)?,
+                tx.requests_overdue(now)?,
+                tx.owners_overdue(now)?,
+                tx.deletions_due(now - policy.lifecycle.leaver_grace)?,
+            )
+        };
+        if due.is_empty() && overdue.is_empty() && ownerless.is_empty() && deletions.is_empty() {
             return Ok(out);
         }
-        let policy = self.current_policy()?;
         let version = policy.version.as_str();
         let ids: BTreeSet<i64> = due.iter().map(|g| g.identity_id).collect();
         for id in ids {
@@ -598,6 +609,28 @@ impl Engine {
             audit(tx.as_mut(), now, ACTOR_ENGINE, "identity.suspended", &subject, version, detail.into())?;
             tx.commit()?;
             out.suspended.push(subject);
+        }
+        for id in deletions {
+            let mut tx = self.store.write()?;
+            let Some(row) = tx.identity_by_id(id)? else { continue };
+            let mut systems = BTreeSet::new();
+            for a in tx.accounts(id)?.into_iter().filter(|a| a.state == tenure_model::AccountState::DisableVerified) {
+                tx.put_account(id, &a.system, &a.name, tenure_model::AccountState::Deleting, now)?;
+                systems.insert(a.system);
+            }
+            workflow::enqueue(tx.as_mut(), id, &systems, now)?;
+            let subject = row.reference.to_string();
+            audit(
+                tx.as_mut(),
+                now,
+                ACTOR_ENGINE,
+                "identity.deletion_started",
+                &subject,
+                version,
+                serde_json::json!({ "grace_days": policy.lifecycle.leaver_grace.whole_days(), "systems": systems }),
+            )?;
+            tx.commit()?;
+            out.deleting.push(subject);
         }
         if !overdue.is_empty() {
             let mut tx = self.store.write()?;

@@ -240,6 +240,7 @@ struct Converged {
     revoked: Vec<String>,
     disabled: bool,
     created: bool,
+    deleted: bool,
     /// For a leaver: trying to use the account as its holder would.
     probe: Option<Probe>,
 }
@@ -250,6 +251,21 @@ async fn converge(c: &dyn Connector, s: &Snapshot) -> Result<Converged, Connecto
         return Ok(Converged::default());
     };
     let name = &account.name;
+    // After the grace period a closed leaver's account is deleted, and the read-back must find
+    // nothing.
+    if matches!(account.state, AccountState::Deleting | AccountState::DeleteVerified) {
+        let mut out = Converged::default();
+        if c.read_account(name).await?.is_some() {
+            c.delete_account(name).await?;
+            out.deleted = true;
+        }
+        if let Some(r) = c.read_account(name).await? {
+            out.present = true;
+            out.enabled = r.enabled;
+            out.memberships = r.memberships;
+        }
+        return Ok(out);
+    }
     let wanted: BTreeSet<String> = s.grants.iter().filter(|g| g.state.is_wanted()).map(|g| s.target(g)).collect();
     let unwanted: BTreeSet<String> = s.grants.iter().filter(|g| !g.state.is_wanted()).map(|g| s.target(g)).collect();
     let left = s.identity.state.has_left();
@@ -374,7 +390,15 @@ fn complete(
             }
         }
     }
-    if let Some(a) = &s.account {
+    if let Some(a) =
+        s.account.as_ref().filter(|a| matches!(a.state, AccountState::Deleting | AccountState::DeleteVerified))
+    {
+        if got.present {
+            problems.push(format!("account `{}` still exists after deleting", a.name));
+        } else if a.state != AccountState::DeleteVerified {
+            tx.set_account_state(a.identity_id, &a.system, a.rev, AccountState::DeleteVerified, now)?;
+        }
+    } else if let Some(a) = &s.account {
         let wanted = s.enabled_wanted();
         let ok = if wanted { got.present && got.enabled } else { !got.present || !got.enabled };
         if s.identity.state.has_left() && !got.memberships.is_empty() {
@@ -408,6 +432,7 @@ fn complete(
             "account": s.account.as_ref().map(|a| a.name.clone()),
             "created": got.created,
             "disabled": got.disabled,
+            "deleted": got.deleted,
             "granted": got.granted,
             "revoked": got.revoked,
             "read_back": { "present": got.present, "enabled": got.enabled, "memberships": got.memberships },
@@ -484,7 +509,7 @@ fn advance_lifecycle(tx: &mut dyn WriteTx, identity_id: i64, now: OffsetDateTime
             LifecycleState::Active
         }
         LifecycleState::Leaving
-            if accounts.iter().all(|a| a.state == AccountState::DisableVerified)
+            if accounts.iter().all(|a| a.state.is_off_verified())
                 && grants.iter().all(|g| g.state == GrantState::RevocationVerified) =>
         {
             LifecycleState::Closed

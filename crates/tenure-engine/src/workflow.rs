@@ -311,7 +311,7 @@ pub(crate) fn leave(
         }
     }
     for a in tx.accounts(identity.id)? {
-        if a.state != AccountState::DisableVerified {
+        if !a.state.is_off_verified() {
             tx.put_account(identity.id, &a.system, &a.name, AccountState::Disabling, now)?;
         }
         // Even a verified-disabled account is checked again: the leaver must leave no group.

@@ -57,11 +57,20 @@ string_enum! {
         Disabling => "disabling",
         /// Read back: disabled.
         DisableVerified => "disable_verified",
+        /// A closed leaver's grace period is over: should be deleted; not yet verified.
+        Deleting => "deleting",
+        /// Read back: gone.
+        DeleteVerified => "delete_verified",
     }
 }
 
 impl AccountState {
     pub fn is_settled(self) -> bool {
-        matches!(self, Self::Verified | Self::DisableVerified)
+        matches!(self, Self::Verified | Self::DisableVerified | Self::DeleteVerified)
+    }
+
+    /// Disabled or gone, verified.
+    pub fn is_off_verified(self) -> bool {
+        matches!(self, Self::DisableVerified | Self::DeleteVerified)
     }
 }

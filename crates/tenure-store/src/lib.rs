@@ -63,6 +63,8 @@ pub trait ReadTx {
     fn current_policy_version(&self) -> Result<Option<String>>;
     fn job_counts(&self) -> Result<BTreeMap<String, i64>>;
     fn jobs(&self, state: Option<JobState>) -> Result<Vec<JobRow>>;
+    /// Closed identities (closed at or before `closed_by`) that still have a disabled account.
+    fn deletions_due(&self, closed_by: OffsetDateTime) -> Result<Vec<i64>>;
     /// Current NHIs whose wait for a new owner ended at or before `now`.
     fn owners_overdue(&self, now: OffsetDateTime) -> Result<Vec<IdentityRow>>;
     /// Wanted grants whose time is up at `now`.

@@ -718,6 +718,12 @@ macro_rules! impl_reads {
                 let $c = self;
                 q_job_counts($conn)
             }
+            fn deletions_due(&self, closed_by: OffsetDateTime) -> Result<Vec<i64>> {
+                let $c = self;
+                q_all($conn, "SELECT DISTINCT i.id FROM identities i JOIN accounts a ON a.identity_id = i.id
+                    WHERE i.state = 'closed' AND i.updated_at <= ?1 AND a.state = 'disable_verified' ORDER BY i.id",
+                    [ts(closed_by)], |r| r.get(0))
+            }
             fn owners_overdue(&self, now: OffsetDateTime) -> Result<Vec<IdentityRow>> {
                 let $c = self;
                 q_all($conn, &format!("SELECT {IDENTITY_COLS} FROM identities WHERE owner_deadline IS NOT NULL

@@ -230,6 +230,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             for n in &expired.suspended {
                 println!("suspended: {n} (nobody took it over by its deadline)");
             }
+            for n in &expired.deleting {
+                println!("deleting: the accounts of {n} (its grace period ended)");
+            }
             let workers = Workers::new(engine, process_env(), WorkerConfig::default());
             let ran = workers.run_until_idle().await?;
             println!("ran {ran} job(s)");
@@ -518,7 +521,7 @@ async fn expiry_loop(engine: Arc<Engine>, workers: Arc<Workers>, mut stop: tokio
         }
         let e = engine.clone();
         match tokio::task::spawn_blocking(move || e.expire()).await {
-            Ok(Ok(x)) if !x.grants.is_empty() || !x.suspended.is_empty() => {
+            Ok(Ok(x)) if !x.grants.is_empty() || !x.suspended.is_empty() || !x.deleting.is_empty() => {
                 tracing::info!(grants = ?x.grants, suspended = ?x.suspended, "the clock ended access");
                 workers.notify();
             }

@@ -219,3 +219,45 @@ fn a_leavers_nhis_go_to_the_successor_or_are_suspended_at_the_deadline() {
     assert!(!w.ldapsearch("(uid=wl-deployer)", &["pwdAccountLockedTime"]).contains("pwdAccountLockedTime"));
     assert!(engine.decide(&q).unwrap().is_allow());
 }
+
+#[test]
+fn after_the_grace_period_a_leavers_accounts_are_deleted_and_verified_gone() {
+    use std::sync::Arc;
+    use tenure_engine::worker::{WorkerConfig, Workers};
+    let w = World::new();
+    hr(&w);
+    let clock = Arc::new(tenure_model::FixedClock::new(time::macros::datetime!(2026-11-20 09:00 UTC)));
+    let engine = Arc::new(tenure_engine::Engine::new(
+        Arc::new(tenure_store::SqliteStore::open(&w.data_dir()).unwrap()),
+        clock.clone(),
+    ));
+    let env = w.env();
+    let workers = Workers::new(engine.clone(), Arc::new(move |k: &str| env.get(k).cloned()), WorkerConfig::default());
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let run = || rt.block_on(workers.run_until_idle()).unwrap();
+    let events =
+        tenure_engine::ingest::events_from_wire(tenure_engine::parse::json_lines(&leave_line("E1010")).unwrap())
+            .unwrap();
+    engine.ingest(&events, "test").unwrap();
+    run();
+    assert_eq!(engine.identity_detail("hr:E1010").unwrap().identity.state, "closed");
+    // Disabled, still there, through the grace period (30 days in the quickstart).
+    clock.advance(time::Duration::days(29));
+    assert!(engine.expire().unwrap().deleting.is_empty());
+    assert!(w.ldapsearch("(uid=E1010)", &["uid"]).contains("uid: E1010"));
+    clock.advance(time::Duration::days(2));
+    assert_eq!(engine.expire().unwrap().deleting, ["hr:E1010"]);
+    run();
+    let d = engine.identity_detail("hr:E1010").unwrap();
+    assert!(d.accounts.iter().all(|a| a.state == "delete_verified"), "{:?}", d.accounts);
+    assert_eq!(d.accounts.len(), 3);
+    assert_eq!(w.ldapsearch("(uid=E1010)", &["uid"]), "");
+    let (ok, err) = psql_login(&w, "E1010");
+    assert!(!ok && err.contains("does not exist"), "{err}");
+    assert_eq!(scim_get(&w, "/Users", r#"userName eq "E1010""#)["totalResults"], 0);
+    // Nothing more is due, and the certificate still stands.
+    assert!(engine.expire().unwrap().deleting.is_empty());
+    let signer = tenure_ledger::Signer::from_seed("test/ledger", &[1; 32]);
+    let cert = engine.closure_certificate("hr:E1010", &signer).unwrap();
+    assert!(tenure_ledger::closure::verify(&cert, &signer.verifier()).is_ok());
+}
