@@ -48,6 +48,8 @@ pub struct Systems {
     connectors: BTreeMap<String, Arc<dyn Connector>>,
     /// Systems whose settings could not be used, with the reason.
     broken: BTreeMap<String, ConnectorError>,
+    /// Systems with a concurrency limit: a permit per job talking to them.
+    limits: BTreeMap<String, Arc<tokio::sync::Semaphore>>,
 }
 
 impl Systems {
@@ -89,7 +91,17 @@ impl Systems {
                 }
             }
         }
-        Self { version: policy.version.to_string(), connectors, broken }
+        let limits = policy
+            .systems
+            .values()
+            .filter_map(|d| d.max_concurrency.map(|n| (d.name.clone(), Arc::new(tokio::sync::Semaphore::new(n)))))
+            .collect();
+        Self { version: policy.version.to_string(), connectors, broken, limits }
+    }
+
+    /// The concurrency limit of a system, if it has one.
+    pub fn limit(&self, system: &str) -> Option<Arc<tokio::sync::Semaphore>> {
+        self.limits.get(system).cloned()
     }
 
     pub fn get(&self, system: &str) -> Result<Arc<dyn Connector>, ConnectorError> {

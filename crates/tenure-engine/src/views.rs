@@ -97,3 +97,36 @@ impl Engine {
             .collect()
     }
 }
+
+impl Engine {
+    /// Gauges in the Prometheus text format: jobs by state (alert on `tenure_jobs{state="dead"}`),
+    /// identities by state, open findings, ledger size.
+    pub fn metrics_text(&self) -> Result<String> {
+        let tx = self.store.read()?;
+        let mut out = String::from(
+            "# HELP tenure_jobs Provisioning jobs by state; dead ones need people.\n# TYPE tenure_jobs gauge\n",
+        );
+        let counts = tx.job_counts()?;
+        for state in ["pending", "running", "done", "dead"] {
+            out.push_str(&format!("tenure_jobs{{state=\"{state}\"}} {}\n", counts.get(state).copied().unwrap_or(0)));
+        }
+        out.push_str("# HELP tenure_identities Identities by lifecycle state.\n# TYPE tenure_identities gauge\n");
+        let mut states: std::collections::BTreeMap<String, i64> =
+            tenure_model::LifecycleState::ALL.iter().map(|s| (s.to_string(), 0)).collect();
+        for i in tx.identities()? {
+            *states.entry(i.state.to_string()).or_default() += 1;
+        }
+        for (state, n) in states {
+            out.push_str(&format!("tenure_identities{{state=\"{state}\"}} {n}\n"));
+        }
+        out.push_str(&format!(
+            "# HELP tenure_findings_open Findings nobody has resolved.\n# TYPE tenure_findings_open gauge\ntenure_findings_open {}\n",
+            tx.findings(true)?.len()
+        ));
+        out.push_str(&format!(
+            "# HELP tenure_ledger_entries Entries in the ledger.\n# TYPE tenure_ledger_entries gauge\ntenure_ledger_entries {}\n",
+            tx.audit_count()?
+        ));
+        Ok(out)
+    }
+}

@@ -176,7 +176,13 @@ impl Workers {
                 Ok(Snapshot { identity, account, grants, policy })
             })
             .await?;
-        let result = match self.systems_for(&snap.policy).await.get(&job.system) {
+        let systems = self.systems_for(&snap.policy).await;
+        // A system's concurrency limit (`max_concurrency`): wait for a permit.
+        let _permit = match systems.limit(&job.system) {
+            Some(s) => s.acquire_owned().await.ok(),
+            None => None,
+        };
+        let result = match systems.get(&job.system) {
             Ok(c) => converge(c.as_ref(), &snap).await,
             Err(e) => Err(e),
         };

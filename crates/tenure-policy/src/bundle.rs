@@ -102,6 +102,8 @@ pub struct SystemDef {
     pub settings: BTreeMap<String, String>,
     /// The identity that owns the system (an approver for `system-owner`).
     pub owner: Option<String>,
+    /// At most this many jobs talk to the system at once.
+    pub max_concurrency: Option<usize>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -677,6 +679,18 @@ fn system_def(name: &str, mut table: toml::Table) -> Result<SystemDef, Vec<Probl
             None
         }
     };
+    let max_concurrency = match table.remove("max_concurrency") {
+        None => None,
+        Some(toml::Value::Integer(n)) if (1..=1024).contains(&n) => usize::try_from(n).ok(),
+        Some(other) => {
+            problems.push(problem(
+                MANIFEST,
+                format!("{at}.max_concurrency"),
+                format!("expected 1 to 1024, found `{other}`"),
+            ));
+            None
+        }
+    };
     for (k, v) in table {
         let s = match v {
             toml::Value::String(s) => s,
@@ -689,7 +703,11 @@ fn system_def(name: &str, mut table: toml::Table) -> Result<SystemDef, Vec<Probl
         };
         settings.insert(k, s);
     }
-    if problems.is_empty() { Ok(SystemDef { name: name.to_owned(), kind, settings, owner }) } else { Err(problems) }
+    if problems.is_empty() {
+        Ok(SystemDef { name: name.to_owned(), kind, settings, owner, max_concurrency })
+    } else {
+        Err(problems)
+    }
 }
 
 #[cfg(test)]

@@ -66,6 +66,7 @@ pub enum Endpoint {
     ListTokens,
     RevokeToken,
     Findings,
+    Metrics,
 }
 
 /// A route: endpoint, method, path and who may call it.
@@ -100,6 +101,7 @@ pub const ROUTES: &[Route] = &[
     route(Endpoint::ListTokens, "GET", "/v1/tokens", Access::Roles(&[Admin, Auditor])),
     route(Endpoint::RevokeToken, "POST", "/v1/tokens/{id}/revoke", Access::Roles(&[Admin])),
     route(Endpoint::Findings, "GET", "/v1/findings", Access::Roles(&[Admin, Auditor])),
+    route(Endpoint::Metrics, "GET", "/metrics", Access::Roles(&[Admin, Auditor])),
 ];
 
 fn handler(e: Endpoint) -> MethodRouter<AppState> {
@@ -119,6 +121,7 @@ fn handler(e: Endpoint) -> MethodRouter<AppState> {
         Endpoint::ListTokens => get(list_tokens),
         Endpoint::RevokeToken => post(revoke_token),
         Endpoint::Findings => get(findings),
+        Endpoint::Metrics => get(metrics),
     }
 }
 
@@ -452,6 +455,12 @@ async fn findings(
 ) -> Result<Json<Vec<FindingView>>, ApiError> {
     let engine = s.engine.clone();
     Ok(Json(blocking(move || engine.list_findings(q.all)).await?))
+}
+
+async fn metrics(State(s): State<AppState>) -> Result<Response, ApiError> {
+    let engine = s.engine.clone();
+    let text = blocking(move || engine.metrics_text()).await?;
+    Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response())
 }
 
 /// Run store-bound work off the async threads.

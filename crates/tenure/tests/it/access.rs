@@ -49,6 +49,7 @@ fn expected() -> BTreeMap<(&'static str, &'static str), &'static [&'static str]>
     m.insert(("GET", "/v1/tokens"), &["admin", "auditor"]);
     m.insert(("POST", "/v1/tokens/{id}/revoke"), &["admin"]);
     m.insert(("GET", "/v1/findings"), &["admin", "auditor"]);
+    m.insert(("GET", "/metrics"), &["admin", "auditor"]);
     m
 }
 
@@ -108,7 +109,7 @@ fn every_route_refuses_missing_wrong_role_expired_and_revoked_tokens() {
             checked += 1;
         }
     }
-    assert_eq!(checked, 14 * (5 + 6));
+    assert_eq!(checked, 15 * (5 + 6));
 
     // A source token posts for its source only.
     let vendor = event("vendors", "v1", "joined", human("V1", "Vic", "sales"));

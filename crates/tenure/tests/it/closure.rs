@@ -117,6 +117,9 @@ fn with_postgres_down_no_certificate_is_issued_and_closure_completes_when_it_ret
     assert!(pending.contains("sync analytics-db") && pending.contains("CN0001"), "{pending}");
     let jobs = serde_json::from_str::<serde_json::Value>(&s.get("/v1/jobs").1).unwrap();
     assert!(jobs["counts"]["pending"].as_i64().unwrap() >= 1, "{jobs}");
+    let (status, metrics) = s.get("/metrics");
+    assert_eq!(status, 200);
+    assert!(metrics.contains("tenure_identities{state=\"leaving\"} 1"), "{metrics}");
     let identity = serde_json::from_str::<serde_json::Value>(&s.get("/v1/identities/hr:E1010").1).unwrap();
     assert_eq!(identity["state"], "leaving");
 
@@ -260,4 +263,75 @@ fn after_the_grace_period_a_leavers_accounts_are_deleted_and_verified_gone() {
     let signer = tenure_ledger::Signer::from_seed("test/ledger", &[1; 32]);
     let cert = engine.closure_certificate("hr:E1010", &signer).unwrap();
     assert!(tenure_ledger::closure::verify(&cert, &signer.verifier()).is_ok());
+}
+
+#[test]
+fn a_systems_concurrency_limit_holds_and_a_shadow_path_is_provisioned_through_exec() {
+    let w = World::new();
+    // The quickstart plus a backup console reached through the exec connector, at most two jobs
+    // at a time; a wrapper records how many of its invocations overlap.
+    let bundle = w.tmp.path().join("policy");
+    let status = std::process::Command::new("cp").arg("-r").arg(quickstart_policy()).arg(&bundle).status().unwrap();
+    assert!(status.success());
+    let console = repo().join("examples/shadow/backup-console.py").canonicalize().unwrap();
+    let state = w.tmp.path().join("console.json");
+    let counter = w.tmp.path().join("overlap");
+    let wrapper = w.file(
+        "console-wrapper.py",
+        &format!(
+            r#"#!/usr/bin/env python3
+import fcntl, os, subprocess, sys, time
+counter = {counter:?}
+def bump(delta):
+    with open(counter + ".lock", "a+") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            now, peak = map(int, open(counter).read().split())
+        except Exception:
+            now, peak = 0, 0
+        now += delta
+        open(counter, "w").write(f"{{now}} {{max(peak, now)}}")
+bump(1)
+time.sleep(0.05)
+env = dict(os.environ, BACKUP_CONSOLE_STATE={state:?})
+r = subprocess.run([sys.executable, {console:?}] + sys.argv[1:], stdin=sys.stdin, env=env)
+bump(-1)
+sys.exit(r.returncode)
+"#,
+            counter = counter.display().to_string(),
+            state = state.display().to_string(),
+            console = console.display().to_string()
+        ),
+    );
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let manifest = bundle.join("tenure.toml");
+    let mut text = std::fs::read_to_string(&manifest).unwrap();
+    text.push_str(&format!(
+        "\n[systems.backup-console]\ntype = \"exec\"\ncommand = {:?}\nmax_concurrency = 2\n\n[entitlements.\"backup-console/restore-operators\"]\n",
+        wrapper.display().to_string()
+    ));
+    std::fs::write(&manifest, text).unwrap();
+    std::fs::write(
+        bundle.join("templates/backups.toml"),
+        "[[template]]\nname = \"restore\"\nwhen = { kind = \"human\", attributes = { department = \"engineering\" } }\ngrant = [\"backup-console/restore-operators\"]\n",
+    )
+    .unwrap();
+    let lines: Vec<String> = (0..12)
+        .map(|i| event("hr", &format!("b{i}"), "joined", human(&format!("B{i}"), "Someone", "engineering")))
+        .collect();
+    let f = w.file("engineers.jsonl", &lines.join("\n"));
+    let policy = bundle.to_str().unwrap();
+    w.ok(&["--policy", policy, "import", "--source", "hr", f.to_str().unwrap()]);
+    w.ok(&["--policy", policy, "jobs", "run"]);
+    // Every engineer is in the console (its own state file says so), and never more than two
+    // of tenure's jobs were in it at once.
+    let console_state: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&state).unwrap()).unwrap();
+    assert_eq!(console_state["users"].as_object().unwrap().len(), 12);
+    assert!(console_state["users"]["B3"]["roles"].as_array().unwrap().contains(&"restore-operators".into()));
+    let peak: i64 = std::fs::read_to_string(&counter).unwrap().split_whitespace().nth(1).unwrap().parse().unwrap();
+    assert!(peak <= 2, "{peak} jobs in the console at once");
+    assert_eq!(peak, 2, "the limit should still allow two at once");
+    let ids = w.identities();
+    assert_eq!(ids.as_array().unwrap().iter().filter(|i| i["state"] == "active").count(), 12);
 }
