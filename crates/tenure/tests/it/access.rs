@@ -4,12 +4,8 @@
 
 use crate::support::*;
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Arc;
-use tenure_engine::Engine;
 use tenure_engine::access::{AccessRequest, Actor};
-use tenure_engine::worker::{WorkerConfig, Workers};
-use tenure_model::{FixedClock, RequestKind};
-use tenure_store::SqliteStore;
+use tenure_model::RequestKind;
 
 /// Import the quickstart's HR feed and provision it.
 fn hr(w: &World) {
@@ -211,12 +207,9 @@ fn jit_grants_and_exceptions_leave_ldap_when_they_expire() {
     let w = World::new();
     hr(&w);
     // The engine in-process on the same data dir, with a clock the test drives.
-    let clock = Arc::new(FixedClock::new(time::macros::datetime!(2026-11-20 09:00 UTC)));
-    let engine = Arc::new(Engine::new(Arc::new(SqliteStore::open(&w.data_dir()).unwrap()), clock.clone()));
-    let env = w.env();
-    let workers = Workers::new(engine.clone(), Arc::new(move |k: &str| env.get(k).cloned()), WorkerConfig::default());
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    let run = || rt.block_on(workers.run_until_idle()).unwrap();
+    let c = Clocked::new(&w);
+    let (clock, engine) = (&c.clock, &c.engine);
+    let run = || c.run();
     let actor = |r: &str| Actor { reference: r.parse().unwrap(), admin: false };
 
     // Grace (engineering) elevates to prod-admin for 30 minutes: auto-approved by policy.

@@ -146,28 +146,15 @@ fn with_postgres_down_no_certificate_is_issued_and_closure_completes_when_it_ret
 
 #[test]
 fn a_leavers_nhis_go_to_the_successor_or_are_suspended_at_the_deadline() {
-    use std::sync::Arc;
-    use tenure_engine::worker::{WorkerConfig, Workers};
     let w = World::new();
     hr(&w);
     let registry = repo().join("examples/quickstart/feeds/service-registry.jsonl");
     w.ok(&["import", "--source", "service-registry", registry.to_str().unwrap()]);
     w.ok(&["jobs", "run"]);
-    let clock = Arc::new(tenure_model::FixedClock::new(time::macros::datetime!(2026-11-20 09:00 UTC)));
-    let engine = Arc::new(tenure_engine::Engine::new(
-        Arc::new(tenure_store::SqliteStore::open(&w.data_dir()).unwrap()),
-        clock.clone(),
-    ));
-    let env = w.env();
-    let workers = Workers::new(engine.clone(), Arc::new(move |k: &str| env.get(k).cloned()), WorkerConfig::default());
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    let run = || rt.block_on(workers.run_until_idle()).unwrap();
-    let leave = |ext: &str| {
-        let events =
-            tenure_engine::ingest::events_from_wire(tenure_engine::parse::json_lines(&leave_line(ext)).unwrap())
-                .unwrap();
-        engine.ingest(&events, "test").unwrap();
-    };
+    let c = Clocked::new(&w);
+    let (clock, engine) = (&c.clock, &c.engine);
+    let run = || c.run();
+    let leave = |ext: &str| c.ingest(&leave_line(ext));
     let show = |r: &str| engine.identity_detail(r).unwrap().identity;
 
     // Alan (E1002) owns svc-billing; his manager Ada (E1000) is active: she takes it at once.
@@ -214,8 +201,7 @@ fn a_leavers_nhis_go_to_the_successor_or_are_suspended_at_the_deadline() {
         "owner_changed",
         nhi("wl-deployer", "workload", Some("hr:E1005"), "2027-09-30T00:00:00Z"),
     );
-    let events = tenure_engine::ingest::events_from_wire(tenure_engine::parse::json_lines(&take).unwrap()).unwrap();
-    engine.ingest(&events, "test").unwrap();
+    c.ingest(&take);
     run();
     let d = show("service-registry:wl-deployer");
     assert_eq!((d.state.as_str(), d.owner.as_deref(), d.owner_deadline.as_deref()), ("active", Some("hr:E1005"), None));
@@ -225,23 +211,12 @@ fn a_leavers_nhis_go_to_the_successor_or_are_suspended_at_the_deadline() {
 
 #[test]
 fn after_the_grace_period_a_leavers_accounts_are_deleted_and_verified_gone() {
-    use std::sync::Arc;
-    use tenure_engine::worker::{WorkerConfig, Workers};
     let w = World::new();
     hr(&w);
-    let clock = Arc::new(tenure_model::FixedClock::new(time::macros::datetime!(2026-11-20 09:00 UTC)));
-    let engine = Arc::new(tenure_engine::Engine::new(
-        Arc::new(tenure_store::SqliteStore::open(&w.data_dir()).unwrap()),
-        clock.clone(),
-    ));
-    let env = w.env();
-    let workers = Workers::new(engine.clone(), Arc::new(move |k: &str| env.get(k).cloned()), WorkerConfig::default());
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    let run = || rt.block_on(workers.run_until_idle()).unwrap();
-    let events =
-        tenure_engine::ingest::events_from_wire(tenure_engine::parse::json_lines(&leave_line("E1010")).unwrap())
-            .unwrap();
-    engine.ingest(&events, "test").unwrap();
+    let c = Clocked::new(&w);
+    let (clock, engine) = (&c.clock, &c.engine);
+    let run = || c.run();
+    c.ingest(&leave_line("E1010"));
     run();
     assert_eq!(engine.identity_detail("hr:E1010").unwrap().identity.state, "closed");
     // Disabled, still there, through the grace period (30 days in the quickstart).

@@ -260,3 +260,42 @@ impl Drop for Server {
         let _ = self.child.wait();
     }
 }
+
+/// The engine in-process on a world's data dir, with a clock the test drives, and its workers.
+pub struct Clocked {
+    pub clock: std::sync::Arc<tenure_model::FixedClock>,
+    pub engine: std::sync::Arc<tenure_engine::Engine>,
+    workers: tenure_engine::worker::Workers,
+    rt: tokio::runtime::Runtime,
+}
+
+impl Clocked {
+    /// Starting at 2026-11-20 09:00 UTC.
+    pub fn new(w: &World) -> Self {
+        use std::sync::Arc;
+        let clock = Arc::new(tenure_model::FixedClock::new(time::macros::datetime!(2026-11-20 09:00 UTC)));
+        let engine = Arc::new(tenure_engine::Engine::new(
+            Arc::new(tenure_store::SqliteStore::open(&w.data_dir()).unwrap()),
+            clock.clone(),
+        ));
+        let env = w.env();
+        let workers = tenure_engine::worker::Workers::new(
+            engine.clone(),
+            Arc::new(move |k: &str| env.get(k).cloned()),
+            tenure_engine::worker::WorkerConfig::default(),
+        );
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        Self { clock, engine, workers, rt }
+    }
+
+    /// Run due jobs until none is due.
+    pub fn run(&self) {
+        self.rt.block_on(self.workers.run_until_idle()).unwrap();
+    }
+
+    /// Ingest JSON-lines events.
+    pub fn ingest(&self, lines: &str) {
+        let events = tenure_engine::ingest::events_from_wire(tenure_engine::parse::json_lines(lines).unwrap()).unwrap();
+        self.engine.ingest(&events, "test").unwrap();
+    }
+}
