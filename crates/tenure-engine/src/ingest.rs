@@ -322,6 +322,7 @@ fn apply(
                     detail.insert("owner".into(), serde_json::json!({ "from": row.owner.as_ref().map(ToString::to_string), "to": owner.to_string() }));
                     row.owner = Some(owner.clone());
                     row.owner_deadline = None;
+                    tx.resolve_finding(row.id, "owner_needed", "", now)?;
                     row.updated_at = now;
                     // An NHI suspended for want of an owner resumes with its new one.
                     if row.state == LifecycleState::Suspended {

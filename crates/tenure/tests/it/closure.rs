@@ -205,6 +205,9 @@ fn a_leavers_nhis_go_to_the_successor_or_are_suspended_at_the_deadline() {
     run();
     let d = show("service-registry:wl-deployer");
     assert_eq!((d.state.as_str(), d.owner.as_deref(), d.owner_deadline.as_deref()), ("active", Some("hr:E1005"), None));
+    let open = engine.list_findings(false).unwrap();
+    assert!(!open.iter().any(|f| f.identity == "service-registry:wl-deployer"), "the owner_needed finding is resolved");
+    assert!(open.iter().any(|f| f.identity == "service-registry:agent-triage" && f.kind == "owner_needed"));
     assert!(!w.ldapsearch("(uid=wl-deployer)", &["pwdAccountLockedTime"]).contains("pwdAccountLockedTime"));
     assert!(engine.decide(&q).unwrap().is_allow());
 }
