@@ -57,7 +57,10 @@ impl Engine {
         let mut done: BTreeMap<String, (bool, Vec<Value>)> = BTreeMap::new();
         for a in rows.iter().filter(|a| a.seq > left.seq && a.seq < closed.seq && a.action == "system.synced") {
             let Some(system) = a.detail.get("system").and_then(Value::as_str) else { continue };
-            last.insert(system.to_owned(), a.seq);
+            // The evidence for a system is its last sync that verified without a problem.
+            if a.detail.get("problems").and_then(Value::as_array).is_none_or(Vec::is_empty) {
+                last.insert(system.to_owned(), a.seq);
+            }
             let d = done.entry(system.to_owned()).or_default();
             d.0 |= a.detail.get("disabled") == Some(&Value::Bool(true));
             d.1.extend(a.detail.get("revoked").and_then(Value::as_array).into_iter().flatten().cloned());
