@@ -5,6 +5,7 @@ in a JSON file (BACKUP_CONSOLE_STATE, default ./backup-console.json next to this
 tenure runs `backup-console.py OPERATION` with a JSON request on stdin and reads a JSON result
 on stdout (docs/policy.md, `type = "exec"`). Names are data here, never commands.
 """
+import fcntl
 import json
 import os
 import sys
@@ -28,6 +29,13 @@ def save(state):
 
 
 def main():
+    # One operation at a time on the state file: tenure may run several at once.
+    with open(STATE + ".lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return operate()
+
+
+def operate():
     op = sys.argv[1]
     req = json.load(sys.stdin)
     if req.get("operation") != op:
