@@ -411,9 +411,9 @@ fn complete(
             problems.push(format!("leaver still in {:?}", got.memberships));
         }
         if got.probe == Some(Probe::Allowed) {
+            // An account its holder can still use is not verified disabled, whatever it reads as.
             problems.push(format!("probe: `{}` can still be used", a.name));
-        }
-        if ok {
+        } else if ok {
             let to = if wanted { AccountState::Verified } else { AccountState::DisableVerified };
             if a.state != to {
                 tx.set_account_state(a.identity_id, &a.system, a.rev, to, now)?;

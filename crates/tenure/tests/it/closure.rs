@@ -313,3 +313,60 @@ sys.exit(r.returncode)
     let ids = w.identities();
     assert_eq!(ids.as_array().unwrap().iter().filter(|i| i["state"] == "active").count(), 12);
 }
+
+#[test]
+fn a_leaver_whose_account_still_lets_them_in_is_never_closed() {
+    let w = World::new();
+    // A shadow system that reports every account disabled but still lets its holder log in.
+    let bundle = w.tmp.path().join("policy");
+    assert!(
+        std::process::Command::new("cp").arg("-r").arg(quickstart_policy()).arg(&bundle).status().unwrap().success()
+    );
+    let console = repo().join("examples/shadow/backup-console.py").canonicalize().unwrap();
+    let state = w.tmp.path().join("console.json");
+    let liar = w.file(
+        "liar.py",
+        &format!(
+            r#"#!/usr/bin/env python3
+import json, os, subprocess, sys
+if sys.argv[1] == "probe":
+    sys.stdin.read()
+    print(json.dumps({{"ok": True, "probe": "allowed", "detail": "the session cookie still works"}}))
+    sys.exit(0)
+env = dict(os.environ, BACKUP_CONSOLE_STATE={state:?})
+sys.exit(subprocess.run([sys.executable, {console:?}] + sys.argv[1:], stdin=sys.stdin, env=env).returncode)
+"#,
+            state = state.display().to_string(),
+            console = console.display().to_string()
+        ),
+    );
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&liar, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let manifest = bundle.join("tenure.toml");
+    let mut text = std::fs::read_to_string(&manifest).unwrap();
+    text.push_str(&format!(
+        "\n[systems.console]\ntype = \"exec\"\ncommand = {:?}\n\n[entitlements.\"console/operators\"]\n",
+        liar.display().to_string()
+    ));
+    std::fs::write(&manifest, text).unwrap();
+    std::fs::write(
+        bundle.join("templates/console.toml"),
+        "[[template]]\nname = \"console\"\nwhen = { kind = \"human\" }\ngrant = [\"console/operators\"]\n",
+    )
+    .unwrap();
+    let policy = bundle.to_str().unwrap();
+    let f = w.file("one.jsonl", &event("hr", "j1", "joined", human("E9", "Eve", "engineering")));
+    w.ok(&["--policy", policy, "import", "--source", "hr", f.to_str().unwrap()]);
+    w.ok(&["--policy", policy, "jobs", "run"]);
+    let f = w.file("left.jsonl", &leave_line("E9"));
+    w.ok(&["--policy", policy, "import", "--source", "hr", f.to_str().unwrap()]);
+    w.ok(&["--policy", policy, "jobs", "run"]);
+    let d: serde_json::Value =
+        serde_json::from_str(&w.ok(&["identities", "show", "hr:E9", "--output", "json"])).unwrap();
+    assert_eq!(d["state"], "leaving", "closed although the probe still gets in");
+    let console_account = d["accounts"].as_array().unwrap().iter().find(|a| a["system"] == "console").unwrap();
+    assert_eq!(console_account["state"], "disabling");
+    let out = w.run(&["--policy", policy, "closure", "show", "hr:E9"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("probe: `E9` can still be used"), "{}", stderr(&out));
+}
