@@ -168,12 +168,14 @@ fn no_secret_reaches_the_database_the_ledger_or_the_logs() {
     let api_secret = issued["secret"].as_str().unwrap().to_owned();
     let op_secret = w.operator_token();
     let secrets = [w.slapd.password.clone(), w.scim.token.clone(), seed, op_secret.clone(), api_secret.clone()];
-    // The part after the token id, too (the id itself is public).
+    // The secret part too (`tnr_<id>_<secret>`; the id is public; the secret is base64url and may
+    // itself contain `_`).
     let secrets: Vec<String> = secrets
         .iter()
         .cloned()
-        .chain([op_secret, api_secret].iter().map(|t| t.rsplit('_').next().unwrap().to_owned()))
+        .chain([op_secret, api_secret].iter().map(|t| t.trim().splitn(3, '_').nth(2).unwrap().to_owned()))
         .collect();
+    assert!(secrets.iter().all(|s| s.len() >= 24), "every secret scanned for is long enough not to occur by chance");
     let mut scanned = 0;
     let mut scan = |path: &std::path::Path| {
         let bytes = std::fs::read(path).unwrap();
