@@ -175,11 +175,7 @@ fn provision(
     let Some(def) = policy.entitlement(&r.entitlement) else {
         return Err(invalid("entitlement", format!("`{}` is no longer in the catalog", r.entitlement)));
     };
-    let origin = match r.kind {
-        RequestKind::Access => GrantOrigin::Request,
-        RequestKind::Jit => GrantOrigin::Jit,
-        RequestKind::Exception => GrantOrigin::Exception,
-    };
+    let origin = r.kind.origin();
     tx.put_grant(&NewGrant {
         identity_id: beneficiary.id,
         entitlement: &r.entitlement,

@@ -16,6 +16,17 @@ string_enum! {
     }
 }
 
+impl RequestKind {
+    /// The origin of the grant an approved request of this kind gives.
+    pub fn origin(self) -> crate::GrantOrigin {
+        match self {
+            Self::Access => crate::GrantOrigin::Request,
+            Self::Jit => crate::GrantOrigin::Jit,
+            Self::Exception => crate::GrantOrigin::Exception,
+        }
+    }
+}
+
 string_enum! {
     /// `pending → approved | denied | expired`; nothing leaves a final state.
     #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]

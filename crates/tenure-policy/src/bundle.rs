@@ -556,12 +556,7 @@ impl Bundle {
     /// may not hold is denied whatever the request rules say. A privileged entitlement that
     /// needs approval needs two distinct approvers.
     pub fn decide_request(&self, q: &RequestFacts<'_>) -> Decision {
-        let origin = match q.kind {
-            tenure_model::RequestKind::Access => GrantOrigin::Request,
-            tenure_model::RequestKind::Jit => GrantOrigin::Jit,
-            tenure_model::RequestKind::Exception => GrantOrigin::Exception,
-        };
-        let guard = self.hold(&q.beneficiary, q.entitlement, origin);
+        let guard = self.hold(&q.beneficiary, q.entitlement, q.kind.origin());
         if !guard.is_allow() {
             return guard;
         }
