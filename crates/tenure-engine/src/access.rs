@@ -480,7 +480,7 @@ impl Engine {
                 let guard = if r.kind == RequestKind::Exception {
                     None
                 } else {
-                    Some(policy.hold(&facts.subject(), &r.entitlement, GrantOrigin::Request)).filter(|d| !d.is_allow())
+                    Some(policy.hold(&facts.subject(), &r.entitlement, r.kind.origin())).filter(|d| !d.is_allow())
                 };
                 if let Some(d) = guard {
                     tx.finish_request(request_id, RequestState::Denied, now)?;
