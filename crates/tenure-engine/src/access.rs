@@ -298,7 +298,7 @@ impl Engine {
             ));
         }
         if tx
-            .requests(Some(RequestState::Pending))?
+            .pending_requests_of(beneficiary.id)?
             .iter()
             .any(|r| r.beneficiary_id == beneficiary.id && r.entitlement == req.entitlement)
         {
@@ -672,10 +672,9 @@ pub(crate) fn end_requests_of(
     version: &str,
     now: OffsetDateTime,
 ) -> Result<(), tenure_store::StoreError> {
-    for r in tx.requests(Some(RequestState::Pending))? {
-        if (r.beneficiary_id == identity_id || r.requester_id == identity_id)
-            && tx.finish_request(r.id, RequestState::Expired, now)?
-        {
+    // Indexed: this runs for every leaver event.
+    for r in tx.pending_requests_of(identity_id)? {
+        if tx.finish_request(r.id, RequestState::Expired, now)? {
             tx.append_audit(&AuditEntry {
                 at: now,
                 actor: ACTOR_ENGINE,

@@ -72,6 +72,8 @@ pub trait ReadTx {
     fn request(&self, id: i64) -> Result<Option<RequestRow>>;
     /// Requests, newest first; only those in `state` when given.
     fn requests(&self, state: Option<RequestState>) -> Result<Vec<RequestRow>>;
+    /// Pending requests an identity is a party to (as beneficiary or requester).
+    fn pending_requests_of(&self, identity_id: i64) -> Result<Vec<RequestRow>>;
     /// Pending requests whose decision deadline has passed at `now`.
     fn requests_overdue(&self, now: OffsetDateTime) -> Result<Vec<RequestRow>>;
     fn approvals(&self, request_id: i64) -> Result<Vec<ApprovalRow>>;

@@ -185,6 +185,11 @@ CREATE UNIQUE INDEX findings_open ON findings(identity_id, kind, entitlement) WH
 ALTER TABLE identities ADD COLUMN owner_deadline TEXT;
 CREATE INDEX identities_owner_deadline ON identities(owner_deadline) WHERE owner_deadline IS NOT NULL;
 "#,
+    r#"
+-- A party's pending requests, looked up on every leaver event.
+CREATE INDEX requests_beneficiary ON requests(beneficiary_id) WHERE state = 'pending';
+CREATE INDEX requests_requester ON requests(requester_id) WHERE state = 'pending';
+"#,
 ];
 
 /// The SQLite backend.
@@ -745,6 +750,11 @@ macro_rules! impl_reads {
                     Some(st) => q_all($conn, &format!("SELECT {REQUEST_COLS} FROM requests WHERE state = ?1 ORDER BY id DESC"), [st.as_str()], request_row),
                     None => q_all($conn, &format!("SELECT {REQUEST_COLS} FROM requests ORDER BY id DESC"), [], request_row),
                 }
+            }
+            fn pending_requests_of(&self, identity_id: i64) -> Result<Vec<RequestRow>> {
+                let $c = self;
+                q_all($conn, &format!("SELECT {REQUEST_COLS} FROM requests WHERE state = 'pending'
+                    AND (beneficiary_id = ?1 OR requester_id = ?1) ORDER BY id"), [identity_id], request_row)
             }
             fn requests_overdue(&self, now: OffsetDateTime) -> Result<Vec<RequestRow>> {
                 let $c = self;
