@@ -481,8 +481,21 @@ impl Rules {
         Entities::from_entities(all, None).map_err(|e| e.to_string())
     }
 
-    fn environments_of<'a>(&self, holding: impl IntoIterator<Item = &'a String>) -> BTreeSet<String> {
-        holding.into_iter().filter_map(|e| self.environments.get(e)).filter(|e| !e.is_empty()).cloned().collect()
+    /// The context sets every `hold` and `request` question carries: the entitlements held (as
+    /// entity references) and their environments.
+    fn holding_sets(&self, holding: &BTreeSet<String>) -> (Vec<RestrictedExpression>, Vec<RestrictedExpression>) {
+        let entitlements = holding
+            .iter()
+            .map(|e| {
+                RestrictedExpression::new_entity_uid(EntityUid::from_type_name_and_id(
+                    self.types.entitlement.clone(),
+                    EntityId::new(e),
+                ))
+            })
+            .collect();
+        let environments: BTreeSet<&String> =
+            holding.iter().filter_map(|e| self.environments.get(e)).filter(|e| !e.is_empty()).collect();
+        (entitlements, environments.into_iter().map(|e| lit(e)).collect())
     }
 
     fn evaluate(&self, set: &PolicySet, request: &Request, entities: &Entities, version: &str) -> Decision {
@@ -533,17 +546,7 @@ impl Rules {
         version: &str,
     ) -> Vec<Decision> {
         let shared = || -> Result<_, String> {
-            let holding: Vec<RestrictedExpression> = subject
-                .holding
-                .iter()
-                .map(|e| {
-                    RestrictedExpression::new_entity_uid(EntityUid::from_type_name_and_id(
-                        self.types.entitlement.clone(),
-                        EntityId::new(e),
-                    ))
-                })
-                .collect();
-            let envs = self.environments_of(subject.holding).into_iter().map(|e| lit(&e)).collect::<Vec<_>>();
+            let (holding, envs) = self.holding_sets(subject.holding);
             let entities = self.entities([subject], manager_attribute, vec![])?;
             let principal = uid("Tenure::Identity", subject.reference)?;
             let action = uid("Tenure::Action", "hold")?;
@@ -582,13 +585,7 @@ impl Rules {
     /// What a request needs: deny, allow, or the approvals of the permit rules that allowed it.
     pub(crate) fn request(&self, q: &RequestFacts<'_>, manager_attribute: &str, version: &str) -> Decision {
         let run = || -> Result<Decision, String> {
-            let holding = q
-                .beneficiary
-                .holding
-                .iter()
-                .map(|e| uid("Tenure::Entitlement", e).map(RestrictedExpression::new_entity_uid))
-                .collect::<Result<Vec<_>, _>>()?;
-            let envs = self.environments_of(q.beneficiary.holding).into_iter().map(|e| lit(&e)).collect::<Vec<_>>();
+            let (holding, envs) = self.holding_sets(q.beneficiary.holding);
             let context = Context::from_pairs([
                 (
                     "requester".to_owned(),
