@@ -202,6 +202,18 @@ pub struct ResourceSpec {
     pub tags: BTreeMap<String, String>,
 }
 
+impl ResourceSpec {
+    /// A `Tenure::Resource` with this id, no attributes and no tags.
+    pub fn resource(id: &str) -> Self {
+        Self {
+            kind: default_resource_type(),
+            id: id.to_owned(),
+            attributes: Default::default(),
+            tags: Default::default(),
+        }
+    }
+}
+
 fn default_resource_type() -> String {
     "Tenure::Resource".into()
 }

@@ -47,12 +47,7 @@ fn question() -> Question {
     Question {
         principal: "service-registry:wl-deployer".into(),
         action: "deploy".into(),
-        resource: ResourceSpec {
-            kind: "Tenure::Resource".into(),
-            id: "payments-api".into(),
-            attributes: Default::default(),
-            tags: Default::default(),
-        },
+        resource: ResourceSpec::resource("payments-api"),
         context: serde_json::json!({ "intent": "release", "environment": "prod" }),
     }
 }

@@ -94,12 +94,7 @@ async fn main() {
     let question = |who: &str| tenure_engine::authz::Question {
         principal: format!("hr:{who}"),
         action: "deploy".into(),
-        resource: tenure_engine::authz::ResourceSpec {
-            kind: "Tenure::Resource".into(),
-            id: "x".into(),
-            attributes: Default::default(),
-            tags: Default::default(),
-        },
+        resource: tenure_engine::authz::ResourceSpec::resource("x"),
         context: serde_json::json!({ "intent": "x", "environment": "prod" }),
     };
     let mut cutoffs = Vec::new();

@@ -321,12 +321,7 @@ async fn policy(
             &Question {
                 principal: who.into(),
                 action: "deploy".into(),
-                resource: ResourceSpec {
-                    kind: "Tenure::Resource".into(),
-                    id: "payments-api".into(),
-                    attributes: Default::default(),
-                    tags: Default::default(),
-                },
+                resource: ResourceSpec::resource("payments-api"),
                 context: serde_json::json!({ "intent": ctx, "environment": "prod" }),
             },
             "demo",

@@ -184,12 +184,7 @@ fn a_leavers_nhis_go_to_the_successor_or_are_suspended_at_the_deadline() {
     let q = tenure_engine::authz::Question {
         principal: "service-registry:wl-deployer".into(),
         action: "deploy".into(),
-        resource: tenure_engine::authz::ResourceSpec {
-            kind: "Tenure::Resource".into(),
-            id: "payments-api".into(),
-            attributes: Default::default(),
-            tags: Default::default(),
-        },
+        resource: tenure_engine::authz::ResourceSpec::resource("payments-api"),
         context: serde_json::json!({ "intent": "release", "environment": "prod" }),
     };
     assert_eq!(engine.decide(&q).unwrap().policies, ["tenure:lifecycle"]);
