@@ -329,19 +329,6 @@ fn authorize_answers_with_reasons_and_cuts_off_a_leaver_at_once() {
     assert_eq!(n, 2);
 }
 
-fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let p = e.unwrap().path();
-        let dest = to.join(p.file_name().unwrap());
-        if p.is_dir() {
-            copy_dir(&p, &dest);
-        } else {
-            std::fs::copy(&p, &dest).unwrap();
-        }
-    }
-}
-
 #[test]
 fn policy_test_passes_on_the_quickstart_and_names_a_broken_case() {
     let w = World::new();

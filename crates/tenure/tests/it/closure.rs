@@ -35,6 +35,36 @@ fn scim_get(w: &World, path: &str, filter: &str) -> serde_json::Value {
     serde_json::from_str(&r.body_mut().read_to_string().unwrap()).unwrap()
 }
 
+/// The quickstart bundle (copied into the world) plus a system `NAME` reached through the exec
+/// connector running `command` (a script made executable here), with `settings` (TOML lines)
+/// and one entitlement `NAME/ROLE` granted to humans matching `when`.
+fn quickstart_with_exec(
+    w: &World,
+    name: &str,
+    command: &std::path::Path,
+    settings: &str,
+    role: &str,
+    when: &str,
+) -> std::path::PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(command, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let bundle = w.tmp.path().join("policy");
+    copy_dir(&quickstart_policy(), &bundle);
+    let manifest = bundle.join("tenure.toml");
+    let mut text = std::fs::read_to_string(&manifest).unwrap();
+    text.push_str(&format!(
+        "\n[systems.{name}]\ntype = \"exec\"\ncommand = {:?}\n{settings}\n[entitlements.\"{name}/{role}\"]\n",
+        command.display().to_string()
+    ));
+    std::fs::write(&manifest, text).unwrap();
+    std::fs::write(
+        bundle.join(format!("templates/{name}.toml")),
+        format!("[[template]]\nname = \"{name}\"\nwhen = {when}\ngrant = [\"{name}/{role}\"]\n"),
+    )
+    .unwrap();
+    bundle
+}
+
 fn key_file(w: &World) -> std::path::PathBuf {
     let key = w.ok(&["audit", "key"]);
     w.file("ledger.pub", &key)
@@ -243,9 +273,6 @@ fn a_systems_concurrency_limit_holds_and_a_shadow_path_is_provisioned_through_ex
     let w = World::new();
     // The quickstart plus a backup console reached through the exec connector, at most two jobs
     // at a time; a wrapper records how many of its invocations overlap.
-    let bundle = w.tmp.path().join("policy");
-    let status = std::process::Command::new("cp").arg("-r").arg(quickstart_policy()).arg(&bundle).status().unwrap();
-    assert!(status.success());
     let console = repo().join("examples/shadow/backup-console.py").canonicalize().unwrap();
     let state = w.tmp.path().join("console.json");
     let counter = w.tmp.path().join("overlap");
@@ -276,20 +303,14 @@ sys.exit(r.returncode)
             console = console.display().to_string()
         ),
     );
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();
-    let manifest = bundle.join("tenure.toml");
-    let mut text = std::fs::read_to_string(&manifest).unwrap();
-    text.push_str(&format!(
-        "\n[systems.backup-console]\ntype = \"exec\"\ncommand = {:?}\nmax_concurrency = 2\n\n[entitlements.\"backup-console/restore-operators\"]\n",
-        wrapper.display().to_string()
-    ));
-    std::fs::write(&manifest, text).unwrap();
-    std::fs::write(
-        bundle.join("templates/backups.toml"),
-        "[[template]]\nname = \"restore\"\nwhen = { kind = \"human\", attributes = { department = \"engineering\" } }\ngrant = [\"backup-console/restore-operators\"]\n",
-    )
-    .unwrap();
+    let bundle = quickstart_with_exec(
+        &w,
+        "backup-console",
+        &wrapper,
+        "max_concurrency = 2",
+        "restore-operators",
+        r#"{ kind = "human", attributes = { department = "engineering" } }"#,
+    );
     let lines: Vec<String> = (0..12)
         .map(|i| event("hr", &format!("b{i}"), "joined", human(&format!("B{i}"), "Someone", "engineering")))
         .collect();
@@ -313,10 +334,6 @@ sys.exit(r.returncode)
 fn a_leaver_whose_account_still_lets_them_in_is_never_closed() {
     let w = World::new();
     // A shadow system that reports every account disabled but still lets its holder log in.
-    let bundle = w.tmp.path().join("policy");
-    assert!(
-        std::process::Command::new("cp").arg("-r").arg(quickstart_policy()).arg(&bundle).status().unwrap().success()
-    );
     let console = repo().join("examples/shadow/backup-console.py").canonicalize().unwrap();
     let state = w.tmp.path().join("console.json");
     let liar = w.file(
@@ -335,20 +352,7 @@ sys.exit(subprocess.run([sys.executable, {console:?}] + sys.argv[1:], stdin=sys.
             console = console.display().to_string()
         ),
     );
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(&liar, std::fs::Permissions::from_mode(0o755)).unwrap();
-    let manifest = bundle.join("tenure.toml");
-    let mut text = std::fs::read_to_string(&manifest).unwrap();
-    text.push_str(&format!(
-        "\n[systems.console]\ntype = \"exec\"\ncommand = {:?}\n\n[entitlements.\"console/operators\"]\n",
-        liar.display().to_string()
-    ));
-    std::fs::write(&manifest, text).unwrap();
-    std::fs::write(
-        bundle.join("templates/console.toml"),
-        "[[template]]\nname = \"console\"\nwhen = { kind = \"human\" }\ngrant = [\"console/operators\"]\n",
-    )
-    .unwrap();
+    let bundle = quickstart_with_exec(&w, "console", &liar, "", "operators", r#"{ kind = "human" }"#);
     let policy = bundle.to_str().unwrap();
     let f = w.file("one.jsonl", &event("hr", "j1", "joined", human("E9", "Eve", "engineering")));
     w.ok(&["--policy", policy, "import", "--source", "hr", f.to_str().unwrap()]);

@@ -15,6 +15,20 @@ pub fn quickstart_policy() -> PathBuf {
     repo().join("examples/quickstart/policy")
 }
 
+/// Copy a directory tree (a policy bundle, to edit a copy).
+pub fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let p = e.unwrap().path();
+        let dest = to.join(p.file_name().unwrap());
+        if p.is_dir() {
+            copy_dir(&p, &dest);
+        } else {
+            std::fs::copy(&p, &dest).unwrap();
+        }
+    }
+}
+
 /// A data dir, the quickstart's three downstream systems (a slapd, a PostgreSQL cluster, a
 /// SCIM service), and the environment the quickstart policy reads.
 pub struct World {
