@@ -158,29 +158,20 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Identities(IdentitiesCommand::List { output }) => {
             let engine = open(&g.data_dir)?;
             let all = engine.list_identities()?;
-            match output {
-                Output::Json => println!("{}", serde_json::to_string_pretty(&all)?),
-                Output::Table => {
-                    let rows: Vec<Vec<String>> = all
+            print_list(output, &all, &["REF", "KIND", "STATE", "OWNER", "GRANTS", "NAME"], |i| {
+                vec![
+                    i.reference.clone(),
+                    i.kind.clone(),
+                    i.state.clone(),
+                    i.owner.clone().unwrap_or_default(),
+                    i.grants
                         .iter()
-                        .map(|i| {
-                            vec![
-                                i.reference.clone(),
-                                i.kind.clone(),
-                                i.state.clone(),
-                                i.owner.clone().unwrap_or_default(),
-                                i.grants
-                                    .iter()
-                                    .filter(|g| g.state.parse::<GrantState>().is_ok_and(GrantState::is_wanted))
-                                    .count()
-                                    .to_string(),
-                                i.name.clone(),
-                            ]
-                        })
-                        .collect();
-                    print!("{}", table::render(&["REF", "KIND", "STATE", "OWNER", "GRANTS", "NAME"], &rows));
-                }
-            }
+                        .filter(|g| g.state.parse::<GrantState>().is_ok_and(GrantState::is_wanted))
+                        .count()
+                        .to_string(),
+                    i.name.clone(),
+                ]
+            })?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Identities(IdentitiesCommand::Show { reference, output }) => {
@@ -268,6 +259,23 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Findings { all, output } => crate::govern::findings(&g, all, output),
         Command::Demo => demo::run().await,
     }
+}
+
+/// A listing as pretty JSON, or as a table of `row`s under `headers`.
+pub fn print_list<T: serde::Serialize>(
+    output: Output,
+    items: &[T],
+    headers: &[&str],
+    row: impl Fn(&T) -> Vec<String>,
+) -> anyhow::Result<()> {
+    match output {
+        Output::Json => println!("{}", serde_json::to_string_pretty(items)?),
+        Output::Table => {
+            let rows: Vec<Vec<String>> = items.iter().map(row).collect();
+            print!("{}", table::render(headers, &rows));
+        }
+    }
+    Ok(())
 }
 
 fn show_text(d: &tenure_proto::IdentityDetail) -> String {

@@ -1,6 +1,6 @@
 //! CLI for policy tooling (`policy test|diff|deploy`), API tokens, requests and findings.
 
-use crate::cli::{EXIT_BAD_INPUT, Global, Output, ensure_policy, open, read_bundle_dir};
+use crate::cli::{EXIT_BAD_INPUT, Global, Output, ensure_policy, open, print_list, read_bundle_dir};
 use crate::table;
 use anyhow::Context;
 use clap::Subcommand;
@@ -250,20 +250,22 @@ pub fn requests(g: &Global, cmd: RequestsCommand) -> anyhow::Result<ExitCode> {
                 }
             };
             let all = engine.list_requests(state)?;
-            if output == Output::Json {
-                println!("{}", serde_json::to_string_pretty(&all)?);
-            } else {
-                let rows: Vec<Vec<String>> = all
-                    .into_iter()
-                    .map(|r| {
-                        vec![r.id.to_string(), r.kind, r.beneficiary, r.entitlement, r.state, r.requester, r.intent]
-                    })
-                    .collect();
-                print!(
-                    "{}",
-                    table::render(&["ID", "KIND", "BENEFICIARY", "ENTITLEMENT", "STATE", "REQUESTER", "INTENT"], &rows)
-                );
-            }
+            print_list(
+                output,
+                &all,
+                &["ID", "KIND", "BENEFICIARY", "ENTITLEMENT", "STATE", "REQUESTER", "INTENT"],
+                |r| {
+                    vec![
+                        r.id.to_string(),
+                        r.kind.clone(),
+                        r.beneficiary.clone(),
+                        r.entitlement.clone(),
+                        r.state.clone(),
+                        r.requester.clone(),
+                        r.intent.clone(),
+                    ]
+                },
+            )?;
             Ok(ExitCode::SUCCESS)
         }
         RequestsCommand::Show { id } => match engine.request_detail(id) {
@@ -283,25 +285,16 @@ pub fn requests(g: &Global, cmd: RequestsCommand) -> anyhow::Result<ExitCode> {
 pub fn findings(g: &Global, all: bool, output: Output) -> anyhow::Result<ExitCode> {
     let engine = open(&g.data_dir)?;
     let list = engine.list_findings(all)?;
-    if output == Output::Json {
-        println!("{}", serde_json::to_string_pretty(&list)?);
-    } else {
-        let rows: Vec<Vec<String>> = list
-            .into_iter()
-            .map(|f| {
-                let by = f.detail.get("policies").map(|p| p.to_string()).unwrap_or_default();
-                vec![
-                    f.id.to_string(),
-                    f.kind,
-                    f.identity,
-                    f.entitlement,
-                    by,
-                    f.resolved_at.unwrap_or_else(|| "open".into()),
-                ]
-            })
-            .collect();
-        print!("{}", table::render(&["ID", "KIND", "IDENTITY", "ENTITLEMENT", "BY", "STATE"], &rows));
-    }
+    print_list(output, &list, &["ID", "KIND", "IDENTITY", "ENTITLEMENT", "BY", "STATE"], |f| {
+        vec![
+            f.id.to_string(),
+            f.kind.clone(),
+            f.identity.clone(),
+            f.entitlement.clone(),
+            f.detail.get("policies").map(|p| p.to_string()).unwrap_or_default(),
+            f.resolved_at.clone().unwrap_or_else(|| "open".into()),
+        ]
+    })?;
     Ok(ExitCode::SUCCESS)
 }
 
