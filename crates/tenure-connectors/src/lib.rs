@@ -99,6 +99,41 @@ pub trait Connector: Send + Sync {
 
     /// Try to use the account as its holder would.
     async fn probe(&self, name: &str) -> Result<Probe, ConnectorError>;
+
+    /// Create a short-lived login (a credential of the broker) with a password, ending at
+    /// `login.valid_until`, member of `login.groups`. Drop it with [`Connector::delete_account`].
+    /// Systems without dynamic logins refuse.
+    async fn create_login(&self, login: &DynamicLogin) -> Result<(), ConnectorError> {
+        Err(ConnectorError::Refused {
+            system: self.system().to_owned(),
+            operation: format!("create login `{}`", login.name),
+            message: "this system has no dynamic logins".into(),
+        })
+    }
+}
+
+/// A dynamic login to create. The password is sent only as a salted verifier where the
+/// system supports it (PostgreSQL: SCRAM-SHA-256, computed client-side).
+#[derive(Clone, PartialEq, Eq)]
+pub struct DynamicLogin {
+    pub name: String,
+    pub password: String,
+    /// RFC 3339.
+    pub valid_until: String,
+    pub groups: Vec<String>,
+    /// Recorded on the login so it can be traced back (credential id, identity).
+    pub comment: String,
+}
+
+impl std::fmt::Debug for DynamicLogin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DynamicLogin")
+            .field("name", &self.name)
+            .field("password", &"<redacted>")
+            .field("valid_until", &self.valid_until)
+            .field("groups", &self.groups)
+            .finish()
+    }
 }
 
 /// Expand `{source}` and `{external_id}` in an account-name pattern.

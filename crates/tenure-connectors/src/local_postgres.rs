@@ -1,11 +1,16 @@
 //! A throwaway PostgreSQL cluster on a loopback port, in a directory of its own (`initdb` and
 //! `pg_ctl`), for the demo and the tests. PostgreSQL refuses to run as root: when we are root,
 //! the cluster runs as `nobody` (through `runuser`). Local connections are trusted, so a probe
-//! shows whether a role may log in at all. Stopped when dropped.
+//! shows whether a role may log in at all, except for members of [`LOGIN_GROUP`] (dynamic
+//! logins), who must give their password. Stopped when dropped.
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
+
+/// The group whose members log in with a password (SCRAM); set it as a postgres system's
+/// `login_group` so the broker's dynamic logins join it.
+pub const LOGIN_GROUP: &str = "tenure_logins";
 
 /// Where PostgreSQL's programs may be, besides `$TENURE_PG_BIN` and `PATH`.
 const BIN_CANDIDATES: &[&str] = &["/usr/local/bin", "/usr/lib/postgresql/15/bin", "/usr/lib/postgresql/16/bin"];
@@ -75,6 +80,12 @@ impl LocalPostgres {
         if !out.status.success() {
             return Err(prep(format!("initdb failed: {}", String::from_utf8_lossy(&out.stderr))));
         }
+        // Members of `tenure_logins` (the broker's dynamic logins, per the tests' and
+        // quickstart's `login_group`) must give their password; every other role is trusted.
+        let hba = me.data.join("pg_hba.conf");
+        let rest = std::fs::read_to_string(&hba).map_err(|e| prep(format!("reading pg_hba.conf: {e}")))?;
+        std::fs::write(&hba, format!("host all +{LOGIN_GROUP} 127.0.0.1/32 scram-sha-256\n{rest}"))
+            .map_err(|e| prep(format!("writing pg_hba.conf: {e}")))?;
         me.start_again().await?;
         Ok(me)
     }

@@ -8,7 +8,7 @@
 //! [`quote_literal`] (DDL takes no bind parameters); everything else is a bind parameter. A name
 //! like `x"; DROP ROLE admin; --` is just a strange role name.
 
-use crate::{AccountRecord, AccountSpec, Connector, ConnectorError, Probe, expand_account_name};
+use crate::{AccountRecord, AccountSpec, Connector, ConnectorError, DynamicLogin, Probe, expand_account_name};
 use async_trait::async_trait;
 use std::collections::{BTreeMap, BTreeSet};
 use tokio::sync::Mutex;
@@ -47,14 +47,19 @@ pub struct PostgresSettings {
     pub account_name: String,
     /// Who takes over what a deleted role owned (default: the connecting user).
     pub reassign_to: Option<String>,
+    /// A group every dynamic login joins (for a `pg_hba.conf` rule such as
+    /// `host all +tenure_logins 0.0.0.0/0 scram-sha-256`).
+    pub login_group: Option<String>,
 }
 
 impl PostgresSettings {
     pub fn from_map(system: &str, s: &BTreeMap<String, String>) -> Result<Self, ConnectorError> {
         let config = |message: String| ConnectorError::Config { system: system.to_owned(), message };
         for k in s.keys() {
-            if !["url", "account_name", "reassign_to"].contains(&k.as_str()) {
-                return Err(config(format!("unknown setting `{k}` (expected url, account_name, reassign_to)")));
+            if !["url", "account_name", "reassign_to", "login_group"].contains(&k.as_str()) {
+                return Err(config(format!(
+                    "unknown setting `{k}` (expected url, account_name, reassign_to, login_group)"
+                )));
             }
         }
         let url = s.get("url").cloned().ok_or_else(|| config("missing setting `url`".into()))?;
@@ -63,6 +68,7 @@ impl PostgresSettings {
             url,
             account_name: s.get("account_name").cloned().unwrap_or_else(|| "{external_id}".into()),
             reassign_to: s.get("reassign_to").cloned(),
+            login_group: s.get("login_group").cloned(),
         })
     }
 }
@@ -320,6 +326,29 @@ impl Connector for PostgresConnector {
             &[SqlState::UNDEFINED_OBJECT],
         )
         .await
+    }
+
+    async fn create_login(&self, login: &DynamicLogin) -> Result<(), ConnectorError> {
+        self.check_name(&login.name)?;
+        // The server gets the SCRAM verifier, never the password: nothing to leak into its
+        // statement log.
+        let verifier = postgres_protocol::password::scram_sha_256(login.password.as_bytes());
+        let role = quote_ident(&login.name);
+        self.exec_tolerant(
+            "create login",
+            format!(
+                "CREATE ROLE {role} LOGIN PASSWORD {} VALID UNTIL {}; COMMENT ON ROLE {role} IS {}",
+                quote_literal(&verifier),
+                quote_literal(&login.valid_until),
+                quote_literal(&login.comment)
+            ),
+            &[],
+        )
+        .await?;
+        for g in self.settings.login_group.iter().chain(&login.groups) {
+            self.grant(&login.name, g).await?;
+        }
+        Ok(())
     }
 
     async fn probe(&self, name: &str) -> Result<Probe, ConnectorError> {

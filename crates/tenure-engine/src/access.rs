@@ -219,6 +219,8 @@ pub struct Expired {
     pub suspended: Vec<String>,
     /// Closed leavers whose grace period ended: their accounts are being deleted.
     pub deleting: Vec<String>,
+    /// Dynamic logins ended and retired signing keys unpublished.
+    pub credentials: usize,
 }
 
 impl Engine {
@@ -531,6 +533,7 @@ impl Engine {
             Err(EngineError::NoPolicy) => return Ok(out),
             Err(e) => return Err(e),
         };
+        out.credentials = self.expire_credentials()?;
         let (due, overdue, ownerless, deletions) = {
             let tx = self.store.read()?;
             (
@@ -596,6 +599,8 @@ impl Engine {
             let mut change = Change::default();
             workflow::accounts_follow(tx.as_mut(), &policy, &row, &Default::default(), &mut change, now)?;
             workflow::enqueue(tx.as_mut(), row.id, &change.systems, now)?;
+            // Its credentials end with it (a new owner asks for new ones).
+            change.credentials = crate::creds::revoke_live(tx.as_mut(), &row, "suspended", version, ACTOR_ENGINE, now)?;
             let subject = row.reference.to_string();
             let mut detail = serde_json::Map::new();
             detail.insert("state".into(), serde_json::json!({ "from": from, "to": row.state }));

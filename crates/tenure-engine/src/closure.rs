@@ -1,5 +1,6 @@
 //! Closure certificates, built from the ledger: for a closed leaver, the `identity.left` entry,
-//! each system's last verifying `system.synced` entry and the `identity.closed` entry, with
+//! each system's last verifying `system.synced` entry, each revoked credential's
+//! `credential.verified` entry and the `identity.closed` entry, with
 //! their inclusion proofs against one signed checkpoint, the claims drawn from them, and an
 //! Ed25519 signature over the whole ([`tenure_ledger::closure`] verifies it). A leaver who is not
 //! closed has no certificate; the error says what is still pending.
@@ -31,6 +32,9 @@ impl Engine {
                         j.last_error.map(|e| format!(": {e}")).unwrap_or_default()
                     ));
                 }
+            }
+            for c in tx.credentials_to_verify(identity.id)? {
+                pending.push(format!("credential {} ({}) revoked, not yet verified", c.id, c.kind));
             }
             for a in tx.accounts(identity.id)? {
                 if a.state != tenure_model::AccountState::DisableVerified && identity.state.has_left() {
@@ -65,8 +69,28 @@ impl Engine {
             d.0 |= a.detail.get("disabled") == Some(&Value::Bool(true));
             d.1.extend(a.detail.get("revoked").and_then(Value::as_array).into_iter().flatten().cloned());
         }
+        // Per credential the closing entry lists: its last `credential.verified` entry.
+        let listed: Vec<String> = closed
+            .detail
+            .get("credentials")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(|c| c.get("credential").and_then(Value::as_str).map(str::to_owned))
+            .collect();
+        let mut verified: BTreeMap<String, i64> = BTreeMap::new();
+        for a in rows.iter().filter(|a| a.seq < closed.seq && a.action == "credential.verified") {
+            if let Some(id) = a.detail.get("credential").and_then(Value::as_str)
+                && listed.iter().any(|l| l == id)
+            {
+                verified.insert(id.to_owned(), a.seq);
+            }
+        }
         let mut seqs: Vec<i64> = vec![left.seq];
         seqs.extend(last.values().copied());
+        seqs.extend(verified.values().copied());
+        seqs.sort_unstable();
+        seqs.dedup();
         seqs.push(closed.seq);
         drop(tx);
 
@@ -103,6 +127,25 @@ impl Engine {
                 }))
             })
             .collect();
+        let credentials: Vec<Value> = verified
+            .iter()
+            .filter_map(|(id, seq)| {
+                let e = entries.get(seq)?;
+                let d = &e.detail;
+                Some(json!({
+                    "credential": id,
+                    "kind": d.get("kind"),
+                    "fingerprint": d.get("fingerprint"),
+                    "revoked_at": d.get("revoked_at"),
+                    "reason": d.get("reason"),
+                    "verified_at": e.at,
+                    "method": d.get("evidence").and_then(|v| v.get("method")),
+                    "check": d.get("evidence"),
+                    "result": "verified",
+                    "evidence": seq,
+                }))
+            })
+            .collect();
         let certificate = json!({
             "version": VERSION,
             "identity": reference,
@@ -112,8 +155,7 @@ impl Engine {
             "closed_at": entries.get(&closed.seq).map(|e| e.at.clone()),
             "policy_version": closed.policy_version,
             "systems": systems,
-            // Credentials come with the credential broker; none are issued yet.
-            "credentials": [],
+            "credentials": credentials,
             "evidence": evidence,
             "tree_size": cp.size,
             "checkpoint": cp.note,

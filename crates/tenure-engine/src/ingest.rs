@@ -290,7 +290,7 @@ fn apply(
                 }
                 EventType::Left => {
                     let from = row.state;
-                    let change = workflow::leave(tx, &row, now).map_err(workflow_bad)?;
+                    let change = workflow::leave(tx, &row, policy.version.as_str(), now).map_err(workflow_bad)?;
                     crate::access::end_requests_of(
                         tx,
                         row.id,
@@ -331,6 +331,12 @@ fn apply(
                     }
                     tx.update_identity(&row)?;
                     workflow::apply_desired(tx, policy, &row, now).map_err(workflow_bad)?.describe(&mut detail);
+                    // The old owner may have seen its secrets: a forced rotation.
+                    let revoked =
+                        crate::creds::revoke_live(tx, &row, "owner-transfer", policy.version.as_str(), actor, now)?;
+                    if !revoked.is_empty() {
+                        detail.insert("credentials_revoked".into(), serde_json::json!(revoked));
+                    }
                     audit_action = "identity.owner_changed";
                 }
                 EventType::Renewed => {
@@ -493,6 +499,10 @@ fn succession(
         };
         nhi.updated_at = now;
         tx.update_identity(&nhi)?;
+        if successor.is_some() {
+            // The departing owner may have seen its secrets: a forced rotation.
+            crate::creds::revoke_live(tx, &nhi, "owner-transfer", policy.version.as_str(), actor, now)?;
+        }
         tx.append_audit(&AuditEntry {
             at: now,
             actor,

@@ -7,6 +7,7 @@
 pub mod access;
 pub mod authz;
 pub mod closure;
+pub mod creds;
 pub mod impact;
 pub mod ingest;
 pub mod ledger;
@@ -74,6 +75,7 @@ pub struct Engine {
     clock: Arc<dyn Clock>,
     policies: Mutex<HashMap<String, Arc<Bundle>>>,
     decisions: authz::DecisionLog,
+    keys: std::sync::OnceLock<creds::KeyRing>,
 }
 
 /// What deploying a bundle did.
@@ -88,7 +90,13 @@ pub enum Deployed {
 
 impl Engine {
     pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>) -> Self {
-        Self { store, clock, policies: Mutex::new(HashMap::new()), decisions: authz::DecisionLog::default() }
+        Self {
+            store,
+            clock,
+            policies: Mutex::new(HashMap::new()),
+            decisions: authz::DecisionLog::default(),
+            keys: std::sync::OnceLock::new(),
+        }
     }
 
     pub fn store(&self) -> &dyn Store {

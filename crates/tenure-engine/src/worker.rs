@@ -6,14 +6,16 @@
 //! A sync job makes one identity's account in one system what the store wants, then reads it
 //! back. Only what the read-back shows is marked verified.
 
+use crate::creds::{CredentialRequest, Requester, Verification};
 use crate::systems::{Lookup, Systems};
 use crate::{ACTOR_ENGINE, Engine, EngineError, Result};
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use tenure_connectors::{AccountSpec, Connector, ConnectorError, Probe};
-use tenure_model::{AccountState, GrantState, LifecycleState};
+use tenure_model::{AccountState, CredentialKind, GrantState, LifecycleState};
 use tenure_policy::Bundle;
-use tenure_store::{AccountRow, AuditEntry, GrantRow, IdentityRow, JobRow, WriteTx};
+use tenure_proto::IssuedCredentialView;
+use tenure_store::{AccountRow, AuditEntry, GrantRow, IdentityRow, JobKind, JobRow, WriteTx};
 use time::{Duration, OffsetDateTime};
 use tokio::sync::{Mutex, Notify, watch};
 
@@ -109,7 +111,10 @@ impl Workers {
             })
             .await?;
         let Some(job) = job else { return Ok(None) };
-        let outcome = self.run_sync(&job).await?;
+        let outcome = match job.kind {
+            JobKind::Sync => self.run_sync(&job).await?,
+            JobKind::Credentials => self.run_credentials(&job).await?,
+        };
         Ok(Some((job, outcome)))
     }
 
@@ -189,6 +194,113 @@ impl Workers {
         let job = job.clone();
         let config = self.config.clone();
         self.blocking(move |e| complete(e, &job, &snap, result, &config)).await
+    }
+}
+
+impl Workers {
+    /// Issue a credential; a dynamic login is created in its system before the answer.
+    pub async fn issue_credential(&self, req: CredentialRequest, by: Requester) -> Result<IssuedCredentialView> {
+        let (issued, pending) = self.blocking(move |e| e.issue_credential(&req, &by)).await?;
+        let Some(p) = pending else { return Ok(issued) };
+        let policy = self.blocking(|e| e.current_policy()).await?;
+        let systems = self.systems_for(&policy).await;
+        let connector = systems.get(&p.system);
+        let created = match &connector {
+            Ok(c) => c.create_login(&p.login).await,
+            Err(e) => Err(e.clone()),
+        };
+        let id = p.credential.clone();
+        if let Err(err) = created {
+            let msg = err.to_string();
+            self.blocking(move |e| e.login_failed(&id, &msg)).await?;
+            self.notify();
+            return Err(EngineError::Refused(format!("the login could not be created: {err}")));
+        }
+        // A leaver (or a revocation) may have committed while the login was being made, and its
+        // job may already have verified the login absent: end it here too.
+        let check = id.clone();
+        let revoked = self
+            .blocking(move |e| Ok(e.store.read()?.credential(&check)?.is_some_and(|c| c.revoked_at.is_some())))
+            .await?;
+        if revoked {
+            if let Ok(c) = &connector {
+                let _ = c.delete_account(&p.login.name).await;
+            }
+            self.notify();
+            return Err(EngineError::Refused(format!("credential {id} was revoked while it was being issued")));
+        }
+        Ok(issued)
+    }
+
+    /// Carry out and verify the revocation of an identity's revoked credentials.
+    async fn run_credentials(&self, job: &JobRow) -> Result<Outcome> {
+        let identity_id = job.identity_id;
+        let (pending, policy) =
+            self.blocking(move |e| Ok((e.credentials_to_verify(identity_id)?, e.current_policy()?))).await?;
+        let mut results = Vec::new();
+        let mut errors = Vec::new();
+        for c in pending {
+            if c.kind == CredentialKind::PostgresLogin {
+                let systems = self.systems_for(&policy).await;
+                let system = c.system.clone().unwrap_or_default();
+                let name = c.name.clone().unwrap_or_default();
+                let outcome = match systems.get(&system) {
+                    Ok(conn) => drop_login(conn.as_ref(), &system, &name).await,
+                    Err(e) => Err(e),
+                };
+                match outcome {
+                    Ok((ok, evidence)) => results.push(Verification { credential: c.id.clone(), ok, evidence }),
+                    Err(e) => errors.push(format!("credential {}: {e}", c.id)),
+                }
+            } else {
+                results.push(self.blocking(move |e| e.verify_revoked(&c)).await?);
+            }
+        }
+        let job = job.clone();
+        let config = self.config.clone();
+        self.blocking(move |e| {
+            let now = e.clock.now();
+            let version = e.current_policy()?.version.to_string();
+            let mut tx = e.store.write()?;
+            let subject = tx.identity_by_id(job.identity_id)?.map(|i| i.reference.to_string()).unwrap_or_default();
+            errors.extend(crate::creds::record_verifications(tx.as_mut(), job.identity_id, &results, &version, now)?);
+            let outcome = if errors.is_empty() {
+                tx.finish_job(job.id, now)?;
+                advance_lifecycle(tx.as_mut(), job.identity_id, now, &version)?;
+                Outcome::Verified
+            } else {
+                fail(tx.as_mut(), &job, &errors.join("; "), now, &config, &subject, &version)?
+            };
+            tx.commit()?;
+            Ok(outcome)
+        })
+        .await
+    }
+}
+
+/// Drop a dynamic login and check, as its holder would find, that it is gone.
+async fn drop_login(c: &dyn Connector, system: &str, name: &str) -> Result<(bool, serde_json::Value), ConnectorError> {
+    c.delete_account(name).await?;
+    let present = c.read_account(name).await?.is_some();
+    let probe = c.probe(name).await?;
+    let ok = !present && probe != Probe::Allowed;
+    Ok((
+        ok,
+        serde_json::json!({
+            "method": "postgres-login",
+            "system": system,
+            "login": name,
+            "read_back": { "present": present },
+            "probe": probe_json(&probe),
+        }),
+    ))
+}
+
+fn probe_json(p: &Probe) -> serde_json::Value {
+    match p {
+        Probe::Refused(m) => serde_json::json!({ "result": "refused", "detail": m }),
+        Probe::Allowed => serde_json::json!({ "result": "allowed" }),
+        Probe::Unsupported(m) => serde_json::json!({ "result": "unsupported", "detail": m }),
     }
 }
 
@@ -442,11 +554,7 @@ fn complete(
             "granted": got.granted,
             "revoked": got.revoked,
             "read_back": { "present": got.present, "enabled": got.enabled, "memberships": got.memberships },
-            "probe": got.probe.as_ref().map(|p| match p {
-                Probe::Refused(m) => serde_json::json!({ "result": "refused", "detail": m }),
-                Probe::Allowed => serde_json::json!({ "result": "allowed" }),
-                Probe::Unsupported(m) => serde_json::json!({ "result": "unsupported", "detail": m }),
-            }),
+            "probe": got.probe.as_ref().map(probe_json),
             "verified": verified,
             "revocation_verified": revocation_verified,
             "provisioned": provisioned,
@@ -504,7 +612,12 @@ fn fail(
 
 /// `pending → active` once every account and grant is verified; `leaving → closed` once every
 /// account is verified disabled and every grant verified revoked.
-fn advance_lifecycle(tx: &mut dyn WriteTx, identity_id: i64, now: OffsetDateTime, version: &str) -> Result<()> {
+pub(crate) fn advance_lifecycle(
+    tx: &mut dyn WriteTx,
+    identity_id: i64,
+    now: OffsetDateTime,
+    version: &str,
+) -> Result<()> {
     let Some(identity) = tx.identity_by_id(identity_id)? else { return Ok(()) };
     let accounts = tx.accounts(identity_id)?;
     let grants = tx.grants(identity_id)?;
@@ -516,7 +629,9 @@ fn advance_lifecycle(tx: &mut dyn WriteTx, identity_id: i64, now: OffsetDateTime
         }
         LifecycleState::Leaving
             if accounts.iter().all(|a| a.state.is_off_verified())
-                && grants.iter().all(|g| g.state == GrantState::RevocationVerified) =>
+                && grants.iter().all(|g| g.state == GrantState::RevocationVerified)
+                && tx.credentials_to_verify(identity_id)?.is_empty()
+                && tx.credentials_live(identity_id, now)?.is_empty() =>
         {
             LifecycleState::Closed
         }
@@ -534,6 +649,9 @@ fn advance_lifecycle(tx: &mut dyn WriteTx, identity_id: i64, now: OffsetDateTime
             "state": { "from": identity.state, "to": to },
             "accounts": accounts.iter().map(|a| serde_json::json!({"system": a.system, "account": a.name, "state": a.state})).collect::<Vec<_>>(),
             "grants": grants.iter().map(|g| serde_json::json!({"entitlement": g.entitlement, "state": g.state})).collect::<Vec<_>>(),
+            // Every credential whose revocation was verified: the closure certificate needs a
+            // verified claim for each.
+            "credentials": tx.credentials(Some(identity_id))?.iter().filter(|c| c.revoked_at.is_some() && c.verified_at.is_some()).map(|c| serde_json::json!({"credential": c.id, "kind": c.kind, "fingerprint": c.fingerprint})).collect::<Vec<_>>(),
         }),
     })?;
     Ok(())

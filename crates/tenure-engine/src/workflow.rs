@@ -43,11 +43,19 @@ pub(crate) struct Change {
     pub blocked: BTreeMap<String, Vec<String>>,
     /// Entitlements no longer blocked (their findings resolved).
     pub unblocked: BTreeSet<String>,
+    /// Credentials revoked.
+    pub credentials: Vec<String>,
+    /// Whether revoked credentials wait for verification.
+    pub credentials_pending: bool,
 }
 
 impl Change {
     pub fn is_empty(&self) -> bool {
-        self.systems.is_empty() && self.blocked.is_empty() && self.unblocked.is_empty()
+        self.systems.is_empty()
+            && self.blocked.is_empty()
+            && self.unblocked.is_empty()
+            && self.credentials.is_empty()
+            && !self.credentials_pending
     }
 
     pub fn describe(&self, detail: &mut serde_json::Map<String, serde_json::Value>) {
@@ -62,6 +70,9 @@ impl Change {
         }
         if !self.unblocked.is_empty() {
             detail.insert("guardrail_unblocked".into(), serde_json::json!(self.unblocked));
+        }
+        if !self.credentials.is_empty() {
+            detail.insert("credentials_revoked".into(), serde_json::json!(self.credentials));
         }
         if !self.systems.is_empty() {
             detail.insert(
@@ -294,13 +305,17 @@ pub(crate) fn accounts_follow(
 
 /// The leaver: the identity is `leaving` at once (cut off from this commit on); every wanted
 /// grant becomes `revoking` and every account `disabling`. With nothing to deprovision the
-/// identity is `closed` at once.
+/// identity is `closed` at once. Every live credential is revoked (and a job enqueued to
+/// carry that out and verify it).
 pub(crate) fn leave(
     tx: &mut dyn WriteTx,
     identity: &IdentityRow,
+    version: &str,
     now: OffsetDateTime,
 ) -> Result<Change, WorkflowError> {
     let mut change = Change::default();
+    change.credentials = crate::creds::revoke_live(tx, identity, "leaver", version, crate::ACTOR_ENGINE, now)?;
+    change.credentials_pending = !tx.credentials_to_verify(identity.id)?.is_empty();
     for g in tx.grants(identity.id)? {
         if g.state.is_wanted() || g.state == GrantState::Revoked {
             revoke(tx, identity.id, &g, &g.policy_version, now)?;

@@ -5,7 +5,7 @@
 //!
 //! ```text
 //! { "certificate": { "version": "tenure-closure/1", "identity", "kind", "name",
-//!                    "left_at", "closed_at", "systems": [claim…], "credentials": [],
+//!                    "left_at", "closed_at", "systems": [claim…], "credentials": [claim…],
 //!                    "evidence": [{ "seq", "entry", "proof": [hex…] }…],
 //!                    "tree_size", "checkpoint" },
 //!   "signature": base64 Ed25519 over "tenure closure certificate v1\n" + canonical JSON of "certificate",
@@ -13,7 +13,10 @@
 //! ```
 //!
 //! A system claim is `{ system, account, done, verified_at, read_back, probe, evidence }`, where
-//! `evidence` is the seq of the `system.synced` entry that verified it.
+//! `evidence` is the seq of the `system.synced` entry that verified it. A credential claim is
+//! `{ credential, kind, fingerprint, revoked_at, reason, verified_at, method, check, evidence }`,
+//! resting on a `credential.verified` entry: introspection said inactive, the CRL lists the
+//! certificate, or the dynamic login is gone and refused.
 
 use crate::entry::{Entry, canonical_json};
 use crate::merkle::{self, Hash};
@@ -32,6 +35,8 @@ pub struct Verified {
     pub closed_at: String,
     /// `system account`, one per verified system.
     pub systems: Vec<String>,
+    /// Ids of the credentials verified revoked.
+    pub credentials: Vec<String>,
     pub tree_size: u64,
 }
 
@@ -135,5 +140,66 @@ pub fn verify(doc: &Value, key: &Verifier) -> Result<Verified, String> {
     if let Some(missing) = accounts.difference(&claimed).next() {
         return Err(format!("systems: no verified claim for `{missing}`"));
     }
-    Ok(Verified { identity, closed_at: closed.at.clone(), systems: claimed.into_iter().collect(), tree_size: size })
+    let credentials = verify_credentials(cert, closed, &entries)?;
+    Ok(Verified {
+        identity,
+        closed_at: closed.at.clone(),
+        systems: claimed.into_iter().collect(),
+        credentials,
+        tree_size: size,
+    })
+}
+
+/// Every credential the closing entry lists has a claim resting on its `credential.verified`
+/// entry, and that entry's check shows it unusable.
+fn verify_credentials(cert: &Value, closed: &Entry, entries: &BTreeMap<u64, Entry>) -> Result<Vec<String>, String> {
+    let listed: BTreeSet<String> = closed
+        .detail
+        .get("credentials")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|c| Some(c.get("credential")?.as_str()?.to_owned()))
+        .collect();
+    let mut claimed = BTreeSet::new();
+    let claims = cert.get("credentials").and_then(Value::as_array).map_or(&[][..], Vec::as_slice);
+    for (i, c) in claims.iter().enumerate() {
+        let at = format!("credentials[{i}]");
+        let id = text(c, "credential")?;
+        let seq = field(c, "evidence")?.as_u64().ok_or(format!("{at}.evidence: expected a seq"))?;
+        let e = entries.get(&seq).ok_or(format!("{at}: evidence {seq} is not in the certificate"))?;
+        let d = &e.detail;
+        if e.action != "credential.verified" || d.get("credential").and_then(Value::as_str) != Some(id) {
+            return Err(format!("{at}: evidence {seq} is not the verification of credential `{id}`"));
+        }
+        for (k, from) in
+            [("kind", "kind"), ("fingerprint", "fingerprint"), ("revoked_at", "revoked_at"), ("check", "evidence")]
+        {
+            if c.get(k).unwrap_or(&Value::Null) != d.get(from).unwrap_or(&Value::Null) {
+                return Err(format!("{at}.{k}: differs from ledger entry {seq}"));
+            }
+        }
+        if text(c, "verified_at")? != e.at || d.get("result").and_then(Value::as_str) != Some("verified") {
+            return Err(format!("{at}: ledger entry {seq} does not record it verified at that time"));
+        }
+        let check = d.get("evidence").unwrap_or(&Value::Null);
+        let inactive = check.get("introspection").and_then(|i| i.get("active")) == Some(&Value::Bool(false));
+        let usable = match check.get("method").and_then(Value::as_str) {
+            Some("introspection" | "expired") => !inactive,
+            Some("crl") => !inactive || check.get("crl_listed") != Some(&Value::Bool(true)),
+            Some("postgres-login") => {
+                check.get("read_back").and_then(|r| r.get("present")) != Some(&Value::Bool(false))
+                    || check.get("probe").and_then(|p| p.get("result")).and_then(Value::as_str) == Some("allowed")
+            }
+            _ => true,
+        };
+        if usable {
+            return Err(format!("{at}: the check in ledger entry {seq} does not show `{id}` unusable"));
+        }
+        claimed.insert(id.to_owned());
+    }
+    if let Some(missing) = listed.difference(&claimed).next() {
+        return Err(format!("credentials: no verified claim for `{missing}`"));
+    }
+    Ok(claimed.into_iter().collect())
 }

@@ -6,12 +6,14 @@ mod string_enum;
 
 pub mod access;
 pub mod clock;
+pub mod credential;
 pub mod grant;
 pub mod identity;
 pub mod lifecycle;
 
 pub use access::{ApproverRole, RequestKind, RequestState, Role, RoleName};
 pub use clock::{Clock, FixedClock, SystemClock};
+pub use credential::CredentialKind;
 pub use grant::{AccountState, GrantOrigin, GrantState};
 pub use identity::{IdentityKind, IdentityRef, RefError};
 pub use lifecycle::{LifecycleState, TransitionError};

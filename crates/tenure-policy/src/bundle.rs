@@ -182,6 +182,8 @@ pub struct Bundle {
     pub entitlements: BTreeMap<EntitlementId, EntitlementDef>,
     pub templates: Vec<Template>,
     pub access: AccessRules,
+    /// What the credential broker may issue; `None` when the bundle has no `[credentials]`.
+    pub credentials: Option<crate::credentials::CredentialRules>,
     pub rules: Rules,
     pub files: BundleFiles,
 }
@@ -207,6 +209,8 @@ struct ManifestFile {
     exceptions: ExceptionsSection,
     #[serde(default)]
     approvers: ApproversSection,
+    #[serde(default)]
+    credentials: Option<crate::credentials::CredentialsSection>,
 }
 
 #[derive(Deserialize)]
@@ -358,6 +362,7 @@ impl Bundle {
         }
 
         let access = access_rules(&manifest, &mut problems);
+        let credentials = manifest.credentials.as_ref().map(|c| crate::credentials::rules(c, &mut problems));
         let mut sources = BTreeMap::new();
         for (name, s) in manifest.sources {
             let field = format!("sources.{name}.kinds");
@@ -493,6 +498,7 @@ impl Bundle {
                 entitlements,
                 templates,
                 access,
+                credentials,
                 rules,
                 files,
             }),

@@ -18,6 +18,7 @@
 
 mod bundle;
 pub mod cases;
+pub mod credentials;
 mod error;
 pub mod rules;
 mod template;

@@ -252,3 +252,81 @@ pub struct FindingView {
     pub opened_at: String,
     pub resolved_at: Option<String>,
 }
+
+/// `POST /v1/credentials`: ask the broker for a credential for an NHI.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CredentialWire {
+    /// `source:external_id` of the NHI; defaults to the caller when it is an NHI itself.
+    #[serde(default)]
+    pub identity: Option<String>,
+    /// `jwt-svid`, `x509-svid`, `api-key` or `postgres-login`.
+    pub kind: String,
+    /// Lifetime, e.g. `5m`; defaults to the policy's maximum.
+    #[serde(default)]
+    pub ttl: Option<String>,
+    /// JWT-SVID audiences (at least one).
+    #[serde(default)]
+    pub audience: Vec<String>,
+    /// X.509-SVID: the PEM certificate request.
+    #[serde(default)]
+    pub csr: Option<String>,
+    /// Dynamic login: the postgres system.
+    #[serde(default)]
+    pub system: Option<String>,
+    #[serde(default)]
+    pub purpose: Option<String>,
+}
+
+/// `POST /v1/credentials/{id}/rotate` (an X.509-SVID needs a new CSR) and `…/revoke`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct CredentialActionWire {
+    #[serde(default)]
+    pub csr: Option<String>,
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
+/// A credential as listed: never its secret, only its fingerprint.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CredentialView {
+    pub id: String,
+    pub identity: String,
+    pub kind: String,
+    /// `active`, `expired`, `revoked` or `revocation-verified`.
+    pub state: String,
+    /// Hex SHA-256 of the secret form.
+    pub fingerprint: String,
+    pub spiffe_id: Option<String>,
+    pub audience: Vec<String>,
+    pub system: Option<String>,
+    /// A dynamic login's role, an X.509-SVID's serial, a JWT-SVID's signing key id.
+    pub name: Option<String>,
+    pub purpose: String,
+    pub owner: Option<String>,
+    pub issued_by: String,
+    pub issued_at: String,
+    pub expires_at: String,
+    /// When the holder should ask for its replacement (half its lifetime, like SPIRE).
+    pub rotate_after: String,
+    pub revoked_at: Option<String>,
+    pub revoke_reason: Option<String>,
+    pub verified_at: Option<String>,
+    pub replaces: Option<String>,
+}
+
+/// A credential just issued: the only time its secret is shown.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct IssuedCredentialView {
+    #[serde(flatten)]
+    pub credential: CredentialView,
+    /// The JWT, the API key, the login's password, or the certificate (PEM).
+    pub secret: String,
+    /// A dynamic login's user name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    /// An X.509-SVID's trust bundle (PEM), to verify peers with.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bundle: Option<String>,
+}

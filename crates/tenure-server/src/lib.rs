@@ -18,13 +18,16 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use tenure_engine::access::{AccessRequest, Actor};
 use tenure_engine::authz::{Decision, Question, ResourceSpec};
+use tenure_engine::creds::{self, CredentialRequest};
 use tenure_engine::tokens::Caller;
 use tenure_engine::worker::Workers;
 use tenure_engine::{Engine, EngineError, RecordError, ingest, parse};
-use tenure_model::{RequestKind, RequestState, RoleName};
+use tenure_model::credential::parse_ttl;
+use tenure_model::{CredentialKind, RequestKind, RequestState, RoleName};
 use tenure_proto::{
-    AnswerWire, AuthorizeWire, ErrorBody, FindingView, IdentityDetail, IdentityView, IngestReport, IssuedTokenView,
-    RecordErrorView, RequestView, RequestWire, TokenView, TokenWire,
+    AnswerWire, AuthorizeWire, CredentialActionWire, CredentialView, CredentialWire, ErrorBody, FindingView,
+    IdentityDetail, IdentityView, IngestReport, IssuedCredentialView, IssuedTokenView, RecordErrorView, RequestView,
+    RequestWire, TokenView, TokenWire,
 };
 
 /// Largest accepted request body (a bulk event batch).
@@ -46,6 +49,9 @@ pub enum Access {
     Roles(&'static [RoleName]),
     /// A token holding `source:NAME` for the source of every record posted.
     Source,
+    /// Any authenticated caller: an API token, or a workload's own tenure credential (an API
+    /// key or JWT-SVID). The handler decides what it may do (an NHI's owner or the NHI itself).
+    Authenticated,
 }
 
 /// Every endpoint of the API.
@@ -67,6 +73,16 @@ pub enum Endpoint {
     RevokeToken,
     Findings,
     Metrics,
+    Discovery,
+    Jwks,
+    TrustBundle,
+    Crl,
+    IssueCredential,
+    ListCredentials,
+    RotateCredential,
+    RevokeCredential,
+    Introspect,
+    OAuthRevoke,
 }
 
 /// A route: endpoint, method, path and who may call it.
@@ -102,6 +118,16 @@ pub const ROUTES: &[Route] = &[
     route(Endpoint::RevokeToken, "POST", "/v1/tokens/{id}/revoke", Access::Roles(&[Admin])),
     route(Endpoint::Findings, "GET", "/v1/findings", Access::Roles(&[Admin, Auditor])),
     route(Endpoint::Metrics, "GET", "/metrics", Access::Roles(&[Admin, Auditor])),
+    route(Endpoint::Discovery, "GET", "/.well-known/openid-configuration", Access::Public),
+    route(Endpoint::Jwks, "GET", "/.well-known/jwks.json", Access::Public),
+    route(Endpoint::TrustBundle, "GET", "/v1/trust-bundle", Access::Public),
+    route(Endpoint::Crl, "GET", "/v1/crl", Access::Public),
+    route(Endpoint::IssueCredential, "POST", "/v1/credentials", Access::Authenticated),
+    route(Endpoint::ListCredentials, "GET", "/v1/credentials", Access::Roles(&[Admin, Auditor])),
+    route(Endpoint::RotateCredential, "POST", "/v1/credentials/{id}/rotate", Access::Authenticated),
+    route(Endpoint::RevokeCredential, "POST", "/v1/credentials/{id}/revoke", Access::Authenticated),
+    route(Endpoint::Introspect, "POST", "/v1/oauth/introspect", Access::Roles(&[Admin, Authorizer])),
+    route(Endpoint::OAuthRevoke, "POST", "/v1/oauth/revoke", Access::Authenticated),
 ];
 
 fn handler(e: Endpoint) -> MethodRouter<AppState> {
@@ -122,6 +148,16 @@ fn handler(e: Endpoint) -> MethodRouter<AppState> {
         Endpoint::RevokeToken => post(revoke_token),
         Endpoint::Findings => get(findings),
         Endpoint::Metrics => get(metrics),
+        Endpoint::Discovery => get(discovery),
+        Endpoint::Jwks => get(jwks),
+        Endpoint::TrustBundle => get(trust_bundle),
+        Endpoint::Crl => get(crl),
+        Endpoint::IssueCredential => post(issue_credential),
+        Endpoint::ListCredentials => get(list_credentials),
+        Endpoint::RotateCredential => post(rotate_credential),
+        Endpoint::RevokeCredential => post(revoke_credential),
+        Endpoint::Introspect => post(introspect),
+        Endpoint::OAuthRevoke => post(oauth_revoke),
     }
 }
 
@@ -144,7 +180,7 @@ async fn guard(
     let roles = match access {
         Access::Public => return Ok(next.run(req).await),
         Access::Roles(r) => Some(r),
-        Access::Source => None,
+        Access::Source | Access::Authenticated => None,
     };
     let bearer = req
         .headers()
@@ -154,10 +190,14 @@ async fn guard(
         .map(str::to_owned)
         .ok_or_else(|| ApiError::from(EngineError::Unauthenticated("missing bearer token".into())))?;
     let engine = state.engine.clone();
-    let caller = blocking(move || engine.authenticate(&bearer)).await?;
-    let allowed = match roles {
-        Some(roles) => roles.iter().any(|r| caller.has(*r)),
-        None => caller.sources().next().is_some(),
+    let caller = blocking(move || {
+        if bearer.starts_with("tnr_") { engine.authenticate(&bearer) } else { engine.authenticate_credential(&bearer) }
+    })
+    .await?;
+    let allowed = match (access, roles) {
+        (Access::Authenticated, _) => true,
+        (_, Some(roles)) => roles.iter().any(|r| caller.has(*r)),
+        (_, None) => caller.sources().next().is_some(),
     };
     if !allowed {
         let need = match roles {
@@ -461,6 +501,150 @@ async fn metrics(State(s): State<AppState>) -> Result<Response, ApiError> {
     let engine = s.engine.clone();
     let text = blocking(move || engine.metrics_text()).await?;
     Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response())
+}
+
+/// `http://HOST` of a request, for documents that name the API's own URLs.
+fn base_url(headers: &axum::http::HeaderMap) -> String {
+    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("localhost");
+    format!("http://{host}")
+}
+
+async fn discovery(
+    State(s): State<AppState>,
+    headers: axum::http::HeaderMap,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let engine = s.engine.clone();
+    let base = base_url(&headers);
+    Ok(Json(blocking(move || engine.discovery(&base)).await?))
+}
+
+async fn jwks(State(s): State<AppState>) -> Result<Response, ApiError> {
+    let engine = s.engine.clone();
+    let keys = blocking(move || engine.jwks()).await?;
+    Ok(([(header::CONTENT_TYPE, "application/jwk-set+json")], keys.to_string()).into_response())
+}
+
+async fn trust_bundle(State(s): State<AppState>) -> Result<Response, ApiError> {
+    let engine = s.engine.clone();
+    let pem = blocking(move || engine.trust_bundle()).await?;
+    Ok(([(header::CONTENT_TYPE, "application/x-pem-file")], pem).into_response())
+}
+
+async fn crl(State(s): State<AppState>) -> Result<Response, ApiError> {
+    let engine = s.engine.clone();
+    let pem = blocking(move || engine.crl()).await?;
+    Ok(([(header::CONTENT_TYPE, "application/x-pem-file")], pem).into_response())
+}
+
+fn credential_request(w: CredentialWire, caller: &Caller) -> Result<CredentialRequest, ApiError> {
+    let kind = w.kind.parse::<CredentialKind>().map_err(|e| invalid("kind", e))?;
+    let ttl = w.ttl.as_deref().map(parse_ttl).transpose().map_err(|e| invalid("ttl", e))?;
+    Ok(CredentialRequest {
+        identity: w.identity.unwrap_or_else(|| caller.identity.to_string()),
+        kind,
+        ttl,
+        audience: w.audience,
+        csr: w.csr,
+        system: w.system,
+        purpose: w.purpose,
+        replaces: None,
+    })
+}
+
+async fn issue_credential(
+    State(s): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    raw: Bytes,
+) -> Result<(StatusCode, Json<IssuedCredentialView>), ApiError> {
+    let w: CredentialWire = json_body(&raw)?;
+    let req = credential_request(w, &caller)?;
+    let issued = s.workers.issue_credential(req, creds::Requester::Caller(caller)).await?;
+    Ok((StatusCode::CREATED, Json(issued)))
+}
+
+#[derive(serde::Deserialize)]
+struct CredentialsQuery {
+    identity: Option<String>,
+}
+
+async fn list_credentials(
+    State(s): State<AppState>,
+    Query(q): Query<CredentialsQuery>,
+) -> Result<Json<Vec<CredentialView>>, ApiError> {
+    let engine = s.engine.clone();
+    Ok(Json(blocking(move || engine.list_credentials(q.identity.as_deref())).await?))
+}
+
+async fn rotate_credential(
+    State(s): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+    raw: Bytes,
+) -> Result<(StatusCode, Json<IssuedCredentialView>), ApiError> {
+    let w: CredentialActionWire = if raw.is_empty() { CredentialActionWire::default() } else { json_body(&raw)? };
+    let engine = s.engine.clone();
+    let req = blocking(move || engine.rotation_of(&id, w.csr)).await?;
+    let issued = s.workers.issue_credential(req, creds::Requester::Caller(caller)).await?;
+    s.workers.notify();
+    Ok((StatusCode::CREATED, Json(issued)))
+}
+
+async fn revoke_credential(
+    State(s): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+    raw: Bytes,
+) -> Result<Json<CredentialView>, ApiError> {
+    let w: CredentialActionWire = if raw.is_empty() { CredentialActionWire::default() } else { json_body(&raw)? };
+    let reason = w.reason.unwrap_or_else(|| "revoked on request".into());
+    let engine = s.engine.clone();
+    let v = blocking(move || engine.revoke_credential(&id, &reason, &creds::Requester::Caller(caller))).await?;
+    s.workers.notify();
+    Ok(Json(v))
+}
+
+/// An OAuth form body (RFC 7662 and RFC 7009 use `application/x-www-form-urlencoded`); JSON
+/// is accepted too.
+#[derive(serde::Deserialize)]
+struct TokenForm {
+    token: String,
+    #[serde(default)]
+    #[expect(dead_code, reason = "RFC 7662/7009 allow it; the fingerprint finds the credential whatever its kind")]
+    token_type_hint: Option<String>,
+}
+
+fn token_form(headers: &axum::http::HeaderMap, raw: &[u8]) -> Result<TokenForm, ApiError> {
+    let json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if json {
+        return json_body(raw);
+    }
+    serde_urlencoded::from_bytes(raw).map_err(|e| invalid("token", e.to_string()))
+}
+
+async fn introspect(
+    State(s): State<AppState>,
+    headers: axum::http::HeaderMap,
+    raw: Bytes,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let form = token_form(&headers, &raw)?;
+    let engine = s.engine.clone();
+    Ok(Json(blocking(move || engine.introspect(&form.token)).await?))
+}
+
+async fn oauth_revoke(
+    State(s): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    headers: axum::http::HeaderMap,
+    raw: Bytes,
+) -> Result<StatusCode, ApiError> {
+    let form = token_form(&headers, &raw)?;
+    let engine = s.engine.clone();
+    blocking(move || engine.revoke_token_value(&form.token, &creds::Requester::Caller(caller))).await?;
+    s.workers.notify();
+    Ok(StatusCode::OK)
 }
 
 /// Run store-bound work off the async threads.

@@ -82,6 +82,23 @@ pub trait ReadTx {
     /// Findings, oldest first; only unresolved ones when `open_only`.
     fn findings(&self, open_only: bool) -> Result<Vec<FindingRow>>;
     fn open_findings(&self, identity_id: i64) -> Result<Vec<FindingRow>>;
+    fn credential(&self, id: &str) -> Result<Option<CredentialRow>>;
+    fn credential_by_fingerprint(&self, fingerprint: &str) -> Result<Option<CredentialRow>>;
+    /// Credentials, newest first; only an identity's when given.
+    fn credentials(&self, identity_id: Option<i64>) -> Result<Vec<CredentialRow>>;
+    /// An identity's credentials that are revoked but not yet verified so.
+    fn credentials_to_verify(&self, identity_id: i64) -> Result<Vec<CredentialRow>>;
+    /// An identity's credentials a leaver event must revoke: unrevoked and either unexpired
+    /// at `now` or a dynamic login not yet dropped.
+    fn credentials_live(&self, identity_id: i64, now: OffsetDateTime) -> Result<Vec<CredentialRow>>;
+    /// Unrevoked dynamic logins whose time is up at `now` (to be dropped).
+    fn logins_expired(&self, now: OffsetDateTime) -> Result<Vec<CredentialRow>>;
+    /// Revoked X.509-SVIDs not yet expired at `now` (what the CRL lists).
+    fn revoked_certificates(&self, now: OffsetDateTime) -> Result<Vec<CredentialRow>>;
+    /// When the last JWT-SVID signed with `kid` expires.
+    fn last_expiry_signed_by(&self, kid: &str) -> Result<Option<OffsetDateTime>>;
+    /// Signing keys, oldest first.
+    fn signing_keys(&self) -> Result<Vec<SigningKeyRow>>;
 }
 
 /// Everything that can be written, inside one transaction.
@@ -130,6 +147,13 @@ pub trait WriteTx: ReadTx {
     fn insert_token(&mut self, t: &TokenRow) -> Result<()>;
     /// Revoke a token; false if it was unknown or already revoked.
     fn revoke_token(&mut self, id: &str, at: OffsetDateTime) -> Result<bool>;
+    fn insert_credential(&mut self, c: &CredentialRow) -> Result<()>;
+    /// Revoke an unrevoked credential; false when it was revoked already.
+    fn revoke_credential(&mut self, id: &str, at: OffsetDateTime, reason: &str) -> Result<bool>;
+    fn set_credential_verified(&mut self, id: &str, at: OffsetDateTime, evidence: &serde_json::Value) -> Result<()>;
+    fn insert_signing_key(&mut self, k: &SigningKeyRow) -> Result<()>;
+    fn retire_signing_key(&mut self, kid: &str, at: OffsetDateTime) -> Result<bool>;
+    fn remove_signing_key(&mut self, kid: &str, at: OffsetDateTime) -> Result<bool>;
     /// Open a finding unless the same one (identity, kind, entitlement) is open; true if opened.
     fn open_finding(
         &mut self,

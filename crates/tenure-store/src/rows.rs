@@ -3,7 +3,9 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::str::FromStr;
-use tenure_model::{AccountState, GrantState, IdentityKind, IdentityRef, LifecycleState, RequestKind, RequestState};
+use tenure_model::{
+    AccountState, CredentialKind, GrantState, IdentityKind, IdentityRef, LifecycleState, RequestKind, RequestState,
+};
 use time::OffsetDateTime;
 
 #[derive(Debug, Clone, PartialEq)]
@@ -94,12 +96,16 @@ pub struct NewEvent<'a> {
 pub enum JobKind {
     /// Make the identity's account and memberships in one system match the store; verify.
     Sync,
+    /// Carry out and verify the revocation of the identity's revoked credentials (drop
+    /// dynamic logins; check introspection and the CRL say revoked).
+    Credentials,
 }
 
 impl JobKind {
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Sync => "sync",
+            Self::Credentials => "credentials",
         }
     }
 }
@@ -109,6 +115,7 @@ impl FromStr for JobKind {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         match s {
             "sync" => Ok(Self::Sync),
+            "credentials" => Ok(Self::Credentials),
             _ => Err(format!("unknown job kind `{s}`")),
         }
     }
@@ -283,4 +290,49 @@ pub struct FindingRow {
     pub policy_version: String,
     pub opened_at: OffsetDateTime,
     pub resolved_at: Option<OffsetDateTime>,
+}
+
+/// A credential the broker issued. Its secret is never stored: only the fingerprint (hex
+/// SHA-256 of the token, key, password or certificate DER).
+#[derive(Debug, Clone, PartialEq)]
+pub struct CredentialRow {
+    pub id: String,
+    pub identity_id: i64,
+    pub kind: CredentialKind,
+    pub fingerprint: String,
+    pub spiffe_id: Option<String>,
+    pub audience: Vec<String>,
+    /// The system of a dynamic login.
+    pub system: Option<String>,
+    /// A dynamic login's role, an X.509-SVID's serial (hex), a JWT-SVID's signing `kid`.
+    pub name: Option<String>,
+    pub purpose: String,
+    /// The identity's owner when it was issued.
+    pub owner: Option<String>,
+    pub issued_by: String,
+    pub issued_at: OffsetDateTime,
+    pub expires_at: OffsetDateTime,
+    pub revoked_at: Option<OffsetDateTime>,
+    pub revoke_reason: Option<String>,
+    /// When the revocation (or a dynamic login's end) was verified, and how.
+    pub verified_at: Option<OffsetDateTime>,
+    pub evidence: Option<serde_json::Value>,
+    /// The credential this one rotated.
+    pub replaces: Option<String>,
+}
+
+/// A signing key of the broker (its private half lives in the key directory, not here).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SigningKeyRow {
+    /// JWT: the RFC 7638 thumbprint; CA: the certificate's serial (hex).
+    pub kid: String,
+    /// `jwt` or `ca`.
+    pub usage: String,
+    /// JWT: the public JWK (JSON); CA: the certificate (PEM).
+    pub public: String,
+    pub created_at: OffsetDateTime,
+    /// No longer used to sign; still published.
+    pub retired_at: Option<OffsetDateTime>,
+    /// No longer published.
+    pub removed_at: Option<OffsetDateTime>,
 }

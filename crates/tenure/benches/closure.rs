@@ -156,7 +156,12 @@ async fn main() {
     let db = Arc::new(
         PostgresConnector::new(
             "analytics-db",
-            PostgresSettings { url: pg.url(), account_name: "{external_id}".into(), reassign_to: None },
+            PostgresSettings {
+                url: pg.url(),
+                account_name: "{external_id}".into(),
+                reassign_to: None,
+                login_group: None,
+            },
         )
         .unwrap(),
     );

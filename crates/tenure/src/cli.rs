@@ -85,6 +85,9 @@ pub enum Command {
     /// API tokens: issue, list, revoke.
     #[command(subcommand)]
     Tokens(crate::govern::TokensCommand),
+    /// Short-lived credentials for NHIs: issue, list, revoke, rotate, introspect.
+    #[command(subcommand)]
+    Creds(crate::creds::CredsCommand),
     /// Access, JIT and exception requests.
     #[command(subcommand)]
     Requests(crate::govern::RequestsCommand),
@@ -254,6 +257,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Policy(PolicyCommand::Deploy { dir }) => crate::govern::policy_deploy(&g, &dir),
         Command::Audit(cmd) => crate::audit::run(&g, cmd),
         Command::Tokens(cmd) => crate::govern::tokens(&g, cmd),
+        Command::Creds(cmd) => crate::creds::run(&g, cmd).await,
         Command::Requests(cmd) => crate::govern::requests(&g, cmd),
         Command::Closure(cmd) => crate::govern::closure(&g, cmd),
         Command::Findings { all, output } => crate::govern::findings(&g, all, output),
@@ -326,7 +330,10 @@ fn indent(s: &str) -> String {
 /// Open the engine on a data directory.
 pub fn open(data_dir: &Path) -> anyhow::Result<Arc<Engine>> {
     let store = SqliteStore::open(data_dir).with_context(|| format!("opening data dir `{}`", data_dir.display()))?;
-    Ok(Arc::new(Engine::new(Arc::new(store), Arc::new(SystemClock))))
+    let engine = Engine::new(Arc::new(store), Arc::new(SystemClock));
+    // The credential broker's private keys, beside the database (never in it).
+    engine.set_key_dir(&data_dir.join("keys"));
+    Ok(Arc::new(engine))
 }
 
 /// Read a bundle directory: every regular, non-hidden file, by path relative to the root.

@@ -69,7 +69,7 @@ pub async fn run() -> anyhow::Result<ExitCode> {
     let ldap = LdapConnector::new(SYSTEM, slapd.settings());
     let db = PostgresConnector::new(
         "analytics-db",
-        PostgresSettings { url: pg.url(), account_name: "{external_id}".into(), reassign_to: None },
+        PostgresSettings { url: pg.url(), account_name: "{external_id}".into(), reassign_to: None, login_group: None },
     )?;
     let helpdesk = ScimConnector::new(
         "helpdesk",

@@ -380,6 +380,9 @@ pub fn closure(g: &Global, cmd: ClosureCommand) -> anyhow::Result<ExitCode> {
                     for s in &v.systems {
                         println!("  {s}: disabled, in no group, verified");
                     }
+                    for c in &v.credentials {
+                        println!("  credential {c}: revoked, verified unusable");
+                    }
                     Ok(ExitCode::SUCCESS)
                 }
                 Err(e) => {

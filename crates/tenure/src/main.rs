@@ -3,6 +3,7 @@
 
 mod audit;
 mod cli;
+mod creds;
 mod demo;
 mod govern;
 mod keys;

@@ -11,6 +11,7 @@ mod api;
 mod cli;
 mod closure;
 mod crash;
+mod creds;
 mod demo;
 mod ledger;
 mod lifecycle;

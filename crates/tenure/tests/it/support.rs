@@ -286,8 +286,13 @@ pub struct Clocked {
 impl Clocked {
     /// Starting at 2026-11-20 09:00 UTC.
     pub fn new(w: &World) -> Self {
+        Self::at(w, time::macros::datetime!(2026-11-20 09:00 UTC))
+    }
+
+    /// Starting at `start`.
+    pub fn at(w: &World, start: time::OffsetDateTime) -> Self {
         use std::sync::Arc;
-        let clock = Arc::new(tenure_model::FixedClock::new(time::macros::datetime!(2026-11-20 09:00 UTC)));
+        let clock = Arc::new(tenure_model::FixedClock::new(start));
         let engine = Arc::new(tenure_engine::Engine::new(
             Arc::new(tenure_store::SqliteStore::open(&w.data_dir()).unwrap()),
             clock.clone(),
@@ -298,8 +303,34 @@ impl Clocked {
             Arc::new(move |k: &str| env.get(k).cloned()),
             tenure_engine::worker::WorkerConfig::default(),
         );
+        engine.set_key_dir(&w.data_dir().join("keys"));
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         Self { clock, engine, workers, rt }
+    }
+
+    /// The HTTP API over this engine and clock, on a loopback port, in a thread of its own; its
+    /// jobs run only when the test calls [`Clocked::run`]. Returns the base URL.
+    pub fn serve(&self, w: &World) -> String {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        listener.set_nonblocking(true).unwrap();
+        let env = w.env();
+        let state = tenure_server::AppState {
+            engine: self.engine.clone(),
+            workers: std::sync::Arc::new(tenure_engine::worker::Workers::new(
+                self.engine.clone(),
+                std::sync::Arc::new(move |k: &str| env.get(k).cloned()),
+                tenure_engine::worker::WorkerConfig::default(),
+            )),
+        };
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+            rt.block_on(async move {
+                let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+                axum::serve(listener, tenure_server::router(state)).await.unwrap();
+            });
+        });
+        base
     }
 
     /// Run due jobs until none is due.

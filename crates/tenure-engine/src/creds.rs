@@ -1,0 +1,978 @@
+//! The credential broker: short-lived credentials for non-human identities, each with its
+//! owner, purpose, issue time and expiry, and stored only as a fingerprint (hex SHA-256 of the
+//! secret form). Kinds: JWT-SVIDs (ES256, published in a JWKS), X.509-SVIDs (from a CSR, by
+//! tenure's CA), API keys (`tnk_<id>_<secret>`) and PostgreSQL dynamic logins (created by the
+//! worker through the connector).
+//!
+//! A credential is good while it is unrevoked, unexpired and its identity is `active`, so a
+//! leaver's credentials stop working the instant the leaver event commits ([`Engine::introspect`]
+//! answers from the same rows). The leaver's transaction also revokes them and enqueues a
+//! `credentials` job; the worker drops dynamic logins and verifies every revocation
+//! (introspection, the CRL, a failed login), and the identity closes only when all are verified.
+//!
+//! Private keys live in the key directory (mode 0700, files 0600), never in the database; the
+//! database holds their public halves and schedule. The JWT signing key rotates by policy
+//! (`signing_key_rotation`) or on demand; a retired key stays in the JWKS until the last token
+//! it signed has expired.
+
+use crate::ingest::rfc3339 as ts;
+use crate::tokens::Caller;
+use crate::{ACTOR_ENGINE, Engine, EngineError, Result};
+use base64::Engine as _;
+use serde_json::{Value, json};
+use std::collections::HashMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use tenure_model::credential::format_ttl;
+use tenure_model::{CredentialKind, LifecycleState, RoleName};
+use tenure_policy::Bundle;
+use tenure_policy::credentials::CredentialRules;
+use tenure_proto::{CredentialView, IssuedCredentialView};
+use tenure_store::{
+    AuditEntry, CredentialRow, IdentityRow, JobKind, NewJob, ReadTx, SigningKeyRow, StoreError, WriteTx,
+};
+use tenure_svid::jwt::JwtSigner;
+use tenure_svid::spiffe::SpiffeId;
+use tenure_svid::x509::Ca;
+use time::{Duration, OffsetDateTime};
+
+/// The prefix of API keys.
+pub const API_KEY_PREFIX: &str = "tnk_";
+/// The `system` of credential jobs.
+pub const BROKER: &str = "broker";
+/// How long the CA certificate is valid.
+const CA_LIFETIME: Duration = Duration::days(365);
+
+fn invalid(field: &str, message: impl Into<String>) -> EngineError {
+    EngineError::Invalid { field: field.to_owned(), message: message.into() }
+}
+
+fn b64(bytes: &[u8]) -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// The broker's private keys, in a directory of their own.
+pub struct KeyRing {
+    dir: PathBuf,
+    jwt: Mutex<HashMap<String, Arc<JwtSigner>>>,
+    ca: Mutex<Option<(String, Arc<Ca>)>>,
+    /// Serialises creating keys, so two requests never make two current keys.
+    creating: Mutex<()>,
+}
+
+impl KeyRing {
+    pub fn new(dir: PathBuf) -> Self {
+        Self { dir, jwt: Mutex::default(), ca: Mutex::default(), creating: Mutex::default() }
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.join(name)
+    }
+
+    /// Write a private key file: created once (never overwritten), 0600, synced.
+    fn write_private(&self, name: &str, pem: &str) -> Result<()> {
+        let io = |e: std::io::Error| EngineError::Task(format!("key directory `{}`: {e}", self.dir.display()));
+        std::fs::create_dir_all(&self.dir).map_err(io)?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&self.dir, std::fs::Permissions::from_mode(0o700)).map_err(io)?;
+        }
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create_new(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        let mut f = options.open(self.path(name)).map_err(io)?;
+        f.write_all(pem.as_bytes()).map_err(io)?;
+        f.sync_all().map_err(io)?;
+        std::fs::File::open(&self.dir).and_then(|d| d.sync_all()).map_err(io)?;
+        Ok(())
+    }
+
+    fn read_private(&self, name: &str) -> Result<String> {
+        std::fs::read_to_string(self.path(name))
+            .map_err(|e| EngineError::Task(format!("signing key `{}`: {e}", self.path(name).display())))
+    }
+
+    fn jwt_signer(&self, kid: &str) -> Result<Arc<JwtSigner>> {
+        let mut cache = self.jwt.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(s) = cache.get(kid) {
+            return Ok(s.clone());
+        }
+        let key = tenure_svid::key_from_pem(&self.read_private(&format!("jwt-{kid}.pem"))?)
+            .map_err(|e| EngineError::Task(e.to_string()))?;
+        let signer = Arc::new(JwtSigner::new(key).map_err(|e| EngineError::Task(e.to_string()))?);
+        if signer.kid() != kid {
+            return Err(EngineError::Task(format!("key file jwt-{kid}.pem holds key {}", signer.kid())));
+        }
+        cache.insert(kid.to_owned(), signer.clone());
+        Ok(signer)
+    }
+
+    fn ca(&self, kid: &str, cert_pem: &str) -> Result<Arc<Ca>> {
+        let mut cache = self.ca.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some((k, ca)) = cache.as_ref()
+            && k == kid
+        {
+            return Ok(ca.clone());
+        }
+        let ca = Arc::new(
+            Ca::from_pem(&self.read_private(&format!("ca-{kid}.pem"))?, cert_pem)
+                .map_err(|e| EngineError::Task(e.to_string()))?,
+        );
+        *cache = Some((kid.to_owned(), ca.clone()));
+        Ok(ca)
+    }
+}
+
+/// What to issue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CredentialRequest {
+    pub identity: String,
+    pub kind: CredentialKind,
+    pub ttl: Option<Duration>,
+    pub audience: Vec<String>,
+    pub csr: Option<String>,
+    pub system: Option<String>,
+    pub purpose: Option<String>,
+    /// The credential this one rotates (revoked when this one is issued).
+    pub replaces: Option<String>,
+}
+
+/// Who asks: an operator at the command line (trusted like the database), or an API caller,
+/// which must be the NHI itself or its owner.
+#[derive(Debug, Clone)]
+pub enum Requester {
+    Operator(String),
+    Caller(Caller),
+}
+
+impl Requester {
+    fn name(&self) -> String {
+        match self {
+            Self::Operator(n) => n.clone(),
+            Self::Caller(c) => format!("api:{}", c.identity),
+        }
+    }
+
+    /// May this requester act for `nhi` (its owner or itself; admins too when `admin_ok`)?
+    fn may_act_for(&self, nhi: &IdentityRow, admin_ok: bool) -> bool {
+        match self {
+            Self::Operator(_) => true,
+            Self::Caller(c) => {
+                c.identity == nhi.reference
+                    || nhi.owner.as_ref() == Some(&c.identity)
+                    || (admin_ok && c.has(RoleName::Admin))
+            }
+        }
+    }
+}
+
+/// A dynamic login the worker must create, for a credential already recorded.
+#[derive(Debug, Clone)]
+pub struct PendingLogin {
+    pub credential: String,
+    pub system: String,
+    pub login: tenure_connectors::DynamicLogin,
+}
+
+/// The state a credential is in at `now`.
+fn state(c: &CredentialRow, now: OffsetDateTime) -> &'static str {
+    match (c.revoked_at, c.verified_at) {
+        (Some(_), Some(_)) => "revocation-verified",
+        (Some(_), None) => "revoked",
+        (None, _) if c.expires_at <= now => "expired",
+        (None, _) => "active",
+    }
+}
+
+fn view(tx: &dyn ReadTx, c: &CredentialRow, now: OffsetDateTime) -> Result<CredentialView> {
+    let lifetime = c.expires_at - c.issued_at;
+    Ok(CredentialView {
+        id: c.id.clone(),
+        identity: tx.identity_by_id(c.identity_id)?.map(|i| i.reference.to_string()).unwrap_or_default(),
+        kind: c.kind.to_string(),
+        state: state(c, now).to_owned(),
+        fingerprint: c.fingerprint.clone(),
+        spiffe_id: c.spiffe_id.clone(),
+        audience: c.audience.clone(),
+        system: c.system.clone(),
+        name: c.name.clone(),
+        purpose: c.purpose.clone(),
+        owner: c.owner.clone(),
+        issued_by: c.issued_by.clone(),
+        issued_at: ts(c.issued_at),
+        expires_at: ts(c.expires_at),
+        rotate_after: ts(c.issued_at + lifetime / 2),
+        revoked_at: c.revoked_at.map(ts),
+        revoke_reason: c.revoke_reason.clone(),
+        verified_at: c.verified_at.map(ts),
+        replaces: c.replaces.clone(),
+    })
+}
+
+/// The SPIFFE ID policy derives for an identity.
+pub fn spiffe_id(rules: &CredentialRules, identity: &IdentityRow) -> Result<SpiffeId> {
+    SpiffeId::derive(
+        &rules.trust_domain,
+        &rules.spiffe_path,
+        &[
+            ("kind", identity.kind.as_str()),
+            ("source", identity.reference.source()),
+            ("external_id", identity.reference.external_id()),
+        ],
+    )
+    .map_err(|e| EngineError::Refused(format!("`{}` has no valid SPIFFE ID: {e}", identity.reference)))
+}
+
+fn rules(policy: &Bundle) -> Result<&CredentialRules> {
+    policy
+        .credentials
+        .as_ref()
+        .ok_or_else(|| EngineError::Refused("the deployed policy has no [credentials] section".into()))
+}
+
+/// Record a credential event in the ledger (fingerprints only).
+fn audit(
+    tx: &mut dyn WriteTx,
+    at: OffsetDateTime,
+    actor: &str,
+    action: &str,
+    subject: &str,
+    version: &str,
+    detail: Value,
+) -> Result<(), StoreError> {
+    tx.append_audit(&AuditEntry { at, actor, action, subject, policy_version: version, detail }).map(|_| ())
+}
+
+/// Revoke every live credential of `identity` (the leaver, a suspension, an owner transfer)
+/// and enqueue the job that carries the revocations out and verifies them. Returns the ids.
+pub(crate) fn revoke_live(
+    tx: &mut dyn WriteTx,
+    identity: &IdentityRow,
+    reason: &str,
+    version: &str,
+    actor: &str,
+    now: OffsetDateTime,
+) -> Result<Vec<String>, StoreError> {
+    let live = tx.credentials_live(identity.id, now)?;
+    let subject = identity.reference.to_string();
+    for c in &live {
+        tx.revoke_credential(&c.id, now, reason)?;
+        audit(
+            tx,
+            now,
+            actor,
+            "credential.revoked",
+            &subject,
+            version,
+            json!({ "credential": c.id, "kind": c.kind, "fingerprint": c.fingerprint, "reason": reason }),
+        )?;
+    }
+    if !live.is_empty() || !tx.credentials_to_verify(identity.id)?.is_empty() {
+        tx.enqueue(&NewJob { kind: JobKind::Credentials, identity_id: identity.id, system: BROKER, run_at: now })?;
+    }
+    Ok(live.into_iter().map(|c| c.id).collect())
+}
+
+/// What introspection says about a credential at `now` (RFC 7662 members).
+fn introspection(
+    tx: &dyn ReadTx,
+    c: Option<&CredentialRow>,
+    now: OffsetDateTime,
+    issuer: Option<&str>,
+) -> Result<Value> {
+    let Some(c) = c else { return Ok(json!({ "active": false })) };
+    let identity = tx.identity_by_id(c.identity_id)?;
+    let good = c.revoked_at.is_none()
+        && c.expires_at > now
+        && identity.as_ref().is_some_and(|i| i.state == LifecycleState::Active);
+    if !good {
+        return Ok(json!({ "active": false }));
+    }
+    let mut v = json!({
+        "active": true,
+        "token_type": c.kind,
+        "sub": c.spiffe_id,
+        "exp": c.expires_at.unix_timestamp(),
+        "iat": c.issued_at.unix_timestamp(),
+        "jti": c.id,
+        "identity": identity.map(|i| i.reference.to_string()),
+    });
+    if !c.audience.is_empty() {
+        v["aud"] = json!(c.audience);
+    }
+    if let Some(iss) = issuer {
+        v["iss"] = json!(iss);
+    }
+    Ok(v)
+}
+
+/// The fingerprint of a presented token: the DER of a PEM certificate, else the text.
+pub fn fingerprint_of(token: &str) -> String {
+    let t = token.trim();
+    if t.starts_with("-----BEGIN CERTIFICATE-----")
+        && let Ok(der) = tenure_svid::x509::der_of_pem(t)
+    {
+        return tenure_svid::fingerprint(&der);
+    }
+    tenure_svid::fingerprint(t.as_bytes())
+}
+
+/// Record verified revocations (ledger entries `credential.verified`); returns the problems
+/// of those that did not verify.
+pub(crate) fn record_verifications(
+    tx: &mut dyn WriteTx,
+    identity_id: i64,
+    results: &[Verification],
+    version: &str,
+    now: OffsetDateTime,
+) -> Result<Vec<String>> {
+    let subject = tx.identity_by_id(identity_id)?.map(|i| i.reference.to_string()).unwrap_or_default();
+    let mut problems = Vec::new();
+    for v in results {
+        let Some(c) = tx.credential(&v.credential)? else { continue };
+        if !v.ok {
+            problems.push(format!("credential {} is not verified revoked: {}", c.id, v.evidence));
+            continue;
+        }
+        if c.verified_at.is_some() {
+            continue;
+        }
+        tx.set_credential_verified(&c.id, now, &v.evidence)?;
+        audit(
+            tx,
+            now,
+            ACTOR_ENGINE,
+            "credential.verified",
+            &subject,
+            version,
+            json!({
+                "credential": c.id, "kind": c.kind, "fingerprint": c.fingerprint,
+                "revoked_at": c.revoked_at.map(ts), "reason": c.revoke_reason,
+                "evidence": v.evidence, "result": "verified",
+            }),
+        )?;
+    }
+    Ok(problems)
+}
+
+/// How a revoked credential was verified, for the ledger and the closure certificate.
+#[derive(Debug, Clone)]
+pub struct Verification {
+    pub credential: String,
+    pub ok: bool,
+    pub evidence: Value,
+}
+
+impl Engine {
+    /// Where the broker keeps its private keys (`DATA_DIR/keys`). Set once, before issuing.
+    pub fn set_key_dir(&self, dir: &Path) {
+        let _ = self.keys.set(KeyRing::new(dir.to_owned()));
+    }
+
+    fn keys(&self) -> Result<&KeyRing> {
+        self.keys.get().ok_or_else(|| EngineError::Task("the credential broker has no key directory".into()))
+    }
+
+    /// The current JWT signing key, created (or rotated, when policy's period is over) first.
+    fn jwt_signer(&self, rules: &CredentialRules, version: &str) -> Result<Arc<JwtSigner>> {
+        let now = self.clock.now();
+        let current = |tx: &dyn ReadTx| -> Result<Option<SigningKeyRow>> {
+            Ok(tx.signing_keys()?.into_iter().rev().find(|k| k.usage == "jwt" && k.retired_at.is_none()))
+        };
+        if let Some(k) = current(self.store.read()?.as_ref())?
+            && k.created_at + rules.signing_key_rotation > now
+        {
+            return self.keys()?.jwt_signer(&k.kid);
+        }
+        let kid = self.rotate_jwt_key(version, "scheduled", ACTOR_ENGINE, Some(rules.signing_key_rotation))?;
+        self.keys()?.jwt_signer(&kid)
+    }
+
+    /// Replace the JWT signing key; the old one stays published until its last token expired.
+    /// With `if_older_than`, only when the current key is at least that old (or missing).
+    fn rotate_jwt_key(&self, version: &str, why: &str, actor: &str, if_older_than: Option<Duration>) -> Result<String> {
+        let keys = self.keys()?;
+        let _one = keys.creating.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let now = self.clock.now();
+        let old =
+            self.store.read()?.signing_keys()?.into_iter().rev().find(|k| k.usage == "jwt" && k.retired_at.is_none());
+        if let (Some(o), Some(age)) = (&old, if_older_than)
+            && o.created_at + age > now
+        {
+            // Someone rotated it while we waited.
+            return Ok(o.kid.clone());
+        }
+        let signer = JwtSigner::new(tenure_svid::generate_key()).map_err(|e| EngineError::Task(e.to_string()))?;
+        let pem = tenure_svid::key_to_pem(signer.key()).map_err(|e| EngineError::Task(e.to_string()))?;
+        // The file first: a crash before the commit leaves an unused file, never a row
+        // without its key.
+        keys.write_private(&format!("jwt-{}.pem", signer.kid()), &pem)?;
+        let jwk = signer.jwk().map_err(|e| EngineError::Task(e.to_string()))?;
+        let mut tx = self.store.write()?;
+        tx.insert_signing_key(&SigningKeyRow {
+            kid: signer.kid().to_owned(),
+            usage: "jwt".into(),
+            public: jwk.to_string(),
+            created_at: now,
+            retired_at: None,
+            removed_at: None,
+        })?;
+        if let Some(o) = &old {
+            tx.retire_signing_key(&o.kid, now)?;
+        }
+        audit(
+            tx.as_mut(),
+            now,
+            actor,
+            "signing_key.rotated",
+            "broker",
+            version,
+            json!({ "usage": "jwt", "kid": signer.kid(), "retired": old.as_ref().map(|o| o.kid.clone()), "why": why }),
+        )?;
+        tx.commit()?;
+        let kid = signer.kid().to_owned();
+        keys.jwt.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(kid.clone(), Arc::new(signer));
+        Ok(kid)
+    }
+
+    /// Rotate the JWT signing key now (`tenure creds rotate-key`).
+    pub fn rotate_signing_key(&self, actor: &str) -> Result<String> {
+        let policy = self.current_policy()?;
+        rules(&policy)?;
+        self.rotate_jwt_key(policy.version.as_str(), "on demand", actor, None)
+    }
+
+    /// The trust domain's CA, created on first use (and again when it nears its end).
+    fn ca(&self, rules: &CredentialRules, version: &str) -> Result<Arc<Ca>> {
+        let now = self.clock.now();
+        let current = |tx: &dyn ReadTx| -> Result<Option<SigningKeyRow>> {
+            Ok(tx.signing_keys()?.into_iter().rev().find(|k| k.usage == "ca" && k.retired_at.is_none()))
+        };
+        if let Some(k) = current(self.store.read()?.as_ref())?
+            && k.created_at + CA_LIFETIME - Duration::days(30) > now
+        {
+            return self.keys()?.ca(&k.kid, &k.public);
+        }
+        let keys = self.keys()?;
+        let _one = keys.creating.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(k) = current(self.store.read()?.as_ref())?
+            && k.created_at + CA_LIFETIME - Duration::days(30) > now
+        {
+            return keys.ca(&k.kid, &k.public);
+        }
+        let start = now.unix_timestamp() - 60;
+        let ca = Ca::generate(&rules.trust_domain, start, start + CA_LIFETIME.whole_seconds())
+            .map_err(|e| EngineError::Task(e.to_string()))?;
+        let cert = ca.cert_pem().map_err(|e| EngineError::Task(e.to_string()))?;
+        let kid = tenure_svid::fingerprint(cert.as_bytes()).get(..16).unwrap_or_default().to_owned();
+        keys.write_private(
+            &format!("ca-{kid}.pem"),
+            &tenure_svid::key_to_pem(ca.key()).map_err(|e| EngineError::Task(e.to_string()))?,
+        )?;
+        let old = current(self.store.read()?.as_ref())?;
+        let mut tx = self.store.write()?;
+        tx.insert_signing_key(&SigningKeyRow {
+            kid: kid.clone(),
+            usage: "ca".into(),
+            public: cert,
+            created_at: now,
+            retired_at: None,
+            removed_at: None,
+        })?;
+        if let Some(o) = &old {
+            tx.retire_signing_key(&o.kid, now)?;
+        }
+        audit(
+            tx.as_mut(),
+            now,
+            ACTOR_ENGINE,
+            "signing_key.rotated",
+            "broker",
+            version,
+            json!({ "usage": "ca", "kid": kid, "retired": old.map(|o| o.kid), "trust_domain": rules.trust_domain }),
+        )?;
+        tx.commit()?;
+        let ca = Arc::new(ca);
+        *keys.ca.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some((kid, ca.clone()));
+        Ok(ca)
+    }
+
+    /// Issue a credential. The secret is in the answer and nowhere else. A dynamic login comes
+    /// back with the [`PendingLogin`] the caller must create (see `Workers::issue_credential`).
+    pub fn issue_credential(
+        &self,
+        req: &CredentialRequest,
+        by: &Requester,
+    ) -> Result<(IssuedCredentialView, Option<PendingLogin>)> {
+        let policy = self.current_policy()?;
+        let rules = rules(&policy)?;
+        let version = policy.version.as_str();
+        let r: tenure_model::IdentityRef = req.identity.parse().map_err(|e| invalid("identity", format!("{e}")))?;
+        let nhi = self
+            .store
+            .read()?
+            .identity(&r)?
+            .ok_or_else(|| invalid("identity", format!("no identity `{}`", req.identity)))?;
+        if !by.may_act_for(&nhi, false) {
+            return Err(EngineError::Forbidden(format!(
+                "only `{}` itself or its owner may ask for its credentials",
+                req.identity
+            )));
+        }
+        if nhi.kind.is_human() {
+            return Err(invalid("identity", format!("`{}` is a person; the broker issues to NHIs only", req.identity)));
+        }
+        let max = rules
+            .max_ttl(req.kind, nhi.kind, nhi.attributes.get("environment").map(String::as_str))
+            .map_err(EngineError::Refused)?;
+        let ttl = req.ttl.unwrap_or(max);
+        if ttl > max {
+            return Err(EngineError::Refused(format!(
+                "ttl {} is above the policy's maximum of {} for a {} of `{}`",
+                format_ttl(ttl),
+                format_ttl(max),
+                req.kind,
+                req.identity
+            )));
+        }
+        let sid = spiffe_id(rules, &nhi)?;
+        // Keys first (they commit their own ledger entries), outside the issuing transaction.
+        let signer = match req.kind {
+            CredentialKind::JwtSvid => Some(self.jwt_signer(rules, version)?),
+            _ => None,
+        };
+        let ca = match req.kind {
+            CredentialKind::X509Svid => Some(self.ca(rules, version)?),
+            _ => None,
+        };
+
+        let now = self.clock.now();
+        let mut tx = self.store.write()?;
+        // Checked again inside the transaction: a leaver event may have committed meanwhile.
+        let nhi = tx.identity_by_id(nhi.id)?.ok_or_else(|| invalid("identity", "gone"))?;
+        if nhi.state != LifecycleState::Active {
+            return Err(EngineError::Refused(format!(
+                "`{}` is {}; credentials are issued to active identities only",
+                req.identity, nhi.state
+            )));
+        }
+        let mut expires_at = now + ttl;
+        if let Some(end) = nhi.expires_at {
+            // Never outlive the identity.
+            expires_at = expires_at.min(end);
+        }
+        let id = format!("crd_{}", hex::encode(rand::random::<[u8; 8]>()));
+        let mut row = CredentialRow {
+            id: id.clone(),
+            identity_id: nhi.id,
+            kind: req.kind,
+            fingerprint: String::new(),
+            spiffe_id: Some(sid.to_string()),
+            audience: vec![],
+            system: None,
+            name: None,
+            purpose: req.purpose.clone().or_else(|| nhi.purpose.clone()).unwrap_or_default(),
+            owner: nhi.owner.as_ref().map(ToString::to_string),
+            issued_by: by.name(),
+            issued_at: now,
+            expires_at,
+            revoked_at: None,
+            revoke_reason: None,
+            verified_at: None,
+            evidence: None,
+            replaces: req.replaces.clone(),
+        };
+        let mut username = None;
+        let mut bundle = None;
+        let mut pending = None;
+        let secret = match req.kind {
+            CredentialKind::JwtSvid => {
+                let signer = signer.ok_or_else(|| EngineError::Task("no signer".into()))?;
+                if req.audience.is_empty() || req.audience.iter().any(String::is_empty) {
+                    return Err(invalid("audience", "a JWT-SVID needs at least one non-empty audience"));
+                }
+                let mut claims = json!({
+                    "sub": sid.as_str(),
+                    "aud": req.audience,
+                    "exp": expires_at.unix_timestamp(),
+                    "iat": now.unix_timestamp(),
+                    "jti": id,
+                });
+                if let Some(iss) = &rules.issuer {
+                    claims["iss"] = json!(iss);
+                }
+                row.audience = req.audience.clone();
+                row.name = Some(signer.kid().to_owned());
+                let token = signer.sign(&claims).map_err(|e| EngineError::Task(e.to_string()))?;
+                row.fingerprint = tenure_svid::fingerprint(token.as_bytes());
+                token
+            }
+            CredentialKind::X509Svid => {
+                let ca = ca.ok_or_else(|| EngineError::Task("no CA".into()))?;
+                let csr = req.csr.as_deref().ok_or_else(|| invalid("csr", "an X.509-SVID needs a PEM CSR"))?;
+                let serial = tenure_svid::x509::random_serial();
+                let der = ca
+                    .issue(csr, sid.as_str(), &serial, now.unix_timestamp() - 30, expires_at.unix_timestamp())
+                    .map_err(|e| invalid("csr", e.to_string()))?;
+                row.name = Some(hex::encode(serial));
+                row.fingerprint = tenure_svid::fingerprint(&der);
+                bundle = Some(ca.cert_pem().map_err(|e| EngineError::Task(e.to_string()))?);
+                tenure_svid::x509::pem(&der).map_err(|e| EngineError::Task(e.to_string()))?
+            }
+            CredentialKind::ApiKey => {
+                let key =
+                    format!("{API_KEY_PREFIX}{}_{}", id.trim_start_matches("crd_"), b64(&rand::random::<[u8; 32]>()));
+                row.fingerprint = tenure_svid::fingerprint(key.as_bytes());
+                key
+            }
+            CredentialKind::PostgresLogin => {
+                let system = req.system.clone().ok_or_else(|| invalid("system", "a dynamic login needs a system"))?;
+                let def =
+                    policy.systems.get(&system).ok_or_else(|| invalid("system", format!("no system `{system}`")))?;
+                if def.kind != tenure_policy::SystemType::Postgres {
+                    return Err(invalid(
+                        "system",
+                        format!("`{system}` is a {} system; dynamic logins are for postgres", def.kind.as_str()),
+                    ));
+                }
+                // The identity's groups in that system: the login acts with its holder's rights.
+                let groups: Vec<String> = tx
+                    .grants(nhi.id)?
+                    .into_iter()
+                    .filter(|g| g.system == system && g.state.is_wanted())
+                    .filter_map(|g| g.entitlement.split_once('/').map(|(_, n)| n.to_owned()))
+                    .collect();
+                let base: String = nhi.reference.external_id().chars().take(40).collect();
+                let name = format!("{base}-{}", hex::encode(rand::random::<[u8; 4]>()));
+                let password = b64(&rand::random::<[u8; 32]>());
+                row.system = Some(system.clone());
+                row.name = Some(name.clone());
+                row.fingerprint = tenure_svid::fingerprint(password.as_bytes());
+                username = Some(name.clone());
+                pending = Some(PendingLogin {
+                    credential: id.clone(),
+                    system,
+                    login: tenure_connectors::DynamicLogin {
+                        name,
+                        password: password.clone(),
+                        valid_until: ts(expires_at),
+                        groups,
+                        comment: format!("tenure credential {id} of {}", nhi.reference),
+                    },
+                });
+                password
+            }
+        };
+        tx.insert_credential(&row)?;
+        audit(
+            tx.as_mut(),
+            now,
+            &by.name(),
+            "credential.issued",
+            &nhi.reference.to_string(),
+            version,
+            json!({
+                "credential": id, "kind": req.kind, "fingerprint": row.fingerprint, "spiffe_id": row.spiffe_id,
+                "audience": row.audience, "system": row.system, "name": row.name, "purpose": row.purpose,
+                "owner": row.owner, "expires_at": ts(expires_at), "replaces": row.replaces,
+            }),
+        )?;
+        if let Some(old) = &req.replaces {
+            let prev = tx.credential(old)?.ok_or_else(|| EngineError::NotFound(format!("credential {old}")))?;
+            if prev.identity_id != nhi.id {
+                return Err(invalid("credential", format!("{old} is not a credential of `{}`", req.identity)));
+            }
+            if tx.revoke_credential(old, now, "rotated")? {
+                audit(
+                    tx.as_mut(),
+                    now,
+                    &by.name(),
+                    "credential.revoked",
+                    &nhi.reference.to_string(),
+                    version,
+                    json!({ "credential": old, "kind": prev.kind, "fingerprint": prev.fingerprint, "reason": "rotated", "replaced_by": id }),
+                )?;
+                tx.enqueue(&NewJob { kind: JobKind::Credentials, identity_id: nhi.id, system: BROKER, run_at: now })?;
+            }
+        }
+        let v = view(tx.as_ref(), &row, now)?;
+        tx.commit()?;
+        Ok((IssuedCredentialView { credential: v, secret, username, bundle }, pending))
+    }
+
+    /// A dynamic login could not be created: revoke its credential (the worker then makes sure
+    /// no half-made login is left).
+    pub fn login_failed(&self, credential: &str, error: &str) -> Result<()> {
+        self.revoke_credential(
+            credential,
+            &format!("provisioning failed: {error}"),
+            &Requester::Operator(ACTOR_ENGINE.into()),
+        )
+        .map(|_| ())
+    }
+
+    /// Rotate a credential: a new one like it (an X.509-SVID needs a new CSR); the old one is
+    /// revoked in the same transaction.
+    pub fn rotation_of(&self, id: &str, csr: Option<String>) -> Result<CredentialRequest> {
+        let tx = self.store.read()?;
+        let c = tx.credential(id)?.ok_or_else(|| EngineError::NotFound(format!("credential {id}")))?;
+        if c.revoked_at.is_some() {
+            return Err(EngineError::Conflict(format!("credential {id} is revoked; issue a new one")));
+        }
+        let who = tx.identity_by_id(c.identity_id)?.ok_or_else(|| EngineError::NotFound(format!("credential {id}")))?;
+        if c.kind == CredentialKind::X509Svid && csr.is_none() {
+            return Err(invalid("csr", "rotating an X.509-SVID needs a new CSR"));
+        }
+        Ok(CredentialRequest {
+            identity: who.reference.to_string(),
+            kind: c.kind,
+            ttl: Some(c.expires_at - c.issued_at),
+            audience: c.audience.clone(),
+            csr,
+            system: c.system.clone(),
+            purpose: Some(c.purpose.clone()),
+            replaces: Some(c.id.clone()),
+        })
+    }
+
+    /// Revoke one credential (by id); it stops working at once, and the worker verifies it.
+    pub fn revoke_credential(&self, id: &str, reason: &str, by: &Requester) -> Result<CredentialView> {
+        let version = self.current_policy()?.version.to_string();
+        let now = self.clock.now();
+        let mut tx = self.store.write()?;
+        let c = tx.credential(id)?.ok_or_else(|| EngineError::NotFound(format!("credential {id}")))?;
+        let who = tx.identity_by_id(c.identity_id)?.ok_or_else(|| EngineError::NotFound(format!("credential {id}")))?;
+        if !by.may_act_for(&who, true) {
+            // Not even whether it exists.
+            return Err(EngineError::NotFound(format!("credential {id}")));
+        }
+        if !tx.revoke_credential(id, now, reason)? {
+            return Err(EngineError::Conflict(format!("credential {id} is already revoked")));
+        }
+        audit(
+            tx.as_mut(),
+            now,
+            &by.name(),
+            "credential.revoked",
+            &who.reference.to_string(),
+            &version,
+            json!({ "credential": id, "kind": c.kind, "fingerprint": c.fingerprint, "reason": reason }),
+        )?;
+        tx.enqueue(&NewJob { kind: JobKind::Credentials, identity_id: who.id, system: BROKER, run_at: now })?;
+        let c = tx.credential(id)?.ok_or_else(|| EngineError::NotFound(format!("credential {id}")))?;
+        let v = view(tx.as_ref(), &c, now)?;
+        tx.commit()?;
+        Ok(v)
+    }
+
+    /// RFC 7009: revoke the credential a token is. Unknown tokens, and tokens of identities the
+    /// caller may not act for, are ignored (the RFC answers 200 either way).
+    pub fn revoke_token_value(&self, token: &str, by: &Requester) -> Result<()> {
+        let found = self.store.read()?.credential_by_fingerprint(&fingerprint_of(token))?;
+        match found {
+            Some(c) if c.revoked_at.is_none() => {
+                match self.revoke_credential(&c.id, "revoked by its holder or owner", by) {
+                    Ok(_) | Err(EngineError::NotFound(_) | EngineError::Conflict(_)) => Ok(()),
+                    Err(e) => Err(e),
+                }
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// RFC 7662 introspection of a presented token (a JWT-SVID, an API key, a dynamic login's
+    /// password, or an X.509-SVID in PEM).
+    pub fn introspect(&self, token: &str) -> Result<Value> {
+        self.introspect_fingerprint(&fingerprint_of(token))
+    }
+
+    pub fn introspect_fingerprint(&self, fingerprint: &str) -> Result<Value> {
+        let now = self.clock.now();
+        let tx = self.store.read()?;
+        let c = tx.credential_by_fingerprint(fingerprint)?;
+        let issuer = self.current_policy()?.credentials.as_ref().and_then(|r| r.issuer.clone());
+        introspection(tx.as_ref(), c.as_ref(), now, issuer.as_deref())
+    }
+
+    /// A workload authenticating with a credential tenure issued it (an API key or a
+    /// JWT-SVID): good while introspection says active. It holds no roles.
+    pub fn authenticate_credential(&self, bearer: &str) -> Result<Caller> {
+        let unauth = |m: &str| EngineError::Unauthenticated(m.to_owned());
+        let now = self.clock.now();
+        let tx = self.store.read()?;
+        let c = tx
+            .credential_by_fingerprint(&fingerprint_of(bearer))?
+            .filter(|c| matches!(c.kind, CredentialKind::ApiKey | CredentialKind::JwtSvid))
+            .ok_or_else(|| unauth("unknown or revoked credential"))?;
+        let who = tx.identity_by_id(c.identity_id)?.ok_or_else(|| unauth("unknown or revoked credential"))?;
+        if c.revoked_at.is_some() {
+            return Err(unauth("unknown or revoked credential"));
+        }
+        if c.expires_at <= now {
+            return Err(unauth("credential expired"));
+        }
+        if who.state != LifecycleState::Active {
+            return Err(unauth("the credential's identity is not active"));
+        }
+        Ok(Caller { identity: who.reference, token: c.id, roles: Default::default() })
+    }
+
+    pub fn list_credentials(&self, identity: Option<&str>) -> Result<Vec<CredentialView>> {
+        let now = self.clock.now();
+        let tx = self.store.read()?;
+        let id = match identity {
+            Some(r) => {
+                let r: tenure_model::IdentityRef = r.parse().map_err(|e| invalid("identity", format!("{e}")))?;
+                Some(tx.identity(&r)?.ok_or_else(|| EngineError::NotFound(r.to_string()))?.id)
+            }
+            None => None,
+        };
+        tx.credentials(id)?.iter().map(|c| view(tx.as_ref(), c, now)).collect()
+    }
+
+    /// The JWKS: every JWT signing key not yet removed.
+    pub fn jwks(&self) -> Result<Value> {
+        let keys: Vec<Value> = self
+            .store
+            .read()?
+            .signing_keys()?
+            .into_iter()
+            .filter(|k| k.usage == "jwt" && k.removed_at.is_none())
+            .filter_map(|k| serde_json::from_str(&k.public).ok())
+            .collect();
+        Ok(json!({ "keys": keys }))
+    }
+
+    /// The X.509 trust bundle (PEM): the CA certificates still trusted.
+    pub fn trust_bundle(&self) -> Result<String> {
+        let policy = self.current_policy()?;
+        let rules = rules(&policy)?;
+        self.ca(rules, policy.version.as_str())?;
+        Ok(self
+            .store
+            .read()?
+            .signing_keys()?
+            .into_iter()
+            .filter(|k| k.usage == "ca" && k.removed_at.is_none())
+            .map(|k| k.public)
+            .collect())
+    }
+
+    /// The CRL (PEM) of revoked, unexpired X.509-SVIDs, signed by the current CA; valid ten
+    /// minutes, fetched again by relying parties.
+    pub fn crl(&self) -> Result<String> {
+        let policy = self.current_policy()?;
+        let ca = self.ca(rules(&policy)?, policy.version.as_str())?;
+        let now = self.clock.now();
+        let revoked: Vec<(Vec<u8>, i64)> = self
+            .store
+            .read()?
+            .revoked_certificates(now)?
+            .into_iter()
+            .filter_map(|c| Some((hex::decode(c.name?).ok()?, c.revoked_at?.unix_timestamp())))
+            .collect();
+        ca.crl(&revoked, now.unix_timestamp(), (now + Duration::minutes(10)).unix_timestamp())
+            .map_err(|e| EngineError::Task(e.to_string()))
+    }
+
+    /// The OIDC discovery document; `base` is where the API is reached (the issuer unless
+    /// policy names one).
+    pub fn discovery(&self, base: &str) -> Result<Value> {
+        let policy = self.current_policy()?;
+        let rules = rules(&policy)?;
+        let issuer = rules.issuer.clone().unwrap_or_else(|| base.to_owned());
+        Ok(json!({
+            "issuer": issuer,
+            "jwks_uri": format!("{base}/.well-known/jwks.json"),
+            "introspection_endpoint": format!("{base}/v1/oauth/introspect"),
+            "revocation_endpoint": format!("{base}/v1/oauth/revoke"),
+            "id_token_signing_alg_values_supported": [tenure_svid::jwt::ALG],
+            "response_types_supported": ["id_token"],
+            "subject_types_supported": ["public"],
+            "spiffe_trust_domain": rules.trust_domain,
+        }))
+    }
+
+    /// Revoked credentials of an identity still to verify, for the worker.
+    pub fn credentials_to_verify(&self, identity_id: i64) -> Result<Vec<CredentialRow>> {
+        Ok(self.store.read()?.credentials_to_verify(identity_id)?)
+    }
+
+    /// Verify a revoked JWT-SVID, API key or X.509-SVID the way a relying party would:
+    /// introspection must say inactive, and a certificate must be on the CRL (or expired).
+    pub fn verify_revoked(&self, c: &CredentialRow) -> Result<Verification> {
+        let answer = self.introspect_fingerprint(&c.fingerprint)?;
+        let inactive = answer.get("active") == Some(&Value::Bool(false));
+        let mut evidence = json!({ "method": "introspection", "introspection": answer });
+        let mut ok = inactive;
+        if c.kind == CredentialKind::X509Svid {
+            let now = self.clock.now();
+            if c.expires_at > now {
+                let crl = self.crl()?;
+                let serials = tenure_svid::x509::crl_serials(&crl).map_err(|e| EngineError::Task(e.to_string()))?;
+                let listed = c.name.as_deref().and_then(|n| hex::decode(n).ok()).is_some_and(|s| serials.contains(&s));
+                evidence = json!({ "method": "crl", "introspection": evidence["introspection"], "crl_listed": listed, "crl_entries": serials.len() });
+                ok &= listed;
+            } else {
+                evidence = json!({ "method": "expired", "introspection": evidence["introspection"], "expired_at": ts(c.expires_at) });
+            }
+        }
+        Ok(Verification { credential: c.id.clone(), ok, evidence })
+    }
+
+    /// The clock's part: drop dynamic logins whose time is up (revoked as `expired`, then the
+    /// worker drops and verifies them), and stop publishing retired JWT keys whose last token
+    /// has expired. Returns how many things it did.
+    pub(crate) fn expire_credentials(&self) -> Result<usize> {
+        let now = self.clock.now();
+        let mut done = 0;
+        let due = self.store.read()?.logins_expired(now)?;
+        let keys = self.store.read()?.signing_keys()?;
+        if due.is_empty() && keys.iter().all(|k| k.retired_at.is_none() || k.removed_at.is_some()) {
+            return Ok(0);
+        }
+        let version = self.current_policy()?.version.to_string();
+        let mut tx = self.store.write()?;
+        for c in tx.logins_expired(now)? {
+            if tx.revoke_credential(&c.id, now, "expired")? {
+                let subject = tx.identity_by_id(c.identity_id)?.map(|i| i.reference.to_string()).unwrap_or_default();
+                audit(
+                    tx.as_mut(),
+                    now,
+                    ACTOR_ENGINE,
+                    "credential.revoked",
+                    &subject,
+                    &version,
+                    json!({ "credential": c.id, "kind": c.kind, "fingerprint": c.fingerprint, "reason": "expired" }),
+                )?;
+                tx.enqueue(&NewJob {
+                    kind: JobKind::Credentials,
+                    identity_id: c.identity_id,
+                    system: BROKER,
+                    run_at: now,
+                })?;
+                done += 1;
+            }
+        }
+        for k in keys.iter().filter(|k| k.usage == "jwt" && k.retired_at.is_some() && k.removed_at.is_none()) {
+            let last = tx.last_expiry_signed_by(&k.kid)?;
+            if last.is_none_or(|l| l <= now) && tx.remove_signing_key(&k.kid, now)? {
+                audit(
+                    tx.as_mut(),
+                    now,
+                    ACTOR_ENGINE,
+                    "signing_key.removed",
+                    "broker",
+                    &version,
+                    json!({ "usage": "jwt", "kid": k.kid, "last_token_expired": last.map(ts) }),
+                )?;
+                done += 1;
+            }
+        }
+        tx.commit()?;
+        Ok(done)
+    }
+}

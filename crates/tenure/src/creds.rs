@@ -1,0 +1,208 @@
+//! `tenure creds`: the credential broker from the command line (the operator acts with the
+//! database's authority). Secrets are printed once, or written to a 0600 file.
+
+use crate::cli::{EXIT_BAD_INPUT, Global, Output, ensure_policy, open, print_list};
+use anyhow::Context;
+use clap::Subcommand;
+use std::io::Read;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use tenure_engine::EngineError;
+use tenure_engine::creds::{CredentialRequest, Requester};
+use tenure_engine::systems::process_env;
+use tenure_engine::worker::{WorkerConfig, Workers};
+use tenure_model::CredentialKind;
+use tenure_model::credential::parse_ttl;
+use tenure_proto::IssuedCredentialView;
+
+const ACTOR: &str = "cli";
+
+#[derive(Subcommand)]
+pub enum CredsCommand {
+    /// Issue a credential to an NHI; the secret is shown once and never stored.
+    Issue {
+        /// The NHI (`source:external_id`).
+        #[arg(long)]
+        identity: String,
+        /// jwt-svid, x509-svid, api-key or postgres-login.
+        #[arg(long)]
+        kind: String,
+        /// Lifetime, e.g. 5m, 1h, 7d (default: the policy's maximum).
+        #[arg(long)]
+        ttl: Option<String>,
+        /// JWT-SVID audience (repeatable).
+        #[arg(long = "audience")]
+        audience: Vec<String>,
+        /// X.509-SVID: the PEM certificate request.
+        #[arg(long)]
+        csr: Option<PathBuf>,
+        /// Dynamic login: the postgres system.
+        #[arg(long)]
+        system: Option<String>,
+        #[arg(long)]
+        purpose: Option<String>,
+        /// Write the secret (token, key, password or certificate) to this file (mode 0600).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// `json` prints everything issued, secret included, as one object.
+        #[arg(long, value_enum, default_value_t = Output::Table)]
+        output: Output,
+    },
+    /// Credentials (never their secrets), newest first.
+    List {
+        #[arg(long)]
+        identity: Option<String>,
+        #[arg(long, value_enum, default_value_t = Output::Table)]
+        output: Output,
+    },
+    /// Revoke a credential: it stops working at once; the worker verifies it.
+    Revoke {
+        id: String,
+        #[arg(long, default_value = "revoked by the operator")]
+        reason: String,
+    },
+    /// Replace a credential with a new one like it; the old one is revoked.
+    Rotate {
+        id: String,
+        /// A new CSR (X.509-SVIDs).
+        #[arg(long)]
+        csr: Option<PathBuf>,
+        #[arg(long)]
+        out: Option<PathBuf>,
+        #[arg(long, value_enum, default_value_t = Output::Table)]
+        output: Output,
+    },
+    /// Replace the JWT signing key now (the old one stays in the JWKS until its tokens expire).
+    RotateKey,
+    /// RFC 7662 introspection of a token read from standard input.
+    Introspect,
+}
+
+fn bad(e: impl std::fmt::Display) -> anyhow::Result<ExitCode> {
+    eprintln!("error: {e}");
+    Ok(ExitCode::from(EXIT_BAD_INPUT))
+}
+
+fn read(path: Option<PathBuf>) -> anyhow::Result<Option<String>> {
+    path.map(|p| std::fs::read_to_string(&p).with_context(|| format!("reading `{}`", p.display()))).transpose()
+}
+
+fn show(issued: &IssuedCredentialView, out: Option<PathBuf>, output: Output) -> anyhow::Result<()> {
+    let c = &issued.credential;
+    if let Some(path) = out {
+        crate::govern::write_secret(&path, &issued.secret)?;
+        eprintln!(
+            "{} {} for {} until {}; secret written to {}",
+            c.kind,
+            c.id,
+            c.identity,
+            c.expires_at,
+            path.display()
+        );
+        if output == Output::Json {
+            let mut v = serde_json::to_value(issued)?;
+            v["secret"] = serde_json::json!(format!("(in {})", path.display()));
+            println!("{}", serde_json::to_string_pretty(&v)?);
+        }
+        return Ok(());
+    }
+    match output {
+        Output::Json => println!("{}", serde_json::to_string_pretty(issued)?),
+        Output::Table => {
+            eprintln!(
+                "{} {} for {} ({}), until {}{}; shown once:",
+                c.kind,
+                c.id,
+                c.identity,
+                c.spiffe_id.as_deref().unwrap_or("-"),
+                c.expires_at,
+                issued.username.as_ref().map(|u| format!(", user `{u}`")).unwrap_or_default()
+            );
+            println!("{}", issued.secret.trim_end());
+        }
+    }
+    Ok(())
+}
+
+pub async fn run(g: &Global, cmd: CredsCommand) -> anyhow::Result<ExitCode> {
+    let engine = open(&g.data_dir)?;
+    ensure_policy(&engine, g.policy.as_deref())?;
+    let workers = Workers::new(engine.clone(), process_env(), WorkerConfig::default());
+    let by = Requester::Operator(ACTOR.into());
+    let issued = match cmd {
+        CredsCommand::Issue { identity, kind, ttl, audience, csr, system, purpose, out, output } => {
+            let kind = match kind.parse::<CredentialKind>() {
+                Ok(k) => k,
+                Err(e) => return bad(format!("--kind: {e}")),
+            };
+            let ttl = match ttl.as_deref().map(parse_ttl).transpose() {
+                Ok(t) => t,
+                Err(e) => return bad(format!("--ttl: {e}")),
+            };
+            let req =
+                CredentialRequest { identity, kind, ttl, audience, csr: read(csr)?, system, purpose, replaces: None };
+            (workers.issue_credential(req, by).await, out, output)
+        }
+        CredsCommand::Rotate { id, csr, out, output } => {
+            let req = match engine.rotation_of(&id, read(csr)?) {
+                Ok(r) => r,
+                Err(e @ (EngineError::NotFound(_) | EngineError::Conflict(_) | EngineError::Invalid { .. })) => {
+                    return bad(e);
+                }
+                Err(e) => return Err(e.into()),
+            };
+            (workers.issue_credential(req, by).await, out, output)
+        }
+        CredsCommand::List { identity, output } => {
+            let list = match engine.list_credentials(identity.as_deref()) {
+                Ok(l) => l,
+                Err(e @ (EngineError::NotFound(_) | EngineError::Invalid { .. })) => return bad(e),
+                Err(e) => return Err(e.into()),
+            };
+            print_list(output, &list, &["ID", "IDENTITY", "KIND", "STATE", "EXPIRES", "FINGERPRINT"], |c| {
+                vec![
+                    c.id.clone(),
+                    c.identity.clone(),
+                    c.kind.clone(),
+                    c.state.clone(),
+                    c.expires_at.clone(),
+                    c.fingerprint.get(..16).unwrap_or_default().to_owned(),
+                ]
+            })?;
+            return Ok(ExitCode::SUCCESS);
+        }
+        CredsCommand::Revoke { id, reason } => {
+            return match engine.revoke_credential(&id, &reason, &by) {
+                Ok(c) => {
+                    println!("{} {} of {} revoked", c.kind, c.id, c.identity);
+                    // Carry it out and verify it now (a dynamic login is dropped).
+                    workers.run_until_idle().await?;
+                    Ok(ExitCode::SUCCESS)
+                }
+                Err(e @ (EngineError::NotFound(_) | EngineError::Conflict(_))) => bad(e),
+                Err(e) => Err(e.into()),
+            };
+        }
+        CredsCommand::RotateKey => {
+            let kid = engine.rotate_signing_key(ACTOR)?;
+            println!("new JWT signing key {kid}; the previous one stays in the JWKS until its last token expires");
+            return Ok(ExitCode::SUCCESS);
+        }
+        CredsCommand::Introspect => {
+            let mut token = String::new();
+            std::io::stdin().read_to_string(&mut token)?;
+            println!("{}", serde_json::to_string_pretty(&engine.introspect(token.trim())?)?);
+            return Ok(ExitCode::SUCCESS);
+        }
+    };
+    match issued {
+        (Ok(i), out, output) => {
+            show(&i, out, output)?;
+            // A rotation revoked the old credential: carry that out too.
+            workers.run_until_idle().await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        (Err(e @ (EngineError::Invalid { .. } | EngineError::Refused(_) | EngineError::Forbidden(_))), _, _) => bad(e),
+        (Err(e), _, _) => Err(e.into()),
+    }
+}
