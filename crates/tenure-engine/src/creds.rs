@@ -291,7 +291,8 @@ fn introspection(
     if !good {
         return Ok(json!({ "active": false }));
     }
-    let mut v = json!({
+    let mut v = serde_json::Map::new();
+    let fields = json!({
         "active": true,
         "token_type": c.kind,
         "sub": c.spiffe_id,
@@ -300,13 +301,16 @@ fn introspection(
         "jti": c.id,
         "identity": identity.map(|i| i.reference.to_string()),
     });
+    if let Value::Object(m) = fields {
+        v.extend(m);
+    }
     if !c.audience.is_empty() {
-        v["aud"] = json!(c.audience);
+        v.insert("aud".into(), json!(c.audience));
     }
     if let Some(iss) = issuer {
-        v["iss"] = json!(iss);
+        v.insert("iss".into(), json!(iss));
     }
-    Ok(v)
+    Ok(Value::Object(v))
 }
 
 /// The fingerprint of a presented token: the DER of a PEM certificate, else the text.
@@ -594,16 +598,22 @@ impl Engine {
                 if req.audience.is_empty() || req.audience.iter().any(String::is_empty) {
                     return Err(invalid("audience", "a JWT-SVID needs at least one non-empty audience"));
                 }
-                let mut claims = json!({
+                let claims = json!({
                     "sub": sid.as_str(),
                     "aud": req.audience,
                     "exp": expires_at.unix_timestamp(),
                     "iat": now.unix_timestamp(),
                     "jti": id,
+                    "iss": rules.issuer,
                 });
-                if let Some(iss) = &rules.issuer {
-                    claims["iss"] = json!(iss);
-                }
+                // `iss` only when policy names an issuer.
+                let claims = match claims {
+                    Value::Object(mut m) => {
+                        m.retain(|_, v| !v.is_null());
+                        Value::Object(m)
+                    }
+                    other => other,
+                };
                 row.audience = req.audience.clone();
                 row.name = Some(signer.kid().to_owned());
                 let token = signer.sign(&claims).map_err(|e| EngineError::Task(e.to_string()))?;
@@ -907,6 +917,7 @@ impl Engine {
         let answer = self.introspect_fingerprint(&c.fingerprint)?;
         let inactive = answer.get("active") == Some(&Value::Bool(false));
         let mut evidence = json!({ "method": "introspection", "introspection": answer });
+        let answer = evidence.get("introspection").cloned().unwrap_or(Value::Null);
         let mut ok = inactive;
         if c.kind == CredentialKind::X509Svid {
             let now = self.clock.now();
@@ -914,10 +925,10 @@ impl Engine {
                 let crl = self.crl()?;
                 let serials = tenure_svid::x509::crl_serials(&crl).map_err(|e| EngineError::Task(e.to_string()))?;
                 let listed = c.name.as_deref().and_then(|n| hex::decode(n).ok()).is_some_and(|s| serials.contains(&s));
-                evidence = json!({ "method": "crl", "introspection": evidence["introspection"], "crl_listed": listed, "crl_entries": serials.len() });
+                evidence = json!({ "method": "crl", "introspection": answer, "crl_listed": listed, "crl_entries": serials.len() });
                 ok &= listed;
             } else {
-                evidence = json!({ "method": "expired", "introspection": evidence["introspection"], "expired_at": ts(c.expires_at) });
+                evidence = json!({ "method": "expired", "introspection": answer, "expired_at": ts(c.expires_at) });
             }
         }
         Ok(Verification { credential: c.id.clone(), ok, evidence })

@@ -313,9 +313,9 @@ pub(crate) fn leave(
     version: &str,
     now: OffsetDateTime,
 ) -> Result<Change, WorkflowError> {
-    let mut change = Change::default();
-    change.credentials = crate::creds::revoke_live(tx, identity, "leaver", version, crate::ACTOR_ENGINE, now)?;
-    change.credentials_pending = !tx.credentials_to_verify(identity.id)?.is_empty();
+    let credentials = crate::creds::revoke_live(tx, identity, "leaver", version, crate::ACTOR_ENGINE, now)?;
+    let credentials_pending = !tx.credentials_to_verify(identity.id)?.is_empty();
+    let mut change = Change { credentials, credentials_pending, ..Change::default() };
     for g in tx.grants(identity.id)? {
         if g.state.is_wanted() || g.state == GrantState::Revoked {
             revoke(tx, identity.id, &g, &g.policy_version, now)?;

@@ -100,9 +100,8 @@ fn show(issued: &IssuedCredentialView, out: Option<PathBuf>, output: Output) -> 
             path.display()
         );
         if output == Output::Json {
-            let mut v = serde_json::to_value(issued)?;
-            v["secret"] = serde_json::json!(format!("(in {})", path.display()));
-            println!("{}", serde_json::to_string_pretty(&v)?);
+            let shown = IssuedCredentialView { secret: format!("(in {})", path.display()), ..issued.clone() };
+            println!("{}", serde_json::to_string_pretty(&shown)?);
         }
         return Ok(());
     }

@@ -46,6 +46,19 @@ fn expected() -> BTreeMap<(&'static str, &'static str), &'static [&'static str]>
     m.insert(("POST", "/v1/tokens/{id}/revoke"), &["admin"]);
     m.insert(("GET", "/v1/findings"), &["admin", "auditor"]);
     m.insert(("GET", "/metrics"), &["admin", "auditor"]);
+    // The broker: public documents for relying parties; issuing, rotating and revoking for any
+    // authenticated caller (the engine then requires the NHI itself or its owner).
+    const ANY: &[&str] = &["admin", "approver", "auditor", "requester", "authorizer", "source:hr"];
+    m.insert(("GET", "/.well-known/openid-configuration"), &["*"]);
+    m.insert(("GET", "/.well-known/jwks.json"), &["*"]);
+    m.insert(("GET", "/v1/trust-bundle"), &["*"]);
+    m.insert(("GET", "/v1/crl"), &["*"]);
+    m.insert(("POST", "/v1/credentials"), ANY);
+    m.insert(("GET", "/v1/credentials"), &["admin", "auditor"]);
+    m.insert(("POST", "/v1/credentials/{id}/rotate"), ANY);
+    m.insert(("POST", "/v1/credentials/{id}/revoke"), ANY);
+    m.insert(("POST", "/v1/oauth/introspect"), &["admin", "authorizer"]);
+    m.insert(("POST", "/v1/oauth/revoke"), ANY);
     m
 }
 
@@ -105,7 +118,7 @@ fn every_route_refuses_missing_wrong_role_expired_and_revoked_tokens() {
             checked += 1;
         }
     }
-    assert_eq!(checked, 15 * (5 + 6));
+    assert_eq!(checked, 21 * (5 + 6));
 
     // A source token posts for its source only.
     let vendor = event("vendors", "v1", "joined", human("V1", "Vic", "sales"));

@@ -156,6 +156,41 @@ fn no_secret_reaches_the_database_the_ledger_or_the_logs() {
     let issue = serde_json::json!({ "identity": "hr:E1", "roles": ["auditor"], "description": "scan me" }).to_string();
     let issued = s.post("/v1/tokens", &issue).unwrap();
     let s_issue = |_: &World| issued.clone();
+    // Broker credentials of a service the operator owns: a JWT-SVID, an API key and a dynamic
+    // PostgreSQL login (whose password must not reach PostgreSQL's log either).
+    let svc = nhi("svc-scan", "service", Some(OPERATOR), "2027-06-01T00:00:00Z");
+    let body = format!("[{}]", event("service-registry", "s1", "joined", svc));
+    assert_eq!(s.post("/v1/events", &body).unwrap().0, 200);
+    for _ in 0..100 {
+        if s.get("/v1/identities/service-registry:svc-scan").1.contains("\"state\":\"active\"") {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let mut credentials = Vec::new();
+    for body in [
+        serde_json::json!({ "identity": "service-registry:svc-scan", "kind": "jwt-svid", "audience": ["scan"] }),
+        serde_json::json!({ "identity": "service-registry:svc-scan", "kind": "api-key", "ttl": "1d" }),
+        serde_json::json!({ "identity": "service-registry:svc-scan", "kind": "postgres-login", "system": "analytics-db" }),
+    ] {
+        let (status, text) = s.post("/v1/credentials", &body.to_string()).unwrap();
+        assert_eq!(status, 201, "{text}");
+        let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+        credentials.push(v["secret"].as_str().unwrap().to_owned());
+    }
+    // Revoke them all (the job drops the login), so revocation is in the logs and ledger too.
+    let left = format!(
+        "[{}]",
+        event("service-registry", "s2", "left", serde_json::json!({ "external_id": "svc-scan", "kind": "service" }))
+    );
+    assert_eq!(s.post("/v1/events", &left).unwrap().0, 200);
+    for _ in 0..200 {
+        if s.get("/v1/identities/service-registry:svc-scan").1.contains("\"state\":\"closed\"") {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert!(s.get("/v1/identities/service-registry:svc-scan").1.contains("\"state\":\"closed\""));
     drop(s);
     let exp = w.tmp.path().join("export");
     w.ok(&["audit", "export", exp.to_str().unwrap()]);
@@ -167,7 +202,15 @@ fn no_secret_reaches_the_database_the_ledger_or_the_logs() {
     let issued: serde_json::Value = serde_json::from_str(&body).unwrap();
     let api_secret = issued["secret"].as_str().unwrap().to_owned();
     let op_secret = w.operator_token();
+    // The broker's private keys: the body of each PEM file in DATA_DIR/keys.
+    let mut keys = Vec::new();
+    for f in std::fs::read_dir(w.data_dir().join("keys")).unwrap() {
+        let pem = std::fs::read_to_string(f.unwrap().path()).unwrap();
+        keys.push(pem.lines().filter(|l| !l.starts_with("-----")).collect::<String>());
+    }
+    assert!(!keys.is_empty(), "the JWT signing key");
     let secrets = [w.slapd.password.clone(), w.scim.token.clone(), seed, op_secret.clone(), api_secret.clone()];
+    let secrets: Vec<String> = secrets.into_iter().chain(credentials).chain(keys).collect();
     // The secret part too (`tnr_<id>_<secret>`; the id is public; the secret is base64url and may
     // itself contain `_`).
     let secrets: Vec<String> = secrets
@@ -193,6 +236,7 @@ fn no_secret_reaches_the_database_the_ledger_or_the_logs() {
         }
     }
     scan(&w.tmp.path().join("server.log"));
+    scan(&w.tmp.path().join("pg/pgdata/postgres.log"));
     // tenure.db, entries.jsonl, ledger.pub, at least one checkpoint, server.log.
     assert!(scanned >= 5, "scanned {scanned} files");
     // The key file is private.
