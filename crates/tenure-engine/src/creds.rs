@@ -553,16 +553,18 @@ impl Engine {
             _ => None,
         };
 
-        let now = self.clock.now();
-        let mut tx = self.store.write()?;
-        // Checked again inside the transaction: a leaver event may have committed meanwhile.
-        let nhi = tx.identity_by_id(nhi.id)?.ok_or_else(|| invalid("identity", "gone"))?;
+        let inactive = |state: LifecycleState| {
+            EngineError::Refused(format!(
+                "`{}` is {state}; credentials are issued to active identities only",
+                req.identity
+            ))
+        };
         if nhi.state != LifecycleState::Active {
-            return Err(EngineError::Refused(format!(
-                "`{}` is {}; credentials are issued to active identities only",
-                req.identity, nhi.state
-            )));
+            return Err(inactive(nhi.state));
         }
+        // Signing happens before the write transaction, so concurrent issuers sign in parallel
+        // and hold the writer only to record; the state is checked again inside it.
+        let now = self.clock.now();
         let mut expires_at = now + ttl;
         if let Some(end) = nhi.expires_at {
             // Never outlive the identity.
@@ -649,7 +651,9 @@ impl Engine {
                     ));
                 }
                 // The identity's groups in that system: the login acts with its holder's rights.
-                let groups: Vec<String> = tx
+                let groups: Vec<String> = self
+                    .store
+                    .read()?
                     .grants(nhi.id)?
                     .into_iter()
                     .filter(|g| g.system == system && g.state.is_wanted())
@@ -676,6 +680,13 @@ impl Engine {
                 password
             }
         };
+        let mut tx = self.store.write()?;
+        // A leaver (or suspension) may have committed since the check above: nothing signed
+        // leaves then.
+        let state = tx.identity_by_id(nhi.id)?.map_or(LifecycleState::Closed, |i| i.state);
+        if state != LifecycleState::Active {
+            return Err(inactive(state));
+        }
         tx.insert_credential(&row)?;
         audit(
             tx.as_mut(),

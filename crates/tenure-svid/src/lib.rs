@@ -3,6 +3,8 @@
 //! X.509-SVIDs from CSRs and signs revocation lists ([`x509`]). Keys are ECDSA P-256 from the
 //! RustCrypto `p256` crate; signatures are deterministic (RFC 6979), so no RNG is needed to sign.
 
+pub use p256;
+
 pub mod jwt;
 pub mod spiffe;
 pub mod x509;

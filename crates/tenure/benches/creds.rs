@@ -1,0 +1,211 @@
+//! Credential broker throughput, in one run:
+//! 1. ES256 signing of a JWT-SVID's signing input with the same key type (P-256), directly with
+//!    the `p256` crate: the crypto limit, the baseline;
+//! 2. `Engine::issue_credential` for a JWT-SVID, in process (policy and identity checks, SPIFFE
+//!    ID, signing, the credential row and its ledger entry committed durably), 1 and 16 threads;
+//! 3. `Engine::introspect` in process;
+//! 4. `POST /v1/credentials` (JWT-SVIDs) and `POST /v1/oauth/introspect` on loopback against
+//!    `tenure serve`, 16 client threads: per second, p50/p99 latency.
+//!
+//! `cargo bench -p tenure --bench creds` (TENURE_BENCH_SECS per measurement, default 3).
+
+// Benchmark code: a failure should stop the run loudly.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::disallowed_methods)]
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tenure_engine::creds::{CredentialRequest, Requester};
+use tenure_engine::{Engine, ingest, parse};
+use tenure_model::{CredentialKind, LifecycleState, SystemClock};
+use tenure_policy::Bundle;
+use tenure_store::SqliteStore;
+use tenure_svid::p256::ecdsa::signature::Signer as _;
+
+#[path = "../src/quickstart.rs"]
+#[allow(dead_code)]
+mod quickstart;
+
+const NHI: &str = "service-registry:svc-billing";
+const OWNER: &str = "hr:E1002";
+
+fn secs() -> Duration {
+    Duration::from_secs(std::env::var("TENURE_BENCH_SECS").ok().and_then(|v| v.parse().ok()).unwrap_or(3))
+}
+
+/// Calls per second of `f`, from `threads` threads, for the measurement time.
+fn rate<F: Fn() + Sync>(threads: usize, f: F) -> f64 {
+    let d = secs();
+    let t = Instant::now();
+    let total: u64 = std::thread::scope(|s| {
+        let hs: Vec<_> = (0..threads)
+            .map(|_| {
+                s.spawn(|| {
+                    let mut n = 0u64;
+                    while t.elapsed() < d {
+                        f();
+                        n += 1;
+                    }
+                    n
+                })
+            })
+            .collect();
+        hs.into_iter().map(|h| h.join().unwrap()).sum()
+    });
+    total as f64 / t.elapsed().as_secs_f64()
+}
+
+fn jwt_request() -> CredentialRequest {
+    CredentialRequest {
+        identity: NHI.into(),
+        kind: CredentialKind::JwtSvid,
+        ttl: None,
+        audience: vec!["payments".into()],
+        csr: None,
+        system: None,
+        purpose: None,
+        replaces: None,
+    }
+}
+
+/// 16 HTTP clients POSTing `body` to `path` for the measurement time: (per second, p50, p99).
+fn http(base: &str, path: &str, token: &str, content_type: &str, body: &str, want: u16) -> (f64, Duration, Duration) {
+    let d = secs();
+    let t = Instant::now();
+    let mut latencies: Vec<Duration> = std::thread::scope(|s| {
+        let hs: Vec<_> = (0..16)
+            .map(|_| {
+                s.spawn(|| {
+                    let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
+                    let mut lat = Vec::new();
+                    while t.elapsed() < d {
+                        let start = Instant::now();
+                        let r = agent
+                            .post(&format!("{base}{path}"))
+                            .header("authorization", &format!("Bearer {token}"))
+                            .header("content-type", content_type)
+                            .send(body)
+                            .unwrap();
+                        assert_eq!(r.status().as_u16(), want);
+                        lat.push(start.elapsed());
+                    }
+                    lat
+                })
+            })
+            .collect();
+        hs.into_iter().flat_map(|h| h.join().unwrap()).collect()
+    });
+    let elapsed = t.elapsed();
+    latencies.sort();
+    let pct = |p: f64| latencies[((latencies.len() as f64 * p) as usize).min(latencies.len() - 1)];
+    (latencies.len() as f64 / elapsed.as_secs_f64(), pct(0.5), pct(0.99))
+}
+
+fn main() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let engine = Arc::new(Engine::new(Arc::new(SqliteStore::open(&data).unwrap()), Arc::new(SystemClock)));
+    engine.set_key_dir(&data.join("keys"));
+    let bundle = Bundle::load(quickstart::policy_files()).unwrap();
+    engine.deploy(&bundle, "bench").unwrap();
+    for (source, name, content) in quickstart::FEEDS {
+        let text = std::str::from_utf8(content).unwrap();
+        let records = if name.ends_with(".csv") { parse::csv(text) } else { parse::json_lines(text) }.unwrap();
+        engine.ingest(&ingest::events_from_wire(records).unwrap(), source).unwrap();
+    }
+    // No directory here: mark everyone active as provisioning would, and drop the sync jobs.
+    {
+        let mut tx = engine.store().write().unwrap();
+        for i in tx.identities().unwrap() {
+            tx.set_identity_state(i.id, LifecycleState::Active, engine.clock().now()).unwrap();
+        }
+        tx.commit().unwrap();
+        rusqlite::Connection::open(data.join("tenure.db")).unwrap().execute("DELETE FROM jobs", []).unwrap();
+    }
+    let by = Requester::Operator("bench".into());
+    let (first, _) = engine.issue_credential(&jwt_request(), &by).unwrap();
+
+    // 1. The crypto limit: ES256 over a signing input the size of tenure's.
+    let key = tenure_svid::generate_key();
+    let input = first.secret.rsplit_once('.').unwrap().0.to_owned();
+    let raw = rate(1, || {
+        let _: tenure_svid::p256::ecdsa::Signature = key.sign(input.as_bytes());
+    });
+    let raw_n = rate(2, || {
+        let _: tenure_svid::p256::ecdsa::Signature = key.sign(input.as_bytes());
+    });
+    // 2. Issuance in process.
+    let issue_1 = rate(1, || {
+        engine.issue_credential(&jwt_request(), &by).unwrap();
+    });
+    let issue_16 = rate(16, || {
+        engine.issue_credential(&jwt_request(), &by).unwrap();
+    });
+    // 3. Introspection in process.
+    let token = first.secret.clone();
+    let introspect_1 = rate(1, || {
+        assert_eq!(engine.introspect(&token).unwrap()["active"], true);
+    });
+    let introspect_n = rate(2, || {
+        assert_eq!(engine.introspect(&token).unwrap()["active"], true);
+    });
+    let issued = engine.store().read().unwrap().credentials(None).unwrap().len();
+
+    println!(
+        "credential broker benchmark: JWT-SVIDs (ES256), quickstart policy, {issued} credentials issued in process"
+    );
+    println!("{:<62} {:>10} {:>12}", "", "per second", "vs signing");
+    let line = |what: &str, r: f64, base: f64| println!("{what:<62} {r:>10.0} {:>11.1}x", base / r);
+    line("ES256 sign, p256 crate, 1 thread (baseline)", raw, raw);
+    line("ES256 sign, p256 crate, 2 threads (baseline)", raw_n, raw_n);
+    line("tenure issue JWT-SVID in process, durable, 1 thread", issue_1, raw);
+    line("tenure issue JWT-SVID in process, durable, 16 threads", issue_16, raw_n);
+    line("tenure introspect in process, 1 thread", introspect_1, raw);
+    line("tenure introspect in process, 2 threads", introspect_n, raw_n);
+
+    // 4. Over HTTP against `tenure serve`.
+    let owner_token = engine
+        .issue_token(OWNER, &["requester".into(), "authorizer".into()], time::Duration::days(1), "bench", "bench")
+        .unwrap()
+        .secret;
+    // `serve` starts only when someone can administer it.
+    engine.issue_token("hr:E1000", &["admin".into()], time::Duration::days(1), "bench", "bench").unwrap();
+    drop(engine);
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let mut server = std::process::Command::new(env!("CARGO_BIN_EXE_tenure"))
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+        .env("TENURE_DATA_DIR", &data)
+        .env_remove("TENURE_POLICY")
+        .env("TENURE_LOG", "error")
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let base = format!("http://127.0.0.1:{port}");
+    let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
+    for _ in 0..200 {
+        if agent.get(&format!("{base}/healthz")).call().is_ok() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let body = serde_json::json!({ "identity": NHI, "kind": "jwt-svid", "audience": ["payments"] }).to_string();
+    let (issue_http, i50, i99) = http(&base, "/v1/credentials", &owner_token, "application/json", &body, 201);
+    let form = format!("token={token}");
+    let (intro_http, n50, n99) =
+        http(&base, "/v1/oauth/introspect", &owner_token, "application/x-www-form-urlencoded", &form, 200);
+    let _ = server.kill();
+    let _ = server.wait();
+    println!(
+        "{:<62} {issue_http:>10.0} {:>11.1}x   p50 {:.1} ms, p99 {:.1} ms",
+        "POST /v1/credentials (JWT-SVID), loopback, 16 clients",
+        raw_n / issue_http,
+        i50.as_secs_f64() * 1e3,
+        i99.as_secs_f64() * 1e3
+    );
+    println!(
+        "{:<62} {intro_http:>10.0} {:>11.1}x   p50 {:.1} ms, p99 {:.1} ms",
+        "POST /v1/oauth/introspect, loopback, 16 clients",
+        raw_n / intro_http,
+        n50.as_secs_f64() * 1e3,
+        n99.as_secs_f64() * 1e3
+    );
+}
