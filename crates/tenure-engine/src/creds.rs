@@ -233,6 +233,11 @@ fn rules(policy: &Bundle) -> Result<&CredentialRules> {
         .ok_or_else(|| EngineError::Refused("the deployed policy has no [credentials] section".into()))
 }
 
+/// The signing key of `usage` (`jwt` or `ca`) now in use.
+fn current_key(tx: &dyn ReadTx, usage: &str) -> Result<Option<SigningKeyRow>> {
+    Ok(tx.signing_keys()?.into_iter().rev().find(|k| k.usage == usage && k.retired_at.is_none()))
+}
+
 /// Record a credential event in the ledger (fingerprints only).
 fn audit(
     tx: &mut dyn WriteTx,
@@ -383,10 +388,7 @@ impl Engine {
     /// The current JWT signing key, created (or rotated, when policy's period is over) first.
     fn jwt_signer(&self, rules: &CredentialRules, version: &str) -> Result<Arc<JwtSigner>> {
         let now = self.clock.now();
-        let current = |tx: &dyn ReadTx| -> Result<Option<SigningKeyRow>> {
-            Ok(tx.signing_keys()?.into_iter().rev().find(|k| k.usage == "jwt" && k.retired_at.is_none()))
-        };
-        if let Some(k) = current(self.store.read()?.as_ref())?
+        if let Some(k) = current_key(self.store.read()?.as_ref(), "jwt")?
             && k.created_at + rules.signing_key_rotation > now
         {
             return self.keys()?.jwt_signer(&k.kid);
@@ -401,8 +403,7 @@ impl Engine {
         let keys = self.keys()?;
         let _one = keys.creating.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let now = self.clock.now();
-        let old =
-            self.store.read()?.signing_keys()?.into_iter().rev().find(|k| k.usage == "jwt" && k.retired_at.is_none());
+        let old = current_key(self.store.read()?.as_ref(), "jwt")?;
         if let (Some(o), Some(age)) = (&old, if_older_than)
             && o.created_at + age > now
         {
@@ -452,17 +453,14 @@ impl Engine {
     /// The trust domain's CA, created on first use (and again when it nears its end).
     fn ca(&self, rules: &CredentialRules, version: &str) -> Result<Arc<Ca>> {
         let now = self.clock.now();
-        let current = |tx: &dyn ReadTx| -> Result<Option<SigningKeyRow>> {
-            Ok(tx.signing_keys()?.into_iter().rev().find(|k| k.usage == "ca" && k.retired_at.is_none()))
-        };
-        if let Some(k) = current(self.store.read()?.as_ref())?
+        if let Some(k) = current_key(self.store.read()?.as_ref(), "ca")?
             && k.created_at + CA_LIFETIME - Duration::days(30) > now
         {
             return self.keys()?.ca(&k.kid, &k.public);
         }
         let keys = self.keys()?;
         let _one = keys.creating.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Some(k) = current(self.store.read()?.as_ref())?
+        if let Some(k) = current_key(self.store.read()?.as_ref(), "ca")?
             && k.created_at + CA_LIFETIME - Duration::days(30) > now
         {
             return keys.ca(&k.kid, &k.public);
@@ -476,7 +474,7 @@ impl Engine {
             &format!("ca-{kid}.pem"),
             &tenure_svid::key_to_pem(ca.key()).map_err(|e| EngineError::Task(e.to_string()))?,
         )?;
-        let old = current(self.store.read()?.as_ref())?;
+        let old = current_key(self.store.read()?.as_ref(), "ca")?;
         let mut tx = self.store.write()?;
         tx.insert_signing_key(&SigningKeyRow {
             kid: kid.clone(),
@@ -951,10 +949,26 @@ impl Engine {
     pub(crate) fn expire_credentials(&self) -> Result<usize> {
         let now = self.clock.now();
         let mut done = 0;
+        // The JWT signing key's scheduled rotation (issuing also rotates a key past its time).
+        if self.keys.get().is_some() {
+            let policy = self.current_policy()?;
+            if let Some(rules) = &policy.credentials {
+                let current = current_key(self.store.read()?.as_ref(), "jwt")?;
+                if current.is_some_and(|k| k.created_at + rules.signing_key_rotation <= now) {
+                    self.rotate_jwt_key(
+                        policy.version.as_str(),
+                        "scheduled",
+                        ACTOR_ENGINE,
+                        Some(rules.signing_key_rotation),
+                    )?;
+                    done += 1;
+                }
+            }
+        }
         let due = self.store.read()?.logins_expired(now)?;
         let keys = self.store.read()?.signing_keys()?;
         if due.is_empty() && keys.iter().all(|k| k.retired_at.is_none() || k.removed_at.is_some()) {
-            return Ok(0);
+            return Ok(done);
         }
         let version = self.current_policy()?.version.to_string();
         let mut tx = self.store.write()?;

@@ -182,6 +182,14 @@ impl Ca {
     }
 }
 
+/// A CSR (PEM) for `key`, as a workload would make one (subject `CN=workload`).
+pub fn request(key: &SigningKey) -> Result<String> {
+    let subject = Name::from_str("CN=workload").map_err(cert_err)?;
+    let b = x509_cert::builder::RequestBuilder::new(subject, key).map_err(cert_err)?;
+    let req = b.build::<DerSignature>().map_err(cert_err)?;
+    req.to_pem(LineEnding::LF).map_err(cert_err)
+}
+
 /// Check a CSR's own signature (ECDSA P-256 with SHA-256) and return its public key.
 pub fn verify_csr(csr_pem: &str) -> Result<SubjectPublicKeyInfoOwned> {
     let req = CertReq::from_pem(csr_pem.trim()).map_err(|e| csr_err(format!("not a PEM certificate request: {e}")))?;
@@ -255,10 +263,7 @@ mod tests {
     use super::*;
 
     fn csr(key: &SigningKey) -> String {
-        let subject = Name::from_str("CN=ignored").unwrap();
-        let b = x509_cert::builder::RequestBuilder::new(subject, key).unwrap();
-        let req = b.build::<DerSignature>().unwrap();
-        req.to_pem(LineEnding::LF).unwrap()
+        request(key).unwrap()
     }
 
     #[test]

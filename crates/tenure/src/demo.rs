@@ -2,7 +2,8 @@
 //! Joiners, then a mover, an ownership transfer, a renewal and leavers; after each step it
 //! prints what the directory holds, read back from LDAP (not from tenure's tables), and checks
 //! it. Then policy: a guardrail, a privileged request with two approvers, a JIT elevation and
-//! runtime authorization. Exits non-zero if any check failed.
+//! runtime authorization. Then the credential broker: a service's credentials, and their end
+//! when it leaves. Exits non-zero if any check failed.
 
 use crate::{cli, quickstart, table};
 use anyhow::Context;
@@ -230,6 +231,7 @@ pub async fn run() -> anyhow::Result<ExitCode> {
     );
 
     policy(&engine, &bundle, &workers, &ldap, &mut checks).await?;
+    credentials(&engine, &workers, &db, &signer, &mut checks).await?;
 
     let total = checks.passed + checks.failed.len();
     if checks.failed.is_empty() {
@@ -329,6 +331,98 @@ async fn policy(
         println!("  authorize {who} deploy payments-api (prod): {} by {:?}", d.decision.as_str(), d.policies);
         checks.check(d.is_allow() == (who != "hr:E1010"), format!("authorize {who}"));
     }
+    Ok(())
+}
+
+/// Step 4, the credential broker: a JWT-SVID checked against the JWKS, an X.509-SVID from a
+/// CSR, an API key and a PostgreSQL dynamic login for a service; it leaves, and every one of
+/// them is dead at once, the login dropped, and its closure certificate lists each.
+async fn credentials(
+    engine: &Engine,
+    workers: &Workers,
+    db: &PostgresConnector,
+    signer: &tenure_ledger::Signer,
+    checks: &mut Checks,
+) -> anyhow::Result<()> {
+    use tenure_engine::creds::{CredentialRequest, Requester};
+    use tenure_model::CredentialKind;
+    println!("\n== 4. credentials: short-lived, verifiable, revoked with their identity ==");
+    let nhi = "service-registry:svc-search";
+    let by = || Requester::Operator("demo".into());
+    let ask = |kind, audience: &[&str], csr: Option<String>, system: Option<&str>| CredentialRequest {
+        identity: nhi.into(),
+        kind,
+        ttl: None,
+        audience: audience.iter().map(|a| (*a).to_owned()).collect(),
+        csr,
+        system: system.map(str::to_owned),
+        purpose: None,
+        replaces: None,
+    };
+    let jwt = workers.issue_credential(ask(CredentialKind::JwtSvid, &["search-index"], None, None), by()).await?;
+    let jwks = engine.jwks()?;
+    let keys = jwks.get("keys").and_then(|k| k.as_array()).cloned().unwrap_or_default();
+    let now = engine.clock().now().unix_timestamp();
+    let claims = tenure_svid::jwt::verify(&jwt.secret, &keys, now, Some("search-index"));
+    println!(
+        "  JWT-SVID {} for {}, until {}: verifies against the JWKS: {}",
+        jwt.credential.id,
+        jwt.credential.spiffe_id.as_deref().unwrap_or("-"),
+        jwt.credential.expires_at,
+        yes_no(claims.is_ok())
+    );
+    checks.check(claims.is_ok(), "the JWT-SVID verifies against the published JWKS");
+    let key = tenure_svid::generate_key();
+    let csr = tenure_svid::x509::request(&key)?;
+    let svid = workers.issue_credential(ask(CredentialKind::X509Svid, &[], Some(csr), None), by()).await?;
+    let der = tenure_svid::x509::der_of_pem(&svid.secret)?;
+    let sans = tenure_svid::x509::uri_sans(&der)?;
+    println!("  X.509-SVID {} from a CSR, URI SANs {sans:?}, signed by the trust bundle's CA", svid.credential.id);
+    checks.check(
+        sans.len() == 1 && sans.first() == svid.credential.spiffe_id.as_ref(),
+        "exactly one URI SAN, the SPIFFE ID",
+    );
+    let api_key = workers.issue_credential(ask(CredentialKind::ApiKey, &[], None, None), by()).await?;
+    let login =
+        workers.issue_credential(ask(CredentialKind::PostgresLogin, &[], None, Some("analytics-db")), by()).await?;
+    let user = login.username.clone().unwrap_or_default();
+    let role = db.read_account(&user).await?;
+    println!(
+        "  API key {}; dynamic login `{user}` in analytics-db until {}",
+        api_key.credential.id, login.credential.expires_at
+    );
+    checks.check(role.is_some_and(|r| r.enabled), "the dynamic login exists and may log in");
+    let secrets = [&jwt.secret, &svid.secret, &api_key.secret, &login.secret];
+    let active = |engine: &Engine| -> anyhow::Result<Vec<bool>> {
+        secrets
+            .iter()
+            .map(|s| Ok(engine.introspect(s)?.get("active") == Some(&serde_json::Value::Bool(true))))
+            .collect()
+    };
+    checks.check(active(engine)?.iter().all(|a| *a), "introspection: all four active");
+
+    let left = r#"{"source": "service-registry", "id": "demo-left", "type": "left", "at": "2026-11-20T09:00:00Z", "identity": {"external_id": "svc-search", "kind": "service"}}"#;
+    feed(engine, "service-registry", "left.jsonl", left.as_bytes())?;
+    let after = active(engine)?;
+    println!("  svc-search leaves; introspection right after the event commits: {after:?}");
+    checks.check(after.iter().all(|a| !a), "every credential is inactive the moment the leaver is accepted");
+    workers.run_until_idle().await?;
+    let gone = db.read_account(&user).await?.is_none();
+    println!("  after the jobs: login `{user}` dropped: {}", yes_no(gone));
+    checks.check(gone, "the dynamic login is dropped");
+    let cert = engine.closure_certificate(nhi, signer)?;
+    let verified = tenure_ledger::closure::verify(&cert, &signer.verifier());
+    let listed = json_at(&cert, "/certificate/credentials").as_array().map_or(0, Vec::len);
+    println!(
+        "  closure certificate of {nhi}: {listed} credentials, each verified revoked; {}",
+        verified
+            .as_ref()
+            .map_or_else(|e| format!("INVALID: {e}"), |v| format!("verified ({} credentials)", v.credentials.len()))
+    );
+    checks.check(
+        verified.is_ok_and(|v| v.credentials.len() == 4),
+        "the certificate lists all four credentials, verified",
+    );
     Ok(())
 }
 
