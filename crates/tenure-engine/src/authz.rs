@@ -5,12 +5,10 @@
 
 use crate::workflow::Facts;
 use crate::{Engine, EngineError, Result};
-use std::sync::{Condvar, Mutex};
 use tenure_model::IdentityRef;
 use tenure_policy::AuthzFacts;
 pub use tenure_policy::{Decision, ResourceSpec, Verdict};
-use tenure_store::{AuditEntry, Store};
-use time::OffsetDateTime;
+use tenure_store::AuditEntry;
 
 /// A runtime authorization question.
 #[derive(Debug, Clone)]
@@ -19,91 +17,6 @@ pub struct Question {
     pub action: String,
     pub resource: ResourceSpec,
     pub context: serde_json::Value,
-}
-
-/// A decision entry waiting to be written.
-struct Pending {
-    at: OffsetDateTime,
-    actor: String,
-    subject: String,
-    version: String,
-    detail: serde_json::Value,
-}
-
-#[derive(Default)]
-struct LogState {
-    queue: Vec<Pending>,
-    /// The batch now filling.
-    open: u64,
-    /// Every batch up to this one is written.
-    written: u64,
-    writing: bool,
-    /// Recent batches that failed, and why.
-    failed: Vec<(u64, String)>,
-}
-
-/// Group commit of decision entries.
-#[derive(Default)]
-pub(crate) struct DecisionLog {
-    state: Mutex<LogState>,
-    done: Condvar,
-}
-
-impl DecisionLog {
-    /// Append one entry and return once it is durable. Whoever finds nobody writing writes the
-    /// whole queue; the others wait for their batch.
-    fn append(&self, store: &dyn Store, entry: Pending) -> Result<()> {
-        let lock = || self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let mut st = lock();
-        st.queue.push(entry);
-        // INVARIANT: an entry queued while batch `open` fills is written with batch `open`.
-        let mine = st.open + 1;
-        loop {
-            if st.written >= mine {
-                return match st.failed.iter().find(|(b, _)| *b == mine) {
-                    Some((_, e)) => Err(EngineError::Task(format!("decision log: {e}"))),
-                    None => Ok(()),
-                };
-            }
-            if st.writing {
-                st = self.done.wait(st).unwrap_or_else(std::sync::PoisonError::into_inner);
-                continue;
-            }
-            st.writing = true;
-            st.open += 1;
-            let batch = st.open;
-            let entries = std::mem::take(&mut st.queue);
-            drop(st);
-            let result = write(store, &entries);
-            st = lock();
-            st.writing = false;
-            st.written = batch;
-            if let Err(e) = result {
-                // Waiters of older failed batches have long woken; keep a few.
-                if st.failed.len() >= 64 {
-                    st.failed.remove(0);
-                }
-                st.failed.push((batch, e.to_string()));
-            }
-            self.done.notify_all();
-        }
-    }
-}
-
-fn write(store: &dyn Store, entries: &[Pending]) -> Result<()> {
-    let mut tx = store.write()?;
-    for e in entries {
-        tx.append_audit(&AuditEntry {
-            at: e.at,
-            actor: &e.actor,
-            action: "authz.decided",
-            subject: &e.subject,
-            policy_version: &e.version,
-            detail: e.detail.clone(),
-        })?;
-    }
-    tx.commit()?;
-    Ok(())
 }
 
 impl Engine {
@@ -120,15 +33,21 @@ impl Engine {
             "reasons": decision.reasons,
             "errors": decision.errors,
         });
-        self.decisions.append(
+        let (at, actor, subject, version) =
+            (self.clock.now(), caller.to_owned(), q.principal.clone(), decision.policy_version.clone());
+        self.commits.run(
             self.store.as_ref(),
-            Pending {
-                at: self.clock.now(),
-                actor: caller.to_owned(),
-                subject: q.principal.clone(),
-                version: decision.policy_version.clone(),
-                detail,
-            },
+            Box::new(move |tx| {
+                tx.append_audit(&AuditEntry {
+                    at,
+                    actor: &actor,
+                    action: "authz.decided",
+                    subject: &subject,
+                    policy_version: &version,
+                    detail,
+                })?;
+                Ok(Ok(()))
+            }),
         )?;
         Ok(decision)
     }

@@ -188,10 +188,15 @@ fn state(c: &CredentialRow, now: OffsetDateTime) -> &'static str {
 }
 
 fn view(tx: &dyn ReadTx, c: &CredentialRow, now: OffsetDateTime) -> Result<CredentialView> {
+    let identity = tx.identity_by_id(c.identity_id)?.map(|i| i.reference.to_string()).unwrap_or_default();
+    Ok(view_of(c, identity, now))
+}
+
+fn view_of(c: &CredentialRow, identity: String, now: OffsetDateTime) -> CredentialView {
     let lifetime = c.expires_at - c.issued_at;
-    Ok(CredentialView {
+    CredentialView {
         id: c.id.clone(),
-        identity: tx.identity_by_id(c.identity_id)?.map(|i| i.reference.to_string()).unwrap_or_default(),
+        identity,
         kind: c.kind.to_string(),
         state: state(c, now).to_owned(),
         fingerprint: c.fingerprint.clone(),
@@ -209,7 +214,11 @@ fn view(tx: &dyn ReadTx, c: &CredentialRow, now: OffsetDateTime) -> Result<Crede
         revoke_reason: c.revoke_reason.clone(),
         verified_at: c.verified_at.map(ts),
         replaces: c.replaces.clone(),
-    })
+    }
+}
+
+fn not_active(identity: &str, state: LifecycleState) -> EngineError {
+    EngineError::Refused(format!("`{identity}` is {state}; credentials are issued to active identities only"))
 }
 
 /// The SPIFFE ID policy derives for an identity.
@@ -551,14 +560,8 @@ impl Engine {
             _ => None,
         };
 
-        let inactive = |state: LifecycleState| {
-            EngineError::Refused(format!(
-                "`{}` is {state}; credentials are issued to active identities only",
-                req.identity
-            ))
-        };
         if nhi.state != LifecycleState::Active {
-            return Err(inactive(nhi.state));
+            return Err(not_active(&req.identity, nhi.state));
         }
         // Signing happens before the write transaction, so concurrent issuers sign in parallel
         // and hold the writer only to record; the state is checked again inside it.
@@ -678,47 +681,60 @@ impl Engine {
                 password
             }
         };
-        let mut tx = self.store.write()?;
+        // Recorded in a shared transaction (group commit): concurrent issuers share one fsync.
         // A leaver (or suspension) may have committed since the check above: nothing signed
         // leaves then.
-        let state = tx.identity_by_id(nhi.id)?.map_or(LifecycleState::Closed, |i| i.state);
-        if state != LifecycleState::Active {
-            return Err(inactive(state));
-        }
-        tx.insert_credential(&row)?;
-        audit(
-            tx.as_mut(),
-            now,
-            &by.name(),
-            "credential.issued",
-            &nhi.reference.to_string(),
-            version,
-            json!({
-                "credential": id, "kind": req.kind, "fingerprint": row.fingerprint, "spiffe_id": row.spiffe_id,
-                "audience": row.audience, "system": row.system, "name": row.name, "purpose": row.purpose,
-                "owner": row.owner, "expires_at": ts(expires_at), "replaces": row.replaces,
+        let (record, subject, actor) = (row.clone(), nhi.reference.to_string(), by.name());
+        let (label, version, replaces, nhi_id) =
+            (req.identity.clone(), version.to_owned(), req.replaces.clone(), nhi.id);
+        self.commits.run(
+            self.store.as_ref(),
+            Box::new(move |tx| {
+                let state = tx.identity_by_id(nhi_id)?.map_or(LifecycleState::Closed, |i| i.state);
+                if state != LifecycleState::Active {
+                    return Ok(Err(not_active(&label, state)));
+                }
+                let prev = match &replaces {
+                    Some(old) => match tx.credential(old)? {
+                        Some(p) if p.identity_id == nhi_id => Some(p),
+                        Some(_) => return Ok(Err(invalid("credential", format!("{old} is not a credential of `{label}`")))),
+                        None => return Ok(Err(EngineError::NotFound(format!("credential {old}")))),
+                    },
+                    None => None,
+                };
+                tx.insert_credential(&record)?;
+                audit(
+                    tx,
+                    now,
+                    &actor,
+                    "credential.issued",
+                    &subject,
+                    &version,
+                    json!({
+                        "credential": record.id, "kind": record.kind, "fingerprint": record.fingerprint,
+                        "spiffe_id": record.spiffe_id, "audience": record.audience, "system": record.system,
+                        "name": record.name, "purpose": record.purpose, "owner": record.owner,
+                        "expires_at": ts(record.expires_at), "replaces": record.replaces,
+                    }),
+                )?;
+                if let Some(prev) = prev
+                    && tx.revoke_credential(&prev.id, now, "rotated")?
+                {
+                    audit(
+                        tx,
+                        now,
+                        &actor,
+                        "credential.revoked",
+                        &subject,
+                        &version,
+                        json!({ "credential": prev.id, "kind": prev.kind, "fingerprint": prev.fingerprint, "reason": "rotated", "replaced_by": record.id }),
+                    )?;
+                    tx.enqueue(&NewJob { kind: JobKind::Credentials, identity_id: nhi_id, system: BROKER, run_at: now })?;
+                }
+                Ok(Ok(()))
             }),
         )?;
-        if let Some(old) = &req.replaces {
-            let prev = tx.credential(old)?.ok_or_else(|| EngineError::NotFound(format!("credential {old}")))?;
-            if prev.identity_id != nhi.id {
-                return Err(invalid("credential", format!("{old} is not a credential of `{}`", req.identity)));
-            }
-            if tx.revoke_credential(old, now, "rotated")? {
-                audit(
-                    tx.as_mut(),
-                    now,
-                    &by.name(),
-                    "credential.revoked",
-                    &nhi.reference.to_string(),
-                    version,
-                    json!({ "credential": old, "kind": prev.kind, "fingerprint": prev.fingerprint, "reason": "rotated", "replaced_by": id }),
-                )?;
-                tx.enqueue(&NewJob { kind: JobKind::Credentials, identity_id: nhi.id, system: BROKER, run_at: now })?;
-            }
-        }
-        let v = view(tx.as_ref(), &row, now)?;
-        tx.commit()?;
+        let v = view_of(&row, nhi.reference.to_string(), now);
         Ok((IssuedCredentialView { credential: v, secret, username, bundle }, pending))
     }
 

@@ -7,6 +7,7 @@
 pub mod access;
 pub mod authz;
 pub mod closure;
+mod commit;
 pub mod creds;
 pub mod impact;
 pub mod ingest;
@@ -74,7 +75,8 @@ pub struct Engine {
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
     policies: Mutex<HashMap<String, Arc<Bundle>>>,
-    decisions: authz::DecisionLog,
+    /// Group commit of decisions and issued credentials.
+    commits: commit::GroupCommit,
     keys: std::sync::OnceLock<creds::KeyRing>,
 }
 
@@ -94,7 +96,7 @@ impl Engine {
             store,
             clock,
             policies: Mutex::new(HashMap::new()),
-            decisions: authz::DecisionLog::default(),
+            commits: commit::GroupCommit::default(),
             keys: std::sync::OnceLock::new(),
         }
     }

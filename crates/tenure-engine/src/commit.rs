@@ -1,0 +1,137 @@
+//! Group commit: small units of write work from many threads share one transaction and one
+//! fsync. Whoever finds nobody writing takes the whole queue and commits it; the others wait
+//! for their batch. Used for authorization decisions and credential issuance, whose ledger
+//! entries must be durable before the answer goes out.
+//!
+//! A unit is `FnOnce(&mut dyn WriteTx) -> Result<Result<()>>`: the outer error aborts the batch
+//! (every unit in it fails), the inner one refuses that unit alone, and by contract a unit that
+//! refuses has written nothing (it checks before it writes).
+
+use crate::{EngineError, Result};
+use std::collections::HashMap;
+use std::sync::{Condvar, Mutex};
+use tenure_store::{Store, WriteTx};
+
+/// A unit of work for a shared transaction.
+pub(crate) type Unit = Box<dyn FnOnce(&mut dyn WriteTx) -> Result<Result<()>> + Send>;
+
+#[derive(Default)]
+struct State {
+    queue: Vec<(u64, Unit)>,
+    next_ticket: u64,
+    /// The batch now filling.
+    open: u64,
+    /// Every batch up to this one is done.
+    written: u64,
+    writing: bool,
+    /// Outcomes not yet collected by their waiters (only refusals and failures are kept).
+    outcomes: HashMap<u64, EngineError>,
+}
+
+#[derive(Default)]
+pub(crate) struct GroupCommit {
+    state: Mutex<State>,
+    done: Condvar,
+}
+
+impl GroupCommit {
+    /// Run `unit` in a shared transaction; return once that transaction committed (or failed).
+    pub(crate) fn run(&self, store: &dyn Store, unit: Unit) -> Result<()> {
+        let lock = || self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut st = lock();
+        let ticket = st.next_ticket;
+        st.next_ticket += 1;
+        st.queue.push((ticket, unit));
+        // INVARIANT: a unit queued while batch `open` fills is written with batch `open`.
+        let mine = st.open + 1;
+        loop {
+            if st.written >= mine {
+                return st.outcomes.remove(&ticket).map_or(Ok(()), Err);
+            }
+            if st.writing {
+                st = self.done.wait(st).unwrap_or_else(std::sync::PoisonError::into_inner);
+                continue;
+            }
+            st.writing = true;
+            st.open += 1;
+            let batch = st.open;
+            let units = std::mem::take(&mut st.queue);
+            drop(st);
+            let outcomes = write(store, units);
+            st = lock();
+            st.writing = false;
+            st.written = batch;
+            st.outcomes.extend(outcomes);
+            self.done.notify_all();
+        }
+    }
+}
+
+/// Run the units in one transaction; the failures, by ticket.
+fn write(store: &dyn Store, units: Vec<(u64, Unit)>) -> Vec<(u64, EngineError)> {
+    let tickets: Vec<u64> = units.iter().map(|(t, _)| *t).collect();
+    let fatal =
+        |e: &EngineError| tickets.iter().map(|t| (*t, EngineError::Task(format!("group commit: {e}")))).collect();
+    let mut tx = match store.write() {
+        Ok(tx) => tx,
+        Err(e) => return fatal(&e.into()),
+    };
+    let mut refused = Vec::new();
+    for (ticket, unit) in units {
+        match unit(tx.as_mut()) {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => refused.push((ticket, e)),
+            Err(e) => return fatal(&e),
+        }
+    }
+    match tx.commit() {
+        Ok(()) => refused,
+        Err(e) => fatal(&e.into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tenure_store::{AuditEntry, SqliteStore};
+
+    #[test]
+    fn a_refused_unit_fails_alone_and_every_other_one_commits() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path()).unwrap();
+        let g = GroupCommit::default();
+        let results: Vec<(usize, Result<()>)> = std::thread::scope(|s| {
+            let hs: Vec<_> = (0..32)
+                .map(|i| {
+                    let (g, store) = (&g, &store);
+                    s.spawn(move || {
+                        let unit: Unit = Box::new(move |tx| {
+                            if i % 4 == 0 {
+                                return Ok(Err(EngineError::Refused(format!("unit {i}"))));
+                            }
+                            tx.append_audit(&AuditEntry {
+                                at: time::macros::datetime!(2026-11-22 08:00 UTC),
+                                actor: "test",
+                                action: "test.unit",
+                                subject: &format!("unit {i}"),
+                                policy_version: "v",
+                                detail: serde_json::json!({}),
+                            })?;
+                            Ok(Ok(()))
+                        });
+                        (i, g.run(store, unit))
+                    })
+                })
+                .collect();
+            hs.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        for (i, r) in &results {
+            match r {
+                Err(EngineError::Refused(m)) => assert!(i % 4 == 0 && m == &format!("unit {i}"), "{i}: {m}"),
+                Ok(()) => assert!(i % 4 != 0),
+                Err(e) => panic!("{i}: {e}"),
+            }
+        }
+        assert_eq!(store.read().unwrap().audit_count().unwrap(), 24, "every unit but the refused ones");
+    }
+}
