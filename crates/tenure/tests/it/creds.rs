@@ -290,6 +290,22 @@ fn after_a_leaver_every_credential_is_inactive_at_once_the_login_fails_and_the_c
         issued(&base, &op, json!({ "identity": me, "kind": "api-key", "ttl": "1d", "purpose": "nightly export" }));
     let login =
         issued(&base, &op, json!({ "identity": me, "kind": "postgres-login", "system": "analytics-db", "ttl": "30m" }));
+    // An X.509-SVID through the CLI, from a CSR a workload made.
+    let csr = w.file("svc-report.csr", &tenure_svid::x509::request(&tenure_svid::generate_key()).unwrap());
+    let out = w.ok(&[
+        "creds",
+        "issue",
+        "--identity",
+        me,
+        "--kind",
+        "x509-svid",
+        "--csr",
+        csr.to_str().unwrap(),
+        "--output",
+        "json",
+    ]);
+    let cert: Value = serde_json::from_str(&out).unwrap();
+    assert!(cert["secret"].as_str().unwrap().starts_with("-----BEGIN CERTIFICATE-----"), "{cert}");
     let at = |v: &Value, k: &str| {
         time::OffsetDateTime::parse(v[k].as_str().unwrap(), &time::format_description::well_known::Rfc3339).unwrap()
     };
@@ -300,6 +316,11 @@ fn after_a_leaver_every_credential_is_inactive_at_once_the_login_fails_and_the_c
     let own = issued(&base, &api_key, json!({ "kind": "jwt-svid", "audience": ["reports"], "ttl": "2m" }));
     assert_eq!(own["identity"], me);
     assert_eq!(own["issued_by"], format!("api:{me}"));
+    assert_eq!(
+        call("GET", &format!("{base}/v1/identities"), Some(&api_key), None).0,
+        403,
+        "a workload's key holds no role"
+    );
     let (status, body) = issue(&base, &api_key, json!({ "identity": "service-registry:svc-other", "kind": "api-key" }));
     assert!(status == 403 || status == 422, "{status} {body}");
 
@@ -327,8 +348,13 @@ fn after_a_leaver_every_credential_is_inactive_at_once_the_login_fails_and_the_c
         format!("{} {:02}:{:02}:{:02}", expected.date(), expected.hour(), expected.minute(), expected.second());
     assert!(ok && until.trim().starts_with(&expected), "VALID UNTIL the credential's expiry {expected}: {until}");
 
-    let secrets =
-        [jwt["secret"].as_str().unwrap(), api_key.as_str(), password.as_str(), own["secret"].as_str().unwrap()];
+    let secrets = [
+        jwt["secret"].as_str().unwrap(),
+        api_key.as_str(),
+        password.as_str(),
+        own["secret"].as_str().unwrap(),
+        cert["secret"].as_str().unwrap(),
+    ];
     for s in secrets {
         assert_eq!(introspect(&base, &op, s)["active"], true, "{s}");
     }
@@ -369,11 +395,11 @@ fn after_a_leaver_every_credential_is_inactive_at_once_the_login_fails_and_the_c
     w.ok(&["closure", "show", me, "--out", cert_path.to_str().unwrap()]);
     let key_file = w.file("ledger.pub", &w.ok(&["audit", "key"]));
     let out = w.ok(&["closure", "verify", cert_path.to_str().unwrap(), "--key", key_file.to_str().unwrap()]);
-    let cert: Value = serde_json::from_str(&std::fs::read_to_string(&cert_path).unwrap()).unwrap();
-    let creds = cert["certificate"]["credentials"].as_array().unwrap();
+    let closure: Value = serde_json::from_str(&std::fs::read_to_string(&cert_path).unwrap()).unwrap();
+    let creds = closure["certificate"]["credentials"].as_array().unwrap();
     let ids: std::collections::BTreeSet<&str> = creds.iter().map(|c| c["credential"].as_str().unwrap()).collect();
     let expected: std::collections::BTreeSet<&str> =
-        [&jwt, &key, &login, &own].iter().map(|v| v["id"].as_str().unwrap()).collect();
+        [&jwt, &key, &login, &own, &cert].iter().map(|v| v["id"].as_str().unwrap()).collect();
     assert_eq!(ids, expected, "every credential of the leaver");
     for cl in creds {
         assert_eq!(cl["result"], "verified");
@@ -387,6 +413,11 @@ fn after_a_leaver_every_credential_is_inactive_at_once_the_login_fails_and_the_c
                 assert_eq!(cl["check"]["read_back"]["present"], false);
                 assert_eq!(cl["check"]["probe"]["result"], "refused", "{cl}");
             }
+            "x509-svid" => {
+                assert_eq!(cl["method"], "crl");
+                assert_eq!(cl["check"]["crl_listed"], true, "{cl}");
+                assert_eq!(cl["check"]["introspection"]["active"], false);
+            }
             _ => {
                 assert_eq!(cl["method"], "introspection");
                 assert_eq!(cl["check"]["introspection"]["active"], false);
@@ -394,12 +425,12 @@ fn after_a_leaver_every_credential_is_inactive_at_once_the_login_fails_and_the_c
         }
         assert_eq!(cl["reason"], "leaver");
         // Fingerprints only: the certificate carries the hash of each secret, never the secret.
-        for s in secrets {
-            assert!(!cert.to_string().contains(s));
+        for s in secrets.iter().take(4) {
+            assert!(!closure.to_string().contains(s));
         }
     }
     // A claim altered after signing fails verification.
-    let mut forged = cert.clone();
+    let mut forged = closure.clone();
     forged["certificate"]["credentials"][0]["check"]["introspection"]["active"] = json!(true);
     let forged_path = w.file("forged.json", &forged.to_string());
     let out = w.run(&["closure", "verify", forged_path.to_str().unwrap(), "--key", key_file.to_str().unwrap()]);
@@ -476,6 +507,47 @@ fn policy_limits_what_is_issued_to_whom_and_for_how_long() {
     // The owner may.
     let k = issued(&base, &grace, json!({ "identity": "service-registry:svc-grace", "kind": "api-key", "ttl": "30d" }));
 
+    // A dynamic login ends at its expiry: the clock revokes it and the worker drops the role.
+    let login = issued(
+        &base,
+        &op,
+        json!({ "identity": "service-registry:svc-a", "kind": "postgres-login", "system": "analytics-db", "ttl": "10m" }),
+    );
+    let role = login["username"].as_str().unwrap().to_owned();
+    let exists = |role: &str| {
+        let out = std::process::Command::new("psql")
+            .args([&w.pg.url(), "-tAc", &format!("SELECT count(*) FROM pg_roles WHERE rolname = '{role}'")])
+            .output()
+            .unwrap();
+        stdout(&out).trim() == "1"
+    };
+    assert!(exists(&role));
+    c.clock.advance(time::Duration::minutes(10));
+    c.engine.expire().unwrap();
+    c.run();
+    assert!(!exists(&role), "the login is dropped at its expiry");
+    let listed: Value =
+        serde_json::from_str(&w.ok(&["creds", "list", "--identity", "service-registry:svc-a", "--output", "json"]))
+            .unwrap();
+    let l = listed.as_array().unwrap().iter().find(|l| l["id"] == login["id"]).unwrap();
+    assert_eq!(
+        (l["revoke_reason"].as_str(), l["state"].as_str()),
+        (Some("expired"), Some("revocation-verified")),
+        "{l}"
+    );
+    // The JWT signing key in use now; the clock replaces it after `signing_key_rotation` (24h).
+    issued(&base, &op, json!({ "identity": "service-registry:svc-a", "kind": "jwt-svid", "audience": ["x"] }));
+    let kids = |c: &Clocked| -> Vec<String> {
+        c.engine.jwks().unwrap()["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|k| k["kid"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let first = kids(&c);
+    assert_eq!(first.len(), 1);
+
     // Grace leaves without a manager: her service waits for an owner, then is suspended by the
     // clock. Its credentials end with it and nothing more is issued to it.
     c.ingest(&event("hr", "l-e7", "left", json!({ "external_id": "E7", "kind": "human" })));
@@ -484,6 +556,11 @@ fn policy_limits_what_is_issued_to_whom_and_for_how_long() {
     c.engine.expire().unwrap();
     c.run();
     assert_eq!(introspect(&base, &op, k["secret"].as_str().unwrap())["active"], false);
+    // 15 days on, the clock has replaced the signing key, and the old one, whose last token
+    // expired long ago, is no longer published.
+    let now = kids(&c);
+    assert_eq!(now.len(), 1, "{now:?}");
+    assert_ne!(now, first, "the signing key rotated on schedule");
     let out =
         w.run(&["creds", "issue", "--identity", "service-registry:svc-grace", "--kind", "api-key", "--ttl", "1d"]);
     assert_eq!(out.status.code(), Some(2));
