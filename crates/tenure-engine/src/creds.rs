@@ -425,31 +425,47 @@ impl Engine {
         // without its key.
         keys.write_private(&format!("jwt-{}.pem", signer.kid()), &pem)?;
         let jwk = signer.jwk().map_err(|e| EngineError::Task(e.to_string()))?;
+        let detail = json!({ "why": why });
+        self.record_key("jwt", signer.kid(), jwk.to_string(), old.as_ref(), actor, version, detail)?;
+        let kid = signer.kid().to_owned();
+        keys.jwt.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(kid.clone(), Arc::new(signer));
+        Ok(kid)
+    }
+
+    /// Record a new signing key (its private half already in the key directory) and retire the
+    /// one it replaces, with the ledger entry, in one transaction.
+    #[expect(clippy::too_many_arguments, reason = "one call per key kind; a struct would only rename them")]
+    fn record_key(
+        &self,
+        usage: &str,
+        kid: &str,
+        public: String,
+        old: Option<&SigningKeyRow>,
+        actor: &str,
+        version: &str,
+        mut detail: Value,
+    ) -> Result<()> {
+        let now = self.clock.now();
         let mut tx = self.store.write()?;
         tx.insert_signing_key(&SigningKeyRow {
-            kid: signer.kid().to_owned(),
-            usage: "jwt".into(),
-            public: jwk.to_string(),
+            kid: kid.to_owned(),
+            usage: usage.to_owned(),
+            public,
             created_at: now,
             retired_at: None,
             removed_at: None,
         })?;
-        if let Some(o) = &old {
+        if let Some(o) = old {
             tx.retire_signing_key(&o.kid, now)?;
         }
-        audit(
-            tx.as_mut(),
-            now,
-            actor,
-            "signing_key.rotated",
-            "broker",
-            version,
-            json!({ "usage": "jwt", "kid": signer.kid(), "retired": old.as_ref().map(|o| o.kid.clone()), "why": why }),
-        )?;
+        if let Value::Object(m) = &mut detail {
+            m.insert("usage".into(), json!(usage));
+            m.insert("kid".into(), json!(kid));
+            m.insert("retired".into(), json!(old.map(|o| o.kid.clone())));
+        }
+        audit(tx.as_mut(), now, actor, "signing_key.rotated", "broker", version, detail)?;
         tx.commit()?;
-        let kid = signer.kid().to_owned();
-        keys.jwt.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(kid.clone(), Arc::new(signer));
-        Ok(kid)
+        Ok(())
     }
 
     /// Rotate the JWT signing key now (`tenure creds rotate-key`).
@@ -484,28 +500,8 @@ impl Engine {
             &tenure_svid::key_to_pem(ca.key()).map_err(|e| EngineError::Task(e.to_string()))?,
         )?;
         let old = current_key(self.store.read()?.as_ref(), "ca")?;
-        let mut tx = self.store.write()?;
-        tx.insert_signing_key(&SigningKeyRow {
-            kid: kid.clone(),
-            usage: "ca".into(),
-            public: cert,
-            created_at: now,
-            retired_at: None,
-            removed_at: None,
-        })?;
-        if let Some(o) = &old {
-            tx.retire_signing_key(&o.kid, now)?;
-        }
-        audit(
-            tx.as_mut(),
-            now,
-            ACTOR_ENGINE,
-            "signing_key.rotated",
-            "broker",
-            version,
-            json!({ "usage": "ca", "kid": kid, "retired": old.map(|o| o.kid), "trust_domain": rules.trust_domain }),
-        )?;
-        tx.commit()?;
+        let detail = json!({ "trust_domain": rules.trust_domain });
+        self.record_key("ca", &kid, cert, old.as_ref(), ACTOR_ENGINE, version, detail)?;
         let ca = Arc::new(ca);
         *keys.ca.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some((kid, ca.clone()));
         Ok(ca)

@@ -14,20 +14,19 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::disallowed_methods)]
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 use tenure_engine::authz::{Question, ResourceSpec};
 use tenure_engine::{Engine, ingest, parse};
 use tenure_model::{LifecycleState, SystemClock};
 use tenure_policy::{AuthzFacts, Bundle, Subject};
 use tenure_store::SqliteStore;
 
+mod support;
+use support::{Serve, load, secs};
+
 #[path = "../src/quickstart.rs"]
 #[allow(dead_code)]
 mod quickstart;
-
-fn secs() -> Duration {
-    Duration::from_secs(std::env::var("TENURE_BENCH_SECS").ok().and_then(|v| v.parse().ok()).unwrap_or(3))
-}
 
 /// Run `f` repeatedly for the measurement time; calls per second.
 fn rate(mut f: impl FnMut()) -> f64 {
@@ -154,66 +153,19 @@ fn main() {
         .unwrap()
         .secret;
     drop(engine);
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let mut server = std::process::Command::new(env!("CARGO_BIN_EXE_tenure"))
-        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
-        .env("TENURE_DATA_DIR", &data)
-        .env_remove("TENURE_POLICY")
-        .env("TENURE_LOG", "error")
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let base = format!("http://127.0.0.1:{port}");
-    let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
-    for _ in 0..200 {
-        if agent.get(&format!("{base}/healthz")).call().is_ok() {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let server = Serve::start(&data);
     let body = serde_json::json!({
         "principal": q.principal, "action": q.action, "resource": { "id": "payments-api" }, "context": q.context,
     })
     .to_string();
-    let d = secs();
-    let t = Instant::now();
-    let mut latencies: Vec<Duration> = std::thread::scope(|s| {
-        let hs: Vec<_> = (0..threads)
-            .map(|_| {
-                let (base, body, token) = (base.clone(), body.clone(), token.clone());
-                s.spawn(move || {
-                    let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
-                    let mut lat = Vec::new();
-                    while t.elapsed() < d {
-                        let start = Instant::now();
-                        let r = agent
-                            .post(&format!("{base}/v1/authorize"))
-                            .header("authorization", &format!("Bearer {token}"))
-                            .header("content-type", "application/json")
-                            .send(&body)
-                            .unwrap();
-                        assert_eq!(r.status().as_u16(), 200);
-                        lat.push(start.elapsed());
-                    }
-                    lat
-                })
-            })
-            .collect();
-        hs.into_iter().flat_map(|h| h.join().unwrap()).collect()
-    });
-    let elapsed = t.elapsed();
-    let _ = server.kill();
-    let _ = server.wait();
-    latencies.sort();
-    let pct = |p: f64| latencies[((latencies.len() as f64 * p) as usize).min(latencies.len() - 1)];
-    let http = latencies.len() as f64 / elapsed.as_secs_f64();
+    let http = load(&server.base, "/v1/authorize", &token, "application/json", &body, 200);
     println!(
         "{:<58} {:>12.0} {:>8.1}x   p50 {:.2} ms, p99 {:.2} ms",
         format!("POST /v1/authorize over loopback HTTP, {threads} clients, logged"),
-        http,
-        raw / http,
-        pct(0.50).as_secs_f64() * 1e3,
-        pct(0.99).as_secs_f64() * 1e3
+        http.per_sec,
+        raw / http.per_sec,
+        http.p50.as_secs_f64() * 1e3,
+        http.p99.as_secs_f64() * 1e3
     );
     println!("\nvs raw = Cedar's direct decisions/s ÷ this row's decisions/s");
 }

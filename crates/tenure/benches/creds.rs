@@ -13,7 +13,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::disallowed_methods)]
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 use tenure_engine::creds::{CredentialRequest, Requester};
 use tenure_engine::{Engine, ingest, parse};
 use tenure_model::{CredentialKind, LifecycleState, SystemClock};
@@ -21,16 +21,15 @@ use tenure_policy::Bundle;
 use tenure_store::SqliteStore;
 use tenure_svid::p256::ecdsa::signature::Signer as _;
 
+mod support;
+use support::{Serve, load, secs};
+
 #[path = "../src/quickstart.rs"]
 #[allow(dead_code)]
 mod quickstart;
 
 const NHI: &str = "service-registry:svc-billing";
 const OWNER: &str = "hr:E1002";
-
-fn secs() -> Duration {
-    Duration::from_secs(std::env::var("TENURE_BENCH_SECS").ok().and_then(|v| v.parse().ok()).unwrap_or(3))
-}
 
 /// Calls per second of `f`, from `threads` threads, for the measurement time.
 fn rate<F: Fn() + Sync>(threads: usize, f: F) -> f64 {
@@ -65,39 +64,6 @@ fn jwt_request() -> CredentialRequest {
         purpose: None,
         replaces: None,
     }
-}
-
-/// 16 HTTP clients POSTing `body` to `path` for the measurement time: (per second, p50, p99).
-fn http(base: &str, path: &str, token: &str, content_type: &str, body: &str, want: u16) -> (f64, Duration, Duration) {
-    let d = secs();
-    let t = Instant::now();
-    let mut latencies: Vec<Duration> = std::thread::scope(|s| {
-        let hs: Vec<_> = (0..16)
-            .map(|_| {
-                s.spawn(|| {
-                    let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
-                    let mut lat = Vec::new();
-                    while t.elapsed() < d {
-                        let start = Instant::now();
-                        let r = agent
-                            .post(&format!("{base}{path}"))
-                            .header("authorization", &format!("Bearer {token}"))
-                            .header("content-type", content_type)
-                            .send(body)
-                            .unwrap();
-                        assert_eq!(r.status().as_u16(), want);
-                        lat.push(start.elapsed());
-                    }
-                    lat
-                })
-            })
-            .collect();
-        hs.into_iter().flat_map(|h| h.join().unwrap()).collect()
-    });
-    let elapsed = t.elapsed();
-    latencies.sort();
-    let pct = |p: f64| latencies[((latencies.len() as f64 * p) as usize).min(latencies.len() - 1)];
-    (latencies.len() as f64 / elapsed.as_secs_f64(), pct(0.5), pct(0.99))
 }
 
 fn main() {
@@ -170,30 +136,15 @@ fn main() {
     // `serve` starts only when someone can administer it.
     engine.issue_token("hr:E1000", &["admin".into()], time::Duration::days(1), "bench", "bench").unwrap();
     drop(engine);
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let mut server = std::process::Command::new(env!("CARGO_BIN_EXE_tenure"))
-        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
-        .env("TENURE_DATA_DIR", &data)
-        .env_remove("TENURE_POLICY")
-        .env("TENURE_LOG", "error")
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let base = format!("http://127.0.0.1:{port}");
-    let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
-    for _ in 0..200 {
-        if agent.get(&format!("{base}/healthz")).call().is_ok() {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let server = Serve::start(&data);
     let body = serde_json::json!({ "identity": NHI, "kind": "jwt-svid", "audience": ["payments"] }).to_string();
-    let (issue_http, i50, i99) = http(&base, "/v1/credentials", &owner_token, "application/json", &body, 201);
+    let issue = load(&server.base, "/v1/credentials", &owner_token, "application/json", &body, 201);
     let form = format!("token={token}");
-    let (intro_http, n50, n99) =
-        http(&base, "/v1/oauth/introspect", &owner_token, "application/x-www-form-urlencoded", &form, 200);
-    let _ = server.kill();
-    let _ = server.wait();
+    let intro =
+        load(&server.base, "/v1/oauth/introspect", &owner_token, "application/x-www-form-urlencoded", &form, 200);
+    drop(server);
+    let (issue_http, i50, i99) = (issue.per_sec, issue.p50, issue.p99);
+    let (intro_http, n50, n99) = (intro.per_sec, intro.p50, intro.p99);
     println!(
         "{:<62} {issue_http:>10.0} {:>11.1}x   p50 {:.1} ms, p99 {:.1} ms",
         "POST /v1/credentials (JWT-SVID), loopback, 16 clients",

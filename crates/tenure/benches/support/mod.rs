@@ -1,0 +1,85 @@
+//! What the benchmarks share: the measurement time, `tenure serve` on a data dir, and an HTTP
+//! load of 16 clients with latency percentiles.
+
+use std::time::{Duration, Instant};
+
+/// How long each measurement runs (TENURE_BENCH_SECS, default 3).
+pub fn secs() -> Duration {
+    Duration::from_secs(std::env::var("TENURE_BENCH_SECS").ok().and_then(|v| v.parse().ok()).unwrap_or(3))
+}
+
+/// `tenure serve` on a loopback port over `data`, killed when dropped.
+pub struct Serve {
+    child: std::process::Child,
+    pub base: String,
+}
+
+impl Serve {
+    pub fn start(data: &std::path::Path) -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_tenure"))
+            .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+            .env("TENURE_DATA_DIR", data)
+            .env_remove("TENURE_POLICY")
+            .env("TENURE_LOG", "error")
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let base = format!("http://127.0.0.1:{port}");
+        let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
+        for _ in 0..200 {
+            if agent.get(&format!("{base}/healthz")).call().is_ok() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Self { child, base }
+    }
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// What a load measured.
+pub struct Load {
+    pub per_sec: f64,
+    pub p50: Duration,
+    pub p99: Duration,
+}
+
+/// 16 clients POSTing `body` to `path` for the measurement time, each answer `want`.
+pub fn load(base: &str, path: &str, token: &str, content_type: &str, body: &str, want: u16) -> Load {
+    let d = secs();
+    let t = Instant::now();
+    let mut latencies: Vec<Duration> = std::thread::scope(|s| {
+        let hs: Vec<_> = (0..16)
+            .map(|_| {
+                s.spawn(|| {
+                    let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
+                    let mut lat = Vec::new();
+                    while t.elapsed() < d {
+                        let start = Instant::now();
+                        let r = agent
+                            .post(&format!("{base}{path}"))
+                            .header("authorization", &format!("Bearer {token}"))
+                            .header("content-type", content_type)
+                            .send(body)
+                            .unwrap();
+                        assert_eq!(r.status().as_u16(), want);
+                        lat.push(start.elapsed());
+                    }
+                    lat
+                })
+            })
+            .collect();
+        hs.into_iter().flat_map(|h| h.join().unwrap()).collect()
+    });
+    let elapsed = t.elapsed();
+    latencies.sort();
+    let pct = |p: f64| latencies[((latencies.len() as f64 * p) as usize).min(latencies.len() - 1)];
+    Load { per_sec: latencies.len() as f64 / elapsed.as_secs_f64(), p50: pct(0.5), p99: pct(0.99) }
+}
