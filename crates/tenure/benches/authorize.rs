@@ -13,20 +13,12 @@
 // Benchmark code: a failure should stop the run loudly.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::disallowed_methods)]
 
-use std::sync::Arc;
 use std::time::Instant;
 use tenure_engine::authz::{Question, ResourceSpec};
-use tenure_engine::{Engine, ingest, parse};
-use tenure_model::{LifecycleState, SystemClock};
-use tenure_policy::{AuthzFacts, Bundle, Subject};
-use tenure_store::SqliteStore;
+use tenure_policy::{AuthzFacts, Subject};
 
 mod support;
-use support::{Serve, load, secs};
-
-#[path = "../src/quickstart.rs"]
-#[allow(dead_code)]
-mod quickstart;
+use support::{Serve, load, quickstart_engine, secs};
 
 /// Run `f` repeatedly for the measurement time; calls per second.
 fn rate(mut f: impl FnMut()) -> f64 {
@@ -54,23 +46,8 @@ fn question() -> Question {
 fn main() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let engine = Arc::new(Engine::new(Arc::new(SqliteStore::open(&data).unwrap()), Arc::new(SystemClock)));
-    let bundle = Bundle::load(quickstart::policy_files()).unwrap();
-    engine.deploy(&bundle, "bench").unwrap();
-    for (source, name, content) in quickstart::FEEDS {
-        let text = std::str::from_utf8(content).unwrap();
-        let records = if name.ends_with(".csv") { parse::csv(text) } else { parse::json_lines(text) }.unwrap();
-        engine.ingest(&ingest::events_from_wire(records).unwrap(), source).unwrap();
-    }
-    // No directory here: mark everyone active as provisioning would, and drop the sync jobs.
-    {
-        let mut tx = engine.store().write().unwrap();
-        for i in tx.identities().unwrap() {
-            tx.set_identity_state(i.id, LifecycleState::Active, engine.clock().now()).unwrap();
-        }
-        tx.commit().unwrap();
-        rusqlite::Connection::open(data.join("tenure.db")).unwrap().execute("DELETE FROM jobs", []).unwrap();
-    }
+    let engine = quickstart_engine(&data);
+    let bundle = engine.current_policy().unwrap();
     let q = question();
     let d = engine.decide(&q).unwrap();
     assert!(d.is_allow(), "{d:?}");

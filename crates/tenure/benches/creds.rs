@@ -12,21 +12,13 @@
 // Benchmark code: a failure should stop the run loudly.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::disallowed_methods)]
 
-use std::sync::Arc;
 use std::time::Instant;
 use tenure_engine::creds::{CredentialRequest, Requester};
-use tenure_engine::{Engine, ingest, parse};
-use tenure_model::{CredentialKind, LifecycleState, SystemClock};
-use tenure_policy::Bundle;
-use tenure_store::SqliteStore;
+use tenure_model::CredentialKind;
 use tenure_svid::p256::ecdsa::signature::Signer as _;
 
 mod support;
-use support::{Serve, load, secs};
-
-#[path = "../src/quickstart.rs"]
-#[allow(dead_code)]
-mod quickstart;
+use support::{Serve, load, quickstart_engine, secs};
 
 const NHI: &str = "service-registry:svc-billing";
 const OWNER: &str = "hr:E1002";
@@ -69,24 +61,7 @@ fn jwt_request() -> CredentialRequest {
 fn main() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let engine = Arc::new(Engine::new(Arc::new(SqliteStore::open(&data).unwrap()), Arc::new(SystemClock)));
-    engine.set_key_dir(&data.join("keys"));
-    let bundle = Bundle::load(quickstart::policy_files()).unwrap();
-    engine.deploy(&bundle, "bench").unwrap();
-    for (source, name, content) in quickstart::FEEDS {
-        let text = std::str::from_utf8(content).unwrap();
-        let records = if name.ends_with(".csv") { parse::csv(text) } else { parse::json_lines(text) }.unwrap();
-        engine.ingest(&ingest::events_from_wire(records).unwrap(), source).unwrap();
-    }
-    // No directory here: mark everyone active as provisioning would, and drop the sync jobs.
-    {
-        let mut tx = engine.store().write().unwrap();
-        for i in tx.identities().unwrap() {
-            tx.set_identity_state(i.id, LifecycleState::Active, engine.clock().now()).unwrap();
-        }
-        tx.commit().unwrap();
-        rusqlite::Connection::open(data.join("tenure.db")).unwrap().execute("DELETE FROM jobs", []).unwrap();
-    }
+    let engine = quickstart_engine(&data);
     let by = Requester::Operator("bench".into());
     let (first, _) = engine.issue_credential(&jwt_request(), &by).unwrap();
 

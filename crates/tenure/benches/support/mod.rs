@@ -1,7 +1,38 @@
-//! What the benchmarks share: the measurement time, `tenure serve` on a data dir, and an HTTP
-//! load of 16 clients with latency percentiles.
+//! What the benchmarks share: the quickstart loaded and active without its systems, the
+//! measurement time, `tenure serve` on a data dir, and an HTTP load of 16 clients with latency
+//! percentiles.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
+use tenure_engine::{Engine, ingest, parse};
+use tenure_model::{LifecycleState, SystemClock};
+use tenure_policy::Bundle;
+use tenure_store::SqliteStore;
+
+#[path = "../../src/quickstart.rs"]
+#[allow(dead_code)]
+mod quickstart;
+
+/// An engine on `data` with the quickstart policy and feeds, every identity active as
+/// provisioning would leave it (no directory here), and no jobs.
+pub fn quickstart_engine(data: &std::path::Path) -> Arc<Engine> {
+    let engine = Arc::new(Engine::new(Arc::new(SqliteStore::open(data).unwrap()), Arc::new(SystemClock)));
+    engine.set_key_dir(&data.join("keys"));
+    let bundle = Bundle::load(quickstart::policy_files()).unwrap();
+    engine.deploy(&bundle, "bench").unwrap();
+    for (source, name, content) in quickstart::FEEDS {
+        let text = std::str::from_utf8(content).unwrap();
+        let records = if name.ends_with(".csv") { parse::csv(text) } else { parse::json_lines(text) }.unwrap();
+        engine.ingest(&ingest::events_from_wire(records).unwrap(), source).unwrap();
+    }
+    let mut tx = engine.store().write().unwrap();
+    for i in tx.identities().unwrap() {
+        tx.set_identity_state(i.id, LifecycleState::Active, engine.clock().now()).unwrap();
+    }
+    tx.commit().unwrap();
+    rusqlite::Connection::open(data.join("tenure.db")).unwrap().execute("DELETE FROM jobs", []).unwrap();
+    engine
+}
 
 /// How long each measurement runs (TENURE_BENCH_SECS, default 3).
 pub fn secs() -> Duration {
