@@ -535,7 +535,11 @@ impl Engine {
         let max = rules
             .max_ttl(req.kind, nhi.kind, nhi.attributes.get("environment").map(String::as_str))
             .map_err(EngineError::Refused)?;
-        let ttl = req.ttl.unwrap_or(max);
+        let mut ttl = req.ttl.unwrap_or(max);
+        if req.replaces.is_some() {
+            // A rotation keeps its predecessor's lifetime, within what policy allows now.
+            ttl = ttl.min(max);
+        }
         if ttl > max {
             return Err(EngineError::Refused(format!(
                 "ttl {} is above the policy's maximum of {} for a {} of `{}`",
@@ -544,6 +548,9 @@ impl Engine {
                 req.kind,
                 req.identity
             )));
+        }
+        if nhi.state != LifecycleState::Active {
+            return Err(not_active(&req.identity, nhi.state));
         }
         let sid = spiffe_id(rules, &nhi)?;
         // Keys first (they commit their own ledger entries), outside the issuing transaction.
@@ -556,15 +563,15 @@ impl Engine {
             _ => None,
         };
 
-        if nhi.state != LifecycleState::Active {
-            return Err(not_active(&req.identity, nhi.state));
-        }
         // Signing happens before the write transaction, so concurrent issuers sign in parallel
         // and hold the writer only to record; the state is checked again inside it.
         let now = self.clock.now();
         let mut expires_at = now + ttl;
         if let Some(end) = nhi.expires_at {
             // Never outlive the identity.
+            if end <= now {
+                return Err(EngineError::Refused(format!("`{}` expired at {}", req.identity, ts(end))));
+            }
             expires_at = expires_at.min(end);
         }
         let id = format!("crd_{}", hex::encode(rand::random::<[u8; 8]>()));
