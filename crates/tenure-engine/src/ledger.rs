@@ -175,7 +175,8 @@ impl Engine {
         }
     }
 
-    /// Rebuild identity states and grants from the ledger alone; compare with the database.
+    /// Rebuild identity states, grants and credential states from the ledger alone; compare
+    /// with the database.
     pub fn replay(&self) -> Result<Vec<Difference>> {
         #[derive(Default)]
         struct Rebuilt {
@@ -183,6 +184,8 @@ impl Engine {
             grants: BTreeMap<String, String>,
         }
         let mut world: BTreeMap<String, Rebuilt> = BTreeMap::new();
+        // Credential id → (identity, state) as the ledger tells it.
+        let mut credentials: BTreeMap<String, (String, &'static str)> = BTreeMap::new();
         let mut expected_seq = 0;
         let mut prev = tenure_ledger::entry::ZERO.to_owned();
         self.for_each_entry(&mut |seq, bytes| {
@@ -219,6 +222,16 @@ impl Engine {
                     set(&mut r.grants, "verified", "verified");
                     set(&mut r.grants, "revoked_unverified", "revoked");
                     set(&mut r.grants, "revocation_verified", "revocation_verified");
+                }
+                "credential.issued" | "credential.revoked" | "credential.verified" => {
+                    if let Some(id) = d.get("credential").and_then(|v| v.as_str()) {
+                        let state = match e.action.as_str() {
+                            "credential.issued" => "issued",
+                            "credential.revoked" => "revoked",
+                            _ => "revocation-verified",
+                        };
+                        credentials.insert(id.to_owned(), (e.subject.clone(), state));
+                    }
                 }
                 _ => {}
             }
@@ -261,6 +274,35 @@ impl Engine {
                     });
                 }
             }
+        }
+        for c in tx.credentials(None)? {
+            let database = match (c.revoked_at, c.verified_at) {
+                (None, _) => "issued",
+                (Some(_), None) => "revoked",
+                (Some(_), Some(_)) => "revocation-verified",
+            };
+            let (subject, ledger) = match credentials.remove(&c.id) {
+                Some((subject, state)) => (subject, state.to_owned()),
+                None => {
+                    (tx.identity_by_id(c.identity_id)?.map(|i| i.reference.to_string()).unwrap_or_default(), missing())
+                }
+            };
+            if ledger != database {
+                diffs.push(Difference {
+                    subject,
+                    what: format!("credential {}", c.id),
+                    ledger,
+                    database: database.into(),
+                });
+            }
+        }
+        for (id, (subject, state)) in credentials {
+            diffs.push(Difference {
+                subject,
+                what: format!("credential {id}"),
+                ledger: state.into(),
+                database: missing(),
+            });
         }
         for (subject, r) in world {
             if r.state.is_some() {

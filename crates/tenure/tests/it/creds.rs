@@ -429,6 +429,24 @@ fn after_a_leaver_every_credential_is_inactive_at_once_the_login_fails_and_the_c
             assert!(!closure.to_string().contains(s));
         }
     }
+    // The ledger alone rebuilds every credential's state; un-revoking one in the database
+    // behind tenure's back shows up.
+    let out = w.ok(&["audit", "replay"]);
+    assert!(out.contains("the database matches the ledger"), "{out}");
+    let api_key_id = key["id"].as_str().unwrap();
+    rusqlite::Connection::open(w.data_dir().join("tenure.db"))
+        .unwrap()
+        .execute("UPDATE credentials SET revoked_at = NULL, verified_at = NULL WHERE id = ?1", [api_key_id])
+        .unwrap();
+    let out = w.run(&["audit", "replay"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stdout(&out).contains(&format!(
+            "{me}: credential {api_key_id}: the ledger says revocation-verified, the database holds issued"
+        )),
+        "{}",
+        stdout(&out)
+    );
     // A claim altered after signing fails verification.
     let mut forged = closure.clone();
     forged["certificate"]["credentials"][0]["check"]["introspection"]["active"] = json!(true);
