@@ -210,6 +210,20 @@ pub fn verify_csr(csr_pem: &str) -> Result<SubjectPublicKeyInfoOwned> {
     Ok(spki.clone())
 }
 
+/// Whether a certificate (DER) was signed by one of the CA certificates in `bundle_pem` (its
+/// signature checked with the CA's public key; validity and names are the caller's business).
+pub fn signed_by_bundle(der: &[u8], bundle_pem: &str) -> Result<bool> {
+    let cert = Certificate::from_der(der).map_err(cert_err)?;
+    let tbs = cert.tbs_certificate.to_der().map_err(cert_err)?;
+    let Ok(sig) = DerSignature::from_bytes(cert.signature.raw_bytes()) else { return Ok(false) };
+    let cas = Certificate::load_pem_chain(bundle_pem.as_bytes()).map_err(cert_err)?;
+    Ok(cas.iter().any(|ca| {
+        ca.tbs_certificate.subject == cert.tbs_certificate.issuer
+            && VerifyingKey::from_sec1_bytes(ca.tbs_certificate.subject_public_key_info.subject_public_key.raw_bytes())
+                .is_ok_and(|vk| vk.verify(&tbs, &sig).is_ok())
+    }))
+}
+
 /// The URIs in a certificate's subject alternative names (for checks and tests).
 pub fn uri_sans(der: &[u8]) -> Result<Vec<String>> {
     let cert = Certificate::from_der(der).map_err(cert_err)?;
@@ -274,6 +288,9 @@ mod tests {
             .issue(&csr(&key), "spiffe://example.org/service/x", &random_serial(), 1_700_000_000, 1_700_003_600)
             .unwrap();
         assert_eq!(uri_sans(&der).unwrap(), vec!["spiffe://example.org/service/x".to_owned()]);
+        assert!(signed_by_bundle(&der, &ca.cert_pem().unwrap()).unwrap());
+        let other_ca = Ca::generate("example.org", 1_700_000_000, 1_800_000_000).unwrap();
+        assert!(!signed_by_bundle(&der, &other_ca.cert_pem().unwrap()).unwrap());
         // A CSR whose signature was made by another key than the one it names.
         let good = csr(&key);
         let mut req = CertReq::from_pem(&good).unwrap();

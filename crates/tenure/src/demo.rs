@@ -377,7 +377,13 @@ async fn credentials(
     let svid = workers.issue_credential(ask(CredentialKind::X509Svid, &[], Some(csr), None), by()).await?;
     let der = tenure_svid::x509::der_of_pem(&svid.secret)?;
     let sans = tenure_svid::x509::uri_sans(&der)?;
-    println!("  X.509-SVID {} from a CSR, URI SANs {sans:?}, signed by the trust bundle's CA", svid.credential.id);
+    let chained = tenure_svid::x509::signed_by_bundle(&der, &engine.trust_bundle()?)?;
+    println!(
+        "  X.509-SVID {} from a CSR, URI SANs {sans:?}, signed by the trust bundle's CA: {}",
+        svid.credential.id,
+        yes_no(chained)
+    );
+    checks.check(chained, "the X.509-SVID is signed by the served trust bundle");
     checks.check(
         sans.len() == 1 && sans.first() == svid.credential.spiffe_id.as_ref(),
         "exactly one URI SAN, the SPIFFE ID",
