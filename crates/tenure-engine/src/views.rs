@@ -123,6 +123,16 @@ impl Engine {
             "# HELP tenure_findings_open Findings nobody has resolved.\n# TYPE tenure_findings_open gauge\ntenure_findings_open {}\n",
             tx.findings(true)?.len()
         ));
+        out.push_str(
+            "# HELP tenure_credentials Broker credentials by state; `revoked` ones wait for verification.\n# TYPE tenure_credentials gauge\n",
+        );
+        let counts = tx.credential_counts(self.clock.now())?;
+        for state in ["active", "expired", "revoked", "revocation-verified"] {
+            out.push_str(&format!(
+                "tenure_credentials{{state=\"{state}\"}} {}\n",
+                counts.get(state).copied().unwrap_or(0)
+            ));
+        }
         out.push_str(&format!(
             "# HELP tenure_ledger_entries Entries in the ledger.\n# TYPE tenure_ledger_entries gauge\ntenure_ledger_entries {}\n",
             tx.audit_count()?

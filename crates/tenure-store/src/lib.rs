@@ -99,6 +99,9 @@ pub trait ReadTx {
     fn last_expiry_signed_by(&self, kid: &str) -> Result<Option<OffsetDateTime>>;
     /// Signing keys, oldest first.
     fn signing_keys(&self) -> Result<Vec<SigningKeyRow>>;
+    /// Credentials by state at `now`: `active`, `expired`, `revoked` (not yet verified),
+    /// `revocation-verified`.
+    fn credential_counts(&self, now: OffsetDateTime) -> Result<BTreeMap<String, i64>>;
 }
 
 /// Everything that can be written, inside one transaction.

@@ -903,6 +903,19 @@ macro_rules! impl_reads {
                 let v: Option<String> = st.query_row([kid], |r| r.get(0))?;
                 Ok(opt_ts(v)?)
             }
+            fn credential_counts(&self, now: OffsetDateTime) -> Result<BTreeMap<String, i64>> {
+                let $c = self;
+                let rows = q_all(
+                    $conn,
+                    "SELECT CASE WHEN revoked_at IS NOT NULL AND verified_at IS NOT NULL THEN 'revocation-verified'
+                                 WHEN revoked_at IS NOT NULL THEN 'revoked'
+                                 WHEN expires_at <= ?1 THEN 'expired' ELSE 'active' END AS state, count(*)
+                     FROM credentials GROUP BY state",
+                    [ts(now)],
+                    |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)),
+                )?;
+                Ok(rows.into_iter().collect())
+            }
             fn signing_keys(&self) -> Result<Vec<SigningKeyRow>> {
                 let $c = self;
                 q_all($conn, "SELECT kid, usage, public, created_at, retired_at, removed_at FROM signing_keys ORDER BY created_at, kid", [], signing_key_row)

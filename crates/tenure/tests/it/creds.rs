@@ -387,8 +387,14 @@ fn after_a_leaver_every_credential_is_inactive_at_once_the_login_fails_and_the_c
     assert!(!out.status.success());
     assert!(stderr(&out).contains("revoked, not yet verified"), "{}", stderr(&out));
 
+    let metrics = call("GET", &format!("{base}/metrics"), Some(&op), None).1;
+    assert!(metrics.contains("tenure_credentials{state=\"revoked\"} 5\n"), "{metrics}");
+    assert!(metrics.contains("tenure_credentials{state=\"active\"} 0\n"), "{metrics}");
+
     // The worker drops the login and verifies each revocation; then the identity closes.
     c.run();
+    let metrics = call("GET", &format!("{base}/metrics"), Some(&op), None).1;
+    assert!(metrics.contains("tenure_credentials{state=\"revocation-verified\"} 5\n"), "{metrics}");
     let (ok, out) = psql(&w, &user, &password);
     assert!(!ok, "the dynamic login must fail after the leaver: {out}");
     let cert_path = w.tmp.path().join("svc-report.closure.json");
