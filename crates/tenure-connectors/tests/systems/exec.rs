@@ -26,14 +26,9 @@ fn console(dir: &std::path::Path, timeout: &str) -> ExecConnector {
     ExecConnector::new("backups", ExecSettings::from_map("backups", &m).unwrap())
 }
 
+/// A person's account whose display name is a shell command substitution.
 fn spec(name: &str) -> AccountSpec {
-    AccountSpec {
-        name: name.into(),
-        display_name: "$(id)".into(),
-        kind: "human".into(),
-        reference: format!("hr:{name}"),
-        expires_at: None,
-    }
+    AccountSpec { display_name: "$(id)".into(), ..crate::spec(name) }
 }
 
 #[tokio::test]

@@ -1,18 +1,9 @@
 //! The LDAP connector against a real slapd: idempotent operations, read-back, hostile names.
 
+use crate::spec;
+use tenure_connectors::Connector;
 use tenure_connectors::ldap::LdapConnector;
 use tenure_connectors::local_slapd::LocalSlapd;
-use tenure_connectors::{AccountSpec, Connector};
-
-fn spec(name: &str) -> AccountSpec {
-    AccountSpec {
-        name: name.into(),
-        display_name: format!("Name of {name}"),
-        kind: "human".into(),
-        reference: format!("hr:{name}"),
-        expires_at: None,
-    }
-}
 
 #[tokio::test]
 async fn accounts_and_memberships_round_trip_idempotently() {

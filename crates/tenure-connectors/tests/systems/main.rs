@@ -8,3 +8,16 @@ mod exec;
 mod ldap;
 mod postgres;
 mod scim;
+
+use tenure_connectors::AccountSpec;
+
+/// A person's account `name`, as every connector test asks for it.
+fn spec(name: &str) -> AccountSpec {
+    AccountSpec {
+        name: name.into(),
+        display_name: format!("Name of {name}"),
+        kind: "human".into(),
+        reference: format!("hr:{name}"),
+        expires_at: None,
+    }
+}

@@ -7,14 +7,9 @@ use tenure_connectors::local_postgres::LocalPostgres;
 use tenure_connectors::postgres::{PostgresConnector, PostgresSettings};
 use tenure_connectors::{AccountSpec, Connector, Probe};
 
+/// A person's role, ending by date.
 fn spec(name: &str) -> AccountSpec {
-    AccountSpec {
-        name: name.into(),
-        display_name: format!("Name of {name}"),
-        kind: "human".into(),
-        reference: format!("hr:{name}"),
-        expires_at: Some("2027-06-30T00:00:00Z".into()),
-    }
+    AccountSpec { expires_at: Some("2027-06-30T00:00:00Z".into()), ..crate::spec(name) }
 }
 
 /// `psql` as the cluster's admin; one value per line.

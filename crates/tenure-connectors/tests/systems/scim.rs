@@ -2,25 +2,16 @@
 //! users and group memberships round-trip, disabling is `active: false` with no membership,
 //! deletion, hostile names. Checked with plain HTTP GETs.
 
+use crate::spec;
 use tenure_connectors::local_scim::LocalScim;
 use tenure_connectors::scim::{ScimConnector, ScimSettings};
-use tenure_connectors::{AccountSpec, Connector, Probe};
+use tenure_connectors::{Connector, Probe};
 
 fn connector(s: &LocalScim) -> ScimConnector {
     let mut m = std::collections::BTreeMap::new();
     m.insert("url".to_owned(), s.url());
     m.insert("token".to_owned(), s.token.clone());
     ScimConnector::new("app", ScimSettings::from_map("app", &m).unwrap())
-}
-
-fn spec(name: &str) -> AccountSpec {
-    AccountSpec {
-        name: name.into(),
-        display_name: format!("Name of {name}"),
-        kind: "human".into(),
-        reference: format!("hr:{name}"),
-        expires_at: None,
-    }
 }
 
 /// GET with the token, as any HTTP client would.
