@@ -837,7 +837,7 @@ impl Engine {
 
     /// A workload authenticating with a credential tenure issued it (an API key or a
     /// JWT-SVID): good while introspection says active. It holds no roles.
-    pub fn authenticate_credential(&self, bearer: &str) -> Result<Caller> {
+    pub(crate) fn authenticate_credential(&self, bearer: &str) -> Result<Caller> {
         let unauth = |m: &str| EngineError::Unauthenticated(m.to_owned());
         let now = self.clock.now();
         let tx = self.store.read()?;

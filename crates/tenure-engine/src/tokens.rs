@@ -137,10 +137,11 @@ impl Engine {
         Ok(IssuedTokenView { token, secret: format!("{PREFIX}{id}_{secret}") })
     }
 
-    /// Who a bearer token belongs to, if it is good now.
+    /// Who a bearer token belongs to, if it is good now: an API token (`tnr_…`), or else a
+    /// workload's own broker credential (an API key or JWT-SVID), which holds no role.
     pub fn authenticate(&self, bearer: &str) -> Result<Caller> {
         let unauth = |m: &str| EngineError::Unauthenticated(m.to_owned());
-        let rest = bearer.strip_prefix(PREFIX).ok_or_else(|| unauth("not a tenure token"))?;
+        let Some(rest) = bearer.strip_prefix(PREFIX) else { return self.authenticate_credential(bearer) };
         let (id, secret) = rest.split_once('_').ok_or_else(|| unauth("not a tenure token"))?;
         let tx = self.store.read()?;
         let t = tx.token(id)?.ok_or_else(|| unauth("unknown or revoked token"))?;

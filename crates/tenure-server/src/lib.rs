@@ -190,10 +190,7 @@ async fn guard(
         .map(str::to_owned)
         .ok_or_else(|| ApiError::from(EngineError::Unauthenticated("missing bearer token".into())))?;
     let engine = state.engine.clone();
-    let caller = blocking(move || {
-        if bearer.starts_with("tnr_") { engine.authenticate(&bearer) } else { engine.authenticate_credential(&bearer) }
-    })
-    .await?;
+    let caller = blocking(move || engine.authenticate(&bearer)).await?;
     let allowed = match (access, roles) {
         (Access::Authenticated, _) => true,
         (_, Some(roles)) => roles.iter().any(|r| caller.has(*r)),
