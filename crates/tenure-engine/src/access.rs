@@ -533,7 +533,7 @@ impl Engine {
             Err(EngineError::NoPolicy) => return Ok(out),
             Err(e) => return Err(e),
         };
-        out.credentials = self.expire_credentials()?;
+        out.credentials = self.expire_credentials(&policy)?;
         let (due, overdue, ownerless, deletions) = {
             let tx = self.store.read()?;
             (
@@ -600,7 +600,8 @@ impl Engine {
             workflow::accounts_follow(tx.as_mut(), &policy, &row, &Default::default(), &mut change, now)?;
             workflow::enqueue(tx.as_mut(), row.id, &change.systems, now)?;
             // Its credentials end with it (a new owner asks for new ones).
-            change.credentials = crate::creds::revoke_live(tx.as_mut(), &row, "suspended", version, ACTOR_ENGINE, now)?;
+            change.credentials =
+                crate::creds::revoke_live(tx.as_mut(), &row, "suspended", version, ACTOR_ENGINE, now)?.ids;
             let subject = row.reference.to_string();
             let mut detail = serde_json::Map::new();
             detail.insert("state".into(), serde_json::json!({ "from": from, "to": row.state }));

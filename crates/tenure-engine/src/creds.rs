@@ -244,7 +244,12 @@ fn rules(policy: &Bundle) -> Result<&CredentialRules> {
 
 /// The signing key of `usage` (`jwt` or `ca`) now in use.
 fn current_key(tx: &dyn ReadTx, usage: &str) -> Result<Option<SigningKeyRow>> {
-    Ok(tx.signing_keys()?.into_iter().rev().find(|k| k.usage == usage && k.retired_at.is_none()))
+    Ok(current_in(&tx.signing_keys()?, usage).cloned())
+}
+
+/// The signing key of `usage` in use, among `keys` (oldest first).
+fn current_in<'k>(keys: &'k [SigningKeyRow], usage: &str) -> Option<&'k SigningKeyRow> {
+    keys.iter().rev().find(|k| k.usage == usage && k.retired_at.is_none())
 }
 
 /// Record a credential event in the ledger (fingerprints only).
@@ -260,8 +265,35 @@ fn audit(
     tx.append_audit(&AuditEntry { at, actor, action, subject, policy_version: version, detail }).map(|_| ())
 }
 
+/// Revoke `c` unless it is revoked already, with its `credential.revoked` ledger entry; false
+/// when it was revoked already. The caller enqueues the job that verifies it.
+fn revoke_recorded(
+    tx: &mut dyn WriteTx,
+    c: &CredentialRow,
+    subject: &str,
+    actor: &str,
+    version: &str,
+    reason: &str,
+    now: OffsetDateTime,
+) -> Result<bool, StoreError> {
+    if !tx.revoke_credential(&c.id, now, reason)? {
+        return Ok(false);
+    }
+    let detail = json!({ "credential": c.id, "kind": c.kind, "fingerprint": c.fingerprint, "reason": reason });
+    audit(tx, now, actor, "credential.revoked", subject, version, detail)?;
+    Ok(true)
+}
+
+/// What [`revoke_live`] did.
+pub(crate) struct Revoked {
+    /// The credentials it revoked.
+    pub ids: Vec<String>,
+    /// Whether a `credentials` job now has revocations to verify (these, or earlier ones).
+    pub job: bool,
+}
+
 /// Revoke every live credential of `identity` (the leaver, a suspension, an owner transfer)
-/// and enqueue the job that carries the revocations out and verifies them. Returns the ids.
+/// and enqueue the job that carries the revocations out and verifies them.
 pub(crate) fn revoke_live(
     tx: &mut dyn WriteTx,
     identity: &IdentityRow,
@@ -269,25 +301,17 @@ pub(crate) fn revoke_live(
     version: &str,
     actor: &str,
     now: OffsetDateTime,
-) -> Result<Vec<String>, StoreError> {
+) -> Result<Revoked, StoreError> {
     let live = tx.credentials_live(identity.id, now)?;
     let subject = identity.reference.to_string();
     for c in &live {
-        tx.revoke_credential(&c.id, now, reason)?;
-        audit(
-            tx,
-            now,
-            actor,
-            "credential.revoked",
-            &subject,
-            version,
-            json!({ "credential": c.id, "kind": c.kind, "fingerprint": c.fingerprint, "reason": reason }),
-        )?;
+        revoke_recorded(tx, c, &subject, actor, version, reason, now)?;
     }
-    if !live.is_empty() || !tx.credentials_to_verify(identity.id)?.is_empty() {
+    let job = !live.is_empty() || !tx.credentials_to_verify(identity.id)?.is_empty();
+    if job {
         tx.enqueue(&NewJob { kind: JobKind::Credentials, identity_id: identity.id, system: BROKER, run_at: now })?;
     }
-    Ok(live.into_iter().map(|c| c.id).collect())
+    Ok(Revoked { ids: live.into_iter().map(|c| c.id).collect(), job })
 }
 
 /// What introspection says about a credential at `now` (RFC 7662 members).
@@ -342,12 +366,11 @@ pub fn fingerprint_of(token: &str) -> String {
 /// of those that did not verify.
 pub(crate) fn record_verifications(
     tx: &mut dyn WriteTx,
-    identity_id: i64,
+    subject: &str,
     results: &[Verification],
     version: &str,
     now: OffsetDateTime,
 ) -> Result<Vec<String>> {
-    let subject = tx.identity_by_id(identity_id)?.map(|i| i.reference.to_string()).unwrap_or_default();
     let mut problems = Vec::new();
     for v in results {
         let Some(c) = tx.credential(&v.credential)? else { continue };
@@ -364,7 +387,7 @@ pub(crate) fn record_verifications(
             now,
             ACTOR_ENGINE,
             "credential.verified",
-            &subject,
+            subject,
             version,
             json!({
                 "credential": c.id, "kind": c.kind, "fingerprint": c.fingerprint,
@@ -787,18 +810,9 @@ impl Engine {
             // Not even whether it exists.
             return Err(EngineError::NotFound(format!("credential {id}")));
         }
-        if !tx.revoke_credential(id, now, reason)? {
+        if !revoke_recorded(tx.as_mut(), &c, &who.reference.to_string(), &by.name(), &version, reason, now)? {
             return Err(EngineError::Conflict(format!("credential {id} is already revoked")));
         }
-        audit(
-            tx.as_mut(),
-            now,
-            &by.name(),
-            "credential.revoked",
-            &who.reference.to_string(),
-            &version,
-            json!({ "credential": id, "kind": c.kind, "fingerprint": c.fingerprint, "reason": reason }),
-        )?;
         tx.enqueue(&NewJob { kind: JobKind::Credentials, identity_id: who.id, system: BROKER, run_at: now })?;
         let c = tx.credential(id)?.ok_or_else(|| EngineError::NotFound(format!("credential {id}")))?;
         let v = view(tx.as_ref(), &c, now)?;
@@ -941,68 +955,65 @@ impl Engine {
 
     /// Verify a revoked JWT-SVID, API key or X.509-SVID the way a relying party would:
     /// introspection must say inactive, and a certificate must be on the CRL (or expired).
-    pub fn verify_revoked(&self, c: &CredentialRow) -> Result<Verification> {
-        let answer = self.introspect_fingerprint(&c.fingerprint)?;
-        let inactive = answer.get("active") == Some(&Value::Bool(false));
-        let mut evidence = json!({ "method": "introspection", "introspection": answer });
-        let answer = evidence.get("introspection").cloned().unwrap_or(Value::Null);
-        let mut ok = inactive;
-        if c.kind == CredentialKind::X509Svid {
-            let now = self.clock.now();
-            if c.expires_at > now {
-                let crl = self.crl()?;
-                let serials = tenure_svid::x509::crl_serials(&crl).map_err(|e| EngineError::Task(e.to_string()))?;
-                let listed = c.name.as_deref().and_then(|n| hex::decode(n).ok()).is_some_and(|s| serials.contains(&s));
-                evidence = json!({ "method": "crl", "introspection": answer, "crl_listed": listed, "crl_entries": serials.len() });
-                ok &= listed;
-            } else {
-                evidence = json!({ "method": "expired", "introspection": answer, "expired_at": ts(c.expires_at) });
-            }
+    pub fn verify_revoked(&self, creds: &[CredentialRow]) -> Result<Vec<Verification>> {
+        let now = self.clock.now();
+        // The serials the served CRL lists, built once for all the certificates checked.
+        let mut crl: Option<Vec<Vec<u8>>> = None;
+        let mut out = Vec::with_capacity(creds.len());
+        for c in creds {
+            let answer = self.introspect_fingerprint(&c.fingerprint)?;
+            let inactive = answer.get("active") == Some(&Value::Bool(false));
+            let (ok, evidence) = match c.kind {
+                CredentialKind::X509Svid if c.expires_at > now => {
+                    let serials = match &mut crl {
+                        Some(s) => s,
+                        None => crl.insert(
+                            tenure_svid::x509::crl_serials(&self.crl()?)
+                                .map_err(|e| EngineError::Task(e.to_string()))?,
+                        ),
+                    };
+                    let listed =
+                        c.name.as_deref().and_then(|n| hex::decode(n).ok()).is_some_and(|s| serials.contains(&s));
+                    let entries = serials.len();
+                    let evidence = json!({ "method": "crl", "introspection": answer, "crl_listed": listed, "crl_entries": entries });
+                    (inactive && listed, evidence)
+                }
+                CredentialKind::X509Svid => {
+                    (inactive, json!({ "method": "expired", "introspection": answer, "expired_at": ts(c.expires_at) }))
+                }
+                _ => (inactive, json!({ "method": "introspection", "introspection": answer })),
+            };
+            out.push(Verification { credential: c.id.clone(), ok, evidence });
         }
-        Ok(Verification { credential: c.id.clone(), ok, evidence })
+        Ok(out)
     }
 
     /// The clock's part: drop dynamic logins whose time is up (revoked as `expired`, then the
     /// worker drops and verifies them), and stop publishing retired JWT keys whose last token
     /// has expired. Returns how many things it did.
-    pub(crate) fn expire_credentials(&self) -> Result<usize> {
+    pub(crate) fn expire_credentials(&self, policy: &Bundle) -> Result<usize> {
         let now = self.clock.now();
+        let version = policy.version.as_str();
         let mut done = 0;
+        let (due, mut keys) = {
+            let tx = self.store.read()?;
+            (tx.logins_expired(now)?, tx.signing_keys()?)
+        };
         // The JWT signing key's scheduled rotation (issuing also rotates a key past its time).
-        if self.keys.get().is_some() {
-            let policy = self.current_policy()?;
-            if let Some(rules) = &policy.credentials {
-                let current = current_key(self.store.read()?.as_ref(), "jwt")?;
-                if current.is_some_and(|k| k.created_at + rules.signing_key_rotation <= now) {
-                    self.rotate_jwt_key(
-                        policy.version.as_str(),
-                        "scheduled",
-                        ACTOR_ENGINE,
-                        Some(rules.signing_key_rotation),
-                    )?;
-                    done += 1;
-                }
-            }
+        if let (Some(rules), Some(_)) = (&policy.credentials, self.keys.get())
+            && current_in(&keys, "jwt").is_some_and(|k| k.created_at + rules.signing_key_rotation <= now)
+        {
+            self.rotate_jwt_key(version, "scheduled", ACTOR_ENGINE, Some(rules.signing_key_rotation))?;
+            done += 1;
+            keys = self.store.read()?.signing_keys()?;
         }
-        let due = self.store.read()?.logins_expired(now)?;
-        let keys = self.store.read()?.signing_keys()?;
         if due.is_empty() && keys.iter().all(|k| k.retired_at.is_none() || k.removed_at.is_some()) {
             return Ok(done);
         }
-        let version = self.current_policy()?.version.to_string();
         let mut tx = self.store.write()?;
         for c in tx.logins_expired(now)? {
-            if tx.revoke_credential(&c.id, now, "expired")? {
-                let subject = tx.identity_by_id(c.identity_id)?.map(|i| i.reference.to_string()).unwrap_or_default();
-                audit(
-                    tx.as_mut(),
-                    now,
-                    ACTOR_ENGINE,
-                    "credential.revoked",
-                    &subject,
-                    &version,
-                    json!({ "credential": c.id, "kind": c.kind, "fingerprint": c.fingerprint, "reason": "expired" }),
-                )?;
+            let subject = tx.identity_by_id(c.identity_id)?.map(|i| i.reference.to_string()).unwrap_or_default();
+            if revoke_recorded(tx.as_mut(), &c, &subject, ACTOR_ENGINE, version, "expired", now)? {
                 tx.enqueue(&NewJob {
                     kind: JobKind::Credentials,
                     identity_id: c.identity_id,
@@ -1021,7 +1032,7 @@ impl Engine {
                     ACTOR_ENGINE,
                     "signing_key.removed",
                     "broker",
-                    &version,
+                    version,
                     json!({ "usage": "jwt", "kid": k.kid, "last_token_expired": last.map(ts) }),
                 )?;
                 done += 1;

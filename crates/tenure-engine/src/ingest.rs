@@ -333,7 +333,7 @@ fn apply(
                     workflow::apply_desired(tx, policy, &row, now).map_err(workflow_bad)?.describe(&mut detail);
                     // The old owner may have seen its secrets: a forced rotation.
                     let revoked =
-                        crate::creds::revoke_live(tx, &row, "owner-transfer", policy.version.as_str(), actor, now)?;
+                        crate::creds::revoke_live(tx, &row, "owner-transfer", policy.version.as_str(), actor, now)?.ids;
                     if !revoked.is_empty() {
                         detail.insert("credentials_revoked".into(), serde_json::json!(revoked));
                     }

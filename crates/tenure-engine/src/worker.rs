@@ -237,23 +237,21 @@ impl Workers {
         let identity_id = job.identity_id;
         let (pending, policy) =
             self.blocking(move |e| Ok((e.credentials_to_verify(identity_id)?, e.current_policy()?))).await?;
-        let mut results = Vec::new();
+        let (logins, others): (Vec<_>, Vec<_>) =
+            pending.into_iter().partition(|c| c.kind == CredentialKind::PostgresLogin);
+        let mut results = self.blocking(move |e| e.verify_revoked(&others)).await?;
         let mut errors = Vec::new();
-        for c in pending {
-            if c.kind == CredentialKind::PostgresLogin {
-                let systems = self.systems_for(&policy).await;
-                let system = c.system.clone().unwrap_or_default();
-                let name = c.name.clone().unwrap_or_default();
-                let outcome = match systems.get(&system) {
-                    Ok(conn) => drop_login(conn.as_ref(), &system, &name).await,
-                    Err(e) => Err(e),
-                };
-                match outcome {
-                    Ok((ok, evidence)) => results.push(Verification { credential: c.id.clone(), ok, evidence }),
-                    Err(e) => errors.push(format!("credential {}: {e}", c.id)),
-                }
-            } else {
-                results.push(self.blocking(move |e| e.verify_revoked(&c)).await?);
+        let systems = self.systems_for(&policy).await;
+        for c in logins {
+            let system = c.system.clone().unwrap_or_default();
+            let name = c.name.clone().unwrap_or_default();
+            let outcome = match systems.get(&system) {
+                Ok(conn) => drop_login(conn.as_ref(), &system, &name).await,
+                Err(e) => Err(e),
+            };
+            match outcome {
+                Ok((ok, evidence)) => results.push(Verification { credential: c.id.clone(), ok, evidence }),
+                Err(e) => errors.push(format!("credential {}: {e}", c.id)),
             }
         }
         let job = job.clone();
@@ -263,7 +261,7 @@ impl Workers {
             let version = e.current_policy()?.version.to_string();
             let mut tx = e.store.write()?;
             let subject = tx.identity_by_id(job.identity_id)?.map(|i| i.reference.to_string()).unwrap_or_default();
-            errors.extend(crate::creds::record_verifications(tx.as_mut(), job.identity_id, &results, &version, now)?);
+            errors.extend(crate::creds::record_verifications(tx.as_mut(), &subject, &results, &version, now)?);
             let outcome = if errors.is_empty() {
                 tx.finish_job(job.id, now)?;
                 advance_lifecycle(tx.as_mut(), job.identity_id, now, &version)?;

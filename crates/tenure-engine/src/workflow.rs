@@ -45,17 +45,13 @@ pub(crate) struct Change {
     pub unblocked: BTreeSet<String>,
     /// Credentials revoked.
     pub credentials: Vec<String>,
-    /// Whether revoked credentials wait for verification.
+    /// Whether revoked credentials (these or earlier ones) wait for verification.
     pub credentials_pending: bool,
 }
 
 impl Change {
     pub fn is_empty(&self) -> bool {
-        self.systems.is_empty()
-            && self.blocked.is_empty()
-            && self.unblocked.is_empty()
-            && self.credentials.is_empty()
-            && !self.credentials_pending
+        self.systems.is_empty() && self.blocked.is_empty() && self.unblocked.is_empty() && !self.credentials_pending
     }
 
     pub fn describe(&self, detail: &mut serde_json::Map<String, serde_json::Value>) {
@@ -313,9 +309,8 @@ pub(crate) fn leave(
     version: &str,
     now: OffsetDateTime,
 ) -> Result<Change, WorkflowError> {
-    let credentials = crate::creds::revoke_live(tx, identity, "leaver", version, crate::ACTOR_ENGINE, now)?;
-    let credentials_pending = !tx.credentials_to_verify(identity.id)?.is_empty();
-    let mut change = Change { credentials, credentials_pending, ..Change::default() };
+    let revoked = crate::creds::revoke_live(tx, identity, "leaver", version, crate::ACTOR_ENGINE, now)?;
+    let mut change = Change { credentials: revoked.ids, credentials_pending: revoked.job, ..Change::default() };
     for g in tx.grants(identity.id)? {
         if g.state.is_wanted() || g.state == GrantState::Revoked {
             revoke(tx, identity.id, &g, &g.policy_version, now)?;
