@@ -845,7 +845,8 @@ impl Engine {
         let now = self.clock.now();
         let tx = self.store.read()?;
         let c = tx.credential_by_fingerprint(fingerprint)?;
-        let issuer = self.current_policy()?.credentials.as_ref().and_then(|r| r.issuer.clone());
+        // From the same snapshot: no second read transaction on this hot path.
+        let issuer = self.policy_in(tx.as_ref())?.credentials.as_ref().and_then(|r| r.issuer.clone());
         introspection(tx.as_ref(), c.as_ref(), now, issuer.as_deref())
     }
 
