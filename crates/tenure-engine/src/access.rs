@@ -221,6 +221,9 @@ pub struct Expired {
     pub deleting: Vec<String>,
     /// Dynamic logins ended and retired signing keys unpublished.
     pub credentials: usize,
+    /// Leavers found `leaving` with no job carrying their closure forward: re-queued, with a
+    /// `leaver.stalled` ledger entry and an open `leaver_stalled` finding.
+    pub stalled: Vec<String>,
 }
 
 impl Engine {
@@ -525,6 +528,53 @@ impl Engine {
     /// End what the clock ended: grants past their expiry are revoked (and verified by the
     /// workers like any revocation), undecided requests past their deadline expire. Each
     /// identity is handled in its own transaction.
+    /// The safety net under leaver closure: a leaver `leaving` for longer than the policy's
+    /// `leaver_stalled_minutes` with no pending or running job has nothing carrying it to
+    /// `closed` (a dead-lettered job, or a bug): its dead jobs are put back, every system not
+    /// yet verified off gets a job, and an alert is raised (log, ledger entry, finding).
+    fn requeue_stalled_leavers(&self, policy: &Bundle, now: OffsetDateTime) -> Result<Vec<String>> {
+        let stalled = self.store.read()?.leavers_stalled(now - policy.lifecycle.leaver_stalled_after)?;
+        let mut out = Vec::new();
+        for row in stalled {
+            let mut tx = self.store.write()?;
+            let Some(row) = tx.identity_by_id(row.id)?.filter(|r| r.state == LifecycleState::Leaving) else { continue };
+            let retried = tx.retry_dead_jobs(Some(row.id), now)?;
+            let mut systems: BTreeSet<String> =
+                tx.accounts(row.id)?.into_iter().filter(|a| !a.state.is_off_verified()).map(|a| a.system).collect();
+            systems.extend(
+                tx.grants(row.id)?.into_iter().filter(|g| g.state != GrantState::RevocationVerified).map(|g| g.system),
+            );
+            workflow::enqueue(tx.as_mut(), row.id, &systems, now)?;
+            let credentials =
+                !tx.credentials_to_verify(row.id)?.is_empty() || !tx.credentials_live(row.id, now)?.is_empty();
+            if credentials {
+                tx.enqueue(&tenure_store::NewJob {
+                    kind: tenure_store::JobKind::Credentials,
+                    identity_id: row.id,
+                    system: crate::creds::BROKER,
+                    run_at: now,
+                })?;
+            }
+            let subject = row.reference.to_string();
+            let version = policy.version.as_str();
+            let detail = serde_json::json!({
+                "leaving_since": ts(row.updated_at),
+                "retried_jobs": retried,
+                "systems": systems,
+                "credentials": credentials,
+            });
+            tx.open_finding(row.id, "leaver_stalled", "", &detail, version, now)?;
+            audit(tx.as_mut(), now, ACTOR_ENGINE, "leaver.stalled", &subject, version, detail)?;
+            if systems.is_empty() && !credentials {
+                crate::worker::advance_lifecycle(tx.as_mut(), row.id, now, version)?;
+            }
+            tx.commit()?;
+            tracing::error!(leaver = %subject, since = %ts(row.updated_at), ?systems, "leaver stalled with no job carrying its closure: re-queued");
+            out.push(subject);
+        }
+        Ok(out)
+    }
+
     pub fn expire(&self) -> Result<Expired> {
         let now = self.clock.now();
         let mut out = Expired::default();
@@ -534,6 +584,7 @@ impl Engine {
             Err(e) => return Err(e),
         };
         out.credentials = self.expire_credentials(&policy)?;
+        out.stalled = self.requeue_stalled_leavers(&policy, now)?;
         let (due, overdue, ownerless, deletions) = {
             let tx = self.store.read()?;
             (

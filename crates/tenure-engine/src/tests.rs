@@ -4,7 +4,7 @@
 use crate::{Deployed, Engine, EngineError, Event, ingest, parse};
 use proptest::prelude::*;
 use std::sync::Arc;
-use tenure_model::FixedClock;
+use tenure_model::{Clock, FixedClock};
 use tenure_policy::{Bundle, BundleFiles};
 use tenure_store::SqliteStore;
 use time::macros::datetime;
@@ -45,11 +45,17 @@ grant = ["dir/eng"]
 "#;
 
 fn engine() -> (tempfile::TempDir, Engine) {
+    let (dir, e, _) = clocked();
+    (dir, e)
+}
+
+fn clocked() -> (tempfile::TempDir, Engine, Arc<FixedClock>) {
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(SqliteStore::open(dir.path()).unwrap());
-    let e = Engine::new(store, Arc::new(FixedClock::new(datetime!(2026-11-20 12:00 UTC))));
+    let clock = Arc::new(FixedClock::new(datetime!(2026-11-20 12:00 UTC)));
+    let e = Engine::new(store, clock.clone());
     e.deploy(&bundle(TEMPLATES), "test").unwrap();
-    (dir, e)
+    (dir, e, clock)
 }
 
 fn events(lines: &[String]) -> Vec<Event> {
@@ -83,6 +89,48 @@ fn an_nhi_may_be_owned_by_a_person_who_joined_earlier_in_the_same_batch() {
     assert_eq!(ids[0].grants.iter().map(|g| g.entitlement.as_str()).collect::<Vec<_>>(), ["dir/eng", "dir/staff"]);
     // The service has no birthright in this policy: nothing to provision, active at once.
     assert_eq!(ids[1].state, "active");
+}
+
+#[test]
+fn a_leaver_left_with_no_job_is_requeued_by_the_clock_with_an_alert_and_dead_jobs_can_be_retried() {
+    use tenure_store::JobState;
+    let (_d, e, clock) = clocked();
+    e.ingest(&events(&[human(1, "engineering")]), "t").unwrap();
+    let left = r#"{"source":"hr","id":"l1","type":"left","at":"2026-11-02T09:00:00Z","identity":{"external_id":"E1","kind":"human"}}"#;
+    e.ingest(&events(&[left.to_owned()]), "t").unwrap();
+    // The directory's job dies (its last attempt failed): nothing carries the leaver forward.
+    {
+        let mut tx = e.store().write().unwrap();
+        let job = tx.claim_job(clock.now(), time::Duration::seconds(30)).unwrap().unwrap();
+        assert!(tx.fail_job(&job, "directory unreachable", None, clock.now()).unwrap());
+        tx.commit().unwrap();
+    }
+    // Before the policy's 15 minutes nothing happens; after, the work is back in the queue.
+    clock.advance(time::Duration::minutes(14));
+    assert!(e.expire().unwrap().stalled.is_empty());
+    clock.advance(time::Duration::minutes(2));
+    assert_eq!(e.expire().unwrap().stalled, ["hr:E1"]);
+    let tx = e.store().read().unwrap();
+    assert_eq!(tx.jobs(Some(JobState::Pending)).unwrap().len(), 1);
+    assert!(tx.jobs(Some(JobState::Dead)).unwrap().is_empty());
+    drop(tx);
+    // The alert: an open finding and a ledger entry; and it is raised once, not every tick.
+    let findings = e.list_findings(false).unwrap();
+    assert_eq!(findings.iter().filter(|f| f.kind == "leaver_stalled").count(), 1, "{findings:?}");
+    assert!(e.identity_detail("hr:E1").unwrap().timeline.iter().any(|t| t.action == "leaver.stalled"));
+    assert!(e.expire().unwrap().stalled.is_empty());
+    assert_eq!(e.identity_detail("hr:E1").unwrap().identity.state, "leaving");
+    // `tenure jobs retry`: a dead job goes back with a fresh attempt count.
+    {
+        let mut tx = e.store().write().unwrap();
+        let job = tx.claim_job(clock.now(), time::Duration::seconds(30)).unwrap().unwrap();
+        assert!(tx.fail_job(&job, "directory unreachable", None, clock.now()).unwrap());
+        tx.commit().unwrap();
+    }
+    assert!(matches!(e.retry_dead_jobs(Some("hr:nobody"), "t"), Err(EngineError::NotFound(_))));
+    assert_eq!(e.retry_dead_jobs(Some("hr:E1"), "t").unwrap().len(), 1);
+    let job = e.store().write().unwrap().claim_job(clock.now(), time::Duration::seconds(30)).unwrap().unwrap();
+    assert_eq!(job.attempts, 1);
 }
 
 #[test]

@@ -56,6 +56,9 @@ pub enum Outcome {
     Retry(String),
     /// Failed for the last time; dead-lettered.
     Dead(String),
+    /// This attempt lost its job (its lease ran out and another attempt holds it): nothing it
+    /// did was recorded.
+    Stale,
 }
 
 /// The job runner of one engine.
@@ -111,11 +114,50 @@ impl Workers {
             })
             .await?;
         let Some(job) = job else { return Ok(None) };
-        let outcome = match job.kind {
-            JobKind::Sync => self.run_sync(&job).await?,
-            JobKind::Credentials => self.run_credentials(&job).await?,
+        let work = async {
+            match job.kind {
+                JobKind::Sync => self.run_sync(&job).await,
+                JobKind::Credentials => self.run_credentials(&job).await,
+            }
         };
+        let outcome = self.holding(&job, work).await?;
+        if outcome == Outcome::Stale {
+            tracing::warn!(job = job.id, attempt = job.attempts, system = %job.system, "a stale attempt was fenced off; nothing of it was recorded");
+        }
         Ok(Some((job, outcome)))
+    }
+
+    /// Run an attempt while renewing its lease, so a slow system does not let another worker
+    /// claim the same job while this attempt still runs. Should renewal fail (the lease ran out
+    /// anyway, say the process stalled), the attempt is fenced: it can no longer finish or
+    /// fail the job, and what it computed is rolled back.
+    async fn holding<T>(&self, job: &JobRow, work: impl std::future::Future<Output = T>) -> T {
+        let lease = self.config.lease;
+        let every = std::time::Duration::try_from(lease / 3)
+            .unwrap_or(std::time::Duration::from_secs(1))
+            .max(std::time::Duration::from_millis(50));
+        let mut work = std::pin::pin!(work);
+        loop {
+            tokio::select! {
+                out = &mut work => return out,
+                _ = tokio::time::sleep(every) => {
+                    let held = job.clone();
+                    let renewed = self
+                        .blocking(move |e| {
+                            let mut tx = e.store.write()?;
+                            let ok = tx.renew_lease(&held, e.clock.now() + lease)?;
+                            tx.commit()?;
+                            Ok(ok)
+                        })
+                        .await;
+                    match renewed {
+                        Ok(true) => {}
+                        Ok(false) => tracing::warn!(job = job.id, attempt = job.attempts, "lease lost while the attempt runs"),
+                        Err(e) => tracing::warn!(job = job.id, error = %e, "lease renewal failed"),
+                    }
+                }
+            }
+        }
     }
 
     /// Run jobs until none is due; returns how many ran.
@@ -263,13 +305,18 @@ impl Workers {
             let subject = tx.identity_by_id(job.identity_id)?.map(|i| i.reference.to_string()).unwrap_or_default();
             errors.extend(crate::creds::record_verifications(tx.as_mut(), &subject, &results, &version, now)?);
             let outcome = if errors.is_empty() {
-                tx.finish_job(job.id, now)?;
+                if !tx.finish_job(&job, now)? {
+                    return Ok(Outcome::Stale);
+                }
                 advance_lifecycle(tx.as_mut(), job.identity_id, now, &version)?;
                 Outcome::Verified
             } else {
                 fail(tx.as_mut(), &job, &errors.join("; "), now, &config, &subject, &version)?
             };
-            tx.commit()?;
+            // A stale attempt's transaction is dropped, not committed: it rolls back.
+            if outcome != Outcome::Stale {
+                tx.commit()?;
+            }
             Ok(outcome)
         })
         .await
@@ -471,7 +518,9 @@ fn complete(
         Err(err) => {
             let msg = err.to_string();
             let outcome = fail(tx.as_mut(), job, &msg, now, config, &subject, version)?;
-            tx.commit()?;
+            if outcome != Outcome::Stale {
+                tx.commit()?;
+            }
             return Ok(outcome);
         }
     };
@@ -562,7 +611,10 @@ fn complete(
     })?;
 
     let outcome = if problems.is_empty() {
-        tx.finish_job(job.id, now)?;
+        if !tx.finish_job(job, now)? {
+            // Fenced: another attempt holds the job; everything above rolls back with `tx`.
+            return Ok(Outcome::Stale);
+        }
         advance_lifecycle(tx.as_mut(), s.identity.id, now, version)?;
         Outcome::Verified
     } else {
@@ -576,7 +628,9 @@ fn complete(
             version,
         )?
     };
-    tx.commit()?;
+    if outcome != Outcome::Stale {
+        tx.commit()?;
+    }
     Ok(outcome)
 }
 
@@ -590,7 +644,9 @@ fn fail(
     version: &str,
 ) -> Result<Outcome> {
     if job.attempts >= config.max_attempts {
-        tx.fail_job(job.id, msg, None, now)?;
+        if !tx.fail_job(job, msg, None, now)? {
+            return Ok(Outcome::Stale);
+        }
         tx.append_audit(&AuditEntry {
             at: now,
             actor: ACTOR_ENGINE,
@@ -603,7 +659,9 @@ fn fail(
         return Ok(Outcome::Dead(msg.to_owned()));
     }
     let retry_at = now + backoff(config, job.attempts);
-    tx.fail_job(job.id, msg, Some(retry_at), now)?;
+    if !tx.fail_job(job, msg, Some(retry_at), now)? {
+        return Ok(Outcome::Stale);
+    }
     tracing::warn!(job = job.id, system = %job.system, subject, error = msg, attempts = job.attempts, "job failed; will retry");
     Ok(Outcome::Retry(msg.to_owned()))
 }
@@ -637,6 +695,9 @@ pub(crate) fn advance_lifecycle(
     };
     let to = identity.state.transition(to).map_err(|e| EngineError::Task(e.to_string()))?;
     tx.set_identity_state(identity_id, to, now)?;
+    if to == LifecycleState::Closed {
+        tx.resolve_finding(identity_id, "leaver_stalled", "", now)?;
+    }
     tx.append_audit(&AuditEntry {
         at: now,
         actor: ACTOR_ENGINE,
@@ -653,4 +714,36 @@ pub(crate) fn advance_lifecycle(
         }),
     })?;
     Ok(())
+}
+
+impl Engine {
+    /// Put dead-lettered jobs back in the queue (all, or those of `identity`), with a
+    /// `jobs.retried` ledger entry naming who asked; returns the ids re-queued.
+    pub fn retry_dead_jobs(&self, identity: Option<&str>, actor: &str) -> Result<Vec<i64>> {
+        let now = self.clock.now();
+        let version = self.current_policy()?.version.to_string();
+        let mut tx = self.store.write()?;
+        let row = match identity {
+            Some(r) => {
+                let reference: tenure_model::IdentityRef =
+                    r.parse().map_err(|_| EngineError::NotFound(r.to_owned()))?;
+                Some(tx.identity(&reference)?.ok_or_else(|| EngineError::NotFound(r.to_owned()))?)
+            }
+            None => None,
+        };
+        let ids = tx.retry_dead_jobs(row.as_ref().map(|r| r.id), now)?;
+        if !ids.is_empty() {
+            let subject = row.map_or_else(|| "jobs".to_owned(), |r| r.reference.to_string());
+            tx.append_audit(&AuditEntry {
+                at: now,
+                actor,
+                action: "jobs.retried",
+                subject: &subject,
+                policy_version: &version,
+                detail: serde_json::json!({ "jobs": ids }),
+            })?;
+        }
+        tx.commit()?;
+        Ok(ids)
+    }
 }

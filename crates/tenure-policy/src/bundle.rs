@@ -169,6 +169,9 @@ pub struct Lifecycle {
     pub nhi_successor_is_manager: bool,
     /// How long an NHI may wait for a new owner before it is suspended.
     pub nhi_transfer_deadline: Duration,
+    /// How long a leaver may stay `leaving` with no job carrying its closure forward before
+    /// the clock re-queues its work and raises an alert.
+    pub leaver_stalled_after: Duration,
 }
 
 /// A checked policy bundle.
@@ -278,6 +281,12 @@ struct LifecycleSection {
     nhi_successor: String,
     #[serde(default = "default_transfer_days")]
     nhi_transfer_days: u32,
+    #[serde(default = "default_stalled_minutes")]
+    leaver_stalled_minutes: u32,
+}
+
+fn default_stalled_minutes() -> u32 {
+    15
 }
 
 fn default_successor() -> String {
@@ -349,6 +358,7 @@ impl Bundle {
             leaver_grace: days(manifest.lifecycle.leaver_grace_days),
             nhi_successor_is_manager: manifest.lifecycle.nhi_successor == "manager",
             nhi_transfer_deadline: days(manifest.lifecycle.nhi_transfer_days),
+            leaver_stalled_after: Duration::minutes(i64::from(manifest.lifecycle.leaver_stalled_minutes.max(1))),
         };
         if !["manager", "none"].contains(&manifest.lifecycle.nhi_successor.as_str()) {
             problems.push(problem(

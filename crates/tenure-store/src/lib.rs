@@ -65,6 +65,9 @@ pub trait ReadTx {
     fn jobs(&self, state: Option<JobState>) -> Result<Vec<JobRow>>;
     /// Closed identities (closed at or before `closed_by`) that still have a disabled account.
     fn deletions_due(&self, closed_by: OffsetDateTime) -> Result<Vec<i64>>;
+    /// Leavers `leaving` since before `since` with no pending or running job: nothing is
+    /// carrying their closure forward (the safety net re-queues them and raises an alert).
+    fn leavers_stalled(&self, since: OffsetDateTime) -> Result<Vec<IdentityRow>>;
     /// Current NHIs whose wait for a new owner ended at or before `now`.
     fn owners_overdue(&self, now: OffsetDateTime) -> Result<Vec<IdentityRow>>;
     /// Wanted grants whose time is up at `now`.
@@ -135,9 +138,25 @@ pub trait WriteTx: ReadTx {
     fn enqueue(&mut self, job: &NewJob<'_>) -> Result<()>;
     /// Claim the next due job (pending and due, or running with an expired lease).
     fn claim_job(&mut self, now: OffsetDateTime, lease: time::Duration) -> Result<Option<JobRow>>;
-    fn finish_job(&mut self, id: i64, at: OffsetDateTime) -> Result<()>;
-    /// Put a failed job back with a retry time, or to `dead` when `retry_at` is `None`.
-    fn fail_job(&mut self, id: i64, error: &str, retry_at: Option<OffsetDateTime>, at: OffsetDateTime) -> Result<()>;
+    /// Mark the attempt `job` (its id and attempt number, the fencing token) done; false, and
+    /// nothing changed, when that attempt no longer holds the job (its lease ran out and another
+    /// worker claimed it again): a stale attempt must then roll back everything it did.
+    fn finish_job(&mut self, job: &JobRow, at: OffsetDateTime) -> Result<bool>;
+    /// Put a failed attempt's job back with a retry time, or to `dead` when `retry_at` is
+    /// `None`; false, and nothing changed, when that attempt no longer holds the job.
+    fn fail_job(
+        &mut self,
+        job: &JobRow,
+        error: &str,
+        retry_at: Option<OffsetDateTime>,
+        at: OffsetDateTime,
+    ) -> Result<bool>;
+    /// Extend a running attempt's lease to `until`; false when that attempt no longer holds it.
+    fn renew_lease(&mut self, job: &JobRow, until: OffsetDateTime) -> Result<bool>;
+    /// Put dead jobs back to pending, due at `at` (all of them, or those of one identity);
+    /// returns the ids re-queued. A dead job whose work already has a pending job is closed
+    /// as done instead (the pending one will do its work).
+    fn retry_dead_jobs(&mut self, identity_id: Option<i64>, at: OffsetDateTime) -> Result<Vec<i64>>;
     /// Append a ledger entry (chained to the one before, hashed) and return its seq.
     fn append_audit(&mut self, e: &AuditEntry<'_>) -> Result<i64>;
     fn add_checkpoint(&mut self, c: &CheckpointRow) -> Result<()>;

@@ -807,6 +807,12 @@ macro_rules! impl_reads {
                     WHERE i.state = 'closed' AND i.updated_at <= ?1 AND a.state = 'disable_verified' ORDER BY i.id",
                     [ts(closed_by)], |r| r.get(0))
             }
+            fn leavers_stalled(&self, since: OffsetDateTime) -> Result<Vec<IdentityRow>> {
+                let $c = self;
+                q_all($conn, &format!("SELECT {IDENTITY_COLS} FROM identities i WHERE i.state = 'leaving' AND i.updated_at <= ?1
+                    AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.identity_id = i.id AND j.state IN ('pending', 'running'))
+                    ORDER BY i.id"), [ts(since)], identity_row)
+            }
             fn owners_overdue(&self, now: OffsetDateTime) -> Result<Vec<IdentityRow>> {
                 let $c = self;
                 q_all($conn, &format!("SELECT {IDENTITY_COLS} FROM identities WHERE owner_deadline IS NOT NULL
@@ -1093,35 +1099,90 @@ impl WriteTx for SqliteWrite<'_> {
         Ok(st.query_row(params![id, millis(now + lease), ts(now)], job_row).optional()?)
     }
 
-    fn finish_job(&mut self, id: i64, at: OffsetDateTime) -> Result<()> {
+    fn finish_job(&mut self, job: &JobRow, at: OffsetDateTime) -> Result<bool> {
+        // INVARIANT (fencing): only the attempt that holds the job (running, same attempt
+        // number) may end it; a stale attempt whose lease ran out changes nothing.
         let mut st = self.conn.prepare_cached(
-            "UPDATE jobs SET state = 'done', lease_until = NULL, last_error = NULL, updated_at = ?2 WHERE id = ?1",
+            "UPDATE jobs SET state = 'done', lease_until = NULL, last_error = NULL, updated_at = ?3
+             WHERE id = ?1 AND state = 'running' AND attempts = ?2",
         )?;
-        st.execute(params![id, ts(at)])?;
-        Ok(())
+        Ok(st.execute(params![job.id, job.attempts, ts(at)])? == 1)
     }
 
-    fn fail_job(&mut self, id: i64, error: &str, retry_at: Option<OffsetDateTime>, at: OffsetDateTime) -> Result<()> {
+    fn fail_job(
+        &mut self,
+        job: &JobRow,
+        error: &str,
+        retry_at: Option<OffsetDateTime>,
+        at: OffsetDateTime,
+    ) -> Result<bool> {
+        let held: bool = self.conn.query_row(
+            "SELECT EXISTS (SELECT 1 FROM jobs WHERE id = ?1 AND state = 'running' AND attempts = ?2)",
+            params![job.id, job.attempts],
+            |r| r.get(0),
+        )?;
+        if !held {
+            return Ok(false);
+        }
         let Some(retry_at) = retry_at else {
             let mut st = self.conn.prepare_cached(
                 "UPDATE jobs SET state = 'dead', lease_until = NULL, last_error = ?2, updated_at = ?3 WHERE id = ?1",
             )?;
-            st.execute(params![id, error, ts(at)])?;
-            return Ok(());
+            st.execute(params![job.id, error, ts(at)])?;
+            return Ok(true);
         };
-        // A newer pending job for the same work already exists: it will do this job's work too.
+        // Another, newer pending job for the same work already exists: it will do this job's
+        // work too (the unique pending index allows only one).
         let superseded: bool = self.conn.query_row(
-            "SELECT EXISTS (SELECT 1 FROM jobs p, jobs j WHERE j.id = ?1 AND p.state = 'pending'
+            "SELECT EXISTS (SELECT 1 FROM jobs p, jobs j WHERE j.id = ?1 AND p.id <> j.id AND p.state = 'pending'
                AND p.kind = j.kind AND p.identity_id = j.identity_id AND p.system = j.system)",
-            [id],
+            [job.id],
             |r| r.get(0),
         )?;
         let mut st = self.conn.prepare_cached(
             "UPDATE jobs SET state = ?2, next_run_at = ?3, lease_until = NULL, last_error = ?4, updated_at = ?5 WHERE id = ?1",
         )?;
         let state = if superseded { "done" } else { "pending" };
-        st.execute(params![id, state, millis(retry_at), error, ts(at)])?;
-        Ok(())
+        st.execute(params![job.id, state, millis(retry_at), error, ts(at)])?;
+        Ok(true)
+    }
+
+    fn renew_lease(&mut self, job: &JobRow, until: OffsetDateTime) -> Result<bool> {
+        let mut st = self.conn.prepare_cached(
+            "UPDATE jobs SET lease_until = max(lease_until, ?3) WHERE id = ?1 AND state = 'running' AND attempts = ?2",
+        )?;
+        Ok(st.execute(params![job.id, job.attempts, millis(until)])? == 1)
+    }
+
+    fn retry_dead_jobs(&mut self, identity_id: Option<i64>, at: OffsetDateTime) -> Result<Vec<i64>> {
+        let dead: Vec<(i64, String, i64, String)> = {
+            let mut st = self.conn.prepare_cached(
+                "SELECT id, kind, identity_id, system FROM jobs WHERE state = 'dead' AND (?1 IS NULL OR identity_id = ?1)
+                 ORDER BY id",
+            )?;
+            st.query_map([identity_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
+                .collect::<rusqlite::Result<_>>()?
+        };
+        let mut requeued = Vec::new();
+        for (id, kind, identity, system) in dead {
+            let pending: bool = self.conn.query_row(
+                "SELECT EXISTS (SELECT 1 FROM jobs WHERE state = 'pending' AND kind = ?1 AND identity_id = ?2 AND system = ?3)",
+                params![kind, identity, system],
+                |r| r.get(0),
+            )?;
+            let (state, attempts) = if pending { ("done", "attempts") } else { ("pending", "0") };
+            self.conn.execute(
+                &format!(
+                    "UPDATE jobs SET state = ?2, attempts = {attempts}, next_run_at = ?3, lease_until = NULL, updated_at = ?4
+                     WHERE id = ?1"
+                ),
+                params![id, state, millis(at), ts(at)],
+            )?;
+            if !pending {
+                requeued.push(id);
+            }
+        }
+        Ok(requeued)
     }
 
     fn append_audit(&mut self, e: &AuditEntry<'_>) -> Result<i64> {
@@ -1425,8 +1486,61 @@ mod tests {
         let again = tx.claim_job(t0 + time::Duration::seconds(31), time::Duration::seconds(30)).unwrap().unwrap();
         assert_eq!(again.id, job.id);
         assert_eq!(again.attempts, 2);
-        tx.fail_job(again.id, "boom", None, t0).unwrap();
+        tx.fail_job(&again, "boom", None, t0).unwrap();
         assert_eq!(tx.jobs(Some(JobState::Dead)).unwrap().len(), 1);
+        tx.commit().unwrap();
+    }
+
+    #[test]
+    fn a_stale_attempt_can_neither_finish_nor_fail_the_job_it_lost() {
+        // An attempt outlives its lease; another worker claims the job again. Both fail: the
+        // job must stay pending (it was marked done when the second failure found the row the
+        // first had just put back to pending, and a leaver stayed `leaving` with live access).
+        let (_d, s) = store();
+        let r: IdentityRef = "hr:E1".parse().unwrap();
+        let attrs = BTreeMap::new();
+        let t0 = datetime!(2026-11-01 09:00 UTC);
+        let lease = time::Duration::seconds(30);
+        let mut tx = s.write().unwrap();
+        let id = tx.insert_identity(&new_identity(&r, &attrs)).unwrap();
+        tx.enqueue(&NewJob { kind: JobKind::Sync, identity_id: id, system: "exec", run_at: t0 }).unwrap();
+        let first = tx.claim_job(t0, lease).unwrap().unwrap();
+        let second = tx.claim_job(t0 + time::Duration::seconds(31), lease).unwrap().unwrap();
+        assert_eq!((second.id, second.attempts), (first.id, 2));
+        // The stale attempt is fenced off: neither its failure nor its success counts.
+        assert!(!tx.fail_job(&first, "timed out", Some(t0 + time::Duration::seconds(32)), t0).unwrap());
+        assert!(!tx.finish_job(&first, t0).unwrap());
+        assert!(!tx.renew_lease(&first, t0 + time::Duration::seconds(90)).unwrap());
+        assert_eq!(tx.jobs(Some(JobState::Running)).unwrap().len(), 1);
+        // The holder fails: the job goes back to pending, not done.
+        assert!(tx.fail_job(&second, "timed out", Some(t0 + time::Duration::seconds(40)), t0).unwrap());
+        let jobs = tx.jobs(None).unwrap();
+        assert_eq!(jobs.len(), 1);
+        assert_eq!(jobs[0].state, JobState::Pending);
+        tx.commit().unwrap();
+    }
+
+    #[test]
+    fn a_renewed_lease_keeps_the_job_and_dead_jobs_can_be_retried() {
+        let (_d, s) = store();
+        let r: IdentityRef = "hr:E1".parse().unwrap();
+        let attrs = BTreeMap::new();
+        let t0 = datetime!(2026-11-01 09:00 UTC);
+        let lease = time::Duration::seconds(30);
+        let mut tx = s.write().unwrap();
+        let id = tx.insert_identity(&new_identity(&r, &attrs)).unwrap();
+        tx.enqueue(&NewJob { kind: JobKind::Sync, identity_id: id, system: "exec", run_at: t0 }).unwrap();
+        let job = tx.claim_job(t0, lease).unwrap().unwrap();
+        assert!(tx.renew_lease(&job, t0 + time::Duration::seconds(60)).unwrap());
+        assert!(
+            tx.claim_job(t0 + time::Duration::seconds(45), lease).unwrap().is_none(),
+            "claimed under a renewed lease"
+        );
+        assert!(tx.fail_job(&job, "boom", None, t0).unwrap());
+        assert_eq!(tx.retry_dead_jobs(Some(id + 1), t0).unwrap(), Vec::<i64>::new());
+        assert_eq!(tx.retry_dead_jobs(None, t0).unwrap(), vec![job.id]);
+        let again = tx.claim_job(t0, lease).unwrap().unwrap();
+        assert_eq!((again.id, again.attempts), (job.id, 1));
         tx.commit().unwrap();
     }
 

@@ -127,6 +127,13 @@ pub enum JobsCommand {
     Status,
     /// Run due jobs until none is due (what `serve` does continuously).
     Run,
+    /// Put dead-lettered jobs back in the queue (all, or one identity's), to run again with a
+    /// fresh attempt count; recorded in the ledger.
+    Retry {
+        /// Only this identity's dead jobs (`source:external_id`).
+        #[arg(long)]
+        identity: Option<String>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -211,6 +218,24 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        Command::Jobs(JobsCommand::Retry { identity }) => {
+            let engine = open(&g.data_dir)?;
+            match engine.retry_dead_jobs(identity.as_deref(), "cli") {
+                Ok(ids) => {
+                    println!(
+                        "re-queued {} dead job(s){}",
+                        ids.len(),
+                        if ids.is_empty() { String::new() } else { format!(": {ids:?}") }
+                    );
+                    Ok(ExitCode::SUCCESS)
+                }
+                Err(EngineError::NotFound(r)) => {
+                    eprintln!("error: no identity `{r}` (expected `source:external_id`)");
+                    Ok(ExitCode::from(EXIT_BAD_INPUT))
+                }
+                Err(e) => Err(e.into()),
+            }
+        }
         Command::Jobs(JobsCommand::Run) => {
             let engine = open(&g.data_dir)?;
             ensure_policy(&engine, g.policy.as_deref())?;
@@ -226,6 +251,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             for n in &expired.deleting {
                 println!("deleting: the accounts of {n} (its grace period ended)");
+            }
+            for n in &expired.stalled {
+                println!("stalled: {n} was leaving with no job carrying its closure; re-queued");
             }
             let workers = Workers::new(engine, process_env(), WorkerConfig::default());
             let ran = workers.run_until_idle().await?;
@@ -536,7 +564,12 @@ async fn expiry_loop(engine: Arc<Engine>, workers: Arc<Workers>, mut stop: tokio
         }
         let e = engine.clone();
         match tokio::task::spawn_blocking(move || e.expire()).await {
-            Ok(Ok(x)) if !x.grants.is_empty() || !x.suspended.is_empty() || !x.deleting.is_empty() => {
+            Ok(Ok(x))
+                if !x.grants.is_empty()
+                    || !x.suspended.is_empty()
+                    || !x.deleting.is_empty()
+                    || !x.stalled.is_empty() =>
+            {
                 tracing::info!(grants = ?x.grants, suspended = ?x.suspended, "the clock ended access");
                 workers.notify();
             }

@@ -369,3 +369,88 @@ sys.exit(subprocess.run([sys.executable, {console:?}] + sys.argv[1:], stdin=sys.
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("probe: `E9` can still be used"), "{}", stderr(&out));
 }
+
+#[test]
+fn a_leaver_whose_system_hangs_past_the_job_lease_and_fails_closes_once_it_recovers() {
+    // An exec system whose `disable_account` hangs three times longer than the job lease and
+    // then fails, while a flag file exists. Before the fix a second worker claimed the job when
+    // the lease ran out, both attempts failed, and the second failure found the row the first
+    // had put back to pending and marked the job done: the leaver stayed `leaving` for ever.
+    let w = World::new();
+    w.operator_token();
+    let console = repo().join("examples/shadow/backup-console.py").canonicalize().unwrap();
+    let state = w.tmp.path().join("console.json");
+    let broken = w.tmp.path().join("broken");
+    let attempts = w.tmp.path().join("attempts.log");
+    let flaky = w.file(
+        "flaky.py",
+        &format!(
+            r#"#!/usr/bin/env python3
+import json, os, subprocess, sys, time
+if sys.argv[1] == "disable_account" and os.path.exists({broken:?}):
+    sys.stdin.read()
+    with open({attempts:?}, "a") as f:
+        f.write("start %f\n" % time.time())
+    time.sleep(3)
+    with open({attempts:?}, "a") as f:
+        f.write("end %f\n" % time.time())
+    print(json.dumps({{"ok": False, "error": "console is down"}}))
+    sys.exit(1)
+env = dict(os.environ, BACKUP_CONSOLE_STATE={state:?})
+sys.exit(subprocess.run([sys.executable, {console:?}] + sys.argv[1:], stdin=sys.stdin, env=env).returncode)
+"#,
+            broken = broken.display().to_string(),
+            attempts = attempts.display().to_string(),
+            state = state.display().to_string(),
+            console = console.display().to_string()
+        ),
+    );
+    let bundle = quickstart_with_exec(&w, "console", &flaky, "timeout_secs = 20", "operators", r#"{ kind = "human" }"#);
+    let policy = bundle.to_str().unwrap();
+    let f = w.file("one.jsonl", &event("hr", "j1", "joined", human("E9", "Eve", "engineering")));
+    w.ok(&["--policy", policy, "import", "--source", "hr", f.to_str().unwrap()]);
+    w.ok(&["--policy", policy, "jobs", "run"]);
+    std::fs::write(&broken, "").unwrap();
+    let _server = Server::start(&w, &["--policy", policy, "--job-lease-secs", "1", "--workers", "4"]);
+    let f = w.file("left.jsonl", &leave_line("E9"));
+    w.ok(&["--policy", policy, "import", "--source", "hr", f.to_str().unwrap()]);
+    let state_of = || -> String {
+        let d: serde_json::Value =
+            serde_json::from_str(&w.ok(&["identities", "show", "hr:E9", "--output", "json"])).unwrap();
+        d["state"].as_str().unwrap().to_owned()
+    };
+    // Two failed attempts while the console is down; the leaver stays `leaving`.
+    let started = |log: &str| log.lines().filter(|l| l.starts_with("start")).count();
+    for _ in 0..300 {
+        if started(&std::fs::read_to_string(&attempts).unwrap_or_default()) >= 2 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let log = std::fs::read_to_string(&attempts).unwrap_or_default();
+    assert!(started(&log) >= 2, "the console was not retried: {log}");
+    assert_eq!(state_of(), "leaving");
+    // The lease was held while each attempt ran: no two attempts overlapped.
+    let times: Vec<f64> = log.lines().map(|l| l.split(' ').nth(1).unwrap().parse().unwrap()).collect();
+    let kinds: Vec<&str> = log.lines().map(|l| l.split(' ').next().unwrap()).collect();
+    for (i, k) in kinds.iter().enumerate() {
+        let expected = if i % 2 == 0 { "start" } else { "end" };
+        assert_eq!(*k, expected, "attempts overlapped (a second worker took a leased job):\n{log}");
+        if i > 0 {
+            assert!(times[i] >= times[i - 1]);
+        }
+    }
+    // The console comes back: the leaver closes with nobody acting.
+    std::fs::remove_file(&broken).unwrap();
+    let mut closed = false;
+    for _ in 0..600 {
+        if state_of() == "closed" {
+            closed = true;
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert!(closed, "the leaver did not close after the console recovered: {}", w.ok(&["jobs", "status"]));
+    let status = w.ok(&["jobs", "status"]);
+    assert!(!status.contains("dead"), "{status}");
+}
