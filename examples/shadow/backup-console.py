@@ -28,6 +28,11 @@ def save(state):
     os.replace(tmp, STATE)
 
 
+def view(name, u):
+    # `reference` is the marker tenure reads back: the identity the account was created for.
+    return {"name": name, "enabled": u["enabled"], "memberships": sorted(u["roles"]), "reference": u.get("reference")}
+
+
 def main():
     # One operation at a time on the state file: tenure may run several at once.
     with open(STATE + ".lock", "a") as lock:
@@ -47,9 +52,9 @@ def operate():
     out = {"ok": True}
     if op == "read_account":
         u = users.get(name)
-        out["account"] = None if u is None else {"name": name, "enabled": u["enabled"], "memberships": sorted(u["roles"])}
+        out["account"] = None if u is None else view(name, u)
     elif op == "list_accounts":
-        out["accounts"] = [{"name": n, "enabled": u["enabled"], "memberships": sorted(u["roles"])} for n, u in sorted(users.items())]
+        out["accounts"] = [view(n, u) for n, u in sorted(users.items())]
     elif op == "list_entitlements":
         out["entitlements"] = sorted(state["roles"])
     elif op == "create_account":

@@ -124,6 +124,10 @@ fn record(v: &Value) -> Option<AccountRecord> {
             .flatten()
             .filter_map(|m| m.as_str().map(str::to_owned))
             .collect(),
+        // The marker the program keeps for tenure: the `reference` it was created with.
+        managed_by: v.get("reference").and_then(Value::as_str).map(str::to_owned),
+        reserved: v.get("reserved").and_then(Value::as_bool).unwrap_or(false),
+        privileges: Default::default(),
     })
 }
 

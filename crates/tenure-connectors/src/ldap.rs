@@ -29,6 +29,13 @@ const ATTRIBUTE_OR_VALUE_EXISTS: u32 = 20;
 const ENTRY_ALREADY_EXISTS: u32 = 68;
 const OBJECT_CLASS_VIOLATION: u32 = 65;
 
+/// tenure's marker on an entry it created: `description: managed by tenure: REF`.
+const MARKER: &str = "managed by tenure: ";
+
+fn marker(entry: &SearchEntry) -> Option<String> {
+    entry.attrs.get("description")?.iter().find_map(|d| d.strip_prefix(MARKER).map(str::to_owned))
+}
+
 /// Settings of an LDAP system (the `[systems.NAME]` table, after `${VAR}` expansion).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LdapSettings {
@@ -98,6 +105,11 @@ impl LdapConnector {
     /// The DN of an entitlement target (group).
     pub fn group_dn(&self, target: &str) -> String {
         format!("cn={},{},{}", dn_escape(target), self.settings.groups, self.settings.base_dn)
+    }
+
+    /// The account tenure binds as is never managed (nor any entry with its DN).
+    fn is_reserved(&self, dn: &str) -> bool {
+        normalize_dn(dn) == normalize_dn(&self.settings.bind_dn)
     }
 
     fn groups_base(&self) -> String {
@@ -172,6 +184,11 @@ impl LdapConnector {
     }
 }
 
+/// A DN compared loosely: case and spaces after commas do not matter.
+fn normalize_dn(dn: &str) -> String {
+    dn.split(',').map(|rdn| rdn.trim().to_ascii_lowercase()).collect::<Vec<_>>().join(",")
+}
+
 fn set(values: &[&str]) -> HashSet<String> {
     values.iter().map(|v| (*v).to_owned()).collect()
 }
@@ -196,7 +213,12 @@ impl Connector for LdapConnector {
         let people = self
             .op("search people", |mut l| async move {
                 let (rs, _) = l
-                    .search(&base, Scope::OneLevel, "(objectClass=inetOrgPerson)", vec!["uid", LOCK_ATTR])
+                    .search(
+                        &base,
+                        Scope::OneLevel,
+                        "(objectClass=inetOrgPerson)",
+                        vec!["uid", LOCK_ATTR, "description"],
+                    )
                     .await?
                     .success()?;
                 Ok(rs)
@@ -227,7 +249,9 @@ impl Connector for LdapConnector {
                 let name = p.attrs.remove("uid")?.pop()?;
                 let enabled = !p.attrs.get(LOCK_ATTR).is_some_and(|v| v.iter().any(|x| x == LOCKED));
                 let memberships = by_dn.remove(&p.dn.to_ascii_lowercase()).unwrap_or_default();
-                Some(AccountRecord { name, enabled, memberships })
+                let managed_by = marker(&p);
+                let reserved = self.is_reserved(&p.dn);
+                Some(AccountRecord { name, enabled, memberships, managed_by, reserved, privileges: BTreeSet::new() })
             })
             .collect())
     }
@@ -249,7 +273,8 @@ impl Connector for LdapConnector {
         let base = dn.clone();
         let entry = self
             .op("read account", |mut l| async move {
-                let res = l.search(&base, Scope::Base, "(objectClass=*)", vec!["uid", LOCK_ATTR]).await?;
+                let res =
+                    l.search(&base, Scope::Base, "(objectClass=*)", vec!["uid", LOCK_ATTR, "description"]).await?;
                 if res.1.rc == NO_SUCH_OBJECT {
                     return Ok(None);
                 }
@@ -260,7 +285,16 @@ impl Connector for LdapConnector {
         let Some(entry) = entry else { return Ok(None) };
         let enabled = !entry.attrs.get(LOCK_ATTR).is_some_and(|v| v.iter().any(|x| x == LOCKED));
         let memberships = self.memberships(&dn).await?;
-        Ok(Some(AccountRecord { name: name.to_owned(), enabled, memberships }))
+        let managed_by = marker(&entry);
+        let reserved = self.is_reserved(&entry.dn);
+        Ok(Some(AccountRecord {
+            name: name.to_owned(),
+            enabled,
+            memberships,
+            managed_by,
+            reserved,
+            privileges: BTreeSet::new(),
+        }))
     }
 
     async fn create_account(&self, spec: &AccountSpec) -> Result<(), ConnectorError> {
@@ -274,10 +308,26 @@ impl Connector for LdapConnector {
             ("sn".into(), set(&[&display])),
             ("displayName".into(), set(&[&display])),
             ("employeeType".into(), set(&[&spec.kind])),
-            ("description".into(), set(&[&format!("managed by tenure: {}", spec.reference)])),
+            ("description".into(), set(&[&format!("{MARKER}{}", spec.reference)])),
         ];
-        self.op("create account", |mut l| async move { tolerate(l.add(&dn, attrs).await?, &[ENTRY_ALREADY_EXISTS]) })
-            .await
+        if self.is_reserved(&dn) {
+            return Err(ConnectorError::NotManaged {
+                system: self.system.clone(),
+                account: spec.name.clone(),
+                reference: spec.reference.clone(),
+                why: "it is the directory account tenure binds as".into(),
+            });
+        }
+        let created = self.op("create account", |mut l| async move { l.add(&dn, attrs).await }).await?;
+        match created.rc {
+            0 => Ok(()),
+            // It exists: ours only if it carries our marker for this identity.
+            ENTRY_ALREADY_EXISTS => match self.read_account(&spec.name).await? {
+                Some(r) => ConnectorError::not_managed(&self.system, &r, &spec.reference).map_or(Ok(()), Err),
+                None => Err(self.refused("create account", format!("`{}` exists and does not", spec.name))),
+            },
+            _ => Err(self.refused("create account", created)),
+        }
     }
 
     async fn enable_account(&self, name: &str) -> Result<(), ConnectorError> {

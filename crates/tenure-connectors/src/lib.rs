@@ -1,8 +1,9 @@
 //! Connectors: how tenure reads and changes accounts and entitlements in downstream systems.
 //!
 //! Every connector implements [`Connector`]. Operations are idempotent (creating an account that
-//! exists, granting a membership that is held, revoking one that is gone all succeed), so a job
-//! that is retried after a crash never double-applies. Verification is always a separate read
+//! tenure made already, granting a membership that is held, revoking one that is gone all
+//! succeed), so a job that is retried after a crash never double-applies. An account tenure did
+//! not make (no marker) is never taken over: see [`AccountRecord::managed_by`]. Verification is always a separate read
 //! back ([`Connector::read_account`]), never the success code of the write.
 
 pub mod exec;
@@ -38,6 +39,23 @@ pub struct AccountRecord {
     pub enabled: bool,
     /// Names of the groups (roles, …) the account is a member of, as entitlement targets.
     pub memberships: BTreeSet<String>,
+    /// The identity (`source:external_id`) tenure marked the account with when it created it
+    /// (a PostgreSQL role comment, an LDAP `description`, a SCIM `externalId`); `None` for an
+    /// account tenure did not make. Only an account marked for the identity is ever managed.
+    pub managed_by: Option<String>,
+    /// The system's own connection account or a reserved name (`postgres`, the LDAP bind
+    /// DN): never managed, whatever its marker says.
+    pub reserved: bool,
+    /// Elevated attributes the account holds beyond plain membership (PostgreSQL `SUPERUSER`,
+    /// `CREATEDB`, `CREATEROLE`, `REPLICATION`, `BYPASSRLS`); disabling strips them.
+    pub privileges: BTreeSet<String>,
+}
+
+impl AccountRecord {
+    /// Whether tenure may change this account on behalf of `reference`.
+    pub fn is_managed_for(&self, reference: &str) -> bool {
+        !self.reserved && self.managed_by.as_deref() == Some(reference)
+    }
 }
 
 /// The outcome of trying to use an account the way its holder would.
@@ -60,6 +78,33 @@ pub enum ConnectorError {
     Refused { system: String, operation: String, message: String },
     #[error("CN0003 system `{system}` is misconfigured: {message}")]
     Config { system: String, message: String },
+    /// An account exists that tenure did not make for this identity (or one it must never
+    /// manage): it is left untouched. Not retried; a person decides.
+    #[error(
+        "CN0004 system `{system}` holds account `{account}` that tenure did not make for `{reference}`: {why}; left untouched"
+    )]
+    NotManaged { system: String, account: String, reference: String, why: String },
+}
+
+impl ConnectorError {
+    /// Why `record` may not be managed for `reference`, as an error; `None` when it may.
+    pub fn not_managed(system: &str, record: &AccountRecord, reference: &str) -> Option<Self> {
+        let why = if record.reserved {
+            "it is the system's own account or a reserved name".to_owned()
+        } else {
+            match &record.managed_by {
+                None => "it carries no tenure marker (it was made outside tenure)".to_owned(),
+                Some(other) if other != reference => format!("it is marked for `{other}`"),
+                Some(_) => return None,
+            }
+        };
+        Some(Self::NotManaged {
+            system: system.to_owned(),
+            account: record.name.clone(),
+            reference: reference.to_owned(),
+            why,
+        })
+    }
 }
 
 /// A downstream system.
@@ -81,7 +126,9 @@ pub trait Connector: Send + Sync {
     /// Read one account back, with its memberships; `None` when it does not exist.
     async fn read_account(&self, name: &str) -> Result<Option<AccountRecord>, ConnectorError>;
 
-    /// Create the account (enabled, no memberships); succeeds when it exists already.
+    /// Create the account (enabled, no memberships), marked as made by tenure for
+    /// `spec.reference`; succeeds when it exists already with that marker, and refuses
+    /// ([`ConnectorError::NotManaged`]) an existing account without it.
     async fn create_account(&self, spec: &AccountSpec) -> Result<(), ConnectorError>;
 
     async fn enable_account(&self, name: &str) -> Result<(), ConnectorError>;

@@ -15,6 +15,15 @@ use tokio::sync::Mutex;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::{Client, Config, NoTls};
 
+/// tenure's marker on a role it created: the role comment starts with it, then the identity.
+const MARKER: &str = "tenure: ";
+
+/// The identity a role comment marks the role as made for (`tenure: REF (kind, name)`).
+fn marker(comment: Option<&str>) -> Option<String> {
+    let rest = comment?.strip_prefix(MARKER)?;
+    Some(rest.split_once(" (").map_or(rest, |(r, _)| r).to_owned())
+}
+
 /// PostgreSQL truncates longer identifiers silently; tenure refuses them instead.
 const MAX_NAME: usize = 63;
 
@@ -118,6 +127,26 @@ impl PostgresConnector {
         Ok(())
     }
 
+    /// The connection's own role, `postgres` and the `pg_` roles are never managed (superusers
+    /// are recognised on read-back, see `rolsuper`).
+    fn is_reserved_name(&self, name: &str) -> bool {
+        name == self.config.get_user().unwrap_or("postgres") || name == "postgres" || name.starts_with("pg_")
+    }
+
+    /// A role name tenure may change: usable, and not reserved.
+    fn check_account(&self, name: &str) -> Result<(), ConnectorError> {
+        self.check_name(name)?;
+        if self.is_reserved_name(name) {
+            return Err(ConnectorError::NotManaged {
+                system: self.system.clone(),
+                account: name.to_owned(),
+                reference: String::new(),
+                why: "it is the connection's own role or a reserved name".into(),
+            });
+        }
+        Ok(())
+    }
+
     /// Run `f` with a connected client, connecting (again) when needed.
     async fn with<T>(
         &self,
@@ -204,12 +233,13 @@ impl Connector for PostgresConnector {
             .with("list roles", async move |c| {
                 c.query(
                     "SELECT r.rolname, r.rolcanlogin AND (r.rolvaliduntil IS NULL OR r.rolvaliduntil > now()),
-                            coalesce(array_agg(g.rolname) FILTER (WHERE g.rolname IS NOT NULL), '{}')
+                            coalesce(array_agg(g.rolname) FILTER (WHERE g.rolname IS NOT NULL), '{}'),
+                            shobj_description(r.oid, 'pg_authid')
                      FROM pg_roles r
                      LEFT JOIN pg_auth_members m ON m.member = r.oid
                      LEFT JOIN pg_roles g ON g.oid = m.roleid
                      WHERE r.rolcanlogin AND r.rolname !~ '^pg_' AND r.rolname <> $1 AND NOT r.rolsuper
-                     GROUP BY r.rolname, r.rolcanlogin, r.rolvaliduntil ORDER BY r.rolname",
+                     GROUP BY r.oid, r.rolname, r.rolcanlogin, r.rolvaliduntil ORDER BY r.rolname",
                     &[&me],
                 )
                 .await
@@ -221,6 +251,9 @@ impl Connector for PostgresConnector {
                 name: r.get(0),
                 enabled: r.get(1),
                 memberships: r.get::<_, Vec<String>>(2).into_iter().collect(),
+                managed_by: marker(r.get::<_, Option<String>>(3).as_deref()),
+                reserved: false,
+                privileges: BTreeSet::new(),
             })
             .collect())
     }
@@ -241,7 +274,12 @@ impl Connector for PostgresConnector {
             .with("read role", async move |c| {
                 let role = c
                     .query_opt(
-                        "SELECT rolcanlogin AND (rolvaliduntil IS NULL OR rolvaliduntil > now()) FROM pg_roles WHERE rolname = $1",
+                        "SELECT rolcanlogin AND (rolvaliduntil IS NULL OR rolvaliduntil > now()),
+                                shobj_description(oid, 'pg_authid'),
+                                array_remove(ARRAY[CASE WHEN rolsuper THEN 'SUPERUSER' END,
+                                    CASE WHEN rolcreatedb THEN 'CREATEDB' END, CASE WHEN rolcreaterole THEN 'CREATEROLE' END,
+                                    CASE WHEN rolreplication THEN 'REPLICATION' END, CASE WHEN rolbypassrls THEN 'BYPASSRLS' END], NULL)
+                         FROM pg_roles WHERE rolname = $1",
                         &[&n],
                     )
                     .await?;
@@ -252,34 +290,76 @@ impl Connector for PostgresConnector {
                         &[&n],
                     )
                     .await?;
-                Ok(role.map(|r| (r.get::<_, bool>(0), groups.iter().map(|g| g.get::<_, String>(0)).collect::<BTreeSet<_>>())))
+                Ok(role.map(|r| {
+                    let groups = groups.iter().map(|g| g.get::<_, String>(0)).collect::<BTreeSet<_>>();
+                    (r.get::<_, bool>(0), groups, r.get::<_, Option<String>>(1), r.get::<_, Vec<String>>(2))
+                }))
             })
             .await?;
-        Ok(rows.map(|(enabled, memberships)| AccountRecord { name: name.to_owned(), enabled, memberships }))
+        Ok(rows.map(|(enabled, memberships, comment, privileges)| AccountRecord {
+            name: name.to_owned(),
+            enabled,
+            memberships,
+            managed_by: marker(comment.as_deref()),
+            reserved: self.is_reserved_name(name),
+            privileges: privileges.into_iter().collect(),
+        }))
     }
 
     async fn create_account(&self, spec: &AccountSpec) -> Result<(), ConnectorError> {
-        self.check_name(&spec.name)?;
+        self.check_account(&spec.name)?;
+        if let Some(existing) = self.read_account(&spec.name).await? {
+            return ConnectorError::not_managed(&self.system, &existing, &spec.reference).map_or(Ok(()), Err);
+        }
         let until =
             spec.expires_at.as_deref().map(|t| format!(" VALID UNTIL {}", quote_literal(t))).unwrap_or_default();
         let role = quote_ident(&spec.name);
-        self.exec_tolerant("create role", format!("CREATE ROLE {role} LOGIN{until}"), &[SqlState::DUPLICATE_OBJECT])
-            .await?;
-        let comment = format!("tenure: {} ({}, {})", spec.reference, spec.kind, spec.display_name);
-        self.exec_tolerant("comment on role", format!("COMMENT ON ROLE {role} IS {}", quote_literal(&comment)), &[])
-            .await
+        // The role and its marker in one statement string, which PostgreSQL runs as one
+        // implicit transaction: there is never an unmarked role of ours, and a role someone
+        // else created meanwhile makes CREATE fail instead of being taken over.
+        let comment = format!("{MARKER}{} ({}, {})", spec.reference, spec.kind, spec.display_name);
+        let created = self
+            .exec_tolerant(
+                "create role",
+                format!("CREATE ROLE {role} LOGIN{until}; COMMENT ON ROLE {role} IS {}", quote_literal(&comment)),
+                &[],
+            )
+            .await;
+        match created {
+            Err(ConnectorError::Refused { message, .. })
+                if message.ends_with(&format!("({})", SqlState::DUPLICATE_OBJECT.code())) =>
+            {
+                match self.read_account(&spec.name).await? {
+                    Some(r) => ConnectorError::not_managed(&self.system, &r, &spec.reference).map_or(Ok(()), Err),
+                    None => Err(ConnectorError::Refused {
+                        system: self.system.clone(),
+                        operation: "create role".into(),
+                        message,
+                    }),
+                }
+            }
+            other => other,
+        }
     }
 
     async fn enable_account(&self, name: &str) -> Result<(), ConnectorError> {
-        self.check_name(name)?;
+        self.check_account(name)?;
         self.exec_tolerant("enable role", format!("ALTER ROLE {} LOGIN", quote_ident(name)), &[]).await
     }
 
     async fn disable_account(&self, name: &str) -> Result<(), ConnectorError> {
-        self.check_name(name)?;
+        self.check_account(name)?;
+        // A disabled role keeps no elevated attribute either (a leaver's role given SUPERUSER
+        // or BYPASSRLS by hand would still be dangerous in the hands of anyone who can SET ROLE
+        // to it). Only the attributes it holds are named, so a connection without SUPERUSER can
+        // still disable an ordinary role.
+        let strip: String = match self.read_account(name).await? {
+            Some(r) => r.privileges.iter().map(|p| format!(" NO{p}")).collect(),
+            None => String::new(),
+        };
         self.exec_tolerant(
             "disable role",
-            format!("ALTER ROLE {} NOLOGIN", quote_ident(name)),
+            format!("ALTER ROLE {} NOLOGIN{strip}", quote_ident(name)),
             &[SqlState::UNDEFINED_OBJECT],
         )
         .await?;
@@ -293,7 +373,7 @@ impl Connector for PostgresConnector {
     }
 
     async fn delete_account(&self, name: &str) -> Result<(), ConnectorError> {
-        self.check_name(name)?;
+        self.check_account(name)?;
         if !self.role_exists(name).await? {
             return Ok(());
         }
@@ -309,7 +389,7 @@ impl Connector for PostgresConnector {
     }
 
     async fn grant(&self, name: &str, target: &str) -> Result<(), ConnectorError> {
-        self.check_name(name)?;
+        self.check_account(name)?;
         self.check_name(target)?;
         let group = quote_ident(target);
         self.exec_tolerant("create group role", format!("CREATE ROLE {group} NOLOGIN"), &[SqlState::DUPLICATE_OBJECT])
@@ -318,7 +398,7 @@ impl Connector for PostgresConnector {
     }
 
     async fn revoke(&self, name: &str, target: &str) -> Result<(), ConnectorError> {
-        self.check_name(name)?;
+        self.check_account(name)?;
         self.check_name(target)?;
         self.exec_tolerant(
             "revoke role",
@@ -329,7 +409,7 @@ impl Connector for PostgresConnector {
     }
 
     async fn create_login(&self, login: &DynamicLogin) -> Result<(), ConnectorError> {
-        self.check_name(&login.name)?;
+        self.check_account(&login.name)?;
         // The server gets the SCRAM verifier, never the password: nothing to leak into its
         // statement log.
         let verifier = postgres_protocol::password::scram_sha_256(login.password.as_bytes());

@@ -218,6 +218,11 @@ impl ScimConnector {
     }
 }
 
+/// tenure's marker on a SCIM user: the `externalId` it created the user with.
+fn marker(u: &Value) -> Option<String> {
+    u.get("externalId").and_then(Value::as_str).map(str::to_owned)
+}
+
 fn detail(body: &Value) -> String {
     body.get("detail").and_then(Value::as_str).map_or_else(|| body.to_string(), str::to_owned)
 }
@@ -253,6 +258,9 @@ impl Connector for ScimConnector {
                     name,
                     enabled: u.get("active").and_then(Value::as_bool).unwrap_or(true),
                     memberships: member_of.remove(id).unwrap_or_default(),
+                    managed_by: marker(u),
+                    reserved: false,
+                    privileges: BTreeSet::new(),
                 })
             })
             .collect())
@@ -275,12 +283,15 @@ impl Connector for ScimConnector {
             // RFC 7643: `active` absent means the service does not say; treat as enabled.
             enabled: u.get("active").and_then(Value::as_bool).unwrap_or(true),
             memberships: self.groups_of(&id).await?,
+            managed_by: marker(&u),
+            reserved: false,
+            privileges: BTreeSet::new(),
         }))
     }
 
     async fn create_account(&self, spec: &AccountSpec) -> Result<(), ConnectorError> {
-        if self.user(&spec.name).await?.is_some() {
-            return Ok(());
+        if let Some(existing) = self.read_account(&spec.name).await? {
+            return ConnectorError::not_managed(&self.system, &existing, &spec.reference).map_or(Ok(()), Err);
         }
         let body = json!({
             "schemas": [USER],
@@ -292,8 +303,11 @@ impl Connector for ScimConnector {
         let (status, resp) = self.call("POST", "/Users".into(), vec![], Some(body)).await?;
         match status {
             200..=299 => Ok(()),
-            // Created meanwhile by someone else: idempotent.
-            409 => Ok(()),
+            // Made meanwhile, by us or by someone else: the marker decides.
+            409 => match self.read_account(&spec.name).await? {
+                Some(r) => ConnectorError::not_managed(&self.system, &r, &spec.reference).map_or(Ok(()), Err),
+                None => Err(self.refused("create user", format!("HTTP 409 but no user `{}`", spec.name))),
+            },
             _ => Err(self.refused("create user", format!("HTTP {status}: {}", detail(&resp)))),
         }
     }

@@ -413,6 +413,12 @@ impl Engine {
         let _ = self.keys.set(KeyRing::new(dir.to_owned()));
     }
 
+    /// Where clients reach this server (`serve --public-url`, default `http://LISTEN`): the
+    /// base of the endpoints the discovery document names. Set once, at start.
+    pub fn set_public_url(&self, url: &str) {
+        let _ = self.public_url.set(url.trim_end_matches('/').to_owned());
+    }
+
     fn keys(&self) -> Result<&KeyRing> {
         self.keys.get().ok_or_else(|| EngineError::Task("the credential broker has no key directory".into()))
     }
@@ -575,6 +581,19 @@ impl Engine {
         if nhi.state != LifecycleState::Active {
             return Err(not_active(&req.identity, nhi.state));
         }
+        // A workload acting with a credential may replace only that credential, and nothing it
+        // gets outlives what it came with: a 5-minute token cannot mint a 7-day key.
+        let presented = match by {
+            Requester::Caller(Caller { token, credential_expires: Some(end), .. }) => Some((token.clone(), *end)),
+            _ => None,
+        };
+        if let (Some((token, _)), Some(old)) = (&presented, &req.replaces)
+            && token != old
+        {
+            return Err(EngineError::Forbidden(format!(
+                "a credential may rotate only itself; `{old}` is not the one presented"
+            )));
+        }
         let sid = spiffe_id(rules, &nhi)?;
         // Keys first (they commit their own ledger entries), outside the issuing transaction.
         let signer = match req.kind {
@@ -590,6 +609,9 @@ impl Engine {
         // and hold the writer only to record; the state is checked again inside it.
         let now = self.clock.now();
         let mut expires_at = now + ttl;
+        if let Some((_, end)) = presented {
+            expires_at = expires_at.min(end);
+        }
         if let Some(end) = nhi.expires_at {
             // Never outlive the identity.
             if end <= now {
@@ -633,16 +655,8 @@ impl Engine {
                     "exp": expires_at.unix_timestamp(),
                     "iat": now.unix_timestamp(),
                     "jti": id,
-                    "iss": rules.issuer,
+                    "iss": rules.issuer(),
                 });
-                // `iss` only when policy names an issuer.
-                let claims = match claims {
-                    Value::Object(mut m) => {
-                        m.retain(|_, v| !v.is_null());
-                        Value::Object(m)
-                    }
-                    other => other,
-                };
                 row.audience = req.audience.clone();
                 row.name = Some(signer.kid().to_owned());
                 let token = signer.sign(&claims).map_err(|e| EngineError::Task(e.to_string()))?;
@@ -846,7 +860,7 @@ impl Engine {
         let tx = self.store.read()?;
         let c = tx.credential_by_fingerprint(fingerprint)?;
         // From the same snapshot: no second read transaction on this hot path.
-        let issuer = self.policy_in(tx.as_ref())?.credentials.as_ref().and_then(|r| r.issuer.clone());
+        let issuer = self.policy_in(tx.as_ref())?.credentials.as_ref().map(CredentialRules::issuer);
         introspection(tx.as_ref(), c.as_ref(), now, issuer.as_deref())
     }
 
@@ -860,6 +874,20 @@ impl Engine {
             .credential_by_fingerprint(&fingerprint_of(bearer))?
             .filter(|c| matches!(c.kind, CredentialKind::ApiKey | CredentialKind::JwtSvid))
             .ok_or_else(|| unauth("unknown or revoked credential"))?;
+        if c.kind == CredentialKind::JwtSvid {
+            // As any relying party must (SPIFFE JWT-SVID §5.2): the signature, the expiry, and an
+            // audience naming tenure itself. A JWT-SVID minted for `payments` is no login here.
+            let policy = self.policy_in(tx.as_ref())?;
+            let audience = rules(&policy)?.issuer();
+            let keys: Vec<Value> = tx
+                .signing_keys()?
+                .into_iter()
+                .filter(|k| k.usage == "jwt" && k.removed_at.is_none())
+                .filter_map(|k| serde_json::from_str(&k.public).ok())
+                .collect();
+            tenure_svid::jwt::verify(bearer, &keys, now.unix_timestamp(), Some(&audience))
+                .map_err(|e| unauth(&format!("JWT-SVID refused: {e}")))?;
+        }
         let who = tx.identity_by_id(c.identity_id)?.ok_or_else(|| unauth("unknown or revoked credential"))?;
         if c.revoked_at.is_some() {
             return Err(unauth("unknown or revoked credential"));
@@ -870,7 +898,12 @@ impl Engine {
         if who.state != LifecycleState::Active {
             return Err(unauth("the credential's identity is not active"));
         }
-        Ok(Caller { identity: who.reference, token: c.id, roles: Default::default() })
+        Ok(Caller {
+            identity: who.reference,
+            token: c.id,
+            roles: Default::default(),
+            credential_expires: Some(c.expires_at),
+        })
     }
 
     pub fn list_credentials(&self, identity: Option<&str>) -> Result<Vec<CredentialView>> {
@@ -931,12 +964,17 @@ impl Engine {
             .map_err(|e| EngineError::Task(e.to_string()))
     }
 
-    /// The OIDC discovery document; `base` is where the API is reached (the issuer unless
-    /// policy names one).
-    pub fn discovery(&self, base: &str) -> Result<Value> {
+    /// The OIDC discovery document. Its `issuer` is the configured one (policy `issuer`, else
+    /// `spiffe://TRUST_DOMAIN`), and its endpoints hang off the server's configured public URL
+    /// ([`Engine::set_public_url`]): nothing in it comes from a request, so a caching proxy
+    /// cannot be made to serve a poisoned copy.
+    pub fn discovery(&self) -> Result<Value> {
         let policy = self.current_policy()?;
         let rules = rules(&policy)?;
-        let issuer = rules.issuer.clone().unwrap_or_else(|| base.to_owned());
+        let issuer = rules.issuer();
+        let base = self.public_url.get().cloned().ok_or_else(|| {
+            EngineError::Refused("the server's public URL is not configured (`serve --public-url`)".into())
+        })?;
         Ok(json!({
             "issuer": issuer,
             "jwks_uri": format!("{base}/.well-known/jwks.json"),

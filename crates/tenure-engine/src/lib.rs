@@ -78,6 +78,7 @@ pub struct Engine {
     /// Group commit of decisions and issued credentials.
     commits: commit::GroupCommit,
     keys: std::sync::OnceLock<creds::KeyRing>,
+    public_url: std::sync::OnceLock<String>,
 }
 
 /// What deploying a bundle did.
@@ -98,6 +99,7 @@ impl Engine {
             policies: Mutex::new(HashMap::new()),
             commits: commit::GroupCommit::default(),
             keys: std::sync::OnceLock::new(),
+            public_url: std::sync::OnceLock::new(),
         }
     }
 

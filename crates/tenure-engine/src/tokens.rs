@@ -26,6 +26,9 @@ pub struct Caller {
     pub identity: IdentityRef,
     pub token: String,
     pub roles: BTreeSet<Role>,
+    /// When the caller came with a broker credential (not an API token): its expiry, which
+    /// nothing it is issued may outlive.
+    pub credential_expires: Option<time::OffsetDateTime>,
 }
 
 impl Caller {
@@ -159,7 +162,7 @@ impl Engine {
             return Err(unauth("the token's identity is not active"));
         }
         let roles = t.roles.iter().filter_map(|r| r.parse::<Role>().ok()).collect();
-        Ok(Caller { identity: who.reference, token: t.id, roles })
+        Ok(Caller { identity: who.reference, token: t.id, roles, credential_expires: None })
     }
 
     /// Revoke a token; it stops working at once.

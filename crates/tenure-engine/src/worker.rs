@@ -406,6 +406,10 @@ struct Converged {
     deleted: bool,
     /// For a leaver: trying to use the account as its holder would.
     probe: Option<Probe>,
+    /// Elevated attributes removed when the account was disabled.
+    stripped: Vec<String>,
+    /// Elevated attributes the read-back still shows.
+    privileges: BTreeSet<String>,
 }
 
 /// Make the system hold what the snapshot wants, then read it back.
@@ -416,9 +420,17 @@ async fn converge(c: &dyn Connector, s: &Snapshot) -> Result<Converged, Connecto
     let name = &account.name;
     // After the grace period a closed leaver's account is deleted, and the read-back must find
     // nothing.
+    let reference = s.identity.reference.to_string();
+    // Only an account tenure made for this identity is ever changed: one that exists without
+    // our marker (made outside tenure, or the system's own account) is left untouched.
+    let ours = |r: &tenure_connectors::AccountRecord| match ConnectorError::not_managed(c.system(), r, &reference) {
+        Some(e) => Err(e),
+        None => Ok(()),
+    };
     if matches!(account.state, AccountState::Deleting | AccountState::DeleteVerified) {
         let mut out = Converged::default();
-        if c.read_account(name).await?.is_some() {
+        if let Some(r) = c.read_account(name).await? {
+            ours(&r)?;
             c.delete_account(name).await?;
             out.deleted = true;
         }
@@ -435,6 +447,9 @@ async fn converge(c: &dyn Connector, s: &Snapshot) -> Result<Converged, Connecto
     let mut out = Converged::default();
 
     let mut rec = c.read_account(name).await?;
+    if let Some(r) = &rec {
+        ours(r)?;
+    }
     if s.enabled_wanted() {
         if rec.is_none() {
             c.create_account(&AccountSpec {
@@ -455,6 +470,7 @@ async fn converge(c: &dyn Connector, s: &Snapshot) -> Result<Converged, Connecto
                 message: format!("`{name}` is still absent after creation"),
             });
         };
+        ours(r)?;
         if !r.enabled {
             c.enable_account(name).await?;
         }
@@ -467,9 +483,12 @@ async fn converge(c: &dyn Connector, s: &Snapshot) -> Result<Converged, Connecto
             out.revoked.push(t.clone());
         }
     } else if let Some(r) = &rec {
-        if r.enabled {
+        if r.enabled || !r.privileges.is_empty() {
             c.disable_account(name).await?;
             out.disabled = true;
+            // Elevated attributes go with the login (recorded in the ledger entry); enabling
+            // again does not restore them.
+            out.stripped = r.privileges.iter().cloned().collect();
         }
         // A leaver keeps no membership at all, managed or not; otherwise only what is unwanted goes.
         let strip: Vec<&String> =
@@ -485,6 +504,7 @@ async fn converge(c: &dyn Connector, s: &Snapshot) -> Result<Converged, Connecto
         out.present = true;
         out.enabled = r.enabled;
         out.memberships = r.memberships;
+        out.privileges = r.privileges;
     }
     // A leaver's account must also refuse its holder (a bind, a login) where the system can tell.
     if left {
@@ -517,7 +537,25 @@ fn complete(
         Ok(g) => g,
         Err(err) => {
             let msg = err.to_string();
-            let outcome = fail(tx.as_mut(), job, &msg, now, config, &subject, version)?;
+            // An account tenure did not make: a person decides (a finding), retrying will not help.
+            let permanent = if let ConnectorError::NotManaged { account, why, .. } = &err {
+                let detail = serde_json::json!({ "system": job.system, "account": account, "why": why });
+                if tx.open_finding(s.identity.id, "account_not_managed", &job.system, &detail, version, now)? {
+                    tracing::error!(subject, system = %job.system, account, why, "refused to take over an account tenure did not make");
+                }
+                true
+            } else {
+                false
+            };
+            let outcome = fail(
+                tx.as_mut(),
+                job,
+                &msg,
+                now,
+                &WorkerConfig { max_attempts: if permanent { 0 } else { config.max_attempts }, ..config.clone() },
+                &subject,
+                version,
+            )?;
             if outcome != Outcome::Stale {
                 tx.commit()?;
             }
@@ -569,6 +607,9 @@ fn complete(
         if s.identity.state.has_left() && !got.memberships.is_empty() {
             problems.push(format!("leaver still in {:?}", got.memberships));
         }
+        if !wanted && !got.privileges.is_empty() {
+            problems.push(format!("disabled account `{}` still holds {:?}", a.name, got.privileges));
+        }
         if got.probe == Some(Probe::Allowed) {
             // An account its holder can still use is not verified disabled, whatever it reads as.
             problems.push(format!("probe: `{}` can still be used", a.name));
@@ -602,6 +643,7 @@ fn complete(
             "revoked": got.revoked,
             "read_back": { "present": got.present, "enabled": got.enabled, "memberships": got.memberships },
             "probe": got.probe.as_ref().map(probe_json),
+            "stripped": got.stripped,
             "verified": verified,
             "revocation_verified": revocation_verified,
             "provisioned": provisioned,

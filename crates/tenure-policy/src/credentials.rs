@@ -53,6 +53,13 @@ struct EnvRule {
 }
 
 impl CredentialRules {
+    /// `iss` of every JWT-SVID and of the discovery document: the policy's `issuer`, else
+    /// `spiffe://TRUST_DOMAIN`. Configured, never taken from a request. It is also the audience
+    /// a JWT-SVID must name to be accepted as a login to tenure itself.
+    pub fn issuer(&self) -> String {
+        self.issuer.clone().unwrap_or_else(|| format!("spiffe://{}", self.trust_domain))
+    }
+
     /// The longest a `kind` credential of an identity of `identity_kind` in `environment` may
     /// live, or why it may not have one at all.
     pub fn max_ttl(

@@ -500,19 +500,9 @@ async fn metrics(State(s): State<AppState>) -> Result<Response, ApiError> {
     Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response())
 }
 
-/// `http://HOST` of a request, for documents that name the API's own URLs.
-fn base_url(headers: &axum::http::HeaderMap) -> String {
-    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("localhost");
-    format!("http://{host}")
-}
-
-async fn discovery(
-    State(s): State<AppState>,
-    headers: axum::http::HeaderMap,
-) -> Result<Json<serde_json::Value>, ApiError> {
+async fn discovery(State(s): State<AppState>) -> Result<Json<serde_json::Value>, ApiError> {
     let engine = s.engine.clone();
-    let base = base_url(&headers);
-    Ok(Json(blocking(move || engine.discovery(&base)).await?))
+    Ok(Json(blocking(move || engine.discovery()).await?))
 }
 
 async fn jwks(State(s): State<AppState>) -> Result<Response, ApiError> {

@@ -55,6 +55,10 @@ pub enum Command {
         /// Seconds a claimed job stays reserved; after a crash its job is retried after this.
         #[arg(long, env = "TENURE_JOB_LEASE_SECS", default_value_t = 30)]
         job_lease_secs: i64,
+        /// Where clients reach this server (behind a proxy: its URL); the discovery document's
+        /// endpoints hang off it. Default: `http://` and the listen address.
+        #[arg(long, env = "TENURE_PUBLIC_URL")]
+        public_url: Option<String>,
         /// Seconds between signed ledger checkpoints (when the ledger grew).
         #[arg(long, env = "TENURE_CHECKPOINT_SECS", default_value_t = 60)]
         checkpoint_secs: u64,
@@ -161,8 +165,16 @@ pub enum Output {
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let g = cli.global;
     match cli.command {
-        Command::Serve { listen, workers, job_lease_secs, checkpoint_secs, bootstrap_admin } => {
-            serve(&g, &listen, workers, job_lease_secs, checkpoint_secs, bootstrap_admin.as_deref()).await
+        Command::Serve { listen, workers, job_lease_secs, public_url, checkpoint_secs, bootstrap_admin } => {
+            let opts = ServeOptions {
+                listen,
+                workers,
+                lease_secs: job_lease_secs,
+                public_url,
+                checkpoint_secs,
+                bootstrap_admin,
+            };
+            serve(&g, opts).await
         }
         Command::Import { source, file } => import(&g, &source, &file),
         Command::Identities(IdentitiesCommand::List { output }) => {
@@ -502,14 +514,19 @@ fn import(g: &Global, source: &str, file: &Path) -> anyhow::Result<ExitCode> {
     }
 }
 
-async fn serve(
-    g: &Global,
-    listen: &str,
+/// How `tenure serve` was asked to run.
+struct ServeOptions {
+    listen: String,
     workers: usize,
     lease_secs: i64,
+    public_url: Option<String>,
     checkpoint_secs: u64,
-    bootstrap_admin: Option<&str>,
-) -> anyhow::Result<ExitCode> {
+    bootstrap_admin: Option<String>,
+}
+
+async fn serve(g: &Global, opts: ServeOptions) -> anyhow::Result<ExitCode> {
+    let ServeOptions { listen, workers, lease_secs, public_url, checkpoint_secs, bootstrap_admin } = opts;
+    let (listen, bootstrap_admin) = (listen.as_str(), bootstrap_admin.as_deref());
     let engine = open(&g.data_dir)?;
     ensure_policy(&engine, g.policy.as_deref())?;
     if !engine.has_admin()? {
@@ -541,6 +558,7 @@ async fn serve(
     let app = tenure_server::router(tenure_server::AppState { engine: engine.clone(), workers });
     let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("listening on `{listen}`"))?;
     let addr = listener.local_addr()?;
+    engine.set_public_url(public_url.as_deref().unwrap_or(&format!("http://{addr}")));
     let version = engine.current_policy()?.version.to_string();
     eprintln!(
         "tenure listening on http://{addr} (data dir {}, policy {})",

@@ -625,3 +625,67 @@ fn policy_limits_what_is_issued_to_whom_and_for_how_long() {
     assert_eq!(introspect(&base, &op, rotated["secret"].as_str().unwrap())["active"], true);
     assert_eq!(introspect(&base, &op, k3["secret"].as_str().unwrap())["active"], false);
 }
+
+#[test]
+fn a_jwt_svid_for_another_audience_is_no_login_and_a_credential_mints_nothing_that_outlives_it() {
+    let w = World::new();
+    let c = Clocked::at(&w, real_now());
+    service(&w, &c, "svc-aud");
+    let base = c.serve(&w);
+    let op = w.operator_token();
+    let me = "service-registry:svc-aud";
+    // Minted for `payments`: a relying party there accepts it, tenure does not.
+    let foreign =
+        issued(&base, &op, json!({ "identity": me, "kind": "jwt-svid", "audience": ["payments"], "ttl": "5m" }));
+    let foreign = foreign["secret"].as_str().unwrap();
+    let (status, body) = issue(&base, foreign, json!({ "kind": "api-key", "ttl": "7d" }));
+    assert_eq!(status, 401, "{body}");
+    // The discovery document names the configured issuer, whatever Host a client sends.
+    let (_, text) = call("GET", &format!("{base}/.well-known/openid-configuration"), None, None);
+    let conf: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(conf["issuer"], "spiffe://quickstart.tenure.dev", "{conf}");
+    assert_eq!(conf["jwks_uri"], format!("{base}/.well-known/jwks.json"));
+    let poisoned = std::process::Command::new("curl")
+        .args(["-s", "-H", "Host: evil.example", &format!("{base}/.well-known/openid-configuration")])
+        .output()
+        .unwrap();
+    assert!(!stdout(&poisoned).contains("evil.example"), "{}", stdout(&poisoned));
+    // Minted for tenure (its issuer is the audience): a login, and the JWT carries `iss`.
+    let own = issued(
+        &base,
+        &op,
+        json!({ "identity": me, "kind": "jwt-svid", "audience": ["spiffe://quickstart.tenure.dev"], "ttl": "5m" }),
+    );
+    let own_token = own["secret"].as_str().unwrap();
+    let (_, jwks) = call("GET", &format!("{base}/.well-known/jwks.json"), None, None);
+    let keys: Value = serde_json::from_str(&jwks).unwrap();
+    let claims = tenure_svid::jwt::verify(
+        own_token,
+        keys["keys"].as_array().unwrap(),
+        real_now().unix_timestamp(),
+        Some("spiffe://quickstart.tenure.dev"),
+    )
+    .unwrap();
+    assert_eq!(claims["iss"], "spiffe://quickstart.tenure.dev");
+    // What it mints never outlives it: a 7-day key asked for with a 5-minute token ends with it.
+    let key = issued(&base, own_token, json!({ "kind": "api-key", "ttl": "7d" }));
+    let at = |v: &Value| {
+        time::OffsetDateTime::parse(v["expires_at"].as_str().unwrap(), &time::format_description::well_known::Rfc3339)
+            .unwrap()
+    };
+    assert!(at(&key) <= at(&own), "{key} outlives {own}");
+    // A credential may rotate only itself, not the workload's other credentials.
+    let real = issued(&base, &op, json!({ "identity": me, "kind": "api-key", "ttl": "1d" }));
+    let (status, body) = call(
+        "POST",
+        &format!("{base}/v1/credentials/{}/rotate", real["id"].as_str().unwrap()),
+        Some(own_token),
+        Some(("application/json", "{}")),
+    );
+    assert_eq!(status, 403, "{body}");
+    // A JWT-SVID with a valid fingerprint but a forged signature is refused too.
+    let mut parts: Vec<&str> = own_token.split('.').collect();
+    parts[2] = "AAAA";
+    let (status, _) = issue(&base, &parts.join("."), json!({ "kind": "api-key" }));
+    assert_eq!(status, 401);
+}

@@ -313,6 +313,7 @@ impl Clocked {
     pub fn serve(&self, w: &World) -> String {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
+        self.engine.set_public_url(&base);
         listener.set_nonblocking(true).unwrap();
         let env = w.env();
         let state = tenure_server::AppState {
