@@ -147,7 +147,7 @@ impl Engine {
         let tx = self.store.read()?;
         let cps = tx.checkpoints()?;
         drop(tx);
-        let find = |s: i64| cps.iter().find(|c| c.size == s).ok_or(EngineError::NoEntry(s));
+        let find = |s: i64| cps.iter().find(|c| c.size == s).ok_or(EngineError::NoCheckpoint(s));
         let (old, new) = (find(old_size)?, find(new_size)?);
         let leaves = self.leaves(new_size)?;
         let m = usize::try_from(old_size).map_err(|_| EngineError::NoEntry(old_size))?;

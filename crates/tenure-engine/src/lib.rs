@@ -63,6 +63,10 @@ pub enum EngineError {
     Unauthenticated(String),
     #[error("EN0013 forbidden: {0}")]
     Forbidden(String),
+    #[error(
+        "EN0014 no checkpoint of size {0} (`tenure audit checkpoint` signs one; sizes are listed in an export's checkpoints/)"
+    )]
+    NoCheckpoint(i64),
 }
 
 pub type Result<T, E = EngineError> = std::result::Result<T, E>;

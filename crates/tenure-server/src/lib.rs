@@ -243,6 +243,9 @@ impl IntoResponse for ApiError {
             Self::Engine(e) => match &e {
                 EngineError::NotFound(r) => (StatusCode::NOT_FOUND, body("EN0004", format!("not found: {r}"))),
                 EngineError::NoEntry(s) => (StatusCode::NOT_FOUND, body("EN0007", format!("no ledger entry {s}"))),
+                EngineError::NoCheckpoint(s) => {
+                    (StatusCode::NOT_FOUND, body("EN0014", format!("no checkpoint of size {s}")))
+                }
                 EngineError::NoPolicy => {
                     (StatusCode::SERVICE_UNAVAILABLE, body("EN0002", "no policy is deployed".into()))
                 }

@@ -20,9 +20,15 @@ pub enum AuditCommand {
     Consistency { old: i64, new: i64 },
     /// Write the ledger to DIR: entries.jsonl, checkpoints/*.note, ledger.pub.
     Export { dir: PathBuf },
-    /// Check an export from its files alone (no database, no server).
+    /// Check an export from its files alone (no database, no server), against a verifier key
+    /// from outside the export: `--key FILE`, else this data dir's own ledger key. The export's
+    /// `ledger.pub` is never trusted (a rewritten history re-signed with a fresh key would
+    /// verify against it).
     Verify {
         dir: PathBuf,
+        /// The verifier key to trust (`tenure audit key` on the ledger's host prints it).
+        #[arg(long)]
+        key: Option<PathBuf>,
         /// A checkpoint kept from earlier that the log must extend (repeatable).
         #[arg(long = "checkpoint")]
         checkpoints: Vec<PathBuf>,
@@ -32,8 +38,8 @@ pub enum AuditCommand {
 }
 
 pub fn run(g: &Global, cmd: AuditCommand) -> anyhow::Result<ExitCode> {
-    if let AuditCommand::Verify { dir, checkpoints } = cmd {
-        return verify(&dir, &checkpoints);
+    if let AuditCommand::Verify { dir, key, checkpoints } = cmd {
+        return verify(g, &dir, key.as_deref(), &checkpoints);
     }
     let engine = cli::open(&g.data_dir)?;
     let signer = ledger_signer(&g.data_dir)?;
@@ -95,8 +101,35 @@ fn read_notes(paths: impl Iterator<Item = PathBuf>) -> anyhow::Result<Vec<(Strin
         .collect()
 }
 
-fn verify(dir: &Path, kept: &[PathBuf]) -> anyhow::Result<ExitCode> {
-    let key = std::fs::read_to_string(dir.join("ledger.pub")).context("reading ledger.pub")?;
+fn verify(g: &Global, dir: &Path, key_file: Option<&Path>, kept: &[PathBuf]) -> anyhow::Result<ExitCode> {
+    let (key, from) = match key_file {
+        Some(f) => (
+            std::fs::read_to_string(f).with_context(|| format!("reading `{}`", f.display()))?,
+            format!("--key {}", f.display()),
+        ),
+        None if g.data_dir.join(crate::keys::FILE).exists() => (
+            ledger_signer(&g.data_dir)?.verifier().to_string(),
+            format!("the ledger key of data dir `{}`", g.data_dir.display()),
+        ),
+        None => {
+            eprintln!(
+                "error: no verifier key to trust: pass `--key FILE` (`tenure audit key` on the ledger's host prints \
+                 it); the export's own ledger.pub proves nothing"
+            );
+            return Ok(ExitCode::from(cli::EXIT_BAD_INPUT));
+        }
+    };
+    let key = key.trim().to_owned();
+    let name = tenure_ledger::Verifier::parse(&key)
+        .map(|v| v.name().to_owned())
+        .map_err(|e| anyhow::anyhow!("{from}: not a verifier key: {e}"))?;
+    println!("key: `{name}` from {from}");
+    if let Ok(shipped) = std::fs::read_to_string(dir.join("ledger.pub"))
+        && shipped.trim() != key
+    {
+        println!("verification FAILED: the export's ledger.pub is not the trusted key");
+        return Ok(ExitCode::FAILURE);
+    }
     let mut notes: Vec<PathBuf> = std::fs::read_dir(dir.join("checkpoints"))
         .context("reading checkpoints/")?
         .map(|e| e.map(|e| e.path()))
@@ -105,7 +138,7 @@ fn verify(dir: &Path, kept: &[PathBuf]) -> anyhow::Result<ExitCode> {
     let notes = read_notes(notes.into_iter())?;
     let trusted = read_notes(kept.iter().cloned())?;
     let file = std::fs::File::open(dir.join("entries.jsonl")).context("reading entries.jsonl")?;
-    match tenure_ledger::export::verify(&mut std::io::BufReader::new(file), &notes, key.trim(), &trusted) {
+    match tenure_ledger::export::verify(&mut std::io::BufReader::new(file), &notes, &key, &trusted) {
         Ok(r) => {
             println!(
                 "verified: {} entries, {} checkpoints (+{} kept), root {}",

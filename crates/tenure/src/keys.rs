@@ -7,7 +7,7 @@ use std::io::Write;
 use std::path::Path;
 use tenure_ledger::Signer;
 
-const FILE: &str = "ledger.key";
+pub const FILE: &str = "ledger.key";
 
 /// Load the signer, creating the key (and the log's origin name) on first use.
 pub fn ledger_signer(data_dir: &Path) -> anyhow::Result<Signer> {

@@ -32,7 +32,38 @@ fn exports_verify_offline_and_tampering_is_named() {
     let verified = w.ok(&["audit", "verify", exp.to_str().unwrap()]);
     // 1 deployment, 20 joiners in sales (joined, synced in the directory, the reporting database
     // and the helpdesk, activated), 1 leaver (left, three syncs, closed).
-    assert!(verified.starts_with("verified: 106 entries"), "{verified}");
+    assert!(verified.lines().nth(1).unwrap().starts_with("verified: 106 entries"), "{verified}");
+    assert!(verified.starts_with("key: `tenure/"), "{verified}");
+    // A history rewritten and re-signed with a fresh key (here: another ledger's export) does not
+    // verify: the key comes from outside the export, never from its own ledger.pub.
+    let other = w.tmp.path().join("other-data");
+    let other = other.to_str().unwrap();
+    let f = w.file("forged.jsonl", &event("hr", "f1", "joined", human("F1", "P", "sales")));
+    w.ok(&["--data-dir", other, "import", "--source", "hr", f.to_str().unwrap()]);
+    let forged = w.tmp.path().join("forged-export");
+    w.ok(&["--data-dir", other, "audit", "export", forged.to_str().unwrap()]);
+    let out = w.run(&["audit", "verify", forged.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    assert!(stdout(&out).contains("the export's ledger.pub is not the trusted key"), "{}", stdout(&out));
+    let key = w.file("trusted.pub", &w.ok(&["audit", "key"]));
+    std::fs::copy(&key, forged.join("ledger.pub")).unwrap();
+    let out = w.run(&["audit", "verify", forged.to_str().unwrap(), "--key", key.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    // No key from outside at all: refused, not trusted.
+    let nowhere = w.tmp.path().join("no-data");
+    let out = w.run(&["--data-dir", nowhere.to_str().unwrap(), "audit", "verify", exp.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2), "{}", stdout(&out));
+    assert!(stderr(&out).contains("pass `--key FILE`"), "{}", stderr(&out));
+    let out = w.ok(&[
+        "--data-dir",
+        nowhere.to_str().unwrap(),
+        "audit",
+        "verify",
+        exp.to_str().unwrap(),
+        "--key",
+        key.to_str().unwrap(),
+    ]);
+    assert!(out.contains("verified: 106 entries"), "{out}");
     // An independent verifier, written from docs/ledger-export.md alone.
     let py = Command::new(python()).arg(repo().join("docs/verify_ledger_export.py")).arg(&exp).output().unwrap();
     assert!(py.status.success(), "python verifier: {}{}", stdout(&py), stderr(&py));
@@ -107,6 +138,10 @@ fn proofs_verify_against_signed_checkpoints() {
         serde_json::from_str(&w.ok(&["audit", "consistency", &first.size.to_string(), &second.size.to_string()]))
             .unwrap();
     assert!(merkle::verify_consistency(first.size, second.size, &first.root, &second.root, &hashes(&c["proof"])));
+    let missing = second.size + 1000;
+    let out = w.run(&["audit", "consistency", &first.size.to_string(), &missing.to_string()]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains(&format!("no checkpoint of size {missing}")), "{}", stderr(&out));
     let out = w.run(&["audit", "prove", "100000"]);
     assert!(!out.status.success());
     assert!(stderr(&out).contains("EN0007 no ledger entry 100000"), "{}", stderr(&out));
