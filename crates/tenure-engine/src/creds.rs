@@ -581,6 +581,13 @@ impl Engine {
         if nhi.state != LifecycleState::Active {
             return Err(not_active(&req.identity, nhi.state));
         }
+        if let Some(deadline) = nhi.owner_deadline {
+            return Err(EngineError::Refused(format!(
+                "`{}` waits for a new owner (until {}); its credentials are issued once one takes it",
+                req.identity,
+                ts(deadline)
+            )));
+        }
         // A workload acting with a credential may replace only that credential, and nothing it
         // gets outlives what it came with: a 5-minute token cannot mint a 7-day key.
         let presented = match by {

@@ -315,29 +315,33 @@ fn apply(
                         return bad("identity.kind", "`owner_changed` applies to non-human identities only");
                     }
                     let Some(owner) = &e.owner else { return bad("identity.owner", "required for `owner_changed`") };
-                    if row.owner.as_ref() == Some(owner) {
-                        return bad("identity.owner", format!("`{owner}` already owns `{}`", e.reference));
+                    if row.owner.as_ref() == Some(owner) && row.owner_deadline.is_none() {
+                        // Already so: recorded (the source said it), changes nothing.
+                        detail.insert("owner".into(), serde_json::json!({ "unchanged": owner.to_string() }));
+                        audit_action = "identity.owner_unchanged";
+                    } else {
+                        check_owner(tx, e, owner)?;
+                        detail.insert("owner".into(), serde_json::json!({ "from": row.owner.as_ref().map(ToString::to_string), "to": owner.to_string() }));
+                        row.owner = Some(owner.clone());
+                        row.owner_deadline = None;
+                        tx.resolve_finding(row.id, "owner_needed", "", now)?;
+                        row.updated_at = now;
+                        // An NHI suspended for want of an owner resumes with its new one.
+                        if row.state == LifecycleState::Suspended {
+                            row.state = LifecycleState::Active;
+                            detail.insert("state".into(), serde_json::json!({ "from": "suspended", "to": "active" }));
+                        }
+                        tx.update_identity(&row)?;
+                        workflow::apply_desired(tx, policy, &row, now).map_err(workflow_bad)?.describe(&mut detail);
+                        // The old owner may have seen its secrets: a forced rotation.
+                        let revoked =
+                            crate::creds::revoke_live(tx, &row, "owner-transfer", policy.version.as_str(), actor, now)?
+                                .ids;
+                        if !revoked.is_empty() {
+                            detail.insert("credentials_revoked".into(), serde_json::json!(revoked));
+                        }
+                        audit_action = "identity.owner_changed";
                     }
-                    check_owner(tx, e, owner)?;
-                    detail.insert("owner".into(), serde_json::json!({ "from": row.owner.as_ref().map(ToString::to_string), "to": owner.to_string() }));
-                    row.owner = Some(owner.clone());
-                    row.owner_deadline = None;
-                    tx.resolve_finding(row.id, "owner_needed", "", now)?;
-                    row.updated_at = now;
-                    // An NHI suspended for want of an owner resumes with its new one.
-                    if row.state == LifecycleState::Suspended {
-                        row.state = LifecycleState::Active;
-                        detail.insert("state".into(), serde_json::json!({ "from": "suspended", "to": "active" }));
-                    }
-                    tx.update_identity(&row)?;
-                    workflow::apply_desired(tx, policy, &row, now).map_err(workflow_bad)?.describe(&mut detail);
-                    // The old owner may have seen its secrets: a forced rotation.
-                    let revoked =
-                        crate::creds::revoke_live(tx, &row, "owner-transfer", policy.version.as_str(), actor, now)?.ids;
-                    if !revoked.is_empty() {
-                        detail.insert("credentials_revoked".into(), serde_json::json!(revoked));
-                    }
-                    audit_action = "identity.owner_changed";
                 }
                 EventType::Renewed => {
                     let Some(expires_at) = e.expires_at else {
@@ -499,10 +503,9 @@ fn succession(
         };
         nhi.updated_at = now;
         tx.update_identity(&nhi)?;
-        if successor.is_some() {
-            // The departing owner may have seen its secrets: a forced rotation.
-            crate::creds::revoke_live(tx, &nhi, "owner-transfer", policy.version.as_str(), actor, now)?;
-        }
+        // The departing owner may have seen its secrets: revoked now, whether a successor takes
+        // the NHI at once or it waits for one (fresh credentials come with its new owner).
+        crate::creds::revoke_live(tx, &nhi, "owner-transfer", policy.version.as_str(), actor, now)?;
         tx.append_audit(&AuditEntry {
             at: now,
             actor,

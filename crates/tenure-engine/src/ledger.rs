@@ -209,6 +209,8 @@ impl Engine {
                 | "identity.recomputed"
                 | "identity.activated"
                 | "identity.closed"
+                | "identity.suspended"
+                | "identity.owner_changed"
                 | "request.granted"
                 | "grant.expired"
                 | "system.synced" => {

@@ -83,6 +83,7 @@ pub struct Engine {
     commits: commit::GroupCommit,
     keys: std::sync::OnceLock<creds::KeyRing>,
     public_url: std::sync::OnceLock<String>,
+    auth_failures: tokens::AuthFailures,
 }
 
 /// What deploying a bundle did.
@@ -104,6 +105,7 @@ impl Engine {
             commits: commit::GroupCommit::default(),
             keys: std::sync::OnceLock::new(),
             public_url: std::sync::OnceLock::new(),
+            auth_failures: tokens::AuthFailures::default(),
         }
     }
 

@@ -144,6 +144,9 @@ impl Engine {
     /// workload's own broker credential (an API key or JWT-SVID), which holds no role.
     pub fn authenticate(&self, bearer: &str) -> Result<Caller> {
         let unauth = |m: &str| EngineError::Unauthenticated(m.to_owned());
+        if bearer.is_empty() {
+            return Err(unauth("missing bearer token"));
+        }
         let Some(rest) = bearer.strip_prefix(PREFIX) else { return self.authenticate_credential(bearer) };
         let (id, secret) = rest.split_once('_').ok_or_else(|| unauth("not a tenure token"))?;
         let tx = self.store.read()?;
@@ -163,6 +166,34 @@ impl Engine {
         }
         let roles = t.roles.iter().filter_map(|r| r.parse::<Role>().ok()).collect();
         Ok(Caller { identity: who.reference, token: t.id, roles, credential_expires: None })
+    }
+
+    /// [`Engine::authenticate`] for a caller reaching us from `source` (its address): a
+    /// failure is logged (never with the secret) and counted (`tenure_auth_failures_total`), and
+    /// a source that keeps failing is slowed down: the answer says how long to wait first.
+    pub fn authenticate_from(&self, bearer: &str, source: &str) -> (Result<Caller>, std::time::Duration) {
+        let delay = self.auth_failures.delay(source, self.clock.now());
+        let result = self.authenticate(bearer);
+        if let Err(e) = &result {
+            let failures = self.auth_failures.record(source, self.clock.now());
+            let reason = match e {
+                EngineError::Unauthenticated(m) => m.as_str(),
+                _ => "internal error",
+            };
+            tracing::warn!(source, reason, recent_failures = failures, "authentication failed");
+        }
+        (result, delay)
+    }
+
+    /// How many authentication failures a source may make in a minute before it is slowed
+    /// down (`serve --auth-failures-per-minute`; default [`FREE_FAILURES`]).
+    pub fn set_auth_failures_per_minute(&self, n: u32) {
+        self.auth_failures.free.store(n.max(1), std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Authentication failures since start, for `/metrics`.
+    pub fn auth_failures_total(&self) -> u64 {
+        self.auth_failures.total()
     }
 
     /// Revoke a token; it stops working at once.
@@ -208,5 +239,84 @@ impl Engine {
             }
         }
         Ok(false)
+    }
+}
+
+/// Recent authentication failures per source, to slow down guessing.
+#[derive(Default)]
+pub(crate) struct AuthFailures {
+    /// Failures a source may make in a window before it is slowed down (0: the default).
+    free: std::sync::atomic::AtomicU32,
+    total: std::sync::atomic::AtomicU64,
+    /// source → (failures in the current window, window start).
+    recent: std::sync::Mutex<std::collections::HashMap<String, (u32, time::OffsetDateTime)>>,
+}
+
+/// Failures a source may make in a window before it is slowed down, unless configured.
+pub const FREE_FAILURES: u32 = 20;
+const WINDOW: Duration = Duration::minutes(1);
+/// Sources remembered at most (the oldest windows are forgotten first).
+const MAX_SOURCES: usize = 10_000;
+
+impl AuthFailures {
+    fn total(&self) -> u64 {
+        self.total.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    fn free(&self) -> u32 {
+        match self.free.load(std::sync::atomic::Ordering::Relaxed) {
+            0 => FREE_FAILURES,
+            n => n,
+        }
+    }
+
+    /// Count a failure of `source`; returns its failures in the current window.
+    fn record(&self, source: &str, now: time::OffsetDateTime) -> u32 {
+        self.total.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let mut recent = self.recent.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if recent.len() >= MAX_SOURCES && !recent.contains_key(source) {
+            recent.retain(|_, (_, start)| now - *start < WINDOW);
+        }
+        let entry = recent.entry(source.to_owned()).or_insert((0, now));
+        if now - entry.1 >= WINDOW {
+            *entry = (0, now);
+        }
+        entry.0 = entry.0.saturating_add(1);
+        entry.0
+    }
+
+    /// How long `source` waits before it is answered: nothing for the first failures in a
+    /// window, then 100 ms more per failure, at most 5 s.
+    fn delay(&self, source: &str, now: time::OffsetDateTime) -> std::time::Duration {
+        let free = self.free();
+        let recent = self.recent.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        match recent.get(source) {
+            Some((n, start)) if now - *start < WINDOW && *n > free => {
+                std::time::Duration::from_millis(u64::from(n - free).saturating_mul(100).min(5_000))
+            }
+            _ => std::time::Duration::ZERO,
+        }
+    }
+}
+
+#[cfg(test)]
+mod failure_tests {
+    use super::*;
+
+    #[test]
+    fn a_source_that_keeps_failing_is_slowed_and_others_are_not() {
+        let f = AuthFailures::default();
+        let t0 = time::macros::datetime!(2026-11-01 09:00 UTC);
+        for _ in 0..FREE_FAILURES {
+            f.record("10.0.0.1", t0);
+        }
+        assert_eq!(f.delay("10.0.0.1", t0), std::time::Duration::ZERO);
+        for _ in 0..10 {
+            f.record("10.0.0.1", t0);
+        }
+        assert_eq!(f.delay("10.0.0.1", t0), std::time::Duration::from_millis(1000));
+        assert_eq!(f.delay("10.0.0.2", t0), std::time::Duration::ZERO);
+        assert_eq!(f.delay("10.0.0.1", t0 + WINDOW), std::time::Duration::ZERO, "the window ended");
+        assert_eq!(f.total(), u64::from(FREE_FAILURES) + 10);
     }
 }

@@ -110,6 +110,10 @@ impl Engine {
         for state in ["pending", "running", "done", "dead"] {
             out.push_str(&format!("tenure_jobs{{state=\"{state}\"}} {}\n", counts.get(state).copied().unwrap_or(0)));
         }
+        out.push_str(&format!(
+            "# HELP tenure_auth_failures_total API authentication failures since start.\n# TYPE tenure_auth_failures_total counter\ntenure_auth_failures_total {}\n",
+            self.auth_failures_total()
+        ));
         out.push_str("# HELP tenure_identities Identities by lifecycle state.\n# TYPE tenure_identities gauge\n");
         let mut states: std::collections::BTreeMap<String, i64> =
             tenure_model::LifecycleState::ALL.iter().map(|s| (s.to_string(), 0)).collect();

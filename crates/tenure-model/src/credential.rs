@@ -32,22 +32,42 @@ impl CredentialKind {
     }
 }
 
-/// Parse a lifetime such as `90s`, `5m`, `1h` or `30d`.
+/// The longest any lifetime or duration tenure accepts may be (100 years): every duration from
+/// outside is checked against it before any arithmetic, so none can overflow a timestamp.
+pub const MAX_DURATION_DAYS: i64 = 36_500;
+
+/// `n` units of `unit_secs` seconds as a duration, if positive and at most
+/// [`MAX_DURATION_DAYS`]; the error says what was expected.
+pub fn bounded(n: i64, unit_secs: i64, unit: &str) -> Result<Duration, String> {
+    if n <= 0 {
+        return Err(format!("expected a positive number of {unit}, found {n}"));
+    }
+    let max = MAX_DURATION_DAYS * 86_400 / unit_secs.max(1);
+    if n > max {
+        return Err(format!("expected at most {max} {unit} ({MAX_DURATION_DAYS} days), found {n}"));
+    }
+    Ok(Duration::seconds(n * unit_secs))
+}
+
+/// Parse a lifetime such as `90s`, `5m`, `1h` or `30d` (at most [`MAX_DURATION_DAYS`]).
 pub fn parse_ttl(s: &str) -> Result<Duration, String> {
     let s = s.trim();
     let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
     let (n, unit) = s.split_at(split);
-    let n: i64 = n.parse().map_err(|_| format!("`{s}`: expected a number and a unit (s, m, h, d), e.g. `5m`"))?;
-    if n <= 0 {
-        return Err(format!("`{s}`: must be positive"));
-    }
-    match unit {
-        "s" => Ok(Duration::seconds(n)),
-        "m" => Ok(Duration::minutes(n)),
-        "h" => Ok(Duration::hours(n)),
-        "d" => Ok(Duration::days(n)),
-        _ => Err(format!("`{s}`: unknown unit `{unit}`; expected s, m, h or d")),
-    }
+    let unit_secs = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3_600,
+        "d" => 86_400,
+        _ if n.is_empty() => return Err(format!("`{s}`: expected a number and a unit (s, m, h, d), e.g. `5m`")),
+        _ => return Err(format!("`{s}`: unknown unit `{unit}`; expected s, m, h or d")),
+    };
+    let n: i64 = match n.parse() {
+        Ok(n) => n,
+        Err(_) if !n.is_empty() => return Err(format!("`{s}`: longer than {MAX_DURATION_DAYS} days")),
+        Err(_) => return Err(format!("`{s}`: expected a number and a unit (s, m, h, d), e.g. `5m`")),
+    };
+    bounded(n, unit_secs, unit).map_err(|e| format!("`{s}`: {e}"))
 }
 
 /// Write a lifetime the way [`parse_ttl`] reads it, in the largest exact unit.
@@ -74,5 +94,12 @@ mod tests {
         assert!(parse_ttl("0m").unwrap_err().contains("positive"));
         assert!(parse_ttl("m").is_err());
         assert!(parse_ttl("3w").unwrap_err().contains("unknown unit"));
+        // Overflowing values are errors, not panics.
+        assert!(parse_ttl("9223372036854775807d").unwrap_err().contains("at most"));
+        assert!(parse_ttl("99999999999999999999999d").unwrap_err().contains("longer than"));
+        assert!(parse_ttl("36501d").is_err());
+        assert_eq!(parse_ttl("36500d").unwrap(), Duration::days(36_500));
+        assert!(bounded(i64::MAX, 60, "minutes").is_err());
+        assert!(bounded(i64::MIN, 60, "minutes").is_err());
     }
 }

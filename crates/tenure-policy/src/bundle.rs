@@ -351,6 +351,26 @@ impl Bundle {
             Err(p) => return Err(BundleError { problems: vec![p] }),
         };
 
+        // Every duration is bounded (100 years), so no date arithmetic on it can overflow.
+        {
+            let l = &manifest.lifecycle;
+            let max_days = u32::try_from(tenure_model::credential::MAX_DURATION_DAYS).unwrap_or(u32::MAX);
+            let day_fields = [
+                ("lifecycle.max_nhi_lifetime_days", Some(l.max_nhi_lifetime_days)),
+                ("lifecycle.max_contractor_lifetime_days", l.max_contractor_lifetime_days),
+                ("lifecycle.leaver_grace_days", Some(l.leaver_grace_days)),
+                ("lifecycle.nhi_transfer_days", Some(l.nhi_transfer_days)),
+                ("exceptions.max_days", Some(manifest.exceptions.max_days)),
+                ("lifecycle.leaver_stalled_minutes", Some(l.leaver_stalled_minutes / 1440)),
+                ("requests.decide_within_hours", Some(manifest.requests.decide_within_hours / 24)),
+                ("jit.max_hours", Some(manifest.jit.max_hours / 24)),
+            ];
+            for (field, v) in day_fields {
+                if v.is_some_and(|v| v > max_days) {
+                    problems.push(problem(MANIFEST, field, format!("expected at most {max_days} days")));
+                }
+            }
+        }
         let days = |d: u32| Duration::days(i64::from(d));
         let lifecycle = Lifecycle {
             max_nhi_lifetime: days(manifest.lifecycle.max_nhi_lifetime_days),

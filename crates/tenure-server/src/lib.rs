@@ -33,6 +33,26 @@ use tenure_proto::{
 /// Largest accepted request body (a bulk event batch).
 const MAX_BODY: usize = 64 * 1024 * 1024;
 
+pub mod listen;
+
+/// Read the whole request body within `timeout` (a stalled body gets 408, not a connection
+/// held open for ever) and at most [`MAX_BODY`] bytes (413); handlers then read it from memory.
+async fn read_body(State(timeout): State<std::time::Duration>, req: Request, next: Next) -> Response {
+    let (parts, incoming) = req.into_parts();
+    match tokio::time::timeout(timeout, axum::body::to_bytes(incoming, MAX_BODY)).await {
+        Ok(Ok(bytes)) => next.run(Request::from_parts(parts, axum::body::Body::from(bytes))).await,
+        Ok(Err(_)) => (
+            StatusCode::PAYLOAD_TOO_LARGE,
+            Json(body("EN0016", format!("the body is over {MAX_BODY} bytes or broken"))),
+        )
+            .into_response(),
+        Err(_) => {
+            (StatusCode::REQUEST_TIMEOUT, Json(body("EN0015", format!("the body did not arrive within {timeout:?}"))))
+                .into_response()
+        }
+    }
+}
+
 /// What handlers share.
 #[derive(Clone)]
 pub struct AppState {
@@ -188,9 +208,17 @@ async fn guard(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .map(str::to_owned)
-        .ok_or_else(|| ApiError::from(EngineError::Unauthenticated("missing bearer token".into())))?;
+        .unwrap_or_default();
     let engine = state.engine.clone();
-    let caller = blocking(move || engine.authenticate(&bearer)).await?;
+    let source = req
+        .extensions()
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map_or_else(|| "unknown".to_owned(), |c| c.0.ip().to_string());
+    let (caller, delay) = blocking(move || Ok(engine.authenticate_from(&bearer, &source))).await?;
+    if !delay.is_zero() {
+        tokio::time::sleep(delay).await;
+    }
+    let caller = caller?;
     let allowed = match (access, roles) {
         (Access::Authenticated, _) => true,
         (_, Some(roles)) => roles.iter().any(|r| caller.has(*r)),
@@ -204,7 +232,10 @@ async fn guard(
         return Err(EngineError::Forbidden(format!("this needs the {need} role")).into());
     }
     req.extensions_mut().insert(caller);
-    Ok(next.run(req).await)
+    let mut resp = next.run(req).await;
+    // What an authenticated route answers (identity data, issued secrets) is nobody's to cache.
+    resp.headers_mut().entry(header::CACHE_CONTROL).or_insert(HeaderValue::from_static("no-store"));
+    Ok(resp)
 }
 
 /// Every failure of a handler.
@@ -362,11 +393,11 @@ async fn create_request(
         None => RequestKind::Access,
         Some(k) => k.parse::<RequestKind>().map_err(|e| invalid("kind", e))?,
     };
-    let duration = match w.duration_minutes {
-        Some(m) if m <= 0 => return Err(invalid("duration_minutes", "expected a positive number of minutes".into())),
-        Some(m) => Some(time::Duration::minutes(m)),
-        None => None,
-    };
+    let duration = w
+        .duration_minutes
+        .map(|m| tenure_model::credential::bounded(m, 60, "minutes"))
+        .transpose()
+        .map_err(|e| invalid("duration_minutes", e))?;
     let req = AccessRequest {
         beneficiary: w.beneficiary.unwrap_or_else(|| caller.identity.to_string()),
         entitlement: w.entitlement,
@@ -461,7 +492,8 @@ async fn issue_token(
     raw: Bytes,
 ) -> Result<(StatusCode, Json<IssuedTokenView>), ApiError> {
     let w: TokenWire = json_body(&raw)?;
-    let ttl = time::Duration::days(w.ttl_days.unwrap_or(90));
+    let ttl = tenure_model::credential::bounded(w.ttl_days.unwrap_or(90), 86_400, "days")
+        .map_err(|e| invalid("ttl_days", e))?;
     let engine = s.engine.clone();
     let issued =
         blocking(move || engine.issue_token(&w.identity, &w.roles, ttl, &w.description, &caller.identity.to_string()))

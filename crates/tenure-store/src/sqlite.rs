@@ -238,10 +238,23 @@ pub struct SqliteStore {
 
 impl SqliteStore {
     /// Open (creating and migrating as needed) `tenure.db` in `data_dir`.
+    /// The directory is made 0700 and the database files 0600 (identity data is nobody else's
+    /// to read); SQLite gives `-wal` and `-shm` the main file's mode.
     pub fn open(data_dir: &Path) -> Result<Self> {
-        std::fs::create_dir_all(data_dir)
-            .map_err(|source| StoreError::DataDir { path: data_dir.display().to_string(), source })?;
+        let dir_err = |source| StoreError::DataDir { path: data_dir.display().to_string(), source };
+        private_dir(data_dir).map_err(dir_err)?;
         let path = data_dir.join("tenure.db");
+        private_file(&path).map_err(dir_err)?;
+        // The side files by path only: opening and closing a descriptor of a file SQLite has
+        // locked would drop this process's POSIX locks on it. So all of this comes before
+        // this process's first connection.
+        #[cfg(unix)]
+        for side in ["tenure.db-wal", "tenure.db-shm"] {
+            let p = data_dir.join(side);
+            if p.exists() {
+                std::fs::set_permissions(&p, std::os::unix::fs::PermissionsExt::from_mode(0o600)).map_err(dir_err)?;
+            }
+        }
         let mut writer = connect(&path)?;
         migrate(&mut writer)?;
         Ok(Self { path, writer: Mutex::new(writer), readers: Mutex::new(Vec::new()) })
@@ -256,6 +269,30 @@ impl SqliteStore {
         // when the guard's transaction was dropped), so the connection is still usable.
         self.writer.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
+}
+
+/// Create `dir` (and its parents) if needed; `dir` itself ends up mode 0700.
+fn private_dir(dir: &Path) -> std::io::Result<()> {
+    let mut b = std::fs::DirBuilder::new();
+    b.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut b, 0o700);
+    b.create(dir)?;
+    #[cfg(unix)]
+    std::fs::set_permissions(dir, std::os::unix::fs::PermissionsExt::from_mode(0o700))?;
+    Ok(())
+}
+
+/// Create `path` empty if missing; either way it ends up mode 0600.
+fn private_file(path: &Path) -> std::io::Result<()> {
+    let mut o = std::fs::OpenOptions::new();
+    o.create(true).append(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut o, 0o600);
+    drop(o.open(path)?);
+    #[cfg(unix)]
+    std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
+    Ok(())
 }
 
 fn connect(path: &Path) -> Result<Connection> {
@@ -1542,6 +1579,30 @@ mod tests {
         let again = tx.claim_job(t0, lease).unwrap().unwrap();
         assert_eq!((again.id, again.attempts), (job.id, 1));
         tx.commit().unwrap();
+    }
+
+    #[test]
+    #[cfg(unix)]
+    fn the_data_dir_and_database_files_are_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let d = tempfile::tempdir().unwrap();
+        let dir = d.path().join("data");
+        let s = SqliteStore::open(&dir).unwrap();
+        let mut tx = s.write().unwrap();
+        let r: IdentityRef = "hr:E1".parse().unwrap();
+        let attrs = BTreeMap::new();
+        tx.insert_identity(&new_identity(&r, &attrs)).unwrap();
+        tx.commit().unwrap();
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&dir), 0o700);
+        for f in ["tenure.db", "tenure.db-wal", "tenure.db-shm"] {
+            assert_eq!(mode(&dir.join(f)), 0o600, "{f}");
+        }
+        drop(s);
+        // An existing world-readable database is tightened on open.
+        std::fs::set_permissions(dir.join("tenure.db"), std::fs::Permissions::from_mode(0o644)).unwrap();
+        let _s = SqliteStore::open(&dir).unwrap();
+        assert_eq!(mode(&dir.join("tenure.db")), 0o600);
     }
 
     #[test]

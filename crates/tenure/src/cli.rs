@@ -55,6 +55,20 @@ pub enum Command {
         /// Seconds a claimed job stays reserved; after a crash its job is retried after this.
         #[arg(long, env = "TENURE_JOB_LEASE_SECS", default_value_t = 30)]
         job_lease_secs: i64,
+        /// Connections open at once; more are closed as they arrive.
+        #[arg(long, env = "TENURE_MAX_CONNECTIONS", default_value_t = 1024)]
+        max_connections: usize,
+        /// Seconds a client has to send a request's headers; also the longest a kept-alive
+        /// connection may sit idle.
+        #[arg(long, env = "TENURE_HEADER_TIMEOUT_SECS", default_value_t = 10)]
+        header_timeout_secs: u64,
+        /// Authentication failures a client address may make in a minute before each further
+        /// answer is delayed (100 ms more per failure, at most 5 s).
+        #[arg(long, env = "TENURE_AUTH_FAILURES_PER_MINUTE", default_value_t = tenure_engine::tokens::FREE_FAILURES)]
+        auth_failures_per_minute: u32,
+        /// Seconds a client has to send a request's body.
+        #[arg(long, env = "TENURE_BODY_TIMEOUT_SECS", default_value_t = 30)]
+        body_timeout_secs: u64,
         /// Where clients reach this server (behind a proxy: its URL); the discovery document's
         /// endpoints hang off it. Default: `http://` and the listen address.
         #[arg(long, env = "TENURE_PUBLIC_URL")]
@@ -165,16 +179,33 @@ pub enum Output {
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let g = cli.global;
     match cli.command {
-        Command::Serve { listen, workers, job_lease_secs, public_url, checkpoint_secs, bootstrap_admin } => {
+        Command::Serve {
+            listen,
+            workers,
+            job_lease_secs,
+            max_connections,
+            header_timeout_secs,
+            body_timeout_secs,
+            auth_failures_per_minute,
+            public_url,
+            checkpoint_secs,
+            bootstrap_admin,
+        } => {
+            let limits = tenure_server::listen::Limits {
+                max_connections,
+                header_timeout: std::time::Duration::from_secs(header_timeout_secs.max(1)),
+                body_timeout: std::time::Duration::from_secs(body_timeout_secs.max(1)),
+            };
             let opts = ServeOptions {
                 listen,
                 workers,
                 lease_secs: job_lease_secs,
+                limits,
                 public_url,
                 checkpoint_secs,
                 bootstrap_admin,
             };
-            serve(&g, opts).await
+            serve(&g, opts, auth_failures_per_minute).await
         }
         Command::Import { source, file } => import(&g, &source, &file),
         Command::Identities(IdentitiesCommand::List { output }) => {
@@ -519,15 +550,17 @@ struct ServeOptions {
     listen: String,
     workers: usize,
     lease_secs: i64,
+    limits: tenure_server::listen::Limits,
     public_url: Option<String>,
     checkpoint_secs: u64,
     bootstrap_admin: Option<String>,
 }
 
-async fn serve(g: &Global, opts: ServeOptions) -> anyhow::Result<ExitCode> {
-    let ServeOptions { listen, workers, lease_secs, public_url, checkpoint_secs, bootstrap_admin } = opts;
+async fn serve(g: &Global, opts: ServeOptions, auth_failures_per_minute: u32) -> anyhow::Result<ExitCode> {
+    let ServeOptions { listen, workers, lease_secs, limits, public_url, checkpoint_secs, bootstrap_admin } = opts;
     let (listen, bootstrap_admin) = (listen.as_str(), bootstrap_admin.as_deref());
     let engine = open(&g.data_dir)?;
+    engine.set_auth_failures_per_minute(auth_failures_per_minute);
     ensure_policy(&engine, g.policy.as_deref())?;
     if !engine.has_admin()? {
         let Some(admin) = bootstrap_admin else {
@@ -565,7 +598,7 @@ async fn serve(g: &Global, opts: ServeOptions) -> anyhow::Result<ExitCode> {
         g.data_dir.display(),
         short_version(&version)
     );
-    axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await?;
+    tenure_server::listen::serve(listener, app, limits, shutdown_signal()).await?;
     let _ = stop.send(true);
     let _ = worker_task.await;
     let _ = checkpoints.await;

@@ -178,7 +178,14 @@ pub fn tokens(g: &Global, cmd: TokensCommand) -> anyhow::Result<ExitCode> {
     ensure_policy(&engine, g.policy.as_deref())?;
     match cmd {
         TokensCommand::Issue { identity, roles, ttl_days, description, out } => {
-            match engine.issue_token(&identity, &roles, time::Duration::days(ttl_days), &description, ACTOR) {
+            let ttl = match tenure_model::credential::bounded(ttl_days, 86_400, "days") {
+                Ok(t) => t,
+                Err(e) => {
+                    eprintln!("error: --ttl-days: {e}");
+                    return Ok(ExitCode::from(crate::cli::EXIT_BAD_INPUT));
+                }
+            };
+            match engine.issue_token(&identity, &roles, ttl, &description, ACTOR) {
                 Ok(t) => {
                     match out {
                         Some(path) => {

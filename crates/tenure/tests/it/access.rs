@@ -65,7 +65,8 @@ fn expected() -> BTreeMap<(&'static str, &'static str), &'static [&'static str]>
 #[test]
 fn every_route_refuses_missing_wrong_role_expired_and_revoked_tokens() {
     let w = World::new();
-    let s = Server::start(&w, &[]);
+    // 105 refusals on purpose: not slowed down as a guessing client would be.
+    let s = Server::start(&w, &["--auth-failures-per-minute", "1000"]);
     let roles = ["admin", "approver", "auditor", "requester", "authorizer", "source:hr"];
     let tokens: BTreeMap<&str, String> = roles.iter().map(|r| (*r, w.token(OPERATOR, &[r]))).collect();
     let expired = w.token(OPERATOR, &["admin"]);

@@ -101,7 +101,8 @@ fn the_cli_imports_safely_while_a_server_runs_on_the_same_data_dir() {
     });
     let out = w.ok(&["import", "--source", "hr", f.to_str().unwrap()]);
     assert!(out.contains("200 accepted"), "{out}");
-    assert!(http.join().unwrap().iter().all(|s| *s == 200));
+    let statuses = http.join().unwrap();
+    assert!(statuses.iter().all(|s| *s == 200), "{statuses:?}");
     // The server's workers provision what the CLI enqueued.
     let mut active = 0;
     for _ in 0..200 {
@@ -113,4 +114,94 @@ fn the_cli_imports_safely_while_a_server_runs_on_the_same_data_dir() {
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
     assert_eq!(active, 221, "220 imported and the operator");
+}
+
+/// Send `request` on a fresh connection and read what comes back until the server closes it
+/// (or 10 s pass).
+fn raw(base: &str, request: &[u8]) -> String {
+    use std::io::{Read, Write};
+    let mut c = std::net::TcpStream::connect(base.trim_start_matches("http://")).unwrap();
+    c.set_read_timeout(Some(std::time::Duration::from_secs(10))).unwrap();
+    c.write_all(request).unwrap();
+    let mut out = Vec::new();
+    let _ = c.read_to_end(&mut out);
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[test]
+fn idle_and_slow_clients_are_cut_off_durations_are_bounded_and_failed_logins_are_counted() {
+    use std::io::Read;
+    let w = World::new();
+    let s = Server::start(&w, &["--max-connections", "6", "--header-timeout-secs", "1", "--body-timeout-secs", "1"]);
+    let addr = s.base.trim_start_matches("http://").to_owned();
+    // An idle connection and one with half-sent headers are closed by the server.
+    for request in [&b""[..], b"GET /healthz HTTP/1.1\r\nHost: x\r\n"] {
+        let mut c = std::net::TcpStream::connect(&addr).unwrap();
+        c.set_read_timeout(Some(std::time::Duration::from_secs(10))).unwrap();
+        std::io::Write::write_all(&mut c, request).unwrap();
+        let mut buf = Vec::new();
+        let r = c.read_to_end(&mut buf);
+        assert!(r.is_ok(), "the server kept a connection open: {r:?}");
+    }
+    // A stalled body gets 408, not a connection held for ever.
+    let stalled = format!(
+        "POST /v1/events HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n[",
+        s.token
+    );
+    let answer = raw(&s.base, stalled.as_bytes());
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    // At most six connections: a seventh is closed at once while six sit idle.
+    let idle: Vec<_> = (0..6).map(|_| std::net::TcpStream::connect(&addr).unwrap()).collect();
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let refused = raw(&s.base, b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    assert!(refused.is_empty(), "{refused}");
+    drop(idle);
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    assert_eq!(s.get("/healthz").0, 200);
+
+    // Durations that would overflow are 422s naming the field, and the server lives on.
+    for (path, body, field) in [
+        (
+            "/v1/requests",
+            r#"{"entitlement": "corp-directory/vpn", "intent": "x", "kind": "jit", "duration_minutes": 9223372036854775807}"#,
+            "duration_minutes",
+        ),
+        ("/v1/tokens", r#"{"identity": "hr:OPS", "roles": ["auditor"], "ttl_days": 9223372036854775807}"#, "ttl_days"),
+        ("/v1/credentials", r#"{"identity": "hr:OPS", "kind": "api-key", "ttl": "9223372036854775807d"}"#, "ttl"),
+    ] {
+        let (status, text) = s.post(path, body).unwrap();
+        assert_eq!(status, 422, "{path}: {text}");
+        assert!(text.contains(field), "{path}: {text}");
+    }
+    assert_eq!(s.get("/healthz").0, 200);
+
+    // Secrets are never cached on the way back.
+    let issue = r#"{"identity": "hr:OPS", "roles": ["auditor"], "ttl_days": 1}"#;
+    let answer = raw(
+        &s.base,
+        format!(
+            "POST /v1/tokens HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{issue}",
+            s.token,
+            issue.len()
+        )
+        .as_bytes(),
+    );
+    assert!(answer.starts_with("HTTP/1.1 201"), "{answer}");
+    assert!(answer.to_ascii_lowercase().contains("cache-control: no-store"), "{answer}");
+
+    // Wrong secrets are logged (without the secret) and counted.
+    for i in 0..7 {
+        assert_eq!(s.get_as(Some(&format!("tnr_nobody_wrong-secret-{i}")), "/v1/identities").0, 401);
+    }
+    let metrics = s.get("/metrics").1;
+    let failures: u64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("tenure_auth_failures_total "))
+        .unwrap_or_else(|| panic!("{metrics}"))
+        .parse()
+        .unwrap();
+    assert!(failures >= 7, "{metrics}");
+    let log = std::fs::read_to_string(w.tmp.path().join("server.log")).unwrap();
+    assert!(log.contains("authentication failed"), "{log}");
+    assert!(!log.contains("wrong-secret"), "a secret reached the log");
 }

@@ -194,7 +194,25 @@ fn a_leavers_nhis_go_to_the_successor_or_are_suspended_at_the_deadline() {
     // John (E1012) owns wl-deployer and agent-triage; his manager Grace (E1001) left first:
     // nobody succeeds, so both wait for a new owner until the deadline.
     leave("E1001");
+    let key = tenure_engine::creds::CredentialRequest {
+        identity: "service-registry:wl-deployer".into(),
+        kind: tenure_model::CredentialKind::JwtSvid,
+        ttl: Some(time::Duration::minutes(5)),
+        audience: vec!["deploys".into()],
+        csr: None,
+        system: None,
+        purpose: None,
+        replaces: None,
+    };
+    let operator = tenure_engine::creds::Requester::Operator("test".into());
+    let (issued, _) = engine.issue_credential(&key, &operator).unwrap();
     leave("E1012");
+    // The departed owner may have seen its secrets: revoked at once, not at the deadline, and
+    // nothing new is issued until a new owner takes it.
+    let listed = engine.list_credentials(Some("service-registry:wl-deployer")).unwrap();
+    let old = listed.iter().find(|c| c.id == issued.credential.id).unwrap();
+    assert_eq!((old.state.as_str(), old.revoke_reason.as_deref()), ("revoked", Some("owner-transfer")), "{old:?}");
+    assert!(engine.issue_credential(&key, &operator).is_err(), "issued to an NHI that waits for an owner");
     let deployer = show("service-registry:wl-deployer");
     assert_eq!(deployer.owner_deadline.as_deref(), Some("2026-12-04T09:00:00Z"));
     let findings = engine.list_findings(false).unwrap();
@@ -209,6 +227,8 @@ fn a_leavers_nhis_go_to_the_successor_or_are_suspended_at_the_deadline() {
     assert_eq!(expired.suspended, ["service-registry:wl-deployer", "service-registry:agent-triage"]);
     run();
     assert_eq!(show("service-registry:wl-deployer").state, "suspended");
+    // A clock-driven suspension is in the ledger: replay agrees with the database.
+    assert_eq!(engine.replay().unwrap(), vec![]);
     let entry = w.ldapsearch("(uid=wl-deployer)", &["pwdAccountLockedTime"]);
     assert!(entry.contains("pwdAccountLockedTime: 000001010000Z"), "{entry}");
     let q = tenure_engine::authz::Question {
@@ -235,6 +255,17 @@ fn a_leavers_nhis_go_to_the_successor_or_are_suspended_at_the_deadline() {
     assert!(open.iter().any(|f| f.identity == "service-registry:agent-triage" && f.kind == "owner_needed"));
     assert!(!w.ldapsearch("(uid=wl-deployer)", &["pwdAccountLockedTime"]).contains("pwdAccountLockedTime"));
     assert!(engine.decide(&q).unwrap().is_allow());
+    assert_eq!(engine.replay().unwrap(), vec![]);
+    // The same owner named again is a no-op, not a rejected batch.
+    let again = event(
+        "service-registry",
+        "sr-take-again",
+        "owner_changed",
+        nhi("wl-deployer", "workload", Some("hr:E1005"), "2027-09-30T00:00:00Z"),
+    );
+    c.ingest(&again);
+    assert_eq!(show("service-registry:wl-deployer").owner.as_deref(), Some("hr:E1005"));
+    assert!(engine.issue_credential(&key, &operator).is_ok(), "the new owner's NHI gets fresh credentials");
 }
 
 #[test]
