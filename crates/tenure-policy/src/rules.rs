@@ -319,7 +319,9 @@ impl Rules {
         let mut policies = PolicySet::new();
         let mut obligations = HashMap::new();
         let mut reasons = HashMap::new();
-        let mut texts: HashMap<String, (String, String)> = HashMap::new();
+        // Policy id → its file; the text is looked up in `files` when a diagnostic needs it
+        // (a copy of the file per policy made memory grow with policies × file size).
+        let mut texts: HashMap<String, String> = HashMap::new();
         if let Ok(p) = cedar_policy::Policy::parse(Some(PolicyId::new(HOLD_DEFAULT_ID)), HOLD_DEFAULT)
             && policies.add(p).is_err()
         {
@@ -368,7 +370,7 @@ impl Rules {
                 if let Some(r) = p.annotation("reason") {
                     reasons.insert(id.clone(), r.to_owned());
                 }
-                if texts.insert(id.clone(), (path.clone(), text.to_owned())).is_some() {
+                if texts.insert(id.clone(), path.clone()).is_some() {
                     problems.push(problem(path, &at, "a policy with this @id is defined twice"));
                     continue;
                 }
@@ -382,8 +384,9 @@ impl Rules {
         let result = Validator::new(schema.clone()).validate(&policies, ValidationMode::Strict);
         for e in result.validation_errors() {
             let id = e.policy_id().to_string();
-            let (file, text) = texts.get(&id).cloned().unwrap_or_else(|| ("(built-in policies)".into(), String::new()));
-            let line = miette::Diagnostic::labels(e).and_then(|mut l| l.next()).map(|l| line_of(&text, l.offset()));
+            let file = texts.get(&id).cloned().unwrap_or_else(|| "(built-in policies)".into());
+            let text = files.get(&file).and_then(|b| std::str::from_utf8(b).ok()).unwrap_or_default();
+            let line = miette::Diagnostic::labels(e).and_then(|mut l| l.next()).map(|l| line_of(text, l.offset()));
             let field = match line {
                 Some(l) => format!("line {l}, policy `{id}`"),
                 None => format!("policy `{id}`"),

@@ -407,9 +407,13 @@ pub fn open(data_dir: &Path) -> anyhow::Result<Arc<Engine>> {
     Ok(Arc::new(engine))
 }
 
-/// Read a bundle directory: every regular, non-hidden file, by path relative to the root.
+/// Read a bundle directory: every regular, non-hidden file, by path relative to the root. A
+/// symbolic link to a file inside the bundle is read as that file; any other link (to a
+/// directory, outside the bundle, dangling) is an error, never skipped in silence.
 pub fn read_bundle_dir(dir: &Path) -> anyhow::Result<BundleFiles> {
     fn walk(root: &Path, dir: &Path, out: &mut BundleFiles) -> anyhow::Result<()> {
+        let real_root =
+            root.canonicalize().with_context(|| format!("reading policy directory `{}`", root.display()))?;
         let mut entries: Vec<_> = std::fs::read_dir(dir)
             .with_context(|| format!("reading policy directory `{}`", dir.display()))?
             .collect::<Result<_, _>>()?;
@@ -420,7 +424,19 @@ pub fn read_bundle_dir(dir: &Path) -> anyhow::Result<BundleFiles> {
                 continue;
             }
             let path = e.path();
-            let ft = e.file_type()?;
+            let mut ft = e.file_type()?;
+            if ft.is_symlink() {
+                let target = path.canonicalize().map_err(|err| {
+                    anyhow::anyhow!("policy bundle: `{}` is a symbolic link that leads nowhere ({err})", path.display())
+                })?;
+                if !target.starts_with(&real_root) {
+                    bail!("policy bundle: `{}` links outside the bundle (to `{}`)", path.display(), target.display());
+                }
+                ft = std::fs::metadata(&target)?.file_type();
+                if !ft.is_file() {
+                    bail!("policy bundle: `{}` links to a directory; link files only", path.display());
+                }
+            }
             if ft.is_dir() {
                 walk(root, &path, out)?;
             } else if ft.is_file() {
@@ -431,6 +447,8 @@ pub fn read_bundle_dir(dir: &Path) -> anyhow::Result<BundleFiles> {
                     .collect::<Vec<_>>()
                     .join("/");
                 out.insert(rel, std::fs::read(&path).with_context(|| format!("reading `{}`", path.display()))?);
+            } else {
+                bail!("policy bundle: `{}` is not a regular file", path.display());
             }
         }
         Ok(())

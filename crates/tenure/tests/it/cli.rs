@@ -205,3 +205,39 @@ fn csv_imports_like_jsonl_and_lists_as_json() {
     let out = w.run(&["identities", "show", "vendors:nobody"]);
     assert_eq!(out.status.code(), Some(2));
 }
+
+#[test]
+fn symlinks_in_a_policy_bundle_are_followed_inside_it_and_refused_otherwise() {
+    // No downstream system needed: `policy check` reads the bundle only.
+    let tmp = tempfile::tempdir().unwrap();
+    let bundle = tmp.path().join("policy");
+    copy_dir(&quickstart_policy(), &bundle);
+    let check = |dir: &std::path::Path| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_tenure"))
+            .args(["--data-dir", tmp.path().join("data").to_str().unwrap(), "policy", "check", dir.to_str().unwrap()])
+            .output()
+            .unwrap()
+    };
+    let count = |o: &std::process::Output| stdout(o).split(", ").last().unwrap_or_default().to_owned();
+    let before = check(&bundle);
+    assert!(before.status.success(), "{}", stderr(&before));
+    // The guardrails moved to a shared file, linked into the bundle: they still count.
+    let guardrails = bundle.join("policies/guardrails.cedar");
+    std::fs::rename(&guardrails, bundle.join("shared-guardrails.cedar.txt")).unwrap();
+    std::os::unix::fs::symlink("../shared-guardrails.cedar.txt", &guardrails).unwrap();
+    let linked = check(&bundle);
+    assert!(linked.status.success(), "{}", stderr(&linked));
+    assert_eq!(count(&linked), count(&before), "a linked guardrail dropped out");
+    // A link out of the bundle, or one that leads nowhere, fails loudly.
+    let outside = tmp.path().join("outside.cedar");
+    std::fs::rename(bundle.join("shared-guardrails.cedar.txt"), &outside).unwrap();
+    std::fs::remove_file(&guardrails).unwrap();
+    std::os::unix::fs::symlink(&outside, &guardrails).unwrap();
+    let out = check(&bundle);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("links outside the bundle"), "{}", stderr(&out));
+    std::fs::remove_file(&outside).unwrap();
+    let out = check(&bundle);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("leads nowhere"), "{}", stderr(&out));
+}
