@@ -24,8 +24,62 @@ pub fn process_env() -> Lookup {
     })
 }
 
+/// The variable naming which variables a bundle may use: a comma-separated list of names and
+/// `PREFIX*` patterns, set by the operator (default `TENURE_*`).
+pub const ALLOWED_VARS: &str = "TENURE_POLICY_VARS";
+
+/// Settings that take a secret; only they may receive a secret variable.
+const SECRET_FIELDS: &[&str] = &["bind_password", "token", "password"];
+
+/// A variable holding a secret: named so (`…_PASSWORD`, `…_TOKEN`, `…_SECRET`, `…_KEY`), or
+/// one read from a file.
+fn is_secret_var(name: &str, lookup: &Lookup) -> bool {
+    ["_PASSWORD", "_TOKEN", "_SECRET", "_KEY"].iter().any(|s| name.ends_with(s))
+        || lookup(&format!("{name}_FILE")).is_some()
+}
+
+fn allowed(name: &str, lookup: &Lookup) -> bool {
+    let list = lookup(ALLOWED_VARS).unwrap_or_else(|| "TENURE_*".into());
+    name != ALLOWED_VARS
+        && list.split(',').map(str::trim).filter(|p| !p.is_empty()).any(|p| match p.strip_suffix('*') {
+            Some(prefix) => name.starts_with(prefix),
+            None => name == p,
+        })
+}
+
+/// Expand the `${VAR}`s of setting `field`: only variables the operator allows
+/// ([`ALLOWED_VARS`]), and secret ones only into fields that take a secret, so a bundle cannot
+/// send the bind password to a listener of its choosing through a URL.
+pub fn expand_setting(field: &str, value: &str, lookup: &Lookup) -> Result<String, String> {
+    let mut refused = None;
+    let out = expand_with(value, &mut |name| {
+        if !allowed(name, lookup) {
+            refused = Some(format!(
+                "variable `{name}` is not one the operator allows policies to read (`{ALLOWED_VARS}`, default `TENURE_*`)"
+            ));
+            return None;
+        }
+        if is_secret_var(name, lookup) && !SECRET_FIELDS.contains(&field) {
+            refused = Some(format!(
+                "variable `{name}` holds a secret and may fill only {}",
+                SECRET_FIELDS.iter().map(|f| format!("`{f}`")).collect::<Vec<_>>().join(", ")
+            ));
+            return None;
+        }
+        lookup(name)
+    });
+    match (out, refused) {
+        (_, Some(r)) => Err(r),
+        (out, None) => out,
+    }
+}
+
 /// Expand every `${VAR}` in `value`; an unset variable is an error naming it.
 pub fn expand(value: &str, lookup: &Lookup) -> Result<String, String> {
+    expand_with(value, &mut |name| lookup(name))
+}
+
+fn expand_with(value: &str, lookup: &mut dyn FnMut(&str) -> Option<String>) -> Result<String, String> {
     let mut out = String::with_capacity(value.len());
     let mut rest = value;
     while let Some(start) = rest.find("${") {
@@ -60,7 +114,7 @@ impl Systems {
             let mut settings = BTreeMap::new();
             let mut problem = None;
             for (k, v) in &def.settings {
-                match expand(v, lookup) {
+                match expand_setting(k, v, lookup) {
                     Ok(v) => {
                         settings.insert(k.clone(), v);
                     }
@@ -126,5 +180,33 @@ mod tests {
         assert_eq!(expand("plain", &l).unwrap(), "plain");
         assert!(expand("${NOPE}", &l).unwrap_err().contains("`NOPE`"));
         assert!(expand("${HOST", &l).is_err());
+    }
+
+    #[test]
+    fn only_allowed_variables_and_secrets_only_into_secret_fields() {
+        let env: BTreeMap<&str, &str> = [
+            ("TENURE_LDAP_URL", "ldap://x"),
+            ("TENURE_LDAP_PASSWORD", "s3cret"),
+            ("TENURE_DB_DSN_FILE", "/run/secrets/dsn"),
+            ("TENURE_DB_DSN", "postgres://u:p@h/d"),
+            ("HOME", "/root"),
+        ]
+        .into_iter()
+        .collect();
+        let env2 = env.clone();
+        let l: Lookup = Arc::new(move |k: &str| env2.get(k).map(|v| (*v).to_owned()));
+        assert_eq!(expand_setting("url", "${TENURE_LDAP_URL}", &l).unwrap(), "ldap://x");
+        assert_eq!(expand_setting("bind_password", "${TENURE_LDAP_PASSWORD}", &l).unwrap(), "s3cret");
+        let e = expand_setting("url", "http://evil/?p=${TENURE_LDAP_PASSWORD}", &l).unwrap_err();
+        assert!(e.contains("holds a secret"), "{e}");
+        assert!(expand_setting("url", "${TENURE_DB_DSN}", &l).unwrap_err().contains("holds a secret"));
+        let e = expand_setting("url", "${HOME}", &l).unwrap_err();
+        assert!(e.contains("not one the operator allows"), "{e}");
+        // The operator widens the list.
+        let mut wider = env.clone();
+        wider.insert(ALLOWED_VARS, "TENURE_*, HOME");
+        let l: Lookup = Arc::new(move |k: &str| wider.get(k).map(|v| (*v).to_owned()));
+        assert_eq!(expand_setting("url", "${HOME}", &l).unwrap(), "/root");
+        assert!(expand_setting("url", "${TENURE_POLICY_VARS}", &l).is_err());
     }
 }
