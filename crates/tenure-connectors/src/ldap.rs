@@ -2,7 +2,8 @@
 //!
 //! - An account is an `inetOrgPerson` entry `uid=NAME,PEOPLE,BASE`.
 //! - An entitlement is membership (`member`) of a `groupOfNames` entry `cn=TARGET,GROUPS,BASE`;
-//!   a missing group is created on first grant. Groups keep an empty `member` value so the last
+//!   a missing group is created on first grant. Read-back covers groups anywhere under the base
+//!   (one elsewhere is named `dn:` and its DN), so a leaver is removed from those too. Groups keep an empty `member` value so the last
 //!   member can be removed without breaking the schema's `MUST member`.
 //! - Disabled means locked by the password policy overlay (`pwdAccountLockedTime:
 //!   000001010000Z`, the permanent lock); binds then fail while `pwdLockout` is on.
@@ -28,6 +29,9 @@ const NO_SUCH_OBJECT: u32 = 32;
 const ATTRIBUTE_OR_VALUE_EXISTS: u32 = 20;
 const ENTRY_ALREADY_EXISTS: u32 = 68;
 const OBJECT_CLASS_VIOLATION: u32 = 65;
+
+/// A membership of a group outside the groups container is named by its DN after this.
+const DN_PREFIX: &str = "dn:";
 
 /// tenure's marker on an entry it created: `description: managed by tenure: REF`.
 const MARKER: &str = "managed by tenure: ";
@@ -167,20 +171,41 @@ impl LdapConnector {
         }
     }
 
+    /// Every group under the whole base with `dn` as a member (groups outside the groups
+    /// container too: a leaver is "in no group" only if no group anywhere lists them).
     async fn memberships(&self, dn: &str) -> Result<BTreeSet<String>, ConnectorError> {
         let filter = format!("(&(objectClass=groupOfNames)(member={}))", ldap_escape(dn));
-        let base = self.groups_base();
+        let base = self.settings.base_dn.clone();
         let entries = self
             .op("search groups", |mut l| async move {
-                let (rs, res) = l.search(&base, Scope::Subtree, &filter, vec!["cn"]).await?.non_error()?;
-                let _ = res;
+                let (rs, _) = l.search(&base, Scope::Subtree, &filter, vec!["cn"]).await?.success()?;
                 Ok(rs)
             })
             .await?;
-        Ok(entries
-            .into_iter()
-            .filter_map(|e| SearchEntry::construct(e).attrs.remove("cn").and_then(|mut v| v.pop()))
-            .collect())
+        Ok(entries.into_iter().filter_map(|e| self.group_name(SearchEntry::construct(e))).collect())
+    }
+
+    /// How a group is named as a membership: its `cn` when it is a direct child of the groups
+    /// container (an entitlement target), else `dn:` and its whole DN.
+    fn group_name(&self, mut entry: SearchEntry) -> Option<String> {
+        let cn = entry.attrs.remove("cn").and_then(|mut v| v.pop())?;
+        if normalize_dn(&entry.dn) == normalize_dn(&self.group_dn(&cn)) {
+            Some(cn)
+        } else {
+            Some(format!("{DN_PREFIX}{}", entry.dn))
+        }
+    }
+
+    /// The DN of a membership target: a group in the groups container by name, or a `dn:`
+    /// target (read back from a group elsewhere) if it lies under the base DN.
+    fn target_dn(&self, target: &str) -> Result<String, ConnectorError> {
+        match target.strip_prefix(DN_PREFIX) {
+            None => Ok(self.group_dn(target)),
+            Some(dn) if normalize_dn(dn).ends_with(&format!(",{}", normalize_dn(&self.settings.base_dn))) => {
+                Ok(dn.to_owned())
+            }
+            Some(dn) => Err(self.refused("revoke", format!("`{dn}` is not under the base DN"))),
+        }
     }
 }
 
@@ -224,7 +249,7 @@ impl Connector for LdapConnector {
                 Ok(rs)
             })
             .await?;
-        let gbase = self.groups_base();
+        let gbase = self.settings.base_dn.clone();
         let groups = self
             .op("search groups", |mut l| async move {
                 let (rs, _) = l
@@ -237,9 +262,10 @@ impl Connector for LdapConnector {
         let mut by_dn: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
         for g in groups {
             let mut g = SearchEntry::construct(g);
-            let Some(cn) = g.attrs.remove("cn").and_then(|mut v| v.pop()) else { continue };
-            for m in g.attrs.remove("member").unwrap_or_default() {
-                by_dn.entry(m.to_ascii_lowercase()).or_default().insert(cn.clone());
+            let members = g.attrs.remove("member").unwrap_or_default();
+            let Some(name) = self.group_name(g) else { continue };
+            for m in members {
+                by_dn.entry(m.to_ascii_lowercase()).or_default().insert(name.clone());
             }
         }
         Ok(people
@@ -355,6 +381,9 @@ impl Connector for LdapConnector {
     }
 
     async fn grant(&self, name: &str, target: &str) -> Result<(), ConnectorError> {
+        if target.starts_with(DN_PREFIX) {
+            return Err(self.refused("grant", format!("`{target}`: entitlements are groups in the groups container")));
+        }
         let member = self.account_dn(name);
         let group = self.group_dn(target);
         let cn = target.to_owned();
@@ -382,7 +411,7 @@ impl Connector for LdapConnector {
 
     async fn revoke(&self, name: &str, target: &str) -> Result<(), ConnectorError> {
         let member = self.account_dn(name);
-        let group = self.group_dn(target);
+        let group = self.target_dn(target)?;
         self.op("revoke", |mut l| async move {
             let r = l.modify(&group, vec![Mod::Delete("member".to_owned(), set(&[&member]))]).await?;
             if r.rc != OBJECT_CLASS_VIOLATION {

@@ -84,3 +84,39 @@ async fn an_unreachable_directory_is_an_error_not_a_hang() {
     let err = c.read_account("ada").await.unwrap_err();
     assert!(err.to_string().starts_with("CN0001 system `dir` is unreachable"), "{err}");
 }
+
+#[tokio::test]
+async fn memberships_are_read_across_the_whole_base_and_a_group_elsewhere_can_be_left() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let slapd = LocalSlapd::start(dir.path()).await.unwrap();
+    let c = LdapConnector::new("dir", slapd.settings());
+    c.create_account(&spec("ada")).await.unwrap();
+    c.grant("ada", "vpn").await.unwrap();
+    // Someone made a group outside the groups container, with Ada in it.
+    let member = c.account_dn("ada");
+    let ldif = format!(
+        "dn: cn=shadow-admins,ou=people,{base}\nobjectClass: groupOfNames\ncn: shadow-admins\nmember: {member}\n",
+        base = slapd.base_dn
+    );
+    let mut add = std::process::Command::new("ldapadd")
+        .args(["-x", "-H", &slapd.url(), "-D", &slapd.bind_dn, "-w", &slapd.password])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("ldapadd not found: apt-get install ldap-utils");
+    add.stdin.take().unwrap().write_all(ldif.as_bytes()).unwrap();
+    assert!(add.wait().unwrap().success());
+    let elsewhere = format!("dn:cn=shadow-admins,ou=people,{}", slapd.base_dn);
+    let a = c.read_account("ada").await.unwrap().unwrap();
+    assert_eq!(a.memberships.iter().cloned().collect::<Vec<_>>(), [elsewhere.clone(), "vpn".to_owned()]);
+    let listed = c.list_accounts().await.unwrap();
+    assert!(listed.iter().any(|r| r.name == "ada" && r.memberships.contains(&elsewhere)), "{listed:?}");
+    // A leaver's strip removes it like any other.
+    c.revoke("ada", &elsewhere).await.unwrap();
+    c.revoke("ada", "vpn").await.unwrap();
+    assert!(c.read_account("ada").await.unwrap().unwrap().memberships.is_empty());
+    // A DN outside the base is no target, and `dn:` targets are never granted.
+    assert!(c.revoke("ada", "dn:cn=x,dc=elsewhere").await.is_err());
+    assert!(c.grant("ada", &elsewhere).await.is_err());
+}
