@@ -674,8 +674,13 @@ impl Engine {
                 let ca = ca.ok_or_else(|| EngineError::Task("no CA".into()))?;
                 let csr = req.csr.as_deref().ok_or_else(|| invalid("csr", "an X.509-SVID needs a PEM CSR"))?;
                 let serial = tenure_svid::x509::random_serial();
+                // notBefore is backdated 30 s for clock skew; that counts inside the lifetime, so
+                // the certificate is never valid longer than policy allows.
+                let not_before = now - Duration::seconds(30);
+                let not_after = expires_at.min(not_before + ttl);
+                row.expires_at = not_after;
                 let der = ca
-                    .issue(csr, sid.as_str(), &serial, now.unix_timestamp() - 30, expires_at.unix_timestamp())
+                    .issue(csr, sid.as_str(), &serial, not_before.unix_timestamp(), not_after.unix_timestamp())
                     .map_err(|e| invalid("csr", e.to_string()))?;
                 row.name = Some(hex::encode(serial));
                 row.fingerprint = tenure_svid::fingerprint(&der);

@@ -169,7 +169,16 @@ impl Ca {
             this_update: x509_time(this_update)?,
             next_update: Some(x509_time(next_update)?),
             revoked_certificates: if entries.is_empty() { None } else { Some(entries) },
-            crl_extensions: Some(vec![aki.to_extension(&issuer, &[]).map_err(cert_err)?]),
+            // RFC 5280 §5.2.3: a CRL Number that grows with every CRL; `this_update`'s seconds
+            // do, since each CRL is made anew from the clock.
+            crl_extensions: Some(vec![
+                aki.to_extension(&issuer, &[]).map_err(cert_err)?,
+                x509_cert::ext::pkix::CrlNumber(
+                    x509_cert::der::asn1::Uint::new(&this_update.max(0).to_be_bytes()).map_err(cert_err)?,
+                )
+                .to_extension(&issuer, &[])
+                .map_err(cert_err)?,
+            ]),
         };
         let sig: DerSignature = self.key.sign(&tbs.to_der().map_err(cert_err)?);
         let list = CertificateList {
@@ -190,9 +199,27 @@ pub fn request(key: &SigningKey) -> Result<String> {
     req.to_pem(LineEnding::LF).map_err(cert_err)
 }
 
+/// The DER inside a PEM certificate request, whatever its line length (RFC 7468 §3: parsers
+/// should accept other widths than 64, as `openssl req` and others write 76 or one long line).
+fn csr_der(csr_pem: &str) -> Result<Vec<u8>> {
+    use base64::Engine as _;
+    let text = csr_pem.trim();
+    let begin = ["-----BEGIN CERTIFICATE REQUEST-----", "-----BEGIN NEW CERTIFICATE REQUEST-----"]
+        .iter()
+        .find_map(|b| text.find(b).map(|at| at + b.len()))
+        .ok_or_else(|| csr_err("not a PEM certificate request: no BEGIN CERTIFICATE REQUEST line"))?;
+    let rest = text.get(begin..).unwrap_or_default();
+    let end = rest.find("-----END").ok_or_else(|| csr_err("not a PEM certificate request: no END line"))?;
+    let body: String = rest.get(..end).unwrap_or_default().chars().filter(|c| !c.is_ascii_whitespace()).collect();
+    base64::engine::general_purpose::STANDARD
+        .decode(body)
+        .map_err(|e| csr_err(format!("not a PEM certificate request: bad base64 ({e})")))
+}
+
 /// Check a CSR's own signature (ECDSA P-256 with SHA-256) and return its public key.
 pub fn verify_csr(csr_pem: &str) -> Result<SubjectPublicKeyInfoOwned> {
-    let req = CertReq::from_pem(csr_pem.trim()).map_err(|e| csr_err(format!("not a PEM certificate request: {e}")))?;
+    let req =
+        CertReq::from_der(&csr_der(csr_pem)?).map_err(|e| csr_err(format!("not a PEM certificate request: {e}")))?;
     let spki = &req.info.public_key;
     let curve =
         spki.algorithm.parameters.as_ref().and_then(|p| p.decode_as::<x509_cert::der::oid::ObjectIdentifier>().ok());

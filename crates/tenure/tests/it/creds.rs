@@ -208,6 +208,26 @@ fn a_jwt_svid_verifies_with_pyjwt_until_its_signing_key_leaves_the_jwks_and_an_x
     let at = real_now().unix_timestamp().to_string();
     let (ok, out) = openssl(&dir, &["verify", "-attime", &at, "-CAfile", "bundle.pem", "svid.pem"]);
     assert!(ok && out.contains("svid.pem: OK"), "{out}");
+    // The whole validity, backdated notBefore included, is within the policy's 1 h.
+    let (_, dates) = openssl(&dir, &["x509", "-in", "svid.pem", "-noout", "-startdate", "-enddate"]);
+    let date = |key: &str| {
+        let v = dates.lines().find_map(|l| l.strip_prefix(key)).unwrap().trim().to_owned();
+        let out = std::process::Command::new("date").args(["-u", "-d", &v, "+%s"]).output().unwrap();
+        stdout(&out).trim().parse::<i64>().unwrap()
+    };
+    assert!(date("notAfter=") - date("notBefore=") <= 3600, "{dates}");
+    // The same CSR re-wrapped at 76 columns (as some tools write it) is a CSR all the same.
+    let body: String = csr.lines().filter(|l| !l.starts_with("-----")).collect();
+    let wrapped: Vec<String> = body.as_bytes().chunks(76).map(|c| String::from_utf8_lossy(c).into_owned()).collect();
+    let csr76 =
+        format!("-----BEGIN CERTIFICATE REQUEST-----\n{}\n-----END CERTIFICATE REQUEST-----\n", wrapped.join("\n"));
+    assert!(csr76.lines().nth(1).unwrap().len() == 76 && csr76 != csr);
+    tenure_svid::x509::verify_csr(&csr76).unwrap();
+    // The CRL carries a CRL Number (RFC 5280 §5.2.3).
+    let (_, crl) = call("GET", &format!("{base}/v1/crl"), None, None);
+    std::fs::write(dir.join("crl.pem"), &crl).unwrap();
+    let (ok, crl_text) = openssl(&dir, &["crl", "-in", "crl.pem", "-noout", "-text"]);
+    assert!(ok && crl_text.contains("X509v3 CRL Number"), "{crl_text}");
     let (_, text) = openssl(&dir, &["x509", "-in", "svid.pem", "-noout", "-text"]);
     let uris: Vec<&str> =
         text.split(|c: char| c == ',' || c.is_whitespace()).filter(|t| t.starts_with("URI:")).collect();
