@@ -49,6 +49,24 @@ impl Event {
         if w.id.trim().is_empty() {
             return Err(err("id", "expected a non-empty event id".into()));
         }
+        use tenure_model::text::{self, MAX_ATTRIBUTE_NAME, MAX_ATTRIBUTE_VALUE, MAX_ATTRIBUTES, MAX_ID, MAX_NAME};
+        text::check(&w.id, MAX_ID, false).map_err(|e| err("id", e.to_string()))?;
+        if w.identity.attributes.len() > MAX_ATTRIBUTES {
+            return Err(err(
+                "identity.attributes",
+                format!("at most {MAX_ATTRIBUTES} attributes, found {}", w.identity.attributes.len()),
+            ));
+        }
+        for (k, v) in &w.identity.attributes {
+            let field = format!("identity.attributes.{}", k.chars().take(64).collect::<String>());
+            text::check(k, MAX_ATTRIBUTE_NAME, false).map_err(|e| err(&field, format!("name {e}")))?;
+            text::check(v, MAX_ATTRIBUTE_VALUE, true).map_err(|e| err(&field, e.to_string()))?;
+        }
+        for (field, v) in [("identity.name", &w.identity.name), ("identity.purpose", &w.identity.purpose)] {
+            if let Some(v) = v {
+                text::check(v, MAX_NAME, false).map_err(|e| err(field, e.to_string()))?;
+            }
+        }
         let reference = IdentityRef::new(&w.source, &w.identity.external_id)
             .map_err(|e| err("identity.external_id", e.to_string()))?;
         let identity_kind = w.identity.kind.parse::<IdentityKind>().map_err(|e| err("identity.kind", e))?;
@@ -219,6 +237,17 @@ fn apply(
             );
         }
         (EventType::Joined, None) => {
+            // A look-alike of someone who exists (a Cyrillic Е, a zero-width space that slipped
+            // through elsewhere) would get accounts of its own beside theirs: refused.
+            if let Some(like) = tx.identity_like(&e.reference)? {
+                return bad(
+                    "identity.external_id",
+                    format!(
+                        "`{}` is confusable with the existing `{}` (UTS #39); refused",
+                        e.reference, like.reference
+                    ),
+                );
+            }
             let name = e.name.clone().unwrap_or_else(|| e.reference.external_id().to_owned());
             check_nhi_and_contractor(tx, policy, e, e.owner.as_ref(), e.purpose.as_deref(), e.expires_at, true)?;
             let id = tx.insert_identity(&NewIdentity {

@@ -134,6 +134,36 @@ fn a_leaver_left_with_no_job_is_requeued_by_the_clock_with_an_alert_and_dead_job
 }
 
 #[test]
+fn oversized_invisible_and_confusable_ids_are_refused_naming_the_field() {
+    let (_d, e) = engine();
+    e.ingest(&events(&[human(1000, "sales")]), "t").unwrap();
+    let joiner = |ext: &str| {
+        format!(
+            r#"{{"source":"hr","id":"x-{}","type":"joined","at":"2026-11-01T09:00:00Z","identity":{{"external_id":{},"kind":"human"}}}}"#,
+            ext.len(),
+            serde_json::Value::String(ext.to_owned())
+        )
+    };
+    let refused = |ext: &str| -> String {
+        let records = parse::json_lines(&joiner(ext)).unwrap();
+        match ingest::events_from_wire(records) {
+            Err(errs) => errs[0].to_string(),
+            Ok(evs) => match e.ingest(&evs, "t") {
+                Err(EngineError::Rejected(errs)) => errs[0].to_string(),
+                other => panic!("`{ext}` accepted: {other:?}"),
+            },
+        }
+    };
+    let long = "E".repeat(1_000_000);
+    assert!(refused(&long).contains("identity.external_id: external_id longer than 256 bytes"), "{}", refused(&long));
+    assert!(refused("E1000\u{200B}").contains("invisible"), "{}", refused("E1000\u{200B}"));
+    assert!(refused("E\u{202E}0001").contains("bidirectional"));
+    let cyrillic = refused("\u{0415}1000");
+    assert!(cyrillic.contains("is confusable with the existing `hr:E1000`"), "{cyrillic}");
+    assert_eq!(e.list_identities().unwrap().len(), 1);
+}
+
+#[test]
 fn a_leaver_with_nothing_provisioned_closes_at_once_and_nothing_applies_after() {
     let (_d, e) = engine();
     e.ingest(&events(&[service(1, "hr:E1").replace("hr:E1", "hr:E0"), human(0, "x")]), "t").unwrap_err();

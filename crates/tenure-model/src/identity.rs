@@ -37,6 +37,8 @@ pub enum RefError {
     Empty(&'static str),
     #[error("{0} must not contain control characters")]
     Control(&'static str),
+    #[error("{0} {1}")]
+    Text(&'static str, crate::text::TextError),
 }
 
 impl IdentityRef {
@@ -65,6 +67,8 @@ fn check_part(what: &'static str, s: &str) -> Result<(), RefError> {
     if s.chars().any(char::is_control) {
         return Err(RefError::Control(what));
     }
+    let max = if what == "source" { crate::text::MAX_SOURCE } else { crate::text::MAX_ID };
+    crate::text::check(s, max, false).map_err(|e| RefError::Text(what, e))?;
     Ok(())
 }
 

@@ -10,6 +10,7 @@ pub mod credential;
 pub mod grant;
 pub mod identity;
 pub mod lifecycle;
+pub mod text;
 
 pub use access::{ApproverRole, RequestKind, RequestState, Role, RoleName};
 pub use clock::{Clock, FixedClock, SystemClock};

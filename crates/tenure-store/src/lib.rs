@@ -65,6 +65,8 @@ pub trait ReadTx {
     fn jobs(&self, state: Option<JobState>) -> Result<Vec<JobRow>>;
     /// Closed identities (closed at or before `closed_by`) that still have a disabled account.
     fn deletions_due(&self, closed_by: OffsetDateTime) -> Result<Vec<i64>>;
+    /// Another identity whose reference looks like `r` (the same UTS #39 skeleton), if any.
+    fn identity_like(&self, r: &IdentityRef) -> Result<Option<IdentityRow>>;
     /// Leavers `leaving` since before `since` with no pending or running job: nothing is
     /// carrying their closure forward (the safety net re-queues them and raises an alert).
     fn leavers_stalled(&self, since: OffsetDateTime) -> Result<Vec<IdentityRow>>;

@@ -227,6 +227,12 @@ CREATE TABLE signing_keys (
     removed_at TEXT
 ) WITHOUT ROWID;
 "#,
+    r#"
+-- The UTS #39 skeleton of each identity's reference: look-alikes (`hr:Е1000` with a Cyrillic Е)
+-- share one. Filled for existing rows by `migrate`.
+ALTER TABLE identities ADD COLUMN skeleton TEXT;
+CREATE INDEX identities_skeleton ON identities(skeleton);
+"#,
 ];
 
 /// The SQLite backend.
@@ -313,6 +319,17 @@ fn migrate(conn: &mut Connection) -> Result<()> {
     }
     for sql in MIGRATIONS.iter().skip(usize::try_from(version).unwrap_or(0)) {
         tx.execute_batch(sql)?;
+    }
+    // Skeletons are computed here, not in SQL: fill those the migration left empty.
+    let missing: Vec<(i64, String)> = {
+        let mut st = tx.prepare("SELECT id, ref FROM identities WHERE skeleton IS NULL")?;
+        st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<rusqlite::Result<_>>()?
+    };
+    for (id, reference) in missing {
+        tx.execute(
+            "UPDATE identities SET skeleton = ?2 WHERE id = ?1",
+            params![id, tenure_model::text::skeleton(&reference)],
+        )?;
     }
     tx.pragma_update(None, "user_version", known)?;
     tx.commit()?;
@@ -844,6 +861,12 @@ macro_rules! impl_reads {
                     WHERE i.state = 'closed' AND i.updated_at <= ?1 AND a.state = 'disable_verified' ORDER BY i.id",
                     [ts(closed_by)], |r| r.get(0))
             }
+            fn identity_like(&self, r: &IdentityRef) -> Result<Option<IdentityRow>> {
+                let $c = self;
+                let reference = r.to_string();
+                let mut st = $conn.prepare_cached(&format!("SELECT {IDENTITY_COLS} FROM identities WHERE skeleton = ?1 AND ref <> ?2 LIMIT 1"))?;
+                Ok(st.query_row(params![tenure_model::text::skeleton(&reference), reference], identity_row).optional()?)
+            }
             fn leavers_stalled(&self, since: OffsetDateTime) -> Result<Vec<IdentityRow>> {
                 let $c = self;
                 q_all($conn, &format!("SELECT {IDENTITY_COLS} FROM identities i WHERE i.state = 'leaving' AND i.updated_at <= ?1
@@ -992,11 +1015,13 @@ impl WriteTx for SqliteWrite<'_> {
     fn insert_identity(&mut self, i: &NewIdentity<'_>) -> Result<i64> {
         let attributes = serde_json::to_string(i.attributes).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         let mut st = self.conn.prepare_cached(
-            "INSERT INTO identities (ref, kind, name, attributes, owner, purpose, expires_at, state, policy_version, created_at, updated_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?10)",
+            "INSERT INTO identities (ref, kind, name, attributes, owner, purpose, expires_at, state, policy_version, created_at, updated_at, skeleton)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?10, ?11)",
         )?;
+        let reference = i.reference.to_string();
+        let skeleton = tenure_model::text::skeleton(&reference);
         st.execute(params![
-            i.reference.to_string(),
+            reference,
             i.kind.as_str(),
             i.name,
             attributes,
@@ -1006,6 +1031,7 @@ impl WriteTx for SqliteWrite<'_> {
             i.state.as_str(),
             i.policy_version,
             ts(i.at),
+            skeleton,
         ])?;
         Ok(self.conn.last_insert_rowid())
     }
