@@ -8,9 +8,6 @@
 
 pub mod exec;
 pub mod ldap;
-pub mod local_postgres;
-pub mod local_scim;
-pub mod local_slapd;
 pub mod postgres;
 pub mod scim;
 

@@ -18,9 +18,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tenure_connectors::Connector;
 use tenure_connectors::ldap::LdapConnector;
-use tenure_connectors::local_postgres::LocalPostgres;
-use tenure_connectors::local_scim::LocalScim;
-use tenure_connectors::local_slapd::LocalSlapd;
 use tenure_connectors::postgres::{PostgresConnector, PostgresSettings};
 use tenure_connectors::scim::{ScimConnector, ScimSettings};
 use tenure_engine::worker::{WorkerConfig, Workers};
@@ -28,6 +25,9 @@ use tenure_engine::{Engine, ingest, parse};
 use tenure_model::SystemClock;
 use tenure_policy::Bundle;
 use tenure_store::SqliteStore;
+use tenure_testkit::postgres::LocalPostgres;
+use tenure_testkit::scim::LocalScim;
+use tenure_testkit::slapd::LocalSlapd;
 
 #[path = "../src/quickstart.rs"]
 #[allow(dead_code)]

@@ -13,9 +13,6 @@ use std::sync::Arc;
 use std::time::Instant;
 use tenure_connectors::Connector;
 use tenure_connectors::ldap::LdapConnector;
-use tenure_connectors::local_postgres::LocalPostgres;
-use tenure_connectors::local_scim::LocalScim;
-use tenure_connectors::local_slapd::LocalSlapd;
 use tenure_connectors::postgres::{PostgresConnector, PostgresSettings};
 use tenure_connectors::scim::{ScimConnector, ScimSettings};
 use tenure_engine::access::{AccessRequest, Actor};
@@ -25,6 +22,9 @@ use tenure_engine::worker::{WorkerConfig, Workers};
 use tenure_engine::{Engine, Format, ingest, parse};
 use tenure_model::RequestKind;
 use tenure_policy::Bundle;
+use tenure_testkit::postgres::LocalPostgres;
+use tenure_testkit::scim::LocalScim;
+use tenure_testkit::slapd::LocalSlapd;
 
 const SYSTEM: &str = "corp-directory";
 

@@ -3,7 +3,7 @@
 use crate::spec;
 use tenure_connectors::Connector;
 use tenure_connectors::ldap::LdapConnector;
-use tenure_connectors::local_slapd::LocalSlapd;
+use tenure_testkit::slapd::LocalSlapd;
 
 #[tokio::test]
 async fn accounts_and_memberships_round_trip_idempotently() {

@@ -3,9 +3,9 @@
 //! `psql`, a client tenure did not write.
 
 use std::process::Command;
-use tenure_connectors::local_postgres::LocalPostgres;
 use tenure_connectors::postgres::{PostgresConnector, PostgresSettings};
 use tenure_connectors::{AccountSpec, Connector, Probe};
+use tenure_testkit::postgres::LocalPostgres;
 
 /// A person's role, ending by date.
 fn spec(name: &str) -> AccountSpec {

@@ -3,9 +3,9 @@
 //! deletion, hostile names. Checked with plain HTTP GETs.
 
 use crate::spec;
-use tenure_connectors::local_scim::LocalScim;
 use tenure_connectors::scim::{ScimConnector, ScimSettings};
 use tenure_connectors::{Connector, Probe};
+use tenure_testkit::scim::LocalScim;
 
 fn connector(s: &LocalScim) -> ScimConnector {
     let mut m = std::collections::BTreeMap::new();

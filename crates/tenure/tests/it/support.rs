@@ -3,9 +3,9 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use tenure_connectors::local_postgres::LocalPostgres;
-use tenure_connectors::local_scim::LocalScim;
-use tenure_connectors::local_slapd::LocalSlapd;
+use tenure_testkit::postgres::LocalPostgres;
+use tenure_testkit::scim::LocalScim;
+use tenure_testkit::slapd::LocalSlapd;
 
 pub fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")

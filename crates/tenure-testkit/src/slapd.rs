@@ -3,13 +3,13 @@
 //! (`mdb` backend, `ppolicy` overlay with lockout on, `ou=people` and `ou=groups`), and stopped
 //! when dropped.
 
-use crate::ldap::LdapSettings;
 use ldap3::{LdapConnAsync, LdapConnSettings};
 use std::collections::HashSet;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
+use tenure_connectors::ldap::LdapSettings;
 
 /// An entry's attributes, as ldap3 takes them.
 type Attrs = Vec<(String, HashSet<String>)>;
