@@ -34,39 +34,91 @@ use tenure_model::Clock;
 use tenure_policy::{Bundle, BundleError};
 use tenure_store::{AuditEntry, Store, StoreError, StoredPolicy};
 
-/// Errors of the engine; each variant has a stable code and is raised from one place.
-#[derive(Debug, thiserror::Error)]
+/// Errors of the engine; one variant per cause, each with a stable code ([`EngineError::code`])
+/// that both `Display` and the HTTP mapping use.
+#[derive(Debug)]
 pub enum EngineError {
-    #[error("EN0001 batch rejected: {} bad record(s); nothing was applied", .0.len())]
     Rejected(Vec<RecordError>),
-    #[error("EN0002 no policy is deployed in this data directory; pass --policy DIR (or set TENURE_POLICY)")]
     NoPolicy,
-    #[error("EN0003 {0}")]
-    Store(#[from] StoreError),
-    #[error("EN0004 no identity `{0}`")]
+    Store(StoreError),
     NotFound(String),
-    #[error("EN0005 the deployed policy {version} cannot be loaded: {source}")]
     BadStoredPolicy { version: String, source: BundleError },
-    #[error("EN0006 a worker task failed: {0}")]
     Task(String),
-    #[error("EN0007 no ledger entry {0}")]
     NoEntry(i64),
-    #[error("EN0008 the ledger in the database is inconsistent: {0}")]
     Ledger(String),
-    #[error("EN0009 {field}: {message}")]
     Invalid { field: String, message: String },
-    #[error("EN0010 refused: {0}")]
     Refused(String),
-    #[error("EN0011 conflict: {0}")]
     Conflict(String),
-    #[error("EN0012 not authenticated: {0}")]
     Unauthenticated(String),
-    #[error("EN0013 forbidden: {0}")]
     Forbidden(String),
-    #[error(
-        "EN0014 no checkpoint of size {0} (`tenure audit checkpoint` signs one; sizes are listed in an export's checkpoints/)"
-    )]
     NoCheckpoint(i64),
+}
+
+impl EngineError {
+    /// The stable code of this cause.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Rejected(_) => "EN0001",
+            Self::NoPolicy => "EN0002",
+            Self::Store(_) => "EN0003",
+            Self::NotFound(_) => "EN0004",
+            Self::BadStoredPolicy { .. } => "EN0005",
+            Self::Task(_) => "EN0006",
+            Self::NoEntry(_) => "EN0007",
+            Self::Ledger(_) => "EN0008",
+            Self::Invalid { .. } => "EN0009",
+            Self::Refused(_) => "EN0010",
+            Self::Conflict(_) => "EN0011",
+            Self::Unauthenticated(_) => "EN0012",
+            Self::Forbidden(_) => "EN0013",
+            Self::NoCheckpoint(_) => "EN0014",
+        }
+    }
+}
+
+impl std::fmt::Display for EngineError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} ", self.code())?;
+        match self {
+            Self::Rejected(r) => write!(f, "batch rejected: {} bad record(s); nothing was applied", r.len()),
+            Self::NoPolicy => {
+                f.write_str("no policy is deployed in this data directory; pass --policy DIR (or set TENURE_POLICY)")
+            }
+            Self::Store(e) => write!(f, "{e}"),
+            Self::NotFound(r) => write!(f, "no identity `{r}`"),
+            Self::BadStoredPolicy { version, source } => {
+                write!(f, "the deployed policy {version} cannot be loaded: {source}")
+            }
+            Self::Task(m) => write!(f, "a worker task failed: {m}"),
+            Self::NoEntry(s) => write!(f, "no ledger entry {s}"),
+            Self::Ledger(m) => write!(f, "the ledger in the database is inconsistent: {m}"),
+            Self::Invalid { field, message } => write!(f, "{field}: {message}"),
+            Self::Refused(m) => write!(f, "refused: {m}"),
+            Self::Conflict(m) => write!(f, "conflict: {m}"),
+            Self::Unauthenticated(m) => write!(f, "not authenticated: {m}"),
+            Self::Forbidden(m) => write!(f, "forbidden: {m}"),
+            Self::NoCheckpoint(s) => write!(
+                f,
+                "no checkpoint of size {s} (`tenure audit checkpoint` signs one; sizes are listed in an export's checkpoints/)"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for EngineError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Self::Store(e) => Some(e),
+            Self::BadStoredPolicy { source, .. } => Some(source),
+            _ => None,
+        }
+    }
+}
+
+impl From<StoreError> for EngineError {
+    fn from(e: StoreError) -> Self {
+        Self::Store(e)
+    }
 }
 
 pub type Result<T, E = EngineError> = std::result::Result<T, E>;

@@ -219,3 +219,26 @@ proptest! {
         prop_assert_eq!(snapshot(&e), before);
     }
 }
+
+#[test]
+fn every_error_displays_its_own_code_first() {
+    let all = [
+        EngineError::Rejected(vec![]),
+        EngineError::NoPolicy,
+        EngineError::NotFound("hr:x".into()),
+        EngineError::Task("t".into()),
+        EngineError::NoEntry(1),
+        EngineError::Ledger("l".into()),
+        EngineError::Invalid { field: "f".into(), message: "m".into() },
+        EngineError::Refused("r".into()),
+        EngineError::Conflict("c".into()),
+        EngineError::Unauthenticated("u".into()),
+        EngineError::Forbidden("f".into()),
+        EngineError::NoCheckpoint(2),
+    ];
+    let mut codes = std::collections::BTreeSet::new();
+    for e in &all {
+        assert!(e.to_string().starts_with(&format!("{} ", e.code())), "{e}");
+        assert!(codes.insert(e.code()), "code {} used twice", e.code());
+    }
+}

@@ -41,15 +41,8 @@ async fn read_body(State(timeout): State<std::time::Duration>, req: Request, nex
     let (parts, incoming) = req.into_parts();
     match tokio::time::timeout(timeout, axum::body::to_bytes(incoming, MAX_BODY)).await {
         Ok(Ok(bytes)) => next.run(Request::from_parts(parts, axum::body::Body::from(bytes))).await,
-        Ok(Err(_)) => (
-            StatusCode::PAYLOAD_TOO_LARGE,
-            Json(body("EN0016", format!("the body is over {MAX_BODY} bytes or broken"))),
-        )
-            .into_response(),
-        Err(_) => {
-            (StatusCode::REQUEST_TIMEOUT, Json(body("EN0015", format!("the body did not arrive within {timeout:?}"))))
-                .into_response()
-        }
+        Ok(Err(_)) => ApiError::BodyTooLarge.into_response(),
+        Err(_) => ApiError::BodyTimeout(timeout).into_response(),
     }
 }
 
@@ -242,6 +235,10 @@ async fn guard(
 pub enum ApiError {
     Engine(EngineError),
     BadRecords(Vec<RecordError>),
+    /// SV0001: the request body did not arrive in time.
+    BodyTimeout(std::time::Duration),
+    /// SV0002: the request body is over the limit or broken.
+    BodyTooLarge,
 }
 
 impl From<EngineError> for ApiError {
@@ -271,36 +268,41 @@ impl IntoResponse for ApiError {
                         .collect(),
                 },
             ),
+            Self::BodyTimeout(t) => {
+                (StatusCode::REQUEST_TIMEOUT, body("SV0001", format!("the body did not arrive within {t:?}")))
+            }
+            Self::BodyTooLarge => {
+                (StatusCode::PAYLOAD_TOO_LARGE, body("SV0002", format!("the body is over {MAX_BODY} bytes or broken")))
+            }
             Self::Engine(e) => match &e {
-                EngineError::NotFound(r) => (StatusCode::NOT_FOUND, body("EN0004", format!("not found: {r}"))),
-                EngineError::NoEntry(s) => (StatusCode::NOT_FOUND, body("EN0007", format!("no ledger entry {s}"))),
+                EngineError::NotFound(r) => (StatusCode::NOT_FOUND, body(e.code(), format!("not found: {r}"))),
+                EngineError::NoEntry(s) => (StatusCode::NOT_FOUND, body(e.code(), format!("no ledger entry {s}"))),
                 EngineError::NoCheckpoint(s) => {
-                    (StatusCode::NOT_FOUND, body("EN0014", format!("no checkpoint of size {s}")))
+                    (StatusCode::NOT_FOUND, body(e.code(), format!("no checkpoint of size {s}")))
                 }
                 EngineError::NoPolicy => {
-                    (StatusCode::SERVICE_UNAVAILABLE, body("EN0002", "no policy is deployed".into()))
+                    (StatusCode::SERVICE_UNAVAILABLE, body(e.code(), "no policy is deployed".into()))
                 }
-                EngineError::Rejected(_) => (StatusCode::UNPROCESSABLE_ENTITY, body("EN0001", "batch rejected".into())),
+                EngineError::Rejected(_) => (StatusCode::UNPROCESSABLE_ENTITY, body(e.code(), "batch rejected".into())),
                 EngineError::Invalid { field, message } => {
-                    (StatusCode::UNPROCESSABLE_ENTITY, body("EN0009", format!("{field}: {message}")))
+                    (StatusCode::UNPROCESSABLE_ENTITY, body(e.code(), format!("{field}: {message}")))
                 }
-                EngineError::Refused(m) => (StatusCode::FORBIDDEN, body("EN0010", format!("refused: {m}"))),
-                EngineError::Conflict(m) => (StatusCode::CONFLICT, body("EN0011", m.clone())),
+                EngineError::Refused(m) => (StatusCode::FORBIDDEN, body(e.code(), format!("refused: {m}"))),
+                EngineError::Conflict(m) => (StatusCode::CONFLICT, body(e.code(), m.clone())),
                 EngineError::Unauthenticated(m) => {
-                    let mut resp = (StatusCode::UNAUTHORIZED, Json(body("EN0012", format!("not authenticated: {m}"))))
+                    let mut resp = (StatusCode::UNAUTHORIZED, Json(body(e.code(), format!("not authenticated: {m}"))))
                         .into_response();
                     resp.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
                     return resp;
                 }
-                EngineError::Forbidden(m) => (StatusCode::FORBIDDEN, body("EN0013", format!("forbidden: {m}"))),
+                EngineError::Forbidden(m) => (StatusCode::FORBIDDEN, body(e.code(), format!("forbidden: {m}"))),
                 EngineError::Store(_)
                 | EngineError::BadStoredPolicy { .. }
                 | EngineError::Task(_)
                 | EngineError::Ledger(_) => {
                     // The details are for operators, in the log; clients get the code only.
                     tracing::error!(error = %e, "request failed");
-                    let code = e.to_string().get(..6).unwrap_or("EN0000").to_owned();
-                    (StatusCode::INTERNAL_SERVER_ERROR, body(&code, "internal error; see the server log".into()))
+                    (StatusCode::INTERNAL_SERVER_ERROR, body(e.code(), "internal error; see the server log".into()))
                 }
             },
         };
