@@ -13,6 +13,7 @@ pub mod impact;
 pub mod ingest;
 pub mod ledger;
 pub mod parse;
+pub mod sync;
 pub mod systems;
 pub mod tokens;
 pub mod views;

@@ -412,28 +412,75 @@ struct Converged {
     privileges: BTreeSet<String>,
 }
 
-/// Make the system hold what the snapshot wants, then read it back.
+/// Make the system hold what the snapshot wants (the [`crate::sync::plan`] of it, executed
+/// step by step), then read it back.
 async fn converge(c: &dyn Connector, s: &Snapshot) -> Result<Converged, ConnectorError> {
+    use crate::sync::{Step, Want, plan};
     let Some(account) = &s.account else {
         return Ok(Converged::default());
     };
     let name = &account.name;
-    // After the grace period a closed leaver's account is deleted, and the read-back must find
-    // nothing.
-    let reference = s.identity.reference.to_string();
-    // Only an account tenure made for this identity is ever changed: one that exists without
-    // our marker (made outside tenure, or the system's own account) is left untouched.
-    let ours = |r: &tenure_connectors::AccountRecord| match ConnectorError::not_managed(c.system(), r, &reference) {
-        Some(e) => Err(e),
-        None => Ok(()),
+    let want = Want {
+        reference: s.identity.reference.to_string(),
+        enabled: s.enabled_wanted(),
+        left: s.identity.state.has_left(),
+        // After the grace period a closed leaver's account is deleted, and the read-back must
+        // find nothing.
+        delete: matches!(account.state, AccountState::Deleting | AccountState::DeleteVerified),
+        grants: s.grants.iter().filter(|g| g.state.is_wanted()).map(|g| s.target(g)).collect(),
+        revokes: s.grants.iter().filter(|g| !g.state.is_wanted()).map(|g| s.target(g)).collect(),
     };
-    if matches!(account.state, AccountState::Deleting | AccountState::DeleteVerified) {
-        let mut out = Converged::default();
-        if let Some(r) = c.read_account(name).await? {
-            ours(&r)?;
-            c.delete_account(name).await?;
-            out.deleted = true;
+    let mut out = Converged::default();
+    let mut actual = c.read_account(name).await?;
+    let mut steps = plan(c.system(), &want, actual.as_ref())?;
+    if steps.first() == Some(&Step::Create) {
+        c.create_account(&AccountSpec {
+            name: name.clone(),
+            display_name: s.identity.name.clone(),
+            kind: s.identity.kind.as_str().to_owned(),
+            reference: want.reference.clone(),
+            expires_at: s.identity.expires_at.map(crate::ingest::rfc3339),
+        })
+        .await?;
+        out.created = true;
+        // Plan again from what the system now holds (someone may have made it meanwhile).
+        actual = c.read_account(name).await?;
+        if actual.is_none() {
+            return Err(ConnectorError::Refused {
+                system: c.system().to_owned(),
+                operation: "create account".into(),
+                message: format!("`{name}` is still absent after creation"),
+            });
         }
+        steps = plan(c.system(), &want, actual.as_ref())?;
+    }
+    for step in steps {
+        match step {
+            // A second Create cannot be planned: the account exists now.
+            Step::Create => {}
+            Step::Enable => c.enable_account(name).await?,
+            Step::Disable => {
+                c.disable_account(name).await?;
+                out.disabled = true;
+                // Elevated attributes go with the login (recorded in the ledger entry);
+                // enabling again does not restore them.
+                out.stripped = actual.as_ref().map(|r| r.privileges.iter().cloned().collect()).unwrap_or_default();
+            }
+            Step::Delete => {
+                c.delete_account(name).await?;
+                out.deleted = true;
+            }
+            Step::Grant(t) => {
+                c.grant(name, &t).await?;
+                out.granted.push(t);
+            }
+            Step::Revoke(t) => {
+                c.revoke(name, &t).await?;
+                out.revoked.push(t);
+            }
+        }
+    }
+    if want.delete {
         if let Some(r) = c.read_account(name).await? {
             out.present = true;
             out.enabled = r.enabled;
@@ -441,63 +488,7 @@ async fn converge(c: &dyn Connector, s: &Snapshot) -> Result<Converged, Connecto
         }
         return Ok(out);
     }
-    let wanted: BTreeSet<String> = s.grants.iter().filter(|g| g.state.is_wanted()).map(|g| s.target(g)).collect();
-    let unwanted: BTreeSet<String> = s.grants.iter().filter(|g| !g.state.is_wanted()).map(|g| s.target(g)).collect();
-    let left = s.identity.state.has_left();
-    let mut out = Converged::default();
-
-    let mut rec = c.read_account(name).await?;
-    if let Some(r) = &rec {
-        ours(r)?;
-    }
-    if s.enabled_wanted() {
-        if rec.is_none() {
-            c.create_account(&AccountSpec {
-                name: name.clone(),
-                display_name: s.identity.name.clone(),
-                kind: s.identity.kind.as_str().to_owned(),
-                reference: s.identity.reference.to_string(),
-                expires_at: s.identity.expires_at.map(crate::ingest::rfc3339),
-            })
-            .await?;
-            out.created = true;
-            rec = c.read_account(name).await?;
-        }
-        let Some(r) = &rec else {
-            return Err(ConnectorError::Refused {
-                system: c.system().to_owned(),
-                operation: "create account".into(),
-                message: format!("`{name}` is still absent after creation"),
-            });
-        };
-        ours(r)?;
-        if !r.enabled {
-            c.enable_account(name).await?;
-        }
-        for t in wanted.difference(&r.memberships) {
-            c.grant(name, t).await?;
-            out.granted.push(t.clone());
-        }
-        for t in r.memberships.intersection(&unwanted) {
-            c.revoke(name, t).await?;
-            out.revoked.push(t.clone());
-        }
-    } else if let Some(r) = &rec {
-        if r.enabled || !r.privileges.is_empty() {
-            c.disable_account(name).await?;
-            out.disabled = true;
-            // Elevated attributes go with the login (recorded in the ledger entry); enabling
-            // again does not restore them.
-            out.stripped = r.privileges.iter().cloned().collect();
-        }
-        // A leaver keeps no membership at all, managed or not; otherwise only what is unwanted goes.
-        let strip: Vec<&String> =
-            if left { r.memberships.iter().collect() } else { r.memberships.intersection(&unwanted).collect() };
-        for t in strip {
-            c.revoke(name, t).await?;
-            out.revoked.push(t.clone());
-        }
-    }
+    let left = want.left;
 
     // Verification is a fresh read, never the write's status.
     if let Some(r) = c.read_account(name).await? {
