@@ -51,6 +51,9 @@ async fn read_body(State(timeout): State<std::time::Duration>, req: Request, nex
 pub struct AppState {
     pub engine: Arc<Engine>,
     pub workers: Arc<Workers>,
+    /// How long a client has to send a request body (read only after the guard let it in, so an
+    /// unauthenticated client cannot make the server buffer anything).
+    pub body_timeout: std::time::Duration,
 }
 
 /// Who may call a route.
@@ -178,7 +181,9 @@ fn handler(e: Endpoint) -> MethodRouter<AppState> {
 pub fn router(state: AppState) -> Router {
     let mut r = Router::new();
     for route in ROUTES {
-        let guarded = handler(route.endpoint).route_layer(from_fn_with_state((state.clone(), route.access), guard));
+        let guarded = handler(route.endpoint)
+            .route_layer(from_fn_with_state(state.body_timeout, read_body))
+            .route_layer(from_fn_with_state((state.clone(), route.access), guard));
         r = r.route(route.path, guarded);
     }
     r.layer(DefaultBodyLimit::max(MAX_BODY)).with_state(state)

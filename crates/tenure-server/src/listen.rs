@@ -1,7 +1,7 @@
 //! Serving connections with limits, so idle or slow clients cannot exhaust the server: at most
 //! `max_connections` at once (one more is closed at accept), request headers (and the wait for
-//! the next request on a kept-alive connection) within `header_timeout`, a request body within
-//! `body_timeout`. The peer address reaches handlers as `ConnectInfo<SocketAddr>`.
+//! the next request on a kept-alive connection) within `header_timeout`. The peer address
+//! reaches handlers as `ConnectInfo<SocketAddr>`.
 
 use axum::Router;
 use axum::extract::{ConnectInfo, Request};
@@ -12,20 +12,19 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
-/// How much a client may hold of the server.
+/// How much a client may hold of the server (the body timeout is the router's, see
+/// `AppState::body_timeout`: bodies are read only after the guard).
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
     /// Connections open at once; further ones are closed as they arrive.
     pub max_connections: usize,
     /// Time to send a request's headers, and the longest a kept-alive connection may idle.
     pub header_timeout: Duration,
-    /// Time to send a request's body.
-    pub body_timeout: Duration,
 }
 
 impl Default for Limits {
     fn default() -> Self {
-        Self { max_connections: 1024, header_timeout: Duration::from_secs(10), body_timeout: Duration::from_secs(30) }
+        Self { max_connections: 1024, header_timeout: Duration::from_secs(10) }
     }
 }
 
@@ -39,7 +38,6 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let permits = Arc::new(Semaphore::new(limits.max_connections.max(1)));
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-    let app = app.layer(axum::middleware::from_fn_with_state(limits.body_timeout, crate::read_body));
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
         let (stream, peer) = tokio::select! {

@@ -232,6 +232,8 @@ CREATE TABLE signing_keys (
 -- share one. Filled for existing rows by `migrate`.
 ALTER TABLE identities ADD COLUMN skeleton TEXT;
 CREATE INDEX identities_skeleton ON identities(skeleton);
+-- The clock's look for leavers with no job carrying their closure (`leavers_stalled`).
+CREATE INDEX jobs_identity ON jobs(identity_id, state);
 "#,
 ];
 

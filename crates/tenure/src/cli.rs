@@ -194,13 +194,14 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let limits = tenure_server::listen::Limits {
                 max_connections,
                 header_timeout: std::time::Duration::from_secs(header_timeout_secs.max(1)),
-                body_timeout: std::time::Duration::from_secs(body_timeout_secs.max(1)),
             };
+            let body_timeout = std::time::Duration::from_secs(body_timeout_secs.max(1));
             let opts = ServeOptions {
                 listen,
                 workers,
                 lease_secs: job_lease_secs,
                 limits,
+                body_timeout,
                 public_url,
                 checkpoint_secs,
                 bootstrap_admin,
@@ -569,13 +570,23 @@ struct ServeOptions {
     workers: usize,
     lease_secs: i64,
     limits: tenure_server::listen::Limits,
+    body_timeout: std::time::Duration,
     public_url: Option<String>,
     checkpoint_secs: u64,
     bootstrap_admin: Option<String>,
 }
 
 async fn serve(g: &Global, opts: ServeOptions, auth_failures_per_minute: u32) -> anyhow::Result<ExitCode> {
-    let ServeOptions { listen, workers, lease_secs, limits, public_url, checkpoint_secs, bootstrap_admin } = opts;
+    let ServeOptions {
+        listen,
+        workers,
+        lease_secs,
+        limits,
+        body_timeout,
+        public_url,
+        checkpoint_secs,
+        bootstrap_admin,
+    } = opts;
     let (listen, bootstrap_admin) = (listen.as_str(), bootstrap_admin.as_deref());
     let engine = open(&g.data_dir)?;
     engine.set_auth_failures_per_minute(auth_failures_per_minute);
@@ -606,7 +617,7 @@ async fn serve(g: &Global, opts: ServeOptions, auth_failures_per_minute: u32) ->
     let worker_task = tokio::spawn(workers.clone().run(stopped.clone()));
     let checkpoints = tokio::spawn(checkpoint_loop(engine.clone(), signer.clone(), checkpoint_secs, stopped.clone()));
     let expiry = tokio::spawn(expiry_loop(engine.clone(), workers.clone(), stopped));
-    let app = tenure_server::router(tenure_server::AppState { engine: engine.clone(), workers });
+    let app = tenure_server::router(tenure_server::AppState { engine: engine.clone(), workers, body_timeout });
     let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("listening on `{listen}`"))?;
     let addr = listener.local_addr()?;
     engine.set_public_url(public_url.as_deref().unwrap_or(&format!("http://{addr}")));

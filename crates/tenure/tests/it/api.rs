@@ -150,6 +150,11 @@ fn idle_and_slow_clients_are_cut_off_durations_are_bounded_and_failed_logins_are
     );
     let answer = raw(&s.base, stalled.as_bytes());
     assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    // Without a token nothing is read or buffered: the guard answers first.
+    let anonymous =
+        "POST /v1/events HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 60000000\r\n\r\n[";
+    let answer = raw(&s.base, anonymous.as_bytes());
+    assert!(answer.starts_with("HTTP/1.1 401"), "{answer}");
     // At most six connections: a seventh is closed at once while six sit idle.
     let idle: Vec<_> = (0..6).map(|_| std::net::TcpStream::connect(&addr).unwrap()).collect();
     std::thread::sleep(std::time::Duration::from_millis(200));

@@ -323,6 +323,7 @@ impl Clocked {
                 std::sync::Arc::new(move |k: &str| env.get(k).cloned()),
                 tenure_engine::worker::WorkerConfig::default(),
             )),
+            body_timeout: std::time::Duration::from_secs(30),
         };
         std::thread::spawn(move || {
             let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
