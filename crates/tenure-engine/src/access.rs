@@ -12,7 +12,9 @@
 use crate::workflow::{self, Change, Facts};
 use crate::{ACTOR_ENGINE, Engine, EngineError, Result};
 use std::collections::{BTreeMap, BTreeSet};
-use tenure_model::{ApproverRole, GrantOrigin, GrantState, IdentityRef, LifecycleState, RequestKind, RequestState};
+use tenure_model::{
+    ApproverRole, GrantOrigin, GrantState, IdentityRef, LifecycleState, RequestKind, RequestState, RoleName,
+};
 use tenure_policy::{Bundle, Decision, RequestFacts, Requirement, Verdict};
 use tenure_proto::{ApprovalView, RequestView};
 use tenure_store::{ApprovalRow, AuditEntry, IdentityRow, NewGrant, NewRequest, ReadTx, RequestRow, WriteTx};
@@ -511,6 +513,19 @@ impl Engine {
         let row = tx.request(request_id)?.ok_or(EngineError::NotFound(request_id.to_string()))?;
         let view = request_view(&*tx, row)?;
         tx.commit()?;
+        Ok(view)
+    }
+
+    /// A request as `caller` may see it: admins, approvers and auditors see every request; anyone
+    /// else only the ones they made or that are for them (others are "not found", not
+    /// "forbidden", so ids reveal nothing).
+    pub fn request_for(&self, caller: &crate::tokens::Caller, id: i64) -> Result<RequestView> {
+        let view = self.request_detail(id)?;
+        let me = caller.identity.to_string();
+        let privileged = [RoleName::Admin, RoleName::Approver, RoleName::Auditor].iter().any(|r| caller.has(*r));
+        if !privileged && view.requester != me && view.beneficiary != me {
+            return Err(EngineError::NotFound(format!("request {id}")));
+        }
         Ok(view)
     }
 

@@ -127,6 +127,22 @@ pub fn events_from_wire(records: Vec<Positioned>) -> std::result::Result<Vec<Eve
 
 impl Engine {
     /// Validate and apply a batch: all of it, or (on any bad record) none of it.
+    /// Ingest a batch posted by `caller`: every record must come from a source its token may
+    /// post for (`source:NAME` roles), else nothing is applied.
+    pub fn ingest_from(&self, caller: &crate::tokens::Caller, records: Vec<Positioned>) -> Result<IngestReport> {
+        let allowed: Vec<&str> = caller.sources().collect();
+        if let Some((pos, e)) = records.iter().find(|(_, e)| !allowed.contains(&e.source.as_str())) {
+            return Err(EngineError::Forbidden(format!(
+                "record {}: this token may post events for {} only, not `{}`",
+                pos.number(),
+                allowed.join(", "),
+                e.source
+            )));
+        }
+        let events = events_from_wire(records).map_err(EngineError::Rejected)?;
+        self.ingest(&events, &format!("api:{}", caller.identity))
+    }
+
     pub fn ingest(&self, events: &[Event], actor: &str) -> Result<IngestReport> {
         self.ingest_with_progress(events, actor, &mut |_| {})
     }

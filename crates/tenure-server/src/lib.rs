@@ -21,7 +21,7 @@ use tenure_engine::authz::{Decision, Question, ResourceSpec};
 use tenure_engine::creds::{self, CredentialRequest};
 use tenure_engine::tokens::Caller;
 use tenure_engine::worker::Workers;
-use tenure_engine::{Engine, EngineError, RecordError, ingest, parse};
+use tenure_engine::{Engine, EngineError, RecordError, parse};
 use tenure_model::credential::parse_ttl;
 use tenure_model::{CredentialKind, RequestKind, RequestState, RoleName};
 use tenure_proto::{
@@ -326,8 +326,7 @@ fn json_body<T: serde::de::DeserializeOwned>(raw: &[u8]) -> Result<T, ApiError> 
 }
 
 async fn healthz(State(s): State<AppState>) -> Result<Json<serde_json::Value>, ApiError> {
-    let engine = s.engine.clone();
-    let policy = blocking(move || Ok(engine.current_policy()?.version.to_string())).await?;
+    let policy = s.run(move |engine| Ok(engine.current_policy()?.version.to_string())).await?;
     Ok(Json(serde_json::json!({ "status": "ok", "policy_version": policy })))
 }
 
@@ -336,49 +335,34 @@ async fn post_events(
     Extension(caller): Extension<Caller>,
     raw: Bytes,
 ) -> Result<Json<IngestReport>, ApiError> {
-    let engine = s.engine.clone();
     // Parsing a large batch is real work too: keep it off the async threads.
-    let report = blocking(move || {
-        let records = parse::json_array(&raw).map_err(EngineError::Rejected)?;
-        let allowed: Vec<&str> = caller.sources().collect();
-        if let Some((pos, e)) = records.iter().find(|(_, e)| !allowed.contains(&e.source.as_str())) {
-            return Err(EngineError::Forbidden(format!(
-                "record {}: this token may post events for {} only, not `{}`",
-                pos.number(),
-                allowed.join(", "),
-                e.source
-            )));
-        }
-        let events = ingest::events_from_wire(records).map_err(EngineError::Rejected)?;
-        engine.ingest(&events, &format!("api:{}", caller.identity))
-    })
-    .await?;
+    let report = s
+        .run(move |engine| engine.ingest_from(&caller, parse::json_array(&raw).map_err(EngineError::Rejected)?))
+        .await?;
     s.workers.notify();
     Ok(Json(report))
 }
 
 async fn list_identities(State(s): State<AppState>) -> Result<Json<Vec<IdentityView>>, ApiError> {
-    let engine = s.engine.clone();
-    Ok(Json(blocking(move || engine.list_identities()).await?))
+    Ok(Json(s.run(move |engine| engine.list_identities()).await?))
 }
 
 async fn show_identity(
     State(s): State<AppState>,
     Path(reference): Path<String>,
 ) -> Result<Json<IdentityDetail>, ApiError> {
-    let engine = s.engine.clone();
-    Ok(Json(blocking(move || engine.identity_detail(&reference)).await?))
+    Ok(Json(s.run(move |engine| engine.identity_detail(&reference)).await?))
 }
 
 async fn jobs(State(s): State<AppState>) -> Result<Json<serde_json::Value>, ApiError> {
-    let engine = s.engine.clone();
-    let (counts, dead) = blocking(move || {
-        let tx = engine.store().read()?;
-        let counts: BTreeMap<String, i64> = tx.job_counts()?;
-        let dead = tx.jobs(Some(tenure_engine::JobState::Dead))?;
-        Ok((counts, dead))
-    })
-    .await?;
+    let (counts, dead) = s
+        .run(move |engine| {
+            let tx = engine.store().read()?;
+            let counts: BTreeMap<String, i64> = tx.job_counts()?;
+            let dead = tx.jobs(Some(tenure_engine::JobState::Dead))?;
+            Ok((counts, dead))
+        })
+        .await?;
     let dead: Vec<_> = dead
         .into_iter()
         .map(|j| serde_json::json!({ "id": j.id, "system": j.system, "identity_id": j.identity_id, "attempts": j.attempts, "error": j.last_error }))
@@ -413,8 +397,7 @@ async fn create_request(
         duration,
     };
     let actor = Actor { reference: caller.identity.clone(), admin: caller.has(RoleName::Admin) };
-    let engine = s.engine.clone();
-    let view = blocking(move || engine.request(&actor, &req)).await?;
+    let view = s.run(move |engine| engine.request(&actor, &req)).await?;
     s.workers.notify();
     Ok((StatusCode::CREATED, Json(view)))
 }
@@ -429,8 +412,7 @@ async fn list_requests(
     Query(q): Query<ListQuery>,
 ) -> Result<Json<Vec<RequestView>>, ApiError> {
     let state = q.state.map(|st| st.parse::<RequestState>().map_err(|e| invalid("state", e))).transpose()?;
-    let engine = s.engine.clone();
-    Ok(Json(blocking(move || engine.list_requests(state)).await?))
+    Ok(Json(s.run(move |engine| engine.list_requests(state)).await?))
 }
 
 async fn show_request(
@@ -438,15 +420,7 @@ async fn show_request(
     Extension(caller): Extension<Caller>,
     Path(id): Path<i64>,
 ) -> Result<Json<RequestView>, ApiError> {
-    let engine = s.engine.clone();
-    let view = blocking(move || engine.request_detail(id)).await?;
-    // A requester alone sees the requests it made or that are for it.
-    let me = caller.identity.to_string();
-    let privileged = [RoleName::Admin, RoleName::Approver, RoleName::Auditor].iter().any(|r| caller.has(*r));
-    if !privileged && view.requester != me && view.beneficiary != me {
-        return Err(EngineError::NotFound(format!("request {id}")).into());
-    }
-    Ok(Json(view))
+    Ok(Json(s.run(move |engine| engine.request_for(&caller, id)).await?))
 }
 
 async fn answer(
@@ -457,8 +431,7 @@ async fn answer(
     approve: bool,
 ) -> Result<Json<RequestView>, ApiError> {
     let w: AnswerWire = json_body(&raw)?;
-    let engine = s.engine.clone();
-    let view = blocking(move || engine.answer(&caller.identity, id, approve, &w.reason)).await?;
+    let view = s.run(move |engine| engine.answer(&caller.identity, id, approve, &w.reason)).await?;
     s.workers.notify();
     Ok(Json(view))
 }
@@ -489,8 +462,7 @@ async fn authorize(
     let w: AuthorizeWire = json_body(&raw)?;
     let resource: ResourceSpec = serde_json::from_value(w.resource).map_err(|e| invalid("resource", e.to_string()))?;
     let q = Question { principal: w.principal, action: w.action, resource, context: w.context };
-    let engine = s.engine.clone();
-    Ok(Json(blocking(move || engine.authorize(&q, &caller.identity.to_string())).await?))
+    Ok(Json(s.run(move |engine| engine.authorize(&q, &caller.identity.to_string())).await?))
 }
 
 async fn issue_token(
@@ -501,16 +473,14 @@ async fn issue_token(
     let w: TokenWire = json_body(&raw)?;
     let ttl = tenure_model::credential::bounded(w.ttl_days.unwrap_or(90), 86_400, "days")
         .map_err(|e| invalid("ttl_days", e))?;
-    let engine = s.engine.clone();
-    let issued =
-        blocking(move || engine.issue_token(&w.identity, &w.roles, ttl, &w.description, &caller.identity.to_string()))
-            .await?;
+    let issued = s
+        .run(move |engine| engine.issue_token(&w.identity, &w.roles, ttl, &w.description, &caller.identity.to_string()))
+        .await?;
     Ok((StatusCode::CREATED, Json(issued)))
 }
 
 async fn list_tokens(State(s): State<AppState>) -> Result<Json<Vec<TokenView>>, ApiError> {
-    let engine = s.engine.clone();
-    Ok(Json(blocking(move || engine.list_tokens()).await?))
+    Ok(Json(s.run(move |engine| engine.list_tokens()).await?))
 }
 
 async fn revoke_token(
@@ -518,8 +488,7 @@ async fn revoke_token(
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
 ) -> Result<Json<TokenView>, ApiError> {
-    let engine = s.engine.clone();
-    Ok(Json(blocking(move || engine.revoke_token(&id, &caller.identity.to_string())).await?))
+    Ok(Json(s.run(move |engine| engine.revoke_token(&id, &caller.identity.to_string())).await?))
 }
 
 #[derive(serde::Deserialize)]
@@ -532,36 +501,30 @@ async fn findings(
     State(s): State<AppState>,
     Query(q): Query<FindingsQuery>,
 ) -> Result<Json<Vec<FindingView>>, ApiError> {
-    let engine = s.engine.clone();
-    Ok(Json(blocking(move || engine.list_findings(q.all)).await?))
+    Ok(Json(s.run(move |engine| engine.list_findings(q.all)).await?))
 }
 
 async fn metrics(State(s): State<AppState>) -> Result<Response, ApiError> {
-    let engine = s.engine.clone();
-    let text = blocking(move || engine.metrics_text()).await?;
+    let text = s.run(move |engine| engine.metrics_text()).await?;
     Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response())
 }
 
 async fn discovery(State(s): State<AppState>) -> Result<Json<serde_json::Value>, ApiError> {
-    let engine = s.engine.clone();
-    Ok(Json(blocking(move || engine.discovery()).await?))
+    Ok(Json(s.run(move |engine| engine.discovery()).await?))
 }
 
 async fn jwks(State(s): State<AppState>) -> Result<Response, ApiError> {
-    let engine = s.engine.clone();
-    let keys = blocking(move || engine.jwks()).await?;
+    let keys = s.run(move |engine| engine.jwks()).await?;
     Ok(([(header::CONTENT_TYPE, "application/jwk-set+json")], keys.to_string()).into_response())
 }
 
 async fn trust_bundle(State(s): State<AppState>) -> Result<Response, ApiError> {
-    let engine = s.engine.clone();
-    let pem = blocking(move || engine.trust_bundle()).await?;
+    let pem = s.run(move |engine| engine.trust_bundle()).await?;
     Ok(([(header::CONTENT_TYPE, "application/x-pem-file")], pem).into_response())
 }
 
 async fn crl(State(s): State<AppState>) -> Result<Response, ApiError> {
-    let engine = s.engine.clone();
-    let pem = blocking(move || engine.crl()).await?;
+    let pem = s.run(move |engine| engine.crl()).await?;
     Ok(([(header::CONTENT_TYPE, "application/x-pem-file")], pem).into_response())
 }
 
@@ -600,8 +563,7 @@ async fn list_credentials(
     State(s): State<AppState>,
     Query(q): Query<CredentialsQuery>,
 ) -> Result<Json<Vec<CredentialView>>, ApiError> {
-    let engine = s.engine.clone();
-    Ok(Json(blocking(move || engine.list_credentials(q.identity.as_deref())).await?))
+    Ok(Json(s.run(move |engine| engine.list_credentials(q.identity.as_deref())).await?))
 }
 
 async fn rotate_credential(
@@ -611,8 +573,7 @@ async fn rotate_credential(
     raw: Bytes,
 ) -> Result<(StatusCode, Json<IssuedCredentialView>), ApiError> {
     let w: CredentialActionWire = if raw.is_empty() { CredentialActionWire::default() } else { json_body(&raw)? };
-    let engine = s.engine.clone();
-    let req = blocking(move || engine.rotation_of(&id, w.csr)).await?;
+    let req = s.run(move |engine| engine.rotation_of(&id, w.csr)).await?;
     let issued = s.workers.issue_credential(req, creds::Requester::Caller(caller)).await?;
     s.workers.notify();
     Ok((StatusCode::CREATED, Json(issued)))
@@ -626,8 +587,7 @@ async fn revoke_credential(
 ) -> Result<Json<CredentialView>, ApiError> {
     let w: CredentialActionWire = if raw.is_empty() { CredentialActionWire::default() } else { json_body(&raw)? };
     let reason = w.reason.unwrap_or_else(|| "revoked on request".into());
-    let engine = s.engine.clone();
-    let v = blocking(move || engine.revoke_credential(&id, &reason, &creds::Requester::Caller(caller))).await?;
+    let v = s.run(move |engine| engine.revoke_credential(&id, &reason, &creds::Requester::Caller(caller))).await?;
     s.workers.notify();
     Ok(Json(v))
 }
@@ -659,8 +619,7 @@ async fn introspect(
     raw: Bytes,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let form = token_form(&headers, &raw)?;
-    let engine = s.engine.clone();
-    Ok(Json(blocking(move || engine.introspect(&form.token)).await?))
+    Ok(Json(s.run(move |engine| engine.introspect(&form.token)).await?))
 }
 
 async fn oauth_revoke(
@@ -670,13 +629,23 @@ async fn oauth_revoke(
     raw: Bytes,
 ) -> Result<StatusCode, ApiError> {
     let form = token_form(&headers, &raw)?;
-    let engine = s.engine.clone();
-    blocking(move || engine.revoke_token_value(&form.token, &creds::Requester::Caller(caller))).await?;
+    s.run(move |engine| engine.revoke_token_value(&form.token, &creds::Requester::Caller(caller))).await?;
     s.workers.notify();
     Ok(StatusCode::OK)
 }
 
 /// Run store-bound work off the async threads.
+impl AppState {
+    /// Call the engine off the async threads (it does blocking IO), mapping its errors.
+    async fn run<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Engine) -> Result<T, EngineError> + Send + 'static,
+    ) -> Result<T, ApiError> {
+        let engine = self.engine.clone();
+        blocking(move || f(&engine)).await
+    }
+}
+
 async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, EngineError> + Send + 'static,
 ) -> Result<T, ApiError> {
