@@ -19,6 +19,8 @@ use crate::ingest::rfc3339 as ts;
 const PREFIX: &str = "tnr_";
 /// Longest a token may live.
 pub const MAX_TTL: Duration = Duration::days(366);
+/// A token's lifetime when the caller names none.
+pub const DEFAULT_TTL_DAYS: i64 = 90;
 
 /// An authenticated caller.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -73,11 +75,13 @@ impl Engine {
         &self,
         identity: &str,
         roles: &[String],
-        ttl: Duration,
+        ttl_days: Option<i64>,
         description: &str,
         actor: &str,
     ) -> Result<IssuedTokenView> {
         let invalid = |field: &str, message: String| EngineError::Invalid { field: field.to_owned(), message };
+        let ttl = tenure_model::credential::bounded(ttl_days.unwrap_or(DEFAULT_TTL_DAYS), 86_400, "days")
+            .map_err(|e| invalid("ttl_days", e))?;
         let policy = self.current_policy()?;
         let r: IdentityRef = identity.parse().map_err(|e| invalid("identity", format!("{e}")))?;
         let mut parsed = BTreeSet::new();

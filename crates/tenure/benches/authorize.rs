@@ -126,7 +126,7 @@ fn main() {
 
     // 4. HTTP on loopback.
     let token = engine
-        .issue_token("hr:E1000", &["admin".into(), "authorizer".into()], time::Duration::days(1), "bench", "bench")
+        .issue_token("hr:E1000", &["admin".into(), "authorizer".into()], Some(1), "bench", "bench")
         .unwrap()
         .secret;
     drop(engine);

@@ -105,11 +105,11 @@ fn main() {
 
     // 4. Over HTTP against `tenure serve`.
     let owner_token = engine
-        .issue_token(OWNER, &["requester".into(), "authorizer".into()], time::Duration::days(1), "bench", "bench")
+        .issue_token(OWNER, &["requester".into(), "authorizer".into()], Some(1), "bench", "bench")
         .unwrap()
         .secret;
     // `serve` starts only when someone can administer it.
-    engine.issue_token("hr:E1000", &["admin".into()], time::Duration::days(1), "bench", "bench").unwrap();
+    engine.issue_token("hr:E1000", &["admin".into()], Some(1), "bench", "bench").unwrap();
     drop(engine);
     let server = Serve::start(&data);
     let body = serde_json::json!({ "identity": NHI, "kind": "jwt-svid", "audience": ["payments"] }).to_string();

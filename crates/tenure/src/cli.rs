@@ -601,7 +601,7 @@ async fn serve(g: &Global, opts: ServeOptions, auth_failures_per_minute: u32) ->
         };
         let path = g.data_dir.join("bootstrap-admin.token");
         let issued = engine
-            .issue_token(admin, &["admin".to_owned()], time::Duration::days(1), "bootstrap admin", "bootstrap")
+            .issue_token(admin, &["admin".to_owned()], Some(1), "bootstrap admin", "bootstrap")
             .with_context(|| format!("bootstrapping the first admin `{admin}`"))?;
         crate::govern::write_secret(&path, &issued.secret)?;
         eprintln!("bootstrap: admin token {} for {admin} (valid 1 day) written to {}", issued.token.id, path.display());

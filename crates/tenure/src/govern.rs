@@ -23,8 +23,9 @@ pub enum TokensCommand {
         /// A role: admin, approver, auditor, requester, authorizer or source:NAME (repeatable).
         #[arg(long = "role", required = true)]
         roles: Vec<String>,
-        #[arg(long, default_value_t = 90)]
-        ttl_days: i64,
+        /// Days the token is valid (default: the engine's, 90).
+        #[arg(long)]
+        ttl_days: Option<i64>,
         #[arg(long, default_value = "")]
         description: String,
         /// Write the secret to this file (mode 0600) instead of standard output.
@@ -178,14 +179,7 @@ pub fn tokens(g: &Global, cmd: TokensCommand) -> anyhow::Result<ExitCode> {
     ensure_policy(&engine, g.policy.as_deref())?;
     match cmd {
         TokensCommand::Issue { identity, roles, ttl_days, description, out } => {
-            let ttl = match tenure_model::credential::bounded(ttl_days, 86_400, "days") {
-                Ok(t) => t,
-                Err(e) => {
-                    eprintln!("error: --ttl-days: {e}");
-                    return Ok(ExitCode::from(crate::cli::EXIT_BAD_INPUT));
-                }
-            };
-            match engine.issue_token(&identity, &roles, ttl, &description, ACTOR) {
+            match engine.issue_token(&identity, &roles, ttl_days, &description, ACTOR) {
                 Ok(t) => {
                     match out {
                         Some(path) => {
