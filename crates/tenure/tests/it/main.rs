@@ -15,3 +15,4 @@ mod creds;
 mod demo;
 mod ledger;
 mod lifecycle;
+mod snapshots;
