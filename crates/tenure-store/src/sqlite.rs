@@ -1556,19 +1556,25 @@ mod tests {
         tx.commit().unwrap();
     }
 
+    /// An identity with one pending sync job in system `exec`; its id.
+    fn one_exec_job(tx: &mut dyn WriteTx, t0: OffsetDateTime) -> i64 {
+        let r: IdentityRef = "hr:E1".parse().unwrap();
+        let attrs = BTreeMap::new();
+        let id = tx.insert_identity(&new_identity(&r, &attrs)).unwrap();
+        tx.enqueue(&NewJob { kind: JobKind::Sync, identity_id: id, system: "exec", run_at: t0 }).unwrap();
+        id
+    }
+
     #[test]
     fn a_stale_attempt_can_neither_finish_nor_fail_the_job_it_lost() {
         // An attempt outlives its lease; another worker claims the job again. Both fail: the
         // job must stay pending (it was marked done when the second failure found the row the
         // first had just put back to pending, and a leaver stayed `leaving` with live access).
         let (_d, s) = store();
-        let r: IdentityRef = "hr:E1".parse().unwrap();
-        let attrs = BTreeMap::new();
         let t0 = datetime!(2026-11-01 09:00 UTC);
         let lease = time::Duration::seconds(30);
         let mut tx = s.write().unwrap();
-        let id = tx.insert_identity(&new_identity(&r, &attrs)).unwrap();
-        tx.enqueue(&NewJob { kind: JobKind::Sync, identity_id: id, system: "exec", run_at: t0 }).unwrap();
+        one_exec_job(tx.as_mut(), t0);
         let first = tx.claim_job(t0, lease).unwrap().unwrap();
         let second = tx.claim_job(t0 + time::Duration::seconds(31), lease).unwrap().unwrap();
         assert_eq!((second.id, second.attempts), (first.id, 2));
@@ -1588,13 +1594,10 @@ mod tests {
     #[test]
     fn a_renewed_lease_keeps_the_job_and_dead_jobs_can_be_retried() {
         let (_d, s) = store();
-        let r: IdentityRef = "hr:E1".parse().unwrap();
-        let attrs = BTreeMap::new();
         let t0 = datetime!(2026-11-01 09:00 UTC);
         let lease = time::Duration::seconds(30);
         let mut tx = s.write().unwrap();
-        let id = tx.insert_identity(&new_identity(&r, &attrs)).unwrap();
-        tx.enqueue(&NewJob { kind: JobKind::Sync, identity_id: id, system: "exec", run_at: t0 }).unwrap();
+        let id = one_exec_job(tx.as_mut(), t0);
         let job = tx.claim_job(t0, lease).unwrap().unwrap();
         assert!(tx.renew_lease(&job, t0 + time::Duration::seconds(60)).unwrap());
         assert!(
