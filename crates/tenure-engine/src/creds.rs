@@ -315,6 +315,16 @@ pub(crate) fn revoke_live(
 }
 
 /// What introspection says about a credential at `now` (RFC 7662 members).
+/// The JWT signing keys a relying party may use: every one not yet removed, as JWKs.
+fn published_jwks(tx: &dyn ReadTx) -> Result<Vec<Value>> {
+    Ok(tx
+        .signing_keys()?
+        .into_iter()
+        .filter(|k| k.usage == "jwt" && k.removed_at.is_none())
+        .filter_map(|k| serde_json::from_str(&k.public).ok())
+        .collect())
+}
+
 fn introspection(
     tx: &dyn ReadTx,
     c: Option<&CredentialRow>,
@@ -678,6 +688,8 @@ impl Engine {
                 // the certificate is never valid longer than policy allows.
                 let not_before = now - Duration::seconds(30);
                 let not_after = expires_at.min(not_before + ttl);
+                // The recorded lifetime is the certificate's, so a rotation keeps it whole.
+                row.issued_at = not_before;
                 row.expires_at = not_after;
                 let der = ca
                     .issue(csr, sid.as_str(), &serial, not_before.unix_timestamp(), not_after.unix_timestamp())
@@ -891,12 +903,7 @@ impl Engine {
             // audience naming tenure itself. A JWT-SVID minted for `payments` is no login here.
             let policy = self.policy_in(tx.as_ref())?;
             let audience = rules(&policy)?.issuer();
-            let keys: Vec<Value> = tx
-                .signing_keys()?
-                .into_iter()
-                .filter(|k| k.usage == "jwt" && k.removed_at.is_none())
-                .filter_map(|k| serde_json::from_str(&k.public).ok())
-                .collect();
+            let keys = published_jwks(tx.as_ref())?;
             tenure_svid::jwt::verify(bearer, &keys, now.unix_timestamp(), Some(&audience))
                 .map_err(|e| unauth(&format!("JWT-SVID refused: {e}")))?;
         }
@@ -933,15 +940,7 @@ impl Engine {
 
     /// The JWKS: every JWT signing key not yet removed.
     pub fn jwks(&self) -> Result<Value> {
-        let keys: Vec<Value> = self
-            .store
-            .read()?
-            .signing_keys()?
-            .into_iter()
-            .filter(|k| k.usage == "jwt" && k.removed_at.is_none())
-            .filter_map(|k| serde_json::from_str(&k.public).ok())
-            .collect();
-        Ok(json!({ "keys": keys }))
+        Ok(json!({ "keys": published_jwks(self.store.read()?.as_ref())? }))
     }
 
     /// The X.509 trust bundle (PEM): the CA certificates still trusted.

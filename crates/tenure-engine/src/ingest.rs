@@ -126,7 +126,6 @@ pub fn events_from_wire(records: Vec<Positioned>) -> std::result::Result<Vec<Eve
 }
 
 impl Engine {
-    /// Validate and apply a batch: all of it, or (on any bad record) none of it.
     /// Ingest a batch posted by `caller`: every record must come from a source its token may
     /// post for (`source:NAME` roles), else nothing is applied.
     pub fn ingest_from(&self, caller: &crate::tokens::Caller, records: Vec<Positioned>) -> Result<IngestReport> {
@@ -143,6 +142,7 @@ impl Engine {
         self.ingest(&events, &format!("api:{}", caller.identity))
     }
 
+    /// Validate and apply a batch: all of it, or (on any bad record) none of it.
     pub fn ingest(&self, events: &[Event], actor: &str) -> Result<IngestReport> {
         self.ingest_with_progress(events, actor, &mut |_| {})
     }
