@@ -140,7 +140,7 @@ impl PostgresConnector {
             return Err(ConnectorError::NotManaged {
                 system: self.system.clone(),
                 account: name.to_owned(),
-                reference: String::new(),
+                reference: "any identity".into(),
                 why: "it is the connection's own role or a reserved name".into(),
             });
         }
