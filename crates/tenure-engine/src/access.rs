@@ -13,7 +13,7 @@ use crate::workflow::{self, Change, Facts};
 use crate::{ACTOR_ENGINE, Engine, EngineError, Result};
 use std::collections::{BTreeMap, BTreeSet};
 use tenure_model::{
-    ApproverRole, GrantOrigin, GrantState, IdentityRef, LifecycleState, RequestKind, RequestState, RoleName,
+    ApproverRole, GrantOrigin, GrantState, IdentityRef, LifecycleState, Principal, RequestKind, RequestState, RoleName,
 };
 use tenure_policy::{Bundle, Decision, RequestFacts, Requirement, Verdict};
 use tenure_proto::{ApprovalView, RequestView};
@@ -30,13 +30,6 @@ pub struct AccessRequest {
     pub kind: RequestKind,
     pub intent: String,
     pub duration: Option<Duration>,
-}
-
-/// Who is acting: an authenticated identity, and whether it may act for anyone (admin).
-#[derive(Debug, Clone)]
-pub struct Actor {
-    pub reference: IdentityRef,
-    pub admin: bool,
 }
 
 fn invalid(field: &str, message: impl Into<String>) -> EngineError {
@@ -232,11 +225,11 @@ impl Engine {
     /// Make a request. Policy decides at once: a denied request is recorded as denied, an
     /// allowed one is granted in the same transaction, and one that needs approval waits
     /// (until its deadline) for the approvers the decision names.
-    pub fn request(&self, actor: &Actor, req: &AccessRequest) -> Result<RequestView> {
+    pub fn request(&self, actor: &Principal, req: &AccessRequest) -> Result<RequestView> {
         let policy = self.current_policy()?;
         let now = self.clock.now();
         let mut tx = self.store.write()?;
-        let requester = tx.identity(&actor.reference)?.ok_or_else(|| invalid("caller", "unknown identity"))?;
+        let requester = tx.identity(&actor.identity)?.ok_or_else(|| invalid("caller", "unknown identity"))?;
         let beneficiary = identity(&*tx, "beneficiary", &req.beneficiary)?;
         let Some(def) = policy.entitlement(&req.entitlement) else {
             return Err(invalid("entitlement", format!("unknown entitlement `{}`", req.entitlement)));
@@ -249,7 +242,7 @@ impl Engine {
         let own = beneficiary.id == requester.id
             || beneficiary.owner.as_ref() == Some(&requester.reference)
             || beneficiary.attributes.get(&policy.access.manager_attribute) == Some(&requester.reference.to_string());
-        if !own && !actor.admin {
+        if !own && !actor.has(RoleName::Admin) {
             return Err(EngineError::Refused(format!(
                 "`{}` may request only for itself, for identities it owns, or for people it manages",
                 requester.reference
@@ -519,7 +512,7 @@ impl Engine {
     /// A request as `caller` may see it: admins, approvers and auditors see every request; anyone
     /// else only the ones they made or that are for them (others are "not found", not
     /// "forbidden", so ids reveal nothing).
-    pub fn request_for(&self, caller: &crate::tokens::Caller, id: i64) -> Result<RequestView> {
+    pub fn request_for(&self, caller: &tenure_model::Principal, id: i64) -> Result<RequestView> {
         let view = self.request_detail(id)?;
         let me = caller.identity.to_string();
         let privileged = [RoleName::Admin, RoleName::Approver, RoleName::Auditor].iter().any(|r| caller.has(*r));

@@ -4,11 +4,12 @@
 //! stops counting, nothing is answered after the deadline, and nothing is granted before the last
 //! required approval.
 
-use crate::access::{AccessRequest, Actor};
+use crate::access::AccessRequest;
 use crate::{Engine, EngineError, ingest, parse};
 use proptest::prelude::*;
 use std::collections::BTreeSet;
 use std::sync::Arc;
+use tenure_model::Principal;
 use tenure_model::{FixedClock, IdentityRef, LifecycleState, RequestKind, RequestState};
 use tenure_policy::{Bundle, BundleFiles};
 use tenure_store::SqliteStore;
@@ -125,7 +126,7 @@ proptest! {
         let entitlement = if privileged { "dir/admin" } else { "dir/plain" };
         let requester_ref = PEOPLE[requester];
         let made = e.request(
-            &Actor { reference: r(requester_ref), admin: false },
+            &Principal::local(r(requester_ref), []),
             &AccessRequest {
                 beneficiary: "hr:E1".into(),
                 entitlement: entitlement.into(),
@@ -194,7 +195,7 @@ fn refusals_are_clear() {
     let (_dir, e, clock) = setup();
     let req = |who: &str| {
         e.request(
-            &Actor { reference: r(who), admin: false },
+            &Principal::local(r(who), []),
             &AccessRequest {
                 beneficiary: "hr:E1".into(),
                 entitlement: "dir/admin".into(),
@@ -224,7 +225,7 @@ fn refusals_are_clear() {
     // Undecided requests expire by the clock, and nothing is answered after.
     let f = |ent: &str| {
         e.request(
-            &Actor { reference: r("hr:E1"), admin: false },
+            &Principal::local(r("hr:E1"), []),
             &AccessRequest {
                 beneficiary: "hr:E1".into(),
                 entitlement: ent.into(),

@@ -16,7 +16,6 @@
 //! it signed has expired.
 
 use crate::ingest::rfc3339 as ts;
-use crate::tokens::Caller;
 use crate::{ACTOR_ENGINE, Engine, EngineError, Result};
 use base64::Engine as _;
 use serde_json::{Value, json};
@@ -24,6 +23,7 @@ use std::collections::HashMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
+use tenure_model::Principal;
 use tenure_model::credential::format_ttl;
 use tenure_model::{CredentialKind, LifecycleState, RoleName};
 use tenure_policy::Bundle;
@@ -145,14 +145,14 @@ pub struct CredentialRequest {
 #[derive(Debug, Clone)]
 pub enum Requester {
     Operator(String),
-    Caller(Caller),
+    Api(Principal),
 }
 
 impl Requester {
     fn name(&self) -> String {
         match self {
             Self::Operator(n) => n.clone(),
-            Self::Caller(c) => format!("api:{}", c.identity),
+            Self::Api(p) => p.actor(),
         }
     }
 
@@ -160,7 +160,7 @@ impl Requester {
     fn may_act_for(&self, nhi: &IdentityRow, admin_ok: bool) -> bool {
         match self {
             Self::Operator(_) => true,
-            Self::Caller(c) => {
+            Self::Api(c) => {
                 c.identity == nhi.reference
                     || nhi.owner.as_ref() == Some(&c.identity)
                     || (admin_ok && c.has(RoleName::Admin))
@@ -601,8 +601,8 @@ impl Engine {
         // A workload acting with a credential may replace only that credential, and nothing it
         // gets outlives what it came with: a 5-minute token cannot mint a 7-day key.
         let presented = match by {
-            Requester::Caller(Caller { token, credential_expires: Some(end), .. }) => Some((token.clone(), *end)),
-            _ => None,
+            Requester::Api(p) => p.credential().map(|(id, end)| (id.to_owned(), end)),
+            Requester::Operator(_) => None,
         };
         if let (Some((token, _)), Some(old)) = (&presented, &req.replaces)
             && token != old
@@ -890,7 +890,7 @@ impl Engine {
 
     /// A workload authenticating with a credential tenure issued it (an API key or a
     /// JWT-SVID): good while introspection says active. It holds no roles.
-    pub(crate) fn authenticate_credential(&self, bearer: &str) -> Result<Caller> {
+    pub(crate) fn authenticate_credential(&self, bearer: &str) -> Result<Principal> {
         let unauth = |m: &str| EngineError::Unauthenticated(m.to_owned());
         let now = self.clock.now();
         let tx = self.store.read()?;
@@ -917,11 +917,11 @@ impl Engine {
         if who.state != LifecycleState::Active {
             return Err(unauth("the credential's identity is not active"));
         }
-        Ok(Caller {
+        Ok(Principal {
             identity: who.reference,
-            token: c.id,
             roles: Default::default(),
-            credential_expires: Some(c.expires_at),
+            via: tenure_model::Via::Credential { id: c.id, expires_at: c.expires_at },
+            on_behalf_of: vec![],
         })
     }
 

@@ -128,7 +128,7 @@ pub fn events_from_wire(records: Vec<Positioned>) -> std::result::Result<Vec<Eve
 impl Engine {
     /// Ingest a batch posted by `caller`: every record must come from a source its token may
     /// post for (`source:NAME` roles), else nothing is applied.
-    pub fn ingest_from(&self, caller: &crate::tokens::Caller, records: Vec<Positioned>) -> Result<IngestReport> {
+    pub fn ingest_from(&self, caller: &tenure_model::Principal, records: Vec<Positioned>) -> Result<IngestReport> {
         let allowed: Vec<&str> = caller.sources().collect();
         if let Some((pos, e)) = records.iter().find(|(_, e)| !allowed.contains(&e.source.as_str())) {
             return Err(EngineError::Forbidden(format!(

@@ -9,7 +9,7 @@ use base64::Engine as _;
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 use std::collections::BTreeSet;
-use tenure_model::{IdentityRef, LifecycleState, Role, RoleName};
+use tenure_model::{IdentityRef, LifecycleState, Principal, Role, RoleName};
 use tenure_proto::{IssuedTokenView, TokenView};
 use tenure_store::{AuditEntry, ReadTx, TokenRow};
 use time::Duration;
@@ -21,31 +21,6 @@ const PREFIX: &str = "tnr_";
 pub const MAX_TTL: Duration = Duration::days(366);
 /// A token's lifetime when the caller names none.
 pub const DEFAULT_TTL_DAYS: i64 = 90;
-
-/// An authenticated caller.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Caller {
-    pub identity: IdentityRef,
-    pub token: String,
-    pub roles: BTreeSet<Role>,
-    /// When the caller came with a broker credential (not an API token): its expiry, which
-    /// nothing it is issued may outlive.
-    pub credential_expires: Option<time::OffsetDateTime>,
-}
-
-impl Caller {
-    pub fn has(&self, role: RoleName) -> bool {
-        self.roles.contains(&Role::Named(role))
-    }
-
-    /// Sources this caller may post events for.
-    pub fn sources(&self) -> impl Iterator<Item = &str> {
-        self.roles.iter().filter_map(|r| match r {
-            Role::Source(s) => Some(s.as_str()),
-            Role::Named(_) => None,
-        })
-    }
-}
 
 fn hash(secret: &str) -> Vec<u8> {
     Sha256::digest(secret.as_bytes()).to_vec()
@@ -146,7 +121,7 @@ impl Engine {
 
     /// Who a bearer token belongs to, if it is good now: an API token (`tnr_…`), or else a
     /// workload's own broker credential (an API key or JWT-SVID), which holds no role.
-    pub fn authenticate(&self, bearer: &str) -> Result<Caller> {
+    pub fn authenticate(&self, bearer: &str) -> Result<Principal> {
         let unauth = |m: &str| EngineError::Unauthenticated(m.to_owned());
         if bearer.is_empty() {
             return Err(unauth("missing bearer token"));
@@ -169,13 +144,13 @@ impl Engine {
             return Err(unauth("the token's identity is not active"));
         }
         let roles = t.roles.iter().filter_map(|r| r.parse::<Role>().ok()).collect();
-        Ok(Caller { identity: who.reference, token: t.id, roles, credential_expires: None })
+        Ok(Principal { identity: who.reference, roles, via: tenure_model::Via::Token(t.id), on_behalf_of: vec![] })
     }
 
     /// [`Engine::authenticate`] for a caller reaching us from `source` (its address): a
     /// failure is logged (never with the secret) and counted (`tenure_auth_failures_total`), and
     /// a source that keeps failing is slowed down: the answer says how long to wait first.
-    pub fn authenticate_from(&self, bearer: &str, source: &str) -> (Result<Caller>, std::time::Duration) {
+    pub fn authenticate_from(&self, bearer: &str, source: &str) -> (Result<Principal>, std::time::Duration) {
         let delay = self.auth_failures.delay(source, self.clock.now());
         let result = self.authenticate(bearer);
         if let Err(e) = &result {

@@ -10,6 +10,7 @@ pub mod credential;
 pub mod grant;
 pub mod identity;
 pub mod lifecycle;
+pub mod principal;
 pub mod text;
 
 pub use access::{ApproverRole, RequestKind, RequestState, Role, RoleName};
@@ -18,3 +19,4 @@ pub use credential::CredentialKind;
 pub use grant::{AccountState, GrantOrigin, GrantState};
 pub use identity::{IdentityKind, IdentityRef, RefError};
 pub use lifecycle::{LifecycleState, TransitionError};
+pub use principal::{Principal, Via};

@@ -4,7 +4,7 @@
 //!
 //! Every route is in [`ROUTES`] with who may call it; the router is built from that table, and
 //! each route's guard authenticates the bearer token and checks the role before the handler
-//! runs (the handler gets the [`Caller`]). A route cannot be added without saying who may call
+//! runs (the handler gets the [`Principal`]). A route cannot be added without saying who may call
 //! it: [`handler`] matches the [`Endpoint`] enum exhaustively.
 
 use axum::body::Bytes;
@@ -16,12 +16,12 @@ use axum::routing::{MethodRouter, get, post};
 use axum::{Extension, Json, Router};
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use tenure_engine::access::{AccessRequest, Actor};
+use tenure_engine::access::AccessRequest;
 use tenure_engine::authz::{Decision, Question, ResourceSpec};
 use tenure_engine::creds::{self, CredentialRequest};
-use tenure_engine::tokens::Caller;
 use tenure_engine::worker::Workers;
 use tenure_engine::{Engine, EngineError, RecordError, parse};
+use tenure_model::Principal;
 use tenure_model::credential::parse_ttl;
 use tenure_model::{CredentialKind, RequestKind, RequestState, RoleName};
 use tenure_proto::{
@@ -332,7 +332,7 @@ async fn healthz(State(s): State<AppState>) -> Result<Json<serde_json::Value>, A
 
 async fn post_events(
     State(s): State<AppState>,
-    Extension(caller): Extension<Caller>,
+    Extension(caller): Extension<Principal>,
     raw: Bytes,
 ) -> Result<Json<IngestReport>, ApiError> {
     // Parsing a large batch is real work too: keep it off the async threads.
@@ -376,7 +376,7 @@ fn invalid(field: &str, message: String) -> ApiError {
 
 async fn create_request(
     State(s): State<AppState>,
-    Extension(caller): Extension<Caller>,
+    Extension(caller): Extension<Principal>,
     raw: Bytes,
 ) -> Result<(StatusCode, Json<RequestView>), ApiError> {
     let w: RequestWire = json_body(&raw)?;
@@ -396,8 +396,7 @@ async fn create_request(
         intent: w.intent,
         duration,
     };
-    let actor = Actor { reference: caller.identity.clone(), admin: caller.has(RoleName::Admin) };
-    let view = s.run(move |engine| engine.request(&actor, &req)).await?;
+    let view = s.run(move |engine| engine.request(&caller, &req)).await?;
     s.workers.notify();
     Ok((StatusCode::CREATED, Json(view)))
 }
@@ -417,7 +416,7 @@ async fn list_requests(
 
 async fn show_request(
     State(s): State<AppState>,
-    Extension(caller): Extension<Caller>,
+    Extension(caller): Extension<Principal>,
     Path(id): Path<i64>,
 ) -> Result<Json<RequestView>, ApiError> {
     Ok(Json(s.run(move |engine| engine.request_for(&caller, id)).await?))
@@ -425,7 +424,7 @@ async fn show_request(
 
 async fn answer(
     s: AppState,
-    caller: Caller,
+    caller: Principal,
     id: i64,
     raw: Bytes,
     approve: bool,
@@ -438,7 +437,7 @@ async fn answer(
 
 async fn approve(
     State(s): State<AppState>,
-    Extension(caller): Extension<Caller>,
+    Extension(caller): Extension<Principal>,
     Path(id): Path<i64>,
     raw: Bytes,
 ) -> Result<Json<RequestView>, ApiError> {
@@ -447,7 +446,7 @@ async fn approve(
 
 async fn deny(
     State(s): State<AppState>,
-    Extension(caller): Extension<Caller>,
+    Extension(caller): Extension<Principal>,
     Path(id): Path<i64>,
     raw: Bytes,
 ) -> Result<Json<RequestView>, ApiError> {
@@ -456,7 +455,7 @@ async fn deny(
 
 async fn authorize(
     State(s): State<AppState>,
-    Extension(caller): Extension<Caller>,
+    Extension(caller): Extension<Principal>,
     raw: Bytes,
 ) -> Result<Json<Decision>, ApiError> {
     let w: AuthorizeWire = json_body(&raw)?;
@@ -467,7 +466,7 @@ async fn authorize(
 
 async fn issue_token(
     State(s): State<AppState>,
-    Extension(caller): Extension<Caller>,
+    Extension(caller): Extension<Principal>,
     raw: Bytes,
 ) -> Result<(StatusCode, Json<IssuedTokenView>), ApiError> {
     let w: TokenWire = json_body(&raw)?;
@@ -485,7 +484,7 @@ async fn list_tokens(State(s): State<AppState>) -> Result<Json<Vec<TokenView>>, 
 
 async fn revoke_token(
     State(s): State<AppState>,
-    Extension(caller): Extension<Caller>,
+    Extension(caller): Extension<Principal>,
     Path(id): Path<String>,
 ) -> Result<Json<TokenView>, ApiError> {
     Ok(Json(s.run(move |engine| engine.revoke_token(&id, &caller.identity.to_string())).await?))
@@ -528,7 +527,7 @@ async fn crl(State(s): State<AppState>) -> Result<Response, ApiError> {
     Ok(([(header::CONTENT_TYPE, "application/x-pem-file")], pem).into_response())
 }
 
-fn credential_request(w: CredentialWire, caller: &Caller) -> Result<CredentialRequest, ApiError> {
+fn credential_request(w: CredentialWire, caller: &Principal) -> Result<CredentialRequest, ApiError> {
     let kind = w.kind.parse::<CredentialKind>().map_err(|e| invalid("kind", e))?;
     let ttl = w.ttl.as_deref().map(parse_ttl).transpose().map_err(|e| invalid("ttl", e))?;
     Ok(CredentialRequest {
@@ -545,12 +544,12 @@ fn credential_request(w: CredentialWire, caller: &Caller) -> Result<CredentialRe
 
 async fn issue_credential(
     State(s): State<AppState>,
-    Extension(caller): Extension<Caller>,
+    Extension(caller): Extension<Principal>,
     raw: Bytes,
 ) -> Result<(StatusCode, Json<IssuedCredentialView>), ApiError> {
     let w: CredentialWire = json_body(&raw)?;
     let req = credential_request(w, &caller)?;
-    let issued = s.workers.issue_credential(req, creds::Requester::Caller(caller)).await?;
+    let issued = s.workers.issue_credential(req, creds::Requester::Api(caller)).await?;
     Ok((StatusCode::CREATED, Json(issued)))
 }
 
@@ -568,26 +567,26 @@ async fn list_credentials(
 
 async fn rotate_credential(
     State(s): State<AppState>,
-    Extension(caller): Extension<Caller>,
+    Extension(caller): Extension<Principal>,
     Path(id): Path<String>,
     raw: Bytes,
 ) -> Result<(StatusCode, Json<IssuedCredentialView>), ApiError> {
     let w: CredentialActionWire = if raw.is_empty() { CredentialActionWire::default() } else { json_body(&raw)? };
     let req = s.run(move |engine| engine.rotation_of(&id, w.csr)).await?;
-    let issued = s.workers.issue_credential(req, creds::Requester::Caller(caller)).await?;
+    let issued = s.workers.issue_credential(req, creds::Requester::Api(caller)).await?;
     s.workers.notify();
     Ok((StatusCode::CREATED, Json(issued)))
 }
 
 async fn revoke_credential(
     State(s): State<AppState>,
-    Extension(caller): Extension<Caller>,
+    Extension(caller): Extension<Principal>,
     Path(id): Path<String>,
     raw: Bytes,
 ) -> Result<Json<CredentialView>, ApiError> {
     let w: CredentialActionWire = if raw.is_empty() { CredentialActionWire::default() } else { json_body(&raw)? };
     let reason = w.reason.unwrap_or_else(|| "revoked on request".into());
-    let v = s.run(move |engine| engine.revoke_credential(&id, &reason, &creds::Requester::Caller(caller))).await?;
+    let v = s.run(move |engine| engine.revoke_credential(&id, &reason, &creds::Requester::Api(caller))).await?;
     s.workers.notify();
     Ok(Json(v))
 }
@@ -624,12 +623,12 @@ async fn introspect(
 
 async fn oauth_revoke(
     State(s): State<AppState>,
-    Extension(caller): Extension<Caller>,
+    Extension(caller): Extension<Principal>,
     headers: axum::http::HeaderMap,
     raw: Bytes,
 ) -> Result<StatusCode, ApiError> {
     let form = token_form(&headers, &raw)?;
-    s.run(move |engine| engine.revoke_token_value(&form.token, &creds::Requester::Caller(caller))).await?;
+    s.run(move |engine| engine.revoke_token_value(&form.token, &creds::Requester::Api(caller))).await?;
     s.workers.notify();
     Ok(StatusCode::OK)
 }

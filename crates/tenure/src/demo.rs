@@ -15,11 +15,12 @@ use tenure_connectors::Connector;
 use tenure_connectors::ldap::LdapConnector;
 use tenure_connectors::postgres::{PostgresConnector, PostgresSettings};
 use tenure_connectors::scim::{ScimConnector, ScimSettings};
-use tenure_engine::access::{AccessRequest, Actor};
+use tenure_engine::access::AccessRequest;
 use tenure_engine::authz::{Question, ResourceSpec};
 use tenure_engine::systems::Lookup;
 use tenure_engine::worker::{WorkerConfig, Workers};
 use tenure_engine::{Engine, Format, ingest, parse};
+use tenure_model::Principal;
 use tenure_model::RequestKind;
 use tenure_policy::Bundle;
 use tenure_testkit::postgres::LocalPostgres;
@@ -258,7 +259,7 @@ async fn policy(
     println!("  the bundle's own test cases: {passed} of {} pass", cases.len());
     checks.check(passed == cases.len(), "the bundle's test cases pass");
 
-    let actor = |r: &str| -> anyhow::Result<Actor> { Ok(Actor { reference: r.parse()?, admin: false }) };
+    let actor = |r: &str| -> anyhow::Result<Principal> { Ok(Principal::local(r.parse()?, [])) };
     let ask = |kind, ent: &str, intent: &str, minutes: Option<i64>| AccessRequest {
         beneficiary: String::new(),
         entitlement: ent.to_owned(),

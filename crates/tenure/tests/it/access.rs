@@ -4,7 +4,8 @@
 
 use crate::support::*;
 use std::collections::{BTreeMap, BTreeSet};
-use tenure_engine::access::{AccessRequest, Actor};
+use tenure_engine::access::AccessRequest;
+use tenure_model::Principal;
 use tenure_model::RequestKind;
 
 /// Import the quickstart's HR feed and provision it.
@@ -224,7 +225,7 @@ fn jit_grants_and_exceptions_leave_ldap_when_they_expire() {
     let c = Clocked::new(&w);
     let (clock, engine) = (&c.clock, &c.engine);
     let run = || c.run();
-    let actor = |r: &str| Actor { reference: r.parse().unwrap(), admin: false };
+    let actor = |r: &str| Principal::local(r.parse().unwrap(), []);
 
     // Grace (engineering) elevates to prod-admin for 30 minutes: auto-approved by policy.
     let jit = engine

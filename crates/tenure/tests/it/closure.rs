@@ -403,7 +403,7 @@ sys.exit(subprocess.run([sys.executable, {console:?}] + sys.argv[1:], stdin=sys.
 
 #[test]
 fn a_leaver_whose_system_hangs_past_the_job_lease_and_fails_closes_once_it_recovers() {
-    // An exec system whose `disable_account` hangs three times longer than the job lease and
+    // An exec system whose `disable_account` hangs two and a half times the job lease and
     // then fails, while a flag file exists. Before the fix a second worker claimed the job when
     // the lease ran out, both attempts failed, and the second failure found the row the first
     // had put back to pending and marked the job done: the leaver stayed `leaving` for ever.
@@ -422,7 +422,7 @@ if sys.argv[1] == "disable_account" and os.path.exists({broken:?}):
     sys.stdin.read()
     with open({attempts:?}, "a") as f:
         f.write("start %f\n" % time.time())
-    time.sleep(3)
+    time.sleep(5)
     with open({attempts:?}, "a") as f:
         f.write("end %f\n" % time.time())
     print(json.dumps({{"ok": False, "error": "console is down"}}))
@@ -442,7 +442,7 @@ sys.exit(subprocess.run([sys.executable, {console:?}] + sys.argv[1:], stdin=sys.
     w.ok(&["--policy", policy, "import", "--source", "hr", f.to_str().unwrap()]);
     w.ok(&["--policy", policy, "jobs", "run"]);
     std::fs::write(&broken, "").unwrap();
-    let _server = Server::start(&w, &["--policy", policy, "--job-lease-secs", "1", "--workers", "4"]);
+    let _server = Server::start(&w, &["--policy", policy, "--job-lease-secs", "2", "--workers", "4"]);
     let f = w.file("left.jsonl", &leave_line("E9"));
     w.ok(&["--policy", policy, "import", "--source", "hr", f.to_str().unwrap()]);
     let state_of = || -> String {
