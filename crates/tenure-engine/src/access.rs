@@ -572,6 +572,9 @@ impl Engine {
                 "credentials": credentials,
             });
             tx.open_finding(row.id, "leaver_stalled", "", &detail, version, now)?;
+            // The clock looks again only a whole period from now: a job that dies at once (an
+            // account tenure may not touch) must not make this a loop of retries and alerts.
+            tx.set_identity_state(row.id, LifecycleState::Leaving, now)?;
             audit(tx.as_mut(), now, ACTOR_ENGINE, "leaver.stalled", &subject, version, detail)?;
             if systems.is_empty() && !credentials {
                 crate::worker::advance_lifecycle(tx.as_mut(), row.id, now, version)?;

@@ -120,6 +120,16 @@ fn a_leaver_left_with_no_job_is_requeued_by_the_clock_with_an_alert_and_dead_job
     assert!(e.identity_detail("hr:E1").unwrap().timeline.iter().any(|t| t.action == "leaver.stalled"));
     assert!(e.expire().unwrap().stalled.is_empty());
     assert_eq!(e.identity_detail("hr:E1").unwrap().identity.state, "leaving");
+    // The re-queued job dies at once again: the clock waits a whole period before the next try.
+    {
+        let mut tx = e.store().write().unwrap();
+        let job = tx.claim_job(clock.now(), time::Duration::seconds(30)).unwrap().unwrap();
+        assert!(tx.fail_job(&job, "still unreachable", None, clock.now()).unwrap());
+        tx.commit().unwrap();
+    }
+    assert!(e.expire().unwrap().stalled.is_empty(), "re-queued again at once");
+    clock.advance(time::Duration::minutes(16));
+    assert_eq!(e.expire().unwrap().stalled, ["hr:E1"]);
     // `tenure jobs retry`: a dead job goes back with a fresh attempt count.
     {
         let mut tx = e.store().write().unwrap();
