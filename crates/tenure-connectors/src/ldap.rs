@@ -3,8 +3,9 @@
 //! - An account is an `inetOrgPerson` entry `uid=NAME,PEOPLE,BASE`.
 //! - An entitlement is membership (`member`) of a `groupOfNames` entry `cn=TARGET,GROUPS,BASE`;
 //!   a missing group is created on first grant. Read-back covers groups anywhere under the base
-//!   (one elsewhere is named `dn:` and its DN), so a leaver is removed from those too. Groups keep an empty `member` value so the last
-//!   member can be removed without breaking the schema's `MUST member`.
+//!   (one elsewhere is named `dn:` and its DN), so a leaver is removed from those too. Groups
+//!   keep an empty `member` value so the last member can be removed without breaking the
+//!   schema's `MUST member`.
 //! - Disabled means locked by the password policy overlay (`pwdAccountLockedTime:
 //!   000001010000Z`, the permanent lock); binds then fail while `pwdLockout` is on.
 //!
@@ -349,7 +350,7 @@ impl Connector for LdapConnector {
             0 => Ok(()),
             // It exists: ours only if it carries our marker for this identity.
             ENTRY_ALREADY_EXISTS => match self.read_account(&spec.name).await? {
-                Some(r) => ConnectorError::not_managed(&self.system, &r, &spec.reference).map_or(Ok(()), Err),
+                Some(r) => ConnectorError::ensure_managed(&self.system, &r, &spec.reference),
                 None => Err(self.refused("create account", format!("`{}` exists and does not", spec.name))),
             },
             _ => Err(self.refused("create account", created)),

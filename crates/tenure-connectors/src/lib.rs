@@ -3,8 +3,9 @@
 //! Every connector implements [`Connector`]. Operations are idempotent (creating an account that
 //! tenure made already, granting a membership that is held, revoking one that is gone all
 //! succeed), so a job that is retried after a crash never double-applies. An account tenure did
-//! not make (no marker) is never taken over: see [`AccountRecord::managed_by`]. Verification is always a separate read
-//! back ([`Connector::read_account`]), never the success code of the write.
+//! not make (no marker) is never taken over: see [`AccountRecord::managed_by`]. Verification is
+//! always a separate read back ([`Connector::read_account`]), never the success code of the
+//! write.
 
 pub mod exec;
 pub mod ldap;
@@ -48,13 +49,6 @@ pub struct AccountRecord {
     pub privileges: BTreeSet<String>,
 }
 
-impl AccountRecord {
-    /// Whether tenure may change this account on behalf of `reference`.
-    pub fn is_managed_for(&self, reference: &str) -> bool {
-        !self.reserved && self.managed_by.as_deref() == Some(reference)
-    }
-}
-
 /// The outcome of trying to use an account the way its holder would.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Probe {
@@ -84,18 +78,19 @@ pub enum ConnectorError {
 }
 
 impl ConnectorError {
-    /// Why `record` may not be managed for `reference`, as an error; `None` when it may.
-    pub fn not_managed(system: &str, record: &AccountRecord, reference: &str) -> Option<Self> {
+    /// `Ok` when tenure may change `record` for `reference` (it carries our marker for that
+    /// identity and is not reserved); otherwise the [`ConnectorError::NotManaged`] saying why.
+    pub fn ensure_managed(system: &str, record: &AccountRecord, reference: &str) -> Result<(), Self> {
         let why = if record.reserved {
             "it is the system's own account or a reserved name".to_owned()
         } else {
             match &record.managed_by {
                 None => "it carries no tenure marker (it was made outside tenure)".to_owned(),
                 Some(other) if other != reference => format!("it is marked for `{other}`"),
-                Some(_) => return None,
+                Some(_) => return Ok(()),
             }
         };
-        Some(Self::NotManaged {
+        Err(Self::NotManaged {
             system: system.to_owned(),
             account: record.name.clone(),
             reference: reference.to_owned(),

@@ -309,7 +309,7 @@ impl Connector for PostgresConnector {
     async fn create_account(&self, spec: &AccountSpec) -> Result<(), ConnectorError> {
         self.check_account(&spec.name)?;
         if let Some(existing) = self.read_account(&spec.name).await? {
-            return ConnectorError::not_managed(&self.system, &existing, &spec.reference).map_or(Ok(()), Err);
+            return ConnectorError::ensure_managed(&self.system, &existing, &spec.reference);
         }
         let until =
             spec.expires_at.as_deref().map(|t| format!(" VALID UNTIL {}", quote_literal(t))).unwrap_or_default();
@@ -330,7 +330,7 @@ impl Connector for PostgresConnector {
                 if message.ends_with(&format!("({})", SqlState::DUPLICATE_OBJECT.code())) =>
             {
                 match self.read_account(&spec.name).await? {
-                    Some(r) => ConnectorError::not_managed(&self.system, &r, &spec.reference).map_or(Ok(()), Err),
+                    Some(r) => ConnectorError::ensure_managed(&self.system, &r, &spec.reference),
                     None => Err(ConnectorError::Refused {
                         system: self.system.clone(),
                         operation: "create role".into(),

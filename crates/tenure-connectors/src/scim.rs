@@ -291,7 +291,7 @@ impl Connector for ScimConnector {
 
     async fn create_account(&self, spec: &AccountSpec) -> Result<(), ConnectorError> {
         if let Some(existing) = self.read_account(&spec.name).await? {
-            return ConnectorError::not_managed(&self.system, &existing, &spec.reference).map_or(Ok(()), Err);
+            return ConnectorError::ensure_managed(&self.system, &existing, &spec.reference);
         }
         let body = json!({
             "schemas": [USER],
@@ -305,7 +305,7 @@ impl Connector for ScimConnector {
             200..=299 => Ok(()),
             // Made meanwhile, by us or by someone else: the marker decides.
             409 => match self.read_account(&spec.name).await? {
-                Some(r) => ConnectorError::not_managed(&self.system, &r, &spec.reference).map_or(Ok(()), Err),
+                Some(r) => ConnectorError::ensure_managed(&self.system, &r, &spec.reference),
                 None => Err(self.refused("create user", format!("HTTP 409 but no user `{}`", spec.name))),
             },
             _ => Err(self.refused("create user", format!("HTTP {status}: {}", detail(&resp)))),

@@ -37,10 +37,8 @@ pub enum Step {
 /// The steps that make `actual` (`None`: the account does not exist) what `want` says. An
 /// existing account tenure did not make for this identity is refused, whatever the steps.
 pub fn plan(system: &str, want: &Want, actual: Option<&AccountRecord>) -> Result<Vec<Step>, ConnectorError> {
-    if let Some(r) = actual
-        && let Some(e) = ConnectorError::not_managed(system, r, &want.reference)
-    {
-        return Err(e);
+    if let Some(r) = actual {
+        ConnectorError::ensure_managed(system, r, &want.reference)?;
     }
     let mut steps = Vec::new();
     if want.delete {
