@@ -256,11 +256,10 @@ impl SqliteStore {
         // The side files by path only: opening and closing a descriptor of a file SQLite has
         // locked would drop this process's POSIX locks on it. So all of this comes before
         // this process's first connection.
-        #[cfg(unix)]
         for side in ["tenure.db-wal", "tenure.db-shm"] {
             let p = data_dir.join(side);
             if p.exists() {
-                std::fs::set_permissions(&p, std::os::unix::fs::PermissionsExt::from_mode(0o600)).map_err(dir_err)?;
+                owner_only(&p, 0o600).map_err(dir_err)?;
             }
         }
         let mut writer = connect(&path)?;
@@ -286,9 +285,7 @@ fn private_dir(dir: &Path) -> std::io::Result<()> {
     #[cfg(unix)]
     std::os::unix::fs::DirBuilderExt::mode(&mut b, 0o700);
     b.create(dir)?;
-    #[cfg(unix)]
-    std::fs::set_permissions(dir, std::os::unix::fs::PermissionsExt::from_mode(0o700))?;
-    Ok(())
+    owner_only(dir, 0o700)
 }
 
 /// Create `path` empty if missing; either way it ends up mode 0600.
@@ -298,8 +295,15 @@ fn private_file(path: &Path) -> std::io::Result<()> {
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut o, 0o600);
     drop(o.open(path)?);
+    owner_only(path, 0o600)
+}
+
+/// Set `path`'s mode (an existing file or directory made by an older version may be wider).
+fn owner_only(path: &Path, mode: u32) -> std::io::Result<()> {
     #[cfg(unix)]
-    std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
+    std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(mode))?;
+    #[cfg(not(unix))]
+    let _ = (path, mode);
     Ok(())
 }
 
@@ -1181,20 +1185,13 @@ impl WriteTx for SqliteWrite<'_> {
         retry_at: Option<OffsetDateTime>,
         at: OffsetDateTime,
     ) -> Result<bool> {
-        let held: bool = self.conn.query_row(
-            "SELECT EXISTS (SELECT 1 FROM jobs WHERE id = ?1 AND state = 'running' AND attempts = ?2)",
-            params![job.id, job.attempts],
-            |r| r.get(0),
-        )?;
-        if !held {
-            return Ok(false);
-        }
+        // Fenced like `finish_job`: only the attempt that holds the job changes it.
         let Some(retry_at) = retry_at else {
             let mut st = self.conn.prepare_cached(
-                "UPDATE jobs SET state = 'dead', lease_until = NULL, last_error = ?2, updated_at = ?3 WHERE id = ?1",
+                "UPDATE jobs SET state = 'dead', lease_until = NULL, last_error = ?3, updated_at = ?4
+                 WHERE id = ?1 AND state = 'running' AND attempts = ?2",
             )?;
-            st.execute(params![job.id, error, ts(at)])?;
-            return Ok(true);
+            return Ok(st.execute(params![job.id, job.attempts, error, ts(at)])? == 1);
         };
         // Another, newer pending job for the same work already exists: it will do this job's
         // work too (the unique pending index allows only one).
@@ -1205,11 +1202,11 @@ impl WriteTx for SqliteWrite<'_> {
             |r| r.get(0),
         )?;
         let mut st = self.conn.prepare_cached(
-            "UPDATE jobs SET state = ?2, next_run_at = ?3, lease_until = NULL, last_error = ?4, updated_at = ?5 WHERE id = ?1",
+            "UPDATE jobs SET state = ?3, next_run_at = ?4, lease_until = NULL, last_error = ?5, updated_at = ?6
+             WHERE id = ?1 AND state = 'running' AND attempts = ?2",
         )?;
         let state = if superseded { "done" } else { "pending" };
-        st.execute(params![job.id, state, millis(retry_at), error, ts(at)])?;
-        Ok(true)
+        Ok(st.execute(params![job.id, job.attempts, state, millis(retry_at), error, ts(at)])? == 1)
     }
 
     fn renew_lease(&mut self, job: &JobRow, until: OffsetDateTime) -> Result<bool> {
