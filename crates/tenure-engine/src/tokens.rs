@@ -55,8 +55,12 @@ impl Engine {
         actor: &str,
     ) -> Result<IssuedTokenView> {
         let invalid = |field: &str, message: String| EngineError::Invalid { field: field.to_owned(), message };
-        let ttl = tenure_model::credential::bounded(ttl_days.unwrap_or(DEFAULT_TTL_DAYS), 86_400, "days")
-            .map_err(|e| invalid("ttl_days", e))?;
+        // One check, before any arithmetic: a day count from outside cannot overflow.
+        let days = ttl_days.unwrap_or(DEFAULT_TTL_DAYS);
+        if !(1..=MAX_TTL.whole_days()).contains(&days) {
+            return Err(invalid("ttl_days", format!("expected 1 to {} days, found {days}", MAX_TTL.whole_days())));
+        }
+        let ttl = Duration::days(days);
         let policy = self.current_policy()?;
         let r: IdentityRef = identity.parse().map_err(|e| invalid("identity", format!("{e}")))?;
         let mut parsed = BTreeSet::new();
@@ -71,9 +75,6 @@ impl Engine {
         }
         if parsed.is_empty() {
             return Err(invalid("roles", "a token needs at least one role".into()));
-        }
-        if ttl <= Duration::ZERO || ttl > MAX_TTL {
-            return Err(invalid("ttl_days", format!("expected 1 to {} days", MAX_TTL.whole_days())));
         }
         let now = self.clock.now();
         let mut tx = self.store.write()?;
@@ -151,10 +152,11 @@ impl Engine {
     /// failure is logged (never with the secret) and counted (`tenure_auth_failures_total`), and
     /// a source that keeps failing is slowed down: the answer says how long to wait first.
     pub fn authenticate_from(&self, bearer: &str, source: &str) -> (Result<Principal>, std::time::Duration) {
-        let delay = self.auth_failures.delay(source, self.clock.now());
+        let now = self.clock.now();
+        let delay = self.auth_failures.delay(source, now);
         let result = self.authenticate(bearer);
         if let Err(e) = &result {
-            let failures = self.auth_failures.record(source, self.clock.now());
+            let failures = self.auth_failures.record(source, now);
             let reason = match e {
                 EngineError::Unauthenticated(m) => m.as_str(),
                 _ => "internal error",
