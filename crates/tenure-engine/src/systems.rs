@@ -51,35 +51,26 @@ fn allowed(name: &str, lookup: &Lookup) -> bool {
 /// ([`ALLOWED_VARS`]), and secret ones only into fields that take a secret, so a bundle cannot
 /// send the bind password to a listener of its choosing through a URL.
 pub fn expand_setting(field: &str, value: &str, lookup: &Lookup) -> Result<String, String> {
-    let mut refused = None;
-    let out = expand_with(value, &mut |name| {
+    expand_with(value, &mut |name| {
         if !allowed(name, lookup) {
-            refused = Some(format!(
+            return Err(format!(
                 "variable `{name}` is not one the operator allows policies to read (`{ALLOWED_VARS}`, default `TENURE_*`)"
             ));
-            return None;
         }
         if is_secret_var(name, lookup) && !SECRET_FIELDS.contains(&field) {
-            refused = Some(format!(
+            return Err(format!(
                 "variable `{name}` holds a secret and may fill only {}",
                 SECRET_FIELDS.iter().map(|f| format!("`{f}`")).collect::<Vec<_>>().join(", ")
             ));
-            return None;
         }
-        lookup(name)
-    });
-    match (out, refused) {
-        (_, Some(r)) => Err(r),
-        (out, None) => out,
-    }
+        lookup(name).ok_or_else(|| format!("environment variable `{name}` is not set"))
+    })
 }
 
-/// Expand every `${VAR}` in `value`; an unset variable is an error naming it.
-pub fn expand(value: &str, lookup: &Lookup) -> Result<String, String> {
-    expand_with(value, &mut |name| lookup(name))
-}
-
-fn expand_with(value: &str, lookup: &mut dyn FnMut(&str) -> Option<String>) -> Result<String, String> {
+/// Expand every `${VAR}` in `value` with `lookup`, whose error (an unset or refused variable)
+/// is the expansion's. Policy settings go through [`expand_setting`], which decides which
+/// variables may be read.
+fn expand_with(value: &str, lookup: &mut dyn FnMut(&str) -> Result<String, String>) -> Result<String, String> {
     let mut out = String::with_capacity(value.len());
     let mut rest = value;
     while let Some(start) = rest.find("${") {
@@ -88,8 +79,7 @@ fn expand_with(value: &str, lookup: &mut dyn FnMut(&str) -> Option<String>) -> R
         let tail = tail.get(2..).unwrap_or_default();
         let Some(end) = tail.find('}') else { return Err(format!("unclosed `${{` in `{value}`")) };
         let name = tail.get(..end).unwrap_or_default();
-        let v = lookup(name).ok_or_else(|| format!("environment variable `{name}` is not set"))?;
-        out.push_str(&v);
+        out.push_str(&lookup(name)?);
         rest = tail.get(end + 1..).unwrap_or_default();
     }
     out.push_str(rest);
@@ -175,11 +165,13 @@ mod tests {
 
     #[test]
     fn variables_expand_and_missing_ones_are_named() {
-        let l: Lookup = Arc::new(|n: &str| (n == "HOST").then(|| "ldap.example".to_owned()));
-        assert_eq!(expand("ldap://${HOST}:389", &l).unwrap(), "ldap://ldap.example:389");
-        assert_eq!(expand("plain", &l).unwrap(), "plain");
-        assert!(expand("${NOPE}", &l).unwrap_err().contains("`NOPE`"));
-        assert!(expand("${HOST", &l).is_err());
+        let l = |n: &str| (n == "HOST").then(|| "ldap.example".to_owned());
+        let expand =
+            |v: &str| expand_with(v, &mut |n| l(n).ok_or_else(|| format!("environment variable `{n}` is not set")));
+        assert_eq!(expand("ldap://${HOST}:389").unwrap(), "ldap://ldap.example:389");
+        assert_eq!(expand("plain").unwrap(), "plain");
+        assert!(expand("${NOPE}").unwrap_err().contains("`NOPE`"));
+        assert!(expand("${HOST").is_err());
     }
 
     #[test]
