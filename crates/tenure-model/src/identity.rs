@@ -35,8 +35,6 @@ pub enum RefError {
     Malformed(String),
     #[error("{0} must not be empty")]
     Empty(&'static str),
-    #[error("{0} must not contain control characters")]
-    Control(&'static str),
     #[error("{0} {1}")]
     Text(&'static str, crate::text::TextError),
 }
@@ -64,9 +62,7 @@ fn check_part(what: &'static str, s: &str) -> Result<(), RefError> {
     if s.is_empty() {
         return Err(RefError::Empty(what));
     }
-    if s.chars().any(char::is_control) {
-        return Err(RefError::Control(what));
-    }
+    // Lengths, control, bidi and invisible characters.
     let max = if what == "source" { crate::text::MAX_SOURCE } else { crate::text::MAX_ID };
     crate::text::check(s, max, false).map_err(|e| RefError::Text(what, e))?;
     Ok(())
