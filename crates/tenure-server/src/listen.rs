@@ -24,7 +24,7 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Self {
-        Self { max_connections: 1024, header_timeout: Duration::from_secs(10) }
+        Self { max_connections: 1024, header_timeout: Duration::from_secs(30) }
     }
 }
 

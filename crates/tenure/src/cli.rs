@@ -59,8 +59,9 @@ pub enum Command {
         #[arg(long, env = "TENURE_MAX_CONNECTIONS", default_value_t = 1024)]
         max_connections: usize,
         /// Seconds a client has to send a request's headers; also the longest a kept-alive
-        /// connection may sit idle.
-        #[arg(long, env = "TENURE_HEADER_TIMEOUT_SECS", default_value_t = 10)]
+        /// connection may sit idle (longer than clients keep idle connections, so a client does
+        /// not send on one the server is just closing).
+        #[arg(long, env = "TENURE_HEADER_TIMEOUT_SECS", default_value_t = 30)]
         header_timeout_secs: u64,
         /// Authentication failures a client address may make in a minute before each further
         /// answer is delayed (100 ms more per failure, at most 5 s).
@@ -202,11 +203,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 lease_secs: job_lease_secs,
                 limits,
                 body_timeout,
+                auth_failures_per_minute,
                 public_url,
                 checkpoint_secs,
                 bootstrap_admin,
             };
-            serve(&g, opts, auth_failures_per_minute).await
+            serve(&g, opts).await
         }
         Command::Import { source, file } => import(&g, &source, &file),
         Command::Identities(IdentitiesCommand::List { output }) => {
@@ -412,9 +414,8 @@ pub fn open(data_dir: &Path) -> anyhow::Result<Arc<Engine>> {
 /// symbolic link to a file inside the bundle is read as that file; any other link (to a
 /// directory, outside the bundle, dangling) is an error, never skipped in silence.
 pub fn read_bundle_dir(dir: &Path) -> anyhow::Result<BundleFiles> {
-    fn walk(root: &Path, dir: &Path, out: &mut BundleFiles) -> anyhow::Result<()> {
-        let real_root =
-            root.canonicalize().with_context(|| format!("reading policy directory `{}`", root.display()))?;
+    /// `real_root` is `root` resolved, against which a link's target is judged.
+    fn walk(root: &Path, real_root: &Path, dir: &Path, out: &mut BundleFiles) -> anyhow::Result<()> {
         let mut entries: Vec<_> = std::fs::read_dir(dir)
             .with_context(|| format!("reading policy directory `{}`", dir.display()))?
             .collect::<Result<_, _>>()?;
@@ -430,7 +431,7 @@ pub fn read_bundle_dir(dir: &Path) -> anyhow::Result<BundleFiles> {
                 let target = path.canonicalize().map_err(|err| {
                     anyhow::anyhow!("policy bundle: `{}` is a symbolic link that leads nowhere ({err})", path.display())
                 })?;
-                if !target.starts_with(&real_root) {
+                if !target.starts_with(real_root) {
                     bail!("policy bundle: `{}` links outside the bundle (to `{}`)", path.display(), target.display());
                 }
                 ft = std::fs::metadata(&target)?.file_type();
@@ -439,7 +440,7 @@ pub fn read_bundle_dir(dir: &Path) -> anyhow::Result<BundleFiles> {
                 }
             }
             if ft.is_dir() {
-                walk(root, &path, out)?;
+                walk(root, real_root, &path, out)?;
             } else if ft.is_file() {
                 let rel = path
                     .strip_prefix(root)?
@@ -454,8 +455,9 @@ pub fn read_bundle_dir(dir: &Path) -> anyhow::Result<BundleFiles> {
         }
         Ok(())
     }
+    let real_root = dir.canonicalize().with_context(|| format!("reading policy directory `{}`", dir.display()))?;
     let mut files = BundleFiles::new();
-    walk(dir, dir, &mut files)?;
+    walk(dir, &real_root, dir, &mut files)?;
     Ok(files)
 }
 
@@ -571,18 +573,20 @@ struct ServeOptions {
     lease_secs: i64,
     limits: tenure_server::listen::Limits,
     body_timeout: std::time::Duration,
+    auth_failures_per_minute: u32,
     public_url: Option<String>,
     checkpoint_secs: u64,
     bootstrap_admin: Option<String>,
 }
 
-async fn serve(g: &Global, opts: ServeOptions, auth_failures_per_minute: u32) -> anyhow::Result<ExitCode> {
+async fn serve(g: &Global, opts: ServeOptions) -> anyhow::Result<ExitCode> {
     let ServeOptions {
         listen,
         workers,
         lease_secs,
         limits,
         body_timeout,
+        auth_failures_per_minute,
         public_url,
         checkpoint_secs,
         bootstrap_admin,
