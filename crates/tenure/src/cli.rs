@@ -122,7 +122,12 @@ pub enum Command {
         output: Output,
     },
     /// Run the quickstart end to end on a throwaway data dir and slapd; print what LDAP holds.
-    Demo,
+    Demo {
+        /// Keep tenure's data dir here (a new directory) to explore afterwards: the ledger, its
+        /// export, the closure certificates. The directory servers are still thrown away.
+        #[arg(long, value_name = "DIR")]
+        keep: Option<PathBuf>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -335,7 +340,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Requests(cmd) => crate::govern::requests(&g, cmd),
         Command::Closure(cmd) => crate::govern::closure(&g, cmd),
         Command::Findings { all, output } => crate::govern::findings(&g, all, output),
-        Command::Demo => demo::run().await,
+        Command::Demo { keep } => demo::run(keep.as_deref()).await,
     }
 }
 

@@ -46,14 +46,19 @@ impl Checks {
     }
 }
 
-pub async fn run() -> anyhow::Result<ExitCode> {
+pub async fn run(keep: Option<&std::path::Path>) -> anyhow::Result<ExitCode> {
     let tmp = tempfile::tempdir().context("creating a temporary directory")?;
     let slapd_dir = tmp.path().join("slapd");
     std::fs::create_dir_all(&slapd_dir)?;
     let slapd = LocalSlapd::start(&slapd_dir).await?;
     let pg = LocalPostgres::start(&tmp.path().join("pg")).await?;
     let scim = LocalScim::start().await?;
-    let engine = cli::open(&tmp.path().join("data"))?;
+    let data = match keep {
+        Some(dir) if dir.exists() => anyhow::bail!("--keep {}: the directory exists; name a new one", dir.display()),
+        Some(dir) => dir.to_owned(),
+        None => tmp.path().join("data"),
+    };
+    let engine = cli::open(&data)?;
     let bundle = Bundle::load(quickstart::policy_files()).map_err(|e| anyhow::anyhow!("{e}"))?;
     engine.deploy(&bundle, "demo")?;
 
@@ -86,7 +91,7 @@ pub async fn run() -> anyhow::Result<ExitCode> {
         pg.port,
         scim.url()
     );
-    println!("data dir {}\n", tmp.path().join("data").display());
+    println!("data dir {}\n", data.display());
 
     // 1. Joiners.
     println!("== 1. joiners: HR employees, vendor contractors, machine identities ==");
@@ -202,7 +207,7 @@ pub async fn run() -> anyhow::Result<ExitCode> {
     }
     // The leaver's closure certificate, signed and anchored in the ledger, checked as a
     // stranger would (with the public key only).
-    let signer = crate::keys::ledger_signer(&tmp.path().join("data"))?;
+    let signer = crate::keys::ledger_signer(&data)?;
     let cert = engine.closure_certificate("hr:E1010", &signer)?;
     println!("\n  closure certificate of hr:E1010 (`tenure closure show hr:E1010`):");
     for s in cert.pointer("/certificate/systems").and_then(|v| v.as_array()).into_iter().flatten() {
