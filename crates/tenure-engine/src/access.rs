@@ -9,15 +9,21 @@
 //! - a request not decided by its deadline expires, and nothing is answered after that;
 //! - nothing is granted before the last required approval.
 
+use crate::ledger::{Stamp, record};
 use crate::workflow::{self, Change, Facts};
 use crate::{ACTOR_ENGINE, Engine, EngineError, Result};
 use std::collections::{BTreeMap, BTreeSet};
+use tenure_ledger::LedgerEvent;
+use tenure_ledger::event::{
+    Answer, DeletionStarted, EndedGrant, GrantExpired, LeaverStalled, RequestBlocked, RequestCreated, RequestExpired,
+    RequestGranted, StateChange, Suspended,
+};
 use tenure_model::{
     ApproverRole, GrantOrigin, GrantState, IdentityRef, LifecycleState, Principal, RequestKind, RequestState, RoleName,
 };
 use tenure_policy::{Bundle, Decision, RequestFacts, Requirement, Verdict};
 use tenure_proto::{ApprovalView, RequestView};
-use tenure_store::{ApprovalRow, AuditEntry, IdentityRow, NewGrant, NewRequest, ReadTx, RequestRow, WriteTx};
+use tenure_store::{ApprovalRow, IdentityRow, NewGrant, NewRequest, ReadTx, RequestRow, WriteTx};
 use time::{Duration, OffsetDateTime};
 
 use crate::ingest::rfc3339 as ts;
@@ -190,19 +196,6 @@ fn provision(
     Ok(change)
 }
 
-fn audit(
-    tx: &mut dyn WriteTx,
-    now: OffsetDateTime,
-    actor: &str,
-    action: &str,
-    subject: &str,
-    version: &str,
-    detail: serde_json::Value,
-) -> Result<()> {
-    tx.append_audit(&AuditEntry { at: now, actor, action, subject, policy_version: version, detail })?;
-    Ok(())
-}
-
 /// What the clock ended.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Expired {
@@ -361,6 +354,7 @@ impl Engine {
             Verdict::NeedsApproval => RequestState::Pending,
         };
         let decision_json = serde_json::to_value(&decision).map_err(|e| EngineError::Task(e.to_string()))?;
+        let recorded_decision = crate::authz::recorded(&decision);
         let id = tx.insert_request(&NewRequest {
             kind: req.kind,
             requester_id: requester.id,
@@ -377,17 +371,18 @@ impl Engine {
         })?;
         let subject = beneficiary.reference.to_string();
         let requester_ref = requester.reference.to_string();
-        audit(
+        record(
             tx.as_mut(),
-            now,
-            &requester_ref,
-            "request.created",
+            Stamp::new(now, &requester_ref, policy.version.as_str()),
             &subject,
-            policy.version.as_str(),
-            serde_json::json!({
-                "request": id, "kind": req.kind, "entitlement": req.entitlement, "intent": req.intent,
-                "duration_minutes": req.duration.map(|d| d.whole_minutes()), "decision": decision_json,
-                "waives": waives,
+            LedgerEvent::RequestCreated(RequestCreated {
+                request: id,
+                kind: req.kind,
+                entitlement: req.entitlement.clone(),
+                intent: req.intent.clone(),
+                duration_minutes: req.duration.map(|d| d.whole_minutes()),
+                decision: recorded_decision,
+                waives: waives.clone(),
             }),
         )?;
         if state != RequestState::Pending {
@@ -396,10 +391,12 @@ impl Engine {
         if state == RequestState::Approved {
             let row = tx.request(id)?.ok_or(EngineError::NotFound(id.to_string()))?;
             let change = provision(tx.as_mut(), &policy, &beneficiary, &row, now)?;
-            let mut detail = serde_json::Map::new();
-            detail.insert("request".into(), id.into());
-            change.describe(&mut detail);
-            audit(tx.as_mut(), now, ACTOR_ENGINE, "request.granted", &subject, policy.version.as_str(), detail.into())?;
+            record(
+                tx.as_mut(),
+                Stamp::engine(now, policy.version.as_str()),
+                &subject,
+                LedgerEvent::RequestGranted(RequestGranted { request: id, changes: change.recorded() }),
+            )?;
         }
         let row = tx.request(id)?.ok_or(EngineError::NotFound(id.to_string()))?;
         let view = request_view(&*tx, row)?;
@@ -454,14 +451,12 @@ impl Engine {
         let subject_ref = subject.reference.to_string();
         let approver_ref = who.reference.to_string();
         let version = policy.version.as_str();
-        audit(
+        let answer = Answer { request: request_id, reason: reason.to_owned(), roles: roles.iter().copied().collect() };
+        record(
             tx.as_mut(),
-            now,
-            &approver_ref,
-            if approve { "request.approved_by" } else { "request.denied_by" },
+            Stamp::new(now, &approver_ref, version),
             &subject_ref,
-            version,
-            serde_json::json!({ "request": request_id, "reason": reason, "roles": roles }),
+            if approve { LedgerEvent::ApprovedBy(answer) } else { LedgerEvent::DeniedBy(answer) },
         )?;
         if !approve {
             tx.finish_request(request_id, RequestState::Denied, now)?;
@@ -484,22 +479,25 @@ impl Engine {
                 };
                 if let Some(d) = guard {
                     tx.finish_request(request_id, RequestState::Denied, now)?;
-                    audit(
+                    record(
                         tx.as_mut(),
-                        now,
-                        ACTOR_ENGINE,
-                        "request.blocked",
+                        Stamp::engine(now, version),
                         &subject_ref,
-                        version,
-                        serde_json::json!({ "request": request_id, "policies": d.policies, "reasons": d.reasons }),
+                        LedgerEvent::RequestBlocked(RequestBlocked {
+                            request: request_id,
+                            policies: d.policies.clone(),
+                            reasons: d.reasons.clone(),
+                        }),
                     )?;
                 } else {
                     tx.finish_request(request_id, RequestState::Approved, now)?;
                     let change = provision(tx.as_mut(), &policy, &subject, &r, now)?;
-                    let mut detail = serde_json::Map::new();
-                    detail.insert("request".into(), request_id.into());
-                    change.describe(&mut detail);
-                    audit(tx.as_mut(), now, ACTOR_ENGINE, "request.granted", &subject_ref, version, detail.into())?;
+                    record(
+                        tx.as_mut(),
+                        Stamp::engine(now, version),
+                        &subject_ref,
+                        LedgerEvent::RequestGranted(RequestGranted { request: request_id, changes: change.recorded() }),
+                    )?;
                 }
             }
         }
@@ -565,17 +563,18 @@ impl Engine {
             }
             let subject = row.reference.to_string();
             let version = policy.version.as_str();
-            let detail = serde_json::json!({
-                "leaving_since": ts(row.updated_at),
-                "retried_jobs": retried,
-                "systems": systems,
-                "credentials": credentials,
-            });
+            let stalled = LeaverStalled {
+                leaving_since: ts(row.updated_at),
+                retried_jobs: retried,
+                systems: systems.iter().cloned().collect(),
+                credentials,
+            };
+            let detail = serde_json::to_value(&stalled).map_err(|e| EngineError::Task(e.to_string()))?;
             tx.open_finding(row.id, "leaver_stalled", "", &detail, version, now)?;
             // The clock looks again only a whole period from now: a job that dies at once (an
             // account tenure may not touch) must not make this a loop of retries and alerts.
             tx.set_identity_state(row.id, LifecycleState::Leaving, now)?;
-            audit(tx.as_mut(), now, ACTOR_ENGINE, "leaver.stalled", &subject, version, detail)?;
+            record(tx.as_mut(), Stamp::engine(now, version), &subject, LedgerEvent::LeaverStalled(stalled))?;
             if systems.is_empty() && !credentials {
                 crate::worker::advance_lifecycle(tx.as_mut(), row.id, now, version)?;
             }
@@ -626,21 +625,19 @@ impl Engine {
             }
             let change = workflow::apply_desired(tx.as_mut(), &policy, &row, now).map_err(EngineError::from)?;
             let subject = row.reference.to_string();
-            let mut detail = serde_json::Map::new();
-            detail.insert(
-                "ended".into(),
-                serde_json::json!(
-                    ended
-                        .iter()
-                        .map(|g| serde_json::json!({
-                            "entitlement": g.entitlement, "origin": g.origin, "request": g.request_id,
-                            "expired_at": g.expires_at.map(ts),
-                        }))
-                        .collect::<Vec<_>>()
-                ),
-            );
-            change.describe(&mut detail);
-            audit(tx.as_mut(), now, ACTOR_ENGINE, "grant.expired", &subject, version, detail.into())?;
+            let event = GrantExpired {
+                ended: ended
+                    .iter()
+                    .map(|g| EndedGrant {
+                        entitlement: g.entitlement.clone(),
+                        origin: g.origin.clone(),
+                        request: g.request_id,
+                        expired_at: g.expires_at.map(ts),
+                    })
+                    .collect(),
+                changes: change.recorded(),
+            };
+            record(tx.as_mut(), Stamp::engine(now, version), &subject, LedgerEvent::GrantExpired(event))?;
             tx.commit()?;
             out.grants.extend(ended.into_iter().map(|g| format!("{subject} {}", g.entitlement)));
         }
@@ -665,12 +662,13 @@ impl Engine {
             change.credentials =
                 crate::creds::revoke_live(tx.as_mut(), &row, "suspended", version, ACTOR_ENGINE, now)?.ids;
             let subject = row.reference.to_string();
-            let mut detail = serde_json::Map::new();
-            detail.insert("state".into(), serde_json::json!({ "from": from, "to": row.state }));
-            detail.insert("because".into(), "nobody took it over by its deadline".into());
-            detail.insert("deadline".into(), ts(deadline).into());
-            change.describe(&mut detail);
-            audit(tx.as_mut(), now, ACTOR_ENGINE, "identity.suspended", &subject, version, detail.into())?;
+            let event = Suspended {
+                state: StateChange::new(from, row.state),
+                because: "nobody took it over by its deadline".into(),
+                deadline: ts(deadline),
+                changes: change.recorded(),
+            };
+            record(tx.as_mut(), Stamp::engine(now, version), &subject, LedgerEvent::Suspended(event))?;
             tx.commit()?;
             out.suspended.push(subject);
         }
@@ -684,15 +682,11 @@ impl Engine {
             }
             workflow::enqueue(tx.as_mut(), id, &systems, now)?;
             let subject = row.reference.to_string();
-            audit(
-                tx.as_mut(),
-                now,
-                ACTOR_ENGINE,
-                "identity.deletion_started",
-                &subject,
-                version,
-                serde_json::json!({ "grace_days": policy.lifecycle.leaver_grace.whole_days(), "systems": systems }),
-            )?;
+            let event = DeletionStarted {
+                grace_days: policy.lifecycle.leaver_grace.whole_days(),
+                systems: systems.into_iter().collect(),
+            };
+            record(tx.as_mut(), Stamp::engine(now, version), &subject, LedgerEvent::DeletionStarted(event))?;
             tx.commit()?;
             out.deleting.push(subject);
         }
@@ -720,15 +714,8 @@ fn expire_request(
     if !tx.finish_request(r.id, RequestState::Expired, now)? {
         return Ok(false);
     }
-    audit(
-        tx,
-        now,
-        ACTOR_ENGINE,
-        "request.expired",
-        subject,
-        version,
-        serde_json::json!({ "request": r.id, "decide_by": ts(r.decide_by) }),
-    )?;
+    let event = RequestExpired { request: r.id, decide_by: Some(ts(r.decide_by)), because: None };
+    record(tx, Stamp::engine(now, version), subject, LedgerEvent::RequestExpired(event))?;
     Ok(true)
 }
 
@@ -743,14 +730,8 @@ pub(crate) fn end_requests_of(
     // Indexed: this runs for every leaver event.
     for r in tx.pending_requests_of(identity_id)? {
         if tx.finish_request(r.id, RequestState::Expired, now)? {
-            tx.append_audit(&AuditEntry {
-                at: now,
-                actor: ACTOR_ENGINE,
-                action: "request.expired",
-                subject,
-                policy_version: version,
-                detail: serde_json::json!({ "request": r.id, "because": "a party to it left" }),
-            })?;
+            let event = RequestExpired { request: r.id, decide_by: None, because: Some("a party to it left".into()) };
+            record(tx, Stamp::engine(now, version), subject, LedgerEvent::RequestExpired(event))?;
         }
     }
     Ok(())

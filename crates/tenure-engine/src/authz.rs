@@ -3,12 +3,26 @@
 //! group-committed: concurrent deciders share one transaction (and one fsync), so logging every
 //! decision durably costs little per decision.
 
+use crate::ledger::{Stamp, record};
 use crate::workflow::Facts;
 use crate::{Engine, EngineError, Result};
+use tenure_ledger::LedgerEvent;
+use tenure_ledger::event::{Approval, AuthzDecided, AuthzResource, RecordedDecision};
 use tenure_model::IdentityRef;
 use tenure_policy::AuthzFacts;
 pub use tenure_policy::{Decision, ResourceSpec, Verdict};
-use tenure_store::AuditEntry;
+
+/// A policy decision as the ledger records it.
+pub(crate) fn recorded(d: &Decision) -> RecordedDecision {
+    RecordedDecision {
+        decision: d.decision.as_str().to_owned(),
+        policies: d.policies.clone(),
+        reasons: d.reasons.clone(),
+        errors: d.errors.clone(),
+        approval: d.approval.as_ref().map(|a| Approval { roles: a.roles.iter().copied().collect(), count: a.count }),
+        policy_version: d.policy_version.clone(),
+    }
+}
 
 /// A runtime authorization question.
 #[derive(Debug, Clone)]
@@ -24,28 +38,26 @@ impl Engine {
     /// that does not fit the schema is bad input.
     pub fn authorize(&self, q: &Question, caller: &str) -> Result<Decision> {
         let decision = self.decide(q)?;
-        let detail = serde_json::json!({
-            "action": q.action,
-            "resource": q.resource,
-            "context": q.context,
-            "decision": decision.decision,
-            "policies": decision.policies,
-            "reasons": decision.reasons,
-            "errors": decision.errors,
+        let event = LedgerEvent::AuthzDecided(AuthzDecided {
+            action: q.action.clone(),
+            resource: AuthzResource {
+                kind: q.resource.kind.clone(),
+                id: q.resource.id.clone(),
+                attributes: q.resource.attributes.clone(),
+                tags: q.resource.tags.clone(),
+            },
+            context: q.context.clone(),
+            decision: decision.decision.as_str().to_owned(),
+            policies: decision.policies.clone(),
+            reasons: decision.reasons.clone(),
+            errors: decision.errors.clone(),
         });
         let (at, actor, subject, version) =
             (self.clock.now(), caller.to_owned(), q.principal.clone(), decision.policy_version.clone());
         self.commits.run(
             self.store.as_ref(),
             Box::new(move |tx| {
-                tx.append_audit(&AuditEntry {
-                    at,
-                    actor: &actor,
-                    action: "authz.decided",
-                    subject: &subject,
-                    policy_version: &version,
-                    detail,
-                })?;
+                record(tx, Stamp::new(at, &actor, &version), &subject, event)?;
                 Ok(Ok(()))
             }),
         )?;

@@ -9,8 +9,9 @@ use crate::{Engine, EngineError, Result};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use tenure_ledger::closure::{CONTEXT, VERSION};
-use tenure_ledger::entry::canonical_json;
-use tenure_ledger::{Entry, Signer, merkle};
+use tenure_ledger::entry::{canonical_json, sorted};
+use tenure_ledger::event::{CredentialVerified, Synced};
+use tenure_ledger::{Entry, LedgerEvent, Signer, merkle};
 use tenure_model::{IdentityRef, LifecycleState};
 
 impl Engine {
@@ -47,48 +48,47 @@ impl Engine {
                 if pending.is_empty() { String::new() } else { format!("; pending: {}", pending.join("; ")) }
             )));
         }
-        let rows = tx.audit_for(reference)?;
+        let rows = tx.ledger_for(reference)?;
         let left =
-            rows.iter().rev().find(|a| a.action == "identity.left").ok_or_else(|| {
+            rows.iter().rev().find(|a| matches!(a.event, LedgerEvent::Left(_))).ok_or_else(|| {
                 EngineError::Ledger(format!("`{reference}` is closed without an `identity.left` entry"))
             })?;
-        let closed = rows.iter().rev().find(|a| a.action == "identity.closed").ok_or_else(|| {
-            EngineError::Ledger(format!("`{reference}` is closed without an `identity.closed` entry"))
-        })?;
+        let (closed, settled) = rows
+            .iter()
+            .rev()
+            .find_map(|a| match &a.event {
+                LedgerEvent::Closed(s) => Some((a, s)),
+                _ => None,
+            })
+            .ok_or_else(|| {
+                EngineError::Ledger(format!("`{reference}` is closed without an `identity.closed` entry"))
+            })?;
         // Per system: the last sync of the leaving phase (the one that verified it), and what
         // all of them did.
-        let mut last: BTreeMap<String, i64> = BTreeMap::new();
-        let mut done: BTreeMap<String, (bool, Vec<Value>)> = BTreeMap::new();
-        for a in rows.iter().filter(|a| a.seq > left.seq && a.seq < closed.seq && a.action == "system.synced") {
-            let Some(system) = a.detail.get("system").and_then(Value::as_str) else { continue };
+        let mut last: BTreeMap<String, (i64, &Synced)> = BTreeMap::new();
+        let mut done: BTreeMap<String, (bool, Vec<String>)> = BTreeMap::new();
+        for a in rows.iter().filter(|a| a.seq > left.seq && a.seq < closed.seq) {
+            let LedgerEvent::Synced(synced) = &a.event else { continue };
             // The evidence for a system is its last sync that verified without a problem.
-            if a.detail.get("problems").and_then(Value::as_array).is_none_or(Vec::is_empty) {
-                last.insert(system.to_owned(), a.seq);
+            if synced.problems.is_empty() {
+                last.insert(synced.system.clone(), (a.seq, synced));
             }
-            let d = done.entry(system.to_owned()).or_default();
-            d.0 |= a.detail.get("disabled") == Some(&Value::Bool(true));
-            d.1.extend(a.detail.get("revoked").and_then(Value::as_array).into_iter().flatten().cloned());
+            let d = done.entry(synced.system.clone()).or_default();
+            d.0 |= synced.disabled;
+            d.1.extend(synced.revoked.iter().cloned());
         }
         // Per credential the closing entry lists: its last `credential.verified` entry.
-        let listed: Vec<String> = closed
-            .detail
-            .get("credentials")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-            .filter_map(|c| c.get("credential").and_then(Value::as_str).map(str::to_owned))
-            .collect();
-        let mut verified: BTreeMap<String, i64> = BTreeMap::new();
-        for a in rows.iter().filter(|a| a.seq < closed.seq && a.action == "credential.verified") {
-            if let Some(id) = a.detail.get("credential").and_then(Value::as_str)
-                && listed.iter().any(|l| l == id)
+        let mut verified: BTreeMap<String, (i64, &CredentialVerified)> = BTreeMap::new();
+        for a in rows.iter().filter(|a| a.seq < closed.seq) {
+            if let LedgerEvent::CredentialVerified(v) = &a.event
+                && settled.credentials.iter().any(|l| l.credential == v.credential)
             {
-                verified.insert(id.to_owned(), a.seq);
+                verified.insert(v.credential.clone(), (a.seq, v));
             }
         }
         let mut seqs: Vec<i64> = vec![left.seq];
-        seqs.extend(last.values().copied());
-        seqs.extend(verified.values().copied());
+        seqs.extend(last.values().map(|(seq, _)| *seq));
+        seqs.extend(verified.values().map(|(seq, _)| *seq));
         seqs.sort_unstable();
         seqs.dedup();
         seqs.push(closed.seq);
@@ -113,15 +113,15 @@ impl Engine {
         }
         let systems: Vec<Value> = last
             .iter()
-            .filter_map(|(system, seq)| {
+            .filter_map(|(system, (seq, synced))| {
                 let e = entries.get(seq)?;
                 Some(json!({
                     "system": system,
-                    "account": e.detail.get("account"),
+                    "account": synced.account,
                     "done": done.get(system).map(|(disabled, revoked)| json!({ "disabled": disabled, "revoked": revoked })),
                     "verified_at": e.at,
-                    "read_back": e.detail.get("read_back"),
-                    "probe": e.detail.get("probe"),
+                    "read_back": synced.read_back,
+                    "probe": synced.probe,
                     "result": "verified",
                     "evidence": seq,
                 }))
@@ -129,18 +129,17 @@ impl Engine {
             .collect();
         let credentials: Vec<Value> = verified
             .iter()
-            .filter_map(|(id, seq)| {
+            .filter_map(|(id, (seq, v))| {
                 let e = entries.get(seq)?;
-                let d = &e.detail;
                 Some(json!({
                     "credential": id,
-                    "kind": d.get("kind"),
-                    "fingerprint": d.get("fingerprint"),
-                    "revoked_at": d.get("revoked_at"),
-                    "reason": d.get("reason"),
+                    "kind": v.kind,
+                    "fingerprint": v.fingerprint,
+                    "revoked_at": v.revoked_at,
+                    "reason": v.reason,
                     "verified_at": e.at,
-                    "method": d.get("evidence").and_then(|v| v.get("method")),
-                    "check": d.get("evidence"),
+                    "method": v.evidence.method(),
+                    "check": v.evidence,
                     "result": "verified",
                     "evidence": seq,
                 }))
@@ -161,6 +160,9 @@ impl Engine {
             "checkpoint": cp.note,
         });
         let signature = signer.sign_message(CONTEXT, &canonical_json(&certificate));
-        Ok(json!({ "certificate": certificate, "signature": signature, "signer": signer.verifier().to_string() }))
+        // Keys in byte order throughout, as in the entries: the document reads the same each time.
+        Ok(sorted(
+            &json!({ "certificate": certificate, "signature": signature, "signer": signer.verifier().to_string() }),
+        ))
     }
 }

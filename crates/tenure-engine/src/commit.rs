@@ -93,7 +93,8 @@ fn write(store: &dyn Store, units: Vec<(u64, Unit)>) -> Vec<(u64, EngineError)> 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tenure_store::{AuditEntry, SqliteStore};
+    use tenure_ledger::{LedgerEvent, event::JobsRetried};
+    use tenure_store::{NewEntry, SqliteStore};
 
     #[test]
     fn a_refused_unit_fails_alone_and_every_other_one_commits() {
@@ -109,13 +110,12 @@ mod tests {
                             if i % 4 == 0 {
                                 return Ok(Err(EngineError::Refused(format!("unit {i}"))));
                             }
-                            tx.append_audit(&AuditEntry {
+                            tx.append_entry(&NewEntry {
                                 at: time::macros::datetime!(2026-11-22 08:00 UTC),
                                 actor: "test",
-                                action: "test.unit",
                                 subject: &format!("unit {i}"),
                                 policy_version: "v",
-                                detail: serde_json::json!({}),
+                                event: &LedgerEvent::JobsRetried(JobsRetried { jobs: vec![] }),
                             })?;
                             Ok(Ok(()))
                         });
@@ -132,6 +132,6 @@ mod tests {
                 Err(e) => panic!("{i}: {e}"),
             }
         }
-        assert_eq!(store.read().unwrap().audit_count().unwrap(), 24, "every unit but the refused ones");
+        assert_eq!(store.read().unwrap().ledger_count().unwrap(), 24, "every unit but the refused ones");
     }
 }

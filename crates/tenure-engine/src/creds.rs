@@ -16,6 +16,7 @@
 //! it signed has expired.
 
 use crate::ingest::rfc3339 as ts;
+use crate::ledger::{Stamp, record};
 use crate::{ACTOR_ENGINE, Engine, EngineError, Result};
 use base64::Engine as _;
 use serde_json::{Value, json};
@@ -23,15 +24,17 @@ use std::collections::HashMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
+use tenure_ledger::LedgerEvent;
+use tenure_ledger::event::{
+    CredentialCheck, CredentialIssued, CredentialRevoked, CredentialVerified, KeyRemoved, KeyRotated,
+};
 use tenure_model::Principal;
 use tenure_model::credential::format_ttl;
 use tenure_model::{CredentialKind, LifecycleState, RoleName};
 use tenure_policy::Bundle;
 use tenure_policy::credentials::CredentialRules;
 use tenure_proto::{CredentialView, IssuedCredentialView};
-use tenure_store::{
-    AuditEntry, CredentialRow, IdentityRow, JobKind, NewJob, ReadTx, SigningKeyRow, StoreError, WriteTx,
-};
+use tenure_store::{CredentialRow, IdentityRow, JobKind, NewJob, ReadTx, SigningKeyRow, StoreError, WriteTx};
 use tenure_svid::jwt::JwtSigner;
 use tenure_svid::spiffe::SpiffeId;
 use tenure_svid::x509::Ca;
@@ -253,18 +256,6 @@ fn current_in<'k>(keys: &'k [SigningKeyRow], usage: &str) -> Option<&'k SigningK
 }
 
 /// Record a credential event in the ledger (fingerprints only).
-fn audit(
-    tx: &mut dyn WriteTx,
-    at: OffsetDateTime,
-    actor: &str,
-    action: &str,
-    subject: &str,
-    version: &str,
-    detail: Value,
-) -> Result<(), StoreError> {
-    tx.append_audit(&AuditEntry { at, actor, action, subject, policy_version: version, detail }).map(|_| ())
-}
-
 /// Revoke `c` unless it is revoked already, with its `credential.revoked` ledger entry; false
 /// when it was revoked already. The caller enqueues the job that verifies it.
 fn revoke_recorded(
@@ -279,8 +270,14 @@ fn revoke_recorded(
     if !tx.revoke_credential(&c.id, now, reason)? {
         return Ok(false);
     }
-    let detail = json!({ "credential": c.id, "kind": c.kind, "fingerprint": c.fingerprint, "reason": reason });
-    audit(tx, now, actor, "credential.revoked", subject, version, detail)?;
+    let event = CredentialRevoked {
+        credential: c.id.clone(),
+        kind: c.kind,
+        fingerprint: c.fingerprint.clone(),
+        reason: reason.to_owned(),
+        replaced_by: None,
+    };
+    record(tx, Stamp::new(now, actor, version), subject, LedgerEvent::CredentialRevoked(event))?;
     Ok(true)
 }
 
@@ -385,26 +382,25 @@ pub(crate) fn record_verifications(
     for v in results {
         let Some(c) = tx.credential(&v.credential)? else { continue };
         if !v.ok {
-            problems.push(format!("credential {} is not verified revoked: {}", c.id, v.evidence));
+            let seen = serde_json::to_string(&v.evidence).unwrap_or_default();
+            problems.push(format!("credential {} is not verified revoked: {seen}", c.id));
             continue;
         }
         if c.verified_at.is_some() {
             continue;
         }
-        tx.set_credential_verified(&c.id, now, &v.evidence)?;
-        audit(
-            tx,
-            now,
-            ACTOR_ENGINE,
-            "credential.verified",
-            subject,
-            version,
-            json!({
-                "credential": c.id, "kind": c.kind, "fingerprint": c.fingerprint,
-                "revoked_at": c.revoked_at.map(ts), "reason": c.revoke_reason,
-                "evidence": v.evidence, "result": "verified",
-            }),
-        )?;
+        let evidence = serde_json::to_value(&v.evidence).map_err(|e| EngineError::Task(e.to_string()))?;
+        tx.set_credential_verified(&c.id, now, &evidence)?;
+        let event = CredentialVerified {
+            credential: c.id,
+            kind: c.kind,
+            fingerprint: c.fingerprint,
+            revoked_at: c.revoked_at.map(ts),
+            reason: c.revoke_reason,
+            evidence: v.evidence.clone(),
+            result: "verified".into(),
+        };
+        record(tx, Stamp::engine(now, version), subject, LedgerEvent::CredentialVerified(event))?;
     }
     Ok(problems)
 }
@@ -414,7 +410,7 @@ pub(crate) fn record_verifications(
 pub struct Verification {
     pub credential: String,
     pub ok: bool,
-    pub evidence: Value,
+    pub evidence: CredentialCheck,
 }
 
 impl Engine {
@@ -464,8 +460,8 @@ impl Engine {
         // without its key.
         keys.write_private(&format!("jwt-{}.pem", signer.kid()), &pem)?;
         let jwk = signer.jwk().map_err(|e| EngineError::Task(e.to_string()))?;
-        let detail = json!({ "why": why });
-        self.record_key("jwt", signer.kid(), jwk.to_string(), old.as_ref(), actor, version, detail)?;
+        let why = KeyRotated { why: Some(why.to_owned()), ..KeyRotated::default() };
+        self.record_key("jwt", signer.kid(), jwk.to_string(), old.as_ref(), actor, version, why)?;
         let kid = signer.kid().to_owned();
         keys.jwt.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(kid.clone(), Arc::new(signer));
         Ok(kid)
@@ -482,7 +478,7 @@ impl Engine {
         old: Option<&SigningKeyRow>,
         actor: &str,
         version: &str,
-        mut detail: Value,
+        mut event: KeyRotated,
     ) -> Result<()> {
         let now = self.clock.now();
         let mut tx = self.store.write()?;
@@ -497,12 +493,10 @@ impl Engine {
         if let Some(o) = old {
             tx.retire_signing_key(&o.kid, now)?;
         }
-        if let Value::Object(m) = &mut detail {
-            m.insert("usage".into(), json!(usage));
-            m.insert("kid".into(), json!(kid));
-            m.insert("retired".into(), json!(old.map(|o| o.kid.clone())));
-        }
-        audit(tx.as_mut(), now, actor, "signing_key.rotated", "broker", version, detail)?;
+        event.usage = usage.to_owned();
+        event.kid = kid.to_owned();
+        event.retired = old.map(|o| o.kid.clone());
+        record(tx.as_mut(), Stamp::new(now, actor, version), "broker", LedgerEvent::KeyRotated(event))?;
         tx.commit()?;
         Ok(())
     }
@@ -539,8 +533,8 @@ impl Engine {
             &tenure_svid::key_to_pem(ca.key()).map_err(|e| EngineError::Task(e.to_string()))?,
         )?;
         let old = current_key(self.store.read()?.as_ref(), "ca")?;
-        let detail = json!({ "trust_domain": rules.trust_domain });
-        self.record_key("ca", &kid, cert, old.as_ref(), ACTOR_ENGINE, version, detail)?;
+        let domain = KeyRotated { trust_domain: Some(rules.trust_domain.clone()), ..KeyRotated::default() };
+        self.record_key("ca", &kid, cert, old.as_ref(), ACTOR_ENGINE, version, domain)?;
         let ca = Arc::new(ca);
         *keys.ca.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some((kid, ca.clone()));
         Ok(ca)
@@ -748,7 +742,7 @@ impl Engine {
         // Recorded in a shared transaction (group commit): concurrent issuers share one fsync.
         // A leaver (or suspension) may have committed since the check above: nothing signed
         // leaves then.
-        let (record, subject, actor) = (row.clone(), nhi.reference.to_string(), by.name());
+        let (issued, subject, actor) = (row.clone(), nhi.reference.to_string(), by.name());
         let (label, version, replaces, nhi_id) =
             (req.identity.clone(), version.to_owned(), req.replaces.clone(), nhi.id);
         self.commits.run(
@@ -761,39 +755,46 @@ impl Engine {
                 let prev = match &replaces {
                     Some(old) => match tx.credential(old)? {
                         Some(p) if p.identity_id == nhi_id => Some(p),
-                        Some(_) => return Ok(Err(invalid("credential", format!("{old} is not a credential of `{label}`")))),
+                        Some(_) => {
+                            return Ok(Err(invalid("credential", format!("{old} is not a credential of `{label}`"))));
+                        }
                         None => return Ok(Err(EngineError::NotFound(format!("credential {old}")))),
                     },
                     None => None,
                 };
-                tx.insert_credential(&record)?;
-                audit(
-                    tx,
-                    now,
-                    &actor,
-                    "credential.issued",
-                    &subject,
-                    &version,
-                    json!({
-                        "credential": record.id, "kind": record.kind, "fingerprint": record.fingerprint,
-                        "spiffe_id": record.spiffe_id, "audience": record.audience, "system": record.system,
-                        "name": record.name, "purpose": record.purpose, "owner": record.owner,
-                        "expires_at": ts(record.expires_at), "replaces": record.replaces,
-                    }),
-                )?;
+                tx.insert_credential(&issued)?;
+                let stamp = Stamp::new(now, &actor, &version);
+                let event = CredentialIssued {
+                    credential: issued.id.clone(),
+                    kind: issued.kind,
+                    fingerprint: issued.fingerprint.clone(),
+                    spiffe_id: issued.spiffe_id.clone(),
+                    audience: issued.audience.clone(),
+                    system: issued.system.clone(),
+                    name: issued.name.clone(),
+                    purpose: issued.purpose.clone(),
+                    owner: issued.owner.clone(),
+                    expires_at: ts(issued.expires_at),
+                    replaces: issued.replaces.clone(),
+                };
+                record(tx, stamp, &subject, LedgerEvent::CredentialIssued(event))?;
                 if let Some(prev) = prev
                     && tx.revoke_credential(&prev.id, now, "rotated")?
                 {
-                    audit(
-                        tx,
-                        now,
-                        &actor,
-                        "credential.revoked",
-                        &subject,
-                        &version,
-                        json!({ "credential": prev.id, "kind": prev.kind, "fingerprint": prev.fingerprint, "reason": "rotated", "replaced_by": record.id }),
-                    )?;
-                    tx.enqueue(&NewJob { kind: JobKind::Credentials, identity_id: nhi_id, system: BROKER, run_at: now })?;
+                    let event = CredentialRevoked {
+                        credential: prev.id,
+                        kind: prev.kind,
+                        fingerprint: prev.fingerprint,
+                        reason: "rotated".into(),
+                        replaced_by: Some(issued.id.clone()),
+                    };
+                    record(tx, stamp, &subject, LedgerEvent::CredentialRevoked(event))?;
+                    tx.enqueue(&NewJob {
+                        kind: JobKind::Credentials,
+                        identity_id: nhi_id,
+                        system: BROKER,
+                        run_at: now,
+                    })?;
                 }
                 Ok(Ok(()))
             }),
@@ -1025,13 +1026,14 @@ impl Engine {
                     let listed =
                         c.name.as_deref().and_then(|n| hex::decode(n).ok()).is_some_and(|s| serials.contains(&s));
                     let entries = serials.len();
-                    let evidence = json!({ "method": "crl", "introspection": answer, "crl_listed": listed, "crl_entries": entries });
+                    let evidence =
+                        CredentialCheck::Crl { introspection: answer, crl_listed: listed, crl_entries: entries };
                     (inactive && listed, evidence)
                 }
                 CredentialKind::X509Svid => {
-                    (inactive, json!({ "method": "expired", "introspection": answer, "expired_at": ts(c.expires_at) }))
+                    (inactive, CredentialCheck::Expired { introspection: answer, expired_at: ts(c.expires_at) })
                 }
-                _ => (inactive, json!({ "method": "introspection", "introspection": answer })),
+                _ => (inactive, CredentialCheck::Introspection { introspection: answer }),
             };
             out.push(Verification { credential: c.id.clone(), ok, evidence });
         }
@@ -1076,15 +1078,8 @@ impl Engine {
         for k in keys.iter().filter(|k| k.usage == "jwt" && k.retired_at.is_some() && k.removed_at.is_none()) {
             let last = tx.last_expiry_signed_by(&k.kid)?;
             if last.is_none_or(|l| l <= now) && tx.remove_signing_key(&k.kid, now)? {
-                audit(
-                    tx.as_mut(),
-                    now,
-                    ACTOR_ENGINE,
-                    "signing_key.removed",
-                    "broker",
-                    version,
-                    json!({ "usage": "jwt", "kid": k.kid, "last_token_expired": last.map(ts) }),
-                )?;
+                let event = KeyRemoved { usage: "jwt".into(), kid: k.kid.clone(), last_token_expired: last.map(ts) };
+                record(tx.as_mut(), Stamp::engine(now, version), "broker", LedgerEvent::KeyRemoved(event))?;
                 done += 1;
             }
         }

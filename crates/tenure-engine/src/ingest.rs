@@ -1,19 +1,25 @@
 //! Ingest: a batch of events is validated against the current policy and the current state,
 //! record by record in order (a record may rely on one before it, such as an NHI owned by a
 //! person who joined earlier in the same file), inside one write transaction. Any bad record
-//! rolls the whole batch back; otherwise it commits with its audit entries and jobs.
+//! rolls the whole batch back; otherwise it commits with its ledger entries and jobs.
 //! Ingest is idempotent on (source, event id): a replayed event is skipped, and an event id
 //! reused for different content is an error.
 
+use crate::ledger::{Stamp, record};
 use crate::parse::{Position, Positioned, RecordError};
 use crate::workflow;
 use crate::{ACTOR_ENGINE, Engine, EngineError, Result};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
+use tenure_ledger::LedgerEvent;
+use tenure_ledger::event::{
+    BeforeAfter, Changes, FromTo, IdentityEvent, OwnerChange, OwnerNeeded, OwnerTransferred, SourceEvent, StateChange,
+    Succession, SuccessionDetail,
+};
 use tenure_model::{IdentityKind, IdentityRef, LifecycleState};
 use tenure_policy::Bundle;
 use tenure_proto::{EventType, EventWire, IngestReport};
-use tenure_store::{AuditEntry, IdentityRow, NewEvent, NewIdentity, WriteTx};
+use tenure_store::{IdentityRow, NewEvent, NewIdentity, WriteTx};
 use time::OffsetDateTime;
 
 /// How far in the future an event's `at` may be (clock skew between sources and tenure).
@@ -233,8 +239,23 @@ fn apply(
             format!("`{}` is a {} identity, not {}", e.reference, existing.kind, e.identity_kind),
         );
     }
-    let audit_action;
-    let mut detail = serde_json::Map::new();
+    let recorded: fn(IdentityEvent) -> LedgerEvent;
+    let mut detail = IdentityEvent {
+        state: None,
+        attributes: None,
+        owner: None,
+        expires_at: None,
+        changes: Changes::default(),
+        owned_nhis: vec![],
+        identity_digest: BeforeAfter { before, after: None },
+        event: SourceEvent {
+            source: e.source.clone(),
+            id: e.id.clone(),
+            kind: e.kind.as_str().to_owned(),
+            at: rfc3339(e.at),
+            digest: e.digest.clone(),
+        },
+    };
     let subject = e.reference.to_string();
     match (e.kind, existing) {
         (EventType::Joined, Some(existing)) => {
@@ -271,13 +292,13 @@ fn apply(
             })?;
             let row = tx.identity_by_id(id)?.ok_or_else(|| Bad::Record(String::new(), "identity vanished".into()))?;
             let change = workflow::apply_desired(tx, policy, &row, now).map_err(workflow_bad)?;
-            audit_action = "identity.joined";
-            detail.insert("state".into(), serde_json::json!({ "to": "pending" }));
-            change.describe(&mut detail);
+            recorded = LedgerEvent::Joined;
+            detail.state = Some(StateChange { from: None, to: LifecycleState::Pending });
+            detail.changes = change.recorded();
             if change.is_empty() {
                 // Nothing to provision: the joiner is active at once.
                 tx.set_identity_state(id, LifecycleState::Active, now)?;
-                detail.insert("state".into(), serde_json::json!({ "to": "active" }));
+                detail.state = Some(StateChange { from: None, to: LifecycleState::Active });
             }
         }
         (_, None) => {
@@ -319,10 +340,9 @@ fn apply(
                     row.updated_at = now;
                     tx.update_identity(&row)?;
                     let change = workflow::apply_desired(tx, policy, &row, now).map_err(workflow_bad)?;
-                    audit_action = "identity.changed";
-                    detail
-                        .insert("attributes".into(), serde_json::json!({ "before": before, "after": row.attributes }));
-                    change.describe(&mut detail);
+                    recorded = LedgerEvent::Changed;
+                    detail.attributes = Some(BeforeAfter { before, after: row.attributes.clone() });
+                    detail.changes = change.recorded();
                 }
                 EventType::Left => {
                     let from = row.state;
@@ -334,16 +354,13 @@ fn apply(
                         policy.version.as_str(),
                         now,
                     )?;
-                    audit_action = "identity.left";
+                    recorded = LedgerEvent::Left;
                     let to = if change.is_empty() { LifecycleState::Closed } else { LifecycleState::Leaving };
-                    detail.insert("state".into(), serde_json::json!({ "from": from, "to": to }));
-                    change.describe(&mut detail);
+                    detail.state = Some(StateChange::new(from, to));
+                    detail.changes = change.recorded();
                     // The human's NHIs go to the successor policy names, or wait for one.
                     if row.kind.is_human() {
-                        let outcome = succession(tx, policy, &row, now, actor)?;
-                        if !outcome.is_empty() {
-                            detail.insert("owned_nhis".into(), serde_json::json!(outcome));
-                        }
+                        detail.owned_nhis = succession(tx, policy, &row, now, actor)?;
                     }
                 }
                 EventType::OwnerChanged => {
@@ -353,11 +370,14 @@ fn apply(
                     let Some(owner) = &e.owner else { return bad("identity.owner", "required for `owner_changed`") };
                     if row.owner.as_ref() == Some(owner) && row.owner_deadline.is_none() {
                         // Already so: recorded (the source said it), changes nothing.
-                        detail.insert("owner".into(), serde_json::json!({ "unchanged": owner.to_string() }));
-                        audit_action = "identity.owner_unchanged";
+                        detail.owner = Some(OwnerChange::Unchanged { unchanged: owner.to_string() });
+                        recorded = LedgerEvent::OwnerUnchanged;
                     } else {
                         check_owner(tx, e, owner)?;
-                        detail.insert("owner".into(), serde_json::json!({ "from": row.owner.as_ref().map(ToString::to_string), "to": owner.to_string() }));
+                        detail.owner = Some(OwnerChange::Changed(FromTo {
+                            from: row.owner.as_ref().map(ToString::to_string),
+                            to: owner.to_string(),
+                        }));
                         row.owner = Some(owner.clone());
                         row.owner_deadline = None;
                         tx.resolve_finding(row.id, "owner_needed", "", now)?;
@@ -365,18 +385,19 @@ fn apply(
                         // An NHI suspended for want of an owner resumes with its new one.
                         if row.state == LifecycleState::Suspended {
                             row.state = LifecycleState::Active;
-                            detail.insert("state".into(), serde_json::json!({ "from": "suspended", "to": "active" }));
+                            detail.state = Some(StateChange::new(LifecycleState::Suspended, LifecycleState::Active));
                         }
                         tx.update_identity(&row)?;
-                        workflow::apply_desired(tx, policy, &row, now).map_err(workflow_bad)?.describe(&mut detail);
+                        detail.changes =
+                            workflow::apply_desired(tx, policy, &row, now).map_err(workflow_bad)?.recorded();
                         // The old owner may have seen its secrets: a forced rotation.
                         let revoked =
                             crate::creds::revoke_live(tx, &row, "owner-transfer", policy.version.as_str(), actor, now)?
                                 .ids;
                         if !revoked.is_empty() {
-                            detail.insert("credentials_revoked".into(), serde_json::json!(revoked));
+                            detail.changes.credentials_revoked = revoked;
                         }
-                        audit_action = "identity.owner_changed";
+                        recorded = LedgerEvent::OwnerChanged;
                     }
                 }
                 EventType::Renewed => {
@@ -389,14 +410,11 @@ fn apply(
                         expires_at,
                         !row.kind.is_human() || e.is_contractor() || is_contractor(&row),
                     )?;
-                    detail.insert(
-                        "expires_at".into(),
-                        serde_json::json!({ "from": row.expires_at.map(rfc3339), "to": rfc3339(expires_at) }),
-                    );
+                    detail.expires_at = Some(FromTo { from: row.expires_at.map(rfc3339), to: rfc3339(expires_at) });
                     row.expires_at = Some(expires_at);
                     row.updated_at = now;
                     tx.update_identity(&row)?;
-                    audit_action = "identity.renewed";
+                    recorded = LedgerEvent::Renewed;
                 }
             }
         }
@@ -412,17 +430,9 @@ fn apply(
         digest: &e.digest,
         payload: &e.payload,
     })?;
-    let after = tx.identity(&e.reference)?.as_ref().map(identity_digest);
-    detail.insert("identity_digest".into(), serde_json::json!({ "before": before, "after": after }));
-    detail.insert("event".into(), serde_json::json!({ "source": e.source, "id": e.id, "type": e.kind.as_str(), "at": rfc3339(e.at), "digest": e.digest }));
-    tx.append_audit(&AuditEntry {
-        at: now,
-        actor: if actor.is_empty() { ACTOR_ENGINE } else { actor },
-        action: audit_action,
-        subject: &subject,
-        policy_version: policy.version.as_str(),
-        detail: serde_json::Value::Object(detail),
-    })?;
+    detail.identity_digest.after = tx.identity(&e.reference)?.as_ref().map(identity_digest);
+    let actor = if actor.is_empty() { ACTOR_ENGINE } else { actor };
+    record(tx, Stamp::new(now, actor, policy.version.as_str()), &subject, recorded(detail))?;
     Ok(Applied::New)
 }
 
@@ -485,14 +495,14 @@ fn check_nhi_and_contractor(
 
 /// A departing person's NHIs: each goes to the successor policy names (their manager, when that
 /// is an active person) at once, or is flagged with a deadline after which the clock suspends it
-/// (see `Engine::expire`). Returns what happened to each, for the leaver's audit entry.
+/// (see `Engine::expire`). Returns what happened to each, for the leaver's ledger entry.
 fn succession(
     tx: &mut dyn WriteTx,
     policy: &Bundle,
     leaver: &IdentityRow,
     now: OffsetDateTime,
     actor: &str,
-) -> Result<Vec<serde_json::Value>, tenure_store::StoreError> {
+) -> Result<Vec<Succession>, tenure_store::StoreError> {
     let successor = if policy.lifecycle.nhi_successor_is_manager {
         match leaver.attributes.get(&policy.access.manager_attribute).and_then(|m| m.parse::<IdentityRef>().ok()) {
             Some(m) => tx.identity(&m)?.filter(|p| p.kind.is_human() && p.state.is_current() && p.id != leaver.id),
@@ -504,17 +514,14 @@ fn succession(
     let mut out = Vec::new();
     for mut nhi in tx.identities_owned_by(&leaver.reference)?.into_iter().filter(|n| !n.state.has_left()) {
         let subject = nhi.reference.to_string();
-        let (action, detail) = match &successor {
+        let detail = match &successor {
             Some(s) => {
                 nhi.owner = Some(s.reference.clone());
                 nhi.owner_deadline = None;
-                (
-                    "identity.owner_transferred",
-                    serde_json::json!({
-                        "owner": { "from": leaver.reference.to_string(), "to": s.reference.to_string() },
-                        "because": "the owner left; policy names their manager as successor",
-                    }),
-                )
+                SuccessionDetail::Transferred(OwnerTransferred {
+                    owner: FromTo { from: leaver.reference.to_string(), to: s.reference.to_string() },
+                    because: "the owner left; policy names their manager as successor".into(),
+                })
             }
             None => {
                 let deadline = now + policy.lifecycle.nhi_transfer_deadline;
@@ -527,14 +534,13 @@ fn succession(
                     policy.version.as_str(),
                     now,
                 )?;
-                (
-                    "identity.owner_needed",
-                    serde_json::json!({
-                        "owner_left": leaver.reference.to_string(),
-                        "deadline": rfc3339(deadline),
-                        "because": "no successor; suspended at the deadline unless an `owner_changed` event names a new owner",
-                    }),
-                )
+                SuccessionDetail::Needed(OwnerNeeded {
+                    owner_left: leaver.reference.to_string(),
+                    deadline: rfc3339(deadline),
+                    because:
+                        "no successor; suspended at the deadline unless an `owner_changed` event names a new owner"
+                            .into(),
+                })
             }
         };
         nhi.updated_at = now;
@@ -542,17 +548,12 @@ fn succession(
         // The departing owner may have seen its secrets: revoked now, whether a successor takes
         // the NHI at once or it waits for one (fresh credentials come with its new owner).
         crate::creds::revoke_live(tx, &nhi, "owner-transfer", policy.version.as_str(), actor, now)?;
-        tx.append_audit(&AuditEntry {
-            at: now,
-            actor,
-            action,
-            subject: &subject,
-            policy_version: policy.version.as_str(),
-            detail: detail.clone(),
-        })?;
-        out.push(
-            serde_json::json!({ "nhi": subject, "outcome": action.trim_start_matches("identity."), "detail": detail }),
-        );
+        let (event, outcome) = match detail.clone() {
+            SuccessionDetail::Transferred(t) => (LedgerEvent::OwnerTransferred(t), "owner_transferred"),
+            SuccessionDetail::Needed(n) => (LedgerEvent::OwnerNeeded(n), "owner_needed"),
+        };
+        record(tx, Stamp::new(now, actor, policy.version.as_str()), &subject, event)?;
+        out.push(Succession { nhi: subject, outcome: outcome.into(), detail });
     }
     Ok(out)
 }

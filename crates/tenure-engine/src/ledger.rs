@@ -6,9 +6,47 @@
 use crate::{Engine, EngineError, Result};
 use base64::Engine as _;
 use std::collections::BTreeMap;
+use tenure_ledger::LedgerEvent;
 use tenure_ledger::merkle::{self, Accumulator, Hash};
 use tenure_ledger::{Checkpoint, Entry, Signer};
-use tenure_store::CheckpointRow;
+use tenure_store::{CheckpointRow, NewEntry, StoreError, WriteTx};
+use time::OffsetDateTime;
+
+/// Who acted, when, under which policy version: what the entries of one step share.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Stamp<'a> {
+    pub at: OffsetDateTime,
+    pub actor: &'a str,
+    pub version: &'a str,
+}
+
+impl<'a> Stamp<'a> {
+    pub fn new(at: OffsetDateTime, actor: &'a str, version: &'a str) -> Self {
+        Self { at, actor, version }
+    }
+
+    /// The engine acting on its own (the clock, the workers).
+    pub fn engine(at: OffsetDateTime, version: &'a str) -> Self {
+        Self { at, actor: crate::ACTOR_ENGINE, version }
+    }
+}
+
+/// Append `event` about `subject` to the ledger, in the caller's transaction.
+pub(crate) fn record(
+    tx: &mut dyn WriteTx,
+    stamp: Stamp<'_>,
+    subject: &str,
+    event: LedgerEvent,
+) -> Result<(), StoreError> {
+    tx.append_entry(&NewEntry {
+        at: stamp.at,
+        actor: stamp.actor,
+        subject,
+        policy_version: stamp.version,
+        event: &event,
+    })
+    .map(|_| ())
+}
 
 /// Entries read per page when streaming the ledger.
 const PAGE: i64 = 10_000;
@@ -66,7 +104,7 @@ impl Engine {
     pub fn checkpoint(&self, signer: &Signer) -> Result<CheckpointRow> {
         let now = self.clock.now();
         let mut tx = self.store.write()?;
-        let size = tx.audit_count()?;
+        let size = tx.ledger_count()?;
         let latest = tx.latest_checkpoint()?;
         if let Some(l) = &latest
             && l.size == size
@@ -195,47 +233,26 @@ impl Engine {
             }
             expected_seq += 1;
             prev = hex::encode(merkle::leaf_hash(bytes));
-            let d = &e.detail;
-            let set = |g: &mut BTreeMap<String, String>, key: &str, state: &str| {
-                for ent in d.get(key).and_then(|v| v.as_array()).into_iter().flatten().filter_map(|v| v.as_str()) {
-                    g.insert(ent.to_owned(), state.to_owned());
+            let event = LedgerEvent::from_parts(&e.action, &e.detail)
+                .map_err(|m| EngineError::Ledger(format!("entry {seq}: {m}")))?;
+            if let Some(to) = event.lifecycle_to() {
+                world.entry(e.subject.clone()).or_default().state = Some(to.to_string());
+            }
+            let grants = event.grant_states();
+            if !grants.is_empty() {
+                let r = world.entry(e.subject.clone()).or_default();
+                for (entitlement, state) in grants {
+                    r.grants.insert(entitlement.to_owned(), state.to_string());
                 }
+            }
+            let credential = match &event {
+                LedgerEvent::CredentialIssued(c) => Some((&c.credential, "issued")),
+                LedgerEvent::CredentialRevoked(c) => Some((&c.credential, "revoked")),
+                LedgerEvent::CredentialVerified(c) => Some((&c.credential, "revocation-verified")),
+                _ => None,
             };
-            let state_to = d.get("state").and_then(|s| s.get("to")).and_then(|s| s.as_str()).map(str::to_owned);
-            match e.action.as_str() {
-                "identity.joined"
-                | "identity.changed"
-                | "identity.left"
-                | "identity.recomputed"
-                | "identity.activated"
-                | "identity.closed"
-                | "identity.suspended"
-                | "identity.owner_changed"
-                | "request.granted"
-                | "grant.expired"
-                | "system.synced" => {
-                    let r = world.entry(e.subject.clone()).or_default();
-                    if let Some(s) = state_to {
-                        r.state = Some(s);
-                    }
-                    set(&mut r.grants, "grants_added", "desired");
-                    set(&mut r.grants, "grants_revoking", "revoking");
-                    set(&mut r.grants, "provisioned", "provisioned");
-                    set(&mut r.grants, "verified", "verified");
-                    set(&mut r.grants, "revoked_unverified", "revoked");
-                    set(&mut r.grants, "revocation_verified", "revocation_verified");
-                }
-                "credential.issued" | "credential.revoked" | "credential.verified" => {
-                    if let Some(id) = d.get("credential").and_then(|v| v.as_str()) {
-                        let state = match e.action.as_str() {
-                            "credential.issued" => "issued",
-                            "credential.revoked" => "revoked",
-                            _ => "revocation-verified",
-                        };
-                        credentials.insert(id.to_owned(), (e.subject.clone(), state));
-                    }
-                }
-                _ => {}
+            if let Some((id, state)) = credential {
+                credentials.insert(id.clone(), (e.subject.clone(), state));
             }
             Ok(())
         })?;

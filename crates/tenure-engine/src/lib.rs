@@ -1,6 +1,6 @@
 //! The workflows of tenure. [`Engine::ingest`] validates a batch of lifecycle events against the
 //! current policy and applies it in one transaction: identity state changes, desired grants,
-//! audit entries and outbox jobs commit together or not at all. [`worker`] executes the jobs
+//! ledger entries and outbox jobs commit together or not at all. [`worker`] executes the jobs
 //! (idempotent convergence of one identity's account in one system, verified by read-back) and
 //! moves identities on when every check passed (`pending → active`, `leaving → closed`).
 
@@ -33,7 +33,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use tenure_model::Clock;
 use tenure_policy::{Bundle, BundleError};
-use tenure_store::{AuditEntry, Store, StoreError, StoredPolicy};
+use tenure_store::{Store, StoreError, StoredPolicy};
 
 /// Errors of the engine; one variant per cause, each with a stable code ([`EngineError::code`])
 /// that both `Display` and the HTTP mapping use.
@@ -100,7 +100,7 @@ impl std::fmt::Display for EngineError {
             Self::Forbidden(m) => write!(f, "forbidden: {m}"),
             Self::NoCheckpoint(s) => write!(
                 f,
-                "no checkpoint of size {s} (`tenure audit checkpoint` signs one; sizes are listed in an export's checkpoints/)"
+                "no checkpoint of size {s} (`tenure ledger checkpoint` signs one; sizes are listed in an export's checkpoints/)"
             ),
         }
     }
@@ -124,7 +124,7 @@ impl From<StoreError> for EngineError {
 
 pub type Result<T, E = EngineError> = std::result::Result<T, E>;
 
-/// Who did something, as the audit record names it.
+/// Who did something, as the ledger names it.
 pub const ACTOR_ENGINE: &str = "tenure";
 
 /// The engine over one store.
@@ -214,14 +214,17 @@ impl Engine {
             return Ok(Deployed::Unchanged);
         }
         tx.deploy_policy(&StoredPolicy { version: bundle.version.to_string(), files: bundle.files.clone() }, now)?;
-        tx.append_audit(&AuditEntry {
-            at: now,
-            actor,
-            action: "policy.deployed",
-            subject: "policy",
-            policy_version: bundle.version.as_str(),
-            detail: serde_json::json!({ "from": from, "to": bundle.version.as_str(), "name": bundle.name }),
-        })?;
+        let event = tenure_ledger::event::PolicyDeployed {
+            from: from.clone(),
+            to: bundle.version.to_string(),
+            name: bundle.name.clone(),
+        };
+        ledger::record(
+            tx.as_mut(),
+            ledger::Stamp::new(now, actor, bundle.version.as_str()),
+            "policy",
+            tenure_ledger::LedgerEvent::PolicyDeployed(event),
+        )?;
         let mut affected = 0;
         for identity in tx.identities()? {
             if identity.state.has_left() {

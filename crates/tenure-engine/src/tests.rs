@@ -76,7 +76,7 @@ fn service(n: usize, owner: &str) -> String {
 
 fn snapshot(e: &Engine) -> (i64, i64, String) {
     let tx = e.store().read().unwrap();
-    (tx.event_count().unwrap(), tx.audit_count().unwrap(), format!("{:?}", e.list_identities().unwrap()))
+    (tx.event_count().unwrap(), tx.ledger_count().unwrap(), format!("{:?}", e.list_identities().unwrap()))
 }
 
 #[test]

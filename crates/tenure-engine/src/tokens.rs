@@ -4,14 +4,17 @@
 //! unrevoked, and its identity is `active`: a leaver's tokens stop working the instant the
 //! leaver event commits.
 
+use crate::ledger::{Stamp, record};
 use crate::{Engine, EngineError, Result};
 use base64::Engine as _;
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 use std::collections::BTreeSet;
+use tenure_ledger::LedgerEvent;
+use tenure_ledger::event::{TokenIssued, TokenRevoked};
 use tenure_model::{IdentityRef, LifecycleState, Principal, Role, RoleName};
 use tenure_proto::{IssuedTokenView, TokenView};
-use tenure_store::{AuditEntry, ReadTx, TokenRow};
+use tenure_store::{ReadTx, TokenRow};
 use time::Duration;
 
 use crate::ingest::rfc3339 as ts;
@@ -107,14 +110,18 @@ impl Engine {
             revoked_at: None,
         };
         tx.insert_token(&row)?;
-        tx.append_audit(&AuditEntry {
-            at: now,
-            actor,
-            action: "token.issued",
-            subject: identity,
-            policy_version: policy.version.as_str(),
-            detail: serde_json::json!({ "token": id, "roles": row.roles, "expires_at": ts(row.expires_at), "description": description }),
-        })?;
+        let event = TokenIssued {
+            token: id.clone(),
+            roles: row.roles.clone(),
+            expires_at: ts(row.expires_at),
+            description: description.to_owned(),
+        };
+        record(
+            tx.as_mut(),
+            Stamp::new(now, actor, policy.version.as_str()),
+            identity,
+            LedgerEvent::TokenIssued(event),
+        )?;
         let token = view(&*tx, &row)?;
         tx.commit()?;
         Ok(IssuedTokenView { token, secret: format!("{PREFIX}{id}_{secret}") })
@@ -187,14 +194,8 @@ impl Engine {
             return Err(EngineError::Conflict(format!("token {id} is already revoked")));
         }
         let subject = tx.identity_by_id(t.identity_id)?.map(|i| i.reference.to_string()).unwrap_or_default();
-        tx.append_audit(&AuditEntry {
-            at: now,
-            actor,
-            action: "token.revoked",
-            subject: &subject,
-            policy_version: &version,
-            detail: serde_json::json!({ "token": id }),
-        })?;
+        let event = LedgerEvent::TokenRevoked(TokenRevoked { token: id.to_owned() });
+        record(tx.as_mut(), Stamp::new(now, actor, &version), &subject, event)?;
         let t = tx.token(id)?.ok_or_else(|| EngineError::NotFound(format!("token {id}")))?;
         let v = view(&*tx, &t)?;
         tx.commit()?;

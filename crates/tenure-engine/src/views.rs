@@ -3,7 +3,7 @@
 
 use crate::{Engine, EngineError, Result};
 use tenure_model::IdentityRef;
-use tenure_proto::{AccountView, AuditView, FindingView, GrantView, IdentityDetail, IdentityView};
+use tenure_proto::{AccountView, FindingView, GrantView, IdentityDetail, IdentityView, LedgerEntryView};
 use tenure_store::{GrantRow, IdentityRow};
 
 use crate::ingest::rfc3339 as ts;
@@ -35,6 +35,27 @@ fn view(i: IdentityRow, grants: &[GrantRow]) -> IdentityView {
 }
 
 impl Engine {
+    /// Job counts by state, and the jobs in `state` (dead-lettered ones by default).
+    pub fn jobs_view(&self, state: Option<crate::JobState>) -> Result<tenure_proto::JobsView> {
+        let tx = self.store.read()?;
+        let counts = tx.job_counts()?;
+        let mut jobs = Vec::new();
+        for j in tx.jobs(Some(state.unwrap_or(crate::JobState::Dead)))? {
+            let identity = tx.identity_by_id(j.identity_id)?.map(|i| i.reference.to_string()).unwrap_or_default();
+            jobs.push(tenure_proto::JobView {
+                id: j.id,
+                kind: j.kind.as_str().to_owned(),
+                identity,
+                identity_id: j.identity_id,
+                system: j.system,
+                state: j.state.to_string(),
+                attempts: j.attempts,
+                error: j.last_error,
+            });
+        }
+        Ok(tenure_proto::JobsView { counts, jobs })
+    }
+
     /// Every identity, by reference.
     pub fn list_identities(&self) -> Result<Vec<IdentityView>> {
         let tx = self.store.read()?;
@@ -61,15 +82,18 @@ impl Engine {
             .map(|a| AccountView { system: a.system, account: a.name, state: a.state.to_string() })
             .collect();
         let timeline = tx
-            .audit_for(reference)?
+            .ledger_for(reference)?
             .into_iter()
-            .map(|a| AuditView {
-                seq: a.seq,
-                at: ts(a.at),
-                actor: a.actor,
-                action: a.action,
-                policy_version: a.policy_version,
-                detail: a.detail,
+            .map(|a| {
+                let (action, detail) = a.event.to_parts();
+                LedgerEntryView {
+                    seq: a.seq,
+                    at: ts(a.at),
+                    actor: a.actor,
+                    action,
+                    policy_version: a.policy_version,
+                    detail,
+                }
             })
             .collect();
         Ok(IdentityDetail { identity: view(i, &grants), accounts, timeline })
@@ -139,7 +163,7 @@ impl Engine {
         }
         out.push_str(&format!(
             "# HELP tenure_ledger_entries Entries in the ledger.\n# TYPE tenure_ledger_entries gauge\ntenure_ledger_entries {}\n",
-            tx.audit_count()?
+            tx.ledger_count()?
         ));
         Ok(out)
     }

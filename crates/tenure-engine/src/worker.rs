@@ -1,5 +1,5 @@
 //! Outbox workers. A job is claimed under a lease in its own transaction; the work runs against
-//! the system; the outcome (grant and account verification, lifecycle transitions, audit entry,
+//! the system; the outcome (grant and account verification, lifecycle transitions, ledger entry,
 //! job completion) commits in one transaction. A crash between claim and completion only lets
 //! the lease run out: the job is claimed again and, being convergent, does the same thing.
 //!
@@ -7,15 +7,21 @@
 //! back. Only what the read-back shows is marked verified.
 
 use crate::creds::{CredentialRequest, Requester, Verification};
+use crate::ledger::{Stamp, record};
 use crate::systems::{Lookup, Systems};
-use crate::{ACTOR_ENGINE, Engine, EngineError, Result};
+use crate::{Engine, EngineError, Result};
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use tenure_connectors::{AccountSpec, Connector, ConnectorError, Probe};
+use tenure_ledger::LedgerEvent;
+use tenure_ledger::event::{
+    AccountAt, CredentialCheck, CredentialRef, GrantAt, JobDead, JobsRetried, Present, ProbeResult, ReadBack, Settled,
+    StateChange, Synced,
+};
 use tenure_model::{AccountState, CredentialKind, GrantState, LifecycleState};
 use tenure_policy::Bundle;
 use tenure_proto::IssuedCredentialView;
-use tenure_store::{AccountRow, AuditEntry, GrantRow, IdentityRow, JobKind, JobRow, WriteTx};
+use tenure_store::{AccountRow, GrantRow, IdentityRow, JobKind, JobRow, WriteTx};
 use time::{Duration, OffsetDateTime};
 use tokio::sync::{Mutex, Notify, watch};
 
@@ -324,28 +330,27 @@ impl Workers {
 }
 
 /// Drop a dynamic login and check, as its holder would find, that it is gone.
-async fn drop_login(c: &dyn Connector, system: &str, name: &str) -> Result<(bool, serde_json::Value), ConnectorError> {
+async fn drop_login(c: &dyn Connector, system: &str, name: &str) -> Result<(bool, CredentialCheck), ConnectorError> {
     c.delete_account(name).await?;
     let present = c.read_account(name).await?.is_some();
     let probe = c.probe(name).await?;
     let ok = !present && probe != Probe::Allowed;
     Ok((
         ok,
-        serde_json::json!({
-            "method": "postgres-login",
-            "system": system,
-            "login": name,
-            "read_back": { "present": present },
-            "probe": probe_json(&probe),
-        }),
+        CredentialCheck::PostgresLogin {
+            system: system.to_owned(),
+            login: name.to_owned(),
+            read_back: Present { present },
+            probe: recorded_probe(&probe),
+        },
     ))
 }
 
-fn probe_json(p: &Probe) -> serde_json::Value {
+fn recorded_probe(p: &Probe) -> ProbeResult {
     match p {
-        Probe::Refused(m) => serde_json::json!({ "result": "refused", "detail": m }),
-        Probe::Allowed => serde_json::json!({ "result": "allowed" }),
-        Probe::Unsupported(m) => serde_json::json!({ "result": "unsupported", "detail": m }),
+        Probe::Refused(m) => ProbeResult::Refused { detail: m.clone() },
+        Probe::Allowed => ProbeResult::Allowed,
+        Probe::Unsupported(m) => ProbeResult::Unsupported { detail: m.clone() },
     }
 }
 
@@ -618,30 +623,29 @@ fn complete(
         }
     }
 
-    tx.append_audit(&AuditEntry {
-        at: now,
-        actor: ACTOR_ENGINE,
-        action: "system.synced",
-        subject: &subject,
-        policy_version: version,
-        detail: serde_json::json!({
-            "system": job.system,
-            "account": s.account.as_ref().map(|a| a.name.clone()),
-            "created": got.created,
-            "disabled": got.disabled,
-            "deleted": got.deleted,
-            "granted": got.granted,
-            "revoked": got.revoked,
-            "read_back": { "present": got.present, "enabled": got.enabled, "memberships": got.memberships },
-            "probe": got.probe.as_ref().map(probe_json),
-            "stripped": got.stripped,
-            "verified": verified,
-            "revocation_verified": revocation_verified,
-            "provisioned": provisioned,
-            "revoked_unverified": revoked,
-            "problems": problems,
-        }),
-    })?;
+    let synced = Synced {
+        system: job.system.clone(),
+        account: s.account.as_ref().map(|a| a.name.clone()),
+        created: got.created,
+        disabled: got.disabled,
+        deleted: got.deleted,
+        granted: got.granted,
+        revoked: got.revoked,
+        read_back: ReadBack {
+            present: got.present,
+            enabled: got.enabled,
+            memberships: got.memberships.into_iter().collect(),
+        },
+        probe: got.probe.as_ref().map(recorded_probe),
+        stripped: got.stripped,
+        verified,
+        revocation_verified,
+        provisioned,
+        revoked_unverified: revoked,
+        problems,
+    };
+    let problems = synced.problems.clone();
+    record(tx.as_mut(), Stamp::engine(now, version), &subject, LedgerEvent::Synced(synced))?;
 
     let outcome = if problems.is_empty() {
         if !tx.finish_job(job, now)? {
@@ -680,14 +684,8 @@ fn fail(
         if !tx.fail_job(job, msg, None, now)? {
             return Ok(Outcome::Stale);
         }
-        tx.append_audit(&AuditEntry {
-            at: now,
-            actor: ACTOR_ENGINE,
-            action: "job.dead",
-            subject,
-            policy_version: version,
-            detail: serde_json::json!({ "job": job.id, "system": job.system, "attempts": job.attempts, "error": msg }),
-        })?;
+        let dead = JobDead { job: job.id, system: job.system.clone(), attempts: job.attempts, error: msg.to_owned() };
+        record(tx, Stamp::engine(now, version), subject, LedgerEvent::JobDead(dead))?;
         tracing::error!(job = job.id, system = %job.system, subject, error = msg, "job dead-lettered");
         return Ok(Outcome::Dead(msg.to_owned()));
     }
@@ -731,21 +729,25 @@ pub(crate) fn advance_lifecycle(
     if to == LifecycleState::Closed {
         tx.resolve_finding(identity_id, "leaver_stalled", "", now)?;
     }
-    tx.append_audit(&AuditEntry {
-        at: now,
-        actor: ACTOR_ENGINE,
-        action: if to == LifecycleState::Active { "identity.activated" } else { "identity.closed" },
-        subject: &identity.reference.to_string(),
-        policy_version: version,
-        detail: serde_json::json!({
-            "state": { "from": identity.state, "to": to },
-            "accounts": accounts.iter().map(|a| serde_json::json!({"system": a.system, "account": a.name, "state": a.state})).collect::<Vec<_>>(),
-            "grants": grants.iter().map(|g| serde_json::json!({"entitlement": g.entitlement, "state": g.state})).collect::<Vec<_>>(),
-            // Every credential whose revocation was verified: the closure certificate needs a
-            // verified claim for each.
-            "credentials": tx.credentials(Some(identity_id))?.iter().filter(|c| c.revoked_at.is_some() && c.verified_at.is_some()).map(|c| serde_json::json!({"credential": c.id, "kind": c.kind, "fingerprint": c.fingerprint})).collect::<Vec<_>>(),
-        }),
-    })?;
+    let settled = Settled {
+        state: StateChange::new(identity.state, to),
+        accounts: accounts
+            .iter()
+            .map(|a| AccountAt { system: a.system.clone(), account: a.name.clone(), state: a.state })
+            .collect(),
+        grants: grants.iter().map(|g| GrantAt { entitlement: g.entitlement.clone(), state: g.state }).collect(),
+        // Every credential whose revocation was verified: the closure certificate needs a
+        // verified claim for each.
+        credentials: tx
+            .credentials(Some(identity_id))?
+            .into_iter()
+            .filter(|c| c.revoked_at.is_some() && c.verified_at.is_some())
+            .map(|c| CredentialRef { credential: c.id, kind: c.kind, fingerprint: c.fingerprint })
+            .collect(),
+    };
+    let event =
+        if to == LifecycleState::Active { LedgerEvent::Activated(settled) } else { LedgerEvent::Closed(settled) };
+    record(tx, Stamp::engine(now, version), &identity.reference.to_string(), event)?;
     Ok(())
 }
 
@@ -767,14 +769,8 @@ impl Engine {
         let ids = tx.retry_dead_jobs(row.as_ref().map(|r| r.id), now)?;
         if !ids.is_empty() {
             let subject = row.map_or_else(|| "jobs".to_owned(), |r| r.reference.to_string());
-            tx.append_audit(&AuditEntry {
-                at: now,
-                actor,
-                action: "jobs.retried",
-                subject: &subject,
-                policy_version: &version,
-                detail: serde_json::json!({ "jobs": ids }),
-            })?;
+            let event = LedgerEvent::JobsRetried(JobsRetried { jobs: ids.clone() });
+            record(tx.as_mut(), Stamp::new(now, actor, &version), &subject, event)?;
         }
         tx.commit()?;
         Ok(ids)

@@ -2,10 +2,13 @@
 //! transaction: desired grants from policy, grants to revoke, accounts to (dis)able, and the
 //! sync jobs that carry them out.
 
+use crate::ledger::{Stamp, record};
 use std::collections::{BTreeMap, BTreeSet};
+use tenure_ledger::LedgerEvent;
+use tenure_ledger::event::AccountConflict;
 use tenure_model::{AccountState, GrantOrigin, GrantState, LifecycleState};
 use tenure_policy::{Bundle, Held, Subject};
-use tenure_store::{AuditEntry, GrantRow, IdentityRow, JobKind, NewGrant, NewJob, ReadTx, StoreError, WriteTx};
+use tenure_store::{GrantRow, IdentityRow, JobKind, NewGrant, NewJob, ReadTx, StoreError, WriteTx};
 use time::OffsetDateTime;
 
 #[derive(Debug)]
@@ -33,7 +36,7 @@ impl From<StoreError> for WorkflowError {
     }
 }
 
-/// What a step changed, for the audit record.
+/// What a step changed, for the ledger entry.
 #[derive(Debug, Default)]
 pub(crate) struct Change {
     pub added: BTreeSet<String>,
@@ -54,27 +57,15 @@ impl Change {
         self.systems.is_empty() && self.blocked.is_empty() && self.unblocked.is_empty() && !self.credentials_pending
     }
 
-    pub fn describe(&self, detail: &mut serde_json::Map<String, serde_json::Value>) {
-        if !self.added.is_empty() {
-            detail.insert("grants_added".into(), serde_json::json!(self.added));
-        }
-        if !self.revoking.is_empty() {
-            detail.insert("grants_revoking".into(), serde_json::json!(self.revoking));
-        }
-        if !self.blocked.is_empty() {
-            detail.insert("guardrail_blocked".into(), serde_json::json!(self.blocked));
-        }
-        if !self.unblocked.is_empty() {
-            detail.insert("guardrail_unblocked".into(), serde_json::json!(self.unblocked));
-        }
-        if !self.credentials.is_empty() {
-            detail.insert("credentials_revoked".into(), serde_json::json!(self.credentials));
-        }
-        if !self.systems.is_empty() {
-            detail.insert(
-                "jobs".into(),
-                serde_json::json!(self.systems.iter().map(|s| format!("sync:{s}")).collect::<Vec<_>>()),
-            );
+    /// What the ledger entry of the step says it changed.
+    pub fn recorded(&self) -> tenure_ledger::event::Changes {
+        tenure_ledger::event::Changes {
+            grants_added: self.added.iter().cloned().collect(),
+            grants_revoking: self.revoking.iter().cloned().collect(),
+            guardrail_blocked: self.blocked.clone(),
+            guardrail_unblocked: self.unblocked.iter().cloned().collect(),
+            credentials_revoked: self.credentials.clone(),
+            jobs: self.systems.iter().map(|s| format!("sync:{s}")).collect(),
         }
     }
 }
@@ -362,29 +353,23 @@ pub(crate) fn recompute(
         Err(WorkflowError::Transition(_)) => return Ok(false),
         Err(WorkflowError::AccountTaken { system, name, holder }) => {
             // Not a reason to refuse the deployment; recorded for people to resolve.
-            tx.append_audit(&AuditEntry {
-                at: now,
-                actor,
-                action: "identity.account_conflict",
-                subject: &identity.reference.to_string(),
-                policy_version: policy.version.as_str(),
-                detail: serde_json::json!({ "system": system, "account": name, "held_by": holder }),
-            })?;
+            record(
+                tx,
+                Stamp::new(now, actor, policy.version.as_str()),
+                &identity.reference.to_string(),
+                LedgerEvent::AccountConflict(AccountConflict { system, account: name, held_by: holder }),
+            )?;
             return Ok(false);
         }
     };
     if change.is_empty() {
         return Ok(false);
     }
-    let mut detail = serde_json::Map::new();
-    change.describe(&mut detail);
-    tx.append_audit(&AuditEntry {
-        at: now,
-        actor,
-        action: "identity.recomputed",
-        subject: &identity.reference.to_string(),
-        policy_version: policy.version.as_str(),
-        detail: serde_json::Value::Object(detail),
-    })?;
+    record(
+        tx,
+        Stamp::new(now, actor, policy.version.as_str()),
+        &identity.reference.to_string(),
+        LedgerEvent::Recomputed(change.recorded()),
+    )?;
     Ok(true)
 }

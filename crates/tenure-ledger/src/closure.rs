@@ -19,6 +19,7 @@
 //! certificate, or the dynamic login is gone and refused.
 
 use crate::entry::{Entry, canonical_json};
+use crate::event::{LedgerEvent, ProbeResult, Settled};
 use crate::merkle::{self, Hash};
 use crate::note::Verifier;
 use serde_json::Value;
@@ -67,7 +68,7 @@ pub fn verify(doc: &Value, key: &Verifier) -> Result<Verified, String> {
         return Err(format!("checkpoint: signs size {}, the certificate says {size}", cp.size));
     }
     let identity = text(cert, "identity")?.to_owned();
-    let mut entries: BTreeMap<u64, Entry> = BTreeMap::new();
+    let mut entries: BTreeMap<u64, (Entry, LedgerEvent)> = BTreeMap::new();
     for (i, ev) in field(cert, "evidence")?.as_array().ok_or("evidence: expected a list")?.iter().enumerate() {
         let at = format!("evidence[{i}]");
         let seq = field(ev, "seq")?.as_u64().ok_or(format!("{at}.seq: expected a number"))?;
@@ -86,53 +87,47 @@ pub fn verify(doc: &Value, key: &Verifier) -> Result<Verified, String> {
         if e.seq != seq || e.subject != identity {
             return Err(format!("{at}: entry {seq} is not about `{identity}`"));
         }
-        entries.insert(seq, e);
+        let event = LedgerEvent::from_parts(&e.action, &e.detail).map_err(|m| format!("{at}: {m}"))?;
+        entries.insert(seq, (e, event));
     }
-    let closed =
-        entries.values().find(|e| e.action == "identity.closed").ok_or("evidence: no `identity.closed` entry")?;
+    let (closed, settled) = entries
+        .values()
+        .find_map(|(e, ev)| match ev {
+            LedgerEvent::Closed(s) => Some((e, s)),
+            _ => None,
+        })
+        .ok_or("evidence: no `identity.closed` entry")?;
     if closed.at != text(cert, "closed_at")? {
         return Err("closed_at: differs from the `identity.closed` entry".into());
     }
     // Every account the closing entry lists has a verified claim.
-    let accounts: BTreeSet<String> = closed
-        .detail
-        .get("accounts")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .filter_map(|a| Some(format!("{} {}", a.get("system")?.as_str()?, a.get("account")?.as_str()?)))
-        .collect();
+    let accounts: BTreeSet<String> = settled.accounts.iter().map(|a| format!("{} {}", a.system, a.account)).collect();
     let mut claimed = BTreeSet::new();
     for (i, c) in field(cert, "systems")?.as_array().ok_or("systems: expected a list")?.iter().enumerate() {
         let at = format!("systems[{i}]");
         let (system, account) = (text(c, "system")?, text(c, "account")?);
         let seq = field(c, "evidence")?.as_u64().ok_or(format!("{at}.evidence: expected a seq"))?;
-        let e = entries.get(&seq).ok_or(format!("{at}: evidence {seq} is not in the certificate"))?;
-        let d = &e.detail;
-        if e.action != "system.synced"
-            || d.get("system").and_then(Value::as_str) != Some(system)
-            || d.get("account").and_then(Value::as_str) != Some(account)
-        {
-            return Err(format!("{at}: evidence {seq} is not the sync of `{account}` in `{system}`"));
-        }
-        for k in ["read_back", "probe"] {
-            if c.get(k).unwrap_or(&Value::Null) != d.get(k).unwrap_or(&Value::Null) {
+        let (e, event) = entries.get(&seq).ok_or(format!("{at}: evidence {seq} is not in the certificate"))?;
+        let synced = match event {
+            LedgerEvent::Synced(s) if s.system == system && s.account.as_deref() == Some(account) => s,
+            _ => return Err(format!("{at}: evidence {seq} is not the sync of `{account}` in `{system}`")),
+        };
+        let recorded = [("read_back", json(&synced.read_back)), ("probe", json(&synced.probe))];
+        for (k, v) in recorded {
+            if c.get(k).unwrap_or(&Value::Null) != &v {
                 return Err(format!("{at}.{k}: differs from ledger entry {seq}"));
             }
         }
         if text(c, "verified_at")? != e.at {
             return Err(format!("{at}.verified_at: differs from ledger entry {seq}"));
         }
-        let rb = field(c, "read_back")?;
-        let off = rb.get("present") == Some(&Value::Bool(false)) || rb.get("enabled") == Some(&Value::Bool(false));
-        let no_groups = rb.get("memberships").and_then(Value::as_array).is_none_or(Vec::is_empty);
-        if !off || !no_groups {
+        if !synced.read_back.is_closed() {
             return Err(format!("{at}: the read-back shows `{account}` enabled or still in a group"));
         }
-        if c.get("probe").and_then(|p| p.get("result")).and_then(Value::as_str) == Some("allowed") {
+        if synced.probe == Some(ProbeResult::Allowed) {
             return Err(format!("{at}: the probe could still use `{account}`"));
         }
-        if d.get("problems").and_then(Value::as_array).is_some_and(|p| !p.is_empty()) {
+        if !synced.problems.is_empty() {
             return Err(format!("{at}: ledger entry {seq} records problems"));
         }
         claimed.insert(format!("{system} {account}"));
@@ -140,7 +135,7 @@ pub fn verify(doc: &Value, key: &Verifier) -> Result<Verified, String> {
     if let Some(missing) = accounts.difference(&claimed).next() {
         return Err(format!("systems: no verified claim for `{missing}`"));
     }
-    let credentials = verify_credentials(cert, closed, &entries)?;
+    let credentials = verify_credentials(cert, settled, &entries)?;
     Ok(Verified {
         identity,
         closed_at: closed.at.clone(),
@@ -150,55 +145,49 @@ pub fn verify(doc: &Value, key: &Verifier) -> Result<Verified, String> {
     })
 }
 
+fn json<T: serde::Serialize>(v: &T) -> Value {
+    serde_json::to_value(v).unwrap_or(Value::Null)
+}
+
 /// Every credential the closing entry lists has a claim resting on its `credential.verified`
 /// entry, and that entry's check shows it unusable.
-fn verify_credentials(cert: &Value, closed: &Entry, entries: &BTreeMap<u64, Entry>) -> Result<Vec<String>, String> {
-    let listed: BTreeSet<String> = closed
-        .detail
-        .get("credentials")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .filter_map(|c| Some(c.get("credential")?.as_str()?.to_owned()))
-        .collect();
+fn verify_credentials(
+    cert: &Value,
+    settled: &Settled,
+    entries: &BTreeMap<u64, (Entry, LedgerEvent)>,
+) -> Result<Vec<String>, String> {
+    let listed: BTreeSet<&str> = settled.credentials.iter().map(|c| c.credential.as_str()).collect();
     let mut claimed = BTreeSet::new();
     let claims = cert.get("credentials").and_then(Value::as_array).map_or(&[][..], Vec::as_slice);
     for (i, c) in claims.iter().enumerate() {
         let at = format!("credentials[{i}]");
         let id = text(c, "credential")?;
         let seq = field(c, "evidence")?.as_u64().ok_or(format!("{at}.evidence: expected a seq"))?;
-        let e = entries.get(&seq).ok_or(format!("{at}: evidence {seq} is not in the certificate"))?;
-        let d = &e.detail;
-        if e.action != "credential.verified" || d.get("credential").and_then(Value::as_str) != Some(id) {
-            return Err(format!("{at}: evidence {seq} is not the verification of credential `{id}`"));
-        }
-        for (k, from) in
-            [("kind", "kind"), ("fingerprint", "fingerprint"), ("revoked_at", "revoked_at"), ("check", "evidence")]
-        {
-            if c.get(k).unwrap_or(&Value::Null) != d.get(from).unwrap_or(&Value::Null) {
+        let (e, event) = entries.get(&seq).ok_or(format!("{at}: evidence {seq} is not in the certificate"))?;
+        let v = match event {
+            LedgerEvent::CredentialVerified(v) if v.credential == id => v,
+            _ => return Err(format!("{at}: evidence {seq} is not the verification of credential `{id}`")),
+        };
+        let recorded = [
+            ("kind", json(&v.kind)),
+            ("fingerprint", json(&v.fingerprint)),
+            ("revoked_at", json(&v.revoked_at)),
+            ("check", json(&v.evidence)),
+        ];
+        for (k, from) in recorded {
+            if c.get(k).unwrap_or(&Value::Null) != &from {
                 return Err(format!("{at}.{k}: differs from ledger entry {seq}"));
             }
         }
-        if text(c, "verified_at")? != e.at || d.get("result").and_then(Value::as_str) != Some("verified") {
+        if text(c, "verified_at")? != e.at || v.result != "verified" {
             return Err(format!("{at}: ledger entry {seq} does not record it verified at that time"));
         }
-        let check = d.get("evidence").unwrap_or(&Value::Null);
-        let inactive = check.get("introspection").and_then(|i| i.get("active")) == Some(&Value::Bool(false));
-        let usable = match check.get("method").and_then(Value::as_str) {
-            Some("introspection" | "expired") => !inactive,
-            Some("crl") => !inactive || check.get("crl_listed") != Some(&Value::Bool(true)),
-            Some("postgres-login") => {
-                check.get("read_back").and_then(|r| r.get("present")) != Some(&Value::Bool(false))
-                    || check.get("probe").and_then(|p| p.get("result")).and_then(Value::as_str) == Some("allowed")
-            }
-            _ => true,
-        };
-        if usable {
+        if !v.evidence.shows_unusable() {
             return Err(format!("{at}: the check in ledger entry {seq} does not show `{id}` unusable"));
         }
         claimed.insert(id.to_owned());
     }
-    if let Some(missing) = listed.difference(&claimed).next() {
+    if let Some(missing) = listed.iter().find(|l| !claimed.contains(**l)) {
         return Err(format!("credentials: no verified claim for `{missing}`"));
     }
     Ok(claimed.into_iter().collect())

@@ -49,7 +49,7 @@ pub fn canonical_json(v: &serde_json::Value) -> Vec<u8> {
 }
 
 /// `v` with every object's keys in byte order, at every depth.
-fn sorted(v: &serde_json::Value) -> serde_json::Value {
+pub fn sorted(v: &serde_json::Value) -> serde_json::Value {
     match v {
         serde_json::Value::Object(m) => {
             let mut entries: Vec<(&String, &serde_json::Value)> = m.iter().collect();

@@ -11,10 +11,12 @@
 
 pub mod closure;
 pub mod entry;
+pub mod event;
 pub mod export;
 pub mod merkle;
 pub mod note;
 
 pub use entry::Entry;
+pub use event::LedgerEvent;
 pub use merkle::{Accumulator, Hash};
 pub use note::{Checkpoint, NoteError, Signer, Verifier};

@@ -88,13 +88,36 @@ pub struct GrantView {
     pub expires_at: Option<String>,
 }
 
+/// The queue (`GET /v1/jobs`, `tenure jobs status`): counts by state, and the jobs asked for
+/// (the dead-lettered ones, unless a state is named).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JobsView {
+    pub counts: std::collections::BTreeMap<String, i64>,
+    #[serde(rename = "dead")]
+    pub jobs: Vec<JobView>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JobView {
+    pub id: i64,
+    /// `sync` or `credentials`.
+    pub kind: String,
+    /// The identity's reference (`source:external_id`).
+    pub identity: String,
+    pub identity_id: i64,
+    pub system: String,
+    pub state: String,
+    pub attempts: i64,
+    pub error: Option<String>,
+}
+
 /// An identity with its accounts and its timeline (`GET /v1/identities/{ref}`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct IdentityDetail {
     #[serde(flatten)]
     pub identity: IdentityView,
     pub accounts: Vec<AccountView>,
-    pub timeline: Vec<AuditView>,
+    pub timeline: Vec<LedgerEntryView>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -105,7 +128,7 @@ pub struct AccountView {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct AuditView {
+pub struct LedgerEntryView {
     pub seq: i64,
     pub at: String,
     pub actor: String,

@@ -14,7 +14,6 @@ use axum::middleware::{Next, from_fn_with_state};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, get, post};
 use axum::{Extension, Json, Router};
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use tenure_engine::access::AccessRequest;
 use tenure_engine::authz::{Decision, Question, ResourceSpec};
@@ -354,20 +353,8 @@ async fn show_identity(
     Ok(Json(s.run(move |engine| engine.identity_detail(&reference)).await?))
 }
 
-async fn jobs(State(s): State<AppState>) -> Result<Json<serde_json::Value>, ApiError> {
-    let (counts, dead) = s
-        .run(move |engine| {
-            let tx = engine.store().read()?;
-            let counts: BTreeMap<String, i64> = tx.job_counts()?;
-            let dead = tx.jobs(Some(tenure_engine::JobState::Dead))?;
-            Ok((counts, dead))
-        })
-        .await?;
-    let dead: Vec<_> = dead
-        .into_iter()
-        .map(|j| serde_json::json!({ "id": j.id, "system": j.system, "identity_id": j.identity_id, "attempts": j.attempts, "error": j.last_error }))
-        .collect();
-    Ok(Json(serde_json::json!({ "counts": counts, "dead": dead })))
+async fn jobs(State(s): State<AppState>) -> Result<Json<tenure_proto::JobsView>, ApiError> {
+    Ok(Json(s.run(move |engine| engine.jobs_view(None)).await?))
 }
 
 fn invalid(field: &str, message: String) -> ApiError {

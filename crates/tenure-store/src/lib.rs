@@ -1,5 +1,5 @@
 //! Persistence behind a transactional boundary. Engine code runs its whole unit of work (state
-//! change, audit entries, outbox jobs) inside one [`WriteTx`] and commits once, so a crash at
+//! change, ledger entries, outbox jobs) inside one [`WriteTx`] and commits once, so a crash at
 //! any point leaves all or nothing. [`sqlite::SqliteStore`] is the embedded backend; a
 //! PostgreSQL backend implements the same traits.
 
@@ -47,8 +47,8 @@ pub trait ReadTx {
     fn all_grants(&self) -> Result<BTreeMap<i64, Vec<GrantRow>>>;
     fn accounts(&self, identity_id: i64) -> Result<Vec<AccountRow>>;
     fn account_by_name(&self, system: &str, name: &str) -> Result<Option<AccountRow>>;
-    fn audit_for(&self, subject: &str) -> Result<Vec<AuditRow>>;
-    fn audit_count(&self) -> Result<i64>;
+    fn ledger_for(&self, subject: &str) -> Result<Vec<LedgerRow>>;
+    fn ledger_count(&self) -> Result<i64>;
     /// Ledger entries from `from` on (at most `limit`), as (seq, the exact hashed bytes).
     fn ledger_entries(&self, from: i64, limit: i64) -> Result<Vec<(i64, Vec<u8>)>>;
     /// Leaf hashes of entries `from..to`.
@@ -160,7 +160,7 @@ pub trait WriteTx: ReadTx {
     /// as done instead (the pending one will do its work).
     fn retry_dead_jobs(&mut self, identity_id: Option<i64>, at: OffsetDateTime) -> Result<Vec<i64>>;
     /// Append a ledger entry (chained to the one before, hashed) and return its seq.
-    fn append_audit(&mut self, e: &AuditEntry<'_>) -> Result<i64>;
+    fn append_entry(&mut self, e: &NewEntry<'_>) -> Result<i64>;
     fn add_checkpoint(&mut self, c: &CheckpointRow) -> Result<()>;
     fn deploy_policy(&mut self, p: &StoredPolicy, at: OffsetDateTime) -> Result<()>;
     fn insert_request(&mut self, r: &NewRequest<'_>) -> Result<i64>;

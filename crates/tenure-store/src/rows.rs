@@ -179,26 +179,25 @@ pub struct JobRow {
     pub last_error: Option<String>,
 }
 
-/// One entry of the append-only audit record.
+/// An entry to append to the ledger: who did what to whom, under which policy.
 #[derive(Debug, Clone)]
-pub struct AuditEntry<'a> {
+pub struct NewEntry<'a> {
     pub at: OffsetDateTime,
     pub actor: &'a str,
-    pub action: &'a str,
     pub subject: &'a str,
     pub policy_version: &'a str,
-    pub detail: serde_json::Value,
+    pub event: &'a tenure_ledger::LedgerEvent,
 }
 
+/// A ledger entry, read back.
 #[derive(Debug, Clone, PartialEq)]
-pub struct AuditRow {
+pub struct LedgerRow {
     pub seq: i64,
     pub at: OffsetDateTime,
     pub actor: String,
-    pub action: String,
     pub subject: String,
     pub policy_version: String,
-    pub detail: serde_json::Value,
+    pub event: tenure_ledger::LedgerEvent,
 }
 
 /// A deployed policy bundle: its version and files.

@@ -235,6 +235,16 @@ CREATE INDEX identities_skeleton ON identities(skeleton);
 -- The clock's look for leavers with no job carrying their closure (`leavers_stalled`).
 CREATE INDEX jobs_identity ON jobs(identity_id, state);
 "#,
+    // One name for the log: the ledger.
+    r#"
+ALTER TABLE audit RENAME TO ledger;
+DROP TRIGGER audit_no_update;
+DROP TRIGGER audit_no_delete;
+DROP INDEX audit_subject;
+CREATE INDEX ledger_subject ON ledger(subject);
+CREATE TRIGGER ledger_no_update BEFORE UPDATE ON ledger BEGIN SELECT RAISE(ABORT, 'the ledger is append-only'); END;
+CREATE TRIGGER ledger_no_delete BEFORE DELETE ON ledger BEGIN SELECT RAISE(ABORT, 'the ledger is append-only'); END;
+"#,
 ];
 
 /// The SQLite backend.
@@ -673,35 +683,36 @@ fn q_account_by_name(c: &Connection, system: &str, name: &str) -> Result<Option<
     Ok(st.query_row(params![system, name], account_row).optional()?)
 }
 
-fn audit_row(seq: i64, entry: &[u8]) -> rusqlite::Result<AuditRow> {
+fn ledger_row(seq: i64, entry: &[u8]) -> rusqlite::Result<LedgerRow> {
     let e = tenure_ledger::Entry::parse(entry).map_err(|m| conv_err(format!("ledger entry {seq}: {m}")))?;
-    Ok(AuditRow {
+    let event = tenure_ledger::LedgerEvent::from_parts(&e.action, &e.detail)
+        .map_err(|m| conv_err(format!("ledger entry {seq}: {m}")))?;
+    Ok(LedgerRow {
         seq,
         at: parse_ts(&e.at)?,
         actor: e.actor,
-        action: e.action,
         subject: e.subject,
         policy_version: e.policy_version,
-        detail: e.detail,
+        event,
     })
 }
 
-fn q_audit_for(c: &Connection, subject: &str) -> Result<Vec<AuditRow>> {
-    let mut st = c.prepare_cached("SELECT seq, entry FROM audit WHERE subject = ?1 ORDER BY seq")?;
+fn q_ledger_for(c: &Connection, subject: &str) -> Result<Vec<LedgerRow>> {
+    let mut st = c.prepare_cached("SELECT seq, entry FROM ledger WHERE subject = ?1 ORDER BY seq")?;
     let rows = st
-        .query_map([subject], |r| audit_row(r.get(0)?, &r.get::<_, Vec<u8>>(1)?))?
+        .query_map([subject], |r| ledger_row(r.get(0)?, &r.get::<_, Vec<u8>>(1)?))?
         .collect::<rusqlite::Result<Vec<_>>>()?;
     Ok(rows)
 }
 
 fn q_ledger_entries(c: &Connection, from: i64, limit: i64) -> Result<Vec<(i64, Vec<u8>)>> {
-    let mut st = c.prepare_cached("SELECT seq, entry FROM audit WHERE seq >= ?1 ORDER BY seq LIMIT ?2")?;
+    let mut st = c.prepare_cached("SELECT seq, entry FROM ledger WHERE seq >= ?1 ORDER BY seq LIMIT ?2")?;
     let rows = st.query_map([from, limit], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<rusqlite::Result<Vec<_>>>()?;
     Ok(rows)
 }
 
 fn q_ledger_leaves(c: &Connection, from: i64, to: i64) -> Result<Vec<tenure_ledger::Hash>> {
-    let mut st = c.prepare_cached("SELECT seq, leaf FROM audit WHERE seq >= ?1 AND seq < ?2 ORDER BY seq")?;
+    let mut st = c.prepare_cached("SELECT seq, leaf FROM ledger WHERE seq >= ?1 AND seq < ?2 ORDER BY seq")?;
     let mut out = Vec::with_capacity(usize::try_from(to - from).unwrap_or(0));
     let mut rows = st.query([from, to])?;
     while let Some(r) = rows.next()? {
@@ -817,13 +828,13 @@ macro_rules! impl_reads {
                 let $c = self;
                 q_account_by_name($conn, system, name)
             }
-            fn audit_for(&self, subject: &str) -> Result<Vec<AuditRow>> {
+            fn ledger_for(&self, subject: &str) -> Result<Vec<LedgerRow>> {
                 let $c = self;
-                q_audit_for($conn, subject)
+                q_ledger_for($conn, subject)
             }
-            fn audit_count(&self) -> Result<i64> {
+            fn ledger_count(&self) -> Result<i64> {
                 let $c = self;
-                q_count($conn, "audit")
+                q_count($conn, "ledger")
             }
             fn ledger_entries(&self, from: i64, limit: i64) -> Result<Vec<(i64, Vec<u8>)>> {
                 let $c = self;
@@ -1247,34 +1258,35 @@ impl WriteTx for SqliteWrite<'_> {
         Ok(requeued)
     }
 
-    fn append_audit(&mut self, e: &AuditEntry<'_>) -> Result<i64> {
+    fn append_entry(&mut self, e: &NewEntry<'_>) -> Result<i64> {
         // The head of the log: next position and the leaf hash to chain to. We hold the write
         // lock, so nobody else appends in between.
         let head: Option<(i64, Vec<u8>)> = self
             .conn
-            .prepare_cached("SELECT seq, leaf FROM audit ORDER BY seq DESC LIMIT 1")?
+            .prepare_cached("SELECT seq, leaf FROM ledger ORDER BY seq DESC LIMIT 1")?
             .query_row([], |r| Ok((r.get(0)?, r.get(1)?)))
             .optional()?;
         let (seq, prev) = match head {
             Some((seq, leaf)) => (seq + 1, hex::encode(leaf)),
             None => (0, tenure_ledger::entry::ZERO.to_owned()),
         };
+        let (action, detail) = e.event.to_parts();
         let entry = tenure_ledger::Entry {
             seq: u64::try_from(seq).unwrap_or(0),
             prev,
             at: ts(e.at),
             actor: e.actor.to_owned(),
-            action: e.action.to_owned(),
+            action,
             subject: e.subject.to_owned(),
             policy_version: e.policy_version.to_owned(),
-            detail: e.detail.clone(),
+            detail,
         };
         let bytes = entry.to_bytes();
         let leaf = tenure_ledger::merkle::leaf_hash(&bytes);
         let mut st = self
             .conn
-            .prepare_cached("INSERT INTO audit (seq, subject, action, entry, leaf) VALUES (?1, ?2, ?3, ?4, ?5)")?;
-        st.execute(params![seq, e.subject, e.action, bytes, &leaf[..]])?;
+            .prepare_cached("INSERT INTO ledger (seq, subject, action, entry, leaf) VALUES (?1, ?2, ?3, ?4, ?5)")?;
+        st.execute(params![seq, e.subject, entry.action, bytes, &leaf[..]])?;
         Ok(seq)
     }
 
@@ -1506,22 +1518,21 @@ mod tests {
     }
 
     #[test]
-    fn audit_is_append_only() {
+    fn the_ledger_is_append_only() {
         let (_d, s) = store();
         let mut tx = s.write().unwrap();
-        tx.append_audit(&AuditEntry {
+        tx.append_entry(&NewEntry {
             at: datetime!(2026-11-01 09:00 UTC),
             actor: "test",
-            action: "x",
             subject: "hr:E1",
             policy_version: "v1",
-            detail: serde_json::json!({}),
+            event: &tenure_ledger::LedgerEvent::JobsRetried(tenure_ledger::event::JobsRetried { jobs: vec![1] }),
         })
         .unwrap();
         tx.commit().unwrap();
         let conn = Connection::open(s.path()).unwrap();
-        assert!(conn.execute("UPDATE audit SET action = 'y'", []).is_err());
-        assert!(conn.execute("DELETE FROM audit", []).is_err());
+        assert!(conn.execute("UPDATE ledger SET action = 'y'", []).is_err());
+        assert!(conn.execute("DELETE FROM ledger", []).is_err());
     }
 
     #[test]

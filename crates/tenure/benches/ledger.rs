@@ -2,7 +2,7 @@
 //! - appends/s: ledger entries appended through the store (chain, JSON, leaf hash) in durable
 //!   batches of 1000, against raw SQLite inserting the same bytes in the same batches;
 //! - verification of an export of 1M entries (`tenure_ledger::export::verify`, as
-//!   `tenure audit verify` runs it) against `sha256sum` over the same file.
+//!   `tenure ledger verify` runs it) against `sha256sum` over the same file.
 //!
 //! `cargo bench -p tenure --bench ledger` (TENURE_BENCH_ENTRIES to change the count).
 
@@ -12,9 +12,11 @@ use std::io::Write;
 use std::sync::Arc;
 use std::time::Instant;
 use tenure_engine::Engine;
+use tenure_ledger::LedgerEvent;
 use tenure_ledger::Signer;
+use tenure_ledger::event::Changes;
 use tenure_model::SystemClock;
-use tenure_store::{AuditEntry, SqliteStore, Store};
+use tenure_store::{NewEntry, SqliteStore, Store};
 
 const BATCH: usize = 1000;
 
@@ -23,10 +25,14 @@ fn main() {
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(SqliteStore::open(&dir.path().join("data")).unwrap());
     let clock = SystemClock;
-    let detail = |i: usize| {
-        serde_json::json!({"event": {"source": "hr", "id": format!("evt-{i}"), "type": "joined"},
-            "grants_added": ["corp-directory/all-staff", "corp-directory/employees", "corp-directory/vpn"],
-            "state": {"to": "pending"}})
+    let event = |i: usize| {
+        LedgerEvent::Recomputed(Changes {
+            grants_added: ["corp-directory/all-staff", "corp-directory/employees", "corp-directory/vpn"]
+                .map(String::from)
+                .to_vec(),
+            jobs: vec![format!("sync:corp-directory-{i}")],
+            ..Changes::default()
+        })
     };
     println!("ledger benchmark: {n} entries, durable batches of {BATCH}");
 
@@ -36,13 +42,12 @@ fn main() {
         let mut tx = store.write().unwrap();
         for i in start..(start + BATCH).min(n) {
             let subject = format!("hr:E{i:07}");
-            tx.append_audit(&AuditEntry {
+            tx.append_entry(&NewEntry {
                 at: tenure_model::Clock::now(&clock),
                 actor: "bench",
-                action: "identity.joined",
                 subject: &subject,
                 policy_version: "d9d55fca198500d915538d996b59f3e2d24b38dea5a8ab81d8c0af6ea5aca688",
-                detail: detail(i),
+                event: &event(i),
             })
             .unwrap();
         }
@@ -66,12 +71,13 @@ fn main() {
     let mut raw = rusqlite::Connection::open(dir.path().join("raw.db")).unwrap();
     raw.pragma_update(None, "journal_mode", "WAL").unwrap();
     raw.pragma_update(None, "synchronous", "FULL").unwrap();
-    raw.execute_batch("CREATE TABLE audit (seq INTEGER PRIMARY KEY, entry BLOB NOT NULL, leaf BLOB NOT NULL)").unwrap();
+    raw.execute_batch("CREATE TABLE ledger (seq INTEGER PRIMARY KEY, entry BLOB NOT NULL, leaf BLOB NOT NULL)")
+        .unwrap();
     let t = Instant::now();
     for (b, chunk) in raw_rows.chunks(BATCH).enumerate() {
         let tx = raw.transaction().unwrap();
         {
-            let mut st = tx.prepare_cached("INSERT INTO audit VALUES (?1, ?2, ?3)").unwrap();
+            let mut st = tx.prepare_cached("INSERT INTO ledger VALUES (?1, ?2, ?3)").unwrap();
             for (i, (entry, leaf)) in chunk.iter().enumerate() {
                 st.execute(rusqlite::params![(b * BATCH + i) as i64, entry, leaf]).unwrap();
             }
@@ -122,7 +128,7 @@ fn main() {
     let mb = bytes as f64 / 1e6;
     println!("\nverify an export of {n} entries ({mb:.0} MB):");
     println!(
-        "  tenure audit verify  {verify_best:>7.2} s  {:>7.0} MB/s  {:>9.0} entries/s",
+        "  tenure ledger verify  {verify_best:>7.2} s  {:>7.0} MB/s  {:>9.0} entries/s",
         mb / verify_best,
         n as f64 / verify_best
     );

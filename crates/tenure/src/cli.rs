@@ -98,9 +98,10 @@ pub enum Command {
     /// Check policy bundles.
     #[command(subcommand)]
     Policy(PolicyCommand),
-    /// The ledger: checkpoints, proofs, export, offline verification, replay.
-    #[command(subcommand)]
-    Audit(crate::audit::AuditCommand),
+    /// The ledger: checkpoints, proofs, export, offline verification, replay (`tenure audit …`
+    /// still works).
+    #[command(subcommand, visible_alias = "audit")]
+    Ledger(crate::ledger::LedgerCommand),
     /// API tokens: issue, list, revoke.
     #[command(subcommand)]
     Tokens(crate::govern::TokensCommand),
@@ -147,8 +148,14 @@ pub enum IdentitiesCommand {
 
 #[derive(Subcommand)]
 pub enum JobsCommand {
-    /// Job counts by state, and dead-lettered jobs.
-    Status,
+    /// Job counts by state, and the dead-lettered jobs (or those in `--state`).
+    Status {
+        /// List the jobs in this state instead: pending, running, done, dead.
+        #[arg(long)]
+        state: Option<tenure_engine::JobState>,
+        #[arg(long, value_enum, default_value_t = Output::Table)]
+        output: Output,
+    },
     /// Run due jobs until none is due (what `serve` does continuously).
     Run,
     /// Put dead-lettered jobs back in the queue (all, or one identity's), to run again with a
@@ -251,20 +258,25 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Jobs(JobsCommand::Status) => {
-            let engine = open(&g.data_dir)?;
-            let tx = engine.store().read()?;
-            for (state, n) in tx.job_counts()? {
+        Command::Jobs(JobsCommand::Status { state, output }) => {
+            let view = open(&g.data_dir)?.jobs_view(state)?;
+            if output == Output::Json {
+                println!("{}", serde_json::to_string_pretty(&view)?);
+                return Ok(ExitCode::SUCCESS);
+            }
+            for (state, n) in &view.counts {
                 println!("{state:<8} {n}");
             }
-            for j in tx.jobs(Some(tenure_engine::JobState::Dead))? {
-                let who = tx.identity_by_id(j.identity_id)?.map(|i| i.reference.to_string()).unwrap_or_default();
+            for j in view.jobs {
                 println!(
-                    "dead job {}: sync {} of {who} after {} attempts: {}",
+                    "{} job {}: {} {} of {} after {} attempts{}",
+                    j.state,
                     j.id,
+                    j.kind,
                     j.system,
+                    j.identity,
                     j.attempts,
-                    j.last_error.unwrap_or_default()
+                    j.error.map(|e| format!(": {e}")).unwrap_or_default()
                 );
             }
             Ok(ExitCode::SUCCESS)
@@ -334,7 +346,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Policy(PolicyCommand::Test { dir }) => crate::govern::policy_test(&dir),
         Command::Policy(PolicyCommand::Diff { dir, output }) => crate::govern::policy_diff(&g, &dir, output),
         Command::Policy(PolicyCommand::Deploy { dir }) => crate::govern::policy_deploy(&g, &dir),
-        Command::Audit(cmd) => crate::audit::run(&g, cmd),
+        Command::Ledger(cmd) => crate::ledger::run(&g, cmd),
         Command::Tokens(cmd) => crate::govern::tokens(&g, cmd),
         Command::Creds(cmd) => crate::creds::run(&g, cmd).await,
         Command::Requests(cmd) => crate::govern::requests(&g, cmd),

@@ -314,7 +314,7 @@ pub enum ClosureCommand {
     /// and every claim against its entry.
     Verify {
         file: PathBuf,
-        /// The ledger's public key (`tenure audit key`, or `ledger.pub` of an export).
+        /// The ledger's public key (`tenure ledger key`, or `ledger.pub` of an export).
         #[arg(long)]
         key: PathBuf,
     },

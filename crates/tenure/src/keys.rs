@@ -1,6 +1,6 @@
 //! The ledger signing key: created at first use in the data directory (`ledger.key`, mode
 //! 0600), never logged or stored in the database. Its public half is the verifier key that
-//! `tenure audit key` prints and `tenure audit export` writes.
+//! `tenure ledger key` prints and `tenure ledger export` writes.
 
 use anyhow::{Context, bail};
 use std::io::Write;

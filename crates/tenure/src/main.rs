@@ -1,12 +1,12 @@
 //! `tenure`: one binary, server and CLI. This is the edge where errors become messages and
 //! exit codes (0 ok, 1 failure, 2 bad input).
 
-mod audit;
 mod cli;
 mod creds;
 mod demo;
 mod govern;
 mod keys;
+mod ledger;
 mod quickstart;
 mod table;
 

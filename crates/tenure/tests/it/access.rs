@@ -199,7 +199,7 @@ fn a_privileged_request_is_provisioned_only_after_two_distinct_human_approvals()
         }
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
-    let replay = w.ok(&["audit", "replay"]);
+    let replay = w.ok(&["ledger", "replay"]);
     assert!(replay.contains("the database matches the ledger"), "{replay}");
     let timeline: Vec<String> = json(&s.get("/v1/identities/hr:E1005").1)["timeline"]
         .as_array()
@@ -339,9 +339,7 @@ fn authorize_answers_with_reasons_and_cuts_off_a_leaver_at_once() {
     assert!(d["reasons"][0].as_str().unwrap().contains("is leaving"), "{d}");
     drop(s);
     // Every decision is in the ledger.
-    let db = rusqlite::Connection::open(w.data_dir().join("tenure.db")).unwrap();
-    let n: i64 = db.query_row("SELECT count(*) FROM audit WHERE action = 'authz.decided'", [], |r| r.get(0)).unwrap();
-    assert_eq!(n, 2);
+    assert_eq!(w.ledger_of("authz.decided").len(), 2);
 }
 
 #[test]
@@ -417,15 +415,7 @@ fn policy_diff_shows_exactly_what_moving_a_department_template_changes() {
     assert!(w.ok(&["policy", "diff", quickstart_policy().to_str().unwrap()]).contains("0 identities change"));
     let deployed = w.ok(&["policy", "deploy", next.to_str().unwrap()]);
     assert!(deployed.contains(&format!("{} identities recomputed", want.len())), "{deployed}");
-    let db = rusqlite::Connection::open(w.data_dir().join("tenure.db")).unwrap();
-    let detail: String = db
-        .query_row(
-            "SELECT json_extract(CAST(entry AS TEXT), '$.detail') FROM audit WHERE action = 'policy.deployed' ORDER BY seq DESC LIMIT 1",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap();
-    let detail = json(&detail);
+    let detail = w.ledger_of("policy.deployed").pop().unwrap()["detail"].clone();
     assert_eq!(detail["from"], impact["from"]);
     assert_eq!(detail["to"], impact["to"]);
 }

@@ -66,7 +66,7 @@ fn quickstart_with_exec(
 }
 
 fn key_file(w: &World) -> std::path::PathBuf {
-    let key = w.ok(&["audit", "key"]);
+    let key = w.ok(&["ledger", "key"]);
     w.file("ledger.pub", &key)
 }
 

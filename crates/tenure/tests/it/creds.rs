@@ -419,7 +419,7 @@ fn after_a_leaver_every_credential_is_inactive_at_once_the_login_fails_and_the_c
     assert!(!ok, "the dynamic login must fail after the leaver: {out}");
     let cert_path = w.tmp.path().join("svc-report.closure.json");
     w.ok(&["closure", "show", me, "--out", cert_path.to_str().unwrap()]);
-    let key_file = w.file("ledger.pub", &w.ok(&["audit", "key"]));
+    let key_file = w.file("ledger.pub", &w.ok(&["ledger", "key"]));
     let out = w.ok(&["closure", "verify", cert_path.to_str().unwrap(), "--key", key_file.to_str().unwrap()]);
     let closure: Value = serde_json::from_str(&std::fs::read_to_string(&cert_path).unwrap()).unwrap();
     let creds = closure["certificate"]["credentials"].as_array().unwrap();
@@ -457,14 +457,14 @@ fn after_a_leaver_every_credential_is_inactive_at_once_the_login_fails_and_the_c
     }
     // The ledger alone rebuilds every credential's state; un-revoking one in the database
     // behind tenure's back shows up.
-    let out = w.ok(&["audit", "replay"]);
+    let out = w.ok(&["ledger", "replay"]);
     assert!(out.contains("the database matches the ledger"), "{out}");
     let api_key_id = key["id"].as_str().unwrap();
     rusqlite::Connection::open(w.data_dir().join("tenure.db"))
         .unwrap()
         .execute("UPDATE credentials SET revoked_at = NULL, verified_at = NULL WHERE id = ?1", [api_key_id])
         .unwrap();
-    let out = w.run(&["audit", "replay"]);
+    let out = w.run(&["ledger", "replay"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(
         stdout(&out).contains(&format!(

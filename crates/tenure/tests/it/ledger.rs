@@ -26,10 +26,10 @@ fn populated() -> World {
 #[test]
 fn exports_verify_offline_and_tampering_is_named() {
     let w = populated();
-    let kept = w.ok(&["audit", "checkpoint"]);
+    let kept = w.ok(&["ledger", "checkpoint"]);
     let exp = w.tmp.path().join("export");
-    w.ok(&["audit", "export", exp.to_str().unwrap()]);
-    let verified = w.ok(&["audit", "verify", exp.to_str().unwrap()]);
+    w.ok(&["ledger", "export", exp.to_str().unwrap()]);
+    let verified = w.ok(&["ledger", "verify", exp.to_str().unwrap()]);
     // 1 deployment, 20 joiners in sales (joined, synced in the directory, the reporting database
     // and the helpdesk, activated), 1 leaver (left, three syncs, closed).
     assert!(verified.lines().nth(1).unwrap().starts_with("verified: 106 entries"), "{verified}");
@@ -42,12 +42,12 @@ fn exports_verify_offline_and_tampering_is_named() {
     w.ok(&["--data-dir", other, "import", "--source", "hr", f.to_str().unwrap()]);
     let forged = w.tmp.path().join("forged-export");
     w.ok(&["--data-dir", other, "audit", "export", forged.to_str().unwrap()]);
-    let out = w.run(&["audit", "verify", forged.to_str().unwrap()]);
+    let out = w.run(&["ledger", "verify", forged.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
     assert!(stdout(&out).contains("the export's ledger.pub is not the trusted key"), "{}", stdout(&out));
-    let key = w.file("trusted.pub", &w.ok(&["audit", "key"]));
+    let key = w.file("trusted.pub", &w.ok(&["ledger", "key"]));
     std::fs::copy(&key, forged.join("ledger.pub")).unwrap();
-    let out = w.run(&["audit", "verify", forged.to_str().unwrap(), "--key", key.to_str().unwrap()]);
+    let out = w.run(&["ledger", "verify", forged.to_str().unwrap(), "--key", key.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
     // No key from outside at all: refused, not trusted.
     let nowhere = w.tmp.path().join("no-data");
@@ -80,7 +80,7 @@ fn exports_verify_offline_and_tampering_is_named() {
     let mut bad = original.clone();
     bad[at + 10] ^= 0x01;
     std::fs::write(&entries, &bad).unwrap();
-    let out = w.run(&["audit", "verify", exp.to_str().unwrap()]);
+    let out = w.run(&["ledger", "verify", exp.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(1));
     assert!(
         stdout(&out).contains(&format!("LG0101 entry {line}: this entry is not what the log recorded")),
@@ -94,7 +94,7 @@ fn exports_verify_offline_and_tampering_is_named() {
     let mut lines: Vec<&[u8]> = original.split_inclusive(|b| *b == b'\n').collect();
     lines.remove(5);
     std::fs::write(&entries, lines.concat()).unwrap();
-    let out = w.run(&["audit", "verify", exp.to_str().unwrap()]);
+    let out = w.run(&["ledger", "verify", exp.to_str().unwrap()]);
     assert!(stdout(&out).contains("LG0101 entry 5: line 6 holds entry 6"), "{}", stdout(&out));
 
     // Truncate, and drop the checkpoints that cover the cut part: a checkpoint kept from
@@ -104,7 +104,7 @@ fn exports_verify_offline_and_tampering_is_named() {
         std::fs::remove_file(f.unwrap().path()).unwrap();
     }
     let kept_file = w.file("kept.note", &kept);
-    let out = w.run(&["audit", "verify", exp.to_str().unwrap(), "--checkpoint", kept_file.to_str().unwrap()]);
+    let out = w.run(&["ledger", "verify", exp.to_str().unwrap(), "--checkpoint", kept_file.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(1));
     assert!(
         stdout(&out).contains("LG0104 the log was truncated: it has 30 entries but checkpoint `kept.note` covers 106"),
@@ -116,9 +116,9 @@ fn exports_verify_offline_and_tampering_is_named() {
 #[test]
 fn proofs_verify_against_signed_checkpoints() {
     let w = populated();
-    let key = Verifier::parse(&w.ok(&["audit", "key"])).unwrap();
-    let first = key.open(&w.ok(&["audit", "checkpoint"])).unwrap();
-    let proof: serde_json::Value = serde_json::from_str(&w.ok(&["audit", "prove", "7"])).unwrap();
+    let key = Verifier::parse(&w.ok(&["ledger", "key"])).unwrap();
+    let first = key.open(&w.ok(&["ledger", "checkpoint"])).unwrap();
+    let proof: serde_json::Value = serde_json::from_str(&w.ok(&["ledger", "prove", "7"])).unwrap();
     let cp = key.open(proof["checkpoint"].as_str().unwrap()).unwrap();
     let hashes = |v: &serde_json::Value| -> Vec<merkle::Hash> {
         v.as_array().unwrap().iter().map(|h| hex::decode(h.as_str().unwrap()).unwrap().try_into().unwrap()).collect()
@@ -132,17 +132,17 @@ fn proofs_verify_against_signed_checkpoints() {
     // The log grows; the new checkpoint is consistent with the old one.
     let f = w.file("more.jsonl", &event("hr", "m1", "joined", human("M1", "P", "finance")));
     w.ok(&["import", "--source", "hr", f.to_str().unwrap()]);
-    let second = key.open(&w.ok(&["audit", "checkpoint"])).unwrap();
+    let second = key.open(&w.ok(&["ledger", "checkpoint"])).unwrap();
     assert!(second.size > first.size);
     let c: serde_json::Value =
-        serde_json::from_str(&w.ok(&["audit", "consistency", &first.size.to_string(), &second.size.to_string()]))
+        serde_json::from_str(&w.ok(&["ledger", "consistency", &first.size.to_string(), &second.size.to_string()]))
             .unwrap();
     assert!(merkle::verify_consistency(first.size, second.size, &first.root, &second.root, &hashes(&c["proof"])));
     let missing = second.size + 1000;
-    let out = w.run(&["audit", "consistency", &first.size.to_string(), &missing.to_string()]);
+    let out = w.run(&["ledger", "consistency", &first.size.to_string(), &missing.to_string()]);
     assert!(!out.status.success());
     assert!(stderr(&out).contains(&format!("no checkpoint of size {missing}")), "{}", stderr(&out));
-    let out = w.run(&["audit", "prove", "100000"]);
+    let out = w.run(&["ledger", "prove", "100000"]);
     assert!(!out.status.success());
     assert!(stderr(&out).contains("EN0007 no ledger entry 100000"), "{}", stderr(&out));
 }
@@ -150,7 +150,7 @@ fn proofs_verify_against_signed_checkpoints() {
 #[test]
 fn replay_catches_a_grant_edited_directly_in_the_database() {
     let w = populated();
-    assert_eq!(w.ok(&["audit", "replay"]).trim(), "replay: the database matches the ledger");
+    assert_eq!(w.ok(&["ledger", "replay"]).trim(), "replay: the database matches the ledger");
     let db = rusqlite::Connection::open(w.data_dir().join("tenure.db")).unwrap();
     // Quietly give the leaver back the VPN, and quietly re-activate someone.
     db.execute(
@@ -162,7 +162,7 @@ fn replay_catches_a_grant_edited_directly_in_the_database() {
     db.execute("UPDATE identities SET state = 'active' WHERE ref = 'hr:E3'", []).unwrap();
     // Rewriting the ledger itself is refused by the database.
     assert!(db.execute("UPDATE audit SET entry = x'00' WHERE seq = 1", []).is_err());
-    let out = w.run(&["audit", "replay"]);
+    let out = w.run(&["ledger", "replay"]);
     assert_eq!(out.status.code(), Some(1));
     let text = stdout(&out);
     assert!(text.contains("hr:E3: state: the ledger says closed, the database holds active"), "{text}");
@@ -228,7 +228,7 @@ fn no_secret_reaches_the_database_the_ledger_or_the_logs() {
     assert!(s.get("/v1/identities/service-registry:svc-scan").1.contains("\"state\":\"closed\""));
     drop(s);
     let exp = w.tmp.path().join("export");
-    w.ok(&["audit", "export", exp.to_str().unwrap()]);
+    w.ok(&["ledger", "export", exp.to_str().unwrap()]);
     let seed = std::fs::read_to_string(w.data_dir().join("ledger.key")).unwrap();
     let seed = seed.lines().nth(1).unwrap().to_owned();
     // The operator's API token (issued through the CLI) and one issued over the API.
@@ -300,12 +300,12 @@ fn an_export_and_certificates_made_before_typed_events_verify_and_replay() {
     };
     let key = fixture.join("export/ledger.pub");
     let key = key.to_str().unwrap();
-    let out = tenure(&["audit", "verify", fixture.join("export").to_str().unwrap(), "--key", key]);
+    let out = tenure(&["ledger", "verify", fixture.join("export").to_str().unwrap(), "--key", key]);
     assert!(out.contains("verified: 251 entries, 4 checkpoints"), "{out}");
     for cert in ["closure-hr-E1010.json", "closure-svc-search.json"] {
         tenure(&["closure", "verify", fixture.join(cert).to_str().unwrap(), "--key", key]);
     }
-    assert!(tenure(&["audit", "replay"]).contains("the database matches the ledger"));
+    assert!(tenure(&["ledger", "replay"]).contains("the database matches the ledger"));
     let cert = tmp.path().join("again.json");
     tenure(&["closure", "show", "hr:E1010", "--out", cert.to_str().unwrap()]);
     let out = tenure(&["closure", "verify", cert.to_str().unwrap(), "--key", key]);

@@ -149,7 +149,7 @@ fn an_unreachable_directory_leaves_the_joiner_pending_with_the_error_visible() {
         serde_json::from_str(&w.ok(&["identities", "show", "hr:E1", "--output", "json"])).unwrap();
     assert_eq!(d["state"], "pending");
     assert!(d["grants"].as_array().unwrap().iter().all(|g| g["state"] == "desired"));
-    let c = rusqlite::Connection::open(w.data_dir().join("tenure.db")).unwrap();
-    let err: String = c.query_row("SELECT last_error FROM jobs", [], |r| r.get(0)).unwrap();
+    let jobs = w.jobs("pending");
+    let err = jobs["dead"][0]["error"].as_str().unwrap();
     assert!(err.starts_with("CN0001 system `corp-directory` is unreachable"), "{err}");
 }

@@ -99,6 +99,25 @@ impl World {
         stdout(&out)
     }
 
+    /// The ledger's entries, read the way an auditor would: `tenure ledger export`.
+    pub fn ledger(&self) -> Vec<serde_json::Value> {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("export");
+        self.ok(&["ledger", "export", out.to_str().unwrap()]);
+        let text = std::fs::read_to_string(out.join("entries.jsonl")).unwrap();
+        text.lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+    }
+
+    /// The ledger's entries of one action.
+    pub fn ledger_of(&self, action: &str) -> Vec<serde_json::Value> {
+        self.ledger().into_iter().filter(|e| e["action"] == action).collect()
+    }
+
+    /// `tenure jobs status --output json`, with the jobs in `state`.
+    pub fn jobs(&self, state: &str) -> serde_json::Value {
+        serde_json::from_str(&self.ok(&["jobs", "status", "--state", state, "--output", "json"])).unwrap()
+    }
+
     pub fn identities(&self) -> serde_json::Value {
         serde_json::from_str(&self.ok(&["identities", "list", "--output", "json"])).unwrap()
     }

@@ -1,4 +1,4 @@
-//! `tenure audit`: checkpoints, proofs, export, offline verification and replay of the ledger.
+//! `tenure ledger`: checkpoints, proofs, export, offline verification and replay of the ledger.
 
 use crate::cli::{self, Global};
 use crate::keys::ledger_signer;
@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 #[derive(Subcommand)]
-pub enum AuditCommand {
+pub enum LedgerCommand {
     /// Sign a checkpoint of the ledger now and print it.
     Checkpoint,
     /// Print the public verifier key of this ledger.
@@ -26,7 +26,7 @@ pub enum AuditCommand {
     /// verify against it).
     Verify {
         dir: PathBuf,
-        /// The verifier key to trust (`tenure audit key` on the ledger's host prints it).
+        /// The verifier key to trust (`tenure ledger key` on the ledger's host prints it).
         #[arg(long)]
         key: Option<PathBuf>,
         /// A checkpoint kept from earlier that the log must extend (repeatable).
@@ -37,20 +37,20 @@ pub enum AuditCommand {
     Replay,
 }
 
-pub fn run(g: &Global, cmd: AuditCommand) -> anyhow::Result<ExitCode> {
-    if let AuditCommand::Verify { dir, key, checkpoints } = cmd {
+pub fn run(g: &Global, cmd: LedgerCommand) -> anyhow::Result<ExitCode> {
+    if let LedgerCommand::Verify { dir, key, checkpoints } = cmd {
         return verify(g, &dir, key.as_deref(), &checkpoints);
     }
     let engine = cli::open(&g.data_dir)?;
     let signer = ledger_signer(&g.data_dir)?;
     match cmd {
-        AuditCommand::Checkpoint => print!("{}", engine.checkpoint(&signer)?.note),
-        AuditCommand::Key => println!("{}", signer.verifier()),
-        AuditCommand::Prove { seq } => println!("{}", serde_json::to_string_pretty(&engine.prove(seq, &signer)?)?),
-        AuditCommand::Consistency { old, new } => {
+        LedgerCommand::Checkpoint => print!("{}", engine.checkpoint(&signer)?.note),
+        LedgerCommand::Key => println!("{}", signer.verifier()),
+        LedgerCommand::Prove { seq } => println!("{}", serde_json::to_string_pretty(&engine.prove(seq, &signer)?)?),
+        LedgerCommand::Consistency { old, new } => {
             println!("{}", serde_json::to_string_pretty(&engine.consistency(old, new)?)?)
         }
-        AuditCommand::Export { dir } => {
+        LedgerCommand::Export { dir } => {
             let cp = engine.checkpoint(&signer)?;
             if dir.exists() && std::fs::read_dir(&dir)?.next().is_some() {
                 bail!("`{}` is not empty", dir.display());
@@ -75,7 +75,7 @@ pub fn run(g: &Global, cmd: AuditCommand) -> anyhow::Result<ExitCode> {
             std::fs::write(dir.join("ledger.pub"), format!("{}\n", signer.verifier()))?;
             println!("exported {written} entries and their checkpoints to {}", dir.display());
         }
-        AuditCommand::Replay => {
+        LedgerCommand::Replay => {
             let diffs = engine.replay()?;
             if diffs.is_empty() {
                 println!("replay: the database matches the ledger");
@@ -87,7 +87,7 @@ pub fn run(g: &Global, cmd: AuditCommand) -> anyhow::Result<ExitCode> {
                 return Ok(ExitCode::FAILURE);
             }
         }
-        AuditCommand::Verify { .. } => {}
+        LedgerCommand::Verify { .. } => {}
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -113,7 +113,7 @@ fn verify(g: &Global, dir: &Path, key_file: Option<&Path>, kept: &[PathBuf]) -> 
         ),
         None => {
             eprintln!(
-                "error: no verifier key to trust: pass `--key FILE` (`tenure audit key` on the ledger's host prints \
+                "error: no verifier key to trust: pass `--key FILE` (`tenure ledger key` on the ledger's host prints \
                  it); the export's own ledger.pub proves nothing"
             );
             return Ok(ExitCode::from(cli::EXIT_BAD_INPUT));
