@@ -570,7 +570,14 @@ impl Engine {
                 credentials,
             };
             let detail = serde_json::to_value(&stalled).map_err(|e| EngineError::Task(e.to_string()))?;
-            tx.open_finding(row.id, "leaver_stalled", "", &detail, version, now)?;
+            tx.open_finding(&tenure_store::NewFinding {
+                identity_id: Some(row.id),
+                kind: "leaver_stalled",
+                entitlement: "",
+                detail: &detail,
+                policy_version: version,
+                at: now,
+            })?;
             // The clock looks again only a whole period from now: a job that dies at once (an
             // account tenure may not touch) must not make this a loop of retries and alerts.
             tx.set_identity_state(row.id, LifecycleState::Leaving, now)?;

@@ -19,7 +19,7 @@ use tenure_ledger::event::{
 use tenure_model::{IdentityKind, IdentityRef, LifecycleState};
 use tenure_policy::Bundle;
 use tenure_proto::{EventType, EventWire, IngestReport};
-use tenure_store::{IdentityRow, NewEvent, NewIdentity, WriteTx};
+use tenure_store::{IdentityRow, NewEvent, NewFinding, NewIdentity, WriteTx};
 use time::OffsetDateTime;
 
 /// How far in the future an event's `at` may be (clock skew between sources and tenure).
@@ -380,7 +380,7 @@ fn apply(
                         }));
                         row.owner = Some(owner.clone());
                         row.owner_deadline = None;
-                        tx.resolve_finding(row.id, "owner_needed", "", now)?;
+                        tx.resolve_finding(Some(row.id), "owner_needed", "", now)?;
                         row.updated_at = now;
                         // An NHI suspended for want of an owner resumes with its new one.
                         if row.state == LifecycleState::Suspended {
@@ -526,14 +526,16 @@ fn succession(
             None => {
                 let deadline = now + policy.lifecycle.nhi_transfer_deadline;
                 nhi.owner_deadline = Some(deadline);
-                tx.open_finding(
-                    nhi.id,
-                    "owner_needed",
-                    "",
-                    &serde_json::json!({ "owner_left": leaver.reference.to_string(), "deadline": rfc3339(deadline) }),
-                    policy.version.as_str(),
-                    now,
-                )?;
+                let detail =
+                    serde_json::json!({ "owner_left": leaver.reference.to_string(), "deadline": rfc3339(deadline) });
+                tx.open_finding(&NewFinding {
+                    identity_id: Some(nhi.id),
+                    kind: "owner_needed",
+                    entitlement: "",
+                    detail: &detail,
+                    policy_version: policy.version.as_str(),
+                    at: now,
+                })?;
                 SuccessionDetail::Needed(OwnerNeeded {
                     owner_left: leaver.reference.to_string(),
                     deadline: rfc3339(deadline),

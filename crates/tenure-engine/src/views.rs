@@ -109,7 +109,10 @@ impl Engine {
             .map(|f| {
                 Ok(FindingView {
                     id: f.id,
-                    identity: tx.identity_by_id(f.identity_id)?.map(|i| i.reference.to_string()).unwrap_or_default(),
+                    identity: match f.identity_id {
+                        Some(id) => tx.identity_by_id(id)?.map(|i| i.reference.to_string()).unwrap_or_default(),
+                        None => String::new(),
+                    },
                     kind: f.kind,
                     entitlement: f.entitlement,
                     detail: f.detail,

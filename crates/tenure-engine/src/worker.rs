@@ -536,7 +536,15 @@ fn complete(
             // An account tenure did not make: a person decides (a finding), retrying will not help.
             let permanent = if let ConnectorError::NotManaged { account, why, .. } = &err {
                 let detail = serde_json::json!({ "system": job.system, "account": account, "why": why });
-                if tx.open_finding(s.identity.id, "account_not_managed", &job.system, &detail, version, now)? {
+                let finding = tenure_store::NewFinding {
+                    identity_id: Some(s.identity.id),
+                    kind: "account_not_managed",
+                    entitlement: &job.system,
+                    detail: &detail,
+                    policy_version: version,
+                    at: now,
+                };
+                if tx.open_finding(&finding)? {
                     tracing::error!(subject, system = %job.system, account, why, "refused to take over an account tenure did not make");
                 }
                 true
@@ -727,7 +735,7 @@ pub(crate) fn advance_lifecycle(
     let to = identity.state.transition(to).map_err(|e| EngineError::Task(e.to_string()))?;
     tx.set_identity_state(identity_id, to, now)?;
     if to == LifecycleState::Closed {
-        tx.resolve_finding(identity_id, "leaver_stalled", "", now)?;
+        tx.resolve_finding(Some(identity_id), "leaver_stalled", "", now)?;
     }
     let settled = Settled {
         state: StateChange::new(identity.state, to),

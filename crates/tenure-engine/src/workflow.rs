@@ -187,14 +187,22 @@ pub(crate) fn apply_desired(
 
     for (ent, d) in &desired.blocked {
         let detail = serde_json::json!({ "policies": d.policies, "reasons": d.reasons, "errors": d.errors });
-        if tx.open_finding(identity.id, FINDING_GUARDRAIL, ent, &detail, version, now)? {
+        let finding = tenure_store::NewFinding {
+            identity_id: Some(identity.id),
+            kind: FINDING_GUARDRAIL,
+            entitlement: ent,
+            detail: &detail,
+            policy_version: version,
+            at: now,
+        };
+        if tx.open_finding(&finding)? {
             change.blocked.insert(ent.clone(), d.policies.clone());
         }
     }
     for f in tx.open_findings(identity.id)? {
         if f.kind == FINDING_GUARDRAIL
             && !desired.blocked.contains_key(&f.entitlement)
-            && tx.resolve_finding(identity.id, FINDING_GUARDRAIL, &f.entitlement, now)?
+            && tx.resolve_finding(Some(identity.id), FINDING_GUARDRAIL, &f.entitlement, now)?
         {
             change.unblocked.insert(f.entitlement);
         }

@@ -3,6 +3,8 @@
 //! any point leaves all or nothing. [`sqlite::SqliteStore`] is the embedded backend; a
 //! PostgreSQL backend implements the same traits.
 
+#[cfg(any(test, feature = "conformance"))]
+pub mod conformance;
 pub mod rows;
 pub mod sqlite;
 
@@ -13,11 +15,13 @@ use std::collections::BTreeMap;
 use tenure_model::{AccountState, GrantState, IdentityRef, LifecycleState, RequestState};
 use time::OffsetDateTime;
 
-/// Errors of the store. The message is for operators' logs, never for API clients.
+/// Errors of the store. The message is for operators' logs, never for API clients. No variant
+/// names a driver's type: the engine and a second backend see the same error.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
+    /// The backend failed (I/O, a constraint, a lock it gave up waiting for).
     #[error("ST0001 database error: {0}")]
-    Database(#[from] rusqlite::Error),
+    Backend(#[source] Box<dyn std::error::Error + Send + Sync>),
     #[error("ST0002 stored data is corrupt: {0}")]
     Corrupt(String),
     #[error("ST0003 database schema {found} is newer than this tenure understands ({known})")]
@@ -36,35 +40,43 @@ pub trait Store: Send + Sync {
     fn write(&self) -> Result<Box<dyn WriteTx + '_>>;
 }
 
-/// Everything that can be read.
-pub trait ReadTx {
+/// Everything that can be read: every read capability.
+pub trait ReadTx:
+    IdentityReads
+    + GrantReads
+    + JobReads
+    + LedgerReads
+    + PolicyReads
+    + AccessReads
+    + CredentialReads
+    + TokenReads
+    + FindingReads
+{
+}
+
+/// Everything that can be written, inside one transaction: every write capability.
+pub trait WriteTx:
+    ReadTx
+    + IdentityWrites
+    + GrantWrites
+    + JobWrites
+    + LedgerWrites
+    + PolicyWrites
+    + AccessWrites
+    + CredentialWrites
+    + TokenWrites
+    + FindingWrites
+{
+    /// Make everything done in this transaction durable; dropped without it, nothing is.
+    fn commit(self: Box<Self>) -> Result<()>;
+}
+
+/// Identities and the source events that made them.
+pub trait IdentityReads {
     fn identity(&self, r: &IdentityRef) -> Result<Option<IdentityRow>>;
     fn identity_by_id(&self, id: i64) -> Result<Option<IdentityRow>>;
     fn identities(&self) -> Result<Vec<IdentityRow>>;
     fn identities_owned_by(&self, owner: &IdentityRef) -> Result<Vec<IdentityRow>>;
-    fn grants(&self, identity_id: i64) -> Result<Vec<GrantRow>>;
-    /// Every grant, keyed by identity id (one query, for listings).
-    fn all_grants(&self) -> Result<BTreeMap<i64, Vec<GrantRow>>>;
-    fn accounts(&self, identity_id: i64) -> Result<Vec<AccountRow>>;
-    fn account_by_name(&self, system: &str, name: &str) -> Result<Option<AccountRow>>;
-    fn ledger_for(&self, subject: &str) -> Result<Vec<LedgerRow>>;
-    fn ledger_count(&self) -> Result<i64>;
-    /// Ledger entries from `from` on (at most `limit`), as (seq, the exact hashed bytes).
-    fn ledger_entries(&self, from: i64, limit: i64) -> Result<Vec<(i64, Vec<u8>)>>;
-    /// Leaf hashes of entries `from..to`.
-    fn ledger_leaves(&self, from: i64, to: i64) -> Result<Vec<tenure_ledger::Hash>>;
-    fn checkpoints(&self) -> Result<Vec<CheckpointRow>>;
-    fn latest_checkpoint(&self) -> Result<Option<CheckpointRow>>;
-    /// The digest stored for an already-accepted event, if any.
-    fn event_digest(&self, source: &str, event_id: &str) -> Result<Option<String>>;
-    fn event_count(&self) -> Result<i64>;
-    fn current_policy(&self) -> Result<Option<StoredPolicy>>;
-    /// The current policy's version alone (cheap; for cache lookups).
-    fn current_policy_version(&self) -> Result<Option<String>>;
-    fn job_counts(&self) -> Result<BTreeMap<String, i64>>;
-    fn jobs(&self, state: Option<JobState>) -> Result<Vec<JobRow>>;
-    /// Closed identities (closed at or before `closed_by`) that still have a disabled account.
-    fn deletions_due(&self, closed_by: OffsetDateTime) -> Result<Vec<i64>>;
     /// Another identity whose reference looks like `r` (the same UTS #39 skeleton), if any.
     fn identity_like(&self, r: &IdentityRef) -> Result<Option<IdentityRow>>;
     /// Leavers `leaving` since before `since` with no pending or running job: nothing is
@@ -72,49 +84,32 @@ pub trait ReadTx {
     fn leavers_stalled(&self, since: OffsetDateTime) -> Result<Vec<IdentityRow>>;
     /// Current NHIs whose wait for a new owner ended at or before `now`.
     fn owners_overdue(&self, now: OffsetDateTime) -> Result<Vec<IdentityRow>>;
-    /// Wanted grants whose time is up at `now`.
-    fn grants_expiring(&self, now: OffsetDateTime) -> Result<Vec<GrantRow>>;
-    fn request(&self, id: i64) -> Result<Option<RequestRow>>;
-    /// Requests, newest first; only those in `state` when given.
-    fn requests(&self, state: Option<RequestState>) -> Result<Vec<RequestRow>>;
-    /// Pending requests an identity is a party to (as beneficiary or requester).
-    fn pending_requests_of(&self, identity_id: i64) -> Result<Vec<RequestRow>>;
-    /// Pending requests whose decision deadline has passed at `now`.
-    fn requests_overdue(&self, now: OffsetDateTime) -> Result<Vec<RequestRow>>;
-    fn approvals(&self, request_id: i64) -> Result<Vec<ApprovalRow>>;
-    fn token(&self, id: &str) -> Result<Option<TokenRow>>;
-    fn tokens(&self) -> Result<Vec<TokenRow>>;
-    /// Findings, oldest first; only unresolved ones when `open_only`.
-    fn findings(&self, open_only: bool) -> Result<Vec<FindingRow>>;
-    fn open_findings(&self, identity_id: i64) -> Result<Vec<FindingRow>>;
-    fn credential(&self, id: &str) -> Result<Option<CredentialRow>>;
-    fn credential_by_fingerprint(&self, fingerprint: &str) -> Result<Option<CredentialRow>>;
-    /// Credentials, newest first; only an identity's when given.
-    fn credentials(&self, identity_id: Option<i64>) -> Result<Vec<CredentialRow>>;
-    /// An identity's credentials that are revoked but not yet verified so.
-    fn credentials_to_verify(&self, identity_id: i64) -> Result<Vec<CredentialRow>>;
-    /// An identity's credentials a leaver event must revoke: unrevoked and either unexpired
-    /// at `now` or a dynamic login not yet dropped.
-    fn credentials_live(&self, identity_id: i64, now: OffsetDateTime) -> Result<Vec<CredentialRow>>;
-    /// Unrevoked dynamic logins whose time is up at `now` (to be dropped).
-    fn logins_expired(&self, now: OffsetDateTime) -> Result<Vec<CredentialRow>>;
-    /// Revoked X.509-SVIDs not yet expired at `now` (what the CRL lists).
-    fn revoked_certificates(&self, now: OffsetDateTime) -> Result<Vec<CredentialRow>>;
-    /// When the last JWT-SVID signed with `kid` expires.
-    fn last_expiry_signed_by(&self, kid: &str) -> Result<Option<OffsetDateTime>>;
-    /// Signing keys, oldest first.
-    fn signing_keys(&self) -> Result<Vec<SigningKeyRow>>;
-    /// Credentials by state at `now`: `active`, `expired`, `revoked` (not yet verified),
-    /// `revocation-verified`.
-    fn credential_counts(&self, now: OffsetDateTime) -> Result<BTreeMap<String, i64>>;
+    /// Closed identities (closed at or before `closed_by`) that still have a disabled account.
+    fn deletions_due(&self, closed_by: OffsetDateTime) -> Result<Vec<i64>>;
+    /// The digest stored for an already-accepted event, if any.
+    fn event_digest(&self, source: &str, event_id: &str) -> Result<Option<String>>;
+    fn event_count(&self) -> Result<i64>;
 }
 
-/// Everything that can be written, inside one transaction.
-pub trait WriteTx: ReadTx {
+pub trait IdentityWrites: IdentityReads {
     fn insert_event(&mut self, e: &NewEvent<'_>) -> Result<()>;
     fn insert_identity(&mut self, i: &NewIdentity<'_>) -> Result<i64>;
     fn update_identity(&mut self, i: &IdentityRow) -> Result<()>;
     fn set_identity_state(&mut self, id: i64, state: LifecycleState, at: OffsetDateTime) -> Result<()>;
+}
+
+/// Grants (what an identity should hold) and accounts (where it holds it).
+pub trait GrantReads {
+    fn grants(&self, identity_id: i64) -> Result<Vec<GrantRow>>;
+    /// Every grant, keyed by identity id (one query, for listings).
+    fn all_grants(&self) -> Result<BTreeMap<i64, Vec<GrantRow>>>;
+    /// Wanted grants whose time is up at `now`.
+    fn grants_expiring(&self, now: OffsetDateTime) -> Result<Vec<GrantRow>>;
+    fn accounts(&self, identity_id: i64) -> Result<Vec<AccountRow>>;
+    fn account_by_name(&self, system: &str, name: &str) -> Result<Option<AccountRow>>;
+}
+
+pub trait GrantWrites: GrantReads {
     /// Insert a grant, or bring an existing one (of any state) back to `state`; bumps `rev`.
     fn put_grant(&mut self, g: &NewGrant<'_>) -> Result<()>;
     /// Move a grant to `to` only if it is still at `rev` (a concurrent change wins).
@@ -128,6 +123,7 @@ pub trait WriteTx: ReadTx {
         state: AccountState,
         at: OffsetDateTime,
     ) -> Result<()>;
+    /// Move an account to `to` only if it is still at `rev`.
     fn set_account_state(
         &mut self,
         identity_id: i64,
@@ -136,9 +132,19 @@ pub trait WriteTx: ReadTx {
         to: AccountState,
         at: OffsetDateTime,
     ) -> Result<bool>;
+}
+
+/// The job queue (the transactional outbox).
+pub trait JobReads {
+    fn job_counts(&self) -> Result<BTreeMap<String, i64>>;
+    fn jobs(&self, state: Option<JobState>) -> Result<Vec<JobRow>>;
+}
+
+pub trait JobWrites: JobReads {
     /// Enqueue a job; a pending job for the same (kind, identity, system) absorbs it.
     fn enqueue(&mut self, job: &NewJob<'_>) -> Result<()>;
     /// Claim the next due job (pending and due, or running with an expired lease).
+    /// INVARIANT: at most one live attempt per (kind, identity, system).
     fn claim_job(&mut self, now: OffsetDateTime, lease: time::Duration) -> Result<Option<JobRow>>;
     /// Mark the attempt `job` (its id and attempt number, the fencing token) done; false, and
     /// nothing changed, when that attempt no longer holds the job (its lease ran out and another
@@ -159,36 +165,128 @@ pub trait WriteTx: ReadTx {
     /// returns the ids re-queued. A dead job whose work already has a pending job is closed
     /// as done instead (the pending one will do its work).
     fn retry_dead_jobs(&mut self, identity_id: Option<i64>, at: OffsetDateTime) -> Result<Vec<i64>>;
-    /// Append a ledger entry (chained to the one before, hashed) and return its seq.
+}
+
+/// The ledger and its signed checkpoints.
+pub trait LedgerReads {
+    /// The last entry's position and leaf hash: what the next entry chains to.
+    fn ledger_head(&self) -> Result<Option<LedgerHead>>;
+    fn ledger_for(&self, subject: &str) -> Result<Vec<LedgerRow>>;
+    fn ledger_count(&self) -> Result<i64>;
+    /// Ledger entries from `from` on (at most `limit`), as (seq, the exact hashed bytes).
+    fn ledger_entries(&self, from: i64, limit: i64) -> Result<Vec<(i64, Vec<u8>)>>;
+    /// Leaf hashes of entries `from..to`.
+    fn ledger_leaves(&self, from: i64, to: i64) -> Result<Vec<tenure_ledger::Hash>>;
+    fn checkpoints(&self) -> Result<Vec<CheckpointRow>>;
+    fn latest_checkpoint(&self) -> Result<Option<CheckpointRow>>;
+}
+
+pub trait LedgerWrites: LedgerReads {
+    /// Append an entry chained to the head and return its seq.
+    /// INVARIANT: seq runs 0, 1, 2, … without gaps, each entry's `prev` is the leaf hash of the
+    /// one before: a backend with several writers must serialize appends on the head (SQLite
+    /// does, holding its write lock for the whole transaction).
     fn append_entry(&mut self, e: &NewEntry<'_>) -> Result<i64>;
     fn add_checkpoint(&mut self, c: &CheckpointRow) -> Result<()>;
+}
+
+/// Deployed policy bundles.
+pub trait PolicyReads {
+    fn current_policy(&self) -> Result<Option<StoredPolicy>>;
+    /// The current policy's version alone (cheap; for cache lookups).
+    fn current_policy_version(&self) -> Result<Option<String>>;
+}
+
+pub trait PolicyWrites: PolicyReads {
     fn deploy_policy(&mut self, p: &StoredPolicy, at: OffsetDateTime) -> Result<()>;
+}
+
+/// Access, JIT and exception requests with their approvals.
+pub trait AccessReads {
+    fn request(&self, id: i64) -> Result<Option<RequestRow>>;
+    /// Requests, newest first; only those in `state` when given.
+    fn requests(&self, state: Option<RequestState>) -> Result<Vec<RequestRow>>;
+    /// Pending requests an identity is a party to (as beneficiary or requester).
+    fn pending_requests_of(&self, identity_id: i64) -> Result<Vec<RequestRow>>;
+    /// Pending requests whose decision deadline has passed at `now`.
+    fn requests_overdue(&self, now: OffsetDateTime) -> Result<Vec<RequestRow>>;
+    fn approvals(&self, request_id: i64) -> Result<Vec<ApprovalRow>>;
+}
+
+pub trait AccessWrites: AccessReads {
     fn insert_request(&mut self, r: &NewRequest<'_>) -> Result<i64>;
     /// Move a pending request to a final state; false if it was no longer pending.
     fn finish_request(&mut self, id: i64, to: RequestState, at: OffsetDateTime) -> Result<bool>;
     /// Record an approver's answer; false if this approver already answered.
     fn insert_approval(&mut self, a: &ApprovalRow) -> Result<bool>;
-    fn insert_token(&mut self, t: &TokenRow) -> Result<()>;
-    /// Revoke a token; false if it was unknown or already revoked.
-    fn revoke_token(&mut self, id: &str, at: OffsetDateTime) -> Result<bool>;
+}
+
+/// The broker's credentials (fingerprints, never secrets) and signing keys.
+pub trait CredentialReads {
+    fn credential(&self, id: &str) -> Result<Option<CredentialRow>>;
+    fn credential_by_fingerprint(&self, fingerprint: &str) -> Result<Option<CredentialRow>>;
+    /// Credentials, newest first; only an identity's when given.
+    fn credentials(&self, identity_id: Option<i64>) -> Result<Vec<CredentialRow>>;
+    /// An identity's credentials that are revoked but not yet verified so.
+    fn credentials_to_verify(&self, identity_id: i64) -> Result<Vec<CredentialRow>>;
+    /// An identity's credentials a leaver event must revoke: unrevoked and either unexpired
+    /// at `now` or a dynamic login not yet dropped.
+    fn credentials_live(&self, identity_id: i64, now: OffsetDateTime) -> Result<Vec<CredentialRow>>;
+    /// Unrevoked dynamic logins whose time is up at `now` (to be dropped).
+    fn logins_expired(&self, now: OffsetDateTime) -> Result<Vec<CredentialRow>>;
+    /// Revoked X.509-SVIDs not yet expired at `now` (what the CRL lists).
+    fn revoked_certificates(&self, now: OffsetDateTime) -> Result<Vec<CredentialRow>>;
+    /// When the last JWT-SVID signed with `kid` expires.
+    fn last_expiry_signed_by(&self, kid: &str) -> Result<Option<OffsetDateTime>>;
+    /// Credentials by state at `now`: `active`, `expired`, `revoked` (not yet verified),
+    /// `revocation-verified`.
+    fn credential_counts(&self, now: OffsetDateTime) -> Result<BTreeMap<String, i64>>;
+    /// Signing keys, oldest first.
+    fn signing_keys(&self) -> Result<Vec<SigningKeyRow>>;
+}
+
+pub trait CredentialWrites: CredentialReads {
     fn insert_credential(&mut self, c: &CredentialRow) -> Result<()>;
     /// Revoke an unrevoked credential; false when it was revoked already.
     fn revoke_credential(&mut self, id: &str, at: OffsetDateTime, reason: &str) -> Result<bool>;
     fn set_credential_verified(&mut self, id: &str, at: OffsetDateTime, evidence: &serde_json::Value) -> Result<()>;
     fn insert_signing_key(&mut self, k: &SigningKeyRow) -> Result<()>;
+    /// Stop signing with a key (it stays published); false if it was retired already.
     fn retire_signing_key(&mut self, kid: &str, at: OffsetDateTime) -> Result<bool>;
+    /// Stop publishing a key; false if it was removed already.
     fn remove_signing_key(&mut self, kid: &str, at: OffsetDateTime) -> Result<bool>;
-    /// Open a finding unless the same one (identity, kind, entitlement) is open; true if opened.
-    fn open_finding(
+}
+
+/// API tokens (hashes, never secrets).
+pub trait TokenReads {
+    fn token(&self, id: &str) -> Result<Option<TokenRow>>;
+    fn tokens(&self) -> Result<Vec<TokenRow>>;
+}
+
+pub trait TokenWrites: TokenReads {
+    fn insert_token(&mut self, t: &TokenRow) -> Result<()>;
+    /// Revoke a token; false if it was unknown or already revoked.
+    fn revoke_token(&mut self, id: &str, at: OffsetDateTime) -> Result<bool>;
+}
+
+/// What people must look at; a finding may be about an identity or about none (an account
+/// nobody governs).
+pub trait FindingReads {
+    /// Findings, oldest first; only unresolved ones when `open_only`.
+    fn findings(&self, open_only: bool) -> Result<Vec<FindingRow>>;
+    fn open_findings(&self, identity_id: i64) -> Result<Vec<FindingRow>>;
+}
+
+pub trait FindingWrites: FindingReads {
+    /// Open a finding unless the same one (identity or none, kind, entitlement) is open; true
+    /// if opened.
+    fn open_finding(&mut self, f: &NewFinding<'_>) -> Result<bool>;
+    /// Resolve an open finding; true if one was open.
+    fn resolve_finding(
         &mut self,
-        identity_id: i64,
+        identity_id: Option<i64>,
         kind: &str,
         entitlement: &str,
-        detail: &serde_json::Value,
-        policy_version: &str,
         at: OffsetDateTime,
     ) -> Result<bool>;
-    /// Resolve an open finding; true if one was open.
-    fn resolve_finding(&mut self, identity_id: i64, kind: &str, entitlement: &str, at: OffsetDateTime) -> Result<bool>;
-    fn commit(self: Box<Self>) -> Result<()>;
 }

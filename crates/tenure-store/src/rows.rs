@@ -282,13 +282,33 @@ pub struct TokenRow {
 #[derive(Debug, Clone, PartialEq)]
 pub struct FindingRow {
     pub id: i64,
-    pub identity_id: i64,
+    /// The identity it is about; none for what no identity holds (an account nobody governs).
+    pub identity_id: Option<i64>,
     pub kind: String,
     pub entitlement: String,
     pub detail: serde_json::Value,
     pub policy_version: String,
     pub opened_at: OffsetDateTime,
     pub resolved_at: Option<OffsetDateTime>,
+}
+
+/// A finding to open.
+#[derive(Debug, Clone)]
+pub struct NewFinding<'a> {
+    pub identity_id: Option<i64>,
+    pub kind: &'a str,
+    /// What it is about within the identity (an entitlement, a system); `""` for the whole.
+    pub entitlement: &'a str,
+    pub detail: &'a serde_json::Value,
+    pub policy_version: &'a str,
+    pub at: OffsetDateTime,
+}
+
+/// The last entry of the ledger: what the next one chains to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LedgerHead {
+    pub seq: i64,
+    pub leaf: tenure_ledger::Hash,
 }
 
 /// A credential the broker issued. Its secret is never stored: only the fingerprint (hex

@@ -1,0 +1,446 @@
+//! The conformance suite: what every backend must do, written against the capability traits
+//! alone. A backend's tests run each of [`CHECKS`] on a fresh, empty store of its own (this
+//! crate's own tests run them on [`crate::SqliteStore`]; enable the `conformance` feature to run
+//! them from another crate):
+//!
+//! ```ignore
+//! for (name, check) in tenure_store::conformance::CHECKS {
+//!     let store = open_an_empty_store();
+//!     eprintln!("conformance: {name}");
+//!     check(&store);
+//! }
+//! ```
+//!
+//! A check panics (with what differed) when the backend does not conform.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+
+use crate::*;
+use std::collections::BTreeMap;
+use tenure_ledger::LedgerEvent;
+use tenure_ledger::event::JobsRetried;
+use tenure_model::{
+    AccountState, CredentialKind, GrantState, IdentityKind, IdentityRef, LifecycleState, RequestKind, RequestState,
+};
+use time::macros::datetime;
+use time::{Duration, OffsetDateTime};
+
+/// A check: panics, saying what differed, when the store does not conform.
+pub type Check = fn(&dyn Store);
+
+/// Every check, by name.
+pub const CHECKS: &[(&str, Check)] = &[
+    ("a transaction dropped without commit leaves nothing", transactions_roll_back_on_drop),
+    ("one pending job per (kind, identity, system)", one_pending_job_per_key),
+    ("leases expire, attempts are fenced", leases_expire_and_attempts_are_fenced),
+    ("a renewed lease holds; dead jobs can be retried", renewed_leases_hold_and_dead_jobs_retry),
+    ("the ledger appends in order, chained to its head", ledger_appends_in_order_from_its_head),
+    ("grants and accounts change only at the rev read", optimistic_rev_checks),
+    ("findings with and without an identity", findings_with_and_without_an_identity),
+    ("identities: look-alikes, owners, events", identities_look_alikes_owners_and_events),
+    ("requests end once; one answer per approver", requests_end_once_and_answers_are_unique),
+    ("credentials and tokens revoke once", credentials_and_tokens_revoke_once),
+    ("policies and checkpoints", policies_and_checkpoints),
+];
+
+const T0: OffsetDateTime = datetime!(2026-11-01 09:00 UTC);
+const LEASE: Duration = Duration::seconds(30);
+
+fn person(tx: &mut dyn WriteTx, reference: &str) -> i64 {
+    let r: IdentityRef = reference.parse().unwrap();
+    let attributes = BTreeMap::from([("department".to_owned(), "sales".to_owned())]);
+    tx.insert_identity(&NewIdentity {
+        reference: &r,
+        kind: IdentityKind::Human,
+        name: "Ada",
+        attributes: &attributes,
+        owner: None,
+        purpose: None,
+        expires_at: None,
+        state: LifecycleState::Pending,
+        policy_version: "v1",
+        at: T0,
+    })
+    .unwrap()
+}
+
+fn job<'a>(identity_id: i64, system: &'a str) -> NewJob<'a> {
+    NewJob { kind: JobKind::Sync, identity_id, system, run_at: T0 }
+}
+
+fn entry(tx: &mut dyn WriteTx, subject: &str, n: i64) -> i64 {
+    let event = LedgerEvent::JobsRetried(JobsRetried { jobs: vec![n] });
+    tx.append_entry(&NewEntry { at: T0, actor: "conformance", subject, policy_version: "v1", event: &event }).unwrap()
+}
+
+pub fn transactions_roll_back_on_drop(s: &dyn Store) {
+    let r: IdentityRef = "hr:E1".parse().unwrap();
+    {
+        let mut tx = s.write().unwrap();
+        let id = person(tx.as_mut(), "hr:E1");
+        tx.enqueue(&job(id, "ldap")).unwrap();
+        entry(tx.as_mut(), "hr:E1", 1);
+    }
+    let tx = s.read().unwrap();
+    assert!(tx.identity(&r).unwrap().is_none(), "an uncommitted identity is visible");
+    assert!(tx.jobs(None).unwrap().is_empty(), "an uncommitted job is visible");
+    assert_eq!(tx.ledger_count().unwrap(), 0, "an uncommitted ledger entry is visible");
+    drop(tx);
+    let mut tx = s.write().unwrap();
+    person(tx.as_mut(), "hr:E1");
+    tx.commit().unwrap();
+    let got = s.read().unwrap().identity(&r).unwrap().unwrap();
+    assert_eq!((got.name.as_str(), got.created_at, got.state), ("Ada", T0, LifecycleState::Pending));
+    assert_eq!(got.attributes["department"], "sales");
+}
+
+pub fn one_pending_job_per_key(s: &dyn Store) {
+    let mut tx = s.write().unwrap();
+    let id = person(tx.as_mut(), "hr:E1");
+    for _ in 0..3 {
+        tx.enqueue(&job(id, "ldap")).unwrap();
+    }
+    assert_eq!(tx.jobs(None).unwrap().len(), 1, "three enqueues of one work item made several jobs");
+    let first = tx.claim_job(T0, LEASE).unwrap().unwrap();
+    assert_eq!((first.system.as_str(), first.attempts, first.state), ("ldap", 1, JobState::Running));
+    // Running: a new change enqueues a second job, which waits while the first is leased.
+    tx.enqueue(&job(id, "ldap")).unwrap();
+    assert!(tx.claim_job(T0, LEASE).unwrap().is_none(), "two live attempts of one work item");
+    // Other work is not held up.
+    tx.enqueue(&job(id, "pg")).unwrap();
+    assert_eq!(tx.claim_job(T0, LEASE).unwrap().unwrap().system, "pg");
+    assert_eq!(tx.job_counts().unwrap(), BTreeMap::from([("pending".into(), 1), ("running".into(), 2)]));
+    tx.commit().unwrap();
+}
+
+pub fn leases_expire_and_attempts_are_fenced(s: &dyn Store) {
+    let mut tx = s.write().unwrap();
+    let id = person(tx.as_mut(), "hr:E1");
+    tx.enqueue(&job(id, "exec")).unwrap();
+    let first = tx.claim_job(T0, LEASE).unwrap().unwrap();
+    // The first worker went quiet: its lease runs out and the job is claimed again.
+    let second = tx.claim_job(T0 + Duration::seconds(31), LEASE).unwrap().unwrap();
+    assert_eq!((second.id, second.attempts), (first.id, 2));
+    // The stale attempt is fenced off: neither its failure nor its success counts.
+    assert!(!tx.fail_job(&first, "timed out", Some(T0 + Duration::seconds(32)), T0).unwrap());
+    assert!(!tx.finish_job(&first, T0).unwrap());
+    assert!(!tx.renew_lease(&first, T0 + Duration::seconds(90)).unwrap());
+    assert_eq!(tx.jobs(Some(JobState::Running)).unwrap().len(), 1);
+    // The holder fails: the job goes back to pending, with the error, not done.
+    assert!(tx.fail_job(&second, "timed out", Some(T0 + Duration::seconds(40)), T0).unwrap());
+    let jobs = tx.jobs(None).unwrap();
+    assert_eq!(jobs.len(), 1);
+    assert_eq!((jobs[0].state, jobs[0].last_error.as_deref()), (JobState::Pending, Some("timed out")));
+    // Not due before its retry time; due after.
+    assert!(tx.claim_job(T0 + Duration::seconds(39), LEASE).unwrap().is_none());
+    let third = tx.claim_job(T0 + Duration::seconds(40), LEASE).unwrap().unwrap();
+    assert!(tx.finish_job(&third, T0).unwrap());
+    assert_eq!(tx.jobs(Some(JobState::Done)).unwrap().len(), 1);
+    tx.commit().unwrap();
+}
+
+pub fn renewed_leases_hold_and_dead_jobs_retry(s: &dyn Store) {
+    let mut tx = s.write().unwrap();
+    let id = person(tx.as_mut(), "hr:E1");
+    tx.enqueue(&job(id, "exec")).unwrap();
+    let held = tx.claim_job(T0, LEASE).unwrap().unwrap();
+    assert!(tx.renew_lease(&held, T0 + Duration::seconds(60)).unwrap());
+    assert!(tx.claim_job(T0 + Duration::seconds(45), LEASE).unwrap().is_none(), "claimed under a renewed lease");
+    assert!(tx.fail_job(&held, "boom", None, T0).unwrap());
+    assert_eq!(tx.jobs(Some(JobState::Dead)).unwrap().len(), 1);
+    assert_eq!(tx.retry_dead_jobs(Some(id + 1), T0).unwrap(), Vec::<i64>::new());
+    assert_eq!(tx.retry_dead_jobs(None, T0).unwrap(), vec![held.id]);
+    let again = tx.claim_job(T0, LEASE).unwrap().unwrap();
+    assert_eq!((again.id, again.attempts), (held.id, 1), "a retried job starts with a fresh attempt count");
+    tx.commit().unwrap();
+}
+
+pub fn ledger_appends_in_order_from_its_head(s: &dyn Store) {
+    assert!(s.read().unwrap().ledger_head().unwrap().is_none());
+    let mut tx = s.write().unwrap();
+    for n in 0..3 {
+        assert_eq!(entry(tx.as_mut(), if n == 1 { "hr:E2" } else { "hr:E1" }, n), n);
+    }
+    tx.commit().unwrap();
+    // An append rolled back leaves no gap.
+    {
+        let mut tx = s.write().unwrap();
+        entry(tx.as_mut(), "hr:E1", 99);
+    }
+    let mut tx = s.write().unwrap();
+    assert_eq!(entry(tx.as_mut(), "hr:E1", 3), 3);
+    tx.commit().unwrap();
+
+    let tx = s.read().unwrap();
+    assert_eq!(tx.ledger_count().unwrap(), 4);
+    let entries = tx.ledger_entries(0, 10).unwrap();
+    assert_eq!(entries.iter().map(|(seq, _)| *seq).collect::<Vec<_>>(), vec![0, 1, 2, 3]);
+    let mut prev = tenure_ledger::entry::ZERO.to_owned();
+    for (seq, bytes) in &entries {
+        let e = tenure_ledger::Entry::parse(bytes).unwrap();
+        assert_eq!((e.seq, &e.prev), (u64::try_from(*seq).unwrap(), &prev), "entry {seq} does not chain");
+        assert_eq!(e.to_bytes(), *bytes, "entry {seq} is not stored as hashed");
+        prev = hex::encode(tenure_ledger::merkle::leaf_hash(bytes));
+    }
+    let leaves = tx.ledger_leaves(0, 4).unwrap();
+    assert_eq!(leaves.last().map(hex::encode), Some(prev));
+    let head = tx.ledger_head().unwrap().unwrap();
+    assert_eq!((head.seq, Some(head.leaf)), (3, leaves.last().copied()));
+    assert_eq!(tx.ledger_entries(2, 1).unwrap().len(), 1);
+    let mine = tx.ledger_for("hr:E1").unwrap();
+    assert_eq!(mine.iter().map(|r| r.seq).collect::<Vec<_>>(), vec![0, 2, 3]);
+    assert_eq!(mine[2].event, LedgerEvent::JobsRetried(JobsRetried { jobs: vec![3] }));
+    assert_eq!((mine[0].actor.as_str(), mine[0].at), ("conformance", T0));
+}
+
+pub fn optimistic_rev_checks(s: &dyn Store) {
+    let mut tx = s.write().unwrap();
+    let id = person(tx.as_mut(), "hr:E1");
+    let grant = NewGrant {
+        identity_id: id,
+        entitlement: "ldap/vpn",
+        system: "ldap",
+        state: GrantState::Desired,
+        origin: "birthright",
+        policy_version: "v1",
+        at: T0,
+        expires_at: Some(T0 + Duration::hours(1)),
+        request_id: None,
+    };
+    tx.put_grant(&grant).unwrap();
+    let g = tx.grants(id).unwrap().pop().unwrap();
+    assert_eq!((g.rev, g.state, g.expires_at), (1, GrantState::Desired, Some(T0 + Duration::hours(1))));
+    assert!(tx.set_grant_state(g.id, g.rev, GrantState::Provisioned, T0).unwrap());
+    assert!(!tx.set_grant_state(g.id, g.rev, GrantState::Verified, T0).unwrap(), "a stale rev won");
+    assert_eq!(tx.grants(id).unwrap()[0].state, GrantState::Provisioned);
+    // Put again: back to the state asked for, rev bumped.
+    tx.put_grant(&NewGrant { state: GrantState::Revoking, ..grant }).unwrap();
+    assert_eq!((tx.grants(id).unwrap()[0].rev, tx.grants(id).unwrap()[0].state), (3, GrantState::Revoking));
+    assert_eq!(tx.all_grants().unwrap()[&id].len(), 1);
+    assert!(tx.grants_expiring(T0 + Duration::hours(2)).unwrap().is_empty(), "a revoking grant is not wanted");
+
+    tx.put_account(id, "ldap", "E1", AccountState::Desired, T0).unwrap();
+    let a = tx.account_by_name("ldap", "E1").unwrap().unwrap();
+    assert_eq!((a.identity_id, a.rev), (id, 1));
+    assert!(tx.set_account_state(id, "ldap", a.rev, AccountState::Verified, T0).unwrap());
+    assert!(!tx.set_account_state(id, "ldap", a.rev, AccountState::Disabling, T0).unwrap(), "a stale rev won");
+    assert_eq!(tx.accounts(id).unwrap()[0].state, AccountState::Verified);
+    tx.commit().unwrap();
+}
+
+pub fn findings_with_and_without_an_identity(s: &dyn Store) {
+    let mut tx = s.write().unwrap();
+    let id = person(tx.as_mut(), "hr:E1");
+    let detail = serde_json::json!({ "account": "uid=ghost" });
+    let orphan = NewFinding {
+        identity_id: None,
+        kind: "orphan_account",
+        entitlement: "ldap uid=ghost",
+        detail: &detail,
+        policy_version: "v1",
+        at: T0,
+    };
+    assert!(tx.open_finding(&orphan).unwrap());
+    assert!(!tx.open_finding(&orphan).unwrap(), "the same open finding twice");
+    assert!(tx.open_finding(&NewFinding { identity_id: Some(id), ..orphan.clone() }).unwrap());
+    let open = tx.findings(true).unwrap();
+    assert_eq!(open.iter().map(|f| f.identity_id).collect::<Vec<_>>(), vec![None, Some(id)]);
+    assert_eq!(open[0].detail, detail);
+    assert_eq!(tx.open_findings(id).unwrap().len(), 1);
+    assert!(tx.resolve_finding(None, "orphan_account", "ldap uid=ghost", T0).unwrap());
+    assert!(!tx.resolve_finding(None, "orphan_account", "ldap uid=ghost", T0).unwrap());
+    assert_eq!(tx.open_findings(id).unwrap().len(), 1, "resolving the orphan resolved the identity's");
+    // Resolved, it may be opened again.
+    assert!(tx.open_finding(&orphan).unwrap());
+    assert_eq!(tx.findings(false).unwrap().len(), 3);
+    tx.commit().unwrap();
+}
+
+pub fn identities_look_alikes_owners_and_events(s: &dyn Store) {
+    let mut tx = s.write().unwrap();
+    let ada = person(tx.as_mut(), "hr:E1000");
+    // A Cyrillic Е: the same UTS #39 skeleton.
+    let like: IdentityRef = "hr:\u{415}1000".parse().unwrap();
+    assert_eq!(tx.identity_like(&like).unwrap().map(|i| i.id), Some(ada));
+    let me: IdentityRef = "hr:E1000".parse().unwrap();
+    assert!(tx.identity_like(&me).unwrap().is_none(), "an identity looks like itself");
+    let svc: IdentityRef = "reg:svc".parse().unwrap();
+    let attributes = BTreeMap::new();
+    let id = tx
+        .insert_identity(&NewIdentity {
+            reference: &svc,
+            kind: IdentityKind::Service,
+            name: "svc",
+            attributes: &attributes,
+            owner: Some(&me),
+            purpose: Some("search"),
+            expires_at: Some(T0 + Duration::days(90)),
+            state: LifecycleState::Active,
+            policy_version: "v1",
+            at: T0,
+        })
+        .unwrap();
+    assert_eq!(tx.identities_owned_by(&me).unwrap().iter().map(|i| i.id).collect::<Vec<_>>(), vec![id]);
+    let mut row = tx.identity_by_id(id).unwrap().unwrap();
+    row.owner_deadline = Some(T0 + Duration::days(7));
+    tx.update_identity(&row).unwrap();
+    assert_eq!(tx.owners_overdue(T0 + Duration::days(8)).unwrap().len(), 1);
+    assert!(tx.owners_overdue(T0 + Duration::days(6)).unwrap().is_empty());
+    tx.set_identity_state(ada, LifecycleState::Leaving, T0).unwrap();
+    assert_eq!(tx.leavers_stalled(T0 + Duration::minutes(15)).unwrap().len(), 1, "a leaver with no job");
+    tx.enqueue(&job(ada, "ldap")).unwrap();
+    assert!(tx.leavers_stalled(T0 + Duration::minutes(15)).unwrap().is_empty(), "a leaver with a job");
+    tx.insert_event(&NewEvent {
+        source: "hr",
+        event_id: "e1",
+        kind: "joined",
+        identity: "hr:E1000",
+        at: T0,
+        received_at: T0,
+        digest: "d1",
+        payload: "{}",
+    })
+    .unwrap();
+    assert_eq!(tx.event_digest("hr", "e1").unwrap().as_deref(), Some("d1"));
+    assert_eq!(tx.event_count().unwrap(), 1);
+    assert_eq!(tx.identities().unwrap().len(), 2);
+    tx.commit().unwrap();
+}
+
+pub fn requests_end_once_and_answers_are_unique(s: &dyn Store) {
+    let mut tx = s.write().unwrap();
+    let (me, boss) = (person(tx.as_mut(), "hr:E1"), person(tx.as_mut(), "hr:E2"));
+    let decision = serde_json::json!({ "decision": "needs_approval" });
+    let id = tx
+        .insert_request(&NewRequest {
+            kind: RequestKind::Jit,
+            requester_id: me,
+            beneficiary_id: me,
+            entitlement: "pg/admin",
+            intent: "incident 7",
+            duration: Some(Duration::minutes(30)),
+            state: RequestState::Pending,
+            decision: &decision,
+            waives: &[],
+            policy_version: "v1",
+            at: T0,
+            decide_by: T0 + Duration::days(1),
+        })
+        .unwrap();
+    assert_eq!(tx.pending_requests_of(me).unwrap().len(), 1);
+    assert!(tx.requests_overdue(T0).unwrap().is_empty());
+    assert_eq!(tx.requests_overdue(T0 + Duration::days(2)).unwrap().len(), 1);
+    let answer = ApprovalRow { request_id: id, approver_id: boss, approve: true, reason: "ok".into(), at: T0 };
+    assert!(tx.insert_approval(&answer).unwrap());
+    assert!(!tx.insert_approval(&answer).unwrap(), "one approver answered twice");
+    assert_eq!(tx.approvals(id).unwrap().len(), 1);
+    assert!(tx.finish_request(id, RequestState::Approved, T0).unwrap());
+    assert!(!tx.finish_request(id, RequestState::Denied, T0).unwrap(), "a request ended twice");
+    let r = tx.request(id).unwrap().unwrap();
+    assert_eq!((r.state, r.duration, r.decision), (RequestState::Approved, Some(Duration::minutes(30)), decision));
+    assert_eq!(tx.requests(Some(RequestState::Pending)).unwrap().len(), 0);
+    tx.commit().unwrap();
+}
+
+pub fn credentials_and_tokens_revoke_once(s: &dyn Store) {
+    let mut tx = s.write().unwrap();
+    let id = person(tx.as_mut(), "hr:E1");
+    let c = CredentialRow {
+        id: "crd_1".into(),
+        identity_id: id,
+        kind: CredentialKind::ApiKey,
+        fingerprint: "ff".into(),
+        spiffe_id: None,
+        audience: vec!["tenure".into()],
+        system: None,
+        name: None,
+        purpose: "ci".into(),
+        owner: None,
+        issued_by: "test".into(),
+        issued_at: T0,
+        expires_at: T0 + Duration::hours(1),
+        revoked_at: None,
+        revoke_reason: None,
+        verified_at: None,
+        evidence: None,
+        replaces: None,
+    };
+    tx.insert_credential(&c).unwrap();
+    assert_eq!(tx.credential_by_fingerprint("ff").unwrap().map(|c| c.id), Some("crd_1".into()));
+    assert_eq!(tx.credentials_live(id, T0).unwrap().len(), 1);
+    assert!(tx.credentials_live(id, T0 + Duration::hours(2)).unwrap().is_empty(), "an expired key is live");
+    assert!(tx.revoke_credential("crd_1", T0, "leaver").unwrap());
+    assert!(!tx.revoke_credential("crd_1", T0, "again").unwrap(), "revoked twice");
+    assert_eq!(tx.credentials_to_verify(id).unwrap().len(), 1);
+    let evidence = serde_json::json!({ "method": "introspection" });
+    tx.set_credential_verified("crd_1", T0, &evidence).unwrap();
+    let got = tx.credential("crd_1").unwrap().unwrap();
+    assert_eq!((got.revoke_reason.as_deref(), got.evidence), (Some("leaver"), Some(evidence)));
+    assert!(tx.credentials_to_verify(id).unwrap().is_empty());
+    assert_eq!(tx.credential_counts(T0).unwrap(), BTreeMap::from([("revocation-verified".into(), 1)]));
+
+    let key = SigningKeyRow {
+        kid: "k1".into(),
+        usage: "jwt".into(),
+        public: "{}".into(),
+        created_at: T0,
+        retired_at: None,
+        removed_at: None,
+    };
+    tx.insert_signing_key(&key).unwrap();
+    assert!(tx.retire_signing_key("k1", T0).unwrap());
+    assert!(!tx.retire_signing_key("k1", T0).unwrap());
+    assert!(tx.remove_signing_key("k1", T0).unwrap());
+    assert!(!tx.remove_signing_key("k1", T0).unwrap());
+    assert_eq!(tx.signing_keys().unwrap().len(), 1);
+
+    let t = TokenRow {
+        id: "t1".into(),
+        identity_id: id,
+        roles: vec!["admin".into()],
+        hash: vec![1, 2, 3],
+        description: String::new(),
+        created_at: T0,
+        expires_at: T0 + Duration::days(90),
+        revoked_at: None,
+    };
+    tx.insert_token(&t).unwrap();
+    assert!(tx.revoke_token("t1", T0).unwrap());
+    assert!(!tx.revoke_token("t1", T0).unwrap(), "revoked twice");
+    assert!(!tx.revoke_token("nope", T0).unwrap());
+    assert_eq!(tx.token("t1").unwrap().unwrap().revoked_at, Some(T0));
+    assert_eq!(tx.tokens().unwrap().len(), 1);
+    tx.commit().unwrap();
+}
+
+pub fn policies_and_checkpoints(s: &dyn Store) {
+    assert!(s.read().unwrap().current_policy().unwrap().is_none());
+    let mut tx = s.write().unwrap();
+    for v in ["v1", "v2"] {
+        let files = BTreeMap::from([("tenure.toml".to_owned(), v.as_bytes().to_vec())]);
+        tx.deploy_policy(&StoredPolicy { version: v.into(), files }, T0).unwrap();
+    }
+    entry(tx.as_mut(), "policy", 0);
+    let cp = CheckpointRow { size: 1, root: vec![7; 32], frontier: vec![], note: "note".into(), created_at: T0 };
+    tx.add_checkpoint(&cp).unwrap();
+    tx.commit().unwrap();
+    let tx = s.read().unwrap();
+    let p = tx.current_policy().unwrap().unwrap();
+    assert_eq!((p.version.as_str(), p.files["tenure.toml"].as_slice()), ("v2", &b"v2"[..]));
+    assert_eq!(tx.current_policy_version().unwrap().as_deref(), Some("v2"));
+    assert_eq!(tx.latest_checkpoint().unwrap(), Some(cp.clone()));
+    assert_eq!(tx.checkpoints().unwrap(), vec![cp]);
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn sqlite_conforms() {
+        for (name, check) in super::CHECKS {
+            let dir = tempfile::tempdir().unwrap();
+            let store = crate::SqliteStore::open(dir.path()).unwrap();
+            eprintln!("conformance: {name}");
+            check(&store);
+        }
+    }
+}

@@ -1,0 +1,179 @@
+//! The embedded backend: one SQLite file in WAL mode, one writer connection (SQLite's single
+//! writer, held for a whole unit of work) and a pool of readers. One file per capability, each
+//! implementing its traits for the one transaction type, [`SqliteTx`].
+
+mod access;
+mod conv;
+mod credentials;
+mod findings;
+mod grants;
+mod identities;
+mod jobs;
+mod ledger;
+mod policies;
+mod schema;
+#[cfg(test)]
+mod tests;
+mod tokens;
+
+use crate::{ReadTx, Result, Store, StoreError, WriteTx};
+use rusqlite::Connection;
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> Self {
+        Self::Backend(Box::new(e))
+    }
+}
+
+/// The SQLite backend.
+pub struct SqliteStore {
+    path: PathBuf,
+    writer: Mutex<Connection>,
+    readers: Mutex<Vec<Connection>>,
+}
+
+impl SqliteStore {
+    /// Open (creating and migrating as needed) `tenure.db` in `data_dir`.
+    /// The directory is made 0700 and the database files 0600 (identity data is nobody else's
+    /// to read); SQLite gives `-wal` and `-shm` the main file's mode.
+    pub fn open(data_dir: &Path) -> Result<Self> {
+        let dir_err = |source| StoreError::DataDir { path: data_dir.display().to_string(), source };
+        private_dir(data_dir).map_err(dir_err)?;
+        let path = data_dir.join("tenure.db");
+        private_file(&path).map_err(dir_err)?;
+        // The side files by path only: opening and closing a descriptor of a file SQLite has
+        // locked would drop this process's POSIX locks on it. So all of this comes before
+        // this process's first connection.
+        for side in ["tenure.db-wal", "tenure.db-shm"] {
+            let p = data_dir.join(side);
+            if p.exists() {
+                owner_only(&p, 0o600).map_err(dir_err)?;
+            }
+        }
+        let mut writer = connect(&path)?;
+        schema::migrate(&mut writer)?;
+        Ok(Self { path, writer: Mutex::new(writer), readers: Mutex::new(Vec::new()) })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn writer(&self) -> MutexGuard<'_, Connection> {
+        // A panic while holding the writer leaves no open transaction behind (it rolled back
+        // when the guard's transaction was dropped), so the connection is still usable.
+        self.writer.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// Create `dir` (and its parents) if needed; `dir` itself ends up mode 0700.
+fn private_dir(dir: &Path) -> std::io::Result<()> {
+    let mut b = std::fs::DirBuilder::new();
+    b.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut b, 0o700);
+    b.create(dir)?;
+    owner_only(dir, 0o700)
+}
+
+/// Create `path` empty if missing; either way it ends up mode 0600.
+fn private_file(path: &Path) -> std::io::Result<()> {
+    let mut o = std::fs::OpenOptions::new();
+    o.create(true).append(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut o, 0o600);
+    drop(o.open(path)?);
+    owner_only(path, 0o600)
+}
+
+/// Set `path`'s mode (an existing file or directory made by an older version may be wider).
+fn owner_only(path: &Path, mode: u32) -> std::io::Result<()> {
+    #[cfg(unix)]
+    std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(mode))?;
+    #[cfg(not(unix))]
+    let _ = (path, mode);
+    Ok(())
+}
+
+fn connect(path: &Path) -> Result<Connection> {
+    let conn = Connection::open(path)?;
+    conn.busy_timeout(std::time::Duration::from_secs(30))?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    Ok(conn)
+}
+
+impl Store for SqliteStore {
+    fn read(&self) -> Result<Box<dyn ReadTx + '_>> {
+        let pooled = self.readers.lock().unwrap_or_else(std::sync::PoisonError::into_inner).pop();
+        let conn = match pooled {
+            Some(c) => c,
+            None => connect(&self.path)?,
+        };
+        conn.execute_batch("BEGIN DEFERRED")?;
+        Ok(Box::new(SqliteTx(Conn::Read { conn: Some(conn), store: self })))
+    }
+
+    fn write(&self) -> Result<Box<dyn WriteTx + '_>> {
+        let conn = self.writer();
+        conn.execute_batch("BEGIN IMMEDIATE")?;
+        Ok(Box::new(SqliteTx(Conn::Write { conn, open: true })))
+    }
+}
+
+/// A transaction: a snapshot on a pooled reader, or the unit of work on the writer. Handed
+/// out as `dyn ReadTx` or `dyn WriteTx`, so a read transaction cannot write.
+pub(crate) struct SqliteTx<'s>(Conn<'s>);
+
+enum Conn<'s> {
+    Read { conn: Option<Connection>, store: &'s SqliteStore },
+    Write { conn: MutexGuard<'s, Connection>, open: bool },
+}
+
+impl SqliteTx<'_> {
+    fn c(&self) -> Result<&Connection> {
+        match &self.0 {
+            Conn::Read { conn, .. } => {
+                conn.as_ref().ok_or_else(|| StoreError::Corrupt("read transaction already closed".into()))
+            }
+            Conn::Write { conn, .. } => Ok(conn),
+        }
+    }
+}
+
+impl Drop for SqliteTx<'_> {
+    fn drop(&mut self) {
+        match &mut self.0 {
+            Conn::Read { conn, store } => {
+                if let Some(conn) = conn.take()
+                    && conn.execute_batch("ROLLBACK").is_ok()
+                {
+                    store.readers.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(conn);
+                }
+            }
+            // Nothing of an uncommitted unit of work survives.
+            Conn::Write { conn, open: true } => {
+                let _ = conn.execute_batch("ROLLBACK");
+            }
+            Conn::Write { open: false, .. } => {}
+        }
+    }
+}
+
+impl ReadTx for SqliteTx<'_> {}
+
+impl WriteTx for SqliteTx<'_> {
+    fn commit(mut self: Box<Self>) -> Result<()> {
+        match &mut self.0 {
+            Conn::Write { conn, open } => {
+                conn.execute_batch("COMMIT")?;
+                *open = false;
+                Ok(())
+            }
+            Conn::Read { .. } => Err(StoreError::Corrupt("a read transaction cannot commit".into())),
+        }
+    }
+}

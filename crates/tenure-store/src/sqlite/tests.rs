@@ -1,0 +1,82 @@
+//! What only SQLite can show: the file's modes, the append-only trigger, timestamp order.
+//! Behaviour every backend shares is in [`crate::conformance`].
+
+use super::SqliteStore;
+use super::conv::{parse_ts, ts};
+use crate::*;
+use rusqlite::Connection;
+use std::collections::BTreeMap;
+use std::path::Path;
+use tenure_model::{IdentityKind, IdentityRef, LifecycleState};
+use time::macros::datetime;
+
+fn store() -> (tempfile::TempDir, SqliteStore) {
+    let dir = tempfile::tempdir().unwrap();
+    let s = SqliteStore::open(dir.path()).unwrap();
+    (dir, s)
+}
+
+fn new_identity<'a>(r: &'a IdentityRef, attrs: &'a BTreeMap<String, String>) -> NewIdentity<'a> {
+    NewIdentity {
+        reference: r,
+        kind: IdentityKind::Human,
+        name: "Ada",
+        attributes: attrs,
+        owner: None,
+        purpose: None,
+        expires_at: None,
+        state: LifecycleState::Pending,
+        policy_version: "v1",
+        at: datetime!(2026-11-01 09:00 UTC),
+    }
+}
+
+#[test]
+fn the_ledger_is_append_only() {
+    let (_d, s) = store();
+    let mut tx = s.write().unwrap();
+    tx.append_entry(&NewEntry {
+        at: datetime!(2026-11-01 09:00 UTC),
+        actor: "test",
+        subject: "hr:E1",
+        policy_version: "v1",
+        event: &tenure_ledger::LedgerEvent::JobsRetried(tenure_ledger::event::JobsRetried { jobs: vec![1] }),
+    })
+    .unwrap();
+    tx.commit().unwrap();
+    let conn = Connection::open(s.path()).unwrap();
+    assert!(conn.execute("UPDATE ledger SET action = 'y'", []).is_err());
+    assert!(conn.execute("DELETE FROM ledger", []).is_err());
+}
+
+#[test]
+#[cfg(unix)]
+fn the_data_dir_and_database_files_are_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let d = tempfile::tempdir().unwrap();
+    let dir = d.path().join("data");
+    let s = SqliteStore::open(&dir).unwrap();
+    let mut tx = s.write().unwrap();
+    let r: IdentityRef = "hr:E1".parse().unwrap();
+    let attrs = BTreeMap::new();
+    tx.insert_identity(&new_identity(&r, &attrs)).unwrap();
+    tx.commit().unwrap();
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&dir), 0o700);
+    for f in ["tenure.db", "tenure.db-wal", "tenure.db-shm"] {
+        assert_eq!(mode(&dir.join(f)), 0o600, "{f}");
+    }
+    drop(s);
+    // An existing world-readable database is tightened on open.
+    std::fs::set_permissions(dir.join("tenure.db"), std::fs::Permissions::from_mode(0o644)).unwrap();
+    let _s = SqliteStore::open(&dir).unwrap();
+    assert_eq!(mode(&dir.join("tenure.db")), 0o600);
+}
+
+#[test]
+fn timestamps_sort_as_text() {
+    let a = ts(datetime!(2026-11-01 09:00:00.5 UTC));
+    let b = ts(datetime!(2026-11-01 09:00:01 UTC));
+    assert!(a < b);
+    assert_eq!(parse_ts(&a).unwrap(), datetime!(2026-11-01 09:00:00.5 UTC));
+}
