@@ -70,15 +70,15 @@ fn every_route_refuses_missing_wrong_role_expired_and_revoked_tokens() {
     let s = Server::start(&w, &["--auth-failures-per-minute", "1000"]);
     let roles = ["admin", "approver", "auditor", "requester", "authorizer", "source:hr"];
     let tokens: BTreeMap<&str, String> = roles.iter().map(|r| (*r, w.token(OPERATOR, &[r]))).collect();
-    let expired = w.token(OPERATOR, &["admin"]);
     let revoked = w.token(OPERATOR, &["admin"]);
     let id = |t: &str| t.trim_start_matches("tnr_").split('_').next().unwrap().to_owned();
     w.ok(&["tokens", "revoke", &id(&revoked)]);
-    // The passage of time, applied to one token's expiry.
-    rusqlite::Connection::open(w.data_dir().join("tenure.db"))
+    // A token issued by an engine whose clock reads 2001: it expired long ago.
+    let expired = Clocked::at(&w, time::macros::datetime!(2001-01-01 00:00 UTC))
+        .engine
+        .issue_token(OPERATOR, &["admin".to_owned()], Some(1), "", "test")
         .unwrap()
-        .execute("UPDATE api_tokens SET expires_at = '2001-01-01T00:00:00.000000Z' WHERE id = ?1", [id(&expired)])
-        .unwrap();
+        .secret;
     let bad = [
         (None, "missing"),
         (Some("tnr_0000_nope".to_owned()), "unknown"),
