@@ -10,23 +10,19 @@
 //! - nothing is granted before the last required approval.
 
 use crate::ledger::{Stamp, record};
-use crate::workflow::{self, Change, Facts};
-use crate::{ACTOR_ENGINE, Engine, EngineError, Result};
+use crate::steps::grants::{self, Holder};
+use crate::steps::requests;
+use crate::{Engine, EngineError, Result};
 use std::collections::{BTreeMap, BTreeSet};
 use tenure_ledger::LedgerEvent;
-use tenure_ledger::event::{
-    Answer, DeletionStarted, EndedGrant, GrantExpired, LeaverStalled, RequestBlocked, RequestCreated, RequestExpired,
-    RequestGranted, StateChange, Suspended,
-};
-use tenure_model::{
-    ApproverRole, GrantOrigin, GrantState, IdentityRef, LifecycleState, Principal, RequestKind, RequestState, RoleName,
-};
-use tenure_policy::{Bundle, Decision, RequestFacts, Requirement, Verdict};
+use tenure_ledger::event::{Answer, EndedGrant, GrantExpired, RequestBlocked, RequestCreated, RequestGranted};
+use tenure_model::{GrantOrigin, IdentityRef, LifecycleState, Principal, RequestKind, RequestState, RoleName};
+use tenure_policy::{Bundle, Decision, RequestFacts, Verdict};
 use tenure_proto::{ApprovalView, RequestView};
-use tenure_store::{ApprovalRow, IdentityRow, NewGrant, NewRequest, ReadTx, RequestRow, WriteTx};
+use tenure_store::{ApprovalRow, IdentityRow, NewRequest, ReadTx, RequestRow};
 use time::{Duration, OffsetDateTime};
 
-use crate::ingest::rfc3339 as ts;
+use tenure_model::rfc3339 as ts;
 
 /// A request as the engine takes it.
 #[derive(Debug, Clone)]
@@ -45,95 +41,6 @@ fn invalid(field: &str, message: impl Into<String>) -> EngineError {
 fn identity(tx: &dyn ReadTx, field: &str, r: &str) -> Result<IdentityRow> {
     let parsed: IdentityRef = r.parse().map_err(|e| invalid(field, format!("{e}")))?;
     tx.identity(&parsed)?.ok_or_else(|| invalid(field, format!("no identity `{r}`")))
-}
-
-/// The roles `approver` may approve in for a request for `beneficiary` to `entitlement`.
-pub(crate) fn eligible_roles(
-    policy: &Bundle,
-    approver: &str,
-    beneficiary: &IdentityRow,
-    entitlement: &str,
-) -> BTreeSet<ApproverRole> {
-    let mut roles = BTreeSet::new();
-    if beneficiary.owner.as_ref().is_some_and(|o| o.to_string() == approver) {
-        roles.insert(ApproverRole::Owner);
-    }
-    if beneficiary.attributes.get(&policy.access.manager_attribute).is_some_and(|m| m == approver) {
-        roles.insert(ApproverRole::Manager);
-    }
-    let system = policy.entitlement(entitlement).and_then(|e| policy.systems.get(&e.system));
-    if system.and_then(|s| s.owner.as_deref()) == Some(approver) {
-        roles.insert(ApproverRole::SystemOwner);
-    }
-    if policy.access.security.contains(approver) {
-        roles.insert(ApproverRole::Security);
-    }
-    roles
-}
-
-/// Why `approver` may not answer `request` at all, if it may not.
-pub(crate) fn refusal(approver: &IdentityRow, request: &RequestRow) -> Option<String> {
-    if !approver.kind.is_human() {
-        return Some(format!("`{}` is a {}; a non-human never approves", approver.reference, approver.kind));
-    }
-    if approver.state != LifecycleState::Active {
-        return Some(format!("`{}` is {}; only active people approve", approver.reference, approver.state));
-    }
-    if approver.id == request.requester_id {
-        return Some(format!(
-            "`{}` made request {}; nobody approves their own request",
-            approver.reference, request.id
-        ));
-    }
-    if approver.id == request.beneficiary_id {
-        return Some(format!(
-            "request {} is for `{}`; nobody approves a request for themselves",
-            request.id, approver.reference
-        ));
-    }
-    None
-}
-
-/// The requirement recorded with a request.
-fn requirement(decision: &serde_json::Value) -> Requirement {
-    let approval = decision.get("approval");
-    let roles = approval
-        .and_then(|a| a.get("roles"))
-        .and_then(|r| r.as_array())
-        .map(|r| r.iter().filter_map(|v| v.as_str()?.parse::<ApproverRole>().ok()).collect())
-        .unwrap_or_default();
-    let count = approval.and_then(|a| a.get("count")).and_then(serde_json::Value::as_u64).unwrap_or(1);
-    Requirement { roles, count: u32::try_from(count).unwrap_or(u32::MAX) }
-}
-
-/// Whether the approvals given so far satisfy the requirement: each role has an approval from
-/// someone eligible for it, and at least `count` distinct people approved. Only approvals that
-/// still count are considered (see [`refusal`]); `approvers` maps each approver id to its
-/// current row.
-pub(crate) fn satisfied(
-    policy: &Bundle,
-    request: &RequestRow,
-    beneficiary: &IdentityRow,
-    approvals: &[ApprovalRow],
-    approvers: &BTreeMap<i64, IdentityRow>,
-) -> bool {
-    let need = requirement(&request.decision);
-    let mut people = BTreeSet::new();
-    let mut covered = BTreeSet::new();
-    for a in approvals.iter().filter(|a| a.approve && a.at < request.decide_by) {
-        let Some(who) = approvers.get(&a.approver_id) else { continue };
-        if refusal(who, request).is_some() {
-            continue;
-        }
-        let roles = eligible_roles(policy, &who.reference.to_string(), beneficiary, &request.entitlement);
-        let useful: BTreeSet<ApproverRole> = roles.intersection(&need.roles).copied().collect();
-        if useful.is_empty() {
-            continue;
-        }
-        people.insert(a.approver_id);
-        covered.extend(useful);
-    }
-    need.roles.is_subset(&covered) && people.len() >= need.count as usize
 }
 
 fn request_view(tx: &dyn ReadTx, r: RequestRow) -> Result<RequestView> {
@@ -163,55 +70,6 @@ fn request_view(tx: &dyn ReadTx, r: RequestRow) -> Result<RequestView> {
         decide_by: ts(r.decide_by),
         decided_at: r.decided_at.map(ts),
     })
-}
-
-/// Give the grant a request asked for, in the caller's transaction.
-fn provision(
-    tx: &mut dyn WriteTx,
-    policy: &Bundle,
-    beneficiary: &IdentityRow,
-    r: &RequestRow,
-    now: OffsetDateTime,
-) -> Result<Change> {
-    let Some(def) = policy.entitlement(&r.entitlement) else {
-        return Err(invalid("entitlement", format!("`{}` is no longer in the catalog", r.entitlement)));
-    };
-    let origin = r.kind.origin();
-    tx.put_grant(&NewGrant {
-        identity_id: beneficiary.id,
-        entitlement: &r.entitlement,
-        system: &def.system,
-        state: GrantState::Desired,
-        origin: origin.as_str(),
-        policy_version: policy.version.as_str(),
-        at: now,
-        expires_at: r.duration.map(|d| now + d),
-        request_id: Some(r.id),
-    })?;
-    // The whole picture again: accounts follow, and guardrails see the new grant with the rest.
-    let mut change = workflow::apply_desired(tx, policy, beneficiary, now).map_err(EngineError::from)?;
-    change.added.insert(r.entitlement.clone());
-    change.systems.insert(def.system.clone());
-    workflow::enqueue(tx, beneficiary.id, &change.systems, now)?;
-    Ok(change)
-}
-
-/// What the clock ended.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub struct Expired {
-    /// `identity entitlement` of each grant that ran out.
-    pub grants: Vec<String>,
-    /// Ids of requests that expired undecided.
-    pub requests: Vec<i64>,
-    /// NHIs suspended because nobody took them over by their deadline.
-    pub suspended: Vec<String>,
-    /// Closed leavers whose grace period ended: their accounts are being deleted.
-    pub deleting: Vec<String>,
-    /// Dynamic logins ended and retired signing keys unpublished.
-    pub credentials: usize,
-    /// Leavers found `leaving` with no job carrying their closure forward: re-queued, with a
-    /// `leaver.stalled` ledger entry and an open `leaver_stalled` finding.
-    pub stalled: Vec<String>,
 }
 
 impl Engine {
@@ -283,7 +141,7 @@ impl Engine {
         if matches!(req.kind, RequestKind::Jit | RequestKind::Exception) && req.intent.trim().is_empty() {
             return Err(invalid("intent", "a JIT elevation or exception needs a declared intent"));
         }
-        let facts = Facts::load(&*tx, beneficiary.clone())?;
+        let facts = Holder::load(&*tx, beneficiary.clone())?;
         if facts.holding.contains(&req.entitlement) {
             return Err(invalid(
                 "entitlement",
@@ -301,7 +159,7 @@ impl Engine {
             )));
         }
 
-        let requester_facts = Facts::load(&*tx, requester.clone())?;
+        let requester_facts = Holder::load(&*tx, requester.clone())?;
         let mut related = Vec::new();
         for r in [
             beneficiary.owner.clone(),
@@ -311,7 +169,7 @@ impl Engine {
         .flatten()
         {
             if let Some(row) = tx.identity(&r)? {
-                related.push(Facts::load(&*tx, row)?);
+                related.push(Holder::load(&*tx, row)?);
             }
         }
         let (decision, waives) = if req.kind == RequestKind::Exception {
@@ -340,7 +198,7 @@ impl Engine {
             let d = policy.decide_request(&RequestFacts {
                 beneficiary: facts.subject(),
                 requester: requester_facts.subject(),
-                related: related.iter().map(Facts::subject).collect(),
+                related: related.iter().map(Holder::subject).collect(),
                 entitlement: &req.entitlement,
                 kind: req.kind,
                 intent: &req.intent,
@@ -390,7 +248,7 @@ impl Engine {
         }
         if state == RequestState::Approved {
             let row = tx.request(id)?.ok_or(EngineError::NotFound(id.to_string()))?;
-            let change = provision(tx.as_mut(), &policy, &beneficiary, &row, now)?;
+            let change = requests::provision(tx.as_mut(), &policy, &beneficiary, &row, now)?;
             record(
                 tx.as_mut(),
                 Stamp::engine(now, policy.version.as_str()),
@@ -422,15 +280,15 @@ impl Engine {
         let subject =
             tx.identity_by_id(r.beneficiary_id)?.ok_or(EngineError::NotFound(r.beneficiary_id.to_string()))?;
         if now >= r.decide_by {
-            expire_request(tx.as_mut(), &r, &subject.reference.to_string(), policy.version.as_str(), now)?;
+            requests::expire_request(tx.as_mut(), &r, &subject.reference.to_string(), policy.version.as_str(), now)?;
             tx.commit()?;
             return Err(EngineError::Conflict(format!("request {request_id} expired at {}", ts(r.decide_by))));
         }
-        if let Some(why) = refusal(&who, &r) {
+        if let Some(why) = requests::refusal(&who, &r) {
             return Err(EngineError::Refused(why));
         }
-        let need = requirement(&r.decision);
-        let roles = eligible_roles(&policy, &who.reference.to_string(), &subject, &r.entitlement);
+        let need = requests::requirement(&r.decision);
+        let roles = requests::eligible_roles(&policy, &who.reference.to_string(), &subject, &r.entitlement);
         if roles.is_disjoint(&need.roles) {
             let names: Vec<&str> = need.roles.iter().map(|r| r.as_str()).collect();
             return Err(EngineError::Refused(format!(
@@ -468,10 +326,10 @@ impl Engine {
                     approvers.insert(a.approver_id, row);
                 }
             }
-            if satisfied(&policy, &r, &subject, &approvals, &approvers) {
+            if requests::satisfied(&policy, &r, &subject, &approvals, &approvers) {
                 // Guardrails again, on what the beneficiary holds now: they may have changed
                 // while the request waited, and no approval overrides them.
-                let facts = Facts::load(&*tx, subject.clone())?;
+                let facts = Holder::load(&*tx, subject.clone())?;
                 let guard = if r.kind == RequestKind::Exception {
                     None
                 } else {
@@ -491,7 +349,7 @@ impl Engine {
                     )?;
                 } else {
                     tx.finish_request(request_id, RequestState::Approved, now)?;
-                    let change = provision(tx.as_mut(), &policy, &subject, &r, now)?;
+                    let change = requests::provision(tx.as_mut(), &policy, &subject, &r, now)?;
                     record(
                         tx.as_mut(),
                         Stamp::engine(now, version),
@@ -531,90 +389,11 @@ impl Engine {
         tx.requests(state)?.into_iter().map(|r| request_view(&*tx, r)).collect()
     }
 
-    /// End what the clock ended: grants past their expiry are revoked (and verified by the
-    /// workers like any revocation), undecided requests past their deadline expire. Each
-    /// identity is handled in its own transaction.
-    /// The safety net under leaver closure: a leaver `leaving` for longer than the policy's
-    /// `leaver_stalled_minutes` with no pending or running job has nothing carrying it to
-    /// `closed` (a dead-lettered job, or a bug): its dead jobs are put back, every system not
-    /// yet verified off gets a job, and an alert is raised (log, ledger entry, finding).
-    fn requeue_stalled_leavers(&self, policy: &Bundle, now: OffsetDateTime) -> Result<Vec<String>> {
-        let stalled = self.store.read()?.leavers_stalled(now - policy.lifecycle.leaver_stalled_after)?;
-        let mut out = Vec::new();
-        for row in stalled {
-            let mut tx = self.store.write()?;
-            let Some(row) = tx.identity_by_id(row.id)?.filter(|r| r.state == LifecycleState::Leaving) else { continue };
-            let retried = tx.retry_dead_jobs(Some(row.id), now)?;
-            let mut systems: BTreeSet<String> =
-                tx.accounts(row.id)?.into_iter().filter(|a| !a.state.is_off_verified()).map(|a| a.system).collect();
-            systems.extend(
-                tx.grants(row.id)?.into_iter().filter(|g| g.state != GrantState::RevocationVerified).map(|g| g.system),
-            );
-            workflow::enqueue(tx.as_mut(), row.id, &systems, now)?;
-            let credentials =
-                !tx.credentials_to_verify(row.id)?.is_empty() || !tx.credentials_live(row.id, now)?.is_empty();
-            if credentials {
-                tx.enqueue(&tenure_store::NewJob {
-                    kind: tenure_store::JobKind::Credentials,
-                    identity_id: row.id,
-                    system: crate::creds::BROKER,
-                    run_at: now,
-                })?;
-            }
-            let subject = row.reference.to_string();
-            let version = policy.version.as_str();
-            let stalled = LeaverStalled {
-                leaving_since: ts(row.updated_at),
-                retried_jobs: retried,
-                systems: systems.iter().cloned().collect(),
-                credentials,
-            };
-            let detail = serde_json::to_value(&stalled).map_err(|e| EngineError::Task(e.to_string()))?;
-            tx.open_finding(&tenure_store::NewFinding {
-                identity_id: Some(row.id),
-                kind: "leaver_stalled",
-                entitlement: "",
-                detail: &detail,
-                policy_version: version,
-                at: now,
-            })?;
-            // The clock looks again only a whole period from now: a job that dies at once (an
-            // account tenure may not touch) must not make this a loop of retries and alerts.
-            tx.set_identity_state(row.id, LifecycleState::Leaving, now)?;
-            record(tx.as_mut(), Stamp::engine(now, version), &subject, LedgerEvent::LeaverStalled(stalled))?;
-            if systems.is_empty() && !credentials {
-                crate::worker::advance_lifecycle(tx.as_mut(), row.id, now, version)?;
-            }
-            tx.commit()?;
-            tracing::error!(leaver = %subject, since = %ts(row.updated_at), ?systems, "leaver stalled with no job carrying its closure: re-queued");
-            out.push(subject);
-        }
-        Ok(out)
-    }
-
-    pub fn expire(&self) -> Result<Expired> {
-        let now = self.clock.now();
-        let mut out = Expired::default();
-        let policy = match self.current_policy() {
-            Ok(p) => p,
-            Err(EngineError::NoPolicy) => return Ok(out),
-            Err(e) => return Err(e),
-        };
-        out.credentials = self.expire_credentials(&policy)?;
-        out.stalled = self.requeue_stalled_leavers(&policy, now)?;
-        let (due, overdue, ownerless, deletions) = {
-            let tx = self.store.read()?;
-            (
-                tx.grants_expiring(now)?,
-                tx.requests_overdue(now)?,
-                tx.owners_overdue(now)?,
-                tx.deletions_due(now - policy.lifecycle.leaver_grace)?,
-            )
-        };
-        if due.is_empty() && overdue.is_empty() && ownerless.is_empty() && deletions.is_empty() {
-            return Ok(out);
-        }
+    /// Time-bound grants whose time is up: ended, with what that changes.
+    pub(crate) fn expire_grants(&self, policy: &Bundle, now: OffsetDateTime) -> Result<Vec<String>> {
         let version = policy.version.as_str();
+        let due = self.store.read()?.grants_expiring(now)?;
+        let mut out = Vec::new();
         let ids: BTreeSet<i64> = due.iter().map(|g| g.identity_id).collect();
         for id in ids {
             let mut tx = self.store.write()?;
@@ -630,7 +409,7 @@ impl Engine {
             if ended.is_empty() {
                 continue;
             }
-            let change = workflow::apply_desired(tx.as_mut(), &policy, &row, now).map_err(EngineError::from)?;
+            let change = grants::apply_desired(tx.as_mut(), policy, &row, now).map_err(EngineError::from)?;
             let subject = row.reference.to_string();
             let event = GrantExpired {
                 ended: ended
@@ -646,100 +425,26 @@ impl Engine {
             };
             record(tx.as_mut(), Stamp::engine(now, version), &subject, LedgerEvent::GrantExpired(event))?;
             tx.commit()?;
-            out.grants.extend(ended.into_iter().map(|g| format!("{subject} {}", g.entitlement)));
-        }
-        for nhi in ownerless {
-            let mut tx = self.store.write()?;
-            let Some(mut row) = tx.identity_by_id(nhi.id)? else { continue };
-            let Some(deadline) = row.owner_deadline.filter(|d| *d <= now) else { continue };
-            if !row.state.is_current() {
-                continue;
-            }
-            let from = row.state;
-            // A pending NHI is not yet in use; it is suspended once active, on a later tick.
-            let Ok(to) = row.state.transition(LifecycleState::Suspended) else { continue };
-            row.state = to;
-            row.updated_at = now;
-            tx.update_identity(&row)?;
-            // Suspended: every account disabled (memberships kept, so a new owner can resume it).
-            let mut change = Change::default();
-            workflow::accounts_follow(tx.as_mut(), &policy, &row, &Default::default(), &mut change, now)?;
-            workflow::enqueue(tx.as_mut(), row.id, &change.systems, now)?;
-            // Its credentials end with it (a new owner asks for new ones).
-            change.credentials =
-                crate::creds::revoke_live(tx.as_mut(), &row, "suspended", version, ACTOR_ENGINE, now)?.ids;
-            let subject = row.reference.to_string();
-            let event = Suspended {
-                state: StateChange::new(from, row.state),
-                because: "nobody took it over by its deadline".into(),
-                deadline: ts(deadline),
-                changes: change.recorded(),
-            };
-            record(tx.as_mut(), Stamp::engine(now, version), &subject, LedgerEvent::Suspended(event))?;
-            tx.commit()?;
-            out.suspended.push(subject);
-        }
-        for id in deletions {
-            let mut tx = self.store.write()?;
-            let Some(row) = tx.identity_by_id(id)? else { continue };
-            let mut systems = BTreeSet::new();
-            for a in tx.accounts(id)?.into_iter().filter(|a| a.state == tenure_model::AccountState::DisableVerified) {
-                tx.put_account(id, &a.system, &a.name, tenure_model::AccountState::Deleting, now)?;
-                systems.insert(a.system);
-            }
-            workflow::enqueue(tx.as_mut(), id, &systems, now)?;
-            let subject = row.reference.to_string();
-            let event = DeletionStarted {
-                grace_days: policy.lifecycle.leaver_grace.whole_days(),
-                systems: systems.into_iter().collect(),
-            };
-            record(tx.as_mut(), Stamp::engine(now, version), &subject, LedgerEvent::DeletionStarted(event))?;
-            tx.commit()?;
-            out.deleting.push(subject);
-        }
-        if !overdue.is_empty() {
-            let mut tx = self.store.write()?;
-            for r in overdue {
-                let subject = tx.identity_by_id(r.beneficiary_id)?.map(|i| i.reference.to_string()).unwrap_or_default();
-                if expire_request(tx.as_mut(), &r, &subject, version, now)? {
-                    out.requests.push(r.id);
-                }
-            }
-            tx.commit()?;
+            out.extend(ended.into_iter().map(|g| format!("{subject} {}", g.entitlement)));
         }
         Ok(out)
     }
-}
 
-fn expire_request(
-    tx: &mut dyn WriteTx,
-    r: &RequestRow,
-    subject: &str,
-    version: &str,
-    now: OffsetDateTime,
-) -> Result<bool> {
-    if !tx.finish_request(r.id, RequestState::Expired, now)? {
-        return Ok(false);
-    }
-    let event = RequestExpired { request: r.id, decide_by: Some(ts(r.decide_by)), because: None };
-    record(tx, Stamp::engine(now, version), subject, LedgerEvent::RequestExpired(event))?;
-    Ok(true)
-}
-
-/// A leaver's pending requests (as beneficiary or requester) end with it.
-pub(crate) fn end_requests_of(
-    tx: &mut dyn WriteTx,
-    identity_id: i64,
-    subject: &str,
-    version: &str,
-    now: OffsetDateTime,
-) -> Result<(), tenure_store::StoreError> {
-    // Indexed: this runs for every leaver event.
-    for r in tx.pending_requests_of(identity_id)? {
-        if tx.finish_request(r.id, RequestState::Expired, now)? {
-            let event = RequestExpired { request: r.id, decide_by: None, because: Some("a party to it left".into()) };
-            record(tx, Stamp::engine(now, version), subject, LedgerEvent::RequestExpired(event))?;
+    /// Requests undecided by their deadline: expired.
+    pub(crate) fn expire_requests(&self, policy: &Bundle, now: OffsetDateTime) -> Result<Vec<i64>> {
+        let overdue = self.store.read()?.requests_overdue(now)?;
+        let mut out = Vec::new();
+        if overdue.is_empty() {
+            return Ok(out);
         }
+        let mut tx = self.store.write()?;
+        for r in overdue {
+            let subject = tx.identity_by_id(r.beneficiary_id)?.map(|i| i.reference.to_string()).unwrap_or_default();
+            if requests::expire_request(tx.as_mut(), &r, &subject, policy.version.as_str(), now)? {
+                out.push(r.id);
+            }
+        }
+        tx.commit()?;
+        Ok(out)
     }
-    Ok(())
 }

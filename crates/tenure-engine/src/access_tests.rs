@@ -149,7 +149,7 @@ proptest! {
                 Step::Answer { who, approve } => {
                     let who = PEOPLE[*who];
                     let before = e.request_detail(made.id).unwrap();
-                    let now = crate::ingest::rfc3339(clock.now_utc());
+                    let now = tenure_model::rfc3339(clock.now_utc());
                     let result = e.answer(&r(who), made.id, *approve, "because");
                     match &result {
                         Ok(_) => {
@@ -238,7 +238,7 @@ fn refusals_are_clear() {
     };
     let late = f("dir/plain");
     clock.advance(time::Duration::hours(49));
-    assert_eq!(e.expire().unwrap().requests, vec![late.id]);
+    assert_eq!(e.tick().unwrap().requests, vec![late.id]);
     assert_eq!(e.request_detail(late.id).unwrap().state, RequestState::Expired.as_str());
     let err = e.answer(&r("hr:E2"), late.id, true, "ok").unwrap_err().to_string();
     assert!(err.contains("is expired, not pending"), "{err}");

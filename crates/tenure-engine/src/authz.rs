@@ -4,7 +4,7 @@
 //! decision durably costs little per decision.
 
 use crate::ledger::{Stamp, record};
-use crate::workflow::Facts;
+use crate::steps::grants::Holder;
 use crate::{Engine, EngineError, Result};
 use tenure_ledger::LedgerEvent;
 use tenure_ledger::event::{Approval, AuthzDecided, AuthzResource, RecordedDecision};
@@ -69,7 +69,7 @@ impl Engine {
         let policy = self.current_policy()?;
         let tx = self.store.read()?;
         let principal = match q.principal.parse::<IdentityRef>().ok().map(|r| tx.identity(&r)).transpose()? {
-            Some(Some(row)) => Facts::load(&*tx, row)?,
+            Some(Some(row)) => Holder::load(&*tx, row)?,
             _ => {
                 return Ok(Decision {
                     decision: tenure_policy::Verdict::Deny,
@@ -89,14 +89,14 @@ impl Engine {
         }
         for r in refs {
             if let Some(row) = tx.identity(&r)? {
-                related.push(Facts::load(&*tx, row)?);
+                related.push(Holder::load(&*tx, row)?);
             }
         }
         drop(tx);
         policy
             .authorize(&AuthzFacts {
                 principal: principal.subject(),
-                related: related.iter().map(Facts::subject).collect(),
+                related: related.iter().map(Holder::subject).collect(),
                 action: &q.action,
                 resource: &q.resource,
                 context: &q.context,

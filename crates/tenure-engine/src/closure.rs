@@ -150,7 +150,7 @@ impl Engine {
             "identity": reference,
             "kind": identity.kind,
             "name": identity.name,
-            "left_at": left.at.format(&time::format_description::well_known::Rfc3339).unwrap_or_default(),
+            "left_at": tenure_model::rfc3339(left.at),
             "closed_at": entries.get(&closed.seq).map(|e| e.at.clone()),
             "policy_version": closed.policy_version,
             "systems": systems,

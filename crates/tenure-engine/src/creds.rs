@@ -15,8 +15,8 @@
 //! (`signing_key_rotation`) or on demand; a retired key stays in the JWKS until the last token
 //! it signed has expired.
 
-use crate::ingest::rfc3339 as ts;
 use crate::ledger::{Stamp, record};
+pub use crate::steps::credentials::Verification;
 use crate::{ACTOR_ENGINE, Engine, EngineError, Result};
 use base64::Engine as _;
 use serde_json::{Value, json};
@@ -25,16 +25,15 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use tenure_ledger::LedgerEvent;
-use tenure_ledger::event::{
-    CredentialCheck, CredentialIssued, CredentialRevoked, CredentialVerified, KeyRemoved, KeyRotated,
-};
+use tenure_ledger::event::{CredentialCheck, CredentialIssued, CredentialRevoked, KeyRemoved, KeyRotated};
 use tenure_model::Principal;
 use tenure_model::credential::format_ttl;
+use tenure_model::rfc3339 as ts;
 use tenure_model::{CredentialKind, LifecycleState, RoleName};
 use tenure_policy::Bundle;
 use tenure_policy::credentials::CredentialRules;
 use tenure_proto::{CredentialView, IssuedCredentialView};
-use tenure_store::{CredentialRow, IdentityRow, JobKind, NewJob, ReadTx, SigningKeyRow, StoreError, WriteTx};
+use tenure_store::{CredentialRow, IdentityRow, JobKind, NewJob, ReadTx, SigningKeyRow};
 use tenure_svid::jwt::JwtSigner;
 use tenure_svid::spiffe::SpiffeId;
 use tenure_svid::x509::Ca;
@@ -43,7 +42,7 @@ use time::{Duration, OffsetDateTime};
 /// The prefix of API keys.
 pub const API_KEY_PREFIX: &str = "tnk_";
 /// The `system` of credential jobs.
-pub const BROKER: &str = "broker";
+pub use crate::steps::credentials::BROKER;
 /// How long the CA certificate is valid.
 const CA_LIFETIME: Duration = Duration::days(365);
 
@@ -255,62 +254,6 @@ fn current_in<'k>(keys: &'k [SigningKeyRow], usage: &str) -> Option<&'k SigningK
     keys.iter().rev().find(|k| k.usage == usage && k.retired_at.is_none())
 }
 
-/// Record a credential event in the ledger (fingerprints only).
-/// Revoke `c` unless it is revoked already, with its `credential.revoked` ledger entry; false
-/// when it was revoked already. The caller enqueues the job that verifies it.
-fn revoke_recorded(
-    tx: &mut dyn WriteTx,
-    c: &CredentialRow,
-    subject: &str,
-    actor: &str,
-    version: &str,
-    reason: &str,
-    now: OffsetDateTime,
-) -> Result<bool, StoreError> {
-    if !tx.revoke_credential(&c.id, now, reason)? {
-        return Ok(false);
-    }
-    let event = CredentialRevoked {
-        credential: c.id.clone(),
-        kind: c.kind,
-        fingerprint: c.fingerprint.clone(),
-        reason: reason.to_owned(),
-        replaced_by: None,
-    };
-    record(tx, Stamp::new(now, actor, version), subject, LedgerEvent::CredentialRevoked(event))?;
-    Ok(true)
-}
-
-/// What [`revoke_live`] did.
-pub(crate) struct Revoked {
-    /// The credentials it revoked.
-    pub ids: Vec<String>,
-    /// Whether a `credentials` job now has revocations to verify (these, or earlier ones).
-    pub job: bool,
-}
-
-/// Revoke every live credential of `identity` (the leaver, a suspension, an owner transfer)
-/// and enqueue the job that carries the revocations out and verifies them.
-pub(crate) fn revoke_live(
-    tx: &mut dyn WriteTx,
-    identity: &IdentityRow,
-    reason: &str,
-    version: &str,
-    actor: &str,
-    now: OffsetDateTime,
-) -> Result<Revoked, StoreError> {
-    let live = tx.credentials_live(identity.id, now)?;
-    let subject = identity.reference.to_string();
-    for c in &live {
-        revoke_recorded(tx, c, &subject, actor, version, reason, now)?;
-    }
-    let job = !live.is_empty() || !tx.credentials_to_verify(identity.id)?.is_empty();
-    if job {
-        tx.enqueue(&NewJob { kind: JobKind::Credentials, identity_id: identity.id, system: BROKER, run_at: now })?;
-    }
-    Ok(Revoked { ids: live.into_iter().map(|c| c.id).collect(), job })
-}
-
 /// What introspection says about a credential at `now` (RFC 7662 members).
 /// The JWT signing keys a relying party may use: every one not yet removed, as JWKs.
 fn published_jwks(tx: &dyn ReadTx) -> Result<Vec<Value>> {
@@ -367,50 +310,6 @@ pub fn fingerprint_of(token: &str) -> String {
         return tenure_svid::fingerprint(&der);
     }
     tenure_svid::fingerprint(t.as_bytes())
-}
-
-/// Record verified revocations (ledger entries `credential.verified`); returns the problems
-/// of those that did not verify.
-pub(crate) fn record_verifications(
-    tx: &mut dyn WriteTx,
-    subject: &str,
-    results: &[Verification],
-    version: &str,
-    now: OffsetDateTime,
-) -> Result<Vec<String>> {
-    let mut problems = Vec::new();
-    for v in results {
-        let Some(c) = tx.credential(&v.credential)? else { continue };
-        if !v.ok {
-            let seen = serde_json::to_string(&v.evidence).unwrap_or_default();
-            problems.push(format!("credential {} is not verified revoked: {seen}", c.id));
-            continue;
-        }
-        if c.verified_at.is_some() {
-            continue;
-        }
-        let evidence = serde_json::to_value(&v.evidence).map_err(|e| EngineError::Task(e.to_string()))?;
-        tx.set_credential_verified(&c.id, now, &evidence)?;
-        let event = CredentialVerified {
-            credential: c.id,
-            kind: c.kind,
-            fingerprint: c.fingerprint,
-            revoked_at: c.revoked_at.map(ts),
-            reason: c.revoke_reason,
-            evidence: v.evidence.clone(),
-            result: "verified".into(),
-        };
-        record(tx, Stamp::engine(now, version), subject, LedgerEvent::CredentialVerified(event))?;
-    }
-    Ok(problems)
-}
-
-/// How a revoked credential was verified, for the ledger and the closure certificate.
-#[derive(Debug, Clone)]
-pub struct Verification {
-    pub credential: String,
-    pub ok: bool,
-    pub evidence: CredentialCheck,
 }
 
 impl Engine {
@@ -849,7 +748,15 @@ impl Engine {
             // Not even whether it exists.
             return Err(EngineError::NotFound(format!("credential {id}")));
         }
-        if !revoke_recorded(tx.as_mut(), &c, &who.reference.to_string(), &by.name(), &version, reason, now)? {
+        if !crate::steps::credentials::revoke_recorded(
+            tx.as_mut(),
+            &c,
+            &who.reference.to_string(),
+            &by.name(),
+            &version,
+            reason,
+            now,
+        )? {
             return Err(EngineError::Conflict(format!("credential {id} is already revoked")));
         }
         tx.enqueue(&NewJob { kind: JobKind::Credentials, identity_id: who.id, system: BROKER, run_at: now })?;
@@ -1065,7 +972,15 @@ impl Engine {
         let mut tx = self.store.write()?;
         for c in tx.logins_expired(now)? {
             let subject = tx.identity_by_id(c.identity_id)?.map(|i| i.reference.to_string()).unwrap_or_default();
-            if revoke_recorded(tx.as_mut(), &c, &subject, ACTOR_ENGINE, version, "expired", now)? {
+            if crate::steps::credentials::revoke_recorded(
+                tx.as_mut(),
+                &c,
+                &subject,
+                ACTOR_ENGINE,
+                version,
+                "expired",
+                now,
+            )? {
                 tx.enqueue(&NewJob {
                     kind: JobKind::Credentials,
                     identity_id: c.identity_id,

@@ -1,7 +1,7 @@
 //! Impact analysis of a policy change (`tenure policy diff`): what deploying a bundle would do to
 //! the current population, computed with the same functions a deployment runs, without writing.
 
-use crate::workflow::{Facts, extras};
+use crate::steps::grants::{Holder, extras};
 use crate::{Engine, Result};
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
@@ -69,11 +69,11 @@ impl Engine {
             pending_requests: vec![],
             approvals_needed: 0,
         };
-        let current: BTreeMap<i64, Facts> = tx
+        let current: BTreeMap<i64, Holder> = tx
             .identities()?
             .into_iter()
             .filter(|i| !i.state.has_left())
-            .map(|i| Facts::load(&*tx, i).map(|f| (f.row.id, f)))
+            .map(|i| Holder::load(&*tx, i).map(|f| (f.row.id, f)))
             .collect::<Result<_, _>>()?;
         for facts in current.values() {
             let grants = tx.grants(facts.row.id)?;

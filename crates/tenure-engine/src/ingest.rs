@@ -7,19 +7,16 @@
 
 use crate::ledger::{Stamp, record};
 use crate::parse::{Position, Positioned, RecordError};
-use crate::workflow;
+use crate::steps::grants;
 use crate::{ACTOR_ENGINE, Engine, EngineError, Result};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use tenure_ledger::LedgerEvent;
-use tenure_ledger::event::{
-    BeforeAfter, Changes, FromTo, IdentityEvent, OwnerChange, OwnerNeeded, OwnerTransferred, SourceEvent, StateChange,
-    Succession, SuccessionDetail,
-};
-use tenure_model::{IdentityKind, IdentityRef, LifecycleState};
+use tenure_ledger::event::{BeforeAfter, Changes, FromTo, IdentityEvent, OwnerChange, SourceEvent, StateChange};
+use tenure_model::{IdentityKind, IdentityRef, LifecycleState, rfc3339};
 use tenure_policy::Bundle;
 use tenure_proto::{EventType, EventWire, IngestReport};
-use tenure_store::{IdentityRow, NewEvent, NewFinding, NewIdentity, WriteTx};
+use tenure_store::{IdentityRow, NewEvent, NewIdentity, WriteTx};
 use time::OffsetDateTime;
 
 /// How far in the future an event's `at` may be (clock skew between sources and tenure).
@@ -291,7 +288,7 @@ fn apply(
                 at: now,
             })?;
             let row = tx.identity_by_id(id)?.ok_or_else(|| Bad::Record(String::new(), "identity vanished".into()))?;
-            let change = workflow::apply_desired(tx, policy, &row, now).map_err(workflow_bad)?;
+            let change = grants::apply_desired(tx, policy, &row, now).map_err(workflow_bad)?;
             recorded = LedgerEvent::Joined;
             detail.state = Some(StateChange { from: None, to: LifecycleState::Pending });
             detail.changes = change.recorded();
@@ -339,29 +336,17 @@ fn apply(
                     row.policy_version = policy.version.to_string();
                     row.updated_at = now;
                     tx.update_identity(&row)?;
-                    let change = workflow::apply_desired(tx, policy, &row, now).map_err(workflow_bad)?;
+                    let change = grants::apply_desired(tx, policy, &row, now).map_err(workflow_bad)?;
                     recorded = LedgerEvent::Changed;
                     detail.attributes = Some(BeforeAfter { before, after: row.attributes.clone() });
                     detail.changes = change.recorded();
                 }
                 EventType::Left => {
-                    let from = row.state;
-                    let change = workflow::leave(tx, &row, policy.version.as_str(), now).map_err(workflow_bad)?;
-                    crate::access::end_requests_of(
-                        tx,
-                        row.id,
-                        &row.reference.to_string(),
-                        policy.version.as_str(),
-                        now,
-                    )?;
+                    let left = crate::leaver::leave(tx, policy, &row, now, actor).map_err(workflow_bad)?;
                     recorded = LedgerEvent::Left;
-                    let to = if change.is_empty() { LifecycleState::Closed } else { LifecycleState::Leaving };
-                    detail.state = Some(StateChange::new(from, to));
-                    detail.changes = change.recorded();
-                    // The human's NHIs go to the successor policy names, or wait for one.
-                    if row.kind.is_human() {
-                        detail.owned_nhis = succession(tx, policy, &row, now, actor)?;
-                    }
+                    detail.state = Some(StateChange::new(left.from, left.to));
+                    detail.changes = left.change.recorded();
+                    detail.owned_nhis = left.owned;
                 }
                 EventType::OwnerChanged => {
                     if row.kind.is_human() {
@@ -388,12 +373,17 @@ fn apply(
                             detail.state = Some(StateChange::new(LifecycleState::Suspended, LifecycleState::Active));
                         }
                         tx.update_identity(&row)?;
-                        detail.changes =
-                            workflow::apply_desired(tx, policy, &row, now).map_err(workflow_bad)?.recorded();
+                        detail.changes = grants::apply_desired(tx, policy, &row, now).map_err(workflow_bad)?.recorded();
                         // The old owner may have seen its secrets: a forced rotation.
-                        let revoked =
-                            crate::creds::revoke_live(tx, &row, "owner-transfer", policy.version.as_str(), actor, now)?
-                                .ids;
+                        let revoked = crate::steps::credentials::revoke_live(
+                            tx,
+                            &row,
+                            "owner-transfer",
+                            policy.version.as_str(),
+                            actor,
+                            now,
+                        )?
+                        .ids;
                         if !revoked.is_empty() {
                             detail.changes.credentials_revoked = revoked;
                         }
@@ -436,14 +426,14 @@ fn apply(
     Ok(Applied::New)
 }
 
-fn workflow_bad(w: workflow::WorkflowError) -> Bad {
+fn workflow_bad(w: grants::WorkflowError) -> Bad {
     match w {
-        workflow::WorkflowError::Store(s) => Bad::Store(s),
-        workflow::WorkflowError::AccountTaken { system, name, holder } => Bad::Record(
+        grants::WorkflowError::Store(s) => Bad::Store(s),
+        grants::WorkflowError::AccountTaken { system, name, holder } => Bad::Record(
             "identity.external_id".into(),
             format!("account name `{name}` in system `{system}` is already held by `{holder}`"),
         ),
-        workflow::WorkflowError::Transition(t) => Bad::Record("type".into(), t.to_string()),
+        grants::WorkflowError::Transition(t) => Bad::Record("type".into(), t.to_string()),
     }
 }
 
@@ -493,73 +483,6 @@ fn check_nhi_and_contractor(
     Ok(())
 }
 
-/// A departing person's NHIs: each goes to the successor policy names (their manager, when that
-/// is an active person) at once, or is flagged with a deadline after which the clock suspends it
-/// (see `Engine::expire`). Returns what happened to each, for the leaver's ledger entry.
-fn succession(
-    tx: &mut dyn WriteTx,
-    policy: &Bundle,
-    leaver: &IdentityRow,
-    now: OffsetDateTime,
-    actor: &str,
-) -> Result<Vec<Succession>, tenure_store::StoreError> {
-    let successor = if policy.lifecycle.nhi_successor_is_manager {
-        match leaver.attributes.get(&policy.access.manager_attribute).and_then(|m| m.parse::<IdentityRef>().ok()) {
-            Some(m) => tx.identity(&m)?.filter(|p| p.kind.is_human() && p.state.is_current() && p.id != leaver.id),
-            None => None,
-        }
-    } else {
-        None
-    };
-    let mut out = Vec::new();
-    for mut nhi in tx.identities_owned_by(&leaver.reference)?.into_iter().filter(|n| !n.state.has_left()) {
-        let subject = nhi.reference.to_string();
-        let detail = match &successor {
-            Some(s) => {
-                nhi.owner = Some(s.reference.clone());
-                nhi.owner_deadline = None;
-                SuccessionDetail::Transferred(OwnerTransferred {
-                    owner: FromTo { from: leaver.reference.to_string(), to: s.reference.to_string() },
-                    because: "the owner left; policy names their manager as successor".into(),
-                })
-            }
-            None => {
-                let deadline = now + policy.lifecycle.nhi_transfer_deadline;
-                nhi.owner_deadline = Some(deadline);
-                let detail =
-                    serde_json::json!({ "owner_left": leaver.reference.to_string(), "deadline": rfc3339(deadline) });
-                tx.open_finding(&NewFinding {
-                    identity_id: Some(nhi.id),
-                    kind: "owner_needed",
-                    entitlement: "",
-                    detail: &detail,
-                    policy_version: policy.version.as_str(),
-                    at: now,
-                })?;
-                SuccessionDetail::Needed(OwnerNeeded {
-                    owner_left: leaver.reference.to_string(),
-                    deadline: rfc3339(deadline),
-                    because:
-                        "no successor; suspended at the deadline unless an `owner_changed` event names a new owner"
-                            .into(),
-                })
-            }
-        };
-        nhi.updated_at = now;
-        tx.update_identity(&nhi)?;
-        // The departing owner may have seen its secrets: revoked now, whether a successor takes
-        // the NHI at once or it waits for one (fresh credentials come with its new owner).
-        crate::creds::revoke_live(tx, &nhi, "owner-transfer", policy.version.as_str(), actor, now)?;
-        let (event, outcome) = match detail.clone() {
-            SuccessionDetail::Transferred(t) => (LedgerEvent::OwnerTransferred(t), "owner_transferred"),
-            SuccessionDetail::Needed(n) => (LedgerEvent::OwnerNeeded(n), "owner_needed"),
-        };
-        record(tx, Stamp::new(now, actor, policy.version.as_str()), &subject, event)?;
-        out.push(Succession { nhi: subject, outcome: outcome.into(), detail });
-    }
-    Ok(out)
-}
-
 fn check_owner(tx: &mut dyn WriteTx, e: &Event, owner: &IdentityRef) -> std::result::Result<(), Bad> {
     if owner == &e.reference {
         return bad("identity.owner", "an identity cannot own itself");
@@ -606,10 +529,6 @@ fn check_expiry(policy: &Bundle, e: &Event, expires_at: OffsetDateTime, limited:
         );
     }
     Ok(())
-}
-
-pub(crate) fn rfc3339(t: OffsetDateTime) -> String {
-    t.format(&time::format_description::well_known::Rfc3339).unwrap_or_else(|_| t.to_string())
 }
 
 /// SHA-256 of an identity's record (reference, kind, name, attributes, owner, purpose, expiry,

@@ -6,19 +6,21 @@
 
 pub mod access;
 pub mod authz;
+pub mod clock;
 pub mod closure;
 mod commit;
 pub mod creds;
 pub mod impact;
 pub mod ingest;
+pub mod leaver;
 pub mod ledger;
 pub mod parse;
+mod steps;
 pub mod sync;
 pub mod systems;
 pub mod tokens;
 pub mod views;
 pub mod worker;
-mod workflow;
 
 #[cfg(test)]
 mod access_tests;
@@ -230,7 +232,7 @@ impl Engine {
             if identity.state.has_left() {
                 continue;
             }
-            if workflow::recompute(tx.as_mut(), bundle, &identity, now, actor)? {
+            if crate::steps::grants::recompute(tx.as_mut(), bundle, &identity, now, actor)? {
                 affected += 1;
             }
         }

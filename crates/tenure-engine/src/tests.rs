@@ -107,9 +107,9 @@ fn a_leaver_left_with_no_job_is_requeued_by_the_clock_with_an_alert_and_dead_job
     }
     // Before the policy's 15 minutes nothing happens; after, the work is back in the queue.
     clock.advance(time::Duration::minutes(14));
-    assert!(e.expire().unwrap().stalled.is_empty());
+    assert!(e.tick().unwrap().stalled.is_empty());
     clock.advance(time::Duration::minutes(2));
-    assert_eq!(e.expire().unwrap().stalled, ["hr:E1"]);
+    assert_eq!(e.tick().unwrap().stalled, ["hr:E1"]);
     let tx = e.store().read().unwrap();
     assert_eq!(tx.jobs(Some(JobState::Pending)).unwrap().len(), 1);
     assert!(tx.jobs(Some(JobState::Dead)).unwrap().is_empty());
@@ -118,7 +118,7 @@ fn a_leaver_left_with_no_job_is_requeued_by_the_clock_with_an_alert_and_dead_job
     let findings = e.list_findings(false).unwrap();
     assert_eq!(findings.iter().filter(|f| f.kind == "leaver_stalled").count(), 1, "{findings:?}");
     assert!(e.identity_detail("hr:E1").unwrap().timeline.iter().any(|t| t.action == "leaver.stalled"));
-    assert!(e.expire().unwrap().stalled.is_empty());
+    assert!(e.tick().unwrap().stalled.is_empty());
     assert_eq!(e.identity_detail("hr:E1").unwrap().identity.state, "leaving");
     // The re-queued job dies at once again: the clock waits a whole period before the next try.
     {
@@ -127,9 +127,9 @@ fn a_leaver_left_with_no_job_is_requeued_by_the_clock_with_an_alert_and_dead_job
         assert!(tx.fail_job(&job, "still unreachable", None, clock.now()).unwrap());
         tx.commit().unwrap();
     }
-    assert!(e.expire().unwrap().stalled.is_empty(), "re-queued again at once");
+    assert!(e.tick().unwrap().stalled.is_empty(), "re-queued again at once");
     clock.advance(time::Duration::minutes(16));
-    assert_eq!(e.expire().unwrap().stalled, ["hr:E1"]);
+    assert_eq!(e.tick().unwrap().stalled, ["hr:E1"]);
     // `tenure jobs retry`: a dead job goes back with a fresh attempt count.
     {
         let mut tx = e.store().write().unwrap();

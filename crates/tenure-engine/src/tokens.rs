@@ -17,7 +17,7 @@ use tenure_proto::{IssuedTokenView, TokenView};
 use tenure_store::{ReadTx, TokenRow};
 use time::Duration;
 
-use crate::ingest::rfc3339 as ts;
+use tenure_model::rfc3339 as ts;
 
 const PREFIX: &str = "tnr_";
 /// Longest a token may live.

@@ -6,7 +6,7 @@ use tenure_model::IdentityRef;
 use tenure_proto::{AccountView, FindingView, GrantView, IdentityDetail, IdentityView, LedgerEntryView};
 use tenure_store::{GrantRow, IdentityRow};
 
-use crate::ingest::rfc3339 as ts;
+use tenure_model::rfc3339 as ts;
 
 fn view(i: IdentityRow, grants: &[GrantRow]) -> IdentityView {
     IdentityView {

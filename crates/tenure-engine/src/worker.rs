@@ -14,11 +14,8 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 use tenure_connectors::{AccountSpec, Connector, ConnectorError, Probe};
 use tenure_ledger::LedgerEvent;
-use tenure_ledger::event::{
-    AccountAt, CredentialCheck, CredentialRef, GrantAt, JobDead, JobsRetried, Present, ProbeResult, ReadBack, Settled,
-    StateChange, Synced,
-};
-use tenure_model::{AccountState, CredentialKind, GrantState, LifecycleState};
+use tenure_ledger::event::{CredentialCheck, JobDead, JobsRetried, Present, ProbeResult, ReadBack, Synced};
+use tenure_model::{AccountState, CredentialKind, GrantState};
 use tenure_policy::Bundle;
 use tenure_proto::IssuedCredentialView;
 use tenure_store::{AccountRow, GrantRow, IdentityRow, JobKind, JobRow, WriteTx};
@@ -309,12 +306,18 @@ impl Workers {
             let version = e.current_policy()?.version.to_string();
             let mut tx = e.store.write()?;
             let subject = tx.identity_by_id(job.identity_id)?.map(|i| i.reference.to_string()).unwrap_or_default();
-            errors.extend(crate::creds::record_verifications(tx.as_mut(), &subject, &results, &version, now)?);
+            errors.extend(crate::steps::credentials::record_verifications(
+                tx.as_mut(),
+                &subject,
+                &results,
+                &version,
+                now,
+            )?);
             let outcome = if errors.is_empty() {
                 if !tx.finish_job(&job, now)? {
                     return Ok(Outcome::Stale);
                 }
-                advance_lifecycle(tx.as_mut(), job.identity_id, now, &version)?;
+                crate::steps::lifecycle::advance_lifecycle(tx.as_mut(), job.identity_id, now, &version)?;
                 Outcome::Verified
             } else {
                 fail(tx.as_mut(), &job, &errors.join("; "), now, &config, &subject, &version)?
@@ -444,7 +447,7 @@ async fn converge(c: &dyn Connector, s: &Snapshot) -> Result<Converged, Connecto
             display_name: s.identity.name.clone(),
             kind: s.identity.kind.as_str().to_owned(),
             reference: want.reference.clone(),
-            expires_at: s.identity.expires_at.map(crate::ingest::rfc3339),
+            expires_at: s.identity.expires_at.map(tenure_model::rfc3339),
         })
         .await?;
         out.created = true;
@@ -660,7 +663,7 @@ fn complete(
             // Fenced: another attempt holds the job; everything above rolls back with `tx`.
             return Ok(Outcome::Stale);
         }
-        advance_lifecycle(tx.as_mut(), s.identity.id, now, version)?;
+        crate::steps::lifecycle::advance_lifecycle(tx.as_mut(), s.identity.id, now, version)?;
         Outcome::Verified
     } else {
         fail(
@@ -703,60 +706,6 @@ fn fail(
     }
     tracing::warn!(job = job.id, system = %job.system, subject, error = msg, attempts = job.attempts, "job failed; will retry");
     Ok(Outcome::Retry(msg.to_owned()))
-}
-
-/// `pending → active` once every account and grant is verified; `leaving → closed` once every
-/// account is verified disabled and every grant verified revoked.
-pub(crate) fn advance_lifecycle(
-    tx: &mut dyn WriteTx,
-    identity_id: i64,
-    now: OffsetDateTime,
-    version: &str,
-) -> Result<()> {
-    let Some(identity) = tx.identity_by_id(identity_id)? else { return Ok(()) };
-    let accounts = tx.accounts(identity_id)?;
-    let grants = tx.grants(identity_id)?;
-    let to = match identity.state {
-        LifecycleState::Pending
-            if accounts.iter().all(|a| a.state.is_settled()) && grants.iter().all(|g| g.state.is_settled()) =>
-        {
-            LifecycleState::Active
-        }
-        LifecycleState::Leaving
-            if accounts.iter().all(|a| a.state.is_off_verified())
-                && grants.iter().all(|g| g.state == GrantState::RevocationVerified)
-                && tx.credentials_to_verify(identity_id)?.is_empty()
-                && tx.credentials_live(identity_id, now)?.is_empty() =>
-        {
-            LifecycleState::Closed
-        }
-        _ => return Ok(()),
-    };
-    let to = identity.state.transition(to).map_err(|e| EngineError::Task(e.to_string()))?;
-    tx.set_identity_state(identity_id, to, now)?;
-    if to == LifecycleState::Closed {
-        tx.resolve_finding(Some(identity_id), "leaver_stalled", "", now)?;
-    }
-    let settled = Settled {
-        state: StateChange::new(identity.state, to),
-        accounts: accounts
-            .iter()
-            .map(|a| AccountAt { system: a.system.clone(), account: a.name.clone(), state: a.state })
-            .collect(),
-        grants: grants.iter().map(|g| GrantAt { entitlement: g.entitlement.clone(), state: g.state }).collect(),
-        // Every credential whose revocation was verified: the closure certificate needs a
-        // verified claim for each.
-        credentials: tx
-            .credentials(Some(identity_id))?
-            .into_iter()
-            .filter(|c| c.revoked_at.is_some() && c.verified_at.is_some())
-            .map(|c| CredentialRef { credential: c.id, kind: c.kind, fingerprint: c.fingerprint })
-            .collect(),
-    };
-    let event =
-        if to == LifecycleState::Active { LedgerEvent::Activated(settled) } else { LedgerEvent::Closed(settled) };
-    record(tx, Stamp::engine(now, version), &identity.reference.to_string(), event)?;
-    Ok(())
 }
 
 impl Engine {

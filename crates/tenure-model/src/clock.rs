@@ -51,3 +51,9 @@ impl Clock for FixedClock {
         }
     }
 }
+
+/// `t` as RFC 3339 (`2026-11-01T09:00:00Z`, fractional seconds only when there are some): how
+/// every time tenure shows or records reads.
+pub fn rfc3339(t: OffsetDateTime) -> String {
+    t.format(&time::format_description::well_known::Rfc3339).unwrap_or_else(|_| t.to_string())
+}

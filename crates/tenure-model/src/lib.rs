@@ -14,7 +14,7 @@ pub mod principal;
 pub mod text;
 
 pub use access::{ApproverRole, RequestKind, RequestState, Role, RoleName};
-pub use clock::{Clock, FixedClock, SystemClock};
+pub use clock::{Clock, FixedClock, SystemClock, rfc3339};
 pub use credential::CredentialKind;
 pub use grant::{AccountState, GrantOrigin, GrantState};
 pub use identity::{IdentityKind, IdentityRef, RefError};

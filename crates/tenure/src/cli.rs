@@ -302,7 +302,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Jobs(JobsCommand::Run) => {
             let engine = open(&g.data_dir)?;
             ensure_policy(&engine, g.policy.as_deref())?;
-            let expired = engine.expire()?;
+            let expired = engine.tick()?;
             for g in &expired.grants {
                 println!("expired: {g}");
             }
@@ -664,7 +664,7 @@ async fn expiry_loop(engine: Arc<Engine>, workers: Arc<Workers>, mut stop: tokio
             _ = stop.changed() => return,
         }
         let e = engine.clone();
-        match tokio::task::spawn_blocking(move || e.expire()).await {
+        match tokio::task::spawn_blocking(move || e.tick()).await {
             Ok(Ok(x))
                 if !x.grants.is_empty()
                     || !x.suspended.is_empty()

@@ -279,14 +279,14 @@ fn jit_grants_and_exceptions_leave_ldap_when_they_expire() {
     assert!(members(&w, "payments-create").contains("E1002"), "the exception waives the guardrail");
 
     clock.advance(time::Duration::minutes(31));
-    let expired = engine.expire().unwrap();
+    let expired = engine.tick().unwrap();
     assert_eq!(expired.grants, ["hr:E1001 corp-directory/prod-admin"]);
     run();
     assert!(!members(&w, "prod-admin").contains("E1001"), "the JIT grant outlived its expiry");
     assert!(members(&w, "payments-approve").contains("E1002"));
 
     clock.advance(time::Duration::days(2));
-    assert_eq!(engine.expire().unwrap().grants, ["hr:E1002 corp-directory/payments-approve"]);
+    assert_eq!(engine.tick().unwrap().grants, ["hr:E1002 corp-directory/payments-approve"]);
     run();
     assert!(!members(&w, "payments-approve").contains("E1002"), "the exception outlived its expiry");
     assert!(members(&w, "payments-create").contains("E1002"));

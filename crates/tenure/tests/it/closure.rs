@@ -221,9 +221,9 @@ fn a_leavers_nhis_go_to_the_successor_or_are_suspended_at_the_deadline() {
     // A day before the deadline nothing happens; after it, both are suspended by the clock,
     // their directory accounts locked, and runtime authorization denies them.
     clock.advance(time::Duration::days(13));
-    assert!(engine.expire().unwrap().suspended.is_empty());
+    assert!(engine.tick().unwrap().suspended.is_empty());
     clock.advance(time::Duration::days(2));
-    let expired = engine.expire().unwrap();
+    let expired = engine.tick().unwrap();
     assert_eq!(expired.suspended, ["service-registry:wl-deployer", "service-registry:agent-triage"]);
     run();
     assert_eq!(show("service-registry:wl-deployer").state, "suspended");
@@ -280,10 +280,10 @@ fn after_the_grace_period_a_leavers_accounts_are_deleted_and_verified_gone() {
     assert_eq!(engine.identity_detail("hr:E1010").unwrap().identity.state, "closed");
     // Disabled, still there, through the grace period (30 days in the quickstart).
     clock.advance(time::Duration::days(29));
-    assert!(engine.expire().unwrap().deleting.is_empty());
+    assert!(engine.tick().unwrap().deleting.is_empty());
     assert!(w.ldapsearch("(uid=E1010)", &["uid"]).contains("uid: E1010"));
     clock.advance(time::Duration::days(2));
-    assert_eq!(engine.expire().unwrap().deleting, ["hr:E1010"]);
+    assert_eq!(engine.tick().unwrap().deleting, ["hr:E1010"]);
     run();
     let d = engine.identity_detail("hr:E1010").unwrap();
     assert!(d.accounts.iter().all(|a| a.state == "delete_verified"), "{:?}", d.accounts);
@@ -293,7 +293,7 @@ fn after_the_grace_period_a_leavers_accounts_are_deleted_and_verified_gone() {
     assert!(!ok && err.contains("does not exist"), "{err}");
     assert_eq!(scim_get(&w, "/Users", r#"userName eq "E1010""#)["totalResults"], 0);
     // Nothing more is due, and the certificate still stands.
-    assert!(engine.expire().unwrap().deleting.is_empty());
+    assert!(engine.tick().unwrap().deleting.is_empty());
     let signer = tenure_ledger::Signer::from_seed("test/ledger", &[1; 32]);
     let cert = engine.closure_certificate("hr:E1010", &signer).unwrap();
     assert!(tenure_ledger::closure::verify(&cert, &signer.verifier()).is_ok());

@@ -163,7 +163,7 @@ fn a_jwt_svid_verifies_with_pyjwt_until_its_signing_key_leaves_the_jwks_and_an_x
     // Once the old key's last token has expired, the clock removes it from the JWKS, and
     // PyJWT can no longer find a key for the old token.
     c.clock.advance(time::Duration::minutes(5) + time::Duration::seconds(1));
-    c.engine.expire().unwrap();
+    c.engine.tick().unwrap();
     let jwks: Value =
         serde_json::from_str(&call("GET", &format!("{base}/.well-known/jwks.json"), None, None).1).unwrap();
     assert_eq!(jwks["keys"].as_array().unwrap().len(), 1, "{jwks}");
@@ -567,7 +567,7 @@ fn policy_limits_what_is_issued_to_whom_and_for_how_long() {
     };
     assert!(exists(&role));
     c.clock.advance(time::Duration::minutes(10));
-    c.engine.expire().unwrap();
+    c.engine.tick().unwrap();
     c.run();
     assert!(!exists(&role), "the login is dropped at its expiry");
     let listed: Value =
@@ -598,7 +598,7 @@ fn policy_limits_what_is_issued_to_whom_and_for_how_long() {
     // The departed owner may have seen its secrets: they end now, not at the deadline.
     assert_eq!(introspect(&base, &op, k["secret"].as_str().unwrap())["active"], false, "live while the NHI waits");
     c.clock.advance(time::Duration::days(15));
-    c.engine.expire().unwrap();
+    c.engine.tick().unwrap();
     c.run();
     assert_eq!(introspect(&base, &op, k["secret"].as_str().unwrap())["active"], false);
     // 15 days on, the clock has replaced the signing key, and the old one, whose last token

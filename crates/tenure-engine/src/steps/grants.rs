@@ -6,7 +6,7 @@ use crate::ledger::{Stamp, record};
 use std::collections::{BTreeMap, BTreeSet};
 use tenure_ledger::LedgerEvent;
 use tenure_ledger::event::AccountConflict;
-use tenure_model::{AccountState, GrantOrigin, GrantState, LifecycleState};
+use tenure_model::{AccountState, GrantOrigin, GrantState};
 use tenure_policy::{Bundle, Held, Subject};
 use tenure_store::{GrantRow, IdentityRow, JobKind, NewGrant, NewJob, ReadTx, StoreError, WriteTx};
 use time::OffsetDateTime;
@@ -81,14 +81,14 @@ pub(crate) fn account_name(policy: &Bundle, system: &str, identity: &IdentityRow
 pub(crate) const FINDING_GUARDRAIL: &str = "guardrail_blocked";
 
 /// An identity with what it holds (wanted grants), for policy questions.
-pub(crate) struct Facts {
+pub(crate) struct Holder {
     pub row: IdentityRow,
     reference: String,
     owner: Option<String>,
     pub holding: BTreeSet<String>,
 }
 
-impl Facts {
+impl Holder {
     pub fn new(row: IdentityRow, holding: BTreeSet<String>) -> Self {
         Self { reference: row.reference.to_string(), owner: row.owner.as_ref().map(ToString::to_string), row, holding }
     }
@@ -152,7 +152,7 @@ pub(crate) fn apply_desired(
     let extra = extras(&*tx, &grants, now)?;
     let held: Vec<Held<'_>> =
         extra.iter().map(|(e, origin, waives)| Held { entitlement: e, origin: *origin, waives }).collect();
-    let facts = Facts::new(identity.clone(), BTreeSet::new());
+    let facts = Holder::new(identity.clone(), BTreeSet::new());
     let desired = policy.desired(&facts.subject(), &held);
     let mut change = Change::default();
     let version = policy.version.as_str();
@@ -296,43 +296,6 @@ pub(crate) fn accounts_follow(
         }
     }
     Ok(())
-}
-
-/// The leaver: the identity is `leaving` at once (cut off from this commit on); every wanted
-/// grant becomes `revoking` and every account `disabling`. With nothing to deprovision the
-/// identity is `closed` at once. Every live credential is revoked (and a job enqueued to
-/// carry that out and verify it).
-pub(crate) fn leave(
-    tx: &mut dyn WriteTx,
-    identity: &IdentityRow,
-    version: &str,
-    now: OffsetDateTime,
-) -> Result<Change, WorkflowError> {
-    let revoked = crate::creds::revoke_live(tx, identity, "leaver", version, crate::ACTOR_ENGINE, now)?;
-    let mut change = Change { credentials: revoked.ids, credentials_pending: revoked.job, ..Change::default() };
-    for g in tx.grants(identity.id)? {
-        if g.state.is_wanted() || g.state == GrantState::Revoked {
-            revoke(tx, identity.id, &g, &g.policy_version, now)?;
-            change.revoking.insert(g.entitlement.clone());
-            change.systems.insert(g.system.clone());
-        } else if g.state == GrantState::Revoking {
-            change.systems.insert(g.system.clone());
-        }
-    }
-    for a in tx.accounts(identity.id)? {
-        if !a.state.is_off_verified() {
-            tx.put_account(identity.id, &a.system, &a.name, AccountState::Disabling, now)?;
-        }
-        // Even a verified-disabled account is checked again: the leaver must leave no group.
-        change.systems.insert(a.system.clone());
-    }
-    let mut to = identity.state.transition(LifecycleState::Leaving).map_err(WorkflowError::Transition)?;
-    if change.is_empty() {
-        to = to.transition(LifecycleState::Closed).map_err(WorkflowError::Transition)?;
-    }
-    tx.set_identity_state(identity.id, to, now)?;
-    enqueue(tx, identity.id, &change.systems, now)?;
-    Ok(change)
 }
 
 pub(crate) fn enqueue(
