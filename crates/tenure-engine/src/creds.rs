@@ -18,12 +18,12 @@
 use crate::ledger::{Stamp, record};
 pub use crate::steps::credentials::Verification;
 use crate::{ACTOR_ENGINE, Engine, EngineError, Result};
-use base64::Engine as _;
-use serde_json::{Value, json};
-use std::collections::HashMap;
-use std::io::Write;
-use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::path::Path;
+use std::sync::Arc;
+use tenure_broker::introspect::{self, Introspection};
+use tenure_broker::issue;
+use tenure_broker::keys::{self, FileKeyStore, KeyRing, KeyStore, NewKey};
+use tenure_broker::publish::{self, Discovery, Jwks};
 use tenure_ledger::LedgerEvent;
 use tenure_ledger::event::{CredentialCheck, CredentialIssued, CredentialRevoked, KeyRemoved, KeyRotated};
 use tenure_model::Principal;
@@ -39,93 +39,12 @@ use tenure_svid::spiffe::SpiffeId;
 use tenure_svid::x509::Ca;
 use time::{Duration, OffsetDateTime};
 
-/// The prefix of API keys.
-pub const API_KEY_PREFIX: &str = "tnk_";
 /// The `system` of credential jobs.
 pub use crate::steps::credentials::BROKER;
-/// How long the CA certificate is valid.
-const CA_LIFETIME: Duration = Duration::days(365);
+pub use tenure_broker::{API_KEY_PREFIX, fingerprint_of};
 
 fn invalid(field: &str, message: impl Into<String>) -> EngineError {
     EngineError::Invalid { field: field.to_owned(), message: message.into() }
-}
-
-fn b64(bytes: &[u8]) -> String {
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
-}
-
-/// The broker's private keys, in a directory of their own.
-pub struct KeyRing {
-    dir: PathBuf,
-    jwt: Mutex<HashMap<String, Arc<JwtSigner>>>,
-    ca: Mutex<Option<(String, Arc<Ca>)>>,
-    /// Serialises creating keys, so two requests never make two current keys.
-    creating: Mutex<()>,
-}
-
-impl KeyRing {
-    pub fn new(dir: PathBuf) -> Self {
-        Self { dir, jwt: Mutex::default(), ca: Mutex::default(), creating: Mutex::default() }
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.dir.join(name)
-    }
-
-    /// Write a private key file: created once (never overwritten), 0600, synced.
-    fn write_private(&self, name: &str, pem: &str) -> Result<()> {
-        let io = |e: std::io::Error| EngineError::Task(format!("key directory `{}`: {e}", self.dir.display()));
-        std::fs::create_dir_all(&self.dir).map_err(io)?;
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(&self.dir, std::fs::Permissions::from_mode(0o700)).map_err(io)?;
-        }
-        let mut options = std::fs::OpenOptions::new();
-        options.write(true).create_new(true);
-        #[cfg(unix)]
-        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-        let mut f = options.open(self.path(name)).map_err(io)?;
-        f.write_all(pem.as_bytes()).map_err(io)?;
-        f.sync_all().map_err(io)?;
-        std::fs::File::open(&self.dir).and_then(|d| d.sync_all()).map_err(io)?;
-        Ok(())
-    }
-
-    fn read_private(&self, name: &str) -> Result<String> {
-        std::fs::read_to_string(self.path(name))
-            .map_err(|e| EngineError::Task(format!("signing key `{}`: {e}", self.path(name).display())))
-    }
-
-    fn jwt_signer(&self, kid: &str) -> Result<Arc<JwtSigner>> {
-        let mut cache = self.jwt.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Some(s) = cache.get(kid) {
-            return Ok(s.clone());
-        }
-        let key = tenure_svid::key_from_pem(&self.read_private(&format!("jwt-{kid}.pem"))?)
-            .map_err(|e| EngineError::Task(e.to_string()))?;
-        let signer = Arc::new(JwtSigner::new(key).map_err(|e| EngineError::Task(e.to_string()))?);
-        if signer.kid() != kid {
-            return Err(EngineError::Task(format!("key file jwt-{kid}.pem holds key {}", signer.kid())));
-        }
-        cache.insert(kid.to_owned(), signer.clone());
-        Ok(signer)
-    }
-
-    fn ca(&self, kid: &str, cert_pem: &str) -> Result<Arc<Ca>> {
-        let mut cache = self.ca.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Some((k, ca)) = cache.as_ref()
-            && k == kid
-        {
-            return Ok(ca.clone());
-        }
-        let ca = Arc::new(
-            Ca::from_pem(&self.read_private(&format!("ca-{kid}.pem"))?, cert_pem)
-                .map_err(|e| EngineError::Task(e.to_string()))?,
-        );
-        *cache = Some((kid.to_owned(), ca.clone()));
-        Ok(ca)
-    }
 }
 
 /// What to issue.
@@ -179,16 +98,6 @@ pub struct PendingLogin {
     pub login: tenure_connectors::DynamicLogin,
 }
 
-/// The state a credential is in at `now`.
-fn state(c: &CredentialRow, now: OffsetDateTime) -> &'static str {
-    match (c.revoked_at, c.verified_at) {
-        (Some(_), Some(_)) => "revocation-verified",
-        (Some(_), None) => "revoked",
-        (None, _) if c.expires_at <= now => "expired",
-        (None, _) => "active",
-    }
-}
-
 fn view(tx: &dyn ReadTx, c: &CredentialRow, now: OffsetDateTime) -> Result<CredentialView> {
     let identity = tx.identity_by_id(c.identity_id)?.map(|i| i.reference.to_string()).unwrap_or_default();
     Ok(view_of(c, identity, now))
@@ -200,7 +109,7 @@ fn view_of(c: &CredentialRow, identity: String, now: OffsetDateTime) -> Credenti
         id: c.id.clone(),
         identity,
         kind: c.kind.to_string(),
-        state: state(c, now).to_owned(),
+        state: tenure_broker::state(c, now).to_owned(),
         fingerprint: c.fingerprint.clone(),
         spiffe_id: c.spiffe_id.clone(),
         audience: c.audience.clone(),
@@ -246,76 +155,18 @@ fn rules(policy: &Bundle) -> Result<&CredentialRules> {
 
 /// The signing key of `usage` (`jwt` or `ca`) now in use.
 fn current_key(tx: &dyn ReadTx, usage: &str) -> Result<Option<SigningKeyRow>> {
-    Ok(current_in(&tx.signing_keys()?, usage).cloned())
-}
-
-/// The signing key of `usage` in use, among `keys` (oldest first).
-fn current_in<'k>(keys: &'k [SigningKeyRow], usage: &str) -> Option<&'k SigningKeyRow> {
-    keys.iter().rev().find(|k| k.usage == usage && k.retired_at.is_none())
-}
-
-/// What introspection says about a credential at `now` (RFC 7662 members).
-/// The JWT signing keys a relying party may use: every one not yet removed, as JWKs.
-fn published_jwks(tx: &dyn ReadTx) -> Result<Vec<Value>> {
-    Ok(tx
-        .signing_keys()?
-        .into_iter()
-        .filter(|k| k.usage == "jwt" && k.removed_at.is_none())
-        .filter_map(|k| serde_json::from_str(&k.public).ok())
-        .collect())
-}
-
-fn introspection(
-    tx: &dyn ReadTx,
-    c: Option<&CredentialRow>,
-    now: OffsetDateTime,
-    issuer: Option<&str>,
-) -> Result<Value> {
-    let Some(c) = c else { return Ok(json!({ "active": false })) };
-    let identity = tx.identity_by_id(c.identity_id)?;
-    let good = c.revoked_at.is_none()
-        && c.expires_at > now
-        && identity.as_ref().is_some_and(|i| i.state == LifecycleState::Active);
-    if !good {
-        return Ok(json!({ "active": false }));
-    }
-    let mut v = serde_json::Map::new();
-    let fields = json!({
-        "active": true,
-        "token_type": c.kind,
-        "sub": c.spiffe_id,
-        "exp": c.expires_at.unix_timestamp(),
-        "iat": c.issued_at.unix_timestamp(),
-        "jti": c.id,
-        "identity": identity.map(|i| i.reference.to_string()),
-    });
-    if let Value::Object(m) = fields {
-        v.extend(m);
-    }
-    if !c.audience.is_empty() {
-        v.insert("aud".into(), json!(c.audience));
-    }
-    if let Some(iss) = issuer {
-        v.insert("iss".into(), json!(iss));
-    }
-    Ok(Value::Object(v))
-}
-
-/// The fingerprint of a presented token: the DER of a PEM certificate, else the text.
-pub fn fingerprint_of(token: &str) -> String {
-    let t = token.trim();
-    if t.starts_with("-----BEGIN CERTIFICATE-----")
-        && let Ok(der) = tenure_svid::x509::der_of_pem(t)
-    {
-        return tenure_svid::fingerprint(&der);
-    }
-    tenure_svid::fingerprint(t.as_bytes())
+    Ok(keys::current(&tx.signing_keys()?, usage).cloned())
 }
 
 impl Engine {
     /// Where the broker keeps its private keys (`DATA_DIR/keys`). Set once, before issuing.
     pub fn set_key_dir(&self, dir: &Path) {
-        let _ = self.keys.set(KeyRing::new(dir.to_owned()));
+        self.set_key_store(Box::new(FileKeyStore::new(dir.to_owned())));
+    }
+
+    /// Where the broker keeps its private keys, any [`KeyStore`]. Set once, before issuing.
+    pub fn set_key_store(&self, store: Box<dyn KeyStore>) {
+        let _ = self.keys.set(KeyRing::new(store));
     }
 
     /// Where clients reach this server (`serve --public-url`, default `http://LISTEN`): the
@@ -334,17 +185,17 @@ impl Engine {
         if let Some(k) = current_key(self.store.read()?.as_ref(), "jwt")?
             && k.created_at + rules.signing_key_rotation > now
         {
-            return self.keys()?.jwt_signer(&k.kid);
+            return Ok(self.keys()?.jwt_signer(&k.kid)?);
         }
         let kid = self.rotate_jwt_key(version, "scheduled", ACTOR_ENGINE, Some(rules.signing_key_rotation))?;
-        self.keys()?.jwt_signer(&kid)
+        Ok(self.keys()?.jwt_signer(&kid)?)
     }
 
     /// Replace the JWT signing key; the old one stays published until its last token expired.
     /// With `if_older_than`, only when the current key is at least that old (or missing).
     fn rotate_jwt_key(&self, version: &str, why: &str, actor: &str, if_older_than: Option<Duration>) -> Result<String> {
         let keys = self.keys()?;
-        let _one = keys.creating.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let _one = keys.creating();
         let now = self.clock.now();
         let old = current_key(self.store.read()?.as_ref(), "jwt")?;
         if let (Some(o), Some(age)) = (&old, if_older_than)
@@ -353,27 +204,18 @@ impl Engine {
             // Someone rotated it while we waited.
             return Ok(o.kid.clone());
         }
-        let signer = JwtSigner::new(tenure_svid::generate_key()).map_err(|e| EngineError::Task(e.to_string()))?;
-        let pem = tenure_svid::key_to_pem(signer.key()).map_err(|e| EngineError::Task(e.to_string()))?;
-        // The file first: a crash before the commit leaves an unused file, never a row
-        // without its key.
-        keys.write_private(&format!("jwt-{}.pem", signer.kid()), &pem)?;
-        let jwk = signer.jwk().map_err(|e| EngineError::Task(e.to_string()))?;
+        let key = keys.new_jwt_key()?;
         let why = KeyRotated { why: Some(why.to_owned()), ..KeyRotated::default() };
-        self.record_key("jwt", signer.kid(), jwk.to_string(), old.as_ref(), actor, version, why)?;
-        let kid = signer.kid().to_owned();
-        keys.jwt.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(kid.clone(), Arc::new(signer));
+        self.record_key(&key, old.as_ref(), actor, version, why)?;
+        let kid = key.kid;
         Ok(kid)
     }
 
     /// Record a new signing key (its private half already in the key directory) and retire the
     /// one it replaces, with the ledger entry, in one transaction.
-    #[expect(clippy::too_many_arguments, reason = "one call per key kind; a struct would only rename them")]
     fn record_key(
         &self,
-        usage: &str,
-        kid: &str,
-        public: String,
+        key: &NewKey,
         old: Option<&SigningKeyRow>,
         actor: &str,
         version: &str,
@@ -382,9 +224,9 @@ impl Engine {
         let now = self.clock.now();
         let mut tx = self.store.write()?;
         tx.insert_signing_key(&SigningKeyRow {
-            kid: kid.to_owned(),
-            usage: usage.to_owned(),
-            public,
+            kid: key.kid.clone(),
+            usage: key.usage.to_owned(),
+            public: key.public.clone(),
             created_at: now,
             retired_at: None,
             removed_at: None,
@@ -392,8 +234,8 @@ impl Engine {
         if let Some(o) = old {
             tx.retire_signing_key(&o.kid, now)?;
         }
-        event.usage = usage.to_owned();
-        event.kid = kid.to_owned();
+        event.usage = key.usage.to_owned();
+        event.kid = key.kid.clone();
         event.retired = old.map(|o| o.kid.clone());
         record(tx.as_mut(), Stamp::new(now, actor, version), "broker", LedgerEvent::KeyRotated(event))?;
         tx.commit()?;
@@ -411,31 +253,22 @@ impl Engine {
     fn ca(&self, rules: &CredentialRules, version: &str) -> Result<Arc<Ca>> {
         let now = self.clock.now();
         if let Some(k) = current_key(self.store.read()?.as_ref(), "ca")?
-            && k.created_at + CA_LIFETIME - Duration::days(30) > now
+            && keys::ca_fresh(&k, now)
         {
-            return self.keys()?.ca(&k.kid, &k.public);
+            return Ok(self.keys()?.ca(&k.kid, &k.public)?);
         }
         let keys = self.keys()?;
-        let _one = keys.creating.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let _one = keys.creating();
         if let Some(k) = current_key(self.store.read()?.as_ref(), "ca")?
-            && k.created_at + CA_LIFETIME - Duration::days(30) > now
+            && keys::ca_fresh(&k, now)
         {
-            return keys.ca(&k.kid, &k.public);
+            return Ok(keys.ca(&k.kid, &k.public)?);
         }
-        let start = now.unix_timestamp() - 60;
-        let ca = Ca::generate(&rules.trust_domain, start, start + CA_LIFETIME.whole_seconds())
-            .map_err(|e| EngineError::Task(e.to_string()))?;
-        let cert = ca.cert_pem().map_err(|e| EngineError::Task(e.to_string()))?;
-        let kid = tenure_svid::fingerprint(cert.as_bytes()).get(..16).unwrap_or_default().to_owned();
-        keys.write_private(
-            &format!("ca-{kid}.pem"),
-            &tenure_svid::key_to_pem(ca.key()).map_err(|e| EngineError::Task(e.to_string()))?,
-        )?;
         let old = current_key(self.store.read()?.as_ref(), "ca")?;
+        let key = keys.new_ca(&rules.trust_domain, now)?;
         let domain = KeyRotated { trust_domain: Some(rules.trust_domain.clone()), ..KeyRotated::default() };
-        self.record_key("ca", &kid, cert, old.as_ref(), ACTOR_ENGINE, version, domain)?;
-        let ca = Arc::new(ca);
-        *keys.ca.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some((kid, ca.clone()));
+        self.record_key(&key, old.as_ref(), ACTOR_ENGINE, version, domain)?;
+        let ca = keys.ca(&key.kid, &key.public)?;
         Ok(ca)
     }
 
@@ -551,53 +384,18 @@ impl Engine {
             replaces: req.replaces.clone(),
         };
         let mut username = None;
-        let mut bundle = None;
         let mut pending = None;
-        let secret = match req.kind {
+        let minted = match req.kind {
             CredentialKind::JwtSvid => {
                 let signer = signer.ok_or_else(|| EngineError::Task("no signer".into()))?;
-                if req.audience.is_empty() || req.audience.iter().any(String::is_empty) {
-                    return Err(invalid("audience", "a JWT-SVID needs at least one non-empty audience"));
-                }
-                let claims = json!({
-                    "sub": sid.as_str(),
-                    "aud": req.audience,
-                    "exp": expires_at.unix_timestamp(),
-                    "iat": now.unix_timestamp(),
-                    "jti": id,
-                    "iss": rules.issuer(),
-                });
                 row.audience = req.audience.clone();
-                row.name = Some(signer.kid().to_owned());
-                let token = signer.sign(&claims).map_err(|e| EngineError::Task(e.to_string()))?;
-                row.fingerprint = tenure_svid::fingerprint(token.as_bytes());
-                token
+                issue::jwt_svid(&signer, sid.as_str(), &req.audience, &id, &rules.issuer(), now, expires_at)?
             }
             CredentialKind::X509Svid => {
                 let ca = ca.ok_or_else(|| EngineError::Task("no CA".into()))?;
-                let csr = req.csr.as_deref().ok_or_else(|| invalid("csr", "an X.509-SVID needs a PEM CSR"))?;
-                let serial = tenure_svid::x509::random_serial();
-                // notBefore is backdated 30 s for clock skew; that counts inside the lifetime, so
-                // the certificate is never valid longer than policy allows.
-                let not_before = now - Duration::seconds(30);
-                let not_after = expires_at.min(not_before + ttl);
-                // The recorded lifetime is the certificate's, so a rotation keeps it whole.
-                row.issued_at = not_before;
-                row.expires_at = not_after;
-                let der = ca
-                    .issue(csr, sid.as_str(), &serial, not_before.unix_timestamp(), not_after.unix_timestamp())
-                    .map_err(|e| invalid("csr", e.to_string()))?;
-                row.name = Some(hex::encode(serial));
-                row.fingerprint = tenure_svid::fingerprint(&der);
-                bundle = Some(ca.cert_pem().map_err(|e| EngineError::Task(e.to_string()))?);
-                tenure_svid::x509::pem(&der).map_err(|e| EngineError::Task(e.to_string()))?
+                issue::x509_svid(&ca, req.csr.as_deref(), sid.as_str(), now, expires_at, ttl)?
             }
-            CredentialKind::ApiKey => {
-                let key =
-                    format!("{API_KEY_PREFIX}{}_{}", id.trim_start_matches("crd_"), b64(&rand::random::<[u8; 32]>()));
-                row.fingerprint = tenure_svid::fingerprint(key.as_bytes());
-                key
-            }
+            CredentialKind::ApiKey => issue::api_key(&id, now, expires_at),
             CredentialKind::PostgresLogin => {
                 let system = req.system.clone().ok_or_else(|| invalid("system", "a dynamic login needs a system"))?;
                 let def =
@@ -617,27 +415,31 @@ impl Engine {
                     .filter(|g| g.system == system && g.state.is_wanted())
                     .filter_map(|g| g.entitlement.split_once('/').map(|(_, n)| n.to_owned()))
                     .collect();
-                let base: String = nhi.reference.external_id().chars().take(40).collect();
-                let name = format!("{base}-{}", hex::encode(rand::random::<[u8; 4]>()));
-                let password = b64(&rand::random::<[u8; 32]>());
+                let minted = issue::dynamic_login(nhi.reference.external_id(), now, expires_at);
+                let name = minted.name.clone().unwrap_or_default();
                 row.system = Some(system.clone());
-                row.name = Some(name.clone());
-                row.fingerprint = tenure_svid::fingerprint(password.as_bytes());
                 username = Some(name.clone());
                 pending = Some(PendingLogin {
                     credential: id.clone(),
                     system,
                     login: tenure_connectors::DynamicLogin {
                         name,
-                        password: password.clone(),
+                        password: minted.secret.clone(),
                         valid_until: ts(expires_at),
                         groups,
                         comment: format!("tenure credential {id} of {}", nhi.reference),
                     },
                 });
-                password
+                minted
             }
         };
+        row.fingerprint = minted.fingerprint.clone();
+        row.name = minted.name.clone();
+        // The recorded lifetime is the credential's own (a certificate's notBefore is backdated),
+        // so a rotation keeps it whole.
+        row.issued_at = minted.valid_from;
+        row.expires_at = minted.valid_until;
+        let (secret, bundle) = (minted.secret, minted.bundle);
         // Recorded in a shared transaction (group commit): concurrent issuers share one fsync.
         // A leaver (or suspension) may have committed since the check above: nothing signed
         // leaves then.
@@ -783,17 +585,21 @@ impl Engine {
 
     /// RFC 7662 introspection of a presented token (a JWT-SVID, an API key, a dynamic login's
     /// password, or an X.509-SVID in PEM).
-    pub fn introspect(&self, token: &str) -> Result<Value> {
+    pub fn introspect(&self, token: &str) -> Result<Introspection> {
         self.introspect_fingerprint(&fingerprint_of(token))
     }
 
-    pub fn introspect_fingerprint(&self, fingerprint: &str) -> Result<Value> {
+    pub fn introspect_fingerprint(&self, fingerprint: &str) -> Result<Introspection> {
         let now = self.clock.now();
         let tx = self.store.read()?;
         let c = tx.credential_by_fingerprint(fingerprint)?;
+        let identity = match &c {
+            Some(c) => tx.identity_by_id(c.identity_id)?,
+            None => None,
+        };
         // From the same snapshot: no second read transaction on this hot path.
         let issuer = self.policy_in(tx.as_ref())?.credentials.as_ref().map(CredentialRules::issuer);
-        introspection(tx.as_ref(), c.as_ref(), now, issuer.as_deref())
+        Ok(introspect::introspect(c.as_ref(), identity.as_ref(), now, issuer.as_deref()))
     }
 
     /// A workload authenticating with a credential tenure issued it (an API key or a
@@ -811,7 +617,7 @@ impl Engine {
             // audience naming tenure itself. A JWT-SVID minted for `payments` is no login here.
             let policy = self.policy_in(tx.as_ref())?;
             let audience = rules(&policy)?.issuer();
-            let keys = published_jwks(tx.as_ref())?;
+            let keys = publish::jwks(&tx.signing_keys()?).values();
             tenure_svid::jwt::verify(bearer, &keys, now.unix_timestamp(), Some(&audience))
                 .map_err(|e| unauth(&format!("JWT-SVID refused: {e}")))?;
         }
@@ -847,8 +653,8 @@ impl Engine {
     }
 
     /// The JWKS: every JWT signing key not yet removed.
-    pub fn jwks(&self) -> Result<Value> {
-        Ok(json!({ "keys": published_jwks(self.store.read()?.as_ref())? }))
+    pub fn jwks(&self) -> Result<Jwks> {
+        Ok(publish::jwks(&self.store.read()?.signing_keys()?))
     }
 
     /// The X.509 trust bundle (PEM): the CA certificates still trusted.
@@ -856,14 +662,7 @@ impl Engine {
         let policy = self.current_policy()?;
         let rules = rules(&policy)?;
         self.ca(rules, policy.version.as_str())?;
-        Ok(self
-            .store
-            .read()?
-            .signing_keys()?
-            .into_iter()
-            .filter(|k| k.usage == "ca" && k.removed_at.is_none())
-            .map(|k| k.public)
-            .collect())
+        Ok(publish::trust_bundle(&self.store.read()?.signing_keys()?))
     }
 
     /// The CRL (PEM) of revoked, unexpired X.509-SVIDs, signed by the current CA; valid ten
@@ -872,38 +671,20 @@ impl Engine {
         let policy = self.current_policy()?;
         let ca = self.ca(rules(&policy)?, policy.version.as_str())?;
         let now = self.clock.now();
-        let revoked: Vec<(Vec<u8>, i64)> = self
-            .store
-            .read()?
-            .revoked_certificates(now)?
-            .into_iter()
-            .filter_map(|c| Some((hex::decode(c.name?).ok()?, c.revoked_at?.unix_timestamp())))
-            .collect();
-        ca.crl(&revoked, now.unix_timestamp(), (now + Duration::minutes(10)).unix_timestamp())
-            .map_err(|e| EngineError::Task(e.to_string()))
+        Ok(publish::crl(&ca, &self.store.read()?.revoked_certificates(now)?, now)?)
     }
 
     /// The OIDC discovery document. Its `issuer` is the configured one (policy `issuer`, else
     /// `spiffe://TRUST_DOMAIN`), and its endpoints hang off the server's configured public URL
     /// ([`Engine::set_public_url`]): nothing in it comes from a request, so a caching proxy
     /// cannot be made to serve a poisoned copy.
-    pub fn discovery(&self) -> Result<Value> {
+    pub fn discovery(&self) -> Result<Discovery> {
         let policy = self.current_policy()?;
         let rules = rules(&policy)?;
-        let issuer = rules.issuer();
         let base = self.public_url.get().cloned().ok_or_else(|| {
             EngineError::Refused("the server's public URL is not configured (`serve --public-url`)".into())
         })?;
-        Ok(json!({
-            "issuer": issuer,
-            "jwks_uri": format!("{base}/.well-known/jwks.json"),
-            "introspection_endpoint": format!("{base}/v1/oauth/introspect"),
-            "revocation_endpoint": format!("{base}/v1/oauth/revoke"),
-            "id_token_signing_alg_values_supported": [tenure_svid::jwt::ALG],
-            "response_types_supported": ["id_token"],
-            "subject_types_supported": ["public"],
-            "spiffe_trust_domain": rules.trust_domain,
-        }))
+        Ok(publish::discovery(rules.issuer(), &base, &rules.trust_domain))
     }
 
     /// Revoked credentials of an identity still to verify, for the worker.
@@ -919,8 +700,9 @@ impl Engine {
         let mut crl: Option<Vec<Vec<u8>>> = None;
         let mut out = Vec::with_capacity(creds.len());
         for c in creds {
-            let answer = self.introspect_fingerprint(&c.fingerprint)?;
-            let inactive = answer.get("active") == Some(&Value::Bool(false));
+            let seen = self.introspect_fingerprint(&c.fingerprint)?;
+            let inactive = !seen.active;
+            let answer = serde_json::to_value(&seen).map_err(|e| EngineError::Task(e.to_string()))?;
             let (ok, evidence) = match c.kind {
                 CredentialKind::X509Svid if c.expires_at > now => {
                     let serials = match &mut crl {
@@ -960,7 +742,7 @@ impl Engine {
         };
         // The JWT signing key's scheduled rotation (issuing also rotates a key past its time).
         if let (Some(rules), Some(_)) = (&policy.credentials, self.keys.get())
-            && current_in(&keys, "jwt").is_some_and(|k| k.created_at + rules.signing_key_rotation <= now)
+            && keys::current(&keys, "jwt").is_some_and(|k| k.created_at + rules.signing_key_rotation <= now)
         {
             self.rotate_jwt_key(version, "scheduled", ACTOR_ENGINE, Some(rules.signing_key_rotation))?;
             done += 1;

@@ -45,16 +45,24 @@ pub enum EngineError {
     NoPolicy,
     Store(StoreError),
     NotFound(String),
-    BadStoredPolicy { version: String, source: BundleError },
+    BadStoredPolicy {
+        version: String,
+        source: BundleError,
+    },
     Task(String),
     NoEntry(i64),
     Ledger(String),
-    Invalid { field: String, message: String },
+    Invalid {
+        field: String,
+        message: String,
+    },
     Refused(String),
     Conflict(String),
     Unauthenticated(String),
     Forbidden(String),
     NoCheckpoint(i64),
+    /// The broker could not keep, load or use a key.
+    Broker(tenure_broker::BrokerError),
 }
 
 impl EngineError {
@@ -75,6 +83,7 @@ impl EngineError {
             Self::Unauthenticated(_) => "EN0012",
             Self::Forbidden(_) => "EN0013",
             Self::NoCheckpoint(_) => "EN0014",
+            Self::Broker(_) => "EN0015",
         }
     }
 }
@@ -104,6 +113,7 @@ impl std::fmt::Display for EngineError {
                 f,
                 "no checkpoint of size {s} (`tenure ledger checkpoint` signs one; sizes are listed in an export's checkpoints/)"
             ),
+            Self::Broker(e) => write!(f, "credential broker: {e}"),
         }
     }
 }
@@ -113,7 +123,19 @@ impl std::error::Error for EngineError {
         match self {
             Self::Store(e) => Some(e),
             Self::BadStoredPolicy { source, .. } => Some(source),
+            Self::Broker(e) => Some(e),
             _ => None,
+        }
+    }
+}
+
+impl From<tenure_broker::BrokerError> for EngineError {
+    fn from(e: tenure_broker::BrokerError) -> Self {
+        match e {
+            tenure_broker::BrokerError::Invalid { field, message } => {
+                Self::Invalid { field: field.to_owned(), message }
+            }
+            e => Self::Broker(e),
         }
     }
 }
@@ -136,7 +158,7 @@ pub struct Engine {
     policies: Mutex<HashMap<String, Arc<Bundle>>>,
     /// Group commit of decisions and issued credentials.
     commits: commit::GroupCommit,
-    keys: std::sync::OnceLock<creds::KeyRing>,
+    keys: std::sync::OnceLock<tenure_broker::keys::KeyRing>,
     public_url: std::sync::OnceLock<String>,
     auth_failures: tokens::AuthFailures,
 }

@@ -1,6 +1,8 @@
 //! Wire types: the JSON shapes that cross tenure's edges (events in, identity views and errors
 //! out). They are the public contract and are converted explicitly to and from domain types.
 
+pub mod broker;
+
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use time::OffsetDateTime;

@@ -303,6 +303,7 @@ impl IntoResponse for ApiError {
                 EngineError::Store(_)
                 | EngineError::BadStoredPolicy { .. }
                 | EngineError::Task(_)
+                | EngineError::Broker(_)
                 | EngineError::Ledger(_) => {
                     // The details are for operators, in the log; clients get the code only.
                     tracing::error!(error = %e, "request failed");
@@ -495,13 +496,14 @@ async fn metrics(State(s): State<AppState>) -> Result<Response, ApiError> {
     Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response())
 }
 
-async fn discovery(State(s): State<AppState>) -> Result<Json<serde_json::Value>, ApiError> {
+async fn discovery(State(s): State<AppState>) -> Result<Json<tenure_proto::broker::Discovery>, ApiError> {
     Ok(Json(s.run(move |engine| engine.discovery()).await?))
 }
 
 async fn jwks(State(s): State<AppState>) -> Result<Response, ApiError> {
     let keys = s.run(move |engine| engine.jwks()).await?;
-    Ok(([(header::CONTENT_TYPE, "application/jwk-set+json")], keys.to_string()).into_response())
+    let body = serde_json::to_string(&keys).map_err(|e| EngineError::Task(e.to_string()))?;
+    Ok(([(header::CONTENT_TYPE, "application/jwk-set+json")], body).into_response())
 }
 
 async fn trust_bundle(State(s): State<AppState>) -> Result<Response, ApiError> {
@@ -603,7 +605,7 @@ async fn introspect(
     State(s): State<AppState>,
     headers: axum::http::HeaderMap,
     raw: Bytes,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<tenure_proto::broker::Introspection>, ApiError> {
     let form = token_form(&headers, &raw)?;
     Ok(Json(s.run(move |engine| engine.introspect(&form.token)).await?))
 }

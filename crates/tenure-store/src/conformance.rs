@@ -432,7 +432,7 @@ pub fn policies_and_checkpoints(s: &dyn Store) {
     assert_eq!(tx.checkpoints().unwrap(), vec![cp]);
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "sqlite"))]
 mod tests {
     #[test]
     fn sqlite_conforms() {

@@ -6,9 +6,11 @@
 #[cfg(any(test, feature = "conformance"))]
 pub mod conformance;
 pub mod rows;
+#[cfg(feature = "sqlite")]
 pub mod sqlite;
 
 pub use rows::*;
+#[cfg(feature = "sqlite")]
 pub use sqlite::SqliteStore;
 
 use std::collections::BTreeMap;

@@ -367,7 +367,7 @@ async fn credentials(
     };
     let jwt = workers.issue_credential(ask(CredentialKind::JwtSvid, &["search-index"], None, None), by()).await?;
     let jwks = engine.jwks()?;
-    let keys = jwks.get("keys").and_then(|k| k.as_array()).cloned().unwrap_or_default();
+    let keys = jwks.values();
     let now = engine.clock().now().unix_timestamp();
     let claims = tenure_svid::jwt::verify(&jwt.secret, &keys, now, Some("search-index"));
     println!(
@@ -406,10 +406,7 @@ async fn credentials(
     checks.check(role.is_some_and(|r| r.enabled), "the dynamic login exists and may log in");
     let secrets = [&jwt.secret, &svid.secret, &api_key.secret, &login.secret];
     let active = |engine: &Engine| -> anyhow::Result<Vec<bool>> {
-        secrets
-            .iter()
-            .map(|s| Ok(engine.introspect(s)?.get("active") == Some(&serde_json::Value::Bool(true))))
-            .collect()
+        secrets.iter().map(|s| Ok(engine.introspect(s)?.active)).collect()
     };
     checks.check(active(engine)?.iter().all(|a| *a), "introspection: all four active");
 

@@ -581,14 +581,7 @@ fn policy_limits_what_is_issued_to_whom_and_for_how_long() {
     );
     // The JWT signing key in use now; the clock replaces it after `signing_key_rotation` (24h).
     issued(&base, &op, json!({ "identity": "service-registry:svc-a", "kind": "jwt-svid", "audience": ["x"] }));
-    let kids = |c: &Clocked| -> Vec<String> {
-        c.engine.jwks().unwrap()["keys"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|k| k["kid"].as_str().unwrap().to_owned())
-            .collect()
-    };
+    let kids = |c: &Clocked| -> Vec<String> { c.engine.jwks().unwrap().keys.into_iter().map(|k| k.kid).collect() };
     let first = kids(&c);
     assert_eq!(first.len(), 1);
 
