@@ -34,6 +34,29 @@ pub struct AccessRequest {
     pub duration: Option<Duration>,
 }
 
+impl AccessRequest {
+    /// A request as a client sent it (`POST /v1/requests`): `access` unless it says otherwise,
+    /// for the caller unless it names a beneficiary.
+    pub fn from_wire(w: tenure_proto::RequestWire, caller: &Principal) -> Result<Self> {
+        let kind = match w.kind.as_deref() {
+            None => RequestKind::Access,
+            Some(k) => k.parse::<RequestKind>().map_err(|e| invalid("kind", e))?,
+        };
+        let duration = w
+            .duration_minutes
+            .map(|m| tenure_model::credential::bounded(m, 60, "minutes"))
+            .transpose()
+            .map_err(|e| invalid("duration_minutes", e))?;
+        Ok(Self {
+            beneficiary: w.beneficiary.unwrap_or_else(|| caller.identity.to_string()),
+            entitlement: w.entitlement,
+            kind,
+            intent: w.intent,
+            duration,
+        })
+    }
+}
+
 fn invalid(field: &str, message: impl Into<String>) -> EngineError {
     EngineError::Invalid { field: field.to_owned(), message: message.into() }
 }
@@ -382,6 +405,12 @@ impl Engine {
         let tx = self.store.read()?;
         let r = tx.request(id)?.ok_or_else(|| EngineError::NotFound(format!("request {id}")))?;
         request_view(&*tx, r)
+    }
+
+    /// Requests in the state named (`pending`, `approved`, `denied`, `expired`), or all.
+    pub fn list_requests_in(&self, state: Option<&str>) -> Result<Vec<RequestView>> {
+        let state = state.map(|s| s.parse::<RequestState>().map_err(|e| invalid("state", e))).transpose()?;
+        self.list_requests(state)
     }
 
     pub fn list_requests(&self, state: Option<RequestState>) -> Result<Vec<RequestView>> {

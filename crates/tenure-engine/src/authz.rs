@@ -33,7 +33,44 @@ pub struct Question {
     pub context: serde_json::Value,
 }
 
+impl Question {
+    /// The question a client asked (`POST /v1/authorize`).
+    pub fn from_wire(w: tenure_proto::AuthorizeWire) -> Self {
+        let r = w.resource;
+        Self {
+            principal: w.principal,
+            action: w.action,
+            resource: ResourceSpec { kind: r.kind, id: r.id, attributes: r.attributes, tags: r.tags },
+            context: w.context,
+        }
+    }
+}
+
+/// A decision as clients see it.
+pub fn decision_view(d: &Decision) -> tenure_proto::DecisionView {
+    tenure_proto::DecisionView {
+        decision: d.decision.as_str().to_owned(),
+        policies: d.policies.clone(),
+        reasons: d.reasons.clone(),
+        errors: d.errors.clone(),
+        approval: d.approval.as_ref().map(|a| tenure_proto::ApprovalNeeded {
+            roles: a.roles.iter().map(|r| r.as_str().to_owned()).collect(),
+            count: a.count,
+        }),
+        policy_version: d.policy_version.clone(),
+    }
+}
+
 impl Engine {
+    /// `POST /v1/authorize`: the question as a client sent it, asked by `caller`.
+    pub fn authorize_wire(
+        &self,
+        caller: &tenure_model::Principal,
+        w: tenure_proto::AuthorizeWire,
+    ) -> Result<tenure_proto::DecisionView> {
+        Ok(decision_view(&self.authorize(&Question::from_wire(w), &caller.identity.to_string())?))
+    }
+
     /// Decide, log durably, answer. An unknown principal is denied (and logged); a question
     /// that does not fit the schema is bad input.
     pub fn authorize(&self, q: &Question, caller: &str) -> Result<Decision> {

@@ -61,6 +61,26 @@ pub struct CredentialRequest {
     pub replaces: Option<String>,
 }
 
+impl CredentialRequest {
+    /// A request as a client sent it (`POST /v1/credentials`): for the caller unless it names
+    /// an identity; the lifetime as a duration (`5m`, `24h`), the policy's maximum by default.
+    pub fn from_wire(w: tenure_proto::CredentialWire, caller: &Principal) -> Result<Self> {
+        let kind = w.kind.parse::<CredentialKind>().map_err(|e| invalid("kind", e))?;
+        let ttl =
+            w.ttl.as_deref().map(tenure_model::credential::parse_ttl).transpose().map_err(|e| invalid("ttl", e))?;
+        Ok(Self {
+            identity: w.identity.unwrap_or_else(|| caller.identity.to_string()),
+            kind,
+            ttl,
+            audience: w.audience,
+            csr: w.csr,
+            system: w.system,
+            purpose: w.purpose,
+            replaces: None,
+        })
+    }
+}
+
 /// Who asks: an operator at the command line (trusted like the database), or an API caller,
 /// which must be the NHI itself or its owner.
 #[derive(Debug, Clone)]
@@ -509,7 +529,7 @@ impl Engine {
     pub fn login_failed(&self, credential: &str, error: &str) -> Result<()> {
         self.revoke_credential(
             credential,
-            &format!("provisioning failed: {error}"),
+            Some(&format!("provisioning failed: {error}")),
             &Requester::Operator(ACTOR_ENGINE.into()),
         )
         .map(|_| ())
@@ -540,7 +560,9 @@ impl Engine {
     }
 
     /// Revoke one credential (by id); it stops working at once, and the worker verifies it.
-    pub fn revoke_credential(&self, id: &str, reason: &str, by: &Requester) -> Result<CredentialView> {
+    /// Revoke one credential (by id), for `reason` ("revoked on request" when none is given).
+    pub fn revoke_credential(&self, id: &str, reason: Option<&str>, by: &Requester) -> Result<CredentialView> {
+        let reason = reason.unwrap_or("revoked on request");
         let version = self.current_policy()?.version.to_string();
         let now = self.clock.now();
         let mut tx = self.store.write()?;
@@ -574,7 +596,7 @@ impl Engine {
         let found = self.store.read()?.credential_by_fingerprint(&fingerprint_of(token))?;
         match found {
             Some(c) if c.revoked_at.is_none() => {
-                match self.revoke_credential(&c.id, "revoked by its holder or owner", by) {
+                match self.revoke_credential(&c.id, Some("revoked by its holder or owner"), by) {
                     Ok(_) | Err(EngineError::NotFound(_) | EngineError::Conflict(_)) => Ok(()),
                     Err(e) => Err(e),
                 }

@@ -90,6 +90,14 @@ pub struct GrantView {
     pub expires_at: Option<String>,
 }
 
+/// `GET /healthz`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Health {
+    /// `ok`.
+    pub status: String,
+    pub policy_version: String,
+}
+
 /// The queue (`GET /v1/jobs`, `tenure jobs status`): counts by state, and the jobs asked for
 /// (the dead-lettered ones, unless a state is named).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -225,9 +233,49 @@ pub struct RequestView {
 pub struct AuthorizeWire {
     pub principal: String,
     pub action: String,
-    pub resource: serde_json::Value,
+    pub resource: ResourceWire,
     #[serde(default = "empty_object")]
     pub context: serde_json::Value,
+}
+
+/// The resource of an authorization question: a typed id with attributes and (for
+/// `Tenure::Resource`) tags.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResourceWire {
+    /// The Cedar entity type; `Tenure::Resource` when left out.
+    #[serde(rename = "type", default = "default_resource_type")]
+    pub kind: String,
+    pub id: String,
+    #[serde(default)]
+    pub attributes: serde_json::Map<String, serde_json::Value>,
+    #[serde(default)]
+    pub tags: BTreeMap<String, String>,
+}
+
+fn default_resource_type() -> String {
+    "Tenure::Resource".into()
+}
+
+/// A policy decision (`POST /v1/authorize`, and a request's decision): the verdict, the
+/// policies and reasons behind it, evaluation errors, who must approve, the policy version.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DecisionView {
+    /// `allow`, `deny` or `needs_approval`.
+    pub decision: String,
+    pub policies: Vec<String>,
+    pub reasons: Vec<String>,
+    pub errors: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approval: Option<ApprovalNeeded>,
+    pub policy_version: String,
+}
+
+/// Who must approve: someone eligible for each role, `count` distinct people in all.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApprovalNeeded {
+    pub roles: Vec<String>,
+    pub count: u32,
 }
 
 fn empty_object() -> serde_json::Value {

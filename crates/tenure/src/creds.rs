@@ -171,7 +171,7 @@ pub async fn run(g: &Global, cmd: CredsCommand) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::SUCCESS);
         }
         CredsCommand::Revoke { id, reason } => {
-            return match engine.revoke_credential(&id, &reason, &by) {
+            return match engine.revoke_credential(&id, Some(&reason), &by) {
                 Ok(c) => {
                     println!("{} {} of {} revoked", c.kind, c.id, c.identity);
                     // Carry it out and verify it now (a dynamic login is dropped).

@@ -1,0 +1,82 @@
+//! Access, JIT and exception requests, their answers, and runtime authorization.
+
+use crate::{ApiError, AppState, json_body};
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::{Extension, Json};
+use tenure_engine::access::AccessRequest;
+use tenure_model::Principal;
+use tenure_proto::{AnswerWire, AuthorizeWire, DecisionView, RequestView, RequestWire};
+
+pub(crate) async fn create_request(
+    State(s): State<AppState>,
+    Extension(caller): Extension<Principal>,
+    raw: Bytes,
+) -> Result<(StatusCode, Json<RequestView>), ApiError> {
+    let w: RequestWire = json_body(&raw)?;
+    let req = AccessRequest::from_wire(w, &caller)?;
+    let view = s.run(move |engine| engine.request(&caller, &req)).await?;
+    s.workers.notify();
+    Ok((StatusCode::CREATED, Json(view)))
+}
+
+#[derive(serde::Deserialize)]
+pub(crate) struct ListQuery {
+    state: Option<String>,
+}
+
+pub(crate) async fn list_requests(
+    State(s): State<AppState>,
+    Query(q): Query<ListQuery>,
+) -> Result<Json<Vec<RequestView>>, ApiError> {
+    Ok(Json(s.run(move |engine| engine.list_requests_in(q.state.as_deref())).await?))
+}
+
+pub(crate) async fn show_request(
+    State(s): State<AppState>,
+    Extension(caller): Extension<Principal>,
+    Path(id): Path<i64>,
+) -> Result<Json<RequestView>, ApiError> {
+    Ok(Json(s.run(move |engine| engine.request_for(&caller, id)).await?))
+}
+
+pub(crate) async fn answer(
+    s: AppState,
+    caller: Principal,
+    id: i64,
+    raw: Bytes,
+    approve: bool,
+) -> Result<Json<RequestView>, ApiError> {
+    let w: AnswerWire = json_body(&raw)?;
+    let view = s.run(move |engine| engine.answer(&caller.identity, id, approve, &w.reason)).await?;
+    s.workers.notify();
+    Ok(Json(view))
+}
+
+pub(crate) async fn approve(
+    State(s): State<AppState>,
+    Extension(caller): Extension<Principal>,
+    Path(id): Path<i64>,
+    raw: Bytes,
+) -> Result<Json<RequestView>, ApiError> {
+    answer(s, caller, id, raw, true).await
+}
+
+pub(crate) async fn deny(
+    State(s): State<AppState>,
+    Extension(caller): Extension<Principal>,
+    Path(id): Path<i64>,
+    raw: Bytes,
+) -> Result<Json<RequestView>, ApiError> {
+    answer(s, caller, id, raw, false).await
+}
+
+pub(crate) async fn authorize(
+    State(s): State<AppState>,
+    Extension(caller): Extension<Principal>,
+    raw: Bytes,
+) -> Result<Json<DecisionView>, ApiError> {
+    let w: AuthorizeWire = json_body(&raw)?;
+    Ok(Json(s.run(move |engine| engine.authorize_wire(&caller, w)).await?))
+}

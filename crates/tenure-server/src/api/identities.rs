@@ -1,0 +1,51 @@
+//! Events in; identities, jobs and findings out.
+
+use crate::{ApiError, AppState};
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::{Extension, Json};
+use tenure_engine::EngineError;
+use tenure_engine::parse;
+use tenure_model::Principal;
+use tenure_proto::{FindingView, IdentityDetail, IdentityView, IngestReport};
+
+pub(crate) async fn post_events(
+    State(s): State<AppState>,
+    Extension(caller): Extension<Principal>,
+    raw: Bytes,
+) -> Result<Json<IngestReport>, ApiError> {
+    // Parsing a large batch is real work too: keep it off the async threads.
+    let report = s
+        .run(move |engine| engine.ingest_from(&caller, parse::json_array(&raw).map_err(EngineError::Rejected)?))
+        .await?;
+    s.workers.notify();
+    Ok(Json(report))
+}
+
+pub(crate) async fn list_identities(State(s): State<AppState>) -> Result<Json<Vec<IdentityView>>, ApiError> {
+    Ok(Json(s.run(move |engine| engine.list_identities()).await?))
+}
+
+pub(crate) async fn show_identity(
+    State(s): State<AppState>,
+    Path(reference): Path<String>,
+) -> Result<Json<IdentityDetail>, ApiError> {
+    Ok(Json(s.run(move |engine| engine.identity_detail(&reference)).await?))
+}
+
+pub(crate) async fn jobs(State(s): State<AppState>) -> Result<Json<tenure_proto::JobsView>, ApiError> {
+    Ok(Json(s.run(move |engine| engine.jobs_view(None)).await?))
+}
+
+#[derive(serde::Deserialize)]
+pub(crate) struct FindingsQuery {
+    #[serde(default)]
+    all: bool,
+}
+
+pub(crate) async fn findings(
+    State(s): State<AppState>,
+    Query(q): Query<FindingsQuery>,
+) -> Result<Json<Vec<FindingView>>, ApiError> {
+    Ok(Json(s.run(move |engine| engine.list_findings(q.all)).await?))
+}

@@ -1,0 +1,194 @@
+//! The route table: every endpoint, its method and path, and who may call it; the router built
+//! from it, each route behind its guard (authenticate the bearer token, check the role, hand
+//! the [`Principal`](tenure_model::Principal) to the handler). A route cannot be added without
+//! saying who may call it: [`handler`] matches [`Endpoint`] exhaustively.
+
+use crate::api::{access, credentials, identities, meta, tokens};
+use crate::{ApiError, AppState, MAX_BODY, blocking, read_body};
+use RoleName::{Admin, Approver, Auditor, Authorizer, Requester};
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::{HeaderValue, header};
+use axum::middleware::{Next, from_fn_with_state};
+use axum::response::Response;
+use axum::routing::{MethodRouter, get, post};
+use tenure_engine::EngineError;
+use tenure_model::RoleName;
+
+/// Who may call a route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Anyone, without a token (health checks).
+    Public,
+    /// A token holding any of these roles.
+    Roles(&'static [RoleName]),
+    /// A token holding `source:NAME` for the source of every record posted.
+    Source,
+    /// Any authenticated caller: an API token, or a workload's own tenure credential (an API
+    /// key or JWT-SVID). The handler decides what it may do (an NHI's owner or the NHI itself).
+    Authenticated,
+}
+
+/// Every endpoint of the API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Endpoint {
+    Health,
+    PostEvents,
+    ListIdentities,
+    ShowIdentity,
+    Jobs,
+    CreateRequest,
+    ListRequests,
+    ShowRequest,
+    Approve,
+    Deny,
+    Authorize,
+    IssueToken,
+    ListTokens,
+    RevokeToken,
+    Findings,
+    Metrics,
+    Discovery,
+    Jwks,
+    TrustBundle,
+    Crl,
+    IssueCredential,
+    ListCredentials,
+    RotateCredential,
+    RevokeCredential,
+    Introspect,
+    OAuthRevoke,
+}
+
+/// A route: endpoint, method, path and who may call it.
+#[derive(Debug, Clone, Copy)]
+pub struct Route {
+    pub endpoint: Endpoint,
+    pub method: &'static str,
+    pub path: &'static str,
+    pub access: Access,
+}
+
+const fn route(endpoint: Endpoint, method: &'static str, path: &'static str, access: Access) -> Route {
+    Route { endpoint, method, path, access }
+}
+
+/// The API: every route and who may call it.
+pub const ROUTES: &[Route] = &[
+    route(Endpoint::Health, "GET", "/healthz", Access::Public),
+    route(Endpoint::PostEvents, "POST", "/v1/events", Access::Source),
+    route(Endpoint::ListIdentities, "GET", "/v1/identities", Access::Roles(&[Admin, Auditor])),
+    route(Endpoint::ShowIdentity, "GET", "/v1/identities/{reference}", Access::Roles(&[Admin, Auditor])),
+    route(Endpoint::Jobs, "GET", "/v1/jobs", Access::Roles(&[Admin, Auditor])),
+    route(Endpoint::CreateRequest, "POST", "/v1/requests", Access::Roles(&[Admin, Requester])),
+    route(Endpoint::ListRequests, "GET", "/v1/requests", Access::Roles(&[Admin, Approver, Auditor])),
+    route(Endpoint::ShowRequest, "GET", "/v1/requests/{id}", Access::Roles(&[Admin, Approver, Auditor, Requester])),
+    route(Endpoint::Approve, "POST", "/v1/requests/{id}/approve", Access::Roles(&[Approver])),
+    route(Endpoint::Deny, "POST", "/v1/requests/{id}/deny", Access::Roles(&[Approver])),
+    route(Endpoint::Authorize, "POST", "/v1/authorize", Access::Roles(&[Admin, Authorizer])),
+    route(Endpoint::IssueToken, "POST", "/v1/tokens", Access::Roles(&[Admin])),
+    route(Endpoint::ListTokens, "GET", "/v1/tokens", Access::Roles(&[Admin, Auditor])),
+    route(Endpoint::RevokeToken, "POST", "/v1/tokens/{id}/revoke", Access::Roles(&[Admin])),
+    route(Endpoint::Findings, "GET", "/v1/findings", Access::Roles(&[Admin, Auditor])),
+    route(Endpoint::Metrics, "GET", "/metrics", Access::Roles(&[Admin, Auditor])),
+    route(Endpoint::Discovery, "GET", "/.well-known/openid-configuration", Access::Public),
+    route(Endpoint::Jwks, "GET", "/.well-known/jwks.json", Access::Public),
+    route(Endpoint::TrustBundle, "GET", "/v1/trust-bundle", Access::Public),
+    route(Endpoint::Crl, "GET", "/v1/crl", Access::Public),
+    route(Endpoint::IssueCredential, "POST", "/v1/credentials", Access::Authenticated),
+    route(Endpoint::ListCredentials, "GET", "/v1/credentials", Access::Roles(&[Admin, Auditor])),
+    route(Endpoint::RotateCredential, "POST", "/v1/credentials/{id}/rotate", Access::Authenticated),
+    route(Endpoint::RevokeCredential, "POST", "/v1/credentials/{id}/revoke", Access::Authenticated),
+    route(Endpoint::Introspect, "POST", "/v1/oauth/introspect", Access::Roles(&[Admin, Authorizer])),
+    route(Endpoint::OAuthRevoke, "POST", "/v1/oauth/revoke", Access::Authenticated),
+];
+
+fn handler(e: Endpoint) -> MethodRouter<AppState> {
+    match e {
+        Endpoint::Health => get(meta::healthz),
+        Endpoint::PostEvents => post(identities::post_events),
+        Endpoint::ListIdentities => get(identities::list_identities),
+        Endpoint::ShowIdentity => get(identities::show_identity),
+        Endpoint::Jobs => get(identities::jobs),
+        Endpoint::CreateRequest => post(access::create_request),
+        Endpoint::ListRequests => get(access::list_requests),
+        Endpoint::ShowRequest => get(access::show_request),
+        Endpoint::Approve => post(access::approve),
+        Endpoint::Deny => post(access::deny),
+        Endpoint::Authorize => post(access::authorize),
+        Endpoint::IssueToken => post(tokens::issue_token),
+        Endpoint::ListTokens => get(tokens::list_tokens),
+        Endpoint::RevokeToken => post(tokens::revoke_token),
+        Endpoint::Findings => get(identities::findings),
+        Endpoint::Metrics => get(meta::metrics),
+        Endpoint::Discovery => get(credentials::discovery),
+        Endpoint::Jwks => get(credentials::jwks),
+        Endpoint::TrustBundle => get(credentials::trust_bundle),
+        Endpoint::Crl => get(credentials::crl),
+        Endpoint::IssueCredential => post(credentials::issue_credential),
+        Endpoint::ListCredentials => get(credentials::list_credentials),
+        Endpoint::RotateCredential => post(credentials::rotate_credential),
+        Endpoint::RevokeCredential => post(credentials::revoke_credential),
+        Endpoint::Introspect => post(credentials::introspect),
+        Endpoint::OAuthRevoke => post(credentials::oauth_revoke),
+    }
+}
+
+/// The API's routes, each behind its guard.
+pub fn router(state: AppState) -> Router {
+    let mut r = Router::new();
+    for route in ROUTES {
+        let guarded = handler(route.endpoint)
+            .route_layer(from_fn_with_state(state.body_timeout, read_body))
+            .route_layer(from_fn_with_state((state.clone(), route.access), guard));
+        r = r.route(route.path, guarded);
+    }
+    r.layer(DefaultBodyLimit::max(MAX_BODY)).with_state(state)
+}
+
+/// Authenticate and check the role; hand the caller to the handler.
+async fn guard(
+    State((state, access)): State<(AppState, Access)>,
+    mut req: Request,
+    next: Next,
+) -> Result<Response, ApiError> {
+    let roles = match access {
+        Access::Public => return Ok(next.run(req).await),
+        Access::Roles(r) => Some(r),
+        Access::Source | Access::Authenticated => None,
+    };
+    let bearer = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::to_owned)
+        .unwrap_or_default();
+    let engine = state.engine.clone();
+    let source = req
+        .extensions()
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map_or_else(|| "unknown".to_owned(), |c| c.0.ip().to_string());
+    let (caller, delay) = blocking(move || Ok(engine.authenticate_from(&bearer, &source))).await?;
+    if !delay.is_zero() {
+        tokio::time::sleep(delay).await;
+    }
+    let caller = caller?;
+    let allowed = match (access, roles) {
+        (Access::Authenticated, _) => true,
+        (_, Some(roles)) => roles.iter().any(|r| caller.has(*r)),
+        (_, None) => caller.sources().next().is_some(),
+    };
+    if !allowed {
+        let need = match roles {
+            Some(roles) => roles.iter().map(|r| r.as_str()).collect::<Vec<_>>().join(" or "),
+            None => "source:NAME".into(),
+        };
+        return Err(EngineError::Forbidden(format!("this needs the {need} role")).into());
+    }
+    req.extensions_mut().insert(caller);
+    let mut resp = next.run(req).await;
+    // What an authenticated route answers (identity data, issued secrets) is nobody's to cache.
+    resp.headers_mut().entry(header::CACHE_CONTROL).or_insert(HeaderValue::from_static("no-store"));
+    Ok(resp)
+}
