@@ -46,7 +46,7 @@ impl AccessRequest {
             .duration_minutes
             .map(|m| tenure_model::credential::bounded(m, 60, "minutes"))
             .transpose()
-            .map_err(|e| invalid("duration_minutes", e))?;
+            .map_err(|e| invalid("duration_minutes", e.to_string()))?;
         Ok(Self {
             beneficiary: w.beneficiary.unwrap_or_else(|| caller.identity.to_string()),
             entitlement: w.entitlement,
@@ -234,7 +234,7 @@ impl Engine {
             Verdict::Deny => RequestState::Denied,
             Verdict::NeedsApproval => RequestState::Pending,
         };
-        let decision_json = serde_json::to_value(&decision).map_err(|e| EngineError::Task(e.to_string()))?;
+        let decision_json = crate::encode(&decision)?;
         let recorded_decision = crate::authz::recorded(&decision);
         let id = tx.insert_request(&NewRequest {
             kind: req.kind,

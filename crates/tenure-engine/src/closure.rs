@@ -107,7 +107,7 @@ impl Engine {
             let index = usize::try_from(*seq).map_err(|_| EngineError::NoEntry(*seq))?;
             let proof = merkle::inclusion_proof(index, &leaves).ok_or(EngineError::NoEntry(*seq))?;
             let text = String::from_utf8(bytes.clone()).map_err(|e| EngineError::Ledger(e.to_string()))?;
-            entries.insert(*seq, Entry::parse(&bytes).map_err(EngineError::Ledger)?);
+            entries.insert(*seq, Entry::parse(&bytes).map_err(|e| EngineError::Ledger(e.to_string()))?);
             evidence
                 .push(json!({ "seq": seq, "entry": text, "proof": proof.iter().map(hex::encode).collect::<Vec<_>>() }));
         }

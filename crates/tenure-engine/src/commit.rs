@@ -70,8 +70,7 @@ impl GroupCommit {
 /// Run the units in one transaction; the failures, by ticket.
 fn write(store: &dyn Store, units: Vec<(u64, Unit)>) -> Vec<(u64, EngineError)> {
     let tickets: Vec<u64> = units.iter().map(|(t, _)| *t).collect();
-    let fatal =
-        |e: &EngineError| tickets.iter().map(|t| (*t, EngineError::Task(format!("group commit: {e}")))).collect();
+    let fatal = |e: &EngineError| tickets.iter().map(|t| (*t, EngineError::GroupCommit(e.to_string()))).collect();
     let mut tx = match store.write() {
         Ok(tx) => tx,
         Err(e) => return fatal(&e.into()),

@@ -66,8 +66,12 @@ impl CredentialRequest {
     /// an identity; the lifetime as a duration (`5m`, `24h`), the policy's maximum by default.
     pub fn from_wire(w: tenure_proto::CredentialWire, caller: &Principal) -> Result<Self> {
         let kind = w.kind.parse::<CredentialKind>().map_err(|e| invalid("kind", e))?;
-        let ttl =
-            w.ttl.as_deref().map(tenure_model::credential::parse_ttl).transpose().map_err(|e| invalid("ttl", e))?;
+        let ttl = w
+            .ttl
+            .as_deref()
+            .map(tenure_model::credential::parse_ttl)
+            .transpose()
+            .map_err(|e| invalid("ttl", e.to_string()))?;
         Ok(Self {
             identity: w.identity.unwrap_or_else(|| caller.identity.to_string()),
             kind,
@@ -196,7 +200,7 @@ impl Engine {
     }
 
     fn keys(&self) -> Result<&KeyRing> {
-        self.keys.get().ok_or_else(|| EngineError::Task("the credential broker has no key directory".into()))
+        self.keys.get().ok_or(EngineError::NoKeyStore)
     }
 
     /// The current JWT signing key, created (or rotated, when policy's period is over) first.
@@ -358,16 +362,6 @@ impl Engine {
             )));
         }
         let sid = spiffe_id(rules, &nhi)?;
-        // Keys first (they commit their own ledger entries), outside the issuing transaction.
-        let signer = match req.kind {
-            CredentialKind::JwtSvid => Some(self.jwt_signer(rules, version)?),
-            _ => None,
-        };
-        let ca = match req.kind {
-            CredentialKind::X509Svid => Some(self.ca(rules, version)?),
-            _ => None,
-        };
-
         // Signing happens before the write transaction, so concurrent issuers sign in parallel
         // and hold the writer only to record; the state is checked again inside it.
         let now = self.clock.now();
@@ -407,12 +401,13 @@ impl Engine {
         let mut pending = None;
         let minted = match req.kind {
             CredentialKind::JwtSvid => {
-                let signer = signer.ok_or_else(|| EngineError::Task("no signer".into()))?;
+                // Keys (which commit their own ledger entries) outside the issuing transaction.
+                let signer = self.jwt_signer(rules, version)?;
                 row.audience = req.audience.clone();
                 issue::jwt_svid(&signer, sid.as_str(), &req.audience, &id, &rules.issuer(), now, expires_at)?
             }
             CredentialKind::X509Svid => {
-                let ca = ca.ok_or_else(|| EngineError::Task("no CA".into()))?;
+                let ca = self.ca(rules, version)?;
                 issue::x509_svid(&ca, req.csr.as_deref(), sid.as_str(), now, expires_at, ttl)?
             }
             CredentialKind::ApiKey => issue::api_key(&id, now, expires_at),
@@ -724,14 +719,13 @@ impl Engine {
         for c in creds {
             let seen = self.introspect_fingerprint(&c.fingerprint)?;
             let inactive = !seen.active;
-            let answer = serde_json::to_value(&seen).map_err(|e| EngineError::Task(e.to_string()))?;
+            let answer = crate::encode(&seen)?;
             let (ok, evidence) = match c.kind {
                 CredentialKind::X509Svid if c.expires_at > now => {
                     let serials = match &mut crl {
                         Some(s) => s,
                         None => crl.insert(
-                            tenure_svid::x509::crl_serials(&self.crl()?)
-                                .map_err(|e| EngineError::Task(e.to_string()))?,
+                            tenure_svid::x509::crl_serials(&self.crl()?).map_err(tenure_broker::BrokerError::from)?,
                         ),
                     };
                     let listed =

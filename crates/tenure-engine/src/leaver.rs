@@ -12,7 +12,7 @@
 
 use crate::ledger::{Stamp, record};
 use crate::steps::grants::{self, Change, WorkflowError};
-use crate::{ACTOR_ENGINE, Engine, EngineError, Result};
+use crate::{ACTOR_ENGINE, Engine, Result};
 use std::collections::BTreeSet;
 use tenure_ledger::LedgerEvent;
 use tenure_ledger::event::{DeletionStarted, LeaverStalled, StateChange, Succession, Suspended};
@@ -125,7 +125,7 @@ impl Engine {
                 systems: systems.iter().cloned().collect(),
                 credentials,
             };
-            let detail = serde_json::to_value(&stalled).map_err(|e| EngineError::Task(e.to_string()))?;
+            let detail = crate::encode(&stalled)?;
             tx.open_finding(&tenure_store::NewFinding {
                 identity_id: Some(row.id),
                 kind: "leaver_stalled",

@@ -48,6 +48,9 @@ pub(crate) fn record(
     .map(|_| ())
 }
 
+/// What [`Engine::for_each_entry`] calls with each entry's seq and exact bytes.
+pub type EntryVisitor<'a, E> = dyn FnMut(i64, &[u8]) -> Result<(), E> + 'a;
+
 /// Entries read per page when streaming the ledger.
 const PAGE: i64 = 10_000;
 
@@ -200,10 +203,10 @@ impl Engine {
     }
 
     /// Visit every ledger entry in order, as (seq, exact bytes).
-    pub fn for_each_entry(&self, f: &mut dyn FnMut(i64, &[u8]) -> Result<()>) -> Result<i64> {
+    pub fn for_each_entry<E: From<EngineError>>(&self, f: &mut EntryVisitor<'_, E>) -> Result<i64, E> {
         let mut from = 0;
         loop {
-            let page = self.store.read()?.ledger_entries(from, PAGE)?;
+            let page = self.store.read().and_then(|tx| tx.ledger_entries(from, PAGE)).map_err(EngineError::from)?;
             let Some((last, _)) = page.last() else { return Ok(from) };
             let next = last + 1;
             for (seq, bytes) in &page {

@@ -49,7 +49,8 @@ pub enum EngineError {
         version: String,
         source: BundleError,
     },
-    Task(String),
+    /// A blocking task the async side handed off died (a panic).
+    Join(String),
     NoEntry(i64),
     Ledger(String),
     Invalid {
@@ -63,6 +64,14 @@ pub enum EngineError {
     NoCheckpoint(i64),
     /// The broker could not keep, load or use a key.
     Broker(tenure_broker::BrokerError),
+    /// A value could not be encoded as JSON (a bug: every recorded value is encodable).
+    Encode(String),
+    /// The credential broker has no key store configured (`Engine::set_key_dir`).
+    NoKeyStore,
+    /// The group commit a unit of work shared failed as a whole.
+    GroupCommit(String),
+    /// A lifecycle move the identity's state does not allow.
+    Transition(tenure_model::TransitionError),
 }
 
 impl EngineError {
@@ -74,7 +83,7 @@ impl EngineError {
             Self::Store(_) => "EN0003",
             Self::NotFound(_) => "EN0004",
             Self::BadStoredPolicy { .. } => "EN0005",
-            Self::Task(_) => "EN0006",
+            Self::Join(_) => "EN0006",
             Self::NoEntry(_) => "EN0007",
             Self::Ledger(_) => "EN0008",
             Self::Invalid { .. } => "EN0009",
@@ -84,6 +93,10 @@ impl EngineError {
             Self::Forbidden(_) => "EN0013",
             Self::NoCheckpoint(_) => "EN0014",
             Self::Broker(_) => "EN0015",
+            Self::Encode(_) => "EN0016",
+            Self::NoKeyStore => "EN0017",
+            Self::GroupCommit(_) => "EN0018",
+            Self::Transition(_) => "EN0019",
         }
     }
 }
@@ -101,7 +114,7 @@ impl std::fmt::Display for EngineError {
             Self::BadStoredPolicy { version, source } => {
                 write!(f, "the deployed policy {version} cannot be loaded: {source}")
             }
-            Self::Task(m) => write!(f, "a worker task failed: {m}"),
+            Self::Join(m) => write!(f, "a worker task failed: {m}"),
             Self::NoEntry(s) => write!(f, "no ledger entry {s}"),
             Self::Ledger(m) => write!(f, "the ledger in the database is inconsistent: {m}"),
             Self::Invalid { field, message } => write!(f, "{field}: {message}"),
@@ -114,6 +127,10 @@ impl std::fmt::Display for EngineError {
                 "no checkpoint of size {s} (`tenure ledger checkpoint` signs one; sizes are listed in an export's checkpoints/)"
             ),
             Self::Broker(e) => write!(f, "credential broker: {e}"),
+            Self::Encode(m) => write!(f, "could not encode a value: {m}"),
+            Self::NoKeyStore => f.write_str("the credential broker has no key store (no data directory was given)"),
+            Self::GroupCommit(m) => write!(f, "the shared commit failed: {m}"),
+            Self::Transition(t) => write!(f, "{t}"),
         }
     }
 }
@@ -147,6 +164,11 @@ impl From<StoreError> for EngineError {
 }
 
 pub type Result<T, E = EngineError> = std::result::Result<T, E>;
+
+/// `v` as a JSON value, for what is recorded (requests' decisions, findings' details).
+pub(crate) fn encode<T: serde::Serialize>(v: &T) -> Result<serde_json::Value> {
+    serde_json::to_value(v).map_err(|e| EngineError::Encode(e.to_string()))
+}
 
 /// Who did something, as the ledger names it.
 pub const ACTOR_ENGINE: &str = "tenure";

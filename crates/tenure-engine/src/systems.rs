@@ -47,37 +47,48 @@ fn allowed(name: &str, lookup: &Lookup) -> bool {
         })
 }
 
+/// Why a setting's `${VAR}` could not be expanded.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SettingError {
+    #[error("variable `{0}` is not one the operator allows policies to read (`{ALLOWED_VARS}`, default `TENURE_*`)")]
+    NotAllowed(String),
+    #[error("variable `{0}` holds a secret and may fill only `bind_password`, `token`, `password`")]
+    SecretOutOfPlace(String),
+    #[error("environment variable `{0}` is not set")]
+    Unset(String),
+    #[error("unclosed `${{` in `{0}`")]
+    Unclosed(String),
+}
+
 /// Expand the `${VAR}`s of setting `field`: only variables the operator allows
 /// ([`ALLOWED_VARS`]), and secret ones only into fields that take a secret, so a bundle cannot
 /// send the bind password to a listener of its choosing through a URL.
-pub fn expand_setting(field: &str, value: &str, lookup: &Lookup) -> Result<String, String> {
+pub fn expand_setting(field: &str, value: &str, lookup: &Lookup) -> Result<String, SettingError> {
     expand_with(value, &mut |name| {
         if !allowed(name, lookup) {
-            return Err(format!(
-                "variable `{name}` is not one the operator allows policies to read (`{ALLOWED_VARS}`, default `TENURE_*`)"
-            ));
+            return Err(SettingError::NotAllowed(name.to_owned()));
         }
         if is_secret_var(name, lookup) && !SECRET_FIELDS.contains(&field) {
-            return Err(format!(
-                "variable `{name}` holds a secret and may fill only {}",
-                SECRET_FIELDS.iter().map(|f| format!("`{f}`")).collect::<Vec<_>>().join(", ")
-            ));
+            return Err(SettingError::SecretOutOfPlace(name.to_owned()));
         }
-        lookup(name).ok_or_else(|| format!("environment variable `{name}` is not set"))
+        lookup(name).ok_or_else(|| SettingError::Unset(name.to_owned()))
     })
 }
 
 /// Expand every `${VAR}` in `value` with `lookup`, whose error (an unset or refused variable)
 /// is the expansion's. Policy settings go through [`expand_setting`], which decides which
 /// variables may be read.
-fn expand_with(value: &str, lookup: &mut dyn FnMut(&str) -> Result<String, String>) -> Result<String, String> {
+fn expand_with(
+    value: &str,
+    lookup: &mut dyn FnMut(&str) -> Result<String, SettingError>,
+) -> Result<String, SettingError> {
     let mut out = String::with_capacity(value.len());
     let mut rest = value;
     while let Some(start) = rest.find("${") {
         let (head, tail) = rest.split_at(start);
         out.push_str(head);
         let tail = tail.get(2..).unwrap_or_default();
-        let Some(end) = tail.find('}') else { return Err(format!("unclosed `${{` in `{value}`")) };
+        let Some(end) = tail.find('}') else { return Err(SettingError::Unclosed(value.to_owned())) };
         let name = tail.get(..end).unwrap_or_default();
         out.push_str(&lookup(name)?);
         rest = tail.get(end + 1..).unwrap_or_default();
@@ -166,11 +177,10 @@ mod tests {
     #[test]
     fn variables_expand_and_missing_ones_are_named() {
         let l = |n: &str| (n == "HOST").then(|| "ldap.example".to_owned());
-        let expand =
-            |v: &str| expand_with(v, &mut |n| l(n).ok_or_else(|| format!("environment variable `{n}` is not set")));
+        let expand = |v: &str| expand_with(v, &mut |n| l(n).ok_or_else(|| SettingError::Unset(n.to_owned())));
         assert_eq!(expand("ldap://${HOST}:389").unwrap(), "ldap://ldap.example:389");
         assert_eq!(expand("plain").unwrap(), "plain");
-        assert!(expand("${NOPE}").unwrap_err().contains("`NOPE`"));
+        assert!(expand("${NOPE}").unwrap_err().to_string().contains("`NOPE`"));
         assert!(expand("${HOST").is_err());
     }
 
@@ -190,10 +200,10 @@ mod tests {
         assert_eq!(expand_setting("url", "${TENURE_LDAP_URL}", &l).unwrap(), "ldap://x");
         assert_eq!(expand_setting("bind_password", "${TENURE_LDAP_PASSWORD}", &l).unwrap(), "s3cret");
         let e = expand_setting("url", "http://evil/?p=${TENURE_LDAP_PASSWORD}", &l).unwrap_err();
-        assert!(e.contains("holds a secret"), "{e}");
-        assert!(expand_setting("url", "${TENURE_DB_DSN}", &l).unwrap_err().contains("holds a secret"));
+        assert_eq!(e, SettingError::SecretOutOfPlace("TENURE_LDAP_PASSWORD".into()));
+        assert!(expand_setting("url", "${TENURE_DB_DSN}", &l).unwrap_err().to_string().contains("holds a secret"));
         let e = expand_setting("url", "${HOME}", &l).unwrap_err();
-        assert!(e.contains("not one the operator allows"), "{e}");
+        assert!(e.to_string().contains("not one the operator allows"), "{e}");
         // The operator widens the list.
         let mut wider = env.clone();
         wider.insert(ALLOWED_VARS, "TENURE_*, HOME");

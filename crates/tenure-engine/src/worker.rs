@@ -101,7 +101,7 @@ impl Workers {
         F: FnOnce(&Engine) -> Result<T> + Send + 'static,
     {
         let engine = self.engine.clone();
-        tokio::task::spawn_blocking(move || f(&engine)).await.map_err(|e| EngineError::Task(e.to_string()))?
+        tokio::task::spawn_blocking(move || f(&engine)).await.map_err(|e| EngineError::Join(e.to_string()))?
     }
 
     /// Claim and run one due job; `None` when nothing is due.

@@ -41,53 +41,74 @@ pub struct Verified {
     pub tree_size: u64,
 }
 
-fn field<'a>(v: &'a Value, k: &str) -> Result<&'a Value, String> {
-    v.get(k).ok_or_else(|| format!("missing field `{k}`"))
+/// Why a certificate does not verify. Each message names what failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CertificateError {
+    #[error("signature: does not verify with this key (the certificate was altered or signed by another key)")]
+    Signature,
+    /// A part of the document is missing or of the wrong shape.
+    #[error("{0}")]
+    Malformed(String),
+    /// The checkpoint does not open with the key, or signs another size.
+    #[error("{0}")]
+    Checkpoint(String),
+    /// A claim its ledger entries do not support, or an entry not in the signed ledger.
+    #[error("{0}")]
+    Unsupported(String),
 }
 
-fn text<'a>(v: &'a Value, k: &str) -> Result<&'a str, String> {
-    field(v, k)?.as_str().ok_or_else(|| format!("field `{k}`: expected a string"))
+use CertificateError::{Checkpoint, Malformed, Unsupported};
+
+fn field<'a>(v: &'a Value, k: &str) -> Result<&'a Value, CertificateError> {
+    v.get(k).ok_or_else(|| Malformed(format!("missing field `{k}`")))
+}
+
+fn text<'a>(v: &'a Value, k: &str) -> Result<&'a str, CertificateError> {
+    field(v, k)?.as_str().ok_or_else(|| Malformed(format!("field `{k}`: expected a string")))
 }
 
 /// Check a certificate: signature, checkpoint, every evidence entry's inclusion, and every
 /// claim against its evidence. The error names what failed.
-pub fn verify(doc: &Value, key: &Verifier) -> Result<Verified, String> {
+pub fn verify(doc: &Value, key: &Verifier) -> Result<Verified, CertificateError> {
     let cert = field(doc, "certificate")?;
     let sig = text(doc, "signature")?;
     if !key.verify_message(CONTEXT, &canonical_json(cert), sig) {
-        return Err(
-            "signature: does not verify with this key (the certificate was altered or signed by another key)".into()
-        );
+        return Err(CertificateError::Signature);
     }
     if text(cert, "version")? != VERSION {
-        return Err(format!("version: expected `{VERSION}`"));
+        return Err(Malformed(format!("version: expected `{VERSION}`")));
     }
-    let cp = key.open(text(cert, "checkpoint")?).map_err(|e| format!("checkpoint: {e}"))?;
-    let size = field(cert, "tree_size")?.as_u64().ok_or("tree_size: expected a number")?;
+    let cp = key.open(text(cert, "checkpoint")?).map_err(|e| Checkpoint(format!("checkpoint: {e}")))?;
+    let size = field(cert, "tree_size")?.as_u64().ok_or_else(|| Malformed("tree_size: expected a number".into()))?;
     if cp.size != size {
-        return Err(format!("checkpoint: signs size {}, the certificate says {size}", cp.size));
+        return Err(Checkpoint(format!("checkpoint: signs size {}, the certificate says {size}", cp.size)));
     }
     let identity = text(cert, "identity")?.to_owned();
     let mut entries: BTreeMap<u64, (Entry, LedgerEvent)> = BTreeMap::new();
-    for (i, ev) in field(cert, "evidence")?.as_array().ok_or("evidence: expected a list")?.iter().enumerate() {
+    for (i, ev) in field(cert, "evidence")?
+        .as_array()
+        .ok_or_else(|| Malformed("evidence: expected a list".into()))?
+        .iter()
+        .enumerate()
+    {
         let at = format!("evidence[{i}]");
-        let seq = field(ev, "seq")?.as_u64().ok_or(format!("{at}.seq: expected a number"))?;
+        let seq = field(ev, "seq")?.as_u64().ok_or_else(|| Malformed(format!("{at}.seq: expected a number")))?;
         let bytes = text(ev, "entry")?.as_bytes();
         let proof: Vec<Hash> = field(ev, "proof")?
             .as_array()
-            .ok_or(format!("{at}.proof: expected a list"))?
+            .ok_or_else(|| Malformed(format!("{at}.proof: expected a list")))?
             .iter()
             .map(|h| h.as_str().and_then(|h| hex::decode(h).ok()).and_then(|b| b.try_into().ok()))
             .collect::<Option<_>>()
-            .ok_or(format!("{at}.proof: expected hex SHA-256 hashes"))?;
+            .ok_or_else(|| Malformed(format!("{at}.proof: expected hex SHA-256 hashes")))?;
         if !merkle::verify_inclusion(seq, size, &merkle::leaf_hash(bytes), &proof, &cp.root) {
-            return Err(format!("{at}: entry {seq} is not in the signed ledger of size {size}"));
+            return Err(Unsupported(format!("{at}: entry {seq} is not in the signed ledger of size {size}")));
         }
-        let e = Entry::parse(bytes).map_err(|m| format!("{at}: {m}"))?;
+        let e = Entry::parse(bytes).map_err(|m| Malformed(format!("{at}: {m}")))?;
         if e.seq != seq || e.subject != identity {
-            return Err(format!("{at}: entry {seq} is not about `{identity}`"));
+            return Err(Unsupported(format!("{at}: entry {seq} is not about `{identity}`")));
         }
-        let event = LedgerEvent::from_parts(&e.action, &e.detail).map_err(|m| format!("{at}: {m}"))?;
+        let event = LedgerEvent::from_parts(&e.action, &e.detail).map_err(|m| Malformed(format!("{at}: {m}")))?;
         entries.insert(seq, (e, event));
     }
     let (closed, settled) = entries
@@ -96,44 +117,50 @@ pub fn verify(doc: &Value, key: &Verifier) -> Result<Verified, String> {
             LedgerEvent::Closed(s) => Some((e, s)),
             _ => None,
         })
-        .ok_or("evidence: no `identity.closed` entry")?;
+        .ok_or_else(|| Unsupported("evidence: no `identity.closed` entry".into()))?;
     if closed.at != text(cert, "closed_at")? {
-        return Err("closed_at: differs from the `identity.closed` entry".into());
+        return Err(Unsupported("closed_at: differs from the `identity.closed` entry".into()));
     }
     // Every account the closing entry lists has a verified claim.
     let accounts: BTreeSet<String> = settled.accounts.iter().map(|a| format!("{} {}", a.system, a.account)).collect();
     let mut claimed = BTreeSet::new();
-    for (i, c) in field(cert, "systems")?.as_array().ok_or("systems: expected a list")?.iter().enumerate() {
+    for (i, c) in field(cert, "systems")?
+        .as_array()
+        .ok_or_else(|| Malformed("systems: expected a list".into()))?
+        .iter()
+        .enumerate()
+    {
         let at = format!("systems[{i}]");
         let (system, account) = (text(c, "system")?, text(c, "account")?);
-        let seq = field(c, "evidence")?.as_u64().ok_or(format!("{at}.evidence: expected a seq"))?;
-        let (e, event) = entries.get(&seq).ok_or(format!("{at}: evidence {seq} is not in the certificate"))?;
+        let seq = field(c, "evidence")?.as_u64().ok_or_else(|| Malformed(format!("{at}.evidence: expected a seq")))?;
+        let (e, event) =
+            entries.get(&seq).ok_or_else(|| Unsupported(format!("{at}: evidence {seq} is not in the certificate")))?;
         let synced = match event {
             LedgerEvent::Synced(s) if s.system == system && s.account.as_deref() == Some(account) => s,
-            _ => return Err(format!("{at}: evidence {seq} is not the sync of `{account}` in `{system}`")),
+            _ => return Err(Unsupported(format!("{at}: evidence {seq} is not the sync of `{account}` in `{system}`"))),
         };
         let recorded = [("read_back", json(&synced.read_back)), ("probe", json(&synced.probe))];
         for (k, v) in recorded {
             if c.get(k).unwrap_or(&Value::Null) != &v {
-                return Err(format!("{at}.{k}: differs from ledger entry {seq}"));
+                return Err(Unsupported(format!("{at}.{k}: differs from ledger entry {seq}")));
             }
         }
         if text(c, "verified_at")? != e.at {
-            return Err(format!("{at}.verified_at: differs from ledger entry {seq}"));
+            return Err(Unsupported(format!("{at}.verified_at: differs from ledger entry {seq}")));
         }
         if !synced.read_back.is_closed() {
-            return Err(format!("{at}: the read-back shows `{account}` enabled or still in a group"));
+            return Err(Unsupported(format!("{at}: the read-back shows `{account}` enabled or still in a group")));
         }
         if synced.probe == Some(ProbeResult::Allowed) {
-            return Err(format!("{at}: the probe could still use `{account}`"));
+            return Err(Unsupported(format!("{at}: the probe could still use `{account}`")));
         }
         if !synced.problems.is_empty() {
-            return Err(format!("{at}: ledger entry {seq} records problems"));
+            return Err(Unsupported(format!("{at}: ledger entry {seq} records problems")));
         }
         claimed.insert(format!("{system} {account}"));
     }
     if let Some(missing) = accounts.difference(&claimed).next() {
-        return Err(format!("systems: no verified claim for `{missing}`"));
+        return Err(Unsupported(format!("systems: no verified claim for `{missing}`")));
     }
     let credentials = verify_credentials(cert, settled, &entries)?;
     Ok(Verified {
@@ -155,18 +182,19 @@ fn verify_credentials(
     cert: &Value,
     settled: &Settled,
     entries: &BTreeMap<u64, (Entry, LedgerEvent)>,
-) -> Result<Vec<String>, String> {
+) -> Result<Vec<String>, CertificateError> {
     let listed: BTreeSet<&str> = settled.credentials.iter().map(|c| c.credential.as_str()).collect();
     let mut claimed = BTreeSet::new();
     let claims = cert.get("credentials").and_then(Value::as_array).map_or(&[][..], Vec::as_slice);
     for (i, c) in claims.iter().enumerate() {
         let at = format!("credentials[{i}]");
         let id = text(c, "credential")?;
-        let seq = field(c, "evidence")?.as_u64().ok_or(format!("{at}.evidence: expected a seq"))?;
-        let (e, event) = entries.get(&seq).ok_or(format!("{at}: evidence {seq} is not in the certificate"))?;
+        let seq = field(c, "evidence")?.as_u64().ok_or_else(|| Malformed(format!("{at}.evidence: expected a seq")))?;
+        let (e, event) =
+            entries.get(&seq).ok_or_else(|| Unsupported(format!("{at}: evidence {seq} is not in the certificate")))?;
         let v = match event {
             LedgerEvent::CredentialVerified(v) if v.credential == id => v,
-            _ => return Err(format!("{at}: evidence {seq} is not the verification of credential `{id}`")),
+            _ => return Err(Unsupported(format!("{at}: evidence {seq} is not the verification of credential `{id}`"))),
         };
         let recorded = [
             ("kind", json(&v.kind)),
@@ -176,19 +204,19 @@ fn verify_credentials(
         ];
         for (k, from) in recorded {
             if c.get(k).unwrap_or(&Value::Null) != &from {
-                return Err(format!("{at}.{k}: differs from ledger entry {seq}"));
+                return Err(Unsupported(format!("{at}.{k}: differs from ledger entry {seq}")));
             }
         }
         if text(c, "verified_at")? != e.at || v.result != "verified" {
-            return Err(format!("{at}: ledger entry {seq} does not record it verified at that time"));
+            return Err(Unsupported(format!("{at}: ledger entry {seq} does not record it verified at that time")));
         }
         if !v.evidence.shows_unusable() {
-            return Err(format!("{at}: the check in ledger entry {seq} does not show `{id}` unusable"));
+            return Err(Unsupported(format!("{at}: the check in ledger entry {seq} does not show `{id}` unusable")));
         }
         claimed.insert(id.to_owned());
     }
     if let Some(missing) = listed.iter().find(|l| !claimed.contains(**l)) {
-        return Err(format!("credentials: no verified claim for `{missing}`"));
+        return Err(Unsupported(format!("credentials: no verified claim for `{missing}`")));
     }
     Ok(claimed.into_iter().collect())
 }

@@ -6,6 +6,11 @@
 use crate::merkle::{Hash, leaf_hash};
 use serde::{Deserialize, Serialize};
 
+/// Bytes that are not a ledger entry (the serde message says where).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct EntryError(#[source] serde_json::Error);
+
 /// `prev` of the first entry.
 pub const ZERO: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
@@ -34,8 +39,8 @@ impl Entry {
         serde_json::to_vec(&canonical).unwrap_or_default()
     }
 
-    pub fn parse(bytes: &[u8]) -> Result<Self, String> {
-        serde_json::from_slice(bytes).map_err(|e| e.to_string())
+    pub fn parse(bytes: &[u8]) -> Result<Self, EntryError> {
+        serde_json::from_slice(bytes).map_err(EntryError)
     }
 
     pub fn leaf_hash(bytes: &[u8]) -> Hash {

@@ -160,7 +160,8 @@ fn ttls(map: &BTreeMap<String, String>, at: &str, problems: &mut Vec<Problem>) -
             (Ok(k), Ok(d)) => {
                 out.insert(k, d);
             }
-            (Err(e), _) | (_, Err(e)) => problems.push(problem(MANIFEST, field, e)),
+            (Err(e), _) => problems.push(problem(MANIFEST, field, e)),
+            (_, Err(e)) => problems.push(problem(MANIFEST, field, e.to_string())),
         }
     }
     out
@@ -178,7 +179,7 @@ pub(crate) fn rules(s: &CredentialsSection, problems: &mut Vec<Problem>) -> Cred
         problems.push(problem(MANIFEST, "credentials.spiffe_path", e.to_string()));
     }
     let rotation = parse_ttl(&s.signing_key_rotation).unwrap_or_else(|e| {
-        problems.push(problem(MANIFEST, "credentials.signing_key_rotation", e));
+        problems.push(problem(MANIFEST, "credentials.signing_key_rotation", e.to_string()));
         Duration::hours(24)
     });
     let mut kind_rules = BTreeMap::new();

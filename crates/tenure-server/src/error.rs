@@ -66,6 +66,7 @@ impl IntoResponse for ApiError {
                 }
                 EngineError::Refused(m) => (StatusCode::FORBIDDEN, body(e.code(), format!("refused: {m}"))),
                 EngineError::Conflict(m) => (StatusCode::CONFLICT, body(e.code(), m.clone())),
+                EngineError::Transition(t) => (StatusCode::CONFLICT, body(e.code(), t.to_string())),
                 EngineError::Unauthenticated(m) => {
                     let mut resp = (StatusCode::UNAUTHORIZED, Json(body(e.code(), format!("not authenticated: {m}"))))
                         .into_response();
@@ -75,7 +76,10 @@ impl IntoResponse for ApiError {
                 EngineError::Forbidden(m) => (StatusCode::FORBIDDEN, body(e.code(), format!("forbidden: {m}"))),
                 EngineError::Store(_)
                 | EngineError::BadStoredPolicy { .. }
-                | EngineError::Task(_)
+                | EngineError::Join(_)
+                | EngineError::GroupCommit(_)
+                | EngineError::Encode(_)
+                | EngineError::NoKeyStore
                 | EngineError::Broker(_)
                 | EngineError::Ledger(_) => {
                     // The details are for operators, in the log; clients get the code only.

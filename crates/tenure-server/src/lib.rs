@@ -61,6 +61,6 @@ pub(crate) async fn blocking<T: Send + 'static>(
 ) -> Result<T, ApiError> {
     match tokio::task::spawn_blocking(f).await {
         Ok(r) => r.map_err(ApiError::from),
-        Err(e) => Err(ApiError::Engine(EngineError::Task(e.to_string()))),
+        Err(e) => Err(ApiError::Engine(EngineError::Join(e.to_string()))),
     }
 }

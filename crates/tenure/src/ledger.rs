@@ -58,13 +58,11 @@ pub fn run(g: &Global, cmd: LedgerCommand) -> anyhow::Result<ExitCode> {
             std::fs::create_dir_all(dir.join("checkpoints"))?;
             let mut out = std::io::BufWriter::new(std::fs::File::create(dir.join("entries.jsonl"))?);
             let mut written = 0;
-            engine.for_each_entry(&mut |seq, bytes| {
+            engine.for_each_entry(&mut |seq, bytes| -> anyhow::Result<()> {
                 if seq >= cp.size {
                     return Ok(());
                 }
-                out.write_all(bytes)
-                    .and_then(|()| out.write_all(b"\n"))
-                    .map_err(|e| tenure_engine::EngineError::Task(e.to_string()))?;
+                out.write_all(bytes).and_then(|()| out.write_all(b"\n"))?;
                 written += 1;
                 Ok(())
             })?;

@@ -1,8 +1,8 @@
 //! Credential steps inside a caller's transaction: revoke (with the `credential.revoked`
 //! entry and the job that verifies it) and record verified revocations.
 
+use crate::Result;
 use crate::ledger::{Stamp, record};
-use crate::{EngineError, Result};
 use tenure_ledger::LedgerEvent;
 use tenure_ledger::event::{CredentialCheck, CredentialRevoked, CredentialVerified};
 use tenure_model::rfc3339 as ts;
@@ -88,7 +88,7 @@ pub(crate) fn record_verifications(
         if c.verified_at.is_some() {
             continue;
         }
-        let evidence = serde_json::to_value(&v.evidence).map_err(|e| EngineError::Task(e.to_string()))?;
+        let evidence = crate::encode(&v.evidence)?;
         tx.set_credential_verified(&c.id, now, &evidence)?;
         let event = CredentialVerified {
             credential: c.id,

@@ -36,7 +36,7 @@ pub(crate) fn advance_lifecycle(
         }
         _ => return Ok(()),
     };
-    let to = identity.state.transition(to).map_err(|e| EngineError::Task(e.to_string()))?;
+    let to = identity.state.transition(to).map_err(EngineError::Transition)?;
     tx.set_identity_state(identity_id, to, now)?;
     if to == LifecycleState::Closed {
         tx.resolve_finding(Some(identity_id), "leaver_stalled", "", now)?;

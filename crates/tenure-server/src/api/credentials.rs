@@ -7,7 +7,6 @@ use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
-use tenure_engine::EngineError;
 use tenure_engine::creds::{CredentialRequest, Requester};
 use tenure_model::Principal;
 use tenure_proto::{CredentialActionWire, CredentialView, CredentialWire, IssuedCredentialView};
@@ -108,8 +107,7 @@ pub(crate) async fn discovery(State(s): State<AppState>) -> Result<Json<tenure_p
 
 pub(crate) async fn jwks(State(s): State<AppState>) -> Result<Response, ApiError> {
     let keys = s.run(move |engine| engine.jwks()).await?;
-    let body = serde_json::to_string(&keys).map_err(|e| EngineError::Task(e.to_string()))?;
-    Ok(([(header::CONTENT_TYPE, "application/jwk-set+json")], body).into_response())
+    Ok(([(header::CONTENT_TYPE, "application/jwk-set+json")], Json(keys)).into_response())
 }
 
 pub(crate) async fn trust_bundle(State(s): State<AppState>) -> Result<Response, ApiError> {
