@@ -52,7 +52,7 @@ fn setup() -> (tempfile::TempDir, Engine, Arc<FixedClock>) {
     let mut f = BundleFiles::new();
     f.insert("tenure.toml".into(), MANIFEST.as_bytes().to_vec());
     f.insert("policies/r.cedar".into(), RULES.as_bytes().to_vec());
-    e.deploy(&Bundle::load(f).unwrap(), "test").unwrap();
+    e.deploy(&Bundle::load(f).unwrap(), &tenure_model::Principal::operator("test")).unwrap();
     let mut lines = Vec::new();
     for n in [1, 2, 3, 7, 8, 9] {
         let manager = if n == 1 { r#","manager":"hr:E2""# } else { "" };
@@ -62,7 +62,7 @@ fn setup() -> (tempfile::TempDir, Engine, Arc<FixedClock>) {
     }
     lines.push(r#"{"source":"registry","id":"s1","type":"joined","at":"2026-11-01T09:00:00Z","identity":{"external_id":"svc","kind":"service","owner":"hr:E2","purpose":"p","expires_at":"2027-01-01T00:00:00Z"}}"#.into());
     let events = ingest::events_from_wire(parse::json_lines(&lines.join("\n")).unwrap()).unwrap();
-    e.ingest(&events, "test").unwrap();
+    e.ingest(&events, &tenure_model::Principal::operator("test")).unwrap();
     // No downstream system here: mark everyone active as provisioning would.
     let mut tx = e.store().write().unwrap();
     for i in tx.identities().unwrap() {
@@ -109,7 +109,7 @@ fn leave(e: &Engine, who: &str, n: usize) {
     );
     let events = ingest::events_from_wire(parse::json_lines(&line).unwrap()).unwrap();
     // Leaving twice is refused by the lifecycle; that is fine here.
-    if e.ingest(&events, "test").is_err() {
+    if e.ingest(&events, &tenure_model::Principal::operator("test")).is_err() {
         assert!(e.identity_detail(who).unwrap().identity.state != "active", "{who} could not leave");
     }
 }

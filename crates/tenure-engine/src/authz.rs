@@ -68,12 +68,12 @@ impl Engine {
         caller: &tenure_model::Principal,
         w: tenure_proto::AuthorizeWire,
     ) -> Result<tenure_proto::DecisionView> {
-        Ok(decision_view(&self.authorize(&Question::from_wire(w), &caller.identity.to_string())?))
+        Ok(decision_view(&self.authorize(&Question::from_wire(w), caller)?))
     }
 
     /// Decide, log durably, answer. An unknown principal is denied (and logged); a question
     /// that does not fit the schema is bad input.
-    pub fn authorize(&self, q: &Question, caller: &str) -> Result<Decision> {
+    pub fn authorize(&self, q: &Question, by: &tenure_model::Principal) -> Result<Decision> {
         let decision = self.decide(q)?;
         let event = LedgerEvent::AuthzDecided(AuthzDecided {
             action: q.action.clone(),
@@ -90,7 +90,7 @@ impl Engine {
             errors: decision.errors.clone(),
         });
         let (at, actor, subject, version) =
-            (self.clock.now(), caller.to_owned(), q.principal.clone(), decision.policy_version.clone());
+            (self.clock.now(), by.actor(), q.principal.clone(), decision.policy_version.clone());
         self.commits.run(
             self.store.as_ref(),
             Box::new(move |tx| {

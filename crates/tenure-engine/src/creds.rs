@@ -85,33 +85,13 @@ impl CredentialRequest {
     }
 }
 
-/// Who asks: an operator at the command line (trusted like the database), or an API caller,
-/// which must be the NHI itself or its owner.
-#[derive(Debug, Clone)]
-pub enum Requester {
-    Operator(String),
-    Api(Principal),
-}
-
-impl Requester {
-    fn name(&self) -> String {
-        match self {
-            Self::Operator(n) => n.clone(),
-            Self::Api(p) => p.actor(),
-        }
-    }
-
-    /// May this requester act for `nhi` (its owner or itself; admins too when `admin_ok`)?
-    fn may_act_for(&self, nhi: &IdentityRow, admin_ok: bool) -> bool {
-        match self {
-            Self::Operator(_) => true,
-            Self::Api(c) => {
-                c.identity == nhi.reference
-                    || nhi.owner.as_ref() == Some(&c.identity)
-                    || (admin_ok && c.has(RoleName::Admin))
-            }
-        }
-    }
+/// May `by` act for `nhi`: the operator always, through the API the NHI itself or its owner
+/// (and admins, when `admin_ok`)?
+fn may_act_for(by: &Principal, nhi: &IdentityRow, admin_ok: bool) -> bool {
+    by.is_operator()
+        || by.identity == nhi.reference
+        || nhi.owner.as_ref() == Some(&by.identity)
+        || (admin_ok && by.has(RoleName::Admin))
 }
 
 /// A dynamic login the worker must create, for a credential already recorded.
@@ -267,10 +247,10 @@ impl Engine {
     }
 
     /// Rotate the JWT signing key now (`tenure creds rotate-key`).
-    pub fn rotate_signing_key(&self, actor: &str) -> Result<String> {
+    pub fn rotate_signing_key(&self, by: &Principal) -> Result<String> {
         let policy = self.current_policy()?;
         rules(&policy)?;
-        self.rotate_jwt_key(policy.version.as_str(), "on demand", actor, None)
+        self.rotate_jwt_key(policy.version.as_str(), "on demand", &by.actor(), None)
     }
 
     /// The trust domain's CA, created on first use (and again when it nears its end).
@@ -301,7 +281,7 @@ impl Engine {
     pub fn issue_credential(
         &self,
         req: &CredentialRequest,
-        by: &Requester,
+        by: &Principal,
     ) -> Result<(IssuedCredentialView, Option<PendingLogin>)> {
         let policy = self.current_policy()?;
         let rules = rules(&policy)?;
@@ -312,7 +292,7 @@ impl Engine {
             .read()?
             .identity(&r)?
             .ok_or_else(|| invalid("identity", format!("no identity `{}`", req.identity)))?;
-        if !by.may_act_for(&nhi, false) {
+        if !may_act_for(by, &nhi, false) {
             return Err(EngineError::Forbidden(format!(
                 "only `{}` itself or its owner may ask for its credentials",
                 req.identity
@@ -350,10 +330,7 @@ impl Engine {
         }
         // A workload acting with a credential may replace only that credential, and nothing it
         // gets outlives what it came with: a 5-minute token cannot mint a 7-day key.
-        let presented = match by {
-            Requester::Api(p) => p.credential().map(|(id, end)| (id.to_owned(), end)),
-            Requester::Operator(_) => None,
-        };
+        let presented = by.credential().map(|(id, end)| (id.to_owned(), end));
         if let (Some((token, _)), Some(old)) = (&presented, &req.replaces)
             && token != old
         {
@@ -388,7 +365,7 @@ impl Engine {
             name: None,
             purpose: req.purpose.clone().or_else(|| nhi.purpose.clone()).unwrap_or_default(),
             owner: nhi.owner.as_ref().map(ToString::to_string),
-            issued_by: by.name(),
+            issued_by: by.actor(),
             issued_at: now,
             expires_at,
             revoked_at: None,
@@ -458,7 +435,7 @@ impl Engine {
         // Recorded in a shared transaction (group commit): concurrent issuers share one fsync.
         // A leaver (or suspension) may have committed since the check above: nothing signed
         // leaves then.
-        let (issued, subject, actor) = (row.clone(), nhi.reference.to_string(), by.name());
+        let (issued, subject, actor) = (row.clone(), nhi.reference.to_string(), by.actor());
         let (label, version, replaces, nhi_id) =
             (req.identity.clone(), version.to_owned(), req.replaces.clone(), nhi.id);
         self.commits.run(
@@ -525,7 +502,7 @@ impl Engine {
         self.revoke_credential(
             credential,
             Some(&format!("provisioning failed: {error}")),
-            &Requester::Operator(ACTOR_ENGINE.into()),
+            &Principal::operator(ACTOR_ENGINE),
         )
         .map(|_| ())
     }
@@ -556,14 +533,14 @@ impl Engine {
 
     /// Revoke one credential (by id); it stops working at once, and the worker verifies it.
     /// Revoke one credential (by id), for `reason` ("revoked on request" when none is given).
-    pub fn revoke_credential(&self, id: &str, reason: Option<&str>, by: &Requester) -> Result<CredentialView> {
+    pub fn revoke_credential(&self, id: &str, reason: Option<&str>, by: &Principal) -> Result<CredentialView> {
         let reason = reason.unwrap_or("revoked on request");
         let version = self.current_policy()?.version.to_string();
         let now = self.clock.now();
         let mut tx = self.store.write()?;
         let c = tx.credential(id)?.ok_or_else(|| EngineError::NotFound(format!("credential {id}")))?;
         let who = tx.identity_by_id(c.identity_id)?.ok_or_else(|| EngineError::NotFound(format!("credential {id}")))?;
-        if !by.may_act_for(&who, true) {
+        if !may_act_for(by, &who, true) {
             // Not even whether it exists.
             return Err(EngineError::NotFound(format!("credential {id}")));
         }
@@ -571,7 +548,7 @@ impl Engine {
             tx.as_mut(),
             &c,
             &who.reference.to_string(),
-            &by.name(),
+            &by.actor(),
             &version,
             reason,
             now,
@@ -587,7 +564,7 @@ impl Engine {
 
     /// RFC 7009: revoke the credential a token is. Unknown tokens, and tokens of identities the
     /// caller may not act for, are ignored (the RFC answers 200 either way).
-    pub fn revoke_token_value(&self, token: &str, by: &Requester) -> Result<()> {
+    pub fn revoke_token_value(&self, token: &str, by: &Principal) -> Result<()> {
         let found = self.store.read()?.credential_by_fingerprint(&fingerprint_of(token))?;
         match found {
             Some(c) if c.revoked_at.is_none() => {

@@ -133,21 +133,23 @@ impl Engine {
             )));
         }
         let events = events_from_wire(records).map_err(EngineError::Rejected)?;
-        self.ingest(&events, &format!("api:{}", caller.identity))
+        self.ingest(&events, caller)
     }
 
     /// Validate and apply a batch: all of it, or (on any bad record) none of it.
-    pub fn ingest(&self, events: &[Event], actor: &str) -> Result<IngestReport> {
-        self.ingest_with_progress(events, actor, &mut |_| {})
+    pub fn ingest(&self, events: &[Event], by: &tenure_model::Principal) -> Result<IngestReport> {
+        self.ingest_with_progress(events, by, &mut |_| {})
     }
 
     /// [`Engine::ingest`], calling `progress` with the number of records checked so far.
     pub fn ingest_with_progress(
         &self,
         events: &[Event],
-        actor: &str,
+        by: &tenure_model::Principal,
         progress: &mut dyn FnMut(usize),
     ) -> Result<IngestReport> {
+        let actor = by.actor();
+        let actor = actor.as_str();
         let now = self.clock.now();
         let mut tx = self.store.write()?;
         let policy = self.policy_in(&*tx)?;

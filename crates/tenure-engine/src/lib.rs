@@ -252,7 +252,9 @@ impl Engine {
     /// Make `bundle` the current policy (no-op when it already is). Recording the deployment
     /// (with both versions), recomputing every current identity's birthright grants and
     /// enqueueing the resulting jobs happen in one transaction.
-    pub fn deploy(&self, bundle: &Bundle, actor: &str) -> Result<Deployed> {
+    pub fn deploy(&self, bundle: &Bundle, by: &tenure_model::Principal) -> Result<Deployed> {
+        let actor = by.actor();
+        let actor = actor.as_str();
         let now = self.clock.now();
         let mut tx = self.store.write()?;
         let from = tx.current_policy()?.map(|p| p.version);

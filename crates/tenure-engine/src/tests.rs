@@ -54,7 +54,7 @@ fn clocked() -> (tempfile::TempDir, Engine, Arc<FixedClock>) {
     let store = Arc::new(SqliteStore::open(dir.path()).unwrap());
     let clock = Arc::new(FixedClock::new(datetime!(2026-11-20 12:00 UTC)));
     let e = Engine::new(store, clock.clone());
-    e.deploy(&bundle(TEMPLATES), "test").unwrap();
+    e.deploy(&bundle(TEMPLATES), &tenure_model::Principal::operator("test")).unwrap();
     (dir, e, clock)
 }
 
@@ -82,7 +82,9 @@ fn snapshot(e: &Engine) -> (i64, i64, String) {
 #[test]
 fn an_nhi_may_be_owned_by_a_person_who_joined_earlier_in_the_same_batch() {
     let (_d, e) = engine();
-    let r = e.ingest(&events(&[human(1, "engineering"), service(1, "hr:E1")]), "t").unwrap();
+    let r = e
+        .ingest(&events(&[human(1, "engineering"), service(1, "hr:E1")]), &tenure_model::Principal::operator("t"))
+        .unwrap();
     assert_eq!(r.accepted, 2);
     let ids = e.list_identities().unwrap();
     assert_eq!(ids[0].reference, "hr:E1");
@@ -95,9 +97,9 @@ fn an_nhi_may_be_owned_by_a_person_who_joined_earlier_in_the_same_batch() {
 fn a_leaver_left_with_no_job_is_requeued_by_the_clock_with_an_alert_and_dead_jobs_can_be_retried() {
     use tenure_store::JobState;
     let (_d, e, clock) = clocked();
-    e.ingest(&events(&[human(1, "engineering")]), "t").unwrap();
+    e.ingest(&events(&[human(1, "engineering")]), &tenure_model::Principal::operator("t")).unwrap();
     let left = r#"{"source":"hr","id":"l1","type":"left","at":"2026-11-02T09:00:00Z","identity":{"external_id":"E1","kind":"human"}}"#;
-    e.ingest(&events(&[left.to_owned()]), "t").unwrap();
+    e.ingest(&events(&[left.to_owned()]), &tenure_model::Principal::operator("t")).unwrap();
     // The directory's job dies (its last attempt failed): nothing carries the leaver forward.
     {
         let mut tx = e.store().write().unwrap();
@@ -137,8 +139,11 @@ fn a_leaver_left_with_no_job_is_requeued_by_the_clock_with_an_alert_and_dead_job
         assert!(tx.fail_job(&job, "directory unreachable", None, clock.now()).unwrap());
         tx.commit().unwrap();
     }
-    assert!(matches!(e.retry_dead_jobs(Some("hr:nobody"), "t"), Err(EngineError::NotFound(_))));
-    assert_eq!(e.retry_dead_jobs(Some("hr:E1"), "t").unwrap().len(), 1);
+    assert!(matches!(
+        e.retry_dead_jobs(Some("hr:nobody"), &tenure_model::Principal::operator("t")),
+        Err(EngineError::NotFound(_))
+    ));
+    assert_eq!(e.retry_dead_jobs(Some("hr:E1"), &tenure_model::Principal::operator("t")).unwrap().len(), 1);
     let job = e.store().write().unwrap().claim_job(clock.now(), time::Duration::seconds(30)).unwrap().unwrap();
     assert_eq!(job.attempts, 1);
 }
@@ -146,7 +151,7 @@ fn a_leaver_left_with_no_job_is_requeued_by_the_clock_with_an_alert_and_dead_job
 #[test]
 fn oversized_invisible_and_confusable_ids_are_refused_naming_the_field() {
     let (_d, e) = engine();
-    e.ingest(&events(&[human(1000, "sales")]), "t").unwrap();
+    e.ingest(&events(&[human(1000, "sales")]), &tenure_model::Principal::operator("t")).unwrap();
     let joiner = |ext: &str| {
         format!(
             r#"{{"source":"hr","id":"x-{}","type":"joined","at":"2026-11-01T09:00:00Z","identity":{{"external_id":{},"kind":"human"}}}}"#,
@@ -158,7 +163,7 @@ fn oversized_invisible_and_confusable_ids_are_refused_naming_the_field() {
         let records = parse::json_lines(&joiner(ext)).unwrap();
         match ingest::events_from_wire(records) {
             Err(errs) => errs[0].to_string(),
-            Ok(evs) => match e.ingest(&evs, "t") {
+            Ok(evs) => match e.ingest(&evs, &tenure_model::Principal::operator("t")) {
                 Err(EngineError::Rejected(errs)) => errs[0].to_string(),
                 other => panic!("`{ext}` accepted: {other:?}"),
             },
@@ -176,23 +181,34 @@ fn oversized_invisible_and_confusable_ids_are_refused_naming_the_field() {
 #[test]
 fn a_leaver_with_nothing_provisioned_closes_at_once_and_nothing_applies_after() {
     let (_d, e) = engine();
-    e.ingest(&events(&[service(1, "hr:E1").replace("hr:E1", "hr:E0"), human(0, "x")]), "t").unwrap_err();
-    e.ingest(&events(&[human(0, "x"), service(1, "hr:E0")]), "t").unwrap();
+    e.ingest(
+        &events(&[service(1, "hr:E1").replace("hr:E1", "hr:E0"), human(0, "x")]),
+        &tenure_model::Principal::operator("t"),
+    )
+    .unwrap_err();
+    e.ingest(&events(&[human(0, "x"), service(1, "hr:E0")]), &tenure_model::Principal::operator("t")).unwrap();
     let left = r#"{"source":"registry","id":"s9","type":"left","at":"2026-11-02T09:00:00Z","identity":{"external_id":"svc1","kind":"service"}}"#;
-    e.ingest(&events(&[left.to_owned()]), "t").unwrap();
+    e.ingest(&events(&[left.to_owned()]), &tenure_model::Principal::operator("t")).unwrap();
     let d = e.identity_detail("registry:svc1").unwrap();
     assert_eq!(d.identity.state, "closed");
     let again = left.replace("s9", "s10");
-    let Err(EngineError::Rejected(errs)) = e.ingest(&events(&[again]), "t") else { panic!("accepted") };
+    let Err(EngineError::Rejected(errs)) = e.ingest(&events(&[again]), &tenure_model::Principal::operator("t")) else {
+        panic!("accepted")
+    };
     assert_eq!(errs[0].to_string(), "line 1: field type: `registry:svc1` is closed; no further `left` applies");
 }
 
 #[test]
 fn deploying_a_new_bundle_recomputes_current_identities_in_the_same_transaction() {
     let (_d, e) = engine();
-    e.ingest(&events(&[human(1, "engineering"), human(2, "finance")]), "t").unwrap();
+    e.ingest(&events(&[human(1, "engineering"), human(2, "finance")]), &tenure_model::Principal::operator("t"))
+        .unwrap();
     let moved = TEMPLATES.replace(r#"department = "engineering""#, r#"department = "finance""#);
-    let Deployed::Changed { affected, from, .. } = e.deploy(&bundle(&moved), "test").unwrap() else { panic!() };
+    let Deployed::Changed { affected, from, .. } =
+        e.deploy(&bundle(&moved), &tenure_model::Principal::operator("test")).unwrap()
+    else {
+        panic!()
+    };
     assert!(from.is_some());
     assert_eq!(affected, 2);
     let ids = e.list_identities().unwrap();
@@ -201,7 +217,7 @@ fn deploying_a_new_bundle_recomputes_current_identities_in_the_same_transaction(
     };
     assert_eq!(states(0), [("dir/eng".into(), "revoking".into()), ("dir/staff".into(), "desired".into())]);
     assert_eq!(states(1), [("dir/eng".into(), "desired".into()), ("dir/staff".into(), "desired".into())]);
-    assert_eq!(e.deploy(&bundle(&moved), "test").unwrap(), Deployed::Unchanged);
+    assert_eq!(e.deploy(&bundle(&moved), &tenure_model::Principal::operator("test")).unwrap(), Deployed::Unchanged);
     let d = e.identity_detail("hr:E1").unwrap();
     assert!(d.timeline.iter().any(|t| t.action == "identity.recomputed"), "{:?}", d.timeline);
 }
@@ -212,7 +228,7 @@ proptest! {
     #[test]
     fn one_bad_record_anywhere_applies_nothing(n in 1usize..12, bad_at in 0usize..12, kind in 0usize..4) {
         let (_d, e) = engine();
-        e.ingest(&events(&[human(100, "engineering")]), "t").unwrap();
+        e.ingest(&events(&[human(100, "engineering")]), &tenure_model::Principal::operator("t")).unwrap();
         let before = snapshot(&e);
         let bad_at = bad_at % (n + 1);
         let mut lines: Vec<String> = (0..n).map(|i| if i % 2 == 0 { human(i, "engineering") } else { service(i, "hr:E100") }).collect();
@@ -223,7 +239,7 @@ proptest! {
             _ => human(100, "sales").replace("h100", "h-again"),           // joined twice
         };
         lines.insert(bad_at, bad);
-        let Err(EngineError::Rejected(errs)) = e.ingest(&events(&lines), "t") else { panic!("accepted a bad batch") };
+        let Err(EngineError::Rejected(errs)) = e.ingest(&events(&lines), &tenure_model::Principal::operator("t")) else { panic!("accepted a bad batch") };
         prop_assert_eq!(errs.len(), 1);
         prop_assert_eq!(errs[0].position, parse::Position::Line(bad_at + 1));
         prop_assert_eq!(snapshot(&e), before);

@@ -55,8 +55,9 @@ impl Engine {
         roles: &[String],
         ttl_days: Option<i64>,
         description: &str,
-        actor: &str,
+        by: &Principal,
     ) -> Result<IssuedTokenView> {
+        let actor = by.actor();
         let invalid = |field: &str, message: String| EngineError::Invalid { field: field.to_owned(), message };
         // One check, before any arithmetic: a day count from outside cannot overflow.
         let days = ttl_days.unwrap_or(DEFAULT_TTL_DAYS);
@@ -118,7 +119,7 @@ impl Engine {
         };
         record(
             tx.as_mut(),
-            Stamp::new(now, actor, policy.version.as_str()),
+            Stamp::new(now, &actor, policy.version.as_str()),
             identity,
             LedgerEvent::TokenIssued(event),
         )?;
@@ -185,7 +186,8 @@ impl Engine {
     }
 
     /// Revoke a token; it stops working at once.
-    pub fn revoke_token(&self, id: &str, actor: &str) -> Result<TokenView> {
+    pub fn revoke_token(&self, id: &str, by: &Principal) -> Result<TokenView> {
+        let actor = by.actor();
         let now = self.clock.now();
         let version = self.current_policy()?.version.to_string();
         let mut tx = self.store.write()?;
@@ -195,7 +197,7 @@ impl Engine {
         }
         let subject = tx.identity_by_id(t.identity_id)?.map(|i| i.reference.to_string()).unwrap_or_default();
         let event = LedgerEvent::TokenRevoked(TokenRevoked { token: id.to_owned() });
-        record(tx.as_mut(), Stamp::new(now, actor, &version), &subject, event)?;
+        record(tx.as_mut(), Stamp::new(now, &actor, &version), &subject, event)?;
         let t = tx.token(id)?.ok_or_else(|| EngineError::NotFound(format!("token {id}")))?;
         let v = view(&*tx, &t)?;
         tx.commit()?;

@@ -6,7 +6,7 @@
 //! A sync job makes one identity's account in one system what the store wants, then reads it
 //! back. Only what the read-back shows is marked verified.
 
-use crate::creds::{CredentialRequest, Requester, Verification};
+use crate::creds::{CredentialRequest, Verification};
 use crate::ledger::{Stamp, record};
 use crate::systems::{Lookup, Systems};
 use crate::{Engine, EngineError, Result};
@@ -244,7 +244,11 @@ impl Workers {
 
 impl Workers {
     /// Issue a credential; a dynamic login is created in its system before the answer.
-    pub async fn issue_credential(&self, req: CredentialRequest, by: Requester) -> Result<IssuedCredentialView> {
+    pub async fn issue_credential(
+        &self,
+        req: CredentialRequest,
+        by: tenure_model::Principal,
+    ) -> Result<IssuedCredentialView> {
         let (issued, pending) = self.blocking(move |e| e.issue_credential(&req, &by)).await?;
         let Some(p) = pending else { return Ok(issued) };
         let policy = self.blocking(|e| e.current_policy()).await?;
@@ -711,7 +715,8 @@ fn fail(
 impl Engine {
     /// Put dead-lettered jobs back in the queue (all, or those of `identity`), with a
     /// `jobs.retried` ledger entry naming who asked; returns the ids re-queued.
-    pub fn retry_dead_jobs(&self, identity: Option<&str>, actor: &str) -> Result<Vec<i64>> {
+    pub fn retry_dead_jobs(&self, identity: Option<&str>, by: &tenure_model::Principal) -> Result<Vec<i64>> {
+        let actor = by.actor();
         let now = self.clock.now();
         let version = self.current_policy()?.version.to_string();
         let mut tx = self.store.write()?;
@@ -727,7 +732,7 @@ impl Engine {
         if !ids.is_empty() {
             let subject = row.map_or_else(|| "jobs".to_owned(), |r| r.reference.to_string());
             let event = LedgerEvent::JobsRetried(JobsRetried { jobs: ids.clone() });
-            record(tx.as_mut(), Stamp::new(now, actor, &version), &subject, event)?;
+            record(tx.as_mut(), Stamp::new(now, &actor, &version), &subject, event)?;
         }
         tx.commit()?;
         Ok(ids)

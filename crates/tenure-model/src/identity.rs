@@ -49,6 +49,11 @@ impl IdentityRef {
         Ok(Self { source: source.to_owned(), external_id: external_id.to_owned() })
     }
 
+    /// `operator:NAME`, the identity of an operator (a name tenure's code chooses, not input).
+    pub(crate) fn operator(name: &str) -> Self {
+        Self { source: "operator".to_owned(), external_id: name.to_owned() }
+    }
+
     pub fn source(&self) -> &str {
         &self.source
     }

@@ -14,8 +14,12 @@ pub enum Via {
     /// A credential of the broker (an API key or a JWT-SVID for tenure), by id, with its expiry:
     /// nothing issued to this principal may outlive it.
     Credential { id: String, expires_at: time::OffsetDateTime },
-    /// In process, at the data directory (the CLI, the demo, tests): no secret was presented.
+    /// In process, at the data directory (the demo, tests), as a governed identity: no secret
+    /// was presented, and the identity's own rules apply (it cannot approve its own request).
     Local,
+    /// The operator at the command line, or the engine itself: trusted like the database, since
+    /// whoever can run it can edit the database. Its identity is `operator:NAME`.
+    Operator,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -31,6 +35,21 @@ impl Principal {
     /// `identity` acting in process, with `roles`.
     pub fn local(identity: IdentityRef, roles: impl IntoIterator<Item = RoleName>) -> Self {
         Self { identity, roles: roles.into_iter().map(Role::Named).collect(), via: Via::Local, on_behalf_of: vec![] }
+    }
+
+    /// The operator `name` (`cli`, `demo`, `tenure` for the engine's own work), with every
+    /// named role.
+    pub fn operator(name: &str) -> Self {
+        Self {
+            identity: IdentityRef::operator(name),
+            roles: RoleName::ALL.iter().copied().map(Role::Named).collect(),
+            via: Via::Operator,
+            on_behalf_of: vec![],
+        }
+    }
+
+    pub fn is_operator(&self) -> bool {
+        self.via == Via::Operator
     }
 
     pub fn has(&self, role: RoleName) -> bool {
@@ -53,8 +72,12 @@ impl Principal {
         }
     }
 
-    /// How the ledger names it as an actor.
+    /// How the ledger names it as an actor: an operator by its name (`cli`), anyone else as
+    /// `api:REFERENCE`.
     pub fn actor(&self) -> String {
-        format!("api:{}", self.identity)
+        match self.via {
+            Via::Operator => self.identity.external_id().to_owned(),
+            _ => format!("api:{}", self.identity),
+        }
     }
 }

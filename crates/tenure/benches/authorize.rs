@@ -91,7 +91,7 @@ fn main() {
         std::hint::black_box(engine.decide(&q).unwrap());
     });
     let logged_1 = rate(|| {
-        std::hint::black_box(engine.authorize(&q, "bench").unwrap());
+        std::hint::black_box(engine.authorize(&q, &tenure_model::Principal::operator("bench")).unwrap());
     });
     let threads = 16;
     let logged_n = {
@@ -104,7 +104,7 @@ fn main() {
                     s.spawn(move || {
                         let mut n = 0;
                         while t.elapsed() < d {
-                            engine.authorize(&q, "bench").unwrap();
+                            engine.authorize(&q, &tenure_model::Principal::operator("bench")).unwrap();
                             n += 1;
                         }
                         n
@@ -126,7 +126,13 @@ fn main() {
 
     // 4. HTTP on loopback.
     let token = engine
-        .issue_token("hr:E1000", &["admin".into(), "authorizer".into()], Some(1), "bench", "bench")
+        .issue_token(
+            "hr:E1000",
+            &["admin".into(), "authorizer".into()],
+            Some(1),
+            "bench",
+            &tenure_model::Principal::operator("bench"),
+        )
         .unwrap()
         .secret;
     drop(engine);

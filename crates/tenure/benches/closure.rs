@@ -42,7 +42,7 @@ fn person(prefix: &str, i: usize, kind: &str) -> String {
 
 fn ingest_lines(engine: &Engine, lines: &[String]) {
     let events = ingest::events_from_wire(parse::json_lines(&lines.join("\n")).unwrap()).unwrap();
-    engine.ingest(&events, "bench").unwrap();
+    engine.ingest(&events, &tenure_model::Principal::operator("bench")).unwrap();
 }
 
 fn pct(sorted: &[Duration], p: f64) -> Duration {
@@ -76,7 +76,9 @@ async fn main() {
 
     let engine =
         Arc::new(Engine::new(Arc::new(SqliteStore::open(&tmp.path().join("data")).unwrap()), Arc::new(SystemClock)));
-    engine.deploy(&Bundle::load(quickstart::policy_files()).unwrap(), "bench").unwrap();
+    engine
+        .deploy(&Bundle::load(quickstart::policy_files()).unwrap(), &tenure_model::Principal::operator("bench"))
+        .unwrap();
     let signer = tenure_ledger::Signer::from_seed("bench/ledger", &[3; 32]);
     let workers =
         Arc::new(Workers::new(engine.clone(), Arc::new(move |k: &str| env.get(k).cloned()), WorkerConfig::default()));

@@ -13,7 +13,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::disallowed_methods)]
 
 use std::time::Instant;
-use tenure_engine::creds::{CredentialRequest, Requester};
+use tenure_engine::creds::CredentialRequest;
 use tenure_model::CredentialKind;
 use tenure_svid::p256::ecdsa::signature::Signer as _;
 
@@ -62,7 +62,7 @@ fn main() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let engine = quickstart_engine(&data);
-    let by = Requester::Operator("bench".into());
+    let by = tenure_model::Principal::operator("bench");
     let (first, _) = engine.issue_credential(&jwt_request(), &by).unwrap();
 
     // 1. The crypto limit: ES256 over a signing input the size of tenure's.
@@ -105,11 +105,19 @@ fn main() {
 
     // 4. Over HTTP against `tenure serve`.
     let owner_token = engine
-        .issue_token(OWNER, &["requester".into(), "authorizer".into()], Some(1), "bench", "bench")
+        .issue_token(
+            OWNER,
+            &["requester".into(), "authorizer".into()],
+            Some(1),
+            "bench",
+            &tenure_model::Principal::operator("bench"),
+        )
         .unwrap()
         .secret;
     // `serve` starts only when someone can administer it.
-    engine.issue_token("hr:E1000", &["admin".into()], Some(1), "bench", "bench").unwrap();
+    engine
+        .issue_token("hr:E1000", &["admin".into()], Some(1), "bench", &tenure_model::Principal::operator("bench"))
+        .unwrap();
     drop(engine);
     let server = Serve::start(&data);
     let body = serde_json::json!({ "identity": NHI, "kind": "jwt-svid", "audience": ["payments"] }).to_string();

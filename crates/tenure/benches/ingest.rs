@@ -52,10 +52,12 @@ fn main() {
 fn run_tenure(events: &[tenure_engine::Event], batch: usize) -> Duration {
     let dir = tempfile::tempdir().unwrap();
     let engine = Engine::new(Arc::new(SqliteStore::open(dir.path()).unwrap()), Arc::new(SystemClock));
-    engine.deploy(&Bundle::load(quickstart::policy_files()).unwrap(), "bench").unwrap();
+    engine
+        .deploy(&Bundle::load(quickstart::policy_files()).unwrap(), &tenure_model::Principal::operator("bench"))
+        .unwrap();
     let t = Instant::now();
     for chunk in events.chunks(batch) {
-        let r = engine.ingest(chunk, "bench").unwrap();
+        let r = engine.ingest(chunk, &tenure_model::Principal::operator("bench")).unwrap();
         assert_eq!(r.accepted, chunk.len());
     }
     let elapsed = t.elapsed();

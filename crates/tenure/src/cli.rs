@@ -283,7 +283,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Jobs(JobsCommand::Retry { identity }) => {
             let engine = open(&g.data_dir)?;
-            match engine.retry_dead_jobs(identity.as_deref(), "cli") {
+            match engine.retry_dead_jobs(identity.as_deref(), &operator()) {
                 Ok(ids) => {
                     println!(
                         "re-queued {} dead job(s){}",
@@ -354,6 +354,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Findings { all, output } => crate::govern::findings(&g, all, output),
         Command::Demo { keep } => demo::run(keep.as_deref()).await,
     }
+}
+
+/// The operator at the command line: trusted like the database; the ledger names it `cli`.
+pub fn operator() -> tenure_model::Principal {
+    tenure_model::Principal::operator("cli")
 }
 
 /// A listing as pretty JSON, or as a table of `row`s under `headers`.
@@ -495,7 +500,7 @@ pub fn ensure_policy(engine: &Engine, policy: Option<&Path>) -> anyhow::Result<(
         Ok(b) => b,
         Err(e) => bail!("policy `{}`: {e}", dir.display()),
     };
-    if let Deployed::Changed { from, to, affected } = engine.deploy(&bundle, "cli")? {
+    if let Deployed::Changed { from, to, affected } = engine.deploy(&bundle, &operator())? {
         eprintln!(
             "deployed policy `{}` {} (was {}); {affected} identities recomputed",
             bundle.name,
@@ -562,7 +567,11 @@ fn import(g: &Global, source: &str, file: &Path) -> anyhow::Result<ExitCode> {
             .progress_chars("=> "),
     );
     bar.set_message("checking and applying");
-    let result = engine.ingest_with_progress(&events, &format!("import:{source}"), &mut |n| bar.set_position(n as u64));
+    let result = engine.ingest_with_progress(
+        &events,
+        &tenure_model::Principal::operator(&format!("import:{source}")),
+        &mut |n| bar.set_position(n as u64),
+    );
     bar.finish_and_clear();
     match result {
         Ok(r) => {
@@ -622,7 +631,13 @@ async fn serve(g: &Global, opts: ServeOptions) -> anyhow::Result<ExitCode> {
         };
         let path = g.data_dir.join("bootstrap-admin.token");
         let issued = engine
-            .issue_token(admin, &["admin".to_owned()], Some(1), "bootstrap admin", "bootstrap")
+            .issue_token(
+                admin,
+                &["admin".to_owned()],
+                Some(1),
+                "bootstrap admin",
+                &tenure_model::Principal::operator("bootstrap"),
+            )
             .with_context(|| format!("bootstrapping the first admin `{admin}`"))?;
         crate::govern::write_secret(&path, &issued.secret)?;
         eprintln!("bootstrap: admin token {} for {admin} (valid 1 day) written to {}", issued.token.id, path.display());

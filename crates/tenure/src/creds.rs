@@ -8,14 +8,12 @@ use std::io::Read;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use tenure_engine::EngineError;
-use tenure_engine::creds::{CredentialRequest, Requester};
+use tenure_engine::creds::CredentialRequest;
 use tenure_engine::systems::process_env;
 use tenure_engine::worker::{WorkerConfig, Workers};
 use tenure_model::CredentialKind;
 use tenure_model::credential::parse_ttl;
 use tenure_proto::IssuedCredentialView;
-
-const ACTOR: &str = "cli";
 
 #[derive(Subcommand)]
 pub enum CredsCommand {
@@ -127,7 +125,7 @@ pub async fn run(g: &Global, cmd: CredsCommand) -> anyhow::Result<ExitCode> {
     let engine = open(&g.data_dir)?;
     ensure_policy(&engine, g.policy.as_deref())?;
     let workers = Workers::new(engine.clone(), process_env(), WorkerConfig::default());
-    let by = Requester::Operator(ACTOR.into());
+    let by = crate::cli::operator();
     let issued = match cmd {
         CredsCommand::Issue { identity, kind, ttl, audience, csr, system, purpose, out, output } => {
             let kind = match kind.parse::<CredentialKind>() {
@@ -183,7 +181,7 @@ pub async fn run(g: &Global, cmd: CredsCommand) -> anyhow::Result<ExitCode> {
             };
         }
         CredsCommand::RotateKey => {
-            let kid = engine.rotate_signing_key(ACTOR)?;
+            let kid = engine.rotate_signing_key(&by)?;
             println!("new JWT signing key {kid}; the previous one stays in the JWKS until its last token expires");
             return Ok(ExitCode::SUCCESS);
         }

@@ -60,7 +60,7 @@ pub async fn run(keep: Option<&std::path::Path>) -> anyhow::Result<ExitCode> {
     };
     let engine = cli::open(&data)?;
     let bundle = Bundle::load(quickstart::policy_files()).map_err(|e| anyhow::anyhow!("{e}"))?;
-    engine.deploy(&bundle, "demo")?;
+    engine.deploy(&bundle, &tenure_model::Principal::operator("demo"))?;
 
     let mut env = BTreeMap::new();
     env.insert("TENURE_LDAP_URL".to_owned(), slapd.url());
@@ -332,7 +332,7 @@ async fn policy(
                 resource: ResourceSpec::resource("payments-api"),
                 context: serde_json::json!({ "intent": ctx, "environment": "prod" }),
             },
-            "demo",
+            &tenure_model::Principal::operator("demo"),
         )?;
         println!("  authorize {who} deploy payments-api (prod): {} by {:?}", d.decision.as_str(), d.policies);
         checks.check(d.is_allow() == (who != "hr:E1010"), format!("authorize {who}"));
@@ -350,11 +350,11 @@ async fn credentials(
     signer: &tenure_ledger::Signer,
     checks: &mut Checks,
 ) -> anyhow::Result<()> {
-    use tenure_engine::creds::{CredentialRequest, Requester};
+    use tenure_engine::creds::CredentialRequest;
     use tenure_model::CredentialKind;
     println!("\n== 4. credentials: short-lived, verifiable, revoked with their identity ==");
     let nhi = "service-registry:svc-search";
-    let by = || Requester::Operator("demo".into());
+    let by = || tenure_model::Principal::operator("demo");
     let ask = |kind, audience: &[&str], csr: Option<String>, system: Option<&str>| CredentialRequest {
         identity: nhi.into(),
         kind,
@@ -471,10 +471,11 @@ fn feed(engine: &Engine, source: &str, name: &str, content: &[u8]) -> anyhow::Re
         anyhow::bail!("{name}: {pos}: not from `{source}`");
     }
     let events = ingest::events_from_wire(records).map_err(|e| anyhow::anyhow!("{name}: {}", join(&e)))?;
-    let report = engine.ingest(&events, &format!("demo:{name}")).map_err(|e| match e {
-        tenure_engine::EngineError::Rejected(errs) => anyhow::anyhow!("{name}: {}", join(&errs)),
-        other => other.into(),
-    })?;
+    let report =
+        engine.ingest(&events, &tenure_model::Principal::operator(&format!("demo:{name}"))).map_err(|e| match e {
+            tenure_engine::EngineError::Rejected(errs) => anyhow::anyhow!("{name}: {}", join(&errs)),
+            other => other.into(),
+        })?;
     Ok(report.accepted)
 }
 

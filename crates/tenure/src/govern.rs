@@ -11,7 +11,6 @@ use tenure_model::RequestState;
 use tenure_policy::{Bundle, short_version};
 
 /// Who the CLI acts as in the ledger: the operator at the machine.
-const ACTOR: &str = "cli";
 
 #[derive(Subcommand)]
 pub enum TokensCommand {
@@ -149,7 +148,7 @@ pub fn policy_deploy(g: &Global, dir: &Path) -> anyhow::Result<ExitCode> {
         Err(code) => return Ok(code),
     };
     let engine = open(&g.data_dir)?;
-    match engine.deploy(&bundle, ACTOR)? {
+    match engine.deploy(&bundle, &crate::cli::operator())? {
         Deployed::Unchanged => println!("policy `{}` {} is already current", bundle.name, bundle.version.short()),
         Deployed::Changed { from, to, affected } => println!(
             "deployed policy `{}` {} (was {}); {affected} identities recomputed",
@@ -179,7 +178,7 @@ pub fn tokens(g: &Global, cmd: TokensCommand) -> anyhow::Result<ExitCode> {
     ensure_policy(&engine, g.policy.as_deref())?;
     match cmd {
         TokensCommand::Issue { identity, roles, ttl_days, description, out } => {
-            match engine.issue_token(&identity, &roles, ttl_days, &description, ACTOR) {
+            match engine.issue_token(&identity, &roles, ttl_days, &description, &crate::cli::operator()) {
                 Ok(t) => {
                     match out {
                         Some(path) => {
@@ -225,7 +224,7 @@ pub fn tokens(g: &Global, cmd: TokensCommand) -> anyhow::Result<ExitCode> {
             print!("{}", table::render(&["ID", "IDENTITY", "ROLES", "VALID", "DESCRIPTION"], &rows));
             Ok(ExitCode::SUCCESS)
         }
-        TokensCommand::Revoke { id } => match engine.revoke_token(&id, ACTOR) {
+        TokensCommand::Revoke { id } => match engine.revoke_token(&id, &crate::cli::operator()) {
             Ok(t) => {
                 println!("token {} of {} revoked", t.id, t.identity);
                 Ok(ExitCode::SUCCESS)

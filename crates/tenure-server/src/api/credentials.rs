@@ -7,7 +7,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
-use tenure_engine::creds::{CredentialRequest, Requester};
+use tenure_engine::creds::CredentialRequest;
 use tenure_model::Principal;
 use tenure_proto::{CredentialActionWire, CredentialView, CredentialWire, IssuedCredentialView};
 
@@ -18,7 +18,7 @@ pub(crate) async fn issue_credential(
 ) -> Result<(StatusCode, Json<IssuedCredentialView>), ApiError> {
     let w: CredentialWire = json_body(&raw)?;
     let req = CredentialRequest::from_wire(w, &caller)?;
-    let issued = s.workers.issue_credential(req, Requester::Api(caller)).await?;
+    let issued = s.workers.issue_credential(req, caller).await?;
     Ok((StatusCode::CREATED, Json(issued)))
 }
 
@@ -42,7 +42,7 @@ pub(crate) async fn rotate_credential(
 ) -> Result<(StatusCode, Json<IssuedCredentialView>), ApiError> {
     let w: CredentialActionWire = if raw.is_empty() { CredentialActionWire::default() } else { json_body(&raw)? };
     let req = s.run(move |engine| engine.rotation_of(&id, w.csr)).await?;
-    let issued = s.workers.issue_credential(req, Requester::Api(caller)).await?;
+    let issued = s.workers.issue_credential(req, caller).await?;
     s.workers.notify();
     Ok((StatusCode::CREATED, Json(issued)))
 }
@@ -54,7 +54,7 @@ pub(crate) async fn revoke_credential(
     raw: Bytes,
 ) -> Result<Json<CredentialView>, ApiError> {
     let w: CredentialActionWire = if raw.is_empty() { CredentialActionWire::default() } else { json_body(&raw)? };
-    let v = s.run(move |engine| engine.revoke_credential(&id, w.reason.as_deref(), &Requester::Api(caller))).await?;
+    let v = s.run(move |engine| engine.revoke_credential(&id, w.reason.as_deref(), &caller)).await?;
     s.workers.notify();
     Ok(Json(v))
 }
@@ -96,7 +96,7 @@ pub(crate) async fn oauth_revoke(
     raw: Bytes,
 ) -> Result<StatusCode, ApiError> {
     let form = token_form(&headers, &raw)?;
-    s.run(move |engine| engine.revoke_token_value(&form.token, &Requester::Api(caller))).await?;
+    s.run(move |engine| engine.revoke_token_value(&form.token, &caller)).await?;
     s.workers.notify();
     Ok(StatusCode::OK)
 }

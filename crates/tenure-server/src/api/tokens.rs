@@ -14,11 +14,8 @@ pub(crate) async fn issue_token(
     raw: Bytes,
 ) -> Result<(StatusCode, Json<IssuedTokenView>), ApiError> {
     let w: TokenWire = json_body(&raw)?;
-    let issued = s
-        .run(move |engine| {
-            engine.issue_token(&w.identity, &w.roles, w.ttl_days, &w.description, &caller.identity.to_string())
-        })
-        .await?;
+    let issued =
+        s.run(move |engine| engine.issue_token(&w.identity, &w.roles, w.ttl_days, &w.description, &caller)).await?;
     Ok((StatusCode::CREATED, Json(issued)))
 }
 
@@ -31,5 +28,5 @@ pub(crate) async fn revoke_token(
     Extension(caller): Extension<Principal>,
     Path(id): Path<String>,
 ) -> Result<Json<TokenView>, ApiError> {
-    Ok(Json(s.run(move |engine| engine.revoke_token(&id, &caller.identity.to_string())).await?))
+    Ok(Json(s.run(move |engine| engine.revoke_token(&id, &caller)).await?))
 }

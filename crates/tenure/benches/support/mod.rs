@@ -19,11 +19,11 @@ pub fn quickstart_engine(data: &std::path::Path) -> Arc<Engine> {
     let engine = Arc::new(Engine::new(Arc::new(SqliteStore::open(data).unwrap()), Arc::new(SystemClock)));
     engine.set_key_dir(&data.join("keys"));
     let bundle = Bundle::load(quickstart::policy_files()).unwrap();
-    engine.deploy(&bundle, "bench").unwrap();
+    engine.deploy(&bundle, &tenure_model::Principal::operator("bench")).unwrap();
     for (source, name, content) in quickstart::FEEDS {
         let text = std::str::from_utf8(content).unwrap();
         let records = if name.ends_with(".csv") { parse::csv(text) } else { parse::json_lines(text) }.unwrap();
-        engine.ingest(&ingest::events_from_wire(records).unwrap(), source).unwrap();
+        engine.ingest(&ingest::events_from_wire(records).unwrap(), &tenure_model::Principal::operator(source)).unwrap();
     }
     let mut tx = engine.store().write().unwrap();
     for i in tx.identities().unwrap() {

@@ -76,7 +76,7 @@ fn every_route_refuses_missing_wrong_role_expired_and_revoked_tokens() {
     // A token issued by an engine whose clock reads 2001: it expired long ago.
     let expired = Clocked::at(&w, time::macros::datetime!(2001-01-01 00:00 UTC))
         .engine
-        .issue_token(OPERATOR, &["admin".to_owned()], Some(1), "", "test")
+        .issue_token(OPERATOR, &["admin".to_owned()], Some(1), "", &tenure_model::Principal::operator("test"))
         .unwrap()
         .secret;
     let bad = [

@@ -204,7 +204,7 @@ fn a_leavers_nhis_go_to_the_successor_or_are_suspended_at_the_deadline() {
         purpose: None,
         replaces: None,
     };
-    let operator = tenure_engine::creds::Requester::Operator("test".into());
+    let operator = tenure_model::Principal::operator("test");
     let (issued, _) = engine.issue_credential(&key, &operator).unwrap();
     leave("E1012");
     // The departed owner may have seen its secrets: revoked at once, not at the deadline, and

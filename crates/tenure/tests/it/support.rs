@@ -362,6 +362,6 @@ impl Clocked {
     /// Ingest JSON-lines events.
     pub fn ingest(&self, lines: &str) {
         let events = tenure_engine::ingest::events_from_wire(tenure_engine::parse::json_lines(lines).unwrap()).unwrap();
-        self.engine.ingest(&events, "test").unwrap();
+        self.engine.ingest(&events, &tenure_model::Principal::operator("test")).unwrap();
     }
 }
