@@ -1,7 +1,8 @@
 //! What people read, pinned as snapshots (expect-test; `UPDATE_EXPECT=1` rewrites them after a
 //! deliberate change): an identity as `identities show` prints it, findings, a rejected batch's
-//! errors on the CLI and over HTTP, and a closure certificate's summary. Timestamps, policy
-//! versions, ids and hashes are redacted so only meaningful changes show.
+//! errors on the CLI and over HTTP, a runtime authorization decision, and a closure
+//! certificate, summarised and as the document itself. Timestamps, policy versions, ids, hashes,
+//! signatures and proofs are redacted so only meaningful changes show.
 
 use crate::support::*;
 use expect_test::expect;
@@ -32,6 +33,31 @@ fn redact_timeline(text: &str) -> String {
         out.push(line.to_owned());
     }
     out.join("\n") + "\n"
+}
+
+/// A JSON document with its volatile values replaced: a signature, a signed note, each ledger
+/// entry's bytes and proof, and (through [`redact_words`]) times and hashes.
+fn redact_json(v: &serde_json::Value) -> serde_json::Value {
+    use serde_json::Value;
+    match v {
+        Value::Object(m) => Value::Object(
+            m.iter()
+                .map(|(k, v)| {
+                    let v = match (k.as_str(), v) {
+                        ("signature" | "signer" | "checkpoint", _) => Value::String(format!("<{k}>")),
+                        ("entry", Value::String(_)) => Value::String("<entry>".into()),
+                        ("proof", Value::Array(a)) if !a.is_empty() => Value::String("<proof>".into()),
+                        ("seq" | "evidence" | "tree_size", Value::Number(_)) => Value::String("<n>".into()),
+                        _ => redact_json(v),
+                    };
+                    (k.clone(), v)
+                })
+                .collect(),
+        ),
+        Value::Array(a) => Value::Array(a.iter().map(redact_json).collect()),
+        Value::String(s) => Value::String(redact_words(s)),
+        other => other.clone(),
+    }
 }
 
 fn redact_words(text: &str) -> String {
@@ -134,6 +160,32 @@ fn what_people_read_stays_as_it_was_meant() {
           ]
         }"#]]
     .assert_eq(&pretty);
+
+    // A runtime authorization decision over HTTP, and the one for a question that does not fit.
+    let ask = serde_json::json!({
+        "principal": "hr:E10",
+        "action": "deploy",
+        "resource": { "id": "payments-api" },
+        "context": { "intent": "release 2026.11", "environment": "prod" },
+    });
+    let (status, text) = s.post("/v1/authorize", &ask.to_string()).unwrap();
+    assert_eq!(status, 200, "{text}");
+    let decision = redact_json(&serde_json::from_str(&text).unwrap());
+    expect![[r#"
+        {
+          "decision": "deny",
+          "policies": [],
+          "reasons": [],
+          "errors": [],
+          "policy_version": "<hex>"
+        }"#]]
+    .assert_eq(&serde_json::to_string_pretty(&decision).unwrap());
+    let wrong =
+        serde_json::json!({ "principal": "hr:E10", "action": "deploy", "resource": { "id": "x", "colour": "red" } });
+    let (status, text) = s.post("/v1/authorize", &wrong.to_string()).unwrap();
+    assert_eq!(status, 422, "{text}");
+    expect![[r#"{"code":"EN0009","message":"resource.colour: unknown field `colour`, expected one of `type`, `id`, `attributes`, `tags` at line 1 column 69"}"#]]
+    .assert_eq(&text);
     drop(s);
 
     // A leaver's closure certificate, as `closure show` summarises it.
@@ -160,6 +212,129 @@ fn what_people_read_stays_as_it_was_meant() {
         "helpdesk" account "E9": disabled=true revoked=["agents"] read-back={"enabled":false,"memberships":[],"present":true} probe={"detail":"SCIM has no login to try; verified by read-back","result":"unsupported"} (ledger entry <n>)
         written to cert.json
     "#]].assert_eq(&redact(&summary));
+    // The certificate itself: what an auditor keeps and checks offline.
+    let doc: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&cert).unwrap()).unwrap();
+    let mut doc = redact_json(&doc);
+    // Evidence entries come in seq order, which depends on the order the systems finished in.
+    if let Some(ev) = doc.pointer_mut("/certificate/evidence").and_then(|e| e.as_array_mut()) {
+        ev.sort_by_key(|e| e.to_string());
+    }
+    expect![[r#"
+        {
+          "certificate": {
+            "checkpoint": "<checkpoint>",
+            "closed_at": "<time>",
+            "credentials": [],
+            "evidence": [
+              {
+                "entry": "<entry>",
+                "proof": "<proof>",
+                "seq": "<n>"
+              },
+              {
+                "entry": "<entry>",
+                "proof": "<proof>",
+                "seq": "<n>"
+              },
+              {
+                "entry": "<entry>",
+                "proof": "<proof>",
+                "seq": "<n>"
+              },
+              {
+                "entry": "<entry>",
+                "proof": "<proof>",
+                "seq": "<n>"
+              },
+              {
+                "entry": "<entry>",
+                "proof": "<proof>",
+                "seq": "<n>"
+              }
+            ],
+            "identity": "hr:E9",
+            "kind": "human",
+            "left_at": "<time>",
+            "name": "Eve Example",
+            "policy_version": "<hex>",
+            "systems": [
+              {
+                "account": "E9",
+                "done": {
+                  "disabled": true,
+                  "revoked": [
+                    "reporting"
+                  ]
+                },
+                "evidence": "<n>",
+                "probe": {
+                  "detail": "role \"E9\" is not permitted to log in",
+                  "result": "refused"
+                },
+                "read_back": {
+                  "enabled": false,
+                  "memberships": [],
+                  "present": true
+                },
+                "result": "verified",
+                "system": "analytics-db",
+                "verified_at": "<time>"
+              },
+              {
+                "account": "E9",
+                "done": {
+                  "disabled": true,
+                  "revoked": [
+                    "all-staff",
+                    "employees",
+                    "sales",
+                    "vpn"
+                  ]
+                },
+                "evidence": "<n>",
+                "probe": {
+                  "detail": "tenure holds no password to bind with",
+                  "result": "unsupported"
+                },
+                "read_back": {
+                  "enabled": false,
+                  "memberships": [],
+                  "present": true
+                },
+                "result": "verified",
+                "system": "corp-directory",
+                "verified_at": "<time>"
+              },
+              {
+                "account": "E9",
+                "done": {
+                  "disabled": true,
+                  "revoked": [
+                    "agents"
+                  ]
+                },
+                "evidence": "<n>",
+                "probe": {
+                  "detail": "SCIM has no login to try; verified by read-back",
+                  "result": "unsupported"
+                },
+                "read_back": {
+                  "enabled": false,
+                  "memberships": [],
+                  "present": true
+                },
+                "result": "verified",
+                "system": "helpdesk",
+                "verified_at": "<time>"
+              }
+            ],
+            "tree_size": "<n>",
+            "version": "tenure-closure/1"
+          },
+          "signature": "<signature>",
+          "signer": "<signer>"
+        }"#]]
+    .assert_eq(&serde_json::to_string_pretty(&doc).unwrap());
 
     // Findings: an account tenure did not make, refused.
     let psql = std::process::Command::new("psql")
