@@ -86,7 +86,8 @@ fn request_view(tx: &dyn ReadTx, r: RequestRow) -> Result<RequestView> {
         intent: r.intent,
         duration_minutes: r.duration.map(|d| d.whole_minutes()),
         state: r.state.to_string(),
-        decision: r.decision,
+        decision: serde_json::from_value(r.decision)
+            .map_err(|e| tenure_store::StoreError::Corrupt(format!("request {}: its decision: {e}", r.id)))?,
         waives: r.waives,
         approvals,
         created_at: ts(r.created_at),
@@ -234,7 +235,8 @@ impl Engine {
             Verdict::Deny => RequestState::Denied,
             Verdict::NeedsApproval => RequestState::Pending,
         };
-        let decision_json = crate::encode(&decision)?;
+        // Stored as clients see it: the wire shape, not the policy crate's type.
+        let decision_json = crate::encode(&crate::authz::decision_view(&decision))?;
         let recorded_decision = crate::authz::recorded(&decision);
         let id = tx.insert_request(&NewRequest {
             kind: req.kind,

@@ -217,8 +217,8 @@ pub struct RequestView {
     pub intent: String,
     pub duration_minutes: Option<i64>,
     pub state: String,
-    /// The policy decision: verdict, policies, reasons, approvals needed, policy version.
-    pub decision: serde_json::Value,
+    /// The policy decision when the request was made.
+    pub decision: DecisionView,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub waives: Vec<String>,
     pub approvals: Vec<ApprovalView>,

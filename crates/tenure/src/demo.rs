@@ -282,8 +282,8 @@ async fn policy(
     println!(
         "  hr:E1002 (creates payments) asks to approve payments: {} by {} ({})",
         sod.state,
-        json_at(&sod.decision, "/policies"),
-        json_at(&sod.decision, "/reasons/0").as_str().unwrap_or("")
+        serde_json::json!(sod.decision.policies),
+        sod.decision.reasons.first().map_or("", String::as_str)
     );
     checks.check(sod.state == "denied", "a toxic combination is denied whoever would approve it");
 
@@ -294,7 +294,11 @@ async fn policy(
             ..ask(RequestKind::Access, "corp-directory/prod-admin", "on-call rota", None)
         },
     )?;
-    println!("  hr:E1005 asks for standing prod-admin: {}, needs {}", req.state, json_at(&req.decision, "/approval"));
+    println!(
+        "  hr:E1005 asks for standing prod-admin: {}, needs {}",
+        req.state,
+        json_at(&serde_json::to_value(&req.decision)?, "/approval")
+    );
     let own = engine.answer(&"hr:E1005".parse()?, req.id, true, "me");
     println!("    hr:E1005 approves it: {}", own.as_ref().map_or_else(ToString::to_string, |r| r.state.clone()));
     checks.check(own.is_err(), "nobody approves their own request");
@@ -314,7 +318,7 @@ async fn policy(
     println!(
         "  hr:E1001 elevates to prod-admin for 30 minutes (JIT): {} by {}",
         jit.state,
-        json_at(&jit.decision, "/policies")
+        json_at(&serde_json::to_value(&jit.decision)?, "/policies")
     );
     checks.check(jit.state == "approved", "a short JIT elevation with an intent is allowed by policy");
     workers.run_until_idle().await?;

@@ -288,6 +288,16 @@ fn an_export_and_certificates_made_before_typed_events_verify_and_replay() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
     copy_dir(&fixture.join("data"), &data);
+    // Git keeps no file modes: the keys come back 0600, as from a backup restored with care.
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let private =
+            |p: &std::path::Path| std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o600)).unwrap();
+        private(&data.join("ledger.key"));
+        for k in std::fs::read_dir(data.join("keys")).unwrap() {
+            private(&k.unwrap().path());
+        }
+    }
     let tenure = |args: &[&str]| {
         let out = std::process::Command::new(env!("CARGO_BIN_EXE_tenure"))
             .env("TENURE_DATA_DIR", &data)
