@@ -1,13 +1,13 @@
-//! The leaver, in one place: the event that cuts an identity off at once ([`leave`]), and what
+//! The leaver, in one place: the event that cuts an identity off at once (`leave`), and what
 //! the clock does for leavers afterwards — re-queue one whose closure stalled, suspend a
 //! departed owner's non-human identity nobody took over, delete accounts when the grace period
 //! ends.
 //!
-//! [`leave`], in the event's transaction: the identity is `leaving` (or `closed` with nothing
+//! `leave`, in the event's transaction: the identity is `leaving` (or `closed` with nothing
 //! to undo), every wanted grant `revoking`, every account `disabling`, every live credential
 //! revoked, every pending request it is a party to ended, its non-human identities passed to
 //! a successor or flagged; the sync and credential jobs that carry it out are enqueued. The
-//! workers then verify each system, and [`crate::steps::lifecycle`] closes the identity when all
+//! workers then verify each system, and `steps::lifecycle` closes the identity when all
 //! are verified off.
 
 use crate::ledger::{Stamp, record};

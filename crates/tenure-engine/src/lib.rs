@@ -1,8 +1,10 @@
-//! The workflows of tenure. [`Engine::ingest`] validates a batch of lifecycle events against the
-//! current policy and applies it in one transaction: identity state changes, desired grants,
-//! ledger entries and outbox jobs commit together or not at all. [`worker`] executes the jobs
-//! (idempotent convergence of one identity's account in one system, verified by read-back) and
-//! moves identities on when every check passed (`pending → active`, `leaving → closed`).
+//! The workflows of tenure, in layers (docs/ARCHITECTURE.md): transaction steps (`steps/`, no
+//! `Engine` receiver), the flows built from them ([`Engine::ingest`], [`leaver`], [`access`],
+//! [`authz`], [`tokens`], [`creds`], deploy), sync ([`sync`]'s plan and the [`worker`] that
+//! executes it), evidence ([`ledger`], [`closure`]) and one [`clock`] tick. A flow's state
+//! change, ledger entries and outbox jobs commit together or not at all; the worker converges
+//! one identity's account in one system, verified by read-back, and identities move on only
+//! when every check passed (`pending → active`, `leaving → closed`).
 
 pub mod access;
 pub mod authz;

@@ -1,7 +1,7 @@
-//! The HTTP API, thin: [`routes`] is the route table with who may call each route and the
-//! guard in front of it; [`error`] maps every failure to one status and body, never showing
+//! The HTTP API, thin: `routes` is the route table with who may call each route and the
+//! guard in front of it; `error` maps every failure to one status and body, never showing
 //! internal error text; `api/` has one module of handlers per area, each extracting, calling
-//! the engine (off the async threads, [`AppState::run`]) and mapping the result. Rules live in
+//! the engine (off the async threads, `AppState::run`) and mapping the result. Rules live in
 //! the engine, wire shapes in `tenure-proto`; [`listen`] is the connection loop with its limits.
 
 mod api;

@@ -1,6 +1,6 @@
 //! The embedded backend: one SQLite file in WAL mode, one writer connection (SQLite's single
 //! writer, held for a whole unit of work) and a pool of readers. One file per capability, each
-//! implementing its traits for the one transaction type, [`SqliteTx`].
+//! implementing its traits for the one transaction type, `SqliteTx`.
 
 mod access;
 mod conv;
