@@ -1,7 +1,7 @@
 //! Grant and account steps inside a caller's write transaction: desired grants from policy
 //! (with guardrails and their findings), grants to revoke, accounts following them, the sync
 //! jobs that carry them out, and recomputing an identity after a deployment. The joiner and
-//! mover flows (ingest) and the leaver ([`crate::leaver`]) are built from them.
+//! mover flows (ingest) and the leaver flow (`leaver.rs`) are built from them.
 
 use crate::ledger::{Stamp, record};
 use std::collections::{BTreeMap, BTreeSet};
