@@ -236,7 +236,7 @@ impl Engine {
             }
             expected_seq += 1;
             prev = hex::encode(merkle::leaf_hash(bytes));
-            let event = LedgerEvent::from_parts(&e.action, &e.detail)
+            let event = LedgerEvent::from_parts(&e.action, e.detail)
                 .map_err(|m| EngineError::Ledger(format!("entry {seq}: {m}")))?;
             if let Some(to) = event.lifecycle_to() {
                 world.entry(e.subject.clone()).or_default().state = Some(to.to_string());

@@ -104,11 +104,12 @@ pub fn verify(doc: &Value, key: &Verifier) -> Result<Verified, CertificateError>
         if !merkle::verify_inclusion(seq, size, &merkle::leaf_hash(bytes), &proof, &cp.root) {
             return Err(Unsupported(format!("{at}: entry {seq} is not in the signed ledger of size {size}")));
         }
-        let e = Entry::parse(bytes).map_err(|m| Malformed(format!("{at}: {m}")))?;
+        let mut e = Entry::parse(bytes).map_err(|m| Malformed(format!("{at}: {m}")))?;
         if e.seq != seq || e.subject != identity {
             return Err(Unsupported(format!("{at}: entry {seq} is not about `{identity}`")));
         }
-        let event = LedgerEvent::from_parts(&e.action, &e.detail).map_err(|m| Malformed(format!("{at}: {m}")))?;
+        let event = LedgerEvent::from_parts(&e.action, std::mem::take(&mut e.detail))
+            .map_err(|m| Malformed(format!("{at}: {m}")))?;
         entries.insert(seq, (e, event));
     }
     let (closed, settled) = entries

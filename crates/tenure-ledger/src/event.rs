@@ -121,11 +121,12 @@ pub struct EventError {
 }
 
 impl LedgerEvent {
-    /// The event of an entry's `action` and `detail`.
-    pub fn from_parts(action: &str, detail: &Value) -> Result<Self, EventError> {
+    /// The event of an entry's `action` and `detail` (taken, not copied: this runs for every
+    /// entry replay or a verifier reads).
+    pub fn from_parts(action: &str, detail: Value) -> Result<Self, EventError> {
         let mut m = Map::new();
         m.insert("action".into(), Value::String(action.to_owned()));
-        m.insert("detail".into(), detail.clone());
+        m.insert("detail".into(), detail);
         serde_json::from_value(Value::Object(m))
             .map_err(|e| EventError { action: action.to_owned(), message: e.to_string() })
     }
@@ -143,11 +144,6 @@ impl LedgerEvent {
             }
             _ => (String::new(), Value::Null),
         }
-    }
-
-    /// The action's name, e.g. `system.synced`.
-    pub fn action(&self) -> String {
-        self.to_parts().0
     }
 
     /// The lifecycle state this event moved its subject to, if it moved it.
@@ -758,16 +754,16 @@ mod tests {
             ),
         ];
         for (action, detail) in cases {
-            let event = LedgerEvent::from_parts(action, &detail).unwrap_or_else(|e| panic!("{e}"));
+            let event = LedgerEvent::from_parts(action, detail.clone()).unwrap_or_else(|e| panic!("{e}"));
             assert_eq!(event.to_parts(), (action.to_owned(), detail), "{action}");
         }
     }
 
     #[test]
     fn an_unknown_action_or_a_detail_that_does_not_fit_is_an_error_naming_it() {
-        let e = LedgerEvent::from_parts("identity.teleported", &json!({})).unwrap_err();
+        let e = LedgerEvent::from_parts("identity.teleported", json!({})).unwrap_err();
         assert!(e.to_string().starts_with("`identity.teleported` entry: unknown variant"), "{e}");
-        let e = LedgerEvent::from_parts("job.dead", &json!({ "job": "seven" })).unwrap_err();
+        let e = LedgerEvent::from_parts("job.dead", json!({ "job": "seven" })).unwrap_err();
         assert!(e.to_string().starts_with("`job.dead` entry: invalid type"), "{e}");
     }
 }

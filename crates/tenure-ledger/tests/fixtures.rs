@@ -21,7 +21,7 @@ fn every_entry_written_before_typed_events_reads_as_one_and_writes_back_byte_for
     let mut actions = std::collections::BTreeSet::new();
     for line in text.lines() {
         let entry = Entry::parse(line.as_bytes()).unwrap();
-        let event = LedgerEvent::from_parts(&entry.action, &entry.detail)
+        let event = LedgerEvent::from_parts(&entry.action, entry.detail.clone())
             .unwrap_or_else(|e| panic!("entry {}: {e}", entry.seq));
         let (action, detail) = event.to_parts();
         let again = Entry { action, detail, ..entry.clone() };

@@ -8,7 +8,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 
 fn ledger_row(seq: i64, entry: &[u8]) -> rusqlite::Result<LedgerRow> {
     let e = tenure_ledger::Entry::parse(entry).map_err(|m| conv_err(format!("ledger entry {seq}: {m}")))?;
-    let event = tenure_ledger::LedgerEvent::from_parts(&e.action, &e.detail)
+    let event = tenure_ledger::LedgerEvent::from_parts(&e.action, e.detail)
         .map_err(|m| conv_err(format!("ledger entry {seq}: {m}")))?;
     Ok(LedgerRow {
         seq,
