@@ -40,13 +40,13 @@ impl AccessRequest {
     pub fn from_wire(w: tenure_proto::RequestWire, caller: &Principal) -> Result<Self> {
         let kind = match w.kind.as_deref() {
             None => RequestKind::Access,
-            Some(k) => k.parse::<RequestKind>().map_err(|e| invalid("kind", e))?,
+            Some(k) => k.parse::<RequestKind>().map_err(|e| EngineError::invalid("kind", e))?,
         };
         let duration = w
             .duration_minutes
             .map(|m| tenure_model::credential::bounded(m, 60, "minutes"))
             .transpose()
-            .map_err(|e| invalid("duration_minutes", e.to_string()))?;
+            .map_err(|e| EngineError::invalid("duration_minutes", e.to_string()))?;
         Ok(Self {
             beneficiary: w.beneficiary.unwrap_or_else(|| caller.identity.to_string()),
             entitlement: w.entitlement,
@@ -57,13 +57,9 @@ impl AccessRequest {
     }
 }
 
-fn invalid(field: &str, message: impl Into<String>) -> EngineError {
-    EngineError::Invalid { field: field.to_owned(), message: message.into() }
-}
-
 fn identity(tx: &dyn ReadTx, field: &str, r: &str) -> Result<IdentityRow> {
-    let parsed: IdentityRef = r.parse().map_err(|e| invalid(field, format!("{e}")))?;
-    tx.identity(&parsed)?.ok_or_else(|| invalid(field, format!("no identity `{r}`")))
+    let parsed: IdentityRef = r.parse().map_err(|e| EngineError::invalid(field, format!("{e}")))?;
+    tx.identity(&parsed)?.ok_or_else(|| EngineError::invalid(field, format!("no identity `{r}`")))
 }
 
 fn request_view(tx: &dyn ReadTx, r: RequestRow) -> Result<RequestView> {
@@ -104,14 +100,18 @@ impl Engine {
         let policy = self.current_policy()?;
         let now = self.clock.now();
         let mut tx = self.store.write()?;
-        let requester = tx.identity(&actor.identity)?.ok_or_else(|| invalid("caller", "unknown identity"))?;
+        let requester =
+            tx.identity(&actor.identity)?.ok_or_else(|| EngineError::invalid("caller", "unknown identity"))?;
         let beneficiary = identity(&*tx, "beneficiary", &req.beneficiary)?;
         let Some(def) = policy.entitlement(&req.entitlement) else {
-            return Err(invalid("entitlement", format!("unknown entitlement `{}`", req.entitlement)));
+            return Err(EngineError::invalid("entitlement", format!("unknown entitlement `{}`", req.entitlement)));
         };
         for (who, field) in [(&requester, "caller"), (&beneficiary, "beneficiary")] {
             if who.state != LifecycleState::Active {
-                return Err(invalid(field, format!("`{}` is {}; only active identities", who.reference, who.state)));
+                return Err(EngineError::invalid(
+                    field,
+                    format!("`{}` is {}; only active identities", who.reference, who.state),
+                ));
             }
         }
         let own = beneficiary.id == requester.id
@@ -125,7 +125,7 @@ impl Engine {
         }
         let limit = |max: Duration, what: &str| -> Result<()> {
             match req.duration {
-                Some(d) if d > max => Err(invalid(
+                Some(d) if d > max => Err(EngineError::invalid(
                     "duration_minutes",
                     format!(
                         "{} minutes is longer than the {what} maximum of {} minutes",
@@ -139,7 +139,7 @@ impl Engine {
         if let Some(d) = req.duration
             && d <= Duration::ZERO
         {
-            return Err(invalid("duration_minutes", "expected a positive number of minutes"));
+            return Err(EngineError::invalid("duration_minutes", "expected a positive number of minutes"));
         }
         if let Some(max) = def.max_duration {
             limit(max, &format!("`{}`", def.id))?;
@@ -148,26 +148,29 @@ impl Engine {
             RequestKind::Access => {}
             RequestKind::Jit => {
                 if !def.privileged {
-                    return Err(invalid("kind", format!("`{}` is not privileged; make an access request", def.id)));
+                    return Err(EngineError::invalid(
+                        "kind",
+                        format!("`{}` is not privileged; make an access request", def.id),
+                    ));
                 }
                 if req.duration.is_none() {
-                    return Err(invalid("duration_minutes", "a JIT elevation needs a duration"));
+                    return Err(EngineError::invalid("duration_minutes", "a JIT elevation needs a duration"));
                 }
                 limit(policy.access.jit_max, "JIT")?;
             }
             RequestKind::Exception => {
                 if req.duration.is_none() {
-                    return Err(invalid("duration_minutes", "an exception needs a duration"));
+                    return Err(EngineError::invalid("duration_minutes", "an exception needs a duration"));
                 }
                 limit(policy.access.exception_max, "exception")?;
             }
         }
         if matches!(req.kind, RequestKind::Jit | RequestKind::Exception) && req.intent.trim().is_empty() {
-            return Err(invalid("intent", "a JIT elevation or exception needs a declared intent"));
+            return Err(EngineError::invalid("intent", "a JIT elevation or exception needs a declared intent"));
         }
         let facts = Holder::load(&*tx, beneficiary.clone())?;
         if facts.holding.contains(&req.entitlement) {
-            return Err(invalid(
+            return Err(EngineError::invalid(
                 "entitlement",
                 format!("`{}` already holds `{}`", beneficiary.reference, req.entitlement),
             ));
@@ -199,7 +202,7 @@ impl Engine {
         let (decision, waives) = if req.kind == RequestKind::Exception {
             let guard = policy.hold(&facts.subject(), &req.entitlement, GrantOrigin::Exception);
             if guard.is_allow() {
-                return Err(invalid(
+                return Err(EngineError::invalid(
                     "kind",
                     format!(
                         "no guardrail blocks `{}` for `{}`; make an access request",
@@ -292,13 +295,13 @@ impl Engine {
     /// the requirement grants the access in the same transaction.
     pub fn answer(&self, approver: &IdentityRef, request_id: i64, approve: bool, reason: &str) -> Result<RequestView> {
         if reason.trim().is_empty() {
-            return Err(invalid("reason", "an answer needs a reason"));
+            return Err(EngineError::invalid("reason", "an answer needs a reason"));
         }
         let policy = self.current_policy()?;
         let now = self.clock.now();
         let mut tx = self.store.write()?;
         let r = tx.request(request_id)?.ok_or_else(|| EngineError::NotFound(format!("request {request_id}")))?;
-        let who = tx.identity(approver)?.ok_or_else(|| invalid("caller", "unknown identity"))?;
+        let who = tx.identity(approver)?.ok_or_else(|| EngineError::invalid("caller", "unknown identity"))?;
         if r.state != RequestState::Pending {
             return Err(EngineError::Conflict(format!("request {request_id} is {}, not pending", r.state)));
         }
@@ -411,7 +414,8 @@ impl Engine {
 
     /// Requests in the state named (`pending`, `approved`, `denied`, `expired`), or all.
     pub fn list_requests_in(&self, state: Option<&str>) -> Result<Vec<RequestView>> {
-        let state = state.map(|s| s.parse::<RequestState>().map_err(|e| invalid("state", e))).transpose()?;
+        let state =
+            state.map(|s| s.parse::<RequestState>().map_err(|e| EngineError::invalid("state", e))).transpose()?;
         self.list_requests(state)
     }
 

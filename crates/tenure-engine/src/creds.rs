@@ -43,10 +43,6 @@ use time::{Duration, OffsetDateTime};
 pub use crate::steps::credentials::BROKER;
 pub use tenure_broker::{API_KEY_PREFIX, fingerprint_of};
 
-fn invalid(field: &str, message: impl Into<String>) -> EngineError {
-    EngineError::Invalid { field: field.to_owned(), message: message.into() }
-}
-
 /// What to issue.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CredentialRequest {
@@ -65,13 +61,13 @@ impl CredentialRequest {
     /// A request as a client sent it (`POST /v1/credentials`): for the caller unless it names
     /// an identity; the lifetime as a duration (`5m`, `24h`), the policy's maximum by default.
     pub fn from_wire(w: tenure_proto::CredentialWire, caller: &Principal) -> Result<Self> {
-        let kind = w.kind.parse::<CredentialKind>().map_err(|e| invalid("kind", e))?;
+        let kind = w.kind.parse::<CredentialKind>().map_err(|e| EngineError::invalid("kind", e))?;
         let ttl = w
             .ttl
             .as_deref()
             .map(tenure_model::credential::parse_ttl)
             .transpose()
-            .map_err(|e| invalid("ttl", e.to_string()))?;
+            .map_err(|e| EngineError::invalid("ttl", e.to_string()))?;
         Ok(Self {
             identity: w.identity.unwrap_or_else(|| caller.identity.to_string()),
             kind,
@@ -286,12 +282,13 @@ impl Engine {
         let policy = self.current_policy()?;
         let rules = rules(&policy)?;
         let version = policy.version.as_str();
-        let r: tenure_model::IdentityRef = req.identity.parse().map_err(|e| invalid("identity", format!("{e}")))?;
+        let r: tenure_model::IdentityRef =
+            req.identity.parse().map_err(|e| EngineError::invalid("identity", format!("{e}")))?;
         let nhi = self
             .store
             .read()?
             .identity(&r)?
-            .ok_or_else(|| invalid("identity", format!("no identity `{}`", req.identity)))?;
+            .ok_or_else(|| EngineError::invalid("identity", format!("no identity `{}`", req.identity)))?;
         if !may_act_for(by, &nhi, false) {
             return Err(EngineError::Forbidden(format!(
                 "only `{}` itself or its owner may ask for its credentials",
@@ -299,7 +296,10 @@ impl Engine {
             )));
         }
         if nhi.kind.is_human() {
-            return Err(invalid("identity", format!("`{}` is a person; the broker issues to NHIs only", req.identity)));
+            return Err(EngineError::invalid(
+                "identity",
+                format!("`{}` is a person; the broker issues to NHIs only", req.identity),
+            ));
         }
         let max = rules
             .max_ttl(req.kind, nhi.kind, nhi.attributes.get("environment").map(String::as_str))
@@ -389,11 +389,16 @@ impl Engine {
             }
             CredentialKind::ApiKey => issue::api_key(&id, now, expires_at),
             CredentialKind::PostgresLogin => {
-                let system = req.system.clone().ok_or_else(|| invalid("system", "a dynamic login needs a system"))?;
-                let def =
-                    policy.systems.get(&system).ok_or_else(|| invalid("system", format!("no system `{system}`")))?;
+                let system = req
+                    .system
+                    .clone()
+                    .ok_or_else(|| EngineError::invalid("system", "a dynamic login needs a system"))?;
+                let def = policy
+                    .systems
+                    .get(&system)
+                    .ok_or_else(|| EngineError::invalid("system", format!("no system `{system}`")))?;
                 if def.kind != tenure_policy::SystemType::Postgres {
-                    return Err(invalid(
+                    return Err(EngineError::invalid(
                         "system",
                         format!("`{system}` is a {} system; dynamic logins are for postgres", def.kind.as_str()),
                     ));
@@ -449,7 +454,10 @@ impl Engine {
                     Some(old) => match tx.credential(old)? {
                         Some(p) if p.identity_id == nhi_id => Some(p),
                         Some(_) => {
-                            return Ok(Err(invalid("credential", format!("{old} is not a credential of `{label}`"))));
+                            return Ok(Err(EngineError::invalid(
+                                "credential",
+                                format!("{old} is not a credential of `{label}`"),
+                            )));
                         }
                         None => return Ok(Err(EngineError::NotFound(format!("credential {old}")))),
                     },
@@ -517,7 +525,7 @@ impl Engine {
         }
         let who = tx.identity_by_id(c.identity_id)?.ok_or_else(|| EngineError::NotFound(format!("credential {id}")))?;
         if c.kind == CredentialKind::X509Svid && csr.is_none() {
-            return Err(invalid("csr", "rotating an X.509-SVID needs a new CSR"));
+            return Err(EngineError::invalid("csr", "rotating an X.509-SVID needs a new CSR"));
         }
         Ok(CredentialRequest {
             identity: who.reference.to_string(),
@@ -638,7 +646,8 @@ impl Engine {
         let tx = self.store.read()?;
         let id = match identity {
             Some(r) => {
-                let r: tenure_model::IdentityRef = r.parse().map_err(|e| invalid("identity", format!("{e}")))?;
+                let r: tenure_model::IdentityRef =
+                    r.parse().map_err(|e| EngineError::invalid("identity", format!("{e}")))?;
                 Some(tx.identity(&r)?.ok_or_else(|| EngineError::NotFound(r.to_string()))?.id)
             }
             None => None,

@@ -77,6 +77,11 @@ pub enum EngineError {
 }
 
 impl EngineError {
+    /// Bad input in `field`, said in `message`.
+    pub fn invalid(field: &str, message: impl Into<String>) -> Self {
+        Self::Invalid { field: field.to_owned(), message: message.into() }
+    }
+
     /// The stable code of this cause.
     pub fn code(&self) -> &'static str {
         match self {

@@ -58,37 +58,43 @@ impl Engine {
         by: &Principal,
     ) -> Result<IssuedTokenView> {
         let actor = by.actor();
-        let invalid = |field: &str, message: String| EngineError::Invalid { field: field.to_owned(), message };
         // One check, before any arithmetic: a day count from outside cannot overflow.
         let days = ttl_days.unwrap_or(DEFAULT_TTL_DAYS);
         if !(1..=MAX_TTL.whole_days()).contains(&days) {
-            return Err(invalid("ttl_days", format!("expected 1 to {} days, found {days}", MAX_TTL.whole_days())));
+            return Err(EngineError::invalid(
+                "ttl_days",
+                format!("expected 1 to {} days, found {days}", MAX_TTL.whole_days()),
+            ));
         }
         let ttl = Duration::days(days);
         let policy = self.current_policy()?;
-        let r: IdentityRef = identity.parse().map_err(|e| invalid("identity", format!("{e}")))?;
+        let r: IdentityRef = identity.parse().map_err(|e| EngineError::invalid("identity", format!("{e}")))?;
         let mut parsed = BTreeSet::new();
         for role in roles {
-            let role: Role = role.parse().map_err(|e: String| invalid("roles", e))?;
+            let role: Role = role.parse().map_err(|e: String| EngineError::invalid("roles", e))?;
             if let Role::Source(s) = &role
                 && !policy.sources.contains_key(s)
             {
-                return Err(invalid("roles", format!("unknown source `{s}`")));
+                return Err(EngineError::invalid("roles", format!("unknown source `{s}`")));
             }
             parsed.insert(role);
         }
         if parsed.is_empty() {
-            return Err(invalid("roles", "a token needs at least one role".into()));
+            return Err(EngineError::invalid("roles", "a token needs at least one role"));
         }
         let now = self.clock.now();
         let mut tx = self.store.write()?;
-        let who = tx.identity(&r)?.ok_or_else(|| invalid("identity", format!("no identity `{identity}`")))?;
+        let who =
+            tx.identity(&r)?.ok_or_else(|| EngineError::invalid("identity", format!("no identity `{identity}`")))?;
         if who.state != LifecycleState::Active {
-            return Err(invalid("identity", format!("`{identity}` is {}; tokens go to active identities", who.state)));
+            return Err(EngineError::invalid(
+                "identity",
+                format!("`{identity}` is {}; tokens go to active identities", who.state),
+            ));
         }
         let human_only = [RoleName::Admin, RoleName::Approver];
         if !who.kind.is_human() && parsed.iter().any(|p| human_only.iter().any(|h| p == &Role::Named(*h))) {
-            return Err(invalid(
+            return Err(EngineError::invalid(
                 "roles",
                 format!("`{identity}` is a {}; only people are admins or approvers", who.kind),
             ));

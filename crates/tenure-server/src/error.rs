@@ -103,5 +103,5 @@ pub(crate) fn json_body<T: serde::de::DeserializeOwned>(raw: &[u8]) -> Result<T,
 }
 
 pub(crate) fn invalid(field: &str, message: String) -> ApiError {
-    EngineError::Invalid { field: field.to_owned(), message }.into()
+    EngineError::invalid(field, message).into()
 }

@@ -14,10 +14,6 @@ use tenure_policy::{Bundle, Requirement};
 use tenure_store::{ApprovalRow, IdentityRow, NewGrant, RequestRow, WriteTx};
 use time::OffsetDateTime;
 
-fn invalid(field: &str, message: impl Into<String>) -> EngineError {
-    EngineError::Invalid { field: field.to_owned(), message: message.into() }
-}
-
 /// The roles `approver` may approve in for a request for `beneficiary` to `entitlement`.
 pub(crate) fn eligible_roles(
     policy: &Bundle,
@@ -116,7 +112,7 @@ pub(crate) fn provision(
     now: OffsetDateTime,
 ) -> Result<Change> {
     let Some(def) = policy.entitlement(&r.entitlement) else {
-        return Err(invalid("entitlement", format!("`{}` is no longer in the catalog", r.entitlement)));
+        return Err(EngineError::invalid("entitlement", format!("`{}` is no longer in the catalog", r.entitlement)));
     };
     let origin = r.kind.origin();
     tx.put_grant(&NewGrant {
