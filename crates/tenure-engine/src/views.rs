@@ -40,8 +40,17 @@ impl Engine {
         let tx = self.store.read()?;
         let counts = tx.job_counts()?;
         let mut jobs = Vec::new();
+        // An identity has a job per system: look each one up once.
+        let mut refs: std::collections::BTreeMap<i64, String> = std::collections::BTreeMap::new();
         for j in tx.jobs(Some(state.unwrap_or(crate::JobState::Dead)))? {
-            let identity = tx.identity_by_id(j.identity_id)?.map(|i| i.reference.to_string()).unwrap_or_default();
+            let identity = match refs.get(&j.identity_id) {
+                Some(r) => r.clone(),
+                None => {
+                    let r = tx.identity_by_id(j.identity_id)?.map(|i| i.reference.to_string()).unwrap_or_default();
+                    refs.insert(j.identity_id, r.clone());
+                    r
+                }
+            };
             jobs.push(tenure_proto::JobView {
                 id: j.id,
                 kind: j.kind.as_str().to_owned(),

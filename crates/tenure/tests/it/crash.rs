@@ -58,7 +58,7 @@ fn sigkill_during_a_10k_import_loses_and_duplicates_nothing() {
     // Whatever was in flight committed whole or not at all.
     // Read through the CLI, as an operator would: the ledger export and the job queue.
     let joined = |w: &World| w.ledger_of("identity.joined");
-    let jobs_in = |state: &str| w.jobs(state)["counts"][state].as_i64().unwrap_or(0);
+    let jobs_in = |state: &str| w.job_counts()[state].as_i64().unwrap_or(0);
     let after_crash = joined(&w).iter().filter(|e| e["detail"]["event"]["id"] != "ops-1").count();
     assert_eq!(after_crash % BATCH, 0, "a batch was applied in part: {after_crash} events");
     assert!(after_crash >= kill_at * BATCH);
@@ -74,7 +74,8 @@ fn sigkill_during_a_10k_import_loses_and_duplicates_nothing() {
     // Wait for provisioning to finish.
     let mut outstanding = i64::MAX;
     for _ in 0..1200 {
-        outstanding = jobs_in("pending") + jobs_in("running");
+        let counts = w.job_counts();
+        outstanding = ["pending", "running"].iter().map(|s| counts[*s].as_i64().unwrap_or(0)).sum();
         if outstanding == 0 {
             break;
         }

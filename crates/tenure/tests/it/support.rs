@@ -113,6 +113,13 @@ impl World {
         self.ledger().into_iter().filter(|e| e["action"] == action).collect()
     }
 
+    /// Job counts by state (`tenure jobs status --output json`).
+    pub fn job_counts(&self) -> serde_json::Value {
+        let status: serde_json::Value =
+            serde_json::from_str(&self.ok(&["jobs", "status", "--output", "json"])).unwrap();
+        status["counts"].clone()
+    }
+
     /// `tenure jobs status --output json`, with the jobs in `state`.
     pub fn jobs(&self, state: &str) -> serde_json::Value {
         serde_json::from_str(&self.ok(&["jobs", "status", "--state", state, "--output", "json"])).unwrap()
