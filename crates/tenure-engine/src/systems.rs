@@ -52,12 +52,17 @@ fn allowed(name: &str, lookup: &Lookup) -> bool {
 pub enum SettingError {
     #[error("variable `{0}` is not one the operator allows policies to read (`{ALLOWED_VARS}`, default `TENURE_*`)")]
     NotAllowed(String),
-    #[error("variable `{0}` holds a secret and may fill only `bind_password`, `token`, `password`")]
+    #[error("variable `{0}` holds a secret and may fill only {fields}", fields = secret_fields())]
     SecretOutOfPlace(String),
     #[error("environment variable `{0}` is not set")]
     Unset(String),
     #[error("unclosed `${{` in `{0}`")]
     Unclosed(String),
+}
+
+/// [`SECRET_FIELDS`] as the error names them: `` `bind_password`, `token`, `password` ``.
+fn secret_fields() -> String {
+    SECRET_FIELDS.iter().map(|f| format!("`{f}`")).collect::<Vec<_>>().join(", ")
 }
 
 /// Expand the `${VAR}`s of setting `field`: only variables the operator allows
