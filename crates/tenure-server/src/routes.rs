@@ -10,7 +10,7 @@ use axum::Router;
 use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{HeaderValue, header};
 use axum::middleware::{Next, from_fn_with_state};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, get, post};
 use tenure_engine::EngineError;
 use tenure_model::RoleName;
@@ -146,12 +146,21 @@ pub fn router(state: AppState) -> Router {
     r.layer(DefaultBodyLimit::max(MAX_BODY)).with_state(state)
 }
 
-/// Authenticate and check the role; hand the caller to the handler.
-async fn guard(
-    State((state, access)): State<(AppState, Access)>,
-    mut req: Request,
-    next: Next,
-) -> Result<Response, ApiError> {
+/// Authenticate and check the role; hand the caller to the handler. A refusal is answered
+/// before the body is read, so it closes the connection: a client that pooled it would
+/// otherwise write its next request behind the unread body of this one and find it gone.
+async fn guard(State((state, access)): State<(AppState, Access)>, req: Request, next: Next) -> Response {
+    match admit(state, access, req, next).await {
+        Ok(resp) => resp,
+        Err(e) => {
+            let mut resp = e.into_response();
+            resp.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+            resp
+        }
+    }
+}
+
+async fn admit(state: AppState, access: Access, mut req: Request, next: Next) -> Result<Response, ApiError> {
     let roles = match access {
         Access::Public => return Ok(next.run(req).await),
         Access::Roles(r) => Some(r),

@@ -122,6 +122,22 @@ fn every_route_refuses_missing_wrong_role_expired_and_revoked_tokens() {
     }
     assert_eq!(checked, 21 * (5 + 6));
 
+    // A refusal is sent before the body is read, so the server closes the connection and says
+    // so: a pooling client would otherwise write its next request onto a closed socket (CI saw
+    // "Peer disconnected" here when the body arrived after the refusal).
+    use std::io::{Read, Write};
+    let mut conn = std::net::TcpStream::connect(s.base.trim_start_matches("http://")).unwrap();
+    conn.write_all(
+        b"POST /v1/events HTTP/1.1\r\nhost: t\r\ncontent-type: application/json\r\ncontent-length: 2\r\n\r\n",
+    )
+    .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(50));
+    let _ = conn.write_all(b"[]");
+    let mut answer = String::new();
+    conn.read_to_string(&mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 401"), "{answer}");
+    assert!(answer.to_ascii_lowercase().contains("\r\nconnection: close\r\n"), "{answer}");
+
     // A source token posts for its source only.
     let vendor = event("vendors", "v1", "joined", human("V1", "Vic", "sales"));
     let (status, body) = s.post_as(Some(&tokens["source:hr"]), "/v1/events", &format!("[{vendor}]")).unwrap();
