@@ -29,9 +29,17 @@ pub(crate) async fn read_body(State(timeout): State<std::time::Duration>, req: R
     let (parts, incoming) = req.into_parts();
     match tokio::time::timeout(timeout, axum::body::to_bytes(incoming, MAX_BODY)).await {
         Ok(Ok(bytes)) => next.run(Request::from_parts(parts, axum::body::Body::from(bytes))).await,
-        Ok(Err(_)) => ApiError::BodyTooLarge.into_response(),
-        Err(_) => ApiError::BodyTimeout(timeout).into_response(),
+        Ok(Err(_)) => closing(ApiError::BodyTooLarge),
+        Err(_) => closing(ApiError::BodyTimeout(timeout)),
     }
+}
+
+/// An answer sent with part of the request unread: the connection cannot carry another request,
+/// and the client is told so (`connection: close`) rather than finding out on its next write.
+pub(crate) fn closing(e: ApiError) -> Response {
+    let mut resp = e.into_response();
+    resp.headers_mut().insert(axum::http::header::CONNECTION, axum::http::HeaderValue::from_static("close"));
+    resp
 }
 
 /// What handlers share.

@@ -4,13 +4,13 @@
 //! saying who may call it: [`handler`] matches [`Endpoint`] exhaustively.
 
 use crate::api::{access, credentials, identities, meta, tokens};
-use crate::{ApiError, AppState, MAX_BODY, blocking, read_body};
+use crate::{ApiError, AppState, MAX_BODY, blocking, closing, read_body};
 use RoleName::{Admin, Approver, Auditor, Authorizer, Requester};
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{HeaderValue, header};
 use axum::middleware::{Next, from_fn_with_state};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::routing::{MethodRouter, get, post};
 use tenure_engine::EngineError;
 use tenure_model::RoleName;
@@ -152,11 +152,7 @@ pub fn router(state: AppState) -> Router {
 async fn guard(State((state, access)): State<(AppState, Access)>, req: Request, next: Next) -> Response {
     match admit(state, access, req, next).await {
         Ok(resp) => resp,
-        Err(e) => {
-            let mut resp = e.into_response();
-            resp.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
-            resp
-        }
+        Err(e) => closing(e),
     }
 }
 
