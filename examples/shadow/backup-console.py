@@ -30,7 +30,10 @@ def save(state):
 
 def view(name, u):
     # `reference` is the marker tenure reads back: the identity the account was created for.
-    return {"name": name, "enabled": u["enabled"], "memberships": sorted(u["roles"]), "reference": u.get("reference")}
+    v = {"name": name, "enabled": u["enabled"], "memberships": sorted(u["roles"]), "reference": u.get("reference")}
+    if u.get("email"):
+        v["attributes"] = {"email": u["email"]}
+    return v
 
 
 def main():
@@ -53,8 +56,11 @@ def operate():
     if op == "read_account":
         u = users.get(name)
         out["account"] = None if u is None else view(name, u)
-    elif op == "list_accounts":
-        out["accounts"] = [view(n, u) for n, u in sorted(users.items())]
+    elif op == "list":
+        # Reconciliation's read: one account per line, exit 0 once all are listed.
+        for n, u in sorted(users.items()):
+            print(json.dumps(view(n, u)))
+        return 0
     elif op == "list_entitlements":
         out["entitlements"] = sorted(state["roles"])
     elif op == "create_account":

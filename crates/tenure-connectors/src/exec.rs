@@ -6,16 +6,23 @@
 //!
 //! Request: `{"operation": "...", "system": "...", "account": "...", "target": "...",
 //! "spec": {...}}`. Result: `{"ok": true}` plus, for `read_account`, `"account": null | {"name",
-//! "enabled", "memberships": [...]}`, for `list_accounts` `"accounts": [...]`, for
+//! "enabled", "memberships": [...], "reference", "attributes": {...}}`, for
 //! `list_entitlements` `"entitlements": [...]`, for `probe` `"probe": "refused" | "allowed" |
 //! "unsupported"` (with `"detail"`); or `{"ok": false, "error": "..."}`.
+//!
+//! `list` (reconciliation's read of the whole system) streams instead: one account object per
+//! line on stdout, as it reads them, and exit 0 when it has listed everything. A line that is
+//! not an account, a pause longer than the timeout or any other exit is an incomplete read.
 
-use crate::{AccountRecord, AccountSpec, Connector, ConnectorError, Probe, expand_account_name};
+use crate::{
+    AccountRecord, AccountSpec, Connector, ConnectorError, PageSink, Pager, Probe, ScanRequest, ScanTotals,
+    expand_account_name,
+};
 use async_trait::async_trait;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::time::Duration;
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
 
 #[derive(Debug, Clone)]
 pub struct ExecSettings {
@@ -63,18 +70,9 @@ impl ExecConnector {
         Self { system: system.to_owned(), settings }
     }
 
-    /// Run one operation; the result object on success.
-    async fn run(&self, operation: &'static str, mut request: Value) -> Result<Value, ConnectorError> {
-        let refused = |message: String| ConnectorError::Refused {
-            system: self.system.clone(),
-            operation: operation.to_owned(),
-            message,
-        };
-        if let Some(o) = request.as_object_mut() {
-            o.insert("operation".into(), operation.into());
-            o.insert("system".into(), self.system.clone().into());
-        }
-        let mut child = tokio::process::Command::new(&self.settings.command)
+    /// The program, started for `operation`, with a clean environment and piped standard streams.
+    fn spawn(&self, operation: &str) -> Result<tokio::process::Child, ConnectorError> {
+        tokio::process::Command::new(&self.settings.command)
             .arg(operation)
             .env_clear()
             .env("PATH", "/usr/local/bin:/usr/bin:/bin")
@@ -86,7 +84,21 @@ impl ExecConnector {
             .map_err(|e| ConnectorError::Unreachable {
                 system: self.system.clone(),
                 message: format!("cannot run `{}`: {e}", self.settings.command),
-            })?;
+            })
+    }
+
+    /// Run one operation; the result object on success.
+    async fn run(&self, operation: &'static str, mut request: Value) -> Result<Value, ConnectorError> {
+        let refused = |message: String| ConnectorError::Refused {
+            system: self.system.clone(),
+            operation: operation.to_owned(),
+            message,
+        };
+        if let Some(o) = request.as_object_mut() {
+            o.insert("operation".into(), operation.into());
+            o.insert("system".into(), self.system.clone().into());
+        }
+        let mut child = self.spawn(operation)?;
         if let Some(mut stdin) = child.stdin.take() {
             stdin
                 .write_all(request.to_string().as_bytes())
@@ -128,6 +140,13 @@ fn record(v: &Value) -> Option<AccountRecord> {
         managed_by: v.get("reference").and_then(Value::as_str).map(str::to_owned),
         reserved: v.get("reserved").and_then(Value::as_bool).unwrap_or(false),
         privileges: Default::default(),
+        attributes: v
+            .get("attributes")
+            .and_then(Value::as_object)
+            .into_iter()
+            .flatten()
+            .filter_map(|(k, v)| Some((k.to_ascii_lowercase(), v.as_str()?.to_owned())))
+            .collect(),
     })
 }
 
@@ -141,9 +160,61 @@ impl Connector for ExecConnector {
         expand_account_name(&self.settings.account_name, source, external_id)
     }
 
-    async fn list_accounts(&self) -> Result<Vec<AccountRecord>, ConnectorError> {
-        let r = self.run("list_accounts", json!({})).await?;
-        Ok(r.get("accounts").and_then(Value::as_array).into_iter().flatten().filter_map(record).collect())
+    async fn scan(&self, request: &ScanRequest, sink: PageSink<'_>) -> Result<ScanTotals, ConnectorError> {
+        let mut pager = Pager::new(request.page_size, sink);
+        let incomplete = |pager: &Pager<'_>, message: String| ConnectorError::Incomplete {
+            system: self.system.clone(),
+            page: pager.page_number(),
+            message,
+        };
+        let mut child = self.spawn("list")?;
+        if let Some(mut stdin) = child.stdin.take() {
+            let body = json!({ "operation": "list", "system": self.system, "attributes": request.attributes });
+            // A program that lists without reading its request may have closed stdin already.
+            if let Err(e) = stdin.write_all(body.to_string().as_bytes()).await
+                && e.kind() != std::io::ErrorKind::BrokenPipe
+            {
+                return Err(incomplete(&pager, format!("writing the request: {e}")));
+            }
+        }
+        let Some(stdout) = child.stdout.take() else { return Err(incomplete(&pager, "no output".into())) };
+        let mut lines = tokio::io::BufReader::new(stdout).lines();
+        let mut number = 0u64;
+        loop {
+            // The timeout is per line: a long listing may take long, a silent program may not.
+            let line = match tokio::time::timeout(self.settings.timeout, lines.next_line()).await {
+                Ok(Ok(Some(l))) => l,
+                Ok(Ok(None)) => break,
+                Ok(Err(e)) => return Err(incomplete(&pager, format!("reading line {}: {e}", number + 1))),
+                Err(_) => {
+                    return Err(incomplete(
+                        &pager,
+                        format!("no line within {:?} after line {number}", self.settings.timeout),
+                    ));
+                }
+            };
+            number += 1;
+            if line.trim().is_empty() {
+                continue;
+            }
+            let account = serde_json::from_str::<Value>(&line).ok().as_ref().and_then(record).ok_or_else(|| {
+                let shown: String = line.chars().take(120).collect();
+                incomplete(&pager, format!("line {number} is not an account (`name`, `enabled`): `{shown}`"))
+            })?;
+            pager.account(account)?;
+        }
+        let status = match tokio::time::timeout(self.settings.timeout, child.wait()).await {
+            Ok(Ok(s)) => s,
+            Ok(Err(e)) => return Err(incomplete(&pager, e.to_string())),
+            Err(_) => return Err(incomplete(&pager, "the program did not exit after its last line".into())),
+        };
+        if !status.success() {
+            return Err(incomplete(
+                &pager,
+                format!("`{}` ended with {status} after {number} lines", self.settings.command),
+            ));
+        }
+        pager.finish()
     }
 
     async fn list_entitlements(&self) -> Result<Vec<String>, ConnectorError> {

@@ -13,8 +13,12 @@
 //! with RFC 4515 rules (`ldap3::dn_escape`, `ldap3::ldap_escape`), so `*)(uid=*` or
 //! `cn=x,dc=evil` is just a name.
 
-use crate::{AccountRecord, AccountSpec, Connector, ConnectorError, Probe, expand_account_name};
+use crate::{
+    AccountRecord, AccountSpec, Connector, ConnectorError, PageSink, Pager, Probe, ScanRequest, ScanTotals,
+    expand_account_name,
+};
 use async_trait::async_trait;
+use ldap3::adapters::{Adapter, EntriesOnly, PagedResults};
 use ldap3::{Ldap, LdapConnAsync, LdapConnSettings, LdapError, Mod, Scope, SearchEntry, dn_escape, ldap_escape};
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::time::Duration;
@@ -172,6 +176,53 @@ impl LdapConnector {
         }
     }
 
+    /// A search read with the paged results control (RFC 2696), each entry handed to `each`.
+    /// A transport error, a malformed page or a final result other than success (a size or
+    /// time limit, say) is [`ConnectorError::Incomplete`] naming the page.
+    #[allow(clippy::too_many_arguments)]
+    async fn paged(
+        &self,
+        base: &str,
+        scope: Scope,
+        filter: &str,
+        attrs: Vec<String>,
+        page_size: i32,
+        pager: &mut Pager<'_>,
+        mut each: impl FnMut(&Self, &mut Pager<'_>, SearchEntry) -> Result<(), ConnectorError>,
+    ) -> Result<(), ConnectorError> {
+        let mut ldap = self.ldap().await?;
+        let incomplete = |pager: &Pager<'_>, what: String| ConnectorError::Incomplete {
+            system: self.system.clone(),
+            page: pager.page_number(),
+            message: format!("searching `{base}`: {what}"),
+        };
+        let adapters: Vec<Box<dyn Adapter<String, Vec<String>>>> =
+            vec![Box::new(EntriesOnly::new()), Box::new(PagedResults::new(page_size))];
+        let mut stream = match ldap.streaming_search_with(adapters, base, scope, filter, attrs).await {
+            Ok(s) => s,
+            Err(e) => {
+                *self.conn.lock().await = None;
+                return Err(incomplete(pager, e.to_string()));
+            }
+        };
+        loop {
+            match stream.next().await {
+                Ok(Some(entry)) => each(self, pager, SearchEntry::construct(entry))?,
+                Ok(None) => break,
+                Err(e) => {
+                    *self.conn.lock().await = None;
+                    return Err(incomplete(pager, e.to_string()));
+                }
+            }
+        }
+        let done = stream.finish().await;
+        if done.rc != 0 {
+            *self.conn.lock().await = None;
+            return Err(incomplete(pager, format!("the search ended with result {}: {}", done.rc, done.text)));
+        }
+        pager.flush()
+    }
+
     /// Every group under the whole base with `dn` as a member (groups outside the groups
     /// container too: a leaver is "in no group" only if no group anywhere lists them).
     async fn memberships(&self, dn: &str) -> Result<BTreeSet<String>, ConnectorError> {
@@ -210,6 +261,53 @@ impl LdapConnector {
     }
 }
 
+/// The account a member DN names: its `uid` when the DN is `uid=NAME` directly under the people
+/// container (`suffix`, normalized with a leading comma); the value is unescaped (RFC 4514).
+fn account_of(member: &str, suffix: &str) -> Option<String> {
+    let rdn = split_first_rdn(member)?;
+    let (attr, value) = rdn.0.split_once('=')?;
+    if !attr.trim().eq_ignore_ascii_case("uid") || normalize_dn(&format!(",{}", rdn.1)) != suffix {
+        return None;
+    }
+    unescape_dn_value(value.trim())
+}
+
+/// A DN's first RDN and the rest, split at the first unescaped comma.
+fn split_first_rdn(dn: &str) -> Option<(&str, &str)> {
+    let mut escaped = false;
+    for (i, c) in dn.char_indices() {
+        match (escaped, c) {
+            (true, _) => escaped = false,
+            (false, '\\') => escaped = true,
+            (false, ',') => return Some((dn.get(..i)?, dn.get(i + 1..)?)),
+            _ => {}
+        }
+    }
+    None
+}
+
+/// Undo RFC 4514 escaping: `\,` and the like, and `\XX` hex pairs (UTF-8 bytes).
+fn unescape_dn_value(v: &str) -> Option<String> {
+    let mut out = Vec::with_capacity(v.len());
+    let mut bytes = v.bytes().peekable();
+    while let Some(b) = bytes.next() {
+        if b != b'\\' {
+            out.push(b);
+            continue;
+        }
+        let first = bytes.next()?;
+        let hex = |c: u8| char::from(c).to_digit(16).and_then(|d| u8::try_from(d).ok());
+        match (hex(first), bytes.peek().copied().and_then(hex)) {
+            (Some(hi), Some(lo)) => {
+                bytes.next();
+                out.push(hi * 16 + lo);
+            }
+            _ => out.push(first),
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
 /// A DN compared loosely: case and spaces after commas do not matter.
 fn normalize_dn(dn: &str) -> String {
     dn.split(',').map(|rdn| rdn.trim().to_ascii_lowercase()).collect::<Vec<_>>().join(",")
@@ -234,53 +332,60 @@ impl Connector for LdapConnector {
         expand_account_name(&self.settings.account_name, source, external_id)
     }
 
-    async fn list_accounts(&self) -> Result<Vec<AccountRecord>, ConnectorError> {
-        let base = self.people_base();
-        let people = self
-            .op("search people", |mut l| async move {
-                let (rs, _) = l
-                    .search(
-                        &base,
-                        Scope::OneLevel,
-                        "(objectClass=inetOrgPerson)",
-                        vec!["uid", LOCK_ATTR, "description"],
-                    )
-                    .await?
-                    .success()?;
-                Ok(rs)
+    async fn scan(&self, request: &ScanRequest, sink: PageSink<'_>) -> Result<ScanTotals, ConnectorError> {
+        let mut pager = Pager::new(request.page_size, sink);
+        let size = i32::try_from(request.page_size.clamp(1, 100_000)).unwrap_or(500);
+        let mut attrs: Vec<String> =
+            ["uid", LOCK_ATTR, "description", "mail", "cn", "employeeNumber"].iter().map(|a| (*a).to_owned()).collect();
+        attrs.extend(request.attributes.iter().filter(|a| !attrs.contains(a)).cloned().collect::<Vec<_>>());
+        // Accounts: every entry with a `uid` directly under the people container.
+        let people = self.people_base();
+        self.paged(&people, Scope::OneLevel, "(uid=*)", attrs, size, &mut pager, |me, pager, mut e| {
+            let Some(name) = e.attrs.get("uid").and_then(|v| v.first()).cloned() else { return Ok(()) };
+            let enabled = !e.attrs.get(LOCK_ATTR).is_some_and(|v| v.iter().any(|x| x == LOCKED));
+            let managed_by = marker(&e);
+            let reserved = me.is_reserved(&e.dn);
+            let attributes = e
+                .attrs
+                .drain()
+                .filter(|(k, _)| k != "uid" && k != LOCK_ATTR && k != "description")
+                .filter_map(|(k, v)| Some((k.to_ascii_lowercase(), v.into_iter().next()?)))
+                .collect();
+            pager.account(AccountRecord {
+                name,
+                enabled,
+                memberships: BTreeSet::new(),
+                managed_by,
+                reserved,
+                privileges: BTreeSet::new(),
+                attributes,
             })
-            .await?;
-        let gbase = self.settings.base_dn.clone();
-        let groups = self
-            .op("search groups", |mut l| async move {
-                let (rs, _) = l
-                    .search(&gbase, Scope::Subtree, "(objectClass=groupOfNames)", vec!["cn", "member"])
-                    .await?
-                    .success()?;
-                Ok(rs)
-            })
-            .await?;
-        let mut by_dn: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
-        for g in groups {
-            let mut g = SearchEntry::construct(g);
-            let members = g.attrs.remove("member").unwrap_or_default();
-            let Some(name) = self.group_name(g) else { continue };
-            for m in members {
-                by_dn.entry(m.to_ascii_lowercase()).or_default().insert(name.clone());
-            }
-        }
-        Ok(people
-            .into_iter()
-            .filter_map(|p| {
-                let mut p = SearchEntry::construct(p);
-                let name = p.attrs.remove("uid")?.pop()?;
-                let enabled = !p.attrs.get(LOCK_ATTR).is_some_and(|v| v.iter().any(|x| x == LOCKED));
-                let memberships = by_dn.remove(&p.dn.to_ascii_lowercase()).unwrap_or_default();
-                let managed_by = marker(&p);
-                let reserved = self.is_reserved(&p.dn);
-                Some(AccountRecord { name, enabled, memberships, managed_by, reserved, privileges: BTreeSet::new() })
-            })
-            .collect())
+        })
+        .await?;
+        // Memberships: every group under the base, each member that is an account above.
+        let suffix = format!(",{}", normalize_dn(&people));
+        let base = self.settings.base_dn.clone();
+        let wanted = vec!["cn".to_owned(), "member".to_owned()];
+        self.paged(
+            &base,
+            Scope::Subtree,
+            "(objectClass=groupOfNames)",
+            wanted,
+            size,
+            &mut pager,
+            |me, pager, mut e| {
+                let members = e.attrs.remove("member").unwrap_or_default();
+                let Some(group) = me.group_name(e) else { return Ok(()) };
+                for m in members {
+                    if let Some(account) = account_of(&m, &suffix) {
+                        pager.membership(account, group.clone())?;
+                    }
+                }
+                Ok(())
+            },
+        )
+        .await?;
+        pager.finish()
     }
 
     async fn list_entitlements(&self) -> Result<Vec<String>, ConnectorError> {
@@ -321,6 +426,7 @@ impl Connector for LdapConnector {
             managed_by,
             reserved,
             privileges: BTreeSet::new(),
+            attributes: BTreeMap::new(),
         }))
     }
 

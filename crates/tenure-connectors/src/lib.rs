@@ -6,6 +6,12 @@
 //! not make (no marker) is never taken over: see [`AccountRecord::managed_by`]. Verification is
 //! always a separate read back ([`Connector::read_account`]), never the success code of the
 //! write.
+//!
+//! Reconciliation reads a whole system with [`Connector::scan`]: pages handed to a sink as they
+//! arrive (LDAP paged results, PostgreSQL keyset pages, SCIM `startIndex`/`count`, exec JSON
+//! lines), so what a connector buffers is bounded by the page size. A scan either reads the
+//! whole system or fails with [`ConnectorError::Incomplete`] naming the page: a partial read is
+//! never handed on as if it were all there is.
 
 pub mod exec;
 pub mod ldap;
@@ -13,7 +19,7 @@ pub mod postgres;
 pub mod scim;
 
 use async_trait::async_trait;
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// What tenure asks a system to hold for one identity.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,6 +53,101 @@ pub struct AccountRecord {
     /// Elevated attributes the account holds beyond plain membership (PostgreSQL `SUPERUSER`,
     /// `CREATEDB`, `CREATEROLE`, `REPLICATION`, `BYPASSRLS`); disabling strips them.
     pub privileges: BTreeSet<String>,
+    /// Attributes correlation rules may compare (LDAP `mail`, SCIM `emails`, …), by lowercase
+    /// name; filled by [`Connector::scan`], empty on a read back.
+    pub attributes: BTreeMap<String, String>,
+}
+
+/// How to read a whole system.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScanRequest {
+    /// Entries per page asked of the system (and handed to the sink at a time).
+    pub page_size: usize,
+    /// Account attributes to read beyond those the connector always reads, for correlation.
+    pub attributes: Vec<String>,
+}
+
+impl Default for ScanRequest {
+    fn default() -> Self {
+        Self { page_size: 500, attributes: Vec::new() }
+    }
+}
+
+/// One page of a scan.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Page {
+    /// 1 for the first page a scan hands on, then 2, …
+    pub number: u64,
+    pub accounts: Vec<AccountRecord>,
+    /// Memberships read apart from their accounts, `(account, target)` (LDAP and SCIM list
+    /// members on the group); a connector that reads them with the account fills
+    /// [`AccountRecord::memberships`] instead.
+    pub memberships: Vec<(String, String)>,
+}
+
+/// Where a scan hands its pages; an error from it stops the scan and is returned as is.
+pub type PageSink<'a> = &'a mut (dyn FnMut(Page) -> Result<(), ConnectorError> + Send);
+
+/// Counts of a finished scan: everything the system holds was read.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ScanTotals {
+    pub pages: u64,
+    pub accounts: u64,
+    pub memberships: u64,
+}
+
+/// Hands pages to a sink, numbering them and counting what passed; connectors use it so each
+/// does not count for itself.
+pub struct Pager<'s> {
+    sink: PageSink<'s>,
+    page: Page,
+    page_size: usize,
+    totals: ScanTotals,
+}
+
+impl<'s> Pager<'s> {
+    pub fn new(page_size: usize, sink: PageSink<'s>) -> Self {
+        Self { sink, page: Page::default(), page_size: page_size.max(1), totals: ScanTotals::default() }
+    }
+
+    /// The number the page being filled will carry (for an error naming where a read stopped).
+    pub fn page_number(&self) -> u64 {
+        self.totals.pages + 1
+    }
+
+    pub fn account(&mut self, a: AccountRecord) -> Result<(), ConnectorError> {
+        self.totals.accounts += 1;
+        self.totals.memberships += a.memberships.len() as u64;
+        self.page.accounts.push(a);
+        self.flush_when_full()
+    }
+
+    pub fn membership(&mut self, account: String, target: String) -> Result<(), ConnectorError> {
+        self.totals.memberships += 1;
+        self.page.memberships.push((account, target));
+        self.flush_when_full()
+    }
+
+    fn flush_when_full(&mut self) -> Result<(), ConnectorError> {
+        if self.page.accounts.len() + self.page.memberships.len() >= self.page_size { self.flush() } else { Ok(()) }
+    }
+
+    /// Hand on what is buffered (a connector calls it at the end of each page it read).
+    pub fn flush(&mut self) -> Result<(), ConnectorError> {
+        if self.page.accounts.is_empty() && self.page.memberships.is_empty() {
+            return Ok(());
+        }
+        self.totals.pages += 1;
+        let mut page = std::mem::take(&mut self.page);
+        page.number = self.totals.pages;
+        (self.sink)(page)
+    }
+
+    /// The scan read everything: hand on the rest and return the counts.
+    pub fn finish(mut self) -> Result<ScanTotals, ConnectorError> {
+        self.flush()?;
+        Ok(self.totals)
+    }
 }
 
 /// The outcome of trying to use an account the way its holder would.
@@ -75,6 +176,10 @@ pub enum ConnectorError {
         "CN0004 system `{system}` holds account `{account}` that tenure did not make for `{reference}`: {why}; left untouched"
     )]
     NotManaged { system: String, account: String, reference: String, why: String },
+    /// A scan stopped before it had read the whole system: nothing may be concluded from the
+    /// part it read (an account it did not reach is not absent).
+    #[error("CN0005 reading system `{system}` stopped at page {page}: {message}; the read is incomplete")]
+    Incomplete { system: String, page: u64, message: String },
 }
 
 impl ConnectorError {
@@ -109,8 +214,30 @@ pub trait Connector: Send + Sync {
     /// `account_name` setting).
     fn account_name(&self, source: &str, external_id: &str) -> String;
 
-    /// Every account the system holds (for reconciliation).
-    async fn list_accounts(&self) -> Result<Vec<AccountRecord>, ConnectorError>;
+    /// Read every account and membership the system holds, handing pages to `sink` as they
+    /// arrive. Accounts tenure did not make are included (that is what reconciliation looks
+    /// for); groups (entitlement targets) are not accounts. A read that fails part way is
+    /// [`ConnectorError::Incomplete`].
+    async fn scan(&self, request: &ScanRequest, sink: PageSink<'_>) -> Result<ScanTotals, ConnectorError>;
+
+    /// Every account the system holds with its memberships, from one [`Connector::scan`]
+    /// (held in memory: for small systems, the demo and tests).
+    async fn list_accounts(&self) -> Result<Vec<AccountRecord>, ConnectorError> {
+        let mut accounts: BTreeMap<String, AccountRecord> = BTreeMap::new();
+        let mut loose: Vec<(String, String)> = Vec::new();
+        self.scan(&ScanRequest::default(), &mut |page: Page| {
+            accounts.extend(page.accounts.into_iter().map(|a| (a.name.clone(), a)));
+            loose.extend(page.memberships);
+            Ok(())
+        })
+        .await?;
+        for (account, target) in loose {
+            if let Some(a) = accounts.get_mut(&account) {
+                a.memberships.insert(target);
+            }
+        }
+        Ok(accounts.into_values().collect())
+    }
 
     /// Every entitlement target the system offers (for reconciliation).
     async fn list_entitlements(&self) -> Result<Vec<String>, ConnectorError>;

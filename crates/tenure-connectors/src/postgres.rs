@@ -8,7 +8,10 @@
 //! [`quote_literal`] (DDL takes no bind parameters); everything else is a bind parameter. A name
 //! like `x"; DROP ROLE admin; --` is just a strange role name.
 
-use crate::{AccountRecord, AccountSpec, Connector, ConnectorError, DynamicLogin, Probe, expand_account_name};
+use crate::{
+    AccountRecord, AccountSpec, Connector, ConnectorError, DynamicLogin, PageSink, Pager, Probe, ScanRequest,
+    ScanTotals, expand_account_name,
+};
 use async_trait::async_trait;
 use std::collections::{BTreeMap, BTreeSet};
 use tokio::sync::Mutex;
@@ -227,35 +230,65 @@ impl Connector for PostgresConnector {
         expand_account_name(&self.settings.account_name, source, external_id)
     }
 
-    async fn list_accounts(&self) -> Result<Vec<AccountRecord>, ConnectorError> {
-        let me = self.config.get_user().unwrap_or("postgres").to_owned();
-        let rows = self
-            .with("list roles", async move |c| {
-                c.query(
-                    "SELECT r.rolname, r.rolcanlogin AND (r.rolvaliduntil IS NULL OR r.rolvaliduntil > now()),
-                            coalesce(array_agg(g.rolname) FILTER (WHERE g.rolname IS NOT NULL), '{}'),
-                            shobj_description(r.oid, 'pg_authid')
-                     FROM pg_roles r
-                     LEFT JOIN pg_auth_members m ON m.member = r.oid
-                     LEFT JOIN pg_roles g ON g.oid = m.roleid
-                     WHERE r.rolcanlogin AND r.rolname !~ '^pg_' AND r.rolname <> $1 AND NOT r.rolsuper
-                     GROUP BY r.oid, r.rolname, r.rolcanlogin, r.rolvaliduntil ORDER BY r.rolname",
-                    &[&me],
-                )
+    async fn scan(&self, request: &ScanRequest, sink: PageSink<'_>) -> Result<ScanTotals, ConnectorError> {
+        let mut pager = Pager::new(request.page_size, sink);
+        let limit = i64::try_from(request.page_size.clamp(1, 100_000)).unwrap_or(500);
+        let mut after = String::new();
+        loop {
+            let from = after.clone();
+            let rows = self
+                .with("list roles", async move |c| {
+                    // Keyset pages in `name` order (C collation): an account is a LOGIN role, or
+                    // one tenure made (disabled ones are NOLOGIN); other NOLOGIN roles are groups.
+                    c.query(
+                        "SELECT r.rolname, r.rolcanlogin AND (r.rolvaliduntil IS NULL OR r.rolvaliduntil > now()),
+                                coalesce(array_agg(g.rolname::text) FILTER (WHERE g.rolname IS NOT NULL), '{}'),
+                                shobj_description(r.oid, 'pg_authid'),
+                                array_remove(ARRAY[CASE WHEN r.rolsuper THEN 'SUPERUSER' END,
+                                    CASE WHEN r.rolcreatedb THEN 'CREATEDB' END, CASE WHEN r.rolcreaterole THEN 'CREATEROLE' END,
+                                    CASE WHEN r.rolreplication THEN 'REPLICATION' END, CASE WHEN r.rolbypassrls THEN 'BYPASSRLS' END], NULL)
+                         FROM pg_roles r
+                         LEFT JOIN pg_auth_members m ON m.member = r.oid
+                         LEFT JOIN pg_roles g ON g.oid = m.roleid
+                         WHERE r.rolname > $1::text::name AND r.rolname !~ '^pg_'
+                           AND (r.rolcanlogin OR coalesce(shobj_description(r.oid, 'pg_authid'), '') LIKE 'tenure: %')
+                         GROUP BY r.oid, r.rolname, r.rolcanlogin, r.rolvaliduntil, r.rolsuper, r.rolcreatedb,
+                                  r.rolcreaterole, r.rolreplication, r.rolbypassrls
+                         ORDER BY r.rolname LIMIT $2",
+                        &[&from, &limit],
+                    )
+                    .await
+                })
                 .await
-            })
-            .await?;
-        Ok(rows
-            .iter()
-            .map(|r| AccountRecord {
-                name: r.get(0),
-                enabled: r.get(1),
-                memberships: r.get::<_, Vec<String>>(2).into_iter().collect(),
-                managed_by: marker(r.get::<_, Option<String>>(3).as_deref()),
-                reserved: false,
-                privileges: BTreeSet::new(),
-            })
-            .collect())
+                .map_err(|e| ConnectorError::Incomplete {
+                    system: self.system.clone(),
+                    page: pager.page_number(),
+                    message: format!("listing roles after `{after}`: {e}"),
+                })?;
+            let n = rows.len();
+            for r in &rows {
+                let name: String = r.get(0);
+                let comment: Option<String> = r.get(3);
+                let mut attributes = BTreeMap::new();
+                if let Some(c) = &comment {
+                    attributes.insert("comment".to_owned(), c.clone());
+                }
+                pager.account(AccountRecord {
+                    reserved: self.is_reserved_name(&name),
+                    enabled: r.get(1),
+                    memberships: r.get::<_, Vec<String>>(2).into_iter().collect(),
+                    managed_by: marker(comment.as_deref()),
+                    privileges: r.get::<_, Vec<String>>(4).into_iter().collect(),
+                    attributes,
+                    name: name.clone(),
+                })?;
+                after = name;
+            }
+            pager.flush()?;
+            if n < usize::try_from(limit).unwrap_or(usize::MAX) {
+                return pager.finish();
+            }
+        }
     }
 
     async fn list_entitlements(&self) -> Result<Vec<String>, ConnectorError> {
@@ -303,6 +336,7 @@ impl Connector for PostgresConnector {
             managed_by: marker(comment.as_deref()),
             reserved: self.is_reserved_name(name),
             privileges: privileges.into_iter().collect(),
+            attributes: BTreeMap::new(),
         }))
     }
 

@@ -10,7 +10,10 @@
 //!
 //! Plain HTTP only for now (as the LDAP connector has no TLS yet).
 
-use crate::{AccountRecord, AccountSpec, Connector, ConnectorError, Probe, expand_account_name};
+use crate::{
+    AccountRecord, AccountSpec, Connector, ConnectorError, PageSink, Pager, Probe, ScanRequest, ScanTotals,
+    expand_account_name,
+};
 use async_trait::async_trait;
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet};
@@ -160,6 +163,55 @@ impl ScimConnector {
         }
     }
 
+    /// Every resource at `path`, a page (`startIndex`/`count`, RFC 7644 §3.4.2.4) at a time,
+    /// each handed to `each`. A failed or malformed page, or one that ends short of
+    /// `totalResults`, is [`ConnectorError::Incomplete`] naming the page.
+    async fn pages(
+        &self,
+        path: &str,
+        count: usize,
+        pager: &mut Pager<'_>,
+        mut each: impl FnMut(&mut Pager<'_>, &Value) -> Result<(), String>,
+    ) -> Result<(), ConnectorError> {
+        let mut start = 1usize;
+        let mut page = 0u64;
+        loop {
+            page += 1;
+            let incomplete = |message: String| ConnectorError::Incomplete {
+                system: self.system.clone(),
+                page,
+                message: format!("GET {path}?startIndex={start}&count={count}: {message}"),
+            };
+            let q = vec![("startIndex", start.to_string()), ("count", count.to_string())];
+            let (status, body) =
+                self.call("GET", path.to_owned(), q, None).await.map_err(|e| incomplete(e.to_string()))?;
+            if status != 200 {
+                return Err(incomplete(format!("HTTP {status}: {}", detail(&body))));
+            }
+            let (Some(resources), Some(total)) =
+                (body.get("Resources").and_then(Value::as_array), body.get("totalResults").and_then(Value::as_u64))
+            else {
+                if body.get("totalResults").and_then(Value::as_u64) == Some(0) {
+                    return pager.flush();
+                }
+                return Err(incomplete(format!("not a list response: {}", short(&body))));
+            };
+            for r in resources {
+                each(pager, r).map_err(&incomplete)?;
+            }
+            pager.flush()?;
+            let read = start - 1 + resources.len();
+            let total = usize::try_from(total).unwrap_or(usize::MAX);
+            if read >= total {
+                return Ok(());
+            }
+            if resources.is_empty() {
+                return Err(incomplete(format!("an empty page after {read} of {total} resources")));
+            }
+            start = read + 1;
+        }
+    }
+
     async fn user(&self, name: &str) -> Result<Option<Value>, ConnectorError> {
         Ok(self
             .list("/Users", Some(eq_filter("userName", name)))
@@ -223,6 +275,12 @@ fn marker(u: &Value) -> Option<String> {
     u.get("externalId").and_then(Value::as_str).map(str::to_owned)
 }
 
+/// A resource in an error message, cut to a readable length.
+fn short(v: &Value) -> String {
+    let s = v.to_string();
+    if s.chars().count() > 200 { format!("{}…", s.chars().take(200).collect::<String>()) } else { s }
+}
+
 fn detail(body: &Value) -> String {
     body.get("detail").and_then(Value::as_str).map_or_else(|| body.to_string(), str::to_owned)
 }
@@ -237,33 +295,56 @@ impl Connector for ScimConnector {
         expand_account_name(&self.settings.account_name, source, external_id)
     }
 
-    async fn list_accounts(&self) -> Result<Vec<AccountRecord>, ConnectorError> {
-        let users = self.list("/Users", None).await?;
-        let groups = self.list("/Groups", None).await?;
-        let mut member_of: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
-        for g in &groups {
-            let Some(name) = g.get("displayName").and_then(Value::as_str) else { continue };
-            for m in g.get("members").and_then(Value::as_array).into_iter().flatten() {
-                if let Some(v) = m.get("value").and_then(Value::as_str) {
-                    member_of.entry(v.to_owned()).or_default().insert(name.to_owned());
+    async fn scan(&self, request: &ScanRequest, sink: PageSink<'_>) -> Result<ScanTotals, ConnectorError> {
+        let mut pager = Pager::new(request.page_size, sink);
+        let count = request.page_size.clamp(1, 1000);
+        // Group members name users by id: keep id → userName (what a page of groups needs).
+        let mut names: std::collections::HashMap<String, String> = std::collections::HashMap::new();
+        self.pages("/Users", count, &mut pager, |pager, u| {
+            let (Some(name), Some(id)) =
+                (u.get("userName").and_then(Value::as_str), u.get("id").and_then(Value::as_str))
+            else {
+                return Err(format!("a user without `userName` or `id`: {}", short(u)));
+            };
+            names.insert(id.to_owned(), name.to_owned());
+            let mut attributes = BTreeMap::new();
+            for key in ["displayName", "externalId"] {
+                if let Some(v) = u.get(key).and_then(Value::as_str) {
+                    attributes.insert(key.to_ascii_lowercase(), v.to_owned());
                 }
             }
-        }
-        Ok(users
-            .iter()
-            .filter_map(|u| {
-                let name = u.get("userName")?.as_str()?.to_owned();
-                let id = u.get("id")?.as_str()?;
-                Some(AccountRecord {
-                    name,
+            let emails = u.get("emails").and_then(Value::as_array);
+            let primary = emails
+                .and_then(|e| e.iter().find(|m| m.get("primary") == Some(&Value::Bool(true))).or_else(|| e.first()));
+            if let Some(mail) = primary.and_then(|m| m.get("value")).and_then(Value::as_str) {
+                attributes.insert("email".to_owned(), mail.to_owned());
+            }
+            pager
+                .account(AccountRecord {
+                    name: name.to_owned(),
                     enabled: u.get("active").and_then(Value::as_bool).unwrap_or(true),
-                    memberships: member_of.remove(id).unwrap_or_default(),
+                    memberships: BTreeSet::new(),
                     managed_by: marker(u),
                     reserved: false,
                     privileges: BTreeSet::new(),
+                    attributes,
                 })
-            })
-            .collect())
+                .map_err(|e| e.to_string())
+        })
+        .await?;
+        self.pages("/Groups", count, &mut pager, |pager, g| {
+            let Some(group) = g.get("displayName").and_then(Value::as_str) else {
+                return Err(format!("a group without `displayName`: {}", short(g)));
+            };
+            for m in g.get("members").and_then(Value::as_array).into_iter().flatten() {
+                if let Some(name) = m.get("value").and_then(Value::as_str).and_then(|id| names.get(id)) {
+                    pager.membership(name.clone(), group.to_owned()).map_err(|e| e.to_string())?;
+                }
+            }
+            Ok(())
+        })
+        .await?;
+        pager.finish()
     }
 
     async fn list_entitlements(&self) -> Result<Vec<String>, ConnectorError> {
@@ -286,6 +367,7 @@ impl Connector for ScimConnector {
             managed_by: marker(&u),
             reserved: false,
             privileges: BTreeSet::new(),
+            attributes: BTreeMap::new(),
         }))
     }
 

@@ -91,6 +91,7 @@ mod tests {
             managed_by: Some("hr:E1".into()),
             reserved: false,
             privileges: BTreeSet::new(),
+            attributes: Default::default(),
         }
     }
 

@@ -7,6 +7,7 @@
 mod exec;
 mod ldap;
 mod postgres;
+mod scan;
 mod scim;
 
 use tenure_connectors::AccountSpec;
