@@ -22,7 +22,7 @@ impl Engine {
         let identity = tx.identity(&r)?.ok_or_else(|| EngineError::NotFound(reference.to_owned()))?;
         if identity.state != LifecycleState::Closed {
             let mut pending = Vec::new();
-            for j in tx.jobs(None)?.into_iter().filter(|j| j.identity_id == identity.id) {
+            for j in tx.jobs(None)?.into_iter().filter(|j| j.identity_id == Some(identity.id)) {
                 if matches!(j.state, crate::JobState::Pending | crate::JobState::Running | crate::JobState::Dead) {
                     pending.push(format!(
                         "{} {} ({}, attempt {}{})",

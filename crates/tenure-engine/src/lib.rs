@@ -17,6 +17,7 @@ pub mod ingest;
 pub mod leaver;
 pub mod ledger;
 pub mod parse;
+pub mod reconcile;
 mod steps;
 pub mod sync;
 pub mod systems;

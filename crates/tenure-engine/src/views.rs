@@ -43,13 +43,16 @@ impl Engine {
         // An identity has a job per system: look each one up once.
         let mut refs: std::collections::BTreeMap<i64, String> = std::collections::BTreeMap::new();
         for j in tx.jobs(Some(state.unwrap_or(crate::JobState::Dead)))? {
-            let identity = match refs.get(&j.identity_id) {
-                Some(r) => r.clone(),
-                None => {
-                    let r = tx.identity_by_id(j.identity_id)?.map(|i| i.reference.to_string()).unwrap_or_default();
-                    refs.insert(j.identity_id, r.clone());
-                    r
-                }
+            let identity = match j.identity_id {
+                None => String::new(),
+                Some(id) => match refs.get(&id) {
+                    Some(r) => r.clone(),
+                    None => {
+                        let r = tx.identity_by_id(id)?.map(|i| i.reference.to_string()).unwrap_or_default();
+                        refs.insert(id, r.clone());
+                        r
+                    }
+                },
             };
             jobs.push(tenure_proto::JobView {
                 id: j.id,
@@ -57,6 +60,7 @@ impl Engine {
                 identity,
                 identity_id: j.identity_id,
                 system: j.system,
+                account: j.account,
                 state: j.state.to_string(),
                 attempts: j.attempts,
                 error: j.last_error,
@@ -128,6 +132,9 @@ impl Engine {
                     policy_version: f.policy_version,
                     opened_at: ts(f.opened_at),
                     resolved_at: f.resolved_at.map(ts),
+                    system: f.system,
+                    account: f.account,
+                    last_seen_at: f.last_seen_at.map(ts),
                 })
             })
             .collect()

@@ -121,6 +121,7 @@ impl Workers {
             match job.kind {
                 JobKind::Sync => self.run_sync(&job).await,
                 JobKind::Credentials => self.run_credentials(&job).await,
+                JobKind::Drift => self.run_drift(&job).await,
             }
         };
         let outcome = self.holding(&job, work).await?;
@@ -212,7 +213,9 @@ impl Workers {
     }
 
     async fn run_sync(&self, job: &JobRow) -> Result<Outcome> {
-        let (identity_id, system) = (job.identity_id, job.system.clone());
+        let system = job.system.clone();
+        let identity_id =
+            job.identity_id.ok_or_else(|| EngineError::NotFound(format!("the identity of job {}", job.id)))?;
         let snap = self
             .blocking(move |e| {
                 let tx = e.store.read()?;
@@ -243,6 +246,123 @@ impl Workers {
 }
 
 impl Workers {
+    /// Reconcile one system (see [`crate::reconcile`]) with its connector from the current policy.
+    pub async fn reconcile(
+        &self,
+        system: &str,
+        dry_run: bool,
+        by: tenure_model::Principal,
+        progress: &mut (dyn FnMut(crate::reconcile::Progress) + Send),
+    ) -> Result<tenure_proto::RunView> {
+        let policy = self.blocking(|e| e.current_policy()).await?;
+        let systems = self.systems_for(&policy).await;
+        let connector = systems.get(system).map_err(|e| EngineError::Refused(e.to_string()))?;
+        let run = crate::reconcile::reconcile(self.engine.clone(), connector.as_ref(), dry_run, by, progress).await;
+        self.notify();
+        run
+    }
+
+    /// Carry out a drift job: disable, delete or revoke on one account as its run decided, then
+    /// read the account back; the `reconcile.corrected` entry says what the read showed.
+    async fn run_drift(&self, job: &JobRow) -> Result<Outcome> {
+        let policy = self.blocking(|e| e.current_policy()).await?;
+        let systems = self.systems_for(&policy).await;
+        let payload = job.payload.clone().unwrap_or_default();
+        let flag = |k: &str| payload.get(k).and_then(serde_json::Value::as_bool).unwrap_or(false);
+        let (disable, delete) = (flag("disable"), flag("delete"));
+        let revoke: Vec<String> = payload
+            .get("revoke")
+            .and_then(serde_json::Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(|v| v.as_str().map(str::to_owned))
+            .collect();
+        let name = job.account.clone();
+        let result: std::result::Result<Option<tenure_connectors::AccountRecord>, ConnectorError> = async {
+            let c = systems.get(&job.system)?;
+            if delete {
+                c.delete_account(&name).await?;
+            } else {
+                if disable {
+                    c.disable_account(&name).await?;
+                }
+                for t in &revoke {
+                    c.revoke(&name, t).await?;
+                }
+            }
+            c.read_account(&name).await
+        }
+        .await;
+        let job = job.clone();
+        let config = self.config.clone();
+        self.blocking(move |e| {
+            let now = e.clock.now();
+            let version = e.current_policy()?.version.to_string();
+            let mut tx = e.store.write()?;
+            let subject = tenure_ledger::drift::subject(&job.system);
+            let read = match result {
+                Ok(r) => r,
+                Err(err) => {
+                    let outcome = fail(tx.as_mut(), &job, &err.to_string(), now, &config, &subject, &version)?;
+                    if outcome != Outcome::Stale {
+                        tx.commit()?;
+                    }
+                    return Ok(outcome);
+                }
+            };
+            let read_back = ReadBack {
+                present: read.is_some(),
+                enabled: read.as_ref().is_some_and(|r| r.enabled),
+                memberships: read.as_ref().map(|r| r.memberships.iter().cloned().collect()).unwrap_or_default(),
+            };
+            let mut problems = Vec::new();
+            if delete && read_back.present {
+                problems.push(format!("`{}` is still present after deletion", job.account));
+            }
+            if disable && read_back.enabled {
+                problems.push(format!("`{}` is still enabled", job.account));
+            }
+            for t in revoke.iter().filter(|t| read_back.memberships.contains(t)) {
+                problems.push(format!("`{}` is still a member of `{t}`", job.account));
+            }
+            let identity = match job.identity_id {
+                Some(id) => tx.identity_by_id(id)?.map(|i| i.reference.to_string()),
+                None => None,
+            };
+            let corrected = tenure_ledger::event::ReconcileCorrected {
+                run: payload.get("run").and_then(serde_json::Value::as_i64).unwrap_or(0),
+                system: job.system.clone(),
+                account: job.account.clone(),
+                identity,
+                disabled: disable,
+                deleted: delete,
+                revoked: revoke.clone(),
+                read_back,
+                problems: problems.clone(),
+            };
+            if !problems.is_empty() {
+                let outcome = fail(tx.as_mut(), &job, &problems.join("; "), now, &config, &subject, &version)?;
+                if outcome != Outcome::Stale {
+                    record(
+                        tx.as_mut(),
+                        Stamp::engine(now, &version),
+                        &subject,
+                        LedgerEvent::ReconcileCorrected(corrected),
+                    )?;
+                    tx.commit()?;
+                }
+                return Ok(outcome);
+            }
+            if !tx.finish_job(&job, now)? {
+                return Ok(Outcome::Stale);
+            }
+            record(tx.as_mut(), Stamp::engine(now, &version), &subject, LedgerEvent::ReconcileCorrected(corrected))?;
+            tx.commit()?;
+            Ok(Outcome::Verified)
+        })
+        .await
+    }
+
     /// Issue a credential; a dynamic login is created in its system before the answer.
     pub async fn issue_credential(
         &self,
@@ -283,7 +403,8 @@ impl Workers {
 
     /// Carry out and verify the revocation of an identity's revoked credentials.
     async fn run_credentials(&self, job: &JobRow) -> Result<Outcome> {
-        let identity_id = job.identity_id;
+        let identity_id =
+            job.identity_id.ok_or_else(|| EngineError::NotFound(format!("the identity of job {}", job.id)))?;
         let (pending, policy) =
             self.blocking(move |e| Ok((e.credentials_to_verify(identity_id)?, e.current_policy()?))).await?;
         let (logins, others): (Vec<_>, Vec<_>) =
@@ -309,7 +430,7 @@ impl Workers {
             let now = e.clock.now();
             let version = e.current_policy()?.version.to_string();
             let mut tx = e.store.write()?;
-            let subject = tx.identity_by_id(job.identity_id)?.map(|i| i.reference.to_string()).unwrap_or_default();
+            let subject = tx.identity_by_id(identity_id)?.map(|i| i.reference.to_string()).unwrap_or_default();
             errors.extend(crate::steps::credentials::record_verifications(
                 tx.as_mut(),
                 &subject,
@@ -321,7 +442,7 @@ impl Workers {
                 if !tx.finish_job(&job, now)? {
                     return Ok(Outcome::Stale);
                 }
-                crate::steps::lifecycle::advance_lifecycle(tx.as_mut(), job.identity_id, now, &version)?;
+                crate::steps::lifecycle::advance_lifecycle(tx.as_mut(), identity_id, now, &version)?;
                 Outcome::Verified
             } else {
                 fail(tx.as_mut(), &job, &errors.join("; "), now, &config, &subject, &version)?

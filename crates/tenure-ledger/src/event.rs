@@ -110,6 +110,19 @@ pub enum LedgerEvent {
     /// A retired signing key no longer published (its last token expired).
     #[serde(rename = "signing_key.removed")]
     KeyRemoved(KeyRemoved),
+    /// A reconciliation run read a whole system and decided what to do (subject: the system).
+    #[serde(rename = "reconcile.run")]
+    ReconcileRun(ReconcileRun),
+    /// A person released (part of) a quarantined run.
+    #[serde(rename = "reconcile.released")]
+    ReconcileReleased(ReconcileReleased),
+    /// A run stopped before it had read the whole system: nothing was concluded or applied.
+    #[serde(rename = "reconcile.failed")]
+    ReconcileFailed(ReconcileFailed),
+    /// A run's reaction to an account tenure did not make (or a membership no grant accounts
+    /// for), carried out and read back (subject: the system).
+    #[serde(rename = "reconcile.corrected")]
+    ReconcileCorrected(ReconcileCorrected),
 }
 
 /// An entry's detail that does not fit its action.
@@ -671,6 +684,63 @@ pub struct KeyRemoved {
     pub kid: String,
     /// RFC 3339.
     pub last_token_expired: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReconcileRun {
+    pub run: i64,
+    pub system: String,
+    pub pages: u64,
+    pub accounts_read: u64,
+    pub memberships_read: u64,
+    /// Items per situation (`linked` included).
+    pub counts: BTreeMap<String, u64>,
+    /// Reactions that would change the system.
+    pub changes: u64,
+    /// SHA-256 (hex) of the plan's canonical form (see docs/reconciliation.md).
+    pub plan_digest: String,
+    /// `applied`, `quarantined` or `dry_run`.
+    pub decision: String,
+    /// Why a run was quarantined: the thresholds it crossed, with their stable codes.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub reasons: Vec<String>,
+    /// Findings resolved because this run no longer saw them.
+    pub resolved: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReconcileReleased {
+    pub run: i64,
+    pub system: String,
+    /// Items released now.
+    pub released: u64,
+    /// Situation classes the release was limited to, if any.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub only: Vec<String>,
+    /// Accounts the release was limited to, if any.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub accounts: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReconcileCorrected {
+    pub run: i64,
+    pub system: String,
+    pub account: String,
+    /// The identity the account belongs or correlates to, if any.
+    pub identity: Option<String>,
+    pub disabled: bool,
+    pub deleted: bool,
+    pub revoked: Vec<String>,
+    pub read_back: ReadBack,
+    /// Why the read-back does not show what was done; empty when it does.
+    pub problems: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReconcileFailed {
+    pub system: String,
+    pub error: String,
 }
 
 #[cfg(test)]

@@ -10,6 +10,7 @@
 //! and property-tested against the RFC's definitions.
 
 pub mod closure;
+pub mod drift;
 pub mod entry;
 pub mod event;
 pub mod export;

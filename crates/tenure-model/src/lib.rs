@@ -11,6 +11,7 @@ pub mod grant;
 pub mod identity;
 pub mod lifecycle;
 pub mod principal;
+pub mod reconcile;
 pub mod text;
 
 pub use access::{ApproverRole, RequestKind, RequestState, Role, RoleName};
@@ -20,3 +21,4 @@ pub use grant::{AccountState, GrantOrigin, GrantState};
 pub use identity::{IdentityKind, IdentityRef, RefError};
 pub use lifecycle::{LifecycleState, TransitionError};
 pub use principal::{Principal, Via};
+pub use reconcile::{Reaction, Situation};

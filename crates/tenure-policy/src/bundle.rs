@@ -108,6 +108,8 @@ pub struct SystemDef {
     pub owner: Option<String>,
     /// At most this many jobs talk to the system at once.
     pub max_concurrency: Option<usize>,
+    /// How it is reconciled (`[systems.NAME.reconcile]`, `[[systems.NAME.correlate]]`).
+    pub reconcile: crate::reconcile::ReconcileRules,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -736,6 +738,13 @@ fn system_def(name: &str, mut table: toml::Table) -> Result<SystemDef, Vec<Probl
             None
         }
     };
+    let reconcile = match crate::reconcile::parse(name, table.remove("reconcile"), table.remove("correlate")) {
+        Ok(r) => r,
+        Err(p) => {
+            problems.extend(p);
+            crate::reconcile::ReconcileRules::default()
+        }
+    };
     for (k, v) in table {
         let s = match v {
             toml::Value::String(s) => s,
@@ -749,7 +758,7 @@ fn system_def(name: &str, mut table: toml::Table) -> Result<SystemDef, Vec<Probl
         settings.insert(k, s);
     }
     if problems.is_empty() {
-        Ok(SystemDef { name: name.to_owned(), kind, settings, owner, max_concurrency })
+        Ok(SystemDef { name: name.to_owned(), kind, settings, owner, max_concurrency, reconcile })
     } else {
         Err(problems)
     }

@@ -5,7 +5,8 @@
 //!
 //! Layout of a bundle (v0):
 //! - `tenure.toml`: `[bundle]`, `[lifecycle]`, `[sources.NAME]`, `[systems.NAME]`,
-//!   `[entitlements."SYSTEM/NAME"]`;
+//!   `[entitlements."SYSTEM/NAME"]`; a system's reconciliation rules in
+//!   `[systems.NAME.reconcile]` and `[[systems.NAME.correlate]]` ([`reconcile`]);
 //! - `templates/*.toml`: `[[template]]` birthright templates (attribute conditions → entitlements).
 //!
 //! - `schema/*.cedarschema`: Cedar declarations added to tenure's built-in schema
@@ -20,6 +21,7 @@ mod bundle;
 pub mod cases;
 pub mod credentials;
 mod error;
+pub mod reconcile;
 pub mod rules;
 mod template;
 

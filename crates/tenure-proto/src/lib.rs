@@ -110,12 +110,16 @@ pub struct JobsView {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct JobView {
     pub id: i64,
-    /// `sync` or `credentials`.
+    /// `sync`, `credentials` or `drift`.
     pub kind: String,
-    /// The identity's reference (`source:external_id`).
+    /// The identity's reference (`source:external_id`); `""` for a drift job about an account
+    /// nobody holds.
     pub identity: String,
-    pub identity_id: i64,
+    pub identity_id: Option<i64>,
     pub system: String,
+    /// The account a drift job is about.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub account: String,
     pub state: String,
     pub attempts: i64,
     pub error: Option<String>,
@@ -324,6 +328,52 @@ pub struct FindingView {
     pub policy_version: String,
     pub opened_at: String,
     pub resolved_at: Option<String>,
+    /// The system and account of a reconciliation finding.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub system: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub account: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_seen_at: Option<String>,
+}
+
+/// A reconciliation run (`GET /v1/reconcile/runs/ID`, `tenure reconcile show`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunView {
+    pub id: i64,
+    pub system: String,
+    /// `dry_run`, `applied`, `quarantined` or `released`.
+    pub state: String,
+    pub started_at: String,
+    pub finished_at: String,
+    pub pages: u64,
+    pub accounts_read: u64,
+    pub memberships_read: u64,
+    /// Items per situation, `linked` included.
+    pub counts: std::collections::BTreeMap<String, u64>,
+    /// Reactions the plan holds that change the system.
+    pub planned_changes: u64,
+    /// Of those, handed to jobs so far (all of them once applied, the released part of a
+    /// quarantined run).
+    pub applied_changes: i64,
+    /// Thresholds a quarantined run crossed, each with its stable code.
+    pub reasons: Vec<String>,
+    pub plan_digest: String,
+    pub ledger_seq: Option<i64>,
+    /// The plan's items that are not `linked` (absent in listings).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub items: Vec<serde_json::Value>,
+}
+
+/// `POST /v1/reconcile`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReconcileWire {
+    /// One system; every system with reconciliation rules when absent.
+    #[serde(default)]
+    pub system: Option<String>,
+    #[serde(default)]
+    pub dry_run: bool,
 }
 
 /// `POST /v1/credentials`: ask the broker for a credential for an NHI.

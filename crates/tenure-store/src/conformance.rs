@@ -37,6 +37,7 @@ pub const CHECKS: &[(&str, Check)] = &[
     ("the ledger appends in order, chained to its head", ledger_appends_in_order_from_its_head),
     ("grants and accounts change only at the rev read", optimistic_rev_checks),
     ("findings with and without an identity", findings_with_and_without_an_identity),
+    ("observations refresh, resolve when unseen; runs sum changes", observations_and_runs),
     ("identities: look-alikes, owners, events", identities_look_alikes_owners_and_events),
     ("requests end once; one answer per approver", requests_end_once_and_answers_are_unique),
     ("credentials and tokens revoke once", credentials_and_tokens_revoke_once),
@@ -225,6 +226,14 @@ pub fn optimistic_rev_checks(s: &dyn Store) {
     assert!(tx.set_account_state(id, "ldap", a.rev, AccountState::Verified, T0).unwrap());
     assert!(!tx.set_account_state(id, "ldap", a.rev, AccountState::Disabling, T0).unwrap(), "a stale rev won");
     assert_eq!(tx.accounts(id).unwrap()[0].state, AccountState::Verified);
+    let by_system = tx.system_accounts("ldap").unwrap();
+    assert_eq!(by_system.iter().map(|a| (a.identity_id, a.name.as_str())).collect::<Vec<_>>(), [(id, a.name.as_str())]);
+    assert!(tx.system_accounts("nowhere").unwrap().is_empty());
+    assert!(tx.system_grants("nowhere").unwrap().is_empty());
+    assert_eq!(
+        tx.system_grants("ldap").unwrap().iter().map(|g| g.entitlement.as_str()).collect::<Vec<_>>(),
+        ["ldap/vpn"]
+    );
     tx.commit().unwrap();
 }
 
@@ -253,6 +262,75 @@ pub fn findings_with_and_without_an_identity(s: &dyn Store) {
     // Resolved, it may be opened again.
     assert!(tx.open_finding(&orphan).unwrap());
     assert_eq!(tx.findings(false).unwrap().len(), 3);
+    tx.commit().unwrap();
+}
+
+pub fn observations_and_runs(s: &dyn Store) {
+    let mut tx = s.write().unwrap();
+    let id = person(tx.as_mut(), "hr:E7");
+    let d1 = serde_json::json!({ "n": 1 });
+    let seen = |identity_id, account, target, at, detail| Observation {
+        identity_id,
+        kind: "reconcile.unmatched",
+        system: "dir",
+        account,
+        target,
+        detail,
+        policy_version: "v1",
+        at,
+    };
+    let a = tx.observe(&seen(None, "ghost", "", T0, &d1)).unwrap();
+    let d2 = serde_json::json!({ "n": 2 });
+    let later = T0 + time::Duration::minutes(5);
+    assert_eq!(tx.observe(&seen(None, "ghost", "", later, &d2)).unwrap(), a, "seen again: the same finding");
+    let b = tx.observe(&seen(Some(id), "ada", "vpn", T0, &d1)).unwrap();
+    assert_ne!(a, b);
+    // A plain finding with the same kind is another finding.
+    let plain = NewFinding {
+        identity_id: None,
+        kind: "reconcile.unmatched",
+        entitlement: "",
+        detail: &d1,
+        policy_version: "v1",
+        at: T0,
+    };
+    assert!(tx.open_finding(&plain).unwrap());
+    let open = tx.findings(true).unwrap();
+    let ghost = open.iter().find(|f| f.id == a).unwrap();
+    assert_eq!((ghost.system.as_str(), ghost.account.as_str(), &ghost.detail), ("dir", "ghost", &d2));
+    assert_eq!((ghost.opened_at, ghost.last_seen_at), (T0, Some(later)));
+    // A run at `later` saw the ghost but not ada's membership: that one resolves, alone.
+    assert_eq!(tx.resolve_unseen("dir", later, later).unwrap(), 1);
+    let open: Vec<i64> = tx.findings(true).unwrap().iter().map(|f| f.id).collect();
+    assert!(open.contains(&a) && !open.contains(&b) && open.len() == 2, "{open:?}");
+    assert_eq!(tx.resolve_unseen("other", later + time::Duration::hours(1), later).unwrap(), 0);
+
+    let summary = serde_json::json!({ "counts": { "unmatched": 1 } });
+    let plan = serde_json::json!([{ "account": "ghost" }]);
+    let run = |state, started_at, changes| NewRun {
+        system: "dir",
+        state,
+        started_at,
+        finished_at: started_at,
+        changes,
+        summary: &summary,
+        plan: &plan,
+        digest: "ab",
+        policy_version: "v1",
+    };
+    let r1 = tx.put_run(&run("applied", T0, 3)).unwrap();
+    let r2 = tx.put_run(&run("quarantined", later, 0)).unwrap();
+    tx.set_run_entry(r1, 42).unwrap();
+    assert_eq!(tx.changes_since("dir", T0).unwrap(), 3);
+    assert!(tx.update_run(r2, "released", 4, &summary).unwrap());
+    assert_eq!(tx.changes_since("dir", T0).unwrap(), 7);
+    assert_eq!(tx.changes_since("dir", later).unwrap(), 4);
+    assert_eq!(tx.changes_since("db", T0).unwrap(), 0);
+    let got = tx.run(r1).unwrap().unwrap();
+    assert_eq!((got.ledger_seq, got.plan, got.state.as_str()), (Some(42), plan.clone(), "applied"));
+    assert_eq!(tx.runs(Some("dir"), 10).unwrap().iter().map(|r| r.id).collect::<Vec<_>>(), [r2, r1]);
+    assert_eq!(tx.runs(None, 1).unwrap().len(), 1);
+    assert!(tx.run(r2 + 100).unwrap().is_none());
     tx.commit().unwrap();
 }
 

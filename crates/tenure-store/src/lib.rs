@@ -53,6 +53,7 @@ pub trait ReadTx:
     + CredentialReads
     + TokenReads
     + FindingReads
+    + RunReads
 {
 }
 
@@ -68,6 +69,7 @@ pub trait WriteTx:
     + CredentialWrites
     + TokenWrites
     + FindingWrites
+    + RunWrites
 {
     /// Make everything done in this transaction durable; dropped without it, nothing is.
     fn commit(self: Box<Self>) -> Result<()>;
@@ -109,6 +111,10 @@ pub trait GrantReads {
     fn grants_expiring(&self, now: OffsetDateTime) -> Result<Vec<GrantRow>>;
     fn accounts(&self, identity_id: i64) -> Result<Vec<AccountRow>>;
     fn account_by_name(&self, system: &str, name: &str) -> Result<Option<AccountRow>>;
+    /// Every account tenure holds in `system` (for reconciliation).
+    fn system_accounts(&self, system: &str) -> Result<Vec<AccountRow>>;
+    /// Every grant in `system`.
+    fn system_grants(&self, system: &str) -> Result<Vec<GrantRow>>;
 }
 
 pub trait GrantWrites: GrantReads {
@@ -145,8 +151,10 @@ pub trait JobReads {
 pub trait JobWrites: JobReads {
     /// Enqueue a job; a pending job for the same (kind, identity, system) absorbs it.
     fn enqueue(&mut self, job: &NewJob<'_>) -> Result<()>;
+    /// Enqueue a drift job; a pending one for the same (system, account) takes its payload.
+    fn enqueue_drift(&mut self, job: &NewDriftJob<'_>) -> Result<()>;
     /// Claim the next due job (pending and due, or running with an expired lease).
-    /// INVARIANT: at most one live attempt per (kind, identity, system).
+    /// INVARIANT: at most one live attempt per (kind, identity, system, account).
     fn claim_job(&mut self, now: OffsetDateTime, lease: time::Duration) -> Result<Option<JobRow>>;
     /// Mark the attempt `job` (its id and attempt number, the fencing token) done; false, and
     /// nothing changed, when that attempt no longer holds the job (its lease ran out and another
@@ -291,4 +299,26 @@ pub trait FindingWrites: FindingReads {
         entitlement: &str,
         at: OffsetDateTime,
     ) -> Result<bool>;
+    /// Open a reconciliation finding, or refresh its detail and last-seen time if it is open;
+    /// its id.
+    fn observe(&mut self, o: &Observation<'_>) -> Result<i64>;
+    /// Resolve the open reconciliation findings (`reconcile.*`) of `system` last seen before
+    /// `seen_before`: a later complete run no longer sees them. How many.
+    fn resolve_unseen(&mut self, system: &str, seen_before: OffsetDateTime, at: OffsetDateTime) -> Result<u64>;
+}
+
+/// Reconciliation runs: their plans, counts and threshold decisions.
+pub trait RunReads {
+    fn run(&self, id: i64) -> Result<Option<RunRow>>;
+    /// Newest first, at most `limit`, of one system or all.
+    fn runs(&self, system: Option<&str>, limit: u32) -> Result<Vec<RunRow>>;
+    /// Changes carried out by runs of `system` that started at or after `since`.
+    fn changes_since(&self, system: &str, since: OffsetDateTime) -> Result<i64>;
+}
+
+pub trait RunWrites: RunReads {
+    fn put_run(&mut self, r: &NewRun<'_>) -> Result<i64>;
+    /// A run's new state, summary and count of changes carried out (a release adds to them).
+    fn update_run(&mut self, id: i64, state: &str, changes: i64, summary: &serde_json::Value) -> Result<bool>;
+    fn set_run_entry(&mut self, id: i64, seq: i64) -> Result<()>;
 }

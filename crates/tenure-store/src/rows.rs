@@ -99,6 +99,9 @@ pub enum JobKind {
     /// Carry out and verify the revocation of the identity's revoked credentials (drop
     /// dynamic logins; check introspection and the CRL say revoked).
     Credentials,
+    /// Carry out what a reconciliation run decided about one account tenure did not make (or
+    /// one membership no grant accounts for): disable, delete or revoke; verify by read-back.
+    Drift,
 }
 
 impl JobKind {
@@ -106,6 +109,7 @@ impl JobKind {
         match self {
             Self::Sync => "sync",
             Self::Credentials => "credentials",
+            Self::Drift => "drift",
         }
     }
 }
@@ -167,12 +171,27 @@ pub struct NewJob<'a> {
     pub run_at: OffsetDateTime,
 }
 
+/// A drift job: about one account in a system, with or without an identity, carrying what to
+/// do (its payload replaces a pending job's for the same account).
+#[derive(Debug, Clone)]
+pub struct NewDriftJob<'a> {
+    pub identity_id: Option<i64>,
+    pub system: &'a str,
+    pub account: &'a str,
+    pub payload: &'a serde_json::Value,
+    pub run_at: OffsetDateTime,
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct JobRow {
     pub id: i64,
     pub kind: JobKind,
-    pub identity_id: i64,
+    /// The identity the job is for; a drift job about an account nobody holds has none.
+    pub identity_id: Option<i64>,
     pub system: String,
+    /// The account a drift job is about (`""` for other kinds).
+    pub account: String,
+    pub payload: Option<serde_json::Value>,
     pub state: JobState,
     /// Attempts so far, including the one just claimed.
     pub attempts: i64,
@@ -290,6 +309,63 @@ pub struct FindingRow {
     pub policy_version: String,
     pub opened_at: OffsetDateTime,
     pub resolved_at: Option<OffsetDateTime>,
+    /// The system and account a reconciliation finding is about (`""` for other findings).
+    pub system: String,
+    pub account: String,
+    /// When a reconciliation run last saw it (it resolves once a run no longer does).
+    pub last_seen_at: Option<OffsetDateTime>,
+}
+
+/// What a reconciliation run saw about an account (or one of its memberships): opens the
+/// finding, or refreshes it when it is open already.
+#[derive(Debug, Clone)]
+pub struct Observation<'a> {
+    /// The identity the account belongs or correlates to, if any.
+    pub identity_id: Option<i64>,
+    pub kind: &'a str,
+    pub system: &'a str,
+    pub account: &'a str,
+    /// The membership target, `""` for the account as a whole.
+    pub target: &'a str,
+    pub detail: &'a serde_json::Value,
+    pub policy_version: &'a str,
+    pub at: OffsetDateTime,
+}
+
+/// A reconciliation run, as stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunRow {
+    pub id: i64,
+    pub system: String,
+    /// `dry_run`, `applied`, `quarantined`, `released`.
+    pub state: String,
+    pub started_at: OffsetDateTime,
+    pub finished_at: OffsetDateTime,
+    /// Changes carried out (reactions other than `report`), for the window threshold.
+    pub changes: i64,
+    /// Counts, reads, the threshold decision.
+    pub summary: serde_json::Value,
+    /// The items of the plan that are not `linked`, in plan order.
+    pub plan: serde_json::Value,
+    /// SHA-256 (hex) of the plan's canonical form.
+    pub digest: String,
+    /// The `reconcile.run` ledger entry.
+    pub ledger_seq: Option<i64>,
+    pub policy_version: String,
+}
+
+/// A run to record.
+#[derive(Debug, Clone)]
+pub struct NewRun<'a> {
+    pub system: &'a str,
+    pub state: &'a str,
+    pub started_at: OffsetDateTime,
+    pub finished_at: OffsetDateTime,
+    pub changes: i64,
+    pub summary: &'a serde_json::Value,
+    pub plan: &'a serde_json::Value,
+    pub digest: &'a str,
+    pub policy_version: &'a str,
 }
 
 /// A finding to open.

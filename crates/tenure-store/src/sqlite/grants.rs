@@ -91,6 +91,22 @@ impl GrantReads for SqliteTx<'_> {
     fn account_by_name(&self, system: &str, name: &str) -> Result<Option<AccountRow>> {
         q_account_by_name(self.c()?, system, name)
     }
+    fn system_accounts(&self, system: &str) -> Result<Vec<AccountRow>> {
+        q_all(
+            self.c()?,
+            "SELECT identity_id, system, name, state, rev FROM accounts WHERE system = ?1 ORDER BY name",
+            [system],
+            account_row,
+        )
+    }
+    fn system_grants(&self, system: &str) -> Result<Vec<GrantRow>> {
+        q_all(
+            self.c()?,
+            &format!("SELECT {GRANT_COLS} FROM grants WHERE system = ?1 ORDER BY identity_id, entitlement"),
+            [system],
+            grant_row,
+        )
+    }
 }
 
 impl GrantWrites for SqliteTx<'_> {

@@ -7,7 +7,11 @@ use rusqlite::{Connection, OptionalExtension, params};
 use std::collections::BTreeMap;
 use time::OffsetDateTime;
 
-const JOB_COLS: &str = "id, kind, identity_id, system, state, attempts, last_error";
+const JOB_COLS: &str = "id, kind, identity_id, system, state, attempts, last_error, account, payload";
+
+/// The columns that name a job's work: at most one pending and one live attempt per key.
+const SAME_WORK: &str =
+    "p.kind = j.kind AND p.identity_id IS j.identity_id AND p.system = j.system AND p.account = j.account";
 
 fn job_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<JobRow> {
     Ok(JobRow {
@@ -18,6 +22,8 @@ fn job_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<JobRow> {
         state: parse::<JobState>(&r.get::<_, String>(4)?)?,
         attempts: r.get(5)?,
         last_error: r.get(6)?,
+        account: r.get(7)?,
+        payload: r.get::<_, Option<String>>(8)?.as_deref().map(json_col).transpose()?,
     })
 }
 
@@ -57,10 +63,28 @@ impl JobWrites for SqliteTx<'_> {
         let mut st = self.c()?.prepare_cached(
             "INSERT INTO jobs (kind, identity_id, system, state, next_run_at, created_at, updated_at)
              VALUES (?1, ?2, ?3, 'pending', ?4, ?5, ?5)
-             ON CONFLICT (kind, identity_id, system) WHERE state = 'pending'
+             ON CONFLICT (kind, coalesce(identity_id, 0), system, account) WHERE state = 'pending'
              DO UPDATE SET next_run_at = min(jobs.next_run_at, excluded.next_run_at), updated_at = excluded.updated_at",
         )?;
         st.execute(params![job.kind.as_str(), job.identity_id, job.system, millis(job.run_at), ts(job.run_at)])?;
+        Ok(())
+    }
+    fn enqueue_drift(&mut self, job: &NewDriftJob<'_>) -> Result<()> {
+        let mut st = self.c()?.prepare_cached(
+            "INSERT INTO jobs (kind, identity_id, system, account, payload, state, next_run_at, created_at, updated_at)
+             VALUES ('drift', ?1, ?2, ?3, ?4, 'pending', ?5, ?6, ?6)
+             ON CONFLICT (kind, coalesce(identity_id, 0), system, account) WHERE state = 'pending'
+             DO UPDATE SET payload = excluded.payload, next_run_at = min(jobs.next_run_at, excluded.next_run_at),
+                           updated_at = excluded.updated_at",
+        )?;
+        st.execute(params![
+            job.identity_id,
+            job.system,
+            job.account,
+            job.payload.to_string(),
+            millis(job.run_at),
+            ts(job.run_at)
+        ])?;
         Ok(())
     }
     fn claim_job(&mut self, now: OffsetDateTime, lease: time::Duration) -> Result<Option<JobRow>> {
@@ -68,8 +92,9 @@ impl JobWrites for SqliteTx<'_> {
         // Two index-friendly probes (an `OR` across states would scan every job): jobs whose
         // worker's lease ran out first (the oldest work), then due pending jobs.
         // INVARIANT: one live worker per (kind, identity, system) at a time.
-        const FREE: &str = "NOT EXISTS (SELECT 1 FROM jobs r WHERE r.kind = j.kind AND r.identity_id = j.identity_id
-                             AND r.system = j.system AND r.state = 'running' AND r.lease_until > ?1 AND r.id <> j.id)";
+        const FREE: &str = "NOT EXISTS (SELECT 1 FROM jobs r WHERE r.kind = j.kind AND r.identity_id IS j.identity_id
+                             AND r.system = j.system AND r.account = j.account AND r.state = 'running'
+                             AND r.lease_until > ?1 AND r.id <> j.id)";
         let pending = format!(
             "SELECT j.id FROM jobs j WHERE j.state = 'pending' AND j.next_run_at <= ?1 AND {FREE}
              ORDER BY j.next_run_at, j.id LIMIT 1"
@@ -116,8 +141,10 @@ impl JobWrites for SqliteTx<'_> {
         // Another, newer pending job for the same work already exists: it will do this job's
         // work too (the unique pending index allows only one).
         let superseded: bool = self.c()?.query_row(
-            "SELECT EXISTS (SELECT 1 FROM jobs p, jobs j WHERE j.id = ?1 AND p.id <> j.id AND p.state = 'pending'
-               AND p.kind = j.kind AND p.identity_id = j.identity_id AND p.system = j.system)",
+            &format!(
+                "SELECT EXISTS (SELECT 1 FROM jobs p, jobs j WHERE j.id = ?1 AND p.id <> j.id AND p.state = 'pending'
+                   AND {SAME_WORK})"
+            ),
             [job.id],
             |r| r.get(0),
         )?;
@@ -135,19 +162,20 @@ impl JobWrites for SqliteTx<'_> {
         Ok(st.execute(params![job.id, job.attempts, millis(until)])? == 1)
     }
     fn retry_dead_jobs(&mut self, identity_id: Option<i64>, at: OffsetDateTime) -> Result<Vec<i64>> {
-        let dead: Vec<(i64, String, i64, String)> = {
+        let dead: Vec<i64> = {
             let mut st = self.c()?.prepare_cached(
-                "SELECT id, kind, identity_id, system FROM jobs WHERE state = 'dead' AND (?1 IS NULL OR identity_id = ?1)
-                 ORDER BY id",
+                "SELECT id FROM jobs WHERE state = 'dead' AND (?1 IS NULL OR identity_id = ?1) ORDER BY id",
             )?;
-            st.query_map([identity_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
-                .collect::<rusqlite::Result<_>>()?
+            st.query_map([identity_id], |r| r.get(0))?.collect::<rusqlite::Result<_>>()?
         };
         let mut requeued = Vec::new();
-        for (id, kind, identity, system) in dead {
+        for id in dead {
             let pending: bool = self.c()?.query_row(
-                "SELECT EXISTS (SELECT 1 FROM jobs WHERE state = 'pending' AND kind = ?1 AND identity_id = ?2 AND system = ?3)",
-                params![kind, identity, system],
+                &format!(
+                    "SELECT EXISTS (SELECT 1 FROM jobs p, jobs j WHERE j.id = ?1 AND p.id <> j.id AND p.state = 'pending'
+                       AND {SAME_WORK})"
+                ),
+                [id],
                 |r| r.get(0),
             )?;
             let (state, attempts) = if pending { ("done", "attempts") } else { ("pending", "0") };

@@ -255,6 +255,57 @@ ALTER TABLE findings_new RENAME TO findings;
 CREATE UNIQUE INDEX findings_open ON findings(coalesce(identity_id, 0), kind, entitlement) WHERE resolved_at IS NULL;
 CREATE INDEX findings_identity ON findings(identity_id) WHERE resolved_at IS NULL;
 "#,
+    // Reconciliation: findings about an account in a system, seen again or not by later runs;
+    // the runs themselves.
+    r#"
+ALTER TABLE findings ADD COLUMN system TEXT NOT NULL DEFAULT '';
+ALTER TABLE findings ADD COLUMN account TEXT NOT NULL DEFAULT '';
+ALTER TABLE findings ADD COLUMN last_seen_at TEXT;
+DROP INDEX findings_open;
+CREATE UNIQUE INDEX findings_open ON findings(coalesce(identity_id, 0), kind, system, account, entitlement)
+    WHERE resolved_at IS NULL;
+CREATE INDEX findings_system ON findings(system, kind) WHERE resolved_at IS NULL;
+CREATE TABLE reconcile_runs (
+    id             INTEGER PRIMARY KEY,
+    system         TEXT NOT NULL,
+    state          TEXT NOT NULL,
+    started_at     TEXT NOT NULL,
+    finished_at    TEXT NOT NULL,
+    changes        INTEGER NOT NULL,
+    summary        TEXT NOT NULL,
+    plan           TEXT NOT NULL,
+    digest         TEXT NOT NULL,
+    ledger_seq     INTEGER,
+    policy_version TEXT NOT NULL
+);
+CREATE INDEX reconcile_runs_system ON reconcile_runs(system, started_at);
+"#,
+    // Drift jobs: about an account, perhaps nobody's (identity_id NULL), with a payload.
+    r#"
+CREATE TABLE jobs_new (
+    id          INTEGER PRIMARY KEY,
+    kind        TEXT NOT NULL,
+    identity_id INTEGER REFERENCES identities(id),
+    system      TEXT NOT NULL,
+    account     TEXT NOT NULL DEFAULT '',
+    payload     TEXT,
+    state       TEXT NOT NULL,
+    attempts    INTEGER NOT NULL DEFAULT 0,
+    next_run_at INTEGER NOT NULL,
+    lease_until INTEGER,
+    last_error  TEXT,
+    created_at  TEXT NOT NULL,
+    updated_at  TEXT NOT NULL
+);
+INSERT INTO jobs_new (id, kind, identity_id, system, state, attempts, next_run_at, lease_until, last_error, created_at, updated_at)
+    SELECT id, kind, identity_id, system, state, attempts, next_run_at, lease_until, last_error, created_at, updated_at FROM jobs;
+DROP TABLE jobs;
+ALTER TABLE jobs_new RENAME TO jobs;
+-- INVARIANT: at most one pending job per (kind, identity or none, system, account).
+CREATE UNIQUE INDEX jobs_one_pending ON jobs(kind, coalesce(identity_id, 0), system, account) WHERE state = 'pending';
+CREATE INDEX jobs_due ON jobs(state, next_run_at);
+CREATE INDEX jobs_key ON jobs(kind, identity_id, system, account, state);
+"#,
 ];
 
 /// Apply the migrations this database has not had, in one transaction.

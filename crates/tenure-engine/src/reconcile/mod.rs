@@ -1,0 +1,589 @@
+//! Reconciliation (docs/reconciliation.md): read a whole system page by page, compare it with
+//! what tenure holds ([`diff`]), gate the plan on the system's thresholds, and record the run —
+//! its findings, its reactions as jobs, the run row and its `reconcile.run` ledger entry — in
+//! one transaction. A run over a threshold is quarantined: findings only, nothing handed to a
+//! job, until a person releases all or part of it. A read that stops part way records
+//! `reconcile.failed` and concludes nothing.
+
+pub mod diff;
+
+use crate::ledger::{Stamp, record};
+use crate::{Engine, EngineError, Result};
+use diff::{Classifier, Expected, Item, Plan};
+use serde_json::{Value, json};
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use tenure_connectors::{Connector, ScanRequest};
+use tenure_ledger::LedgerEvent;
+use tenure_ledger::event::{ReconcileFailed, ReconcileReleased, ReconcileRun};
+use tenure_model::{AccountState, Principal, Reaction, Situation, rfc3339};
+use tenure_policy::reconcile::{ReconcileRules, Thresholds};
+use tenure_proto::RunView;
+use tenure_store::{NewDriftJob, NewEntry, NewFinding, NewJob, NewRun, Observation, RunRow, WriteTx};
+use time::OffsetDateTime;
+
+/// Stable codes of the thresholds a run can cross.
+pub const OVER_CHANGES: &str = "RC0001";
+pub const OVER_PERCENT: &str = "RC0002";
+pub const OVER_CLASS: &str = "RC0003";
+pub const OVER_WINDOW: &str = "RC0004";
+
+/// The finding a quarantined run opens (about no identity; `entitlement` is `run N`).
+pub const QUARANTINED: &str = "reconcile.quarantined";
+
+/// The thresholds `plan` crosses, each said with its code; empty when it may run.
+/// `recent` is what runs of the system changed within the window before this one.
+pub fn gate(plan: &Plan, t: &Thresholds, recent: u64) -> Vec<String> {
+    let changes = plan.changes();
+    let mut reasons = Vec::new();
+    if changes > t.max_changes {
+        reasons.push(format!("{OVER_CHANGES} {changes} changes, more than max_changes = {}", t.max_changes));
+    }
+    if let Some(pct) = t.max_percent {
+        let accounts = plan.accounts_read.max(1);
+        // changes / accounts > pct / 100, in integers.
+        if changes.saturating_mul(100) > u64::from(pct).saturating_mul(accounts) && changes > 0 {
+            reasons.push(format!(
+                "{OVER_PERCENT} {changes} changes of {accounts} accounts, more than max_percent = {pct}%"
+            ));
+        }
+    }
+    for (class, max) in &t.per_class {
+        let n = plan.items.iter().filter(|i| i.situation == *class && i.reaction.changes()).count() as u64;
+        if n > *max {
+            reasons.push(format!("{OVER_CLASS} {n} changes for `{class}`, more than max_per_class.{class} = {max}"));
+        }
+    }
+    if changes > 0 && recent.saturating_add(changes) > t.window_max_changes {
+        reasons.push(format!(
+            "{OVER_WINDOW} {changes} changes on top of {recent} within the last {}s, more than window_max_changes = {}",
+            t.window.as_secs(),
+            t.window_max_changes
+        ));
+    }
+    reasons
+}
+
+/// How far a scan has got (for a progress bar).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Progress {
+    pub pages: u64,
+    pub accounts: u64,
+    pub memberships: u64,
+}
+
+/// Read `system` through `connector`, classify it against what tenure holds, and record the
+/// run. An incomplete read is recorded as `reconcile.failed` and returned as the error.
+pub async fn reconcile(
+    engine: Arc<Engine>,
+    connector: &dyn Connector,
+    dry_run: bool,
+    by: Principal,
+    progress: &mut (dyn FnMut(Progress) + Send),
+) -> Result<RunView> {
+    let system = connector.system().to_owned();
+    let e = engine.clone();
+    let name = system.clone();
+    let (expected, rules, started_at) = tokio::task::spawn_blocking(move || e.reconcile_expected(&name))
+        .await
+        .map_err(|e| EngineError::Join(e.to_string()))??;
+    let mut classifier = Classifier::new(expected);
+    let mut seen = Progress::default();
+    let request = ScanRequest { page_size: rules.page_size, attributes: rules.account_attributes() };
+    let read = connector
+        .scan(&request, &mut |page| {
+            seen.pages += 1;
+            seen.accounts += page.accounts.len() as u64;
+            seen.memberships +=
+                page.memberships.len() as u64 + page.accounts.iter().map(|a| a.memberships.len() as u64).sum::<u64>();
+            classifier.page(page);
+            progress(seen);
+            Ok(())
+        })
+        .await;
+    let e = engine.clone();
+    match read {
+        Ok(_) => {
+            let plan = classifier.finish();
+            tokio::task::spawn_blocking(move || e.record_run(&system, plan, started_at, dry_run, &by))
+                .await
+                .map_err(|e| EngineError::Join(e.to_string()))?
+        }
+        Err(err) => {
+            let message = err.to_string();
+            if !dry_run {
+                tokio::task::spawn_blocking(move || e.record_failed_run(&system, &message, &by))
+                    .await
+                    .map_err(|e| EngineError::Join(e.to_string()))??;
+            }
+            Err(EngineError::Refused(format!("reconciliation of `{}` applied nothing: {err}", connector.system())))
+        }
+    }
+}
+
+impl Engine {
+    /// What tenure holds of `system`, the system's rules, and the time the run starts.
+    pub fn reconcile_expected(&self, system: &str) -> Result<(Expected, ReconcileRules, OffsetDateTime)> {
+        let tx = self.store.read()?;
+        let policy = self.policy_in(tx.as_ref())?;
+        let def = policy
+            .systems
+            .get(system)
+            .ok_or_else(|| EngineError::NotFound(format!("system `{system}` is not in policy {}", policy.version)))?;
+        let rules = def.reconcile.clone();
+        let started_at = self.clock.now();
+        let mut expected = Expected::new(&rules);
+        let identities = tx.identities()?;
+        let mut refs: BTreeMap<i64, String> = BTreeMap::new();
+        for i in &identities {
+            let reference = i.reference.to_string();
+            expected.identity(&reference, i.state, &i.attributes);
+            refs.insert(i.id, reference);
+        }
+        let mut names: BTreeMap<i64, String> = BTreeMap::new();
+        for a in tx.system_accounts(system)? {
+            if let Some(r) = refs.get(&a.identity_id) {
+                expected.account(r, &a.name, a.state);
+                names.insert(a.identity_id, a.name);
+            }
+        }
+        for g in tx.system_grants(system)? {
+            let (Some(name), Some(e)) = (names.get(&g.identity_id), policy.entitlements.get(g.entitlement.as_str()))
+            else {
+                continue;
+            };
+            expected.grant(name, &e.target, g.state);
+        }
+        for e in policy.entitlements.values().filter(|e| e.system == system && e.privileged) {
+            expected.privileged(&e.target);
+        }
+        Ok((expected, rules, started_at))
+    }
+
+    /// Record a complete read's plan: thresholds, findings, reactions handed to jobs, the run
+    /// row and its ledger entry, in one transaction. A dry run records the run (and its entry)
+    /// but opens no finding and hands nothing on.
+    pub fn record_run(
+        &self,
+        system: &str,
+        plan: Plan,
+        started_at: OffsetDateTime,
+        dry_run: bool,
+        by: &Principal,
+    ) -> Result<RunView> {
+        let now = self.clock.now();
+        let policy = self.current_policy()?;
+        let rules = policy.systems.get(system).map(|s| s.reconcile.clone()).unwrap_or_default();
+        let version = policy.version.to_string();
+        let actor = by.actor();
+        let mut tx = self.store.write()?;
+        let window = time::Duration::try_from(rules.thresholds.window).unwrap_or(time::Duration::DAY);
+        let recent = u64::try_from(tx.changes_since(system, now - window)?).unwrap_or(0);
+        let reasons = gate(&plan, &rules.thresholds, recent);
+        let decision = if dry_run {
+            "dry_run"
+        } else if reasons.is_empty() {
+            "applied"
+        } else {
+            "quarantined"
+        };
+        let digest = plan.digest();
+        let items: Vec<Value> = plan.items.iter().map(|i| serde_json::to_value(i).unwrap_or_default()).collect();
+        let mut summary = json!({
+            "pages": plan.pages, "accounts_read": plan.accounts_read, "memberships_read": plan.memberships_read,
+            "reserved": plan.reserved, "counts": plan.counts_json(), "planned_changes": plan.changes(),
+            "reasons": reasons, "decision": decision, "actor": actor,
+        });
+        let id = tx.put_run(&NewRun {
+            system,
+            state: decision,
+            started_at,
+            finished_at: now,
+            changes: 0,
+            summary: &summary,
+            plan: &Value::Array(items),
+            digest: &digest,
+            policy_version: &version,
+        })?;
+        let stamp = Stamp::new(now, &actor, &version);
+        let mut resolved = 0;
+        let mut applied = 0;
+        if !dry_run {
+            observe(tx.as_mut(), system, id, &plan.items, decision, &version, now)?;
+            resolved = tx.resolve_unseen(system, now, now)?;
+            if decision == "applied" {
+                applied = react(tx.as_mut(), system, id, plan.items.iter(), now)?;
+            } else {
+                let detail = json!({ "run": id, "system": system, "reasons": reasons });
+                tx.open_finding(&NewFinding {
+                    identity_id: None,
+                    kind: QUARANTINED,
+                    entitlement: &format!("{system} run {id}"),
+                    detail: &detail,
+                    policy_version: &version,
+                    at: now,
+                })?;
+            }
+        }
+        let event = LedgerEvent::ReconcileRun(ReconcileRun {
+            run: id,
+            system: system.to_owned(),
+            pages: plan.pages,
+            accounts_read: plan.accounts_read,
+            memberships_read: plan.memberships_read,
+            counts: plan.counts.iter().map(|(s, n)| (s.as_str().to_owned(), *n)).collect(),
+            changes: plan.changes(),
+            plan_digest: digest,
+            decision: decision.to_owned(),
+            reasons,
+            resolved,
+        });
+        let seq = tx.append_entry(&NewEntry {
+            at: stamp.at,
+            actor: stamp.actor,
+            subject: &tenure_ledger::drift::subject(system),
+            policy_version: stamp.version,
+            event: &event,
+        })?;
+        tx.set_run_entry(id, seq)?;
+        if let Some(o) = summary.as_object_mut() {
+            o.insert("resolved".into(), resolved.into());
+        }
+        tx.update_run(id, decision, applied, &summary)?;
+        let row = tx.run(id)?.ok_or_else(|| EngineError::NotFound(format!("run {id}")))?;
+        tx.commit()?;
+        Ok(run_view(row, true))
+    }
+
+    /// A read that stopped part way: the ledger says so; nothing else changes.
+    pub fn record_failed_run(&self, system: &str, error: &str, by: &Principal) -> Result<()> {
+        let policy = self.current_policy()?;
+        let version = policy.version.to_string();
+        let actor = by.actor();
+        let mut tx = self.store.write()?;
+        record(
+            tx.as_mut(),
+            Stamp::new(self.clock.now(), &actor, &version),
+            &tenure_ledger::drift::subject(system),
+            LedgerEvent::ReconcileFailed(ReconcileFailed { system: system.to_owned(), error: error.to_owned() }),
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Release a quarantined run: every item, or only those of some classes or accounts. What
+    /// is released goes to jobs now; the run stays quarantined until everything is released.
+    pub fn release_run(&self, id: i64, only: &[Situation], accounts: &[String], by: &Principal) -> Result<RunView> {
+        let now = self.clock.now();
+        let version = self.current_policy()?.version.to_string();
+        let actor = by.actor();
+        let mut tx = self.store.write()?;
+        let run = tx.run(id)?.ok_or_else(|| EngineError::NotFound(format!("reconciliation run {id}")))?;
+        if run.state != "quarantined" {
+            return Err(EngineError::Conflict(format!(
+                "run {id} is {}, not quarantined: nothing to release",
+                run.state
+            )));
+        }
+        let items: Vec<Item> =
+            serde_json::from_value(run.plan.clone()).map_err(|e| EngineError::Encode(e.to_string()))?;
+        let mut summary = run.summary.clone();
+        let done: BTreeSet<usize> = summary
+            .get("released_items")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(|v| v.as_u64().and_then(|n| usize::try_from(n).ok()))
+            .collect();
+        let chosen: Vec<usize> = items
+            .iter()
+            .enumerate()
+            .filter(|(i, item)| {
+                !done.contains(i)
+                    && item.reaction.changes()
+                    && (only.is_empty() || only.contains(&item.situation))
+                    && (accounts.is_empty() || accounts.contains(&item.account))
+            })
+            .map(|(i, _)| i)
+            .collect();
+        if chosen.is_empty() {
+            return Err(EngineError::Invalid {
+                field: "release".into(),
+                message: format!("run {id} has no unreleased change matching the selection"),
+            });
+        }
+        let applied = react(tx.as_mut(), &run.system, id, chosen.iter().filter_map(|i| items.get(*i)), now)?;
+        let all: BTreeSet<usize> = done.iter().copied().chain(chosen.iter().copied()).collect();
+        let pending = items.iter().enumerate().any(|(i, item)| item.reaction.changes() && !all.contains(&i));
+        let state = if pending { "quarantined" } else { "released" };
+        if let Some(o) = summary.as_object_mut() {
+            o.insert("released_items".into(), json!(all));
+        }
+        tx.update_run(id, state, run.changes + applied, &summary)?;
+        if !pending {
+            tx.resolve_finding(None, QUARANTINED, &format!("{} run {id}", run.system), now)?;
+        }
+        record(
+            tx.as_mut(),
+            Stamp::new(now, &actor, &version),
+            &tenure_ledger::drift::subject(&run.system),
+            LedgerEvent::ReconcileReleased(ReconcileReleased {
+                run: id,
+                system: run.system.clone(),
+                released: chosen.len() as u64,
+                only: only.iter().map(|s| s.as_str().to_owned()).collect(),
+                accounts: accounts.to_vec(),
+            }),
+        )?;
+        let row = tx.run(id)?.ok_or_else(|| EngineError::NotFound(format!("run {id}")))?;
+        tx.commit()?;
+        Ok(run_view(row, true))
+    }
+
+    /// One run, with its items.
+    pub fn run_view(&self, id: i64) -> Result<RunView> {
+        let row =
+            self.store.read()?.run(id)?.ok_or_else(|| EngineError::NotFound(format!("reconciliation run {id}")))?;
+        Ok(run_view(row, true))
+    }
+
+    /// Runs, newest first (without their items).
+    pub fn runs_view(&self, system: Option<&str>, limit: u32) -> Result<Vec<RunView>> {
+        Ok(self.store.read()?.runs(system, limit)?.into_iter().map(|r| run_view(r, false)).collect())
+    }
+
+    /// The signed drift report of a run (see [`tenure_ledger::drift`]).
+    pub fn drift_report(&self, id: i64, signer: &tenure_ledger::Signer) -> Result<Value> {
+        use tenure_ledger::drift::{CONTEXT, VERSION};
+        use tenure_ledger::entry::{canonical_json, sorted};
+        let run =
+            self.store.read()?.run(id)?.ok_or_else(|| EngineError::NotFound(format!("reconciliation run {id}")))?;
+        let seq = run.ledger_seq.ok_or_else(|| EngineError::Ledger(format!("run {id} has no ledger entry")))?;
+        let subject = tenure_ledger::drift::subject(&run.system);
+        let mut seqs = vec![seq];
+        for row in self.store.read()?.ledger_for(&subject)? {
+            if let LedgerEvent::ReconcileReleased(r) = &row.event
+                && r.run == id
+            {
+                seqs.push(row.seq);
+            }
+        }
+        let last = seqs.iter().copied().max().unwrap_or(seq);
+        let cp = match self.store.read()?.latest_checkpoint()? {
+            Some(c) if c.size > last => c,
+            _ => self.checkpoint(signer)?,
+        };
+        let tx = self.store.read()?;
+        let leaves = tx.ledger_leaves(0, cp.size)?;
+        let mut evidence = Vec::new();
+        let mut finished_at = String::new();
+        for s in &seqs {
+            let (_, bytes) = tx.ledger_entries(*s, 1)?.into_iter().next().ok_or(EngineError::NoEntry(*s))?;
+            let index = usize::try_from(*s).map_err(|_| EngineError::NoEntry(*s))?;
+            let proof = tenure_ledger::merkle::inclusion_proof(index, &leaves).ok_or(EngineError::NoEntry(*s))?;
+            if *s == seq {
+                finished_at = tenure_ledger::Entry::parse(&bytes).map_err(|e| EngineError::Ledger(e.to_string()))?.at;
+            }
+            let text = String::from_utf8(bytes).map_err(|e| EngineError::Ledger(e.to_string()))?;
+            evidence
+                .push(json!({ "seq": s, "entry": text, "proof": proof.iter().map(hex::encode).collect::<Vec<_>>() }));
+        }
+        let decision = run.summary.get("decision").cloned().unwrap_or(Value::Null);
+        let report = json!({
+            "version": VERSION,
+            "run": id,
+            "system": run.system,
+            "state": run.state,
+            "started_at": rfc3339(run.started_at),
+            "finished_at": finished_at,
+            "policy_version": run.policy_version,
+            "decision": decision,
+            "reasons": run.summary.get("reasons").cloned().unwrap_or(Value::Null),
+            "counts": run.summary.get("counts").cloned().unwrap_or(Value::Null),
+            "accounts_read": run.summary.get("accounts_read").cloned().unwrap_or(Value::Null),
+            "plan_digest": run.digest,
+            "items": run.plan,
+            "evidence": evidence,
+            "tree_size": cp.size,
+            "checkpoint": cp.note,
+        });
+        let signature = signer.sign_message(CONTEXT, &canonical_json(&report));
+        Ok(sorted(&json!({ "report": report, "signature": signature, "signer": signer.verifier().to_string() })))
+    }
+}
+
+/// Open or refresh a finding per item.
+fn observe(
+    tx: &mut dyn WriteTx,
+    system: &str,
+    run: i64,
+    items: &[Item],
+    decision: &str,
+    version: &str,
+    now: OffsetDateTime,
+) -> Result<()> {
+    let mut ids: BTreeMap<String, Option<i64>> = BTreeMap::new();
+    for item in items {
+        let Some(kind) = item.situation.finding_kind() else { continue };
+        let identity_id = match &item.identity {
+            None => None,
+            Some(r) => match ids.get(r) {
+                Some(id) => *id,
+                None => {
+                    let id = match r.parse() {
+                        Ok(parsed) => tx.identity(&parsed)?.map(|i| i.id),
+                        Err(_) => None,
+                    };
+                    ids.insert(r.clone(), id);
+                    id
+                }
+            },
+        };
+        let detail = json!({
+            "run": run, "situation": item.situation, "reaction": item.reaction, "decision": decision,
+            "identity": item.identity, "candidates": item.candidates, "managed": item.managed,
+        });
+        tx.observe(&Observation {
+            identity_id,
+            kind: &kind,
+            system,
+            account: &item.account,
+            target: &item.target,
+            detail: &detail,
+            policy_version: version,
+            at: now,
+        })?;
+    }
+    Ok(())
+}
+
+/// Hand the items' reactions to jobs; how many items that was. Access on an account tenure made
+/// goes through the identity's sync job (after the account is set back to `disabling`, so the
+/// job reads it back and records the result); everything else through a drift job per account.
+fn react<'a>(
+    tx: &mut dyn WriteTx,
+    system: &str,
+    run: i64,
+    items: impl Iterator<Item = &'a Item>,
+    now: OffsetDateTime,
+) -> Result<i64> {
+    let mut applied = 0;
+    let mut sync: BTreeSet<i64> = BTreeSet::new();
+    let mut drift: BTreeMap<String, (Option<i64>, bool, bool, BTreeSet<String>)> = BTreeMap::new();
+    for item in items.filter(|i| i.reaction.changes()) {
+        applied += 1;
+        let identity = match &item.identity {
+            Some(r) => match r.parse() {
+                Ok(parsed) => tx.identity(&parsed)?,
+                Err(_) => None,
+            },
+            None => None,
+        };
+        let leaver_or_suspended =
+            matches!(item.situation, Situation::SurvivingLeaver | Situation::EnabledWhileSuspended);
+        if item.managed && leaver_or_suspended && item.reaction == Reaction::Disable {
+            if let Some(i) = identity {
+                if let Some(a) = tx.accounts(i.id)?.into_iter().find(|a| a.system == system) {
+                    tx.set_account_state(i.id, system, a.rev, AccountState::Disabling, now)?;
+                }
+                sync.insert(i.id);
+            }
+            continue;
+        }
+        let entry =
+            drift.entry(item.account.clone()).or_insert((identity.map(|i| i.id), false, false, BTreeSet::new()));
+        match item.reaction {
+            Reaction::Disable => entry.1 = true,
+            Reaction::Delete => entry.2 = true,
+            Reaction::Revoke if !item.target.is_empty() => {
+                entry.3.insert(item.target.clone());
+            }
+            _ => {}
+        }
+    }
+    for identity_id in sync {
+        tx.enqueue(&NewJob { kind: tenure_store::JobKind::Sync, identity_id, system, run_at: now })?;
+    }
+    for (account, (identity_id, disable, delete, revoke)) in drift {
+        let payload = json!({ "run": run, "disable": disable, "delete": delete, "revoke": revoke });
+        tx.enqueue_drift(&NewDriftJob { identity_id, system, account: &account, payload: &payload, run_at: now })?;
+    }
+    Ok(applied)
+}
+
+fn run_view(r: RunRow, with_items: bool) -> RunView {
+    let s = &r.summary;
+    let n = |k: &str| s.get(k).and_then(Value::as_u64).unwrap_or(0);
+    RunView {
+        id: r.id,
+        system: r.system,
+        state: r.state,
+        started_at: rfc3339(r.started_at),
+        finished_at: rfc3339(r.finished_at),
+        pages: n("pages"),
+        accounts_read: n("accounts_read"),
+        memberships_read: n("memberships_read"),
+        counts: s
+            .get("counts")
+            .and_then(Value::as_object)
+            .into_iter()
+            .flatten()
+            .map(|(k, v)| (k.clone(), v.as_u64().unwrap_or(0)))
+            .collect(),
+        planned_changes: n("planned_changes"),
+        applied_changes: r.changes,
+        reasons: s
+            .get("reasons")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(|v| v.as_str().map(str::to_owned))
+            .collect(),
+        plan_digest: r.digest,
+        ledger_seq: r.ledger_seq,
+        items: if with_items { r.plan.as_array().cloned().unwrap_or_default() } else { Vec::new() },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plan(changes: usize, reports: usize, accounts: u64) -> Plan {
+        let item = |reaction| Item {
+            situation: Situation::Unmatched,
+            account: "a".into(),
+            target: String::new(),
+            identity: None,
+            candidates: vec![],
+            managed: false,
+            reaction,
+        };
+        let mut items: Vec<Item> = (0..changes).map(|_| item(Reaction::Disable)).collect();
+        items.extend((0..reports).map(|_| item(Reaction::Report)));
+        Plan { items, accounts_read: accounts, ..Plan::default() }
+    }
+
+    #[test]
+    fn thresholds_name_their_code_and_reports_never_count() {
+        let t = Thresholds {
+            max_changes: 3,
+            max_percent: Some(10),
+            per_class: BTreeMap::new(),
+            window: std::time::Duration::from_secs(3600),
+            window_max_changes: 5,
+        };
+        assert!(gate(&plan(3, 1000, 100), &t, 0).is_empty());
+        let over = gate(&plan(4, 0, 1000), &t, 0);
+        assert!(over.len() == 1 && over[0].starts_with(OVER_CHANGES), "{over:?}");
+        let pct = gate(&plan(2, 0, 10), &t, 0);
+        assert!(pct.len() == 1 && pct[0].starts_with(OVER_PERCENT), "{pct:?}");
+        // A slow drip: each run under its limit, the window not.
+        let drip = gate(&plan(2, 0, 1000), &t, 4);
+        assert!(drip.len() == 1 && drip[0].starts_with(OVER_WINDOW), "{drip:?}");
+        assert!(gate(&plan(0, 5, 1), &t, 100).is_empty(), "a run that changes nothing is never held");
+        let mut per = t.clone();
+        per.per_class.insert(Situation::Unmatched, 1);
+        assert!(gate(&plan(2, 0, 1000), &per, 0).iter().any(|r| r.starts_with(OVER_CLASS)));
+    }
+}
