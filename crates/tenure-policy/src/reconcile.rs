@@ -48,7 +48,8 @@ impl Default for Thresholds {
     fn default() -> Self {
         Self {
             max_changes: 25,
-            max_percent: Some(5),
+            // Off unless set: in a small system one change is already a large share.
+            max_percent: None,
             per_class: BTreeMap::new(),
             window: Duration::from_secs(86_400),
             window_max_changes: 100,

@@ -32,6 +32,7 @@ pub type Check = fn(&dyn Store);
 pub const CHECKS: &[(&str, Check)] = &[
     ("a transaction dropped without commit leaves nothing", transactions_roll_back_on_drop),
     ("one pending job per (kind, identity, system)", one_pending_job_per_key),
+    ("drift jobs: per account, perhaps nobody's, payload replaced", drift_jobs_per_account),
     ("leases expire, attempts are fenced", leases_expire_and_attempts_are_fenced),
     ("a renewed lease holds; dead jobs can be retried", renewed_leases_hold_and_dead_jobs_retry),
     ("the ledger appends in order, chained to its head", ledger_appends_in_order_from_its_head),
@@ -111,6 +112,38 @@ pub fn one_pending_job_per_key(s: &dyn Store) {
     tx.enqueue(&job(id, "pg")).unwrap();
     assert_eq!(tx.claim_job(T0, LEASE).unwrap().unwrap().system, "pg");
     assert_eq!(tx.job_counts().unwrap(), BTreeMap::from([("pending".into(), 1), ("running".into(), 2)]));
+    tx.commit().unwrap();
+}
+
+pub fn drift_jobs_per_account(s: &dyn Store) {
+    let mut tx = s.write().unwrap();
+    let id = person(tx.as_mut(), "hr:E1");
+    let p1 = serde_json::json!({ "disable": true });
+    let p2 = serde_json::json!({ "disable": true, "revoke": ["vpn"] });
+    let drift =
+        |identity_id, account, payload| NewDriftJob { identity_id, system: "ldap", account, payload, run_at: T0 };
+    tx.enqueue_drift(&drift(None, "ghost", &p1)).unwrap();
+    tx.enqueue_drift(&drift(None, "ghost", &p2)).unwrap();
+    tx.enqueue_drift(&drift(None, "other", &p1)).unwrap();
+    tx.enqueue_drift(&drift(Some(id), "E1-old", &p1)).unwrap();
+    // A sync job of the same identity and system is other work.
+    tx.enqueue(&job(id, "ldap")).unwrap();
+    let all = tx.jobs(None).unwrap();
+    assert_eq!(all.len(), 4, "{all:?}");
+    let ghost = all.iter().find(|j| j.account == "ghost").unwrap();
+    assert_eq!((ghost.kind, ghost.identity_id, ghost.payload.as_ref()), (JobKind::Drift, None, Some(&p2)));
+    let mut claimed = Vec::new();
+    while let Some(j) = tx.claim_job(T0, LEASE).unwrap() {
+        claimed.push((j.kind, j.account.clone()));
+    }
+    assert_eq!(claimed.len(), 4, "every one is claimable at once: {claimed:?}");
+    // While `ghost` runs, a new reaction for it waits; when it fails, the newer one supersedes it.
+    tx.enqueue_drift(&drift(None, "ghost", &p1)).unwrap();
+    assert!(tx.claim_job(T0, LEASE).unwrap().is_none(), "two live attempts on one account");
+    let running = tx.jobs(Some(JobState::Running)).unwrap().into_iter().find(|j| j.account == "ghost").unwrap();
+    assert!(tx.fail_job(&running, "unreachable", Some(T0), T0).unwrap());
+    let pending: Vec<JobRow> = tx.jobs(Some(JobState::Pending)).unwrap();
+    assert_eq!(pending.iter().map(|j| j.account.as_str()).collect::<Vec<_>>(), ["ghost"]);
     tx.commit().unwrap();
 }
 

@@ -120,6 +120,7 @@ impl FromStr for JobKind {
         match s {
             "sync" => Ok(Self::Sync),
             "credentials" => Ok(Self::Credentials),
+            "drift" => Ok(Self::Drift),
             _ => Err(format!("unknown job kind `{s}`")),
         }
     }

@@ -114,6 +114,9 @@ pub enum Command {
     /// Closure certificates of leavers: show, verify offline.
     #[command(subcommand)]
     Closure(crate::govern::ClosureCommand),
+    /// Read systems whole: accounts and memberships made outside tenure, access surviving a
+    /// leaver; act within policy, prove each run (`reconcile runs|show|verify|release`).
+    Reconcile(crate::reconcile::ReconcileArgs),
     /// What people must look at: grants guardrails blocked, …
     Findings {
         /// Resolved ones too.
@@ -352,6 +355,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Requests(cmd) => crate::govern::requests(&g, cmd),
         Command::Closure(cmd) => crate::govern::closure(&g, cmd),
         Command::Findings { all, output } => crate::govern::findings(&g, all, output),
+        Command::Reconcile(args) => crate::reconcile::run(&g, args).await,
         Command::Demo { keep } => demo::run(keep.as_deref()).await,
     }
 }

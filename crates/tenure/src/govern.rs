@@ -285,13 +285,25 @@ pub fn requests(g: &Global, cmd: RequestsCommand) -> anyhow::Result<ExitCode> {
 pub fn findings(g: &Global, all: bool, output: Output) -> anyhow::Result<ExitCode> {
     let engine = open(&g.data_dir)?;
     let list = engine.list_findings(all)?;
-    print_list(output, &list, &["ID", "KIND", "IDENTITY", "ENTITLEMENT", "BY", "STATE"], |f| {
+    print_list(output, &list, &["ID", "KIND", "IDENTITY", "SUBJECT", "BY", "STATE"], |f| {
+        // A reconciliation finding is about an account in a system (and maybe a membership).
+        let subject = if f.system.is_empty() {
+            f.entitlement.clone()
+        } else if f.entitlement.is_empty() {
+            format!("{} `{}`", f.system, f.account)
+        } else {
+            format!("{} `{}` in `{}`", f.system, f.account, f.entitlement)
+        };
+        let by = match f.detail.get("policies") {
+            Some(p) => p.to_string(),
+            None => f.detail.get("run").map(|r| format!("run {r}")).unwrap_or_default(),
+        };
         vec![
             f.id.to_string(),
             f.kind.clone(),
             f.identity.clone(),
-            f.entitlement.clone(),
-            f.detail.get("policies").map(|p| p.to_string()).unwrap_or_default(),
+            subject,
+            by,
             f.resolved_at.clone().unwrap_or_else(|| "open".into()),
         ]
     })?;

@@ -1,5 +1,5 @@
 //! `tenure`: one binary, server and CLI. This is the edge where errors become messages and
-//! exit codes (0 ok, 1 failure, 2 bad input).
+//! exit codes (0 ok, 1 failure, 2 bad input, 3 a reconciliation run held for a person).
 
 mod cli;
 mod creds;
@@ -8,6 +8,7 @@ mod govern;
 mod keys;
 mod ledger;
 mod quickstart;
+mod reconcile;
 mod table;
 
 use clap::Parser;

@@ -70,6 +70,8 @@ pub struct Progress {
     pub pages: u64,
     pub accounts: u64,
     pub memberships: u64,
+    /// Accounts tenure holds in the system: what a progress bar can expect to read at least.
+    pub expected: u64,
 }
 
 /// Read `system` through `connector`, classify it against what tenure holds, and record the
@@ -87,8 +89,8 @@ pub async fn reconcile(
     let (expected, rules, started_at) = tokio::task::spawn_blocking(move || e.reconcile_expected(&name))
         .await
         .map_err(|e| EngineError::Join(e.to_string()))??;
+    let mut seen = Progress { expected: expected.accounts_held() as u64, ..Progress::default() };
     let mut classifier = Classifier::new(expected);
-    let mut seen = Progress::default();
     let request = ScanRequest { page_size: rules.page_size, attributes: rules.account_attributes() };
     let read = connector
         .scan(&request, &mut |page| {

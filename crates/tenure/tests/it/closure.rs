@@ -486,33 +486,16 @@ sys.exit(subprocess.run([sys.executable, {console:?}] + sys.argv[1:], stdin=sys.
     assert!(!status.contains("dead"), "{status}");
 }
 
-/// `psql` as the cluster's superuser; the single-value answer.
-fn psql_admin(w: &World, sql: &str) -> String {
-    let out = std::process::Command::new("psql")
-        .args(["-h", "127.0.0.1", "-p", &w.pg.port.to_string(), "-U", "postgres", "-d", "postgres", "-tAc", sql])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "psql {sql}: {}", stderr(&out));
-    stdout(&out).trim().to_owned()
-}
-
 #[test]
 fn joiners_named_like_the_connection_role_or_an_unmarked_account_take_nothing_over() {
     let w = World::new();
     // Accounts tenure did not make: a PostgreSQL login role and a directory entry.
-    psql_admin(&w, "CREATE ROLE legacy LOGIN");
+    w.psql("CREATE ROLE legacy LOGIN");
     let ldif = format!(
         "dn: uid=legacy,ou=people,{base}\nobjectClass: inetOrgPerson\nuid: legacy\ncn: Legacy\nsn: Legacy\n",
         base = w.slapd.base_dn
     );
-    let mut add = std::process::Command::new("ldapadd")
-        .args(["-x", "-H", &w.slapd.url(), "-D", &w.slapd.bind_dn, "-w", &w.slapd.password])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    std::io::Write::write_all(&mut add.stdin.take().unwrap(), ldif.as_bytes()).unwrap();
-    assert!(add.wait().unwrap().success());
+    w.ldap_admin("ldapadd", &ldif);
     let f = w.file(
         "joiners.jsonl",
         &[
@@ -545,9 +528,9 @@ fn joiners_named_like_the_connection_role_or_an_unmarked_account_take_nothing_ov
     assert!(refused.contains(&("hr:legacy".into(), "corp-directory".into())), "{findings}");
     // Untouched: no membership, no comment, still able to log in.
     let memberships = "SELECT count(*) FROM pg_auth_members m JOIN pg_roles u ON u.oid = m.member WHERE u.rolname IN ('postgres', 'legacy')";
-    assert_eq!(psql_admin(&w, memberships), "0");
+    assert_eq!(w.psql(memberships), "0");
     assert_eq!(
-        psql_admin(&w, "SELECT shobj_description(oid, 'pg_authid') IS NULL FROM pg_roles WHERE rolname = 'legacy'"),
+        w.psql("SELECT shobj_description(oid, 'pg_authid') IS NULL FROM pg_roles WHERE rolname = 'legacy'"),
         "t"
     );
     assert_eq!(w.ldapsearch(&format!("(member=uid=legacy,ou=people,{})", w.slapd.base_dn), &["cn"]).trim(), "");
@@ -556,17 +539,17 @@ fn joiners_named_like_the_connection_role_or_an_unmarked_account_take_nothing_ov
     let f = w.file("left.jsonl", &left);
     w.ok(&["import", "--source", "hr", f.to_str().unwrap()]);
     w.ok(&["jobs", "run"]);
-    assert_eq!(psql_admin(&w, "SELECT rolcanlogin AND rolsuper FROM pg_roles WHERE rolname = 'postgres'"), "t");
+    assert_eq!(w.psql("SELECT rolcanlogin AND rolsuper FROM pg_roles WHERE rolname = 'postgres'"), "t");
     assert!(psql_login(&w, "legacy").0, "an account tenure did not make was disabled");
     assert_eq!(w.ldapsearch("(&(uid=legacy)(pwdAccountLockedTime=*))", &["uid"]).trim(), "");
     // tenure's own connection still works: the plain joiner's work goes on.
-    psql_admin(&w, "ALTER ROLE \"E5\" SUPERUSER CREATEDB");
+    w.psql("ALTER ROLE \"E5\" SUPERUSER CREATEDB");
     let f = w.file("left5.jsonl", &leave_line("E5"));
     w.ok(&["import", "--source", "hr", f.to_str().unwrap()]);
     w.ok(&["jobs", "run"]);
     assert_eq!(state("hr:E5"), "closed");
     // Disabling strips what was added by hand (item 13), and says so in the ledger.
-    assert_eq!(psql_admin(&w, "SELECT rolcanlogin OR rolsuper OR rolcreatedb FROM pg_roles WHERE rolname = 'E5'"), "f");
+    assert_eq!(w.psql("SELECT rolcanlogin OR rolsuper OR rolcreatedb FROM pg_roles WHERE rolname = 'E5'"), "f");
     let d: serde_json::Value =
         serde_json::from_str(&w.ok(&["identities", "show", "hr:E5", "--output", "json"])).unwrap();
     assert!(d["timeline"].as_array().unwrap().iter().any(|t| t["action"] == "system.synced"), "{d}");

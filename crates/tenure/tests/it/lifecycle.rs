@@ -15,18 +15,6 @@ fn state(w: &World, r: &str) -> String {
     ids.as_array().unwrap().iter().find(|i| i["ref"] == r).unwrap()["state"].as_str().unwrap().to_owned()
 }
 
-fn ldap_admin(w: &World, tool: &str, stdin: &str) {
-    use std::io::Write;
-    let mut child = Command::new(tool)
-        .args(["-x", "-H", &w.slapd.url(), "-D", &w.slapd.bind_dn, "-w", &w.slapd.password])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
-    assert!(child.wait().unwrap().success(), "{tool} failed");
-}
-
 fn bind(w: &World, dn: &str, password: &str) -> bool {
     Command::new("ldapwhoami")
         .args(["-x", "-H", &w.slapd.url(), "-D", dn, "-w", password])
@@ -50,13 +38,8 @@ fn a_leaver_is_disabled_in_no_group_and_cannot_bind() {
     assert_eq!(state(&w, "hr:E1"), "active");
     let dn = format!("uid=E1,ou=people,{}", w.slapd.base_dn);
     // Out of band: Ada set a password, and an admin put her in a group tenure does not manage.
-    ldap_admin(
-        &w,
-        "ldapmodify",
-        &format!("dn: {dn}\nchangetype: modify\nreplace: userPassword\nuserPassword: s3cret\n"),
-    );
-    ldap_admin(
-        &w,
+    w.ldap_admin("ldapmodify", &format!("dn: {dn}\nchangetype: modify\nreplace: userPassword\nuserPassword: s3cret\n"));
+    w.ldap_admin(
         "ldapadd",
         &format!(
             "dn: cn=legacy-admins,ou=groups,{b}\nobjectClass: groupOfNames\ncn: legacy-admins\nmember: {dn}\n",

@@ -15,4 +15,5 @@ mod creds;
 mod demo;
 mod ledger;
 mod lifecycle;
+mod reconcile;
 mod snapshots;

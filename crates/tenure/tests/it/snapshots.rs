@@ -347,7 +347,7 @@ fn what_people_read_stays_as_it_was_meant() {
     w.ok(&["import", "--source", "hr", f.to_str().unwrap()]);
     w.ok(&["jobs", "run"]);
     expect![[r#"
-        ID KIND IDENTITY ENTITLEMENT BY STATE
+        ID KIND IDENTITY SUBJECT BY STATE
         1 account_not_managed hr:E20 analytics-db open
     "#]]
     .assert_eq(&redact(&w.ok(&["findings"])));

@@ -153,6 +153,32 @@ impl World {
     }
 }
 
+impl World {
+    /// An LDAP tool (`ldapadd`, `ldapmodify`, `ldapdelete`) as the directory admin, LDIF on
+    /// stdin: a change made outside tenure.
+    pub fn ldap_admin(&self, tool: &str, stdin: &str) {
+        use std::io::Write;
+        let mut child = Command::new(tool)
+            .args(["-x", "-H", &self.slapd.url(), "-D", &self.slapd.bind_dn, "-w", &self.slapd.password])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("{tool}: {e} (apt-get install ldap-utils)"));
+        child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+        assert!(child.wait().unwrap().success(), "{tool} failed on:\n{stdin}");
+    }
+
+    /// `psql` as the cluster's superuser; the answer, one value per line.
+    pub fn psql(&self, sql: &str) -> String {
+        let out = Command::new("psql")
+            .args(["-h", "127.0.0.1", "-p", &self.pg.port.to_string(), "-U", "postgres", "-d", "postgres", "-tAc", sql])
+            .output()
+            .expect("psql not found: apt-get install postgresql-client");
+        assert!(out.status.success(), "psql {sql}: {}", stderr(&out));
+        stdout(&out).trim().to_owned()
+    }
+}
+
 pub fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
