@@ -113,12 +113,39 @@ impl Engine {
     }
 }
 
+/// Which findings to list.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FindingFilter {
+    /// Resolved ones too.
+    pub all: bool,
+    /// Only resolved ones (implies `all`).
+    pub resolved_only: bool,
+    /// Only those about this system.
+    pub system: Option<String>,
+    /// Only this kind, or this reconciliation class (`unmatched` for `reconcile.unmatched`).
+    pub kind: Option<String>,
+}
+
+impl FindingFilter {
+    fn keeps(&self, f: &tenure_store::FindingRow) -> bool {
+        (!self.resolved_only || f.resolved_at.is_some())
+            && self.system.as_ref().is_none_or(|s| &f.system == s)
+            && self.kind.as_ref().is_none_or(|k| &f.kind == k || f.kind.strip_prefix("reconcile.") == Some(k.as_str()))
+    }
+}
+
 impl Engine {
     /// Findings, oldest first; only open ones unless `all`.
     pub fn list_findings(&self, all: bool) -> Result<Vec<FindingView>> {
+        self.find_findings(&FindingFilter { all, ..FindingFilter::default() })
+    }
+
+    /// Findings the filter keeps, oldest first.
+    pub fn find_findings(&self, filter: &FindingFilter) -> Result<Vec<FindingView>> {
         let tx = self.store.read()?;
-        tx.findings(!all)?
+        tx.findings(!(filter.all || filter.resolved_only))?
             .into_iter()
+            .filter(|f| filter.keeps(f))
             .map(|f| {
                 Ok(FindingView {
                     id: f.id,
@@ -139,6 +166,11 @@ impl Engine {
             })
             .collect()
     }
+}
+
+/// A Prometheus label value: backslash, double quote and newline escaped.
+fn label(v: &str) -> String {
+    v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
 }
 
 impl Engine {
@@ -166,10 +198,27 @@ impl Engine {
         for (state, n) in states {
             out.push_str(&format!("tenure_identities{{state=\"{state}\"}} {n}\n"));
         }
+        let open = tx.findings(true)?;
         out.push_str(&format!(
             "# HELP tenure_findings_open Findings nobody has resolved.\n# TYPE tenure_findings_open gauge\ntenure_findings_open {}\n",
-            tx.findings(true)?.len()
+            open.len()
         ));
+        out.push_str(
+            "# HELP tenure_drift_open Open reconciliation findings by system and situation.\n# TYPE tenure_drift_open gauge\n",
+        );
+        let mut drift: std::collections::BTreeMap<(&str, &str), usize> = std::collections::BTreeMap::new();
+        for f in &open {
+            if let Some(situation) = f.kind.strip_prefix("reconcile.").filter(|_| !f.system.is_empty()) {
+                *drift.entry((f.system.as_str(), situation)).or_default() += 1;
+            }
+        }
+        for ((system, situation), n) in drift {
+            out.push_str(&format!(
+                "tenure_drift_open{{system=\"{}\",situation=\"{}\"}} {n}\n",
+                label(system),
+                label(situation)
+            ));
+        }
         out.push_str(
             "# HELP tenure_credentials Broker credentials by state; `revoked` ones wait for verification.\n# TYPE tenure_credentials gauge\n",
         );

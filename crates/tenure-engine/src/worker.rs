@@ -71,11 +71,20 @@ pub struct Workers {
     config: WorkerConfig,
     systems: Mutex<Option<Arc<Systems>>>,
     wake: Notify,
+    /// Systems a reconciliation run is reading now: one run per system at a time.
+    reconciling: std::sync::Mutex<BTreeSet<String>>,
 }
 
 impl Workers {
     pub fn new(engine: Arc<Engine>, lookup: Lookup, config: WorkerConfig) -> Self {
-        Self { engine, lookup, config, systems: Mutex::new(None), wake: Notify::new() }
+        Self {
+            engine,
+            lookup,
+            config,
+            systems: Mutex::new(None),
+            wake: Notify::new(),
+            reconciling: std::sync::Mutex::new(BTreeSet::new()),
+        }
     }
 
     /// Wake idle workers (new jobs were enqueued).
@@ -255,11 +264,34 @@ impl Workers {
         progress: &mut (dyn FnMut(crate::reconcile::Progress) + Send),
     ) -> Result<tenure_proto::RunView> {
         let policy = self.blocking(|e| e.current_policy()).await?;
+        if !policy.systems.contains_key(system) {
+            return Err(EngineError::NotFound(format!("system `{system}` is not in policy {}", policy.version)));
+        }
         let systems = self.systems_for(&policy).await;
         let connector = systems.get(system).map_err(|e| EngineError::Refused(e.to_string()))?;
+        // One run per system at a time (in this process); lifecycle jobs are never held up.
+        let inserted =
+            self.reconciling.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(system.to_owned());
+        if !inserted {
+            return Err(EngineError::Conflict(format!("a reconciliation run of `{system}` is in progress")));
+        }
         let run = crate::reconcile::reconcile(self.engine.clone(), connector.as_ref(), dry_run, by, progress).await;
+        self.reconciling.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(system);
         self.notify();
         run
+    }
+
+    /// Run every system whose `reconcile.every` has passed since its last run (as the engine);
+    /// what each came to.
+    pub async fn reconcile_due(&self) -> Vec<(String, Result<tenure_proto::RunView>)> {
+        let due = self.blocking(|e| e.reconcile_due()).await.unwrap_or_default();
+        let mut out = Vec::new();
+        for system in due {
+            let by = tenure_model::Principal::operator(crate::ACTOR_ENGINE);
+            let r = self.reconcile(&system, false, by, &mut |_| {}).await;
+            out.push((system, r));
+        }
+        out
     }
 
     /// Carry out a drift job: disable, delete or revoke on one account as its run decided, then

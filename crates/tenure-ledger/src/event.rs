@@ -739,6 +739,7 @@ pub struct ReconcileCorrected {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ReconcileFailed {
+    pub run: i64,
     pub system: String,
     pub error: String,
 }

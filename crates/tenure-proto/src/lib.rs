@@ -360,6 +360,9 @@ pub struct RunView {
     pub reasons: Vec<String>,
     pub plan_digest: String,
     pub ledger_seq: Option<i64>,
+    /// Why a `failed` run stopped.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
     /// The plan's items that are not `linked` (absent in listings).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub items: Vec<serde_json::Value>,

@@ -3,7 +3,7 @@
 //! the [`Principal`](tenure_model::Principal) to the handler). A route cannot be added without
 //! saying who may call it: [`handler`] matches [`Endpoint`] exhaustively.
 
-use crate::api::{access, credentials, identities, meta, tokens};
+use crate::api::{access, credentials, identities, meta, reconcile, tokens};
 use crate::{ApiError, AppState, MAX_BODY, blocking, closing, read_body};
 use RoleName::{Admin, Approver, Auditor, Authorizer, Requester};
 use axum::Router;
@@ -58,6 +58,9 @@ pub enum Endpoint {
     RevokeCredential,
     Introspect,
     OAuthRevoke,
+    Reconcile,
+    ReconcileRuns,
+    ReconcileRun,
 }
 
 /// A route: endpoint, method, path and who may call it.
@@ -101,6 +104,9 @@ pub const ROUTES: &[Route] = &[
     route(Endpoint::RevokeCredential, "POST", "/v1/credentials/{id}/revoke", Access::Authenticated),
     route(Endpoint::Introspect, "POST", "/v1/oauth/introspect", Access::Roles(&[Admin, Authorizer])),
     route(Endpoint::OAuthRevoke, "POST", "/v1/oauth/revoke", Access::Authenticated),
+    route(Endpoint::Reconcile, "POST", "/v1/reconcile", Access::Roles(&[Admin])),
+    route(Endpoint::ReconcileRuns, "GET", "/v1/reconcile/runs", Access::Roles(&[Admin, Auditor])),
+    route(Endpoint::ReconcileRun, "GET", "/v1/reconcile/runs/{id}", Access::Roles(&[Admin, Auditor])),
 ];
 
 fn handler(e: Endpoint) -> MethodRouter<AppState> {
@@ -131,6 +137,9 @@ fn handler(e: Endpoint) -> MethodRouter<AppState> {
         Endpoint::RevokeCredential => post(credentials::revoke_credential),
         Endpoint::Introspect => post(credentials::introspect),
         Endpoint::OAuthRevoke => post(credentials::oauth_revoke),
+        Endpoint::Reconcile => post(reconcile::start),
+        Endpoint::ReconcileRuns => get(reconcile::runs),
+        Endpoint::ReconcileRun => get(reconcile::run),
     }
 }
 

@@ -656,7 +656,8 @@ async fn serve(g: &Global, opts: ServeOptions) -> anyhow::Result<ExitCode> {
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let worker_task = tokio::spawn(workers.clone().run(stopped.clone()));
     let checkpoints = tokio::spawn(checkpoint_loop(engine.clone(), signer.clone(), checkpoint_secs, stopped.clone()));
-    let expiry = tokio::spawn(expiry_loop(engine.clone(), workers.clone(), stopped));
+    let expiry = tokio::spawn(expiry_loop(engine.clone(), workers.clone(), stopped.clone()));
+    let reconciler = tokio::spawn(reconcile_loop(workers.clone(), stopped));
     let app = tenure_server::router(tenure_server::AppState { engine: engine.clone(), workers, body_timeout });
     let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("listening on `{listen}`"))?;
     let addr = listener.local_addr()?;
@@ -672,7 +673,30 @@ async fn serve(g: &Global, opts: ServeOptions) -> anyhow::Result<ExitCode> {
     let _ = worker_task.await;
     let _ = checkpoints.await;
     let _ = expiry.await;
+    let _ = reconciler.await;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Reconcile each system whose `reconcile.every` has come round (checked every 10 s, first at
+/// start). A run reads in its own task: lifecycle events and jobs go on meanwhile.
+async fn reconcile_loop(workers: Arc<Workers>, mut stop: tokio::sync::watch::Receiver<bool>) {
+    loop {
+        tokio::select! {
+            runs = workers.reconcile_due() => {
+                for (system, r) in runs {
+                    match r {
+                        Ok(v) => tracing::info!(system, run = v.id, state = %v.state, accounts = v.accounts_read, "reconciled"),
+                        Err(e) => tracing::error!(system, error = %e, "reconciliation failed"),
+                    }
+                }
+            }
+            _ = stop.changed() => return,
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(std::time::Duration::from_secs(10)) => {}
+            _ = stop.changed() => return,
+        }
+    }
 }
 
 /// End what the clock ended (JIT grants, exceptions, undecided requests) every second.

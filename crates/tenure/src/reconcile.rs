@@ -100,7 +100,14 @@ pub async fn run(g: &Global, args: ReconcileArgs) -> anyhow::Result<ExitCode> {
             }
             if let Some(path) = out {
                 let signer = crate::keys::ledger_signer(&g.data_dir)?;
-                let report = engine.drift_report(run, &signer)?;
+                let report = match engine.drift_report(run, &signer) {
+                    Ok(r) => r,
+                    Err(e @ EngineError::Conflict(_)) => {
+                        eprintln!("error: {e}");
+                        return Ok(ExitCode::from(EXIT_BAD_INPUT));
+                    }
+                    Err(e) => return Err(e.into()),
+                };
                 std::fs::write(&path, serde_json::to_string_pretty(&report)? + "\n")
                     .with_context(|| format!("writing `{}`", path.display()))?;
                 eprintln!("signed drift report written to {}", path.display());
@@ -195,6 +202,9 @@ fn summary(v: &RunView) {
     );
     for r in &v.reasons {
         eprintln!("  held: {r}");
+    }
+    if let Some(e) = &v.error {
+        eprintln!("  failed: {e}");
     }
 }
 

@@ -114,7 +114,7 @@ pub async fn reconcile(
         Err(err) => {
             let message = err.to_string();
             if !dry_run {
-                tokio::task::spawn_blocking(move || e.record_failed_run(&system, &message, &by))
+                tokio::task::spawn_blocking(move || e.record_failed_run(&system, started_at, &message, &by))
                     .await
                     .map_err(|e| EngineError::Join(e.to_string()))??;
             }
@@ -257,18 +257,44 @@ impl Engine {
         Ok(run_view(row, true))
     }
 
-    /// A read that stopped part way: the ledger says so; nothing else changes.
-    pub fn record_failed_run(&self, system: &str, error: &str, by: &Principal) -> Result<()> {
-        let policy = self.current_policy()?;
-        let version = policy.version.to_string();
+    /// A read that stopped part way: a `failed` run (so the schedule waits its interval before
+    /// the next try) and its ledger entry; no finding opens or resolves, nothing is handed on.
+    pub fn record_failed_run(
+        &self,
+        system: &str,
+        started_at: OffsetDateTime,
+        error: &str,
+        by: &Principal,
+    ) -> Result<()> {
+        let now = self.clock.now();
+        let version = self.current_policy()?.version.to_string();
         let actor = by.actor();
         let mut tx = self.store.write()?;
-        record(
-            tx.as_mut(),
-            Stamp::new(self.clock.now(), &actor, &version),
-            &tenure_ledger::drift::subject(system),
-            LedgerEvent::ReconcileFailed(ReconcileFailed { system: system.to_owned(), error: error.to_owned() }),
-        )?;
+        let summary = json!({ "decision": "failed", "error": error, "actor": actor });
+        let id = tx.put_run(&NewRun {
+            system,
+            state: "failed",
+            started_at,
+            finished_at: now,
+            changes: 0,
+            summary: &summary,
+            plan: &json!([]),
+            digest: "",
+            policy_version: &version,
+        })?;
+        let event = LedgerEvent::ReconcileFailed(ReconcileFailed {
+            run: id,
+            system: system.to_owned(),
+            error: error.to_owned(),
+        });
+        let seq = tx.append_entry(&NewEntry {
+            at: now,
+            actor: &actor,
+            subject: &tenure_ledger::drift::subject(system),
+            policy_version: &version,
+            event: &event,
+        })?;
+        tx.set_run_entry(id, seq)?;
         tx.commit()?;
         Ok(())
     }
@@ -342,6 +368,23 @@ impl Engine {
         Ok(run_view(row, true))
     }
 
+    /// Systems whose `reconcile.every` has passed since their last run started.
+    pub fn reconcile_due(&self) -> Result<Vec<String>> {
+        let policy = self.current_policy()?;
+        let now = self.clock.now();
+        let tx = self.store.read()?;
+        let mut due = Vec::new();
+        for (name, def) in &policy.systems {
+            let Some(every) = def.reconcile.every else { continue };
+            let every = time::Duration::try_from(every).unwrap_or(time::Duration::DAY);
+            let last = tx.runs(Some(name), 1)?.into_iter().next();
+            if last.is_none_or(|r| r.started_at + every <= now) {
+                due.push(name.clone());
+            }
+        }
+        Ok(due)
+    }
+
     /// One run, with its items.
     pub fn run_view(&self, id: i64) -> Result<RunView> {
         let row =
@@ -360,6 +403,11 @@ impl Engine {
         use tenure_ledger::entry::{canonical_json, sorted};
         let run =
             self.store.read()?.run(id)?.ok_or_else(|| EngineError::NotFound(format!("reconciliation run {id}")))?;
+        if run.state == "failed" {
+            return Err(EngineError::Conflict(format!(
+                "run {id} stopped before it read everything: it has no plan to report"
+            )));
+        }
         let seq = run.ledger_seq.ok_or_else(|| EngineError::Ledger(format!("run {id} has no ledger entry")))?;
         let subject = tenure_ledger::drift::subject(&run.system);
         let mut seqs = vec![seq];
@@ -543,6 +591,7 @@ fn run_view(r: RunRow, with_items: bool) -> RunView {
             .collect(),
         plan_digest: r.digest,
         ledger_seq: r.ledger_seq,
+        error: s.get("error").and_then(Value::as_str).map(str::to_owned),
         items: if with_items { r.plan.as_array().cloned().unwrap_or_default() } else { Vec::new() },
     }
 }

@@ -38,14 +38,33 @@ pub(crate) async fn jobs(State(s): State<AppState>) -> Result<Json<tenure_proto:
 }
 
 #[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub(crate) struct FindingsQuery {
     #[serde(default)]
     all: bool,
+    /// `open` (the default), `resolved` or `all`.
+    state: Option<String>,
+    system: Option<String>,
+    /// A kind, or a reconciliation class (`unmatched`).
+    class: Option<String>,
 }
 
+/// `GET /v1/findings[?state=open|resolved|all][&system=NAME][&class=CLASS]`.
 pub(crate) async fn findings(
     State(s): State<AppState>,
     Query(q): Query<FindingsQuery>,
 ) -> Result<Json<Vec<FindingView>>, ApiError> {
-    Ok(Json(s.run(move |engine| engine.list_findings(q.all)).await?))
+    let (all, resolved_only) = match q.state.as_deref() {
+        None => (q.all, false),
+        Some("open") => (false, false),
+        Some("resolved") => (true, true),
+        Some("all") => (true, false),
+        Some(other) => {
+            return Err(
+                EngineError::invalid("state", format!("expected open, resolved or all, found `{other}`")).into()
+            );
+        }
+    };
+    let filter = tenure_engine::views::FindingFilter { all, resolved_only, system: q.system, kind: q.class };
+    Ok(Json(s.run(move |engine| engine.find_findings(&filter)).await?))
 }

@@ -5,4 +5,5 @@ pub(crate) mod access;
 pub(crate) mod credentials;
 pub(crate) mod identities;
 pub(crate) mod meta;
+pub(crate) mod reconcile;
 pub(crate) mod tokens;

@@ -311,3 +311,51 @@ fn a_run_over_its_threshold_applies_nothing_until_released_and_a_cut_read_conclu
     assert!(!open.iter().any(|f| f["kind"] == "reconcile.missing"), "an incomplete read is never `missing`: {open:#?}");
     assert!(!open.iter().any(|f| f["account"].as_str().is_some_and(|a| a.starts_with("bulk"))), "{open:#?}");
 }
+
+#[test]
+fn serve_reconciles_on_its_schedule_and_over_http_with_findings_filtered() {
+    let w = World::new();
+    hr(&w);
+    let base = w.slapd.base_dn.clone();
+    w.ldap_admin("ldapadd", &person_ldif(&base, "ghost", None));
+    let s = Server::start(&w, &[]);
+    // The quickstart reconciles the directory every hour: the first run starts with the server.
+    let mut scheduled: Vec<Value> = Vec::new();
+    for _ in 0..100 {
+        let (status, body) = s.get("/v1/reconcile/runs?system=corp-directory");
+        assert_eq!(status, 200, "{body}");
+        scheduled = serde_json::from_str(&body).unwrap();
+        if !scheduled.is_empty() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert_eq!(scheduled.len(), 1, "the scheduled run: {scheduled:?}");
+    assert_eq!(scheduled[0]["state"], "applied");
+    let (status, body) = s.post("/v1/reconcile", r#"{"system": "analytics-db", "dry_run": true}"#).unwrap();
+    assert_eq!(status, 200, "{body}");
+    let runs: Vec<Value> = serde_json::from_str(&body).unwrap();
+    assert_eq!((runs.len(), runs[0]["state"].as_str()), (1, Some("dry_run")));
+    let (status, body) = s.get(&format!("/v1/reconcile/runs/{}", scheduled[0]["id"]));
+    assert_eq!(status, 200);
+    let run: Value = serde_json::from_str(&body).unwrap();
+    assert!(items(&run).iter().any(|i| i.0 == "unmatched" && i.1 == "ghost"), "{run}");
+    let (status, body) = s.post("/v1/reconcile", r#"{"system": "nowhere"}"#).unwrap();
+    assert_eq!(status, 404, "{body}");
+    let (status, body) = s.post("/v1/reconcile", r#"{"sytem": "corp-directory"}"#).unwrap();
+    assert_eq!(status, 422, "{body}");
+    assert!(body.contains("sytem"), "{body}");
+
+    let (_, body) = s.get("/v1/findings?system=corp-directory&class=unmatched");
+    let found: Vec<Value> = serde_json::from_str(&body).unwrap();
+    assert_eq!(found.len(), 1, "{body}");
+    assert_eq!((found[0]["account"].as_str(), found[0]["kind"].as_str()), (Some("ghost"), Some("reconcile.unmatched")));
+    let (_, body) = s.get("/v1/findings?system=helpdesk");
+    assert_eq!(body, "[]");
+    let (_, body) = s.get("/v1/findings?state=resolved");
+    assert_eq!(body, "[]");
+    let (status, body) = s.get("/v1/findings?state=closed");
+    assert_eq!(status, 422, "{body}");
+    let (_, metrics) = s.get("/metrics");
+    assert!(metrics.contains("tenure_drift_open{system=\"corp-directory\",situation=\"unmatched\"} 1"), "{metrics}");
+}
