@@ -388,6 +388,46 @@ impl Connector for LdapConnector {
         pager.finish()
     }
 
+    async fn find(&self, attribute: &str, value: &str) -> Result<Vec<AccountRecord>, ConnectorError> {
+        let attr = if attribute == "name" { "uid" } else { attribute };
+        if attr.is_empty() || !attr.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
+            return Err(ConnectorError::Config {
+                system: self.system.clone(),
+                message: format!("`{attribute}` is not an LDAP attribute name"),
+            });
+        }
+        let filter = format!("({attr}={})", ldap_escape(value));
+        let base = self.people_base();
+        let wanted = vec!["uid".to_owned(), LOCK_ATTR.to_owned(), "description".to_owned(), attr.to_owned()];
+        let entries = self
+            .op("find accounts", |mut l| async move {
+                let (rs, _) = l.search(&base, Scope::OneLevel, &filter, wanted).await?.success()?;
+                Ok(rs)
+            })
+            .await?;
+        let mut out = Vec::new();
+        for e in entries {
+            let mut e = SearchEntry::construct(e);
+            let Some(name) = e.attrs.get("uid").and_then(|v| v.first()).cloned() else { continue };
+            let enabled = !e.attrs.get(LOCK_ATTR).is_some_and(|v| v.iter().any(|x| x == LOCKED));
+            let managed_by = marker(&e);
+            let reserved = self.is_reserved(&e.dn);
+            let memberships = self.memberships(&e.dn).await?;
+            let attributes =
+                e.attrs.drain().filter_map(|(k, v)| Some((k.to_ascii_lowercase(), v.into_iter().next()?))).collect();
+            out.push(AccountRecord {
+                name,
+                enabled,
+                memberships,
+                managed_by,
+                reserved,
+                privileges: BTreeSet::new(),
+                attributes,
+            });
+        }
+        Ok(out)
+    }
+
     async fn list_entitlements(&self) -> Result<Vec<String>, ConnectorError> {
         let base = self.groups_base();
         let groups = self

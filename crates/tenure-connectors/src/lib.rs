@@ -223,20 +223,23 @@ pub trait Connector: Send + Sync {
     /// Every account the system holds with its memberships, from one [`Connector::scan`]
     /// (held in memory: for small systems, the demo and tests).
     async fn list_accounts(&self) -> Result<Vec<AccountRecord>, ConnectorError> {
-        let mut accounts: BTreeMap<String, AccountRecord> = BTreeMap::new();
-        let mut loose: Vec<(String, String)> = Vec::new();
-        self.scan(&ScanRequest::default(), &mut |page: Page| {
-            accounts.extend(page.accounts.into_iter().map(|a| (a.name.clone(), a)));
-            loose.extend(page.memberships);
-            Ok(())
-        })
-        .await?;
-        for (account, target) in loose {
-            if let Some(a) = accounts.get_mut(&account) {
-                a.memberships.insert(target);
-            }
+        collect(self, &ScanRequest::default()).await
+    }
+
+    /// The accounts whose `attribute` (lowercase, as [`AccountRecord::attributes`] names it;
+    /// `name` for the account name) equals `value`, with their memberships: how a leaver's
+    /// accounts made outside tenure are found. Connectors that can ask the system (an LDAP
+    /// filter, a SCIM filter) do; the default reads the whole system.
+    async fn find(&self, attribute: &str, value: &str) -> Result<Vec<AccountRecord>, ConnectorError> {
+        if attribute == "name" {
+            return Ok(self.read_account(value).await?.into_iter().collect());
         }
-        Ok(accounts.into_values().collect())
+        let request = ScanRequest { attributes: vec![attribute.to_owned()], ..ScanRequest::default() };
+        Ok(collect(self, &request)
+            .await?
+            .into_iter()
+            .filter(|a| a.attributes.get(attribute).is_some_and(|v| v.trim().eq_ignore_ascii_case(value.trim())))
+            .collect())
     }
 
     /// Every entitlement target the system offers (for reconciliation).
@@ -300,6 +303,24 @@ impl std::fmt::Debug for DynamicLogin {
             .field("groups", &self.groups)
             .finish()
     }
+}
+
+/// A whole scan in memory, each account with its memberships.
+async fn collect<C: Connector + ?Sized>(c: &C, request: &ScanRequest) -> Result<Vec<AccountRecord>, ConnectorError> {
+    let mut accounts: BTreeMap<String, AccountRecord> = BTreeMap::new();
+    let mut loose: Vec<(String, String)> = Vec::new();
+    c.scan(request, &mut |page: Page| {
+        accounts.extend(page.accounts.into_iter().map(|a| (a.name.clone(), a)));
+        loose.extend(page.memberships);
+        Ok(())
+    })
+    .await?;
+    for (account, target) in loose {
+        if let Some(a) = accounts.get_mut(&account) {
+            a.memberships.insert(target);
+        }
+    }
+    Ok(accounts.into_values().collect())
 }
 
 /// Expand `{source}` and `{external_id}` in an account-name pattern.

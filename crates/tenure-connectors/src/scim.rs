@@ -347,6 +347,32 @@ impl Connector for ScimConnector {
         pager.finish()
     }
 
+    async fn find(&self, attribute: &str, value: &str) -> Result<Vec<AccountRecord>, ConnectorError> {
+        let path = match attribute {
+            "name" | "username" => "userName",
+            "email" => "emails.value",
+            "externalid" => "externalId",
+            "displayname" => "displayName",
+            other => {
+                return Err(ConnectorError::Config {
+                    system: self.system.clone(),
+                    message: format!(
+                        "`{other}` is not a SCIM attribute tenure can look up (userName, email, externalId, displayName)"
+                    ),
+                });
+            }
+        };
+        let mut out = Vec::new();
+        for u in self.list("/Users", Some(eq_filter(path, value))).await? {
+            let Some(name) = u.get("userName").and_then(Value::as_str) else { continue };
+            if let Some(mut r) = self.read_account(name).await? {
+                r.attributes.insert(attribute.to_owned(), value.to_owned());
+                out.push(r);
+            }
+        }
+        Ok(out)
+    }
+
     async fn list_entitlements(&self) -> Result<Vec<String>, ConnectorError> {
         Ok(self
             .list("/Groups", None)

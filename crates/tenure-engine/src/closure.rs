@@ -122,6 +122,9 @@ impl Engine {
                     "verified_at": e.at,
                     "read_back": synced.read_back,
                     "probe": synced.probe,
+                    // Where the system has correlation rules: its accounts made outside tenure
+                    // for this person, each read back off (absent before sweeps existed).
+                    "sweep": synced.sweep,
                     "result": "verified",
                     "evidence": seq,
                 }))

@@ -40,7 +40,7 @@ pub(crate) fn leave(
     actor: &str,
 ) -> Result<Left, WorkflowError> {
     let version = policy.version.as_str();
-    let change = cut_off(tx, identity, version, now)?;
+    let change = cut_off(tx, policy, identity, version, now)?;
     crate::steps::requests::end_requests_of(tx, identity.id, &identity.reference.to_string(), version, now)?;
     let to = if change.is_empty() { LifecycleState::Closed } else { LifecycleState::Leaving };
     // A person's NHIs go to the successor policy names, or wait for one.
@@ -53,11 +53,13 @@ pub(crate) fn leave(
 }
 
 /// The leaver: the identity is `leaving` at once (cut off from this commit on); every wanted
-/// grant becomes `revoking` and every account `disabling`. With nothing to deprovision the
+/// grant becomes `revoking` and every account `disabling`; every system with correlation rules
+/// gets a sync job, which sweeps it for the leaver's accounts made outside tenure. With nothing to deprovision the
 /// identity is `closed` at once. Every live credential is revoked (and a job enqueued to
 /// carry that out and verify it).
 fn cut_off(
     tx: &mut dyn WriteTx,
+    policy: &Bundle,
     identity: &IdentityRow,
     version: &str,
     now: OffsetDateTime,
@@ -80,12 +82,22 @@ fn cut_off(
         // Even a verified-disabled account is checked again: the leaver must leave no group.
         change.systems.insert(a.system.clone());
     }
+    // Every system that can say which of its accounts are this person's is swept for the ones
+    // tenure did not make, account or not (the sync job does it, see `worker`).
+    for (name, def) in &policy.systems {
+        if !def.reconcile.correlate.is_empty() {
+            change.systems.insert(name.clone());
+        }
+    }
     let mut to = identity.state.transition(LifecycleState::Leaving).map_err(WorkflowError::Transition)?;
     if change.is_empty() {
         to = to.transition(LifecycleState::Closed).map_err(WorkflowError::Transition)?;
     }
     tx.set_identity_state(identity.id, to, now)?;
     grants::enqueue(tx, identity.id, &change.systems, now)?;
+    // Work that died before the leaver is owed to the leaver too (closure waits for every job
+    // of the identity): each dead job is retried, or closed where a new job does its work.
+    tx.retry_dead_jobs(Some(identity.id), now)?;
     Ok(change)
 }
 

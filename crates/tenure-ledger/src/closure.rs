@@ -12,8 +12,11 @@
 //!   "signer": the verifier key }
 //! ```
 //!
-//! A system claim is `{ system, account, done, verified_at, read_back, probe, evidence }`, where
-//! `evidence` is the seq of the `system.synced` entry that verified it. A credential claim is
+//! A system claim is `{ system, account, done, verified_at, read_back, probe, sweep, evidence }`,
+//! where `evidence` is the seq of the `system.synced` entry that verified it. `sweep` (where the
+//! system has correlation rules) lists the accounts tenure did not make that correlate to the
+//! leaver, each read back disabled and in no group; `account` is null for a system swept where
+//! tenure held no account. A credential claim is
 //! `{ credential, kind, fingerprint, revoked_at, reason, verified_at, method, check, evidence }`,
 //! resting on a `credential.verified` entry: introspection said inactive, the CRL lists the
 //! certificate, or the dynamic login is gone and refused.
@@ -132,15 +135,24 @@ pub fn verify(doc: &Value, key: &Verifier) -> Result<Verified, CertificateError>
         .enumerate()
     {
         let at = format!("systems[{i}]");
-        let (system, account) = (text(c, "system")?, text(c, "account")?);
+        let system = text(c, "system")?;
+        // A system swept for the leaver's accounts made outside tenure, where tenure itself
+        // held none, has no account.
+        let account = match field(c, "account")? {
+            Value::Null => None,
+            Value::String(a) => Some(a.as_str()),
+            _ => return Err(Malformed(format!("{at}.account: expected a string or null"))),
+        };
         let seq = field(c, "evidence")?.as_u64().ok_or_else(|| Malformed(format!("{at}.evidence: expected a seq")))?;
         let (e, event) =
             entries.get(&seq).ok_or_else(|| Unsupported(format!("{at}: evidence {seq} is not in the certificate")))?;
+        let shown = account.unwrap_or("no account");
         let synced = match event {
-            LedgerEvent::Synced(s) if s.system == system && s.account.as_deref() == Some(account) => s,
-            _ => return Err(Unsupported(format!("{at}: evidence {seq} is not the sync of `{account}` in `{system}`"))),
+            LedgerEvent::Synced(s) if s.system == system && s.account.as_deref() == account => s,
+            _ => return Err(Unsupported(format!("{at}: evidence {seq} is not the sync of `{shown}` in `{system}`"))),
         };
-        let recorded = [("read_back", json(&synced.read_back)), ("probe", json(&synced.probe))];
+        let recorded =
+            [("read_back", json(&synced.read_back)), ("probe", json(&synced.probe)), ("sweep", json(&synced.sweep))];
         for (k, v) in recorded {
             if c.get(k).unwrap_or(&Value::Null) != &v {
                 return Err(Unsupported(format!("{at}.{k}: differs from ledger entry {seq}")));
@@ -150,15 +162,23 @@ pub fn verify(doc: &Value, key: &Verifier) -> Result<Verified, CertificateError>
             return Err(Unsupported(format!("{at}.verified_at: differs from ledger entry {seq}")));
         }
         if !synced.read_back.is_closed() {
-            return Err(Unsupported(format!("{at}: the read-back shows `{account}` enabled or still in a group")));
+            return Err(Unsupported(format!("{at}: the read-back shows `{shown}` enabled or still in a group")));
         }
         if synced.probe == Some(ProbeResult::Allowed) {
-            return Err(Unsupported(format!("{at}: the probe could still use `{account}`")));
+            return Err(Unsupported(format!("{at}: the probe could still use `{shown}`")));
+        }
+        if let Some(open) = synced.sweep.as_ref().and_then(|sw| sw.accounts.iter().find(|a| !a.read_back.is_closed())) {
+            return Err(Unsupported(format!(
+                "{at}: `{}`, made outside tenure for this person, reads back enabled or in a group",
+                open.account
+            )));
         }
         if !synced.problems.is_empty() {
             return Err(Unsupported(format!("{at}: ledger entry {seq} records problems")));
         }
-        claimed.insert(format!("{system} {account}"));
+        if let Some(account) = account {
+            claimed.insert(format!("{system} {account}"));
+        }
     }
     if let Some(missing) = accounts.difference(&claimed).next() {
         return Err(Unsupported(format!("systems: no verified claim for `{missing}`")));

@@ -414,6 +414,34 @@ pub struct Synced {
     pub revoked_unverified: Vec<String>,
     /// Why the sync did not verify; empty when it did.
     pub problems: Vec<String>,
+    /// For a leaver, in a system with correlation rules: the accounts tenure did not make that
+    /// correlate to them, and what was done (entries before sweeps existed have none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sweep: Option<Sweep>,
+}
+
+/// A leaver's closure sweep of one system: each correlation rule looked up, every account it
+/// found that tenure did not make, taken off, and read back.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Sweep {
+    /// The rules looked up, `account=identity` (`employeenumber=external_id`).
+    pub rules: Vec<String>,
+    pub accounts: Vec<SweptAccount>,
+}
+
+impl Sweep {
+    /// No correlated account is enabled or in a group.
+    pub fn is_closed(&self) -> bool {
+        self.accounts.iter().all(|a| a.read_back.is_closed())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SweptAccount {
+    pub account: String,
+    pub disabled: bool,
+    pub revoked: Vec<String>,
+    pub read_back: ReadBack,
 }
 
 /// An account as a fresh read found it.

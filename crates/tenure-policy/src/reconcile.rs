@@ -22,6 +22,23 @@ pub struct Correlation {
 }
 
 impl Correlation {
+    /// The identity's value this rule compares: `external_id` and `reference` from the
+    /// reference (`source:external_id`), anything else from its attributes.
+    pub fn identity_value<'a>(&self, reference: &'a str, attributes: &'a BTreeMap<String, String>) -> Option<&'a str> {
+        let v = match self.identity.as_str() {
+            "external_id" => reference.split_once(':').map(|(_, e)| e),
+            "reference" => Some(reference),
+            other => attributes.get(other).map(String::as_str),
+        };
+        v.filter(|v| !v.trim().is_empty())
+    }
+
+    /// The account's value this rule compares (`name` is the account name).
+    pub fn account_value<'a>(&self, name: &'a str, attributes: &'a BTreeMap<String, String>) -> Option<&'a str> {
+        let v = if self.account == "name" { Some(name) } else { attributes.get(&self.account).map(String::as_str) };
+        v.filter(|v| !v.trim().is_empty())
+    }
+
     /// The comparable form of a value under this rule.
     pub fn key(&self, value: &str) -> String {
         let v = value.trim();

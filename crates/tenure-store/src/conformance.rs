@@ -112,6 +112,10 @@ pub fn one_pending_job_per_key(s: &dyn Store) {
     tx.enqueue(&job(id, "pg")).unwrap();
     assert_eq!(tx.claim_job(T0, LEASE).unwrap().unwrap().system, "pg");
     assert_eq!(tx.job_counts().unwrap(), BTreeMap::from([("pending".into(), 1), ("running".into(), 2)]));
+    assert_eq!(tx.unfinished_jobs(id).unwrap(), 3);
+    assert!(tx.finish_job(&first, T0).unwrap());
+    assert_eq!(tx.unfinished_jobs(id).unwrap(), 2);
+    assert_eq!(tx.unfinished_jobs(id + 1).unwrap(), 0);
     tx.commit().unwrap();
 }
 

@@ -146,6 +146,8 @@ pub trait GrantWrites: GrantReads {
 pub trait JobReads {
     fn job_counts(&self) -> Result<BTreeMap<String, i64>>;
     fn jobs(&self, state: Option<JobState>) -> Result<Vec<JobRow>>;
+    /// Jobs of an identity not done (pending, running or dead): work still owed to it.
+    fn unfinished_jobs(&self, identity_id: i64) -> Result<i64>;
 }
 
 pub trait JobWrites: JobReads {

@@ -28,6 +28,40 @@ struct Grant {
     seen: bool,
 }
 
+/// An `(account, target)` pair of indices as one key.
+fn pair(account: u32, target: u32) -> u64 {
+    (u64::from(account) << 32) | u64::from(target)
+}
+
+fn unpair(key: u64) -> (u32, u32) {
+    (u32::try_from(key >> 32).unwrap_or(u32::MAX), u32::try_from(key & 0xffff_ffff).unwrap_or(u32::MAX))
+}
+
+/// A hasher for the packed index pairs: tenure's own indices, never a value from a system, so
+/// a fast mix (MurmurHash3's 64-bit finalizer) is safe where SipHash would be most of a large
+/// run's cost.
+#[derive(Default)]
+struct PairHasher(u64);
+
+impl std::hash::Hasher for PairHasher {
+    fn finish(&self) -> u64 {
+        let mut h = self.0;
+        h ^= h >> 33;
+        h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
+        h ^= h >> 33;
+        h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+        h ^ (h >> 33)
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = (self.0 << 8) ^ u64::from(*b) ^ (self.0 >> 56);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 ^= n;
+    }
+}
+
 /// What tenure holds of one system: identities, their accounts and grants, the privileged
 /// targets, and the correlation keys of every identity.
 #[derive(Debug)]
@@ -38,7 +72,8 @@ pub struct Expected {
     accounts: HashMap<String, u32>,
     held: Vec<Held>,
     targets: HashMap<String, u32>,
-    grants: HashMap<(u32, u32), Grant>,
+    /// By `(account, target)` index pair, packed.
+    grants: HashMap<u64, Grant, std::hash::BuildHasherDefault<PairHasher>>,
     privileged: HashSet<String>,
     /// Per correlation rule: key → identities with it.
     keys: Vec<HashMap<String, Vec<u32>>>,
@@ -54,7 +89,7 @@ impl Expected {
             accounts: HashMap::new(),
             held: Vec::new(),
             targets: HashMap::new(),
-            grants: HashMap::new(),
+            grants: HashMap::default(),
             privileged: HashSet::new(),
         }
     }
@@ -65,12 +100,7 @@ impl Expected {
         self.holders.push(Holder { reference: reference.to_owned(), state });
         self.by_reference.insert(reference.to_owned(), i);
         for (rule, keys) in self.rules.correlate.iter().zip(self.keys.iter_mut()) {
-            let value = match rule.identity.as_str() {
-                "external_id" => reference.split_once(':').map(|(_, e)| e),
-                "reference" => Some(reference),
-                other => attributes.get(other).map(String::as_str),
-            };
-            if let Some(v) = value.filter(|v| !v.trim().is_empty()) {
+            if let Some(v) = rule.identity_value(reference, attributes) {
                 keys.entry(rule.key(v)).or_default().push(i);
             }
         }
@@ -89,7 +119,7 @@ impl Expected {
     pub fn grant(&mut self, name: &str, target: &str, state: GrantState) {
         let Some(&account) = self.accounts.get(name) else { return };
         let t = self.target(target);
-        self.grants.insert((account, t), Grant { state, seen: false });
+        self.grants.insert(pair(account, t), Grant { state, seen: false });
     }
 
     /// A target the catalog marks privileged.
@@ -98,8 +128,12 @@ impl Expected {
     }
 
     fn target(&mut self, name: &str) -> u32 {
+        if let Some(t) = self.targets.get(name) {
+            return *t;
+        }
         let next = u32::try_from(self.targets.len()).unwrap_or(u32::MAX);
-        *self.targets.entry(name.to_owned()).or_insert(next)
+        self.targets.insert(name.to_owned(), next);
+        next
     }
 
     pub fn accounts_held(&self) -> usize {
@@ -229,6 +263,7 @@ impl Classifier {
 
     fn account(&mut self, a: AccountRecord) {
         self.plan.accounts_read += 1;
+        self.plan.memberships_read += a.memberships.len() as u64;
         if a.reserved {
             self.plan.reserved += 1;
             return;
@@ -271,12 +306,7 @@ impl Classifier {
             found.push(h.holder);
         }
         for (rule, keys) in self.e.rules.correlate.iter().zip(&self.e.keys) {
-            let value = if rule.account == "name" {
-                Some(a.name.as_str())
-            } else {
-                a.attributes.get(&rule.account).map(String::as_str)
-            };
-            if let Some(ids) = value.filter(|v| !v.trim().is_empty()).and_then(|v| keys.get(&rule.key(v))) {
+            if let Some(ids) = rule.account_value(&a.name, &a.attributes).and_then(|v| keys.get(&rule.key(v))) {
                 found.extend(ids);
             }
         }
@@ -329,7 +359,7 @@ impl Classifier {
         }
         let Some(h) = self.e.held.get(i as usize).copied() else { return };
         let t = self.e.targets.get(&target).copied();
-        let granted = t.and_then(|t| self.e.grants.get_mut(&(i, t)));
+        let granted = t.and_then(|t| self.e.grants.get_mut(&pair(i, t)));
         let accounted = match granted {
             Some(g) => {
                 g.seen = true;
@@ -375,12 +405,13 @@ impl Classifier {
                 missing.push((Situation::Missing, (*name).clone(), String::new(), h.holder));
             }
         }
-        for ((account, t), g) in &self.e.grants {
-            let Some(h) = self.e.held.get(*account as usize).copied() else { continue };
-            if g.seen || g.state != GrantState::Verified || !seen(*account) || self.leaver(h) {
+        for (key, g) in &self.e.grants {
+            let (account, t) = unpair(*key);
+            let Some(h) = self.e.held.get(account as usize).copied() else { continue };
+            if g.seen || g.state != GrantState::Verified || !seen(account) || self.leaver(h) {
                 continue;
             }
-            if let (Some(Some(name)), Some(target)) = (name_of.get(*account as usize), target_names.get(t)) {
+            if let (Some(Some(name)), Some(target)) = (name_of.get(account as usize), target_names.get(&t)) {
                 missing.push((Situation::MissingMembership, (*name).clone(), (*target).clone(), h.holder));
             }
         }

@@ -30,7 +30,10 @@ pub(crate) fn advance_lifecycle(
             if accounts.iter().all(|a| a.state.is_off_verified())
                 && grants.iter().all(|g| g.state == GrantState::RevocationVerified)
                 && tx.credentials_to_verify(identity_id)?.is_empty()
-                && tx.credentials_live(identity_id, now)?.is_empty() =>
+                && tx.credentials_live(identity_id, now)?.is_empty()
+                // No job still owed to the leaver (a sweep of a system it has no account in,
+                // a drift job on an account correlated to it).
+                && tx.unfinished_jobs(identity_id)? == 0 =>
         {
             LifecycleState::Closed
         }

@@ -56,6 +56,12 @@ impl JobReads for SqliteTx<'_> {
     fn jobs(&self, state: Option<JobState>) -> Result<Vec<JobRow>> {
         q_jobs(self.c()?, state)
     }
+    fn unfinished_jobs(&self, identity_id: i64) -> Result<i64> {
+        Ok(self
+            .c()?
+            .prepare_cached("SELECT count(*) FROM jobs WHERE identity_id = ?1 AND state <> 'done'")?
+            .query_row([identity_id], |r| r.get(0))?)
+    }
 }
 
 impl JobWrites for SqliteTx<'_> {

@@ -164,12 +164,40 @@ fn out_of_band_access_is_found_a_leaver_is_disabled_again_and_the_report_verifie
     assert!(ghost["resolved_at"].is_string(), "{ghost}");
     assert!(f.iter().any(|f| f["account"] == hostile && f["resolved_at"].is_null()));
 
-    // A leaver closes; then someone re-enables the entry and puts it back in a group.
+    // An old entry of Linus's that tenure never made (his HR id as employeeNumber), in a group.
+    w.ldap_admin("ldapadd", &person_ldif(&base, "linus-old", Some("E1010")));
+    w.ldap_admin(
+        "ldapmodify",
+        &format!("dn: cn=printers,ou=groups,{base}\nchangetype: modify\nadd: member\nmember: uid=linus-old,ou=people,{base}\n"),
+    );
+    // A leaver closes: the closure sweeps every system with correlation rules for such accounts.
     let left = event("hr", "e1010-left", "left", serde_json::json!({ "external_id": "E1010", "kind": "human" }));
     w.ok(&["import", "--source", "hr", w.file("left.jsonl", &left).to_str().unwrap()]);
     w.ok(&["jobs", "run"]);
     let shown: Value = serde_json::from_str(&w.ok(&["identities", "show", "hr:E1010", "--output", "json"])).unwrap();
     assert_eq!(shown["state"], "closed");
+    let old = w.ldapsearch("(uid=linus-old)", &["pwdAccountLockedTime"]);
+    assert!(old.contains("pwdAccountLockedTime: 000001010000Z"), "the sweep disabled it: {old}");
+    assert!(!w.ldapsearch("(cn=printers)", &["member"]).contains("linus-old"));
+    let cert_path = w.tmp.path().join("linus.json");
+    w.ok(&["closure", "show", "hr:E1010", "--out", cert_path.to_str().unwrap()]);
+    let cert: Value = serde_json::from_str(&std::fs::read_to_string(&cert_path).unwrap()).unwrap();
+    let claims = cert["certificate"]["systems"].as_array().unwrap();
+    let dir_claim = claims.iter().find(|c| c["system"] == "corp-directory").unwrap();
+    assert_eq!(dir_claim["sweep"]["rules"], serde_json::json!(["employeenumber=external_id"]), "{dir_claim}");
+    let swept = &dir_claim["sweep"]["accounts"][0];
+    assert_eq!(
+        (swept["account"].as_str(), swept["disabled"].as_bool()),
+        (Some("linus-old"), Some(true)),
+        "{dir_claim}"
+    );
+    assert_eq!(swept["revoked"], serde_json::json!(["printers"]));
+    // The helpdesk is swept too (its rule: userName is the HR id); nothing else was there.
+    let app = claims.iter().find(|c| c["system"] == "helpdesk").unwrap();
+    assert_eq!(app["sweep"]["accounts"], serde_json::json!([]), "{app}");
+    let key_path = w.tmp.path().join("ledger.pub");
+    std::fs::write(&key_path, w.ok(&["ledger", "key"])).unwrap();
+    w.ok(&["closure", "verify", cert_path.to_str().unwrap(), "--key", key_path.to_str().unwrap()]);
     let dn = format!("uid=E1010,ou=people,{base}");
     w.ldap_admin(
         "ldapmodify",
@@ -203,8 +231,7 @@ fn out_of_band_access_is_found_a_leaver_is_disabled_again_and_the_report_verifie
     // The run's signed drift report verifies offline; a byte flipped in it does not.
     let report = w.tmp.path().join("report.json");
     w.ok(&["reconcile", "show", &run["id"].to_string(), "--out", report.to_str().unwrap()]);
-    let key = w.tmp.path().join("ledger.pub");
-    std::fs::write(&key, w.ok(&["ledger", "key"])).unwrap();
+    let key = key_path;
     let ok = w.ok(&["reconcile", "verify", report.to_str().unwrap(), "--key", key.to_str().unwrap()]);
     assert!(ok.contains("verified drift report"), "{ok}");
     let text = std::fs::read_to_string(&report).unwrap();
