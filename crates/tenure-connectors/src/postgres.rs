@@ -240,21 +240,25 @@ impl Connector for PostgresConnector {
                 .with("list roles", async move |c| {
                     // Keyset pages in `name` order (C collation): an account is a LOGIN role, or
                     // one tenure made (disabled ones are NOLOGIN); other NOLOGIN roles are groups.
+                    // The page of roles first (an index scan on the name, stopping at the limit),
+                    // then each one's memberships: aggregating before the limit would read every
+                    // role for every page.
                     c.query(
-                        "SELECT r.rolname, r.rolcanlogin AND (r.rolvaliduntil IS NULL OR r.rolvaliduntil > now()),
-                                coalesce(array_agg(g.rolname::text) FILTER (WHERE g.rolname IS NOT NULL), '{}'),
-                                shobj_description(r.oid, 'pg_authid'),
-                                array_remove(ARRAY[CASE WHEN r.rolsuper THEN 'SUPERUSER' END,
-                                    CASE WHEN r.rolcreatedb THEN 'CREATEDB' END, CASE WHEN r.rolcreaterole THEN 'CREATEROLE' END,
-                                    CASE WHEN r.rolreplication THEN 'REPLICATION' END, CASE WHEN r.rolbypassrls THEN 'BYPASSRLS' END], NULL)
-                         FROM pg_roles r
-                         LEFT JOIN pg_auth_members m ON m.member = r.oid
-                         LEFT JOIN pg_roles g ON g.oid = m.roleid
-                         WHERE r.rolname > $1::text::name AND r.rolname !~ '^pg_'
-                           AND (r.rolcanlogin OR coalesce(shobj_description(r.oid, 'pg_authid'), '') LIKE 'tenure: %')
-                         GROUP BY r.oid, r.rolname, r.rolcanlogin, r.rolvaliduntil, r.rolsuper, r.rolcreatedb,
-                                  r.rolcreaterole, r.rolreplication, r.rolbypassrls
-                         ORDER BY r.rolname LIMIT $2",
+                        "WITH page AS (
+                            SELECT r.oid, r.rolname, r.rolcanlogin AND (r.rolvaliduntil IS NULL OR r.rolvaliduntil > now()) AS enabled,
+                                   shobj_description(r.oid, 'pg_authid') AS comment,
+                                   array_remove(ARRAY[CASE WHEN r.rolsuper THEN 'SUPERUSER' END,
+                                       CASE WHEN r.rolcreatedb THEN 'CREATEDB' END, CASE WHEN r.rolcreaterole THEN 'CREATEROLE' END,
+                                       CASE WHEN r.rolreplication THEN 'REPLICATION' END, CASE WHEN r.rolbypassrls THEN 'BYPASSRLS' END], NULL) AS privileges
+                            FROM pg_roles r
+                            WHERE r.rolname > $1::text::name AND r.rolname !~ '^pg_'
+                              AND (r.rolcanlogin OR coalesce(shobj_description(r.oid, 'pg_authid'), '') LIKE 'tenure: %')
+                            ORDER BY r.rolname LIMIT $2)
+                         SELECT p.rolname, p.enabled,
+                                coalesce((SELECT array_agg(g.rolname::text ORDER BY g.rolname) FROM pg_auth_members m
+                                          JOIN pg_roles g ON g.oid = m.roleid WHERE m.member = p.oid), '{}'),
+                                p.comment, p.privileges
+                         FROM page p ORDER BY p.rolname",
                         &[&from, &limit],
                     )
                     .await
