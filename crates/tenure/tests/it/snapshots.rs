@@ -277,6 +277,12 @@ fn what_people_read_stays_as_it_was_meant() {
                   "present": true
                 },
                 "result": "verified",
+                "sweep": {
+                  "accounts": [],
+                  "rules": [
+                    "name=external_id"
+                  ]
+                },
                 "system": "analytics-db",
                 "verified_at": "<time>"
               },
@@ -302,6 +308,12 @@ fn what_people_read_stays_as_it_was_meant() {
                   "present": true
                 },
                 "result": "verified",
+                "sweep": {
+                  "accounts": [],
+                  "rules": [
+                    "employeenumber=external_id"
+                  ]
+                },
                 "system": "corp-directory",
                 "verified_at": "<time>"
               },
@@ -324,6 +336,12 @@ fn what_people_read_stays_as_it_was_meant() {
                   "present": true
                 },
                 "result": "verified",
+                "sweep": {
+                  "accounts": [],
+                  "rules": [
+                    "name=external_id"
+                  ]
+                },
                 "system": "helpdesk",
                 "verified_at": "<time>"
               }

@@ -3,7 +3,10 @@
 //! prints what the directory holds, read back from LDAP (not from tenure's tables), and checks
 //! it. Then policy: a guardrail, a privileged request with two approvers, a JIT elevation and
 //! runtime authorization. Then the credential broker: a service's credentials, and their end
-//! when it leaves. Exits non-zero if any check failed.
+//! when it leaves. Then reconciliation ([`reconcile`]): access made behind tenure's back, found,
+//! acted on and proved. Exits non-zero if any check failed.
+
+mod reconcile;
 
 use crate::{cli, quickstart, table};
 use anyhow::Context;
@@ -238,6 +241,8 @@ pub async fn run(keep: Option<&std::path::Path>) -> anyhow::Result<ExitCode> {
 
     policy(&engine, &bundle, &workers, &ldap, &mut checks).await?;
     credentials(&engine, &workers, &db, &signer, &mut checks).await?;
+    let oob = reconcile::OutOfBand { slapd: &slapd, pg: &pg, scim: &scim };
+    reconcile::run(&engine, &workers, &ldap, oob, &signer, &mut checks).await?;
 
     let total = checks.passed + checks.failed.len();
     if checks.failed.is_empty() {
