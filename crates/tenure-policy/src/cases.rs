@@ -19,6 +19,11 @@
 //! request = { beneficiary = "grace", entitlement = "corp-directory/prod-admin", kind = "jit", intent = "incident 42", duration_minutes = 60 }
 //! expect = "needs_approval"
 //! expect_approvals = 2
+//!
+//! [[case]]
+//! name = "a hand-made entry carrying Grace's HR id is hers"
+//! correlate = { system = "corp-directory", account = "grace-admin", attributes = { employeeNumber = "grace" } }
+//! expect_identity = "grace"
 //! ```
 
 use crate::bundle::{Bundle, Held};
@@ -81,6 +86,21 @@ struct CaseSection {
     expect_approvals: Option<u32>,
     #[serde(default)]
     expect_policies: Option<BTreeSet<String>>,
+    /// An account read from a system, to correlate with the fixtures.
+    #[serde(default)]
+    correlate: Option<CorrelateCase>,
+    /// The fixture the account correlates to, or `none`.
+    #[serde(default)]
+    expect_identity: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CorrelateCase {
+    system: String,
+    account: String,
+    #[serde(default)]
+    attributes: BTreeMap<String, String>,
 }
 
 #[derive(Deserialize)]
@@ -246,7 +266,54 @@ fn related<'a>(all: &'a BTreeMap<String, Owned>) -> Vec<Subject<'a>> {
     all.values().map(Owned::subject).collect()
 }
 
+/// Which fixtures an account correlates to under its system's rules (what reconciliation does
+/// with an account tenure did not make).
+fn run_correlate(
+    bundle: &Bundle,
+    all: &BTreeMap<String, Owned>,
+    c: &CaseSection,
+    k: &CorrelateCase,
+) -> Result<Vec<String>, String> {
+    if c.identity.is_some() || c.request.is_some() || c.authorize.is_some() {
+        return Err("a case has exactly one of identity, request, authorize, correlate".into());
+    }
+    let system =
+        bundle.systems.get(&k.system).ok_or_else(|| format!("correlate.system: unknown system `{}`", k.system))?;
+    let rules = &system.reconcile.correlate;
+    if rules.is_empty() {
+        return Err(format!("correlate.system: `{}` has no [[systems.{}.correlate]] rules", k.system, k.system));
+    }
+    let want = c.expect_identity.as_deref().ok_or("a correlate case needs expect_identity (a fixture, or none)")?;
+    if want != "none" {
+        fixture(all, want)?;
+    }
+    let attributes: BTreeMap<String, String> =
+        k.attributes.iter().map(|(a, v)| (a.to_ascii_lowercase(), v.clone())).collect();
+    let got: BTreeSet<&str> = all
+        .iter()
+        .filter(|(_, o)| {
+            rules.iter().any(|r| {
+                match (r.identity_value(&o.reference, &o.attributes), r.account_value(&k.account, &attributes)) {
+                    (Some(i), Some(a)) => r.key(i) == r.key(a),
+                    _ => false,
+                }
+            })
+        })
+        .map(|(key, _)| key.as_str())
+        .collect();
+    let expected: BTreeSet<&str> = if want == "none" { BTreeSet::new() } else { [want].into() };
+    Ok(if got == expected {
+        Vec::new()
+    } else {
+        let shown = if got.is_empty() { "nobody".to_owned() } else { got.into_iter().collect::<Vec<_>>().join(", ") };
+        vec![format!("correlation: expected {want}; the rules of `{}` match {shown}", k.system)]
+    })
+}
+
 fn run_case(bundle: &Bundle, all: &BTreeMap<String, Owned>, c: &CaseSection) -> Result<Vec<String>, String> {
+    if let Some(k) = &c.correlate {
+        return run_correlate(bundle, all, c, k);
+    }
     let mut failures = Vec::new();
     let decision: Option<Decision> = match (&c.identity, &c.request, &c.authorize) {
         (Some(key), None, None) => {
@@ -308,7 +375,7 @@ fn run_case(bundle: &Bundle, all: &BTreeMap<String, Owned>, c: &CaseSection) -> 
                 .map_err(|e| e.to_string())?;
             Some(d)
         }
-        _ => return Err("a case has exactly one of identity, request, authorize".into()),
+        _ => return Err("a case has exactly one of identity, request, authorize, correlate".into()),
     };
     if let Some(d) = decision {
         let Some(want) = &c.expect else {

@@ -365,21 +365,34 @@ fn authorize_answers_with_reasons_and_cuts_off_a_leaver_at_once() {
 fn policy_test_passes_on_the_quickstart_and_names_a_broken_case() {
     let w = World::new();
     let out = w.ok(&["policy", "test", quickstart_policy().to_str().unwrap()]);
-    assert!(out.contains("18 case(s): 18 passed, 0 failed"), "{out}");
+    assert!(out.contains("21 case(s): 21 passed, 0 failed"), "{out}");
     let broken = w.tmp.path().join("broken");
     copy_dir(&quickstart_policy(), &broken);
     let rules = broken.join("policies/requests.cedar");
     let text = std::fs::read_to_string(&rules).unwrap();
     std::fs::write(&rules, text.replace("@approve(\"manager\")\npermit (principal, action == Tenure::Action::\"request\", resource)\nwhen { principal.human && !resource.privileged", "@approve(\"owner\")\npermit (principal, action == Tenure::Action::\"request\", resource)\nwhen { principal.human && !resource.privileged")).unwrap();
+    // And a correlation rule that compares the wrong identity attribute.
+    let manifest = broken.join("tenure.toml");
+    let m = std::fs::read_to_string(&manifest).unwrap();
+    std::fs::write(
+        &manifest,
+        m.replacen(
+            "account = \"employeeNumber\"\nidentity = \"external_id\"",
+            "account = \"employeeNumber\"\nidentity = \"email\"",
+            1,
+        ),
+    )
+    .unwrap();
     let out = w.run(&["policy", "test", broken.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(1));
     let text = stdout(&out);
+    assert!(text.contains("correlation: expected ada; the rules of `corp-directory` match nobody"), "{text}");
     assert!(
         text.contains("FAILED tests/quickstart.toml: an engineer asking for the ledger needs their manager"),
         "{text}"
     );
     assert!(text.contains("approvers: expected manager; policy asks owner"), "{text}");
-    assert!(text.contains("1 failed"), "{text}");
+    assert!(text.contains("2 failed"), "{text}");
 }
 
 #[test]
