@@ -233,6 +233,15 @@ impl Connector for PostgresConnector {
     async fn scan(&self, request: &ScanRequest, sink: PageSink<'_>) -> Result<ScanTotals, ConnectorError> {
         let mut pager = Pager::new(request.page_size, sink);
         let limit = i64::try_from(request.page_size.clamp(1, 100_000)).unwrap_or(500);
+        // Which login roles have a password: only a superuser may read `pg_authid`; otherwise
+        // the scan says nothing about passwords (no `password` attribute) rather than "none".
+        let passwords: Option<std::collections::HashSet<String>> = self
+            .with("list passwords", async move |c| {
+                c.query("SELECT rolname::text FROM pg_authid WHERE rolpassword IS NOT NULL AND rolcanlogin", &[]).await
+            })
+            .await
+            .ok()
+            .map(|rows| rows.iter().map(|r| r.get::<_, String>(0)).collect());
         let mut after = String::new();
         loop {
             let from = after.clone();
@@ -276,6 +285,9 @@ impl Connector for PostgresConnector {
                 let mut attributes = BTreeMap::new();
                 if let Some(c) = &comment {
                     attributes.insert("comment".to_owned(), c.clone());
+                }
+                if let Some(p) = &passwords {
+                    attributes.insert("password".to_owned(), if p.contains(&name) { "set" } else { "none" }.to_owned());
                 }
                 pager.account(AccountRecord {
                     reserved: self.is_reserved_name(&name),

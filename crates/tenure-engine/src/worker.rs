@@ -273,18 +273,28 @@ impl Workers {
         progress: &mut (dyn FnMut(crate::reconcile::Progress) + Send),
     ) -> Result<tenure_proto::RunView> {
         let policy = self.blocking(|e| e.current_policy()).await?;
-        if !policy.systems.contains_key(system) {
+        let own = system == crate::reconcile::TENURE;
+        if !own && !policy.systems.contains_key(system) {
             return Err(EngineError::NotFound(format!("system `{system}` is not in policy {}", policy.version)));
         }
-        let systems = self.systems_for(&policy).await;
-        let connector = systems.get(system).map_err(|e| EngineError::Refused(e.to_string()))?;
         // One run per system at a time (in this process); lifecycle jobs are never held up.
         let inserted =
             self.reconciling.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(system.to_owned());
         if !inserted {
             return Err(EngineError::Conflict(format!("a reconciliation run of `{system}` is in progress")));
         }
-        let run = crate::reconcile::reconcile(self.engine.clone(), connector.as_ref(), dry_run, by, progress).await;
+        let run = if own {
+            self.blocking(move |e| {
+                let (plan, started_at) = e.tenure_plan()?;
+                e.record_run(crate::reconcile::TENURE, plan, started_at, dry_run, &by)
+            })
+            .await
+        } else {
+            match self.systems_for(&policy).await.get(system) {
+                Ok(c) => crate::reconcile::reconcile(self.engine.clone(), c.as_ref(), dry_run, by, progress).await,
+                Err(e) => Err(EngineError::Refused(e.to_string())),
+            }
+        };
         self.reconciling.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(system);
         self.notify();
         run

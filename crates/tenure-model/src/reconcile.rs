@@ -28,6 +28,15 @@ string_enum! {
         SurvivingLeaver => "surviving_leaver",
         /// A `suspended` identity's account is enabled.
         EnabledWhileSuspended => "enabled_while_suspended",
+        /// A login with a password the broker did not issue: a broker-named role whose
+        /// credential is revoked or expired, or a password set on an account tenure made.
+        UnissuedLogin => "unissued_login",
+        /// A live broker credential of an identity whose own expiry has passed.
+        CredentialPastExpiry => "credential_past_expiry",
+        /// A current NHI whose owner is not an active human.
+        NhiOwnerless => "nhi_ownerless",
+        /// A current NHI past its `expires_at`.
+        NhiExpired => "nhi_expired",
     }
 }
 
@@ -61,6 +70,9 @@ impl Situation {
             Self::Unmatched => matches!(r, Report | Disable | Delete),
             Self::UnmanagedMembership | Self::PrivilegedMembership => matches!(r, Report | Revoke),
             Self::SurvivingLeaver | Self::EnabledWhileSuspended => matches!(r, Report | Disable),
+            // A password is removed by a person (disabling an account in use would be undone by
+            // its next sync); enforcing expiry is the clock's, not reconciliation's.
+            Self::UnissuedLogin | Self::CredentialPastExpiry | Self::NhiOwnerless | Self::NhiExpired => r == Report,
         }
     }
 }

@@ -691,6 +691,13 @@ fn type_names() -> String {
 
 fn system_def(name: &str, mut table: toml::Table) -> Result<SystemDef, Vec<Problem>> {
     let at = format!("systems.{name}");
+    if name == crate::reconcile::TENURE_SYSTEM {
+        return Err(vec![problem(
+            MANIFEST,
+            at,
+            "the name is reserved: tenure's own reconciliation checks run under it",
+        )]);
+    }
     let kind = match table.remove("type") {
         Some(toml::Value::String(t)) if SystemType::ALL.iter().any(|k| k.as_str() == t) => {
             SystemType::ALL.iter().copied().find(|k| k.as_str() == t).unwrap_or(SystemType::Ldap)

@@ -10,6 +10,9 @@ use tenure_model::{Reaction, Situation};
 
 const MANIFEST: &str = "tenure.toml";
 
+/// The name tenure's own reconciliation checks run under; no system may take it.
+pub const TENURE_SYSTEM: &str = "tenure";
+
 /// An account attribute compared with an identity attribute.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Correlation {

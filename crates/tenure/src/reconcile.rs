@@ -21,7 +21,8 @@ pub const EXIT_QUARANTINED: u8 = 3;
 pub struct ReconcileArgs {
     #[command(subcommand)]
     pub command: Option<ReconcileCommand>,
-    /// Reconcile this system only (default: every system in the policy).
+    /// Reconcile this system only (default: every system in the policy, then `tenure`, tenure's
+    /// own checks of NHI owners and expiries).
     #[arg(long)]
     pub system: Option<String>,
     /// Show the plan; apply nothing, open no finding.
@@ -212,14 +213,16 @@ async fn reconcile(g: &Global, system: Option<String>, dry_run: bool, output: Ou
     let engine = open(&g.data_dir)?;
     ensure_policy(&engine, g.policy.as_deref())?;
     let policy = engine.current_policy()?;
+    // Every system of the policy, then tenure's own checks.
+    let all: Vec<String> =
+        policy.systems.keys().cloned().chain([tenure_engine::reconcile::TENURE.to_owned()]).collect();
     let systems: Vec<String> = match system {
-        Some(s) if policy.systems.contains_key(&s) => vec![s],
+        Some(s) if all.contains(&s) => vec![s],
         Some(s) => {
-            let known: Vec<&str> = policy.systems.keys().map(String::as_str).collect();
-            eprintln!("error: --system: no system `{s}` in policy {} (it has: {})", policy.version, known.join(", "));
+            eprintln!("error: --system: no system `{s}` in policy {} (it has: {})", policy.version, all.join(", "));
             return Ok(ExitCode::from(EXIT_BAD_INPUT));
         }
-        None => policy.systems.keys().cloned().collect(),
+        None => all,
     };
     let workers = Workers::new(engine.clone(), process_env(), WorkerConfig::default());
     let mut runs = Vec::new();

@@ -75,6 +75,8 @@ pub struct Expected {
     /// By `(account, target)` index pair, packed.
     grants: HashMap<u64, Grant, std::hash::BuildHasherDefault<PairHasher>>,
     privileged: HashSet<String>,
+    /// The broker's dynamic logins in this system, by role name: live or not.
+    logins: HashMap<String, bool>,
     /// Per correlation rule: key → identities with it.
     keys: Vec<HashMap<String, Vec<u32>>>,
 }
@@ -91,7 +93,14 @@ impl Expected {
             targets: HashMap::new(),
             grants: HashMap::default(),
             privileged: HashSet::new(),
+            logins: HashMap::new(),
         }
+    }
+
+    /// A dynamic login the broker issued in this system (`live`: unrevoked and unexpired).
+    pub fn login(&mut self, name: &str, live: bool) {
+        let was = self.logins.entry(name.to_owned()).or_insert(false);
+        *was |= live;
     }
 
     /// An identity (`source:external_id`), with the attributes correlation rules compare.
@@ -173,6 +182,25 @@ pub struct Plan {
 }
 
 impl Plan {
+    /// Add an item found without a scan (tenure's own checks), reported.
+    pub fn report(&mut self, situation: Situation, account: &str, identity: Option<&str>) {
+        *self.counts.entry(situation).or_default() += 1;
+        self.items.push(Item {
+            situation,
+            account: account.to_owned(),
+            target: String::new(),
+            identity: identity.map(str::to_owned),
+            candidates: Vec::new(),
+            managed: true,
+            reaction: Reaction::Report,
+        });
+    }
+
+    /// Put the items in plan order (situation, account, target).
+    pub fn sort(&mut self) {
+        self.items.sort_by(|a, b| (a.situation, &a.account, &a.target).cmp(&(b.situation, &b.account, &b.target)));
+    }
+
     /// Items whose reaction changes the system.
     pub fn changes(&self) -> u64 {
         self.items.iter().filter(|i| i.reaction.changes()).count() as u64
@@ -268,6 +296,15 @@ impl Classifier {
             self.plan.reserved += 1;
             return;
         }
+        // The broker's dynamic logins: its own while their credential lives.
+        if let Some(live) = self.e.logins.get(&a.name).copied() {
+            if live || !a.enabled {
+                *self.plan.counts.entry(Situation::Linked).or_default() += 1;
+            } else {
+                self.push(Situation::UnissuedLogin, &a.name, "", None, false);
+            }
+            return;
+        }
         let held = self.e.accounts.get(&a.name).copied();
         let tenure_s = held.and_then(|i| {
             let h = *self.e.held.get(i as usize)?;
@@ -287,6 +324,9 @@ impl Classifier {
             self.push(Situation::SurvivingLeaver, &a.name, "", Some(h.holder), true);
         } else if suspended && a.enabled {
             self.push(Situation::EnabledWhileSuspended, &a.name, "", Some(h.holder), true);
+        } else if a.enabled && a.attributes.get("password").is_some_and(|p| p == "set") {
+            // tenure sets no password on the accounts it makes: someone else did.
+            self.push(Situation::UnissuedLogin, &a.name, "", Some(h.holder), true);
         } else {
             *self.plan.counts.entry(Situation::Linked).or_default() += 1;
         }
@@ -419,7 +459,7 @@ impl Classifier {
             self.push(situation, &name, &target, Some(holder), true);
         }
         let mut plan = self.plan;
-        plan.items.sort_by(|a, b| (a.situation, &a.account, &a.target).cmp(&(b.situation, &b.account, &b.target)));
+        plan.sort();
         plan
     }
 }
@@ -528,6 +568,31 @@ mod tests {
         let mut other = plan.clone();
         other.items[0].reaction = Reaction::Disable;
         assert_ne!(other.digest(), d);
+    }
+
+    #[test]
+    fn broker_logins_are_the_brokers_while_they_live_and_passwords_set_by_hand_are_not() {
+        let mut e = expected();
+        e.login("svc-live-1", true);
+        e.login("svc-dead-2", false);
+        let mut c = Classifier::new(e);
+        let mut ada = account("ada", true, Some("hr:ada"), &["staff", "vpn"], None);
+        ada.attributes.insert("password".into(), "set".into());
+        c.page(Page {
+            number: 1,
+            accounts: vec![
+                account("svc-live-1", true, None, &[], None),
+                account("svc-dead-2", true, None, &[], None),
+                ada,
+                account("fay", true, Some("hr:fay"), &[], None),
+            ],
+            memberships: vec![],
+        });
+        let plan = c.finish();
+        let got: Vec<(Situation, &str)> = plan.items.iter().map(|i| (i.situation, i.account.as_str())).collect();
+        assert!(got.contains(&(Situation::UnissuedLogin, "svc-dead-2")), "{got:?}");
+        assert!(got.contains(&(Situation::UnissuedLogin, "ada")), "{got:?}");
+        assert!(!got.iter().any(|(_, a)| *a == "svc-live-1" || *a == "fay"), "{got:?}");
     }
 
     #[test]

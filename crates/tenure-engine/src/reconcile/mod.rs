@@ -28,6 +28,14 @@ pub const OVER_PERCENT: &str = "RC0002";
 pub const OVER_CLASS: &str = "RC0003";
 pub const OVER_WINDOW: &str = "RC0004";
 
+/// The name tenure's own checks run under, as a system of their own: NHIs without an active
+/// human owner or past their expiry, live credentials of identities past theirs. Reserved: no
+/// system in a bundle may take it.
+pub const TENURE: &str = tenure_policy::reconcile::TENURE_SYSTEM;
+
+/// How often `tenure serve` runs tenure's own checks.
+pub const TENURE_EVERY: time::Duration = time::Duration::HOUR;
+
 /// The finding a quarantined run opens (about no identity; `entitlement` is `run N`).
 pub const QUARANTINED: &str = "reconcile.quarantined";
 
@@ -124,6 +132,37 @@ pub async fn reconcile(
 }
 
 impl Engine {
+    /// tenure's own checks (see [`TENURE`]), as a plan to record like any run's.
+    pub fn tenure_plan(&self) -> Result<(Plan, OffsetDateTime)> {
+        let now = self.clock.now();
+        let tx = self.store.read()?;
+        let identities = tx.identities()?;
+        let by_id: BTreeMap<i64, &tenure_store::IdentityRow> = identities.iter().map(|i| (i.id, i)).collect();
+        let by_ref: BTreeMap<String, &tenure_store::IdentityRow> =
+            identities.iter().map(|i| (i.reference.to_string(), i)).collect();
+        let mut plan = Plan { pages: 1, accounts_read: identities.len() as u64, ..Plan::default() };
+        for i in identities.iter().filter(|i| !i.kind.is_human() && i.state.is_current()) {
+            let reference = i.reference.to_string();
+            let owner = i.owner.as_ref().and_then(|o| by_ref.get(&o.to_string()));
+            if !owner.is_some_and(|o| o.kind.is_human() && o.state == tenure_model::LifecycleState::Active) {
+                plan.report(Situation::NhiOwnerless, &reference, Some(&reference));
+            }
+            if i.expires_at.is_some_and(|e| e <= now) {
+                plan.report(Situation::NhiExpired, &reference, Some(&reference));
+            }
+        }
+        for c in tx.credentials(None)? {
+            let Some(i) = by_id.get(&c.identity_id) else { continue };
+            if c.revoked_at.is_none() && c.expires_at > now && i.expires_at.is_some_and(|e| e <= now) {
+                plan.report(Situation::CredentialPastExpiry, &c.id, Some(&i.reference.to_string()));
+            }
+        }
+        let linked = plan.accounts_read.saturating_sub(plan.items.len() as u64);
+        plan.counts.insert(Situation::Linked, linked);
+        plan.sort();
+        Ok((plan, now))
+    }
+
     /// What tenure holds of `system`, the system's rules, and the time the run starts.
     pub fn reconcile_expected(&self, system: &str) -> Result<(Expected, ReconcileRules, OffsetDateTime)> {
         let tx = self.store.read()?;
@@ -158,6 +197,14 @@ impl Engine {
         }
         for e in policy.entitlements.values().filter(|e| e.system == system && e.privileged) {
             expected.privileged(&e.target);
+        }
+        for c in tx.credentials(None)? {
+            if let (Some(s), Some(name)) = (&c.system, &c.name)
+                && s == system
+                && c.kind == tenure_model::CredentialKind::PostgresLogin
+            {
+                expected.login(name, c.revoked_at.is_none() && c.expires_at > started_at);
+            }
         }
         Ok((expected, rules, started_at))
     }
@@ -374,12 +421,15 @@ impl Engine {
         let now = self.clock.now();
         let tx = self.store.read()?;
         let mut due = Vec::new();
-        for (name, def) in &policy.systems {
-            let Some(every) = def.reconcile.every else { continue };
-            let every = time::Duration::try_from(every).unwrap_or(time::Duration::DAY);
+        let schedule = policy
+            .systems
+            .iter()
+            .filter_map(|(name, def)| Some((name.as_str(), time::Duration::try_from(def.reconcile.every?).ok()?)))
+            .chain([(TENURE, TENURE_EVERY)]);
+        for (name, every) in schedule {
             let last = tx.runs(Some(name), 1)?.into_iter().next();
             if last.is_none_or(|r| r.started_at + every <= now) {
-                due.push(name.clone());
+                due.push(name.to_owned());
             }
         }
         Ok(due)

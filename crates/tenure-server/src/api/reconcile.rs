@@ -9,8 +9,8 @@ use tenure_engine::EngineError;
 use tenure_model::Principal;
 use tenure_proto::{ReconcileWire, RunView};
 
-/// `POST /v1/reconcile`: run one system, or every system in the policy, and answer with the
-/// runs. The run goes on if the client goes away.
+/// `POST /v1/reconcile`: run one system, or every system in the policy and tenure's own checks,
+/// and answer with the runs. The run goes on if the client goes away.
 pub(crate) async fn start(
     State(s): State<AppState>,
     Extension(caller): Extension<Principal>,
@@ -23,7 +23,11 @@ pub(crate) async fn start(
     };
     let systems = match wire.system {
         Some(system) => vec![system],
-        None => s.run(|e| Ok(e.current_policy()?.systems.keys().cloned().collect())).await?,
+        None => {
+            let mut all: Vec<String> = s.run(|e| Ok(e.current_policy()?.systems.keys().cloned().collect())).await?;
+            all.push(tenure_engine::reconcile::TENURE.to_owned());
+            all
+        }
     };
     let workers = s.workers.clone();
     let task = tokio::spawn(async move {

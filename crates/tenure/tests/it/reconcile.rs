@@ -345,6 +345,19 @@ fn serve_reconciles_on_its_schedule_and_over_http_with_findings_filtered() {
     hr(&w);
     let base = w.slapd.base_dn.clone();
     w.ldap_admin("ldapadd", &person_ldif(&base, "ghost", None));
+    // Machine identities; then Alan (svc-billing's owner) leaves after his manager Ada did, so
+    // nobody takes svc-billing over: tenure's own checks report it.
+    let registry = repo().join("examples/quickstart/feeds/service-registry.jsonl");
+    w.ok(&["import", "--source", "service-registry", registry.to_str().unwrap()]);
+    let leavers = ["E1000", "E1002"]
+        .iter()
+        .map(|e| event("hr", &format!("{e}-left"), "left", serde_json::json!({ "external_id": e, "kind": "human" })))
+        .collect::<Vec<_>>()
+        .join("\n");
+    w.ok(&["import", "--source", "hr", w.file("leavers.jsonl", &leavers).to_str().unwrap()]);
+    w.ok(&["jobs", "run"]);
+    // A password set by hand on a role tenure made: a login the broker did not issue.
+    w.psql("ALTER ROLE \"E1006\" PASSWORD 'set-by-hand'");
     let s = Server::start(&w, &[]);
     // The quickstart reconciles the directory every hour: the first run starts with the server.
     let mut scheduled: Vec<Value> = Vec::new();
@@ -367,6 +380,18 @@ fn serve_reconciles_on_its_schedule_and_over_http_with_findings_filtered() {
     assert_eq!(status, 200);
     let run: Value = serde_json::from_str(&body).unwrap();
     assert!(items(&run).iter().any(|i| i.0 == "unmatched" && i.1 == "ghost"), "{run}");
+    let (status, body) = s.post("/v1/reconcile", r#"{"system": "tenure"}"#).unwrap();
+    assert_eq!(status, 200, "{body}");
+    let own: Vec<Value> = serde_json::from_str(&body).unwrap();
+    let own = items(&own[0]);
+    assert!(
+        has(&own, ("nhi_ownerless", "service-registry:svc-billing", "", "service-registry:svc-billing", "report")),
+        "{own:#?}"
+    );
+    let (_, body) = s.post("/v1/reconcile", r#"{"system": "analytics-db"}"#).unwrap();
+    let db: Vec<Value> = serde_json::from_str(&body).unwrap();
+    let db = items(&db[0]);
+    assert!(has(&db, ("unissued_login", "E1006", "", "hr:E1006", "report")), "{db:#?}");
     let (status, body) = s.post("/v1/reconcile", r#"{"system": "nowhere"}"#).unwrap();
     assert_eq!(status, 404, "{body}");
     let (status, body) = s.post("/v1/reconcile", r#"{"sytem": "corp-directory"}"#).unwrap();
