@@ -70,6 +70,12 @@ def operate():
             print(json.dumps({"ok": False, "error": "no such user"}))
             return 1
         users[name]["enabled"] = op == "enable_account"
+    elif op == "mark":
+        # tenure adopts an account made here: from now on it carries tenure's marker.
+        if name not in users:
+            print(json.dumps({"ok": False, "error": "no such user"}))
+            return 1
+        users[name]["reference"] = req["reference"]
     elif op == "delete_account":
         users.pop(name, None)
     elif op == "grant":

@@ -267,6 +267,10 @@ impl Connector for ExecConnector {
         self.run("revoke", json!({ "account": name, "target": target })).await.map(|_| ())
     }
 
+    async fn mark(&self, name: &str, reference: &str) -> Result<(), ConnectorError> {
+        self.run("mark", json!({ "account": name, "reference": reference })).await.map(|_| ())
+    }
+
     async fn probe(&self, name: &str) -> Result<Probe, ConnectorError> {
         let r = self.run("probe", json!({ "account": name })).await?;
         let detail = r.get("detail").and_then(Value::as_str).unwrap_or("").to_owned();

@@ -388,6 +388,25 @@ impl Connector for LdapConnector {
         pager.finish()
     }
 
+    async fn mark(&self, name: &str, reference: &str) -> Result<(), ConnectorError> {
+        let dn = self.account_dn(name);
+        if self.is_reserved(&dn) {
+            return Err(self.refused("mark account", "it is the directory account tenure binds as"));
+        }
+        // Another value of `description` goes (a marker for someone else included); the rest stay.
+        let current = self
+            .read_account(name)
+            .await?
+            .ok_or_else(|| self.refused("mark account", format!("no account `{name}`")))?;
+        let mut mods = Vec::new();
+        if let Some(other) = current.managed_by.filter(|m| m != reference) {
+            mods.push(Mod::Delete("description".to_owned(), set(&[&format!("{MARKER}{other}")])));
+        }
+        mods.push(Mod::Add("description".to_owned(), set(&[&format!("{MARKER}{reference}")])));
+        let r = self.op("mark account", |mut l| async move { l.modify(&dn, mods).await }).await?;
+        tolerate(r, &[ATTRIBUTE_OR_VALUE_EXISTS]).map_err(|e| self.refused("mark account", e))
+    }
+
     async fn find(&self, attribute: &str, value: &str) -> Result<Vec<AccountRecord>, ConnectorError> {
         let attr = if attribute == "name" { "uid" } else { attribute };
         if attr.is_empty() || !attr.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {

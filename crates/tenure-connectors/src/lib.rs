@@ -269,6 +269,16 @@ pub trait Connector: Send + Sync {
     /// Try to use the account as its holder would.
     async fn probe(&self, name: &str) -> Result<Probe, ConnectorError>;
 
+    /// Mark an existing account as tenure's for `reference` (adopting an account made outside
+    /// tenure, after a person chose to): the marker [`AccountRecord::managed_by`] reads back.
+    async fn mark(&self, name: &str, reference: &str) -> Result<(), ConnectorError> {
+        Err(ConnectorError::Refused {
+            system: self.system().to_owned(),
+            operation: format!("mark `{name}` for `{reference}`"),
+            message: "this connector cannot mark accounts".into(),
+        })
+    }
+
     /// Create a short-lived login (a credential of the broker) with a password, ending at
     /// `login.valid_until`, member of `login.groups`. Drop it with [`Connector::delete_account`].
     /// Systems without dynamic logins refuse.

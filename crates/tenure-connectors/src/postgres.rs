@@ -307,6 +307,13 @@ impl Connector for PostgresConnector {
         }
     }
 
+    async fn mark(&self, name: &str, reference: &str) -> Result<(), ConnectorError> {
+        self.check_account(name)?;
+        let comment = format!("{MARKER}{reference} (adopted)");
+        let sql = format!("COMMENT ON ROLE {} IS {}", quote_ident(name), quote_literal(&comment));
+        self.with("mark role", async move |c| c.batch_execute(&sql).await).await
+    }
+
     async fn list_entitlements(&self) -> Result<Vec<String>, ConnectorError> {
         let rows = self
             .with("list group roles", async move |c| {

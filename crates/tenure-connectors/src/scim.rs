@@ -373,6 +373,19 @@ impl Connector for ScimConnector {
         Ok(out)
     }
 
+    async fn mark(&self, name: &str, reference: &str) -> Result<(), ConnectorError> {
+        let Some(u) = self.user(name).await? else {
+            return Err(self.refused("mark user", format!("no user `{name}`")));
+        };
+        let id = self.id(&u)?.to_owned();
+        self.patch(
+            format!("/Users/{id}"),
+            json!([{ "op": "replace", "path": "externalId", "value": reference }]),
+            "mark user",
+        )
+        .await
+    }
+
     async fn list_entitlements(&self) -> Result<Vec<String>, ConnectorError> {
         Ok(self
             .list("/Groups", None)

@@ -760,6 +760,12 @@ pub struct ReconcileCorrected {
     pub disabled: bool,
     pub deleted: bool,
     pub revoked: Vec<String>,
+    /// The identity the account was marked for and is managed for from now on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub adopted: Option<String>,
+    /// When the disabled account is to be deleted (RFC 3339), for a `delete` reaction.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delete_at: Option<String>,
     pub read_back: ReadBack,
     /// Why the read-back does not show what was done; empty when it does.
     pub problems: Vec<String>,

@@ -66,7 +66,7 @@ impl Situation {
         match self {
             Self::Linked => r == Report,
             Self::Missing | Self::MissingMembership | Self::Disputed => r == Report,
-            Self::Unlinked => matches!(r, Report | Disable | Delete),
+            Self::Unlinked => matches!(r, Report | Disable | Delete | Adopt),
             Self::Unmatched => matches!(r, Report | Disable | Delete),
             Self::UnmanagedMembership | Self::PrivilegedMembership => matches!(r, Report | Revoke),
             Self::SurvivingLeaver | Self::EnabledWhileSuspended => matches!(r, Report | Disable),
@@ -88,8 +88,11 @@ string_enum! {
         Disable => "disable",
         /// Remove the membership.
         Revoke => "revoke",
-        /// Delete the account.
+        /// Disable the account now, delete it after the system's `delete_after`.
         Delete => "delete",
+        /// Link the account to the identity it correlates to: mark it as tenure's for them and
+        /// manage it from then on.
+        Adopt => "adopt",
     }
 }
 

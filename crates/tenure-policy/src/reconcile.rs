@@ -87,6 +87,8 @@ pub struct ReconcileRules {
     /// Reactions the bundle sets; other situations take [`Situation::default_reaction`].
     pub reactions: BTreeMap<Situation, Reaction>,
     pub thresholds: Thresholds,
+    /// How long a `delete` reaction keeps the account disabled before deleting it.
+    pub delete_after: Duration,
 }
 
 impl ReconcileRules {
@@ -147,7 +149,8 @@ pub(crate) fn parse(
 ) -> Result<ReconcileRules, Vec<Problem>> {
     let at = format!("systems.{system}.reconcile");
     let mut problems = Vec::new();
-    let mut rules = ReconcileRules { page_size: 500, ..ReconcileRules::default() };
+    let mut rules =
+        ReconcileRules { page_size: 500, delete_after: Duration::from_secs(7 * 86_400), ..ReconcileRules::default() };
     match reconcile {
         None => {}
         Some(toml::Value::Table(t)) => {
@@ -155,6 +158,11 @@ pub(crate) fn parse(
                 let field = format!("{at}.{k}");
                 match k.as_str() {
                     "every" => rules.every = duration(&field, &v, &mut problems),
+                    "delete_after" => {
+                        if let Some(d) = duration(&field, &v, &mut problems) {
+                            rules.delete_after = d;
+                        }
+                    }
                     "page_size" => {
                         if let Some(n) = count(&field, &v, 100_000, &mut problems) {
                             rules.page_size = usize::try_from(n.max(1)).unwrap_or(500);
@@ -210,7 +218,7 @@ pub(crate) fn parse(
                     _ => problems.push(problem(
                         MANIFEST,
                         field,
-                        "unknown field; expected every, page_size, max_changes, max_percent, window, window_max_changes, reactions or max_per_class",
+                        "unknown field; expected every, page_size, max_changes, max_percent, window, window_max_changes, delete_after, reactions or max_per_class",
                     )),
                 }
             }

@@ -261,7 +261,7 @@ impl Engine {
             observe(tx.as_mut(), system, id, &plan.items, decision, &version, now)?;
             resolved = tx.resolve_unseen(system, now, now)?;
             if decision == "applied" {
-                applied = react(tx.as_mut(), system, id, plan.items.iter(), now)?;
+                applied = react(tx.as_mut(), system, id, plan.items.iter(), &rules, now)?;
             } else {
                 let detail = json!({ "run": id, "system": system, "reasons": reasons });
                 tx.open_finding(&NewFinding {
@@ -362,6 +362,7 @@ impl Engine {
         }
         let items: Vec<Item> =
             serde_json::from_value(run.plan.clone()).map_err(|e| EngineError::Encode(e.to_string()))?;
+        let rules = self.current_policy()?.systems.get(&run.system).map(|s| s.reconcile.clone()).unwrap_or_default();
         let mut summary = run.summary.clone();
         let done: BTreeSet<usize> = summary
             .get("released_items")
@@ -387,7 +388,7 @@ impl Engine {
                 message: format!("run {id} has no unreleased change matching the selection"),
             });
         }
-        let applied = react(tx.as_mut(), &run.system, id, chosen.iter().filter_map(|i| items.get(*i)), now)?;
+        let applied = react(tx.as_mut(), &run.system, id, chosen.iter().filter_map(|i| items.get(*i)), &rules, now)?;
         let all: BTreeSet<usize> = done.iter().copied().chain(chosen.iter().copied()).collect();
         let pending = items.iter().enumerate().any(|(i, item)| item.reaction.changes() && !all.contains(&i));
         let state = if pending { "quarantined" } else { "released" };
@@ -565,11 +566,12 @@ fn react<'a>(
     system: &str,
     run: i64,
     items: impl Iterator<Item = &'a Item>,
+    rules: &ReconcileRules,
     now: OffsetDateTime,
 ) -> Result<i64> {
     let mut applied = 0;
     let mut sync: BTreeSet<i64> = BTreeSet::new();
-    let mut drift: BTreeMap<String, (Option<i64>, bool, bool, BTreeSet<String>)> = BTreeMap::new();
+    let mut drift: BTreeMap<String, Drift> = BTreeMap::new();
     for item in items.filter(|i| i.reaction.changes()) {
         applied += 1;
         let identity = match &item.identity {
@@ -590,25 +592,47 @@ fn react<'a>(
             }
             continue;
         }
-        let entry =
-            drift.entry(item.account.clone()).or_insert((identity.map(|i| i.id), false, false, BTreeSet::new()));
+        let entry = drift.entry(item.account.clone()).or_default();
+        entry.identity_id = entry.identity_id.or(identity.as_ref().map(|i| i.id));
         match item.reaction {
-            Reaction::Disable => entry.1 = true,
-            Reaction::Delete => entry.2 = true,
-            Reaction::Revoke if !item.target.is_empty() => {
-                entry.3.insert(item.target.clone());
+            Reaction::Disable => entry.disable = true,
+            // Disabled now, deleted once the grace period is over (a follow-up drift job).
+            Reaction::Delete => {
+                entry.disable = true;
+                let grace = time::Duration::try_from(rules.delete_after).unwrap_or(time::Duration::WEEK);
+                entry.delete_at = Some(now + grace);
             }
+            Reaction::Revoke if !item.target.is_empty() => {
+                entry.revoke.insert(item.target.clone());
+            }
+            Reaction::Adopt => entry.adopt.clone_from(&item.identity),
             _ => {}
         }
     }
     for identity_id in sync {
         tx.enqueue(&NewJob { kind: tenure_store::JobKind::Sync, identity_id, system, run_at: now })?;
     }
-    for (account, (identity_id, disable, delete, revoke)) in drift {
-        let payload = json!({ "run": run, "disable": disable, "delete": delete, "revoke": revoke });
-        tx.enqueue_drift(&NewDriftJob { identity_id, system, account: &account, payload: &payload, run_at: now })?;
+    for (account, d) in drift {
+        let payload = json!({
+            "run": run, "disable": d.disable, "revoke": d.revoke, "delete_at": d.delete_at.map(rfc3339),
+            "adopt": d.adopt,
+        });
+        let job = NewDriftJob { identity_id: d.identity_id, system, account: &account, payload: &payload, run_at: now };
+        tx.enqueue_drift(&job)?;
     }
     Ok(applied)
+}
+
+/// What a drift job is to do to one account.
+#[derive(Default)]
+struct Drift {
+    identity_id: Option<i64>,
+    disable: bool,
+    /// Delete at this time (disabled until then).
+    delete_at: Option<OffsetDateTime>,
+    revoke: BTreeSet<String>,
+    /// Mark the account as tenure's for this identity and manage it from then on.
+    adopt: Option<String>,
 }
 
 fn run_view(r: RunRow, with_items: bool) -> RunView {

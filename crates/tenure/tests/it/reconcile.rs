@@ -411,3 +411,50 @@ fn serve_reconciles_on_its_schedule_and_over_http_with_findings_filtered() {
     let (_, metrics) = s.get("/metrics");
     assert!(metrics.contains("tenure_drift_open{system=\"corp-directory\",situation=\"unmatched\"} 1"), "{metrics}");
 }
+
+#[test]
+fn an_unlinked_role_is_adopted_and_an_orphan_disabled_then_deleted_after_its_grace() {
+    let w = World::new();
+    hr(&w);
+    let policy = bundle(&w, |m| {
+        m.replace(
+            "[[systems.analytics-db.correlate]]",
+            "[systems.analytics-db.reconcile]\ndelete_after = \"1s\"\nreactions = { unlinked = \"adopt\", unmatched = \"delete\" }\n\n[[systems.analytics-db.correlate]]",
+        )
+    });
+    let p = Some(policy.as_path());
+    // Ada (people) has no database account from tenure; a DBA made one named after her HR id.
+    w.psql("CREATE ROLE \"E1000\" LOGIN");
+    w.psql("CREATE ROLE orphan_x LOGIN");
+    let (code, runs) = reconcile_with(&w, p, &["--system", "analytics-db"]);
+    assert_eq!(code, 0, "{runs:?}");
+    let found = items(&show(&w, &runs[0]));
+    assert!(has(&found, ("unlinked", "E1000", "", "hr:E1000", "adopt")), "{found:#?}");
+    assert!(has(&found, ("unmatched", "orphan_x", "", "", "delete")), "{found:#?}");
+    ok(&w, p, &["jobs", "run"]);
+    assert_eq!(
+        w.psql("SELECT shobj_description(oid, 'pg_authid') FROM pg_roles WHERE rolname = 'E1000'"),
+        "tenure: hr:E1000 (adopted)"
+    );
+    assert_eq!(w.psql("SELECT rolcanlogin FROM pg_roles WHERE rolname = 'orphan_x'"), "f", "disabled during its grace");
+    let ada: Value = serde_json::from_str(&w.ok(&["identities", "show", "hr:E1000", "--output", "json"])).unwrap();
+    assert!(
+        ada["accounts"].as_array().unwrap().iter().any(|a| a["system"] == "analytics-db" && a["account"] == "E1000"),
+        "{ada}"
+    );
+    // Adopted, it follows policy: Ada holds nothing in the database, so her role is disabled.
+    assert_eq!(w.psql("SELECT rolcanlogin FROM pg_roles WHERE rolname = 'E1000'"), "f");
+    let corrected = w.ledger_of("reconcile.corrected");
+    assert!(corrected.iter().any(|e| e["detail"]["adopted"] == "hr:E1000"), "{corrected:#?}");
+    assert!(corrected.iter().any(|e| e["detail"]["account"] == "orphan_x" && e["detail"]["delete_at"].is_string()));
+    std::thread::sleep(std::time::Duration::from_millis(1200));
+    ok(&w, p, &["jobs", "run"]);
+    assert_eq!(w.psql("SELECT count(*) FROM pg_roles WHERE rolname = 'orphan_x'"), "0", "deleted after its grace");
+    assert!(
+        w.ledger_of("reconcile.corrected")
+            .iter()
+            .any(|e| e["detail"]["account"] == "orphan_x" && e["detail"]["deleted"] == true)
+    );
+    let (_, runs) = reconcile_with(&w, p, &["--system", "analytics-db"]);
+    assert_eq!(items(&show(&w, &runs[0])), [], "nothing left to reconcile");
+}
