@@ -1,4 +1,4 @@
-//! Ledger entries, signed-note checkpoints, exports and closure certificates as an outside
+//! Ledger entries, signed-note checkpoints, exports, closure certificates and drift reports as an outside
 //! verifier reads them: any input verifies or is refused, never a panic. The key is the one of
 //! the worked example in docs/ledger-export.md, which seeds the corpus.
 #![no_main]
@@ -19,5 +19,6 @@ fuzz_target!(|data: &[u8]| {
     let _ = export::verify(&mut entries.as_bytes(), &notes, &verifier.to_string(), &[]);
     if let Ok(doc) = serde_json::from_str::<serde_json::Value>(text) {
         let _ = tenure_ledger::closure::verify(&doc, &verifier);
+        let _ = tenure_ledger::drift::verify(&doc, &verifier);
     }
 });

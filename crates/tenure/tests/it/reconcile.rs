@@ -237,6 +237,8 @@ fn out_of_band_access_is_found_a_leaver_is_disabled_again_and_the_report_verifie
     let text = std::fs::read_to_string(&report).unwrap();
     let tampered = text.replacen("\"surviving_leaver\"", "\"surviving_leaveR\"", 1);
     assert_ne!(tampered, text);
+    let replay = w.ok(&["ledger", "replay"]);
+    assert!(replay.contains("the database matches the ledger"), "{replay}");
     let bad = w.file("tampered.json", &tampered);
     let out = w.run(&["reconcile", "verify", bad.to_str().unwrap(), "--key", key.to_str().unwrap()]);
     assert!(!out.status.success());
@@ -457,4 +459,7 @@ fn an_unlinked_role_is_adopted_and_an_orphan_disabled_then_deleted_after_its_gra
     );
     let (_, runs) = reconcile_with(&w, p, &["--system", "analytics-db"]);
     assert_eq!(items(&show(&w, &runs[0])), [], "nothing left to reconcile");
+    // The ledger alone still rebuilds the state, reconciliation's changes included.
+    let replay = ok(&w, p, &["ledger", "replay"]);
+    assert!(replay.contains("the database matches the ledger"), "{replay}");
 }
