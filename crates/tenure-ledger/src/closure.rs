@@ -21,10 +21,10 @@
 //! resting on a `credential.verified` entry: introspection said inactive, the CRL lists the
 //! certificate, or the dynamic login is gone and refused.
 
-use crate::entry::{Entry, canonical_json};
+use crate::entry::Entry;
 use crate::event::{LedgerEvent, ProbeResult, Settled};
-use crate::merkle::{self, Hash};
 use crate::note::Verifier;
+use crate::signed::{self, DocumentError, field, text};
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -44,77 +44,21 @@ pub struct Verified {
     pub tree_size: u64,
 }
 
-/// Why a certificate does not verify. Each message names what failed.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum CertificateError {
-    #[error("signature: does not verify with this key (the certificate was altered or signed by another key)")]
-    Signature,
-    /// A part of the document is missing or of the wrong shape.
-    #[error("{0}")]
-    Malformed(String),
-    /// The checkpoint does not open with the key, or signs another size.
-    #[error("{0}")]
-    Checkpoint(String),
-    /// A claim its ledger entries do not support, or an entry not in the signed ledger.
-    #[error("{0}")]
-    Unsupported(String),
-}
+/// Why a certificate does not verify (the error every signed document shares).
+pub type CertificateError = DocumentError;
 
-use CertificateError::{Checkpoint, Malformed, Unsupported};
-
-fn field<'a>(v: &'a Value, k: &str) -> Result<&'a Value, CertificateError> {
-    v.get(k).ok_or_else(|| Malformed(format!("missing field `{k}`")))
-}
-
-fn text<'a>(v: &'a Value, k: &str) -> Result<&'a str, CertificateError> {
-    field(v, k)?.as_str().ok_or_else(|| Malformed(format!("field `{k}`: expected a string")))
-}
+use DocumentError::{Malformed, Unsupported};
 
 /// Check a certificate: signature, checkpoint, every evidence entry's inclusion, and every
 /// claim against its evidence. The error names what failed.
 pub fn verify(doc: &Value, key: &Verifier) -> Result<Verified, CertificateError> {
-    let cert = field(doc, "certificate")?;
-    let sig = text(doc, "signature")?;
-    if !key.verify_message(CONTEXT, &canonical_json(cert), sig) {
-        return Err(CertificateError::Signature);
-    }
-    if text(cert, "version")? != VERSION {
-        return Err(Malformed(format!("version: expected `{VERSION}`")));
-    }
-    let cp = key.open(text(cert, "checkpoint")?).map_err(|e| Checkpoint(format!("checkpoint: {e}")))?;
-    let size = field(cert, "tree_size")?.as_u64().ok_or_else(|| Malformed("tree_size: expected a number".into()))?;
-    if cp.size != size {
-        return Err(Checkpoint(format!("checkpoint: signs size {}, the certificate says {size}", cp.size)));
-    }
+    let opened = signed::open(doc, "certificate", CONTEXT, VERSION, key)?;
+    let (cert, size) = (opened.body, opened.size);
     let identity = text(cert, "identity")?.to_owned();
-    let mut entries: BTreeMap<u64, (Entry, LedgerEvent)> = BTreeMap::new();
-    for (i, ev) in field(cert, "evidence")?
-        .as_array()
-        .ok_or_else(|| Malformed("evidence: expected a list".into()))?
-        .iter()
-        .enumerate()
-    {
-        let at = format!("evidence[{i}]");
-        let seq = field(ev, "seq")?.as_u64().ok_or_else(|| Malformed(format!("{at}.seq: expected a number")))?;
-        let bytes = text(ev, "entry")?.as_bytes();
-        let proof: Vec<Hash> = field(ev, "proof")?
-            .as_array()
-            .ok_or_else(|| Malformed(format!("{at}.proof: expected a list")))?
-            .iter()
-            .map(|h| h.as_str().and_then(|h| hex::decode(h).ok()).and_then(|b| b.try_into().ok()))
-            .collect::<Option<_>>()
-            .ok_or_else(|| Malformed(format!("{at}.proof: expected hex SHA-256 hashes")))?;
-        if !merkle::verify_inclusion(seq, size, &merkle::leaf_hash(bytes), &proof, &cp.root) {
-            return Err(Unsupported(format!("{at}: entry {seq} is not in the signed ledger of size {size}")));
-        }
-        let mut e = Entry::parse(bytes).map_err(|m| Malformed(format!("{at}: {m}")))?;
-        if e.seq != seq || e.subject != identity {
-            return Err(Unsupported(format!("{at}: entry {seq} is not about `{identity}`")));
-        }
-        let event = LedgerEvent::from_parts(&e.action, std::mem::take(&mut e.detail))
-            .map_err(|m| Malformed(format!("{at}: {m}")))?;
-        entries.insert(seq, (e, event));
-    }
+    let entries: BTreeMap<u64, (Entry, LedgerEvent)> = signed::evidence(&opened, &identity, &format!("`{identity}`"))?
+        .into_iter()
+        .map(|(seq, e, event)| (seq, (e, event)))
+        .collect();
     let (closed, settled) = entries
         .values()
         .find_map(|(e, ev)| match ev {

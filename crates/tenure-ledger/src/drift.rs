@@ -17,10 +17,10 @@
 //! fixes the digest when the run is recorded, so the items of the report are the plan the run
 //! had, item for item.
 
-use crate::entry::{Entry, canonical_json};
+use crate::entry::canonical_json;
 use crate::event::LedgerEvent;
-use crate::merkle::{self, Hash};
 use crate::note::Verifier;
+use crate::signed::{self, DocumentError, field, text};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
@@ -56,78 +56,25 @@ pub struct Verified {
     pub tree_size: u64,
 }
 
-/// Why a report does not verify; each message names what failed.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum ReportError {
-    #[error("signature: does not verify with this key (the report was altered or signed by another key)")]
-    Signature,
-    #[error("{0}")]
-    Malformed(String),
-    #[error("{0}")]
-    Checkpoint(String),
-    /// A statement its ledger entries do not support, or an entry not in the signed ledger.
-    #[error("{0}")]
-    Unsupported(String),
-}
+/// Why a report does not verify (the error every signed document shares).
+pub type ReportError = DocumentError;
 
-use ReportError::{Checkpoint, Malformed, Unsupported};
-
-fn field<'a>(v: &'a Value, k: &str) -> Result<&'a Value, ReportError> {
-    v.get(k).ok_or_else(|| Malformed(format!("missing field `{k}`")))
-}
-
-fn text<'a>(v: &'a Value, k: &str) -> Result<&'a str, ReportError> {
-    field(v, k)?.as_str().ok_or_else(|| Malformed(format!("field `{k}`: expected a string")))
-}
+use DocumentError::{Malformed, Unsupported};
 
 /// Check a report: signature, checkpoint, each entry's inclusion, and the run's statements
 /// (system, decision, counts, the items through the plan digest) against its entry.
 pub fn verify(doc: &Value, key: &Verifier) -> Result<Verified, ReportError> {
-    let report = field(doc, "report")?;
-    if !key.verify_message(CONTEXT, &canonical_json(report), text(doc, "signature")?) {
-        return Err(ReportError::Signature);
-    }
-    if text(report, "version")? != VERSION {
-        return Err(Malformed(format!("version: expected `{VERSION}`")));
-    }
-    let cp = key.open(text(report, "checkpoint")?).map_err(|e| Checkpoint(format!("checkpoint: {e}")))?;
-    let size = field(report, "tree_size")?.as_u64().ok_or_else(|| Malformed("tree_size: expected a number".into()))?;
-    if cp.size != size {
-        return Err(Checkpoint(format!("checkpoint: signs size {}, the report says {size}", cp.size)));
-    }
+    let opened = signed::open(doc, "report", CONTEXT, VERSION, key)?;
+    let (report, size) = (opened.body, opened.size);
     let system = text(report, "system")?.to_owned();
     let run = field(report, "run")?.as_i64().ok_or_else(|| Malformed("run: expected a number".into()))?;
     let mut stated = None;
     let mut released = 0;
-    for (i, ev) in field(report, "evidence")?
-        .as_array()
-        .ok_or_else(|| Malformed("evidence: expected a list".into()))?
-        .iter()
-        .enumerate()
-    {
-        let at = format!("evidence[{i}]");
-        let seq = field(ev, "seq")?.as_u64().ok_or_else(|| Malformed(format!("{at}.seq: expected a number")))?;
-        let bytes = text(ev, "entry")?.as_bytes();
-        let proof: Vec<Hash> = field(ev, "proof")?
-            .as_array()
-            .ok_or_else(|| Malformed(format!("{at}.proof: expected a list")))?
-            .iter()
-            .map(|h| h.as_str().and_then(|h| hex::decode(h).ok()).and_then(|b| b.try_into().ok()))
-            .collect::<Option<_>>()
-            .ok_or_else(|| Malformed(format!("{at}.proof: expected hex SHA-256 hashes")))?;
-        if !merkle::verify_inclusion(seq, size, &merkle::leaf_hash(bytes), &proof, &cp.root) {
-            return Err(Unsupported(format!("{at}: entry {seq} is not in the signed ledger of size {size}")));
-        }
-        let mut e = Entry::parse(bytes).map_err(|m| Malformed(format!("{at}: {m}")))?;
-        if e.seq != seq || e.subject != subject(&system) {
-            return Err(Unsupported(format!("{at}: entry {seq} is not about system `{system}`")));
-        }
-        match LedgerEvent::from_parts(&e.action, std::mem::take(&mut e.detail))
-            .map_err(|m| Malformed(format!("{at}: {m}")))?
-        {
+    for (seq, e, event) in signed::evidence(&opened, &subject(&system), &format!("system `{system}`"))? {
+        match event {
             LedgerEvent::ReconcileRun(r) if r.run == run && r.system == system => stated = Some((e, r)),
             LedgerEvent::ReconcileReleased(r) if r.run == run && r.system == system => released += r.released,
-            _ => return Err(Unsupported(format!("{at}: entry {seq} is not about run {run} of `{system}`"))),
+            _ => return Err(Unsupported(format!("entry {seq} is not about run {run} of `{system}`"))),
         }
     }
     let (entry, r) = stated.ok_or_else(|| Unsupported(format!("evidence: no `reconcile.run` entry for run {run}")))?;

@@ -331,6 +331,21 @@ pub enum ClosureCommand {
     },
 }
 
+/// A signed document (a closure certificate, a drift report) and the ledger key to check it
+/// with, read from their files.
+pub fn signed_document(
+    file: &std::path::Path,
+    key: &std::path::Path,
+) -> anyhow::Result<(serde_json::Value, tenure_ledger::Verifier)> {
+    let doc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(file).with_context(|| format!("reading `{}`", file.display()))?)
+            .with_context(|| format!("`{}` is not JSON", file.display()))?;
+    let key = tenure_ledger::Verifier::parse(
+        &std::fs::read_to_string(key).with_context(|| format!("reading `{}`", key.display()))?,
+    )?;
+    Ok((doc, key))
+}
+
 pub fn closure(g: &Global, cmd: ClosureCommand) -> anyhow::Result<ExitCode> {
     match cmd {
         ClosureCommand::Show { reference, out } => {
@@ -373,13 +388,7 @@ pub fn closure(g: &Global, cmd: ClosureCommand) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         ClosureCommand::Verify { file, key } => {
-            let doc: serde_json::Value = serde_json::from_str(
-                &std::fs::read_to_string(&file).with_context(|| format!("reading `{}`", file.display()))?,
-            )
-            .with_context(|| format!("`{}` is not JSON", file.display()))?;
-            let key = tenure_ledger::Verifier::parse(
-                &std::fs::read_to_string(&key).with_context(|| format!("reading `{}`", key.display()))?,
-            )?;
+            let (doc, key) = signed_document(&file, &key)?;
             match tenure_ledger::closure::verify(&doc, &key) {
                 Ok(v) => {
                     println!(

@@ -118,13 +118,7 @@ pub async fn run(g: &Global, args: ReconcileArgs) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Some(ReconcileCommand::Verify { file, key }) => {
-            let doc: serde_json::Value = serde_json::from_str(
-                &std::fs::read_to_string(&file).with_context(|| format!("reading `{}`", file.display()))?,
-            )
-            .with_context(|| format!("`{}` is not JSON", file.display()))?;
-            let key = tenure_ledger::Verifier::parse(
-                &std::fs::read_to_string(&key).with_context(|| format!("reading `{}`", key.display()))?,
-            )?;
+            let (doc, key) = crate::govern::signed_document(&file, &key)?;
             match tenure_ledger::drift::verify(&doc, &key) {
                 Ok(v) => {
                     println!(
