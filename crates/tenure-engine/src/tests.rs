@@ -271,3 +271,31 @@ fn every_error_displays_its_own_code_first() {
         assert!(codes.insert(e.code()), "code {} used twice", e.code());
     }
 }
+
+#[test]
+fn what_tenure_made_while_a_reconciliation_read_ran_is_not_drift() {
+    use crate::reconcile::diff::Classifier;
+    use tenure_connectors::{AccountRecord, Page};
+    let (_dir, e) = engine();
+    // The run's view of the store is taken first; then a joiner is provisioned, and the read
+    // finds the new account (as a read that started earlier would).
+    let (expected, _, started) = e.reconcile_expected("dir").unwrap();
+    e.ingest(&events(&[human(1, "engineering")]), &tenure_model::Principal::operator("hr")).unwrap();
+    let mut c = Classifier::new(expected);
+    let account = |name: &str| AccountRecord {
+        name: name.into(),
+        enabled: true,
+        memberships: Default::default(),
+        managed_by: Some(format!("hr:{name}")),
+        reserved: false,
+        privileges: Default::default(),
+        attributes: Default::default(),
+    };
+    c.page(Page { number: 1, accounts: vec![account("E1"), account("E2")], memberships: vec![] });
+    let plan = c.finish();
+    assert_eq!(plan.items.len(), 2, "both look unmatched to the earlier view: {:?}", plan.items);
+    let run = e.record_run("dir", plan, started, true, &tenure_model::Principal::operator("test")).unwrap();
+    let accounts: Vec<&str> = run.items.iter().filter_map(|i| i["account"].as_str()).collect();
+    assert_eq!(accounts, ["E2"], "E1 is tenure's now: {:?}", run.items);
+    assert_eq!((run.counts.get("unmatched"), run.counts.get("linked")), (Some(&1), Some(&1)), "{:?}", run.counts);
+}

@@ -196,6 +196,26 @@ impl Plan {
         });
     }
 
+    /// Drop the items at `indices` (found stale against the store): each counts as linked.
+    pub fn drop_items(&mut self, indices: &[usize]) {
+        let mut i = 0;
+        let counts = &mut self.counts;
+        self.items.retain(|item| {
+            let keep = !indices.contains(&i);
+            i += 1;
+            if !keep {
+                if let Some(n) = counts.get_mut(&item.situation) {
+                    *n = n.saturating_sub(1);
+                }
+                if !item.situation.is_membership() {
+                    *counts.entry(Situation::Linked).or_default() += 1;
+                }
+            }
+            keep
+        });
+        self.counts.retain(|s, n| *n > 0 || *s == Situation::Linked);
+    }
+
     /// Put the items in plan order (situation, account, target).
     pub fn sort(&mut self) {
         self.items.sort_by(|a, b| (a.situation, &a.account, &a.target).cmp(&(b.situation, &b.account, &b.target)));

@@ -215,7 +215,7 @@ impl Engine {
     pub fn record_run(
         &self,
         system: &str,
-        plan: Plan,
+        mut plan: Plan,
         started_at: OffsetDateTime,
         dry_run: bool,
         by: &Principal,
@@ -226,6 +226,16 @@ impl Engine {
         let version = policy.version.to_string();
         let actor = by.actor();
         let mut tx = self.store.write()?;
+        // The read took time: what tenure did meanwhile (a joiner provisioned, a grant made, a
+        // leaver's account disabled) is not drift. Each item is checked against the store as it
+        // is now, in this transaction, before anything is decided.
+        let mut stale = Vec::new();
+        for (i, item) in plan.items.iter().enumerate() {
+            if !still_drift(tx.as_ref(), &policy, system, item)? {
+                stale.push(i);
+            }
+        }
+        plan.drop_items(&stale);
         let window = time::Duration::try_from(rules.thresholds.window).unwrap_or(time::Duration::DAY);
         let recent = u64::try_from(tx.changes_since(system, now - window)?).unwrap_or(0);
         let reasons = gate(&plan, &rules.thresholds, recent);
@@ -511,6 +521,47 @@ impl Engine {
         let signature = signer.sign_message(CONTEXT, &canonical_json(&report));
         Ok(sorted(&json!({ "report": report, "signature": signature, "signer": signer.verifier().to_string() })))
     }
+}
+
+/// Whether an item found by a read that started earlier is still drift against the store now.
+fn still_drift(
+    tx: &dyn tenure_store::ReadTx,
+    policy: &tenure_policy::Bundle,
+    system: &str,
+    item: &Item,
+) -> Result<bool> {
+    if system == TENURE {
+        return Ok(true);
+    }
+    let held = tx.account_by_name(system, &item.account)?;
+    let grant = |identity_id: i64| -> Result<Option<tenure_model::GrantState>> {
+        let ids: Vec<&str> = policy
+            .entitlements
+            .values()
+            .filter(|e| e.system == system && e.target == item.target)
+            .map(|e| e.id.as_str())
+            .collect();
+        Ok(tx.grants(identity_id)?.into_iter().find(|g| ids.contains(&g.entitlement.as_str())).map(|g| g.state))
+    };
+    Ok(match item.situation {
+        // Made by tenure meanwhile (a joiner provisioned during the read).
+        Situation::Unlinked | Situation::Unmatched | Situation::Disputed if !item.managed => held.is_none(),
+        Situation::Missing => {
+            held.is_some_and(|a| matches!(a.state, AccountState::Verified | AccountState::DisableVerified))
+        }
+        Situation::MissingMembership => match held {
+            Some(a) => grant(a.identity_id)? == Some(tenure_model::GrantState::Verified),
+            None => false,
+        },
+        Situation::UnmanagedMembership | Situation::PrivilegedMembership if item.managed => match held {
+            Some(a) => !grant(a.identity_id)?.is_some_and(tenure_model::GrantState::is_wanted),
+            None => false,
+        },
+        Situation::SurvivingLeaver | Situation::EnabledWhileSuspended if item.managed => held.is_some_and(|a| {
+            matches!(a.state, AccountState::DisableVerified | AccountState::Deleting | AccountState::DeleteVerified)
+        }),
+        _ => true,
+    })
 }
 
 /// Open or refresh a finding per item.
