@@ -82,11 +82,16 @@ pub enum Command {
         #[arg(long, env = "TENURE_BOOTSTRAP_ADMIN")]
         bootstrap_admin: Option<String>,
     },
-    /// Import lifecycle events from a `.jsonl` or `.csv` file; all or nothing.
+    /// Import lifecycle events from a `.jsonl` or `.csv` file (or `-`, standard input); all or
+    /// nothing. Records name their own sources: a file may mix them.
     Import {
-        /// The source every record must come from.
+        /// The source every record must come from (a feed of one source checked as such).
         #[arg(long)]
-        source: String,
+        source: Option<String>,
+        /// How standard input is written (a file's extension says it otherwise).
+        #[arg(long, value_enum)]
+        format: Option<FeedFormat>,
+        /// The file, or `-` for standard input.
         file: PathBuf,
     },
     /// Show identities.
@@ -225,7 +230,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             };
             serve(&g, opts).await
         }
-        Command::Import { source, file } => import(&g, &source, &file),
+        Command::Import { source, format, file } => import(&g, source.as_deref(), format, &file),
         Command::Identities(IdentitiesCommand::List { output }) => {
             let engine = open(&g.data_dir)?;
             let all = engine.list_identities()?;
@@ -522,13 +527,33 @@ fn print_record_errors(file: &Path, errors: &[RecordError]) {
     eprintln!("{}: rejected: {} bad record(s); nothing was applied", file.display(), errors.len());
 }
 
-fn import(g: &Global, source: &str, file: &Path) -> anyhow::Result<ExitCode> {
+/// How a feed on standard input is written.
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum FeedFormat {
+    Jsonl,
+    Csv,
+}
+
+fn import(g: &Global, source: Option<&str>, format: Option<FeedFormat>, file: &Path) -> anyhow::Result<ExitCode> {
     let bad = ExitCode::from(EXIT_BAD_INPUT);
-    let Some(format) = Format::from_path(file) else {
-        eprintln!("{}: expected a .jsonl, .ndjson or .csv file", file.display());
-        return Ok(bad);
+    let stdin = file == Path::new("-");
+    let format = match (format, Format::from_path(file)) {
+        (Some(FeedFormat::Jsonl), _) => Format::JsonLines,
+        (Some(FeedFormat::Csv), _) => Format::Csv,
+        (None, Some(f)) => f,
+        (None, None) if stdin => Format::JsonLines,
+        (None, None) => {
+            eprintln!("{}: expected a .jsonl, .ndjson or .csv file (or --format)", file.display());
+            return Ok(bad);
+        }
     };
-    let text = std::fs::read_to_string(file).with_context(|| format!("reading `{}`", file.display()))?;
+    let text = if stdin {
+        let mut t = String::new();
+        std::io::Read::read_to_string(&mut std::io::stdin(), &mut t).context("reading standard input")?;
+        t
+    } else {
+        std::fs::read_to_string(file).with_context(|| format!("reading `{}`", file.display()))?
+    };
     let parsed = match format {
         Format::JsonLines => parse::json_lines(&text),
         Format::Csv => parse::csv(&text),
@@ -542,8 +567,9 @@ fn import(g: &Global, source: &str, file: &Path) -> anyhow::Result<ExitCode> {
     };
     let wrong_source: Vec<RecordError> = records
         .iter()
-        .filter(|(_, e)| e.source != source)
+        .filter(|(_, e)| source.is_some_and(|s| e.source != s))
         .map(|(pos, e)| {
+            let source = source.unwrap_or_default();
             RecordError::new(
                 *pos,
                 "source",
@@ -573,7 +599,7 @@ fn import(g: &Global, source: &str, file: &Path) -> anyhow::Result<ExitCode> {
     bar.set_message("checking and applying");
     let result = engine.ingest_with_progress(
         &events,
-        &tenure_model::Principal::operator(&format!("import:{source}")),
+        &tenure_model::Principal::operator(&source.map_or_else(|| "import".to_owned(), |s| format!("import:{s}"))),
         &mut |n| bar.set_position(n as u64),
     );
     bar.finish_and_clear();

@@ -238,3 +238,55 @@ fn symlinks_in_a_policy_bundle_are_followed_inside_it_and_refused_otherwise() {
     assert!(!out.status.success());
     assert!(stderr(&out).contains("leads nowhere"), "{}", stderr(&out));
 }
+
+#[test]
+fn a_feed_mixing_sources_imports_from_standard_input_all_or_nothing() {
+    let w = World::new();
+    let feeds = repo().join("examples/quickstart/feeds");
+    let pipe = |args: &[&str], input: &str| {
+        use std::io::Write;
+        let mut child = w
+            .tenure()
+            .args(args)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+        child.wait_with_output().unwrap()
+    };
+    // Three sources in one stream, each record naming its own: accepted together.
+    let mut all = String::new();
+    for f in ["hr.jsonl", "service-registry.jsonl"] {
+        all.push_str(&std::fs::read_to_string(feeds.join(f)).unwrap());
+    }
+    let out = pipe(&["import", "-"], &all);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("46 accepted"), "{}", stdout(&out));
+    w.ok(&["import", feeds.join("vendors.csv").to_str().unwrap()]);
+    let day_two = std::fs::read_to_string(feeds.join("day-two.jsonl")).unwrap();
+    // With --source, a feed must be that source's alone.
+    let out = pipe(&["import", "--source", "hr", "-"], &day_two);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out)
+            .contains("line 2: field source: expected `hr` (the --source of this import), found `service-registry`"),
+        "{}",
+        stderr(&out)
+    );
+    let out = pipe(&["import", "-"], &day_two);
+    assert!(out.status.success(), "{}", stderr(&out));
+    // A record of a source the policy does not know rejects the whole stream.
+    let unknown = event("nope", "x1", "joined", human("Z1", "Nobody", "sales"));
+    let out =
+        pipe(&["import", "-"], &format!("{}\n{unknown}", event("hr", "z0", "joined", human("Z0", "Zed", "sales"))));
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("line 2: field source: unknown source `nope`"), "{}", stderr(&out));
+    assert!(!w.identities().as_array().unwrap().iter().any(|i| i["ref"] == "hr:Z0"), "nothing of it applied");
+    // CSV on standard input says so.
+    let csv = std::fs::read_to_string(feeds.join("vendors.csv")).unwrap();
+    let out = pipe(&["import", "--format", "csv", "-"], &csv);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("already imported"), "{}", stdout(&out));
+}
