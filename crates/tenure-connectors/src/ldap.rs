@@ -223,6 +223,30 @@ impl LdapConnector {
         pager.flush()
     }
 
+    /// An account entry as a record: its `uid` the name, the lock its state, the marker in
+    /// `description`, and its other attributes (lowercase names, first values) for correlation.
+    fn entry_record(&self, mut e: SearchEntry, memberships: BTreeSet<String>) -> Option<AccountRecord> {
+        let name = e.attrs.get("uid").and_then(|v| v.first()).cloned()?;
+        let enabled = !e.attrs.get(LOCK_ATTR).is_some_and(|v| v.iter().any(|x| x == LOCKED));
+        let managed_by = marker(&e);
+        let reserved = self.is_reserved(&e.dn);
+        let attributes = e
+            .attrs
+            .drain()
+            .filter(|(k, _)| k != LOCK_ATTR && k != "description")
+            .filter_map(|(k, v)| Some((k.to_ascii_lowercase(), v.into_iter().next()?)))
+            .collect();
+        Some(AccountRecord {
+            name,
+            enabled,
+            memberships,
+            managed_by,
+            reserved,
+            privileges: BTreeSet::new(),
+            attributes,
+        })
+    }
+
     /// Every group under the whole base with `dn` as a member (groups outside the groups
     /// container too: a leaver is "in no group" only if no group anywhere lists them).
     async fn memberships(&self, dn: &str) -> Result<BTreeSet<String>, ConnectorError> {
@@ -340,26 +364,11 @@ impl Connector for LdapConnector {
         attrs.extend(request.attributes.iter().filter(|a| !attrs.contains(a)).cloned().collect::<Vec<_>>());
         // Accounts: every entry with a `uid` directly under the people container.
         let people = self.people_base();
-        self.paged(&people, Scope::OneLevel, "(uid=*)", attrs, size, &mut pager, |me, pager, mut e| {
-            let Some(name) = e.attrs.get("uid").and_then(|v| v.first()).cloned() else { return Ok(()) };
-            let enabled = !e.attrs.get(LOCK_ATTR).is_some_and(|v| v.iter().any(|x| x == LOCKED));
-            let managed_by = marker(&e);
-            let reserved = me.is_reserved(&e.dn);
-            let attributes = e
-                .attrs
-                .drain()
-                .filter(|(k, _)| k != "uid" && k != LOCK_ATTR && k != "description")
-                .filter_map(|(k, v)| Some((k.to_ascii_lowercase(), v.into_iter().next()?)))
-                .collect();
-            pager.account(AccountRecord {
-                name,
-                enabled,
-                memberships: BTreeSet::new(),
-                managed_by,
-                reserved,
-                privileges: BTreeSet::new(),
-                attributes,
-            })
+        self.paged(&people, Scope::OneLevel, "(uid=*)", attrs, size, &mut pager, |me, pager, e| {
+            match me.entry_record(e, BTreeSet::new()) {
+                Some(r) => pager.account(r),
+                None => Ok(()),
+            }
         })
         .await?;
         // Memberships: every group under the base, each member that is an account above.
@@ -426,23 +435,9 @@ impl Connector for LdapConnector {
             .await?;
         let mut out = Vec::new();
         for e in entries {
-            let mut e = SearchEntry::construct(e);
-            let Some(name) = e.attrs.get("uid").and_then(|v| v.first()).cloned() else { continue };
-            let enabled = !e.attrs.get(LOCK_ATTR).is_some_and(|v| v.iter().any(|x| x == LOCKED));
-            let managed_by = marker(&e);
-            let reserved = self.is_reserved(&e.dn);
+            let e = SearchEntry::construct(e);
             let memberships = self.memberships(&e.dn).await?;
-            let attributes =
-                e.attrs.drain().filter_map(|(k, v)| Some((k.to_ascii_lowercase(), v.into_iter().next()?))).collect();
-            out.push(AccountRecord {
-                name,
-                enabled,
-                memberships,
-                managed_by,
-                reserved,
-                privileges: BTreeSet::new(),
-                attributes,
-            });
+            out.extend(self.entry_record(e, memberships));
         }
         Ok(out)
     }
