@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use tenure_ledger::closure::{CONTEXT, VERSION};
 use tenure_ledger::entry::{canonical_json, sorted};
 use tenure_ledger::event::{CredentialVerified, Synced};
-use tenure_ledger::{Entry, LedgerEvent, Signer, merkle};
+use tenure_ledger::{LedgerEvent, Signer};
 use tenure_model::{IdentityRef, LifecycleState};
 
 impl Engine {
@@ -94,23 +94,7 @@ impl Engine {
         seqs.push(closed.seq);
         drop(tx);
 
-        let cp = match self.store.read()?.latest_checkpoint()? {
-            Some(c) if c.size > closed.seq => c,
-            _ => self.checkpoint(signer)?,
-        };
-        let tx = self.store.read()?;
-        let leaves = tx.ledger_leaves(0, cp.size)?;
-        let mut evidence = Vec::new();
-        let mut entries: BTreeMap<i64, Entry> = BTreeMap::new();
-        for seq in &seqs {
-            let (_, bytes) = tx.ledger_entries(*seq, 1)?.into_iter().next().ok_or(EngineError::NoEntry(*seq))?;
-            let index = usize::try_from(*seq).map_err(|_| EngineError::NoEntry(*seq))?;
-            let proof = merkle::inclusion_proof(index, &leaves).ok_or(EngineError::NoEntry(*seq))?;
-            let text = String::from_utf8(bytes.clone()).map_err(|e| EngineError::Ledger(e.to_string()))?;
-            entries.insert(*seq, Entry::parse(&bytes).map_err(|e| EngineError::Ledger(e.to_string()))?);
-            evidence
-                .push(json!({ "seq": seq, "entry": text, "proof": proof.iter().map(hex::encode).collect::<Vec<_>>() }));
-        }
+        let crate::ledger::Evidence { checkpoint: cp, items: evidence, entries } = self.evidence(&seqs, signer)?;
         let systems: Vec<Value> = last
             .iter()
             .filter_map(|(system, (seq, synced))| {

@@ -102,6 +102,15 @@ fn b64(h: &[u8]) -> String {
     base64::engine::general_purpose::STANDARD.encode(h)
 }
 
+/// Ledger entries carried as evidence, with the checkpoint their proofs are against.
+pub(crate) struct Evidence {
+    pub checkpoint: CheckpointRow,
+    /// `{ seq, entry, proof }` per entry, in the order asked.
+    pub items: Vec<serde_json::Value>,
+    /// The same entries, parsed, by seq.
+    pub entries: BTreeMap<i64, Entry>,
+}
+
 impl Engine {
     /// Sign a checkpoint of the whole ledger (or return the latest if nothing was appended since).
     pub fn checkpoint(&self, signer: &Signer) -> Result<CheckpointRow> {
@@ -145,6 +154,32 @@ impl Engine {
             return Err(EngineError::Ledger(format!("expected {size} leaves, found {}", leaves.len())));
         }
         Ok(leaves)
+    }
+
+    /// The evidence of a signed document (a closure certificate, a drift report): each entry of
+    /// `seqs`, in that order, with its inclusion proof against one checkpoint covering them all
+    /// (the latest, or one made now if it does not).
+    pub(crate) fn evidence(&self, seqs: &[i64], signer: &Signer) -> Result<Evidence> {
+        let last = seqs.iter().copied().max().unwrap_or(0);
+        let checkpoint = match self.store.read()?.latest_checkpoint()? {
+            Some(c) if c.size > last => c,
+            _ => self.checkpoint(signer)?,
+        };
+        let tx = self.store.read()?;
+        let leaves = tx.ledger_leaves(0, checkpoint.size)?;
+        let mut items = Vec::new();
+        let mut entries = BTreeMap::new();
+        for seq in seqs {
+            let (_, bytes) = tx.ledger_entries(*seq, 1)?.into_iter().next().ok_or(EngineError::NoEntry(*seq))?;
+            let index = usize::try_from(*seq).map_err(|_| EngineError::NoEntry(*seq))?;
+            let proof = merkle::inclusion_proof(index, &leaves).ok_or(EngineError::NoEntry(*seq))?;
+            entries.insert(*seq, Entry::parse(&bytes).map_err(|e| EngineError::Ledger(e.to_string()))?);
+            let text = String::from_utf8(bytes).map_err(|e| EngineError::Ledger(e.to_string()))?;
+            items.push(serde_json::json!({
+                "seq": seq, "entry": text, "proof": proof.iter().map(hex::encode).collect::<Vec<_>>(),
+            }));
+        }
+        Ok(Evidence { checkpoint, items, entries })
     }
 
     /// Entry `seq` with its inclusion proof against the latest checkpoint (made now if the

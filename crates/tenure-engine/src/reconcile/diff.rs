@@ -300,9 +300,7 @@ impl Classifier {
     /// A held account whose identity left (or is leaving) and whose disabling tenure verified:
     /// any access it shows is access surviving the leaver.
     fn leaver(&self, held: Held) -> bool {
-        let gone = self
-            .holder(held.holder)
-            .is_some_and(|h| matches!(h.state, LifecycleState::Leaving | LifecycleState::Closed));
+        let gone = self.holder(held.holder).is_some_and(|h| h.state.has_left());
         gone && matches!(
             held.state,
             AccountState::DisableVerified | AccountState::Deleting | AccountState::DeleteVerified
@@ -378,9 +376,7 @@ impl Classifier {
                 None
             }
             [one] => {
-                let gone = self
-                    .holder(*one)
-                    .is_some_and(|h| matches!(h.state, LifecycleState::Leaving | LifecycleState::Closed));
+                let gone = self.holder(*one).is_some_and(|h| h.state.has_left());
                 let situation = if gone && a.enabled { Situation::SurvivingLeaver } else { Situation::Unlinked };
                 self.push(situation, &a.name, "", Some(*one), false);
                 Some(*one)

@@ -479,26 +479,8 @@ impl Engine {
                 seqs.push(row.seq);
             }
         }
-        let last = seqs.iter().copied().max().unwrap_or(seq);
-        let cp = match self.store.read()?.latest_checkpoint()? {
-            Some(c) if c.size > last => c,
-            _ => self.checkpoint(signer)?,
-        };
-        let tx = self.store.read()?;
-        let leaves = tx.ledger_leaves(0, cp.size)?;
-        let mut evidence = Vec::new();
-        let mut finished_at = String::new();
-        for s in &seqs {
-            let (_, bytes) = tx.ledger_entries(*s, 1)?.into_iter().next().ok_or(EngineError::NoEntry(*s))?;
-            let index = usize::try_from(*s).map_err(|_| EngineError::NoEntry(*s))?;
-            let proof = tenure_ledger::merkle::inclusion_proof(index, &leaves).ok_or(EngineError::NoEntry(*s))?;
-            if *s == seq {
-                finished_at = tenure_ledger::Entry::parse(&bytes).map_err(|e| EngineError::Ledger(e.to_string()))?.at;
-            }
-            let text = String::from_utf8(bytes).map_err(|e| EngineError::Ledger(e.to_string()))?;
-            evidence
-                .push(json!({ "seq": s, "entry": text, "proof": proof.iter().map(hex::encode).collect::<Vec<_>>() }));
-        }
+        let crate::ledger::Evidence { checkpoint: cp, items: evidence, entries } = self.evidence(&seqs, signer)?;
+        let finished_at = entries.get(&seq).map(|e| e.at.clone()).unwrap_or_default();
         let decision = run.summary.get("decision").cloned().unwrap_or(Value::Null);
         let report = json!({
             "version": VERSION,
@@ -564,6 +546,23 @@ fn still_drift(
     })
 }
 
+/// The ids of the identities the items name (each looked up once; one that is gone is absent).
+fn identity_ids<'a>(
+    tx: &dyn tenure_store::ReadTx,
+    items: impl Iterator<Item = &'a Item>,
+) -> Result<BTreeMap<String, i64>> {
+    let mut ids = BTreeMap::new();
+    for r in items.filter_map(|i| i.identity.as_ref()) {
+        if !ids.contains_key(r)
+            && let Ok(parsed) = r.parse()
+            && let Some(i) = tx.identity(&parsed)?
+        {
+            ids.insert(r.clone(), i.id);
+        }
+    }
+    Ok(ids)
+}
+
 /// Open or refresh a finding per item.
 fn observe(
     tx: &mut dyn WriteTx,
@@ -574,23 +573,10 @@ fn observe(
     version: &str,
     now: OffsetDateTime,
 ) -> Result<()> {
-    let mut ids: BTreeMap<String, Option<i64>> = BTreeMap::new();
+    let ids = identity_ids(tx, items.iter())?;
     for item in items {
         let Some(kind) = item.situation.finding_kind() else { continue };
-        let identity_id = match &item.identity {
-            None => None,
-            Some(r) => match ids.get(r) {
-                Some(id) => *id,
-                None => {
-                    let id = match r.parse() {
-                        Ok(parsed) => tx.identity(&parsed)?.map(|i| i.id),
-                        Err(_) => None,
-                    };
-                    ids.insert(r.clone(), id);
-                    id
-                }
-            },
-        };
+        let identity_id = item.identity.as_ref().and_then(|r| ids.get(r).copied());
         let detail = json!({
             "run": run, "situation": item.situation, "reaction": item.reaction, "decision": decision,
             "identity": item.identity, "candidates": item.candidates, "managed": item.managed,
@@ -623,28 +609,24 @@ fn react<'a>(
     let mut applied = 0;
     let mut sync: BTreeSet<i64> = BTreeSet::new();
     let mut drift: BTreeMap<String, Drift> = BTreeMap::new();
-    for item in items.filter(|i| i.reaction.changes()) {
+    let items: Vec<&Item> = items.filter(|i| i.reaction.changes()).collect();
+    let ids = identity_ids(tx, items.iter().copied())?;
+    for item in items {
         applied += 1;
-        let identity = match &item.identity {
-            Some(r) => match r.parse() {
-                Ok(parsed) => tx.identity(&parsed)?,
-                Err(_) => None,
-            },
-            None => None,
-        };
+        let identity = item.identity.as_ref().and_then(|r| ids.get(r).copied());
         let leaver_or_suspended =
             matches!(item.situation, Situation::SurvivingLeaver | Situation::EnabledWhileSuspended);
         if item.managed && leaver_or_suspended && item.reaction == Reaction::Disable {
-            if let Some(i) = identity {
-                if let Some(a) = tx.accounts(i.id)?.into_iter().find(|a| a.system == system) {
-                    tx.set_account_state(i.id, system, a.rev, AccountState::Disabling, now)?;
+            if let Some(id) = identity {
+                if let Some(a) = tx.accounts(id)?.into_iter().find(|a| a.system == system) {
+                    tx.set_account_state(id, system, a.rev, AccountState::Disabling, now)?;
                 }
-                sync.insert(i.id);
+                sync.insert(id);
             }
             continue;
         }
         let entry = drift.entry(item.account.clone()).or_default();
-        entry.identity_id = entry.identity_id.or(identity.as_ref().map(|i| i.id));
+        entry.identity_id = entry.identity_id.or(identity);
         match item.reaction {
             Reaction::Disable => entry.disable = true,
             // Disabled now, deleted once the grace period is over (a follow-up drift job).

@@ -158,49 +158,49 @@ impl Workers {
                 read_back,
                 problems: problems.clone(),
             };
-            if !problems.is_empty() {
-                let outcome = fail(tx.as_mut(), &job, &problems.join("; "), now, &config, &subject, &version)?;
-                if outcome != Outcome::Stale {
-                    record(
-                        tx.as_mut(),
-                        Stamp::engine(now, &version),
-                        &subject,
-                        LedgerEvent::ReconcileCorrected(corrected),
-                    )?;
-                    tx.commit()?;
+            let outcome = if !problems.is_empty() {
+                fail(tx.as_mut(), &job, &problems.join("; "), now, &config, &subject, &version)?
+            } else if !tx.finish_job(&job, now)? {
+                Outcome::Stale
+            } else {
+                if let Some((identity_id, _, _)) = adopter {
+                    // tenure's now: held like an account it made, and converged to what the
+                    // identity should hold there (an account is enabled only while it holds an
+                    // entitlement in the system).
+                    let wanted = tx.grants(identity_id)?.iter().any(|g| g.system == job.system && g.state.is_wanted());
+                    let state = if wanted { AccountState::Verified } else { AccountState::Disabling };
+                    tx.put_account(identity_id, &job.system, &job.account, state, now)?;
+                    tx.enqueue(&tenure_store::NewJob {
+                        kind: JobKind::Sync,
+                        identity_id,
+                        system: &job.system,
+                        run_at: now,
+                    })?;
                 }
-                return Ok(outcome);
+                if let Some(at) = d.delete_at.filter(|_| !d.delete_now) {
+                    let payload = serde_json::json!({ "run": d.run, "delete": true });
+                    tx.enqueue_drift(&tenure_store::NewDriftJob {
+                        identity_id: job.identity_id,
+                        system: &job.system,
+                        account: &job.account,
+                        payload: &payload,
+                        run_at: at,
+                    })?;
+                }
+                Outcome::Verified
+            };
+            // What the read-back showed is recorded either way; a stale attempt's transaction
+            // is dropped, not committed: it rolls back.
+            if outcome != Outcome::Stale {
+                record(
+                    tx.as_mut(),
+                    Stamp::engine(now, &version),
+                    &subject,
+                    LedgerEvent::ReconcileCorrected(corrected),
+                )?;
+                tx.commit()?;
             }
-            if !tx.finish_job(&job, now)? {
-                return Ok(Outcome::Stale);
-            }
-            if let Some((identity_id, _, _)) = adopter {
-                // tenure's now: held like an account it made, and converged to what the
-                // identity should hold there (an account is enabled only while it holds an
-                // entitlement in the system).
-                let wanted = tx.grants(identity_id)?.iter().any(|g| g.system == job.system && g.state.is_wanted());
-                let state = if wanted { AccountState::Verified } else { AccountState::Disabling };
-                tx.put_account(identity_id, &job.system, &job.account, state, now)?;
-                tx.enqueue(&tenure_store::NewJob {
-                    kind: JobKind::Sync,
-                    identity_id,
-                    system: &job.system,
-                    run_at: now,
-                })?;
-            }
-            if let Some(at) = d.delete_at.filter(|_| !d.delete_now) {
-                let payload = serde_json::json!({ "run": d.run, "delete": true });
-                tx.enqueue_drift(&tenure_store::NewDriftJob {
-                    identity_id: job.identity_id,
-                    system: &job.system,
-                    account: &job.account,
-                    payload: &payload,
-                    run_at: at,
-                })?;
-            }
-            record(tx.as_mut(), Stamp::engine(now, &version), &subject, LedgerEvent::ReconcileCorrected(corrected))?;
-            tx.commit()?;
-            Ok(Outcome::Verified)
+            Ok(outcome)
         })
         .await
     }
