@@ -18,7 +18,9 @@ pub fn introspect(
     let Some(c) = c else { return Introspection::INACTIVE };
     let good = c.revoked_at.is_none()
         && c.expires_at > now
-        && identity.is_some_and(|i| i.id == c.identity_id && i.state == LifecycleState::Active);
+        && identity.is_some_and(|i| {
+            i.id == c.identity_id && i.state == LifecycleState::Active && i.expires_at.is_none_or(|e| e > now)
+        });
     if !good {
         return Introspection::INACTIVE;
     }

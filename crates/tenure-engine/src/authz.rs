@@ -118,6 +118,19 @@ impl Engine {
                 });
             }
         };
+        // Past its expiry, nothing is allowed, even before the clock has suspended it or cut
+        // it off.
+        let now = self.clock.now();
+        if let Some(end) = principal.row.expires_at.filter(|e| *e <= now) {
+            return Ok(Decision {
+                decision: tenure_policy::Verdict::Deny,
+                policies: vec!["tenure:expired".into()],
+                reasons: vec![format!("`{}` expired at {}", q.principal, tenure_model::rfc3339(end))],
+                errors: vec![],
+                approval: None,
+                policy_version: policy.version.to_string(),
+            });
+        }
         let mut related = Vec::new();
         let mut refs: Vec<IdentityRef> = principal.row.owner.iter().cloned().collect();
         refs.extend(principal.row.attributes.get(&policy.access.manager_attribute).and_then(|m| m.parse().ok()));

@@ -12,6 +12,10 @@ pub struct Tick {
     pub requests: Vec<i64>,
     /// NHIs suspended because nobody took them over by their deadline.
     pub suspended: Vec<String>,
+    /// Identities given an expiry notice.
+    pub expiring: Vec<String>,
+    /// Identities whose expiry came: leaving or suspended, as policy says.
+    pub expired: Vec<String>,
     /// Closed leavers whose grace period ended: their accounts are being deleted.
     pub deleting: Vec<String>,
     /// Dynamic logins ended and retired signing keys unpublished.
@@ -22,9 +26,10 @@ pub struct Tick {
 }
 
 impl Engine {
-    /// Do what is due now: grants and requests whose time is up (access), stalled leavers,
-    /// ownerless NHIs past their deadline and accounts past the grace period (the leaver),
-    /// dynamic logins and signing keys (the broker).
+    /// Do what is due now: identities whose expiry is near or has come (`expiry`), grants and
+    /// requests whose time is up (access), stalled leavers, ownerless NHIs past their deadline
+    /// and accounts past the grace period (the leaver), dynamic logins and signing keys (the
+    /// broker).
     pub fn tick(&self) -> Result<Tick> {
         let now = self.clock.now();
         let policy = match self.current_policy() {
@@ -33,6 +38,8 @@ impl Engine {
             Err(e) => return Err(e),
         };
         Ok(Tick {
+            expired: self.expire_identities(&policy, now)?,
+            expiring: self.notice_expiring(&policy, now)?,
             credentials: self.expire_credentials(&policy)?,
             stalled: self.requeue_stalled_leavers(&policy, now)?,
             grants: self.expire_grants(&policy, now)?,

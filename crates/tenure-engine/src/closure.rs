@@ -49,9 +49,19 @@ impl Engine {
             )));
         }
         let rows = tx.ledger_for(reference)?;
-        let left =
-            rows.iter().rev().find(|a| matches!(a.event, LedgerEvent::Left(_))).ok_or_else(|| {
-                EngineError::Ledger(format!("`{reference}` is closed without an `identity.left` entry"))
+        // The cut-off: a source's `identity.left`, or the clock's `identity.expired` (leave).
+        let left = rows
+            .iter()
+            .rev()
+            .find(|a| match &a.event {
+                LedgerEvent::Left(_) => true,
+                LedgerEvent::Expired(e) => e.state.to.has_left(),
+                _ => false,
+            })
+            .ok_or_else(|| {
+                EngineError::Ledger(format!(
+                    "`{reference}` is closed without an `identity.left` or `identity.expired` entry"
+                ))
             })?;
         let (closed, settled) = rows
             .iter()

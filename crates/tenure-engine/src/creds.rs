@@ -630,7 +630,7 @@ impl Engine {
         if c.expires_at <= now {
             return Err(unauth("credential expired"));
         }
-        if who.state != LifecycleState::Active {
+        if who.state != LifecycleState::Active || crate::expiry::is_expired(&who, now) {
             return Err(unauth("the credential's identity is not active"));
         }
         Ok(Principal {

@@ -338,7 +338,19 @@ fn apply(
                     row.policy_version = policy.version.to_string();
                     row.updated_at = now;
                     tx.update_identity(&row)?;
-                    let change = grants::apply_desired(tx, policy, &row, now).map_err(workflow_bad)?;
+                    if expiry_changed {
+                        crate::steps::suspension::resolve_notices(tx, row.id, None, now)?;
+                    }
+                    // A later expiry resumes an identity its expiry suspended.
+                    let change = match crate::steps::suspension::resume_if_suspended(tx, policy, &mut row, now)
+                        .map_err(workflow_bad)?
+                    {
+                        Some((state, change)) => {
+                            detail.state = Some(state);
+                            change
+                        }
+                        None => grants::apply_desired(tx, policy, &row, now).map_err(workflow_bad)?,
+                    };
                     recorded = LedgerEvent::Changed;
                     detail.attributes = Some(BeforeAfter { before, after: row.attributes.clone() });
                     detail.changes = change.recorded();
@@ -369,13 +381,18 @@ fn apply(
                         row.owner_deadline = None;
                         tx.resolve_finding(Some(row.id), "owner_needed", "", now)?;
                         row.updated_at = now;
-                        // An NHI suspended for want of an owner resumes with its new one.
-                        if row.state == LifecycleState::Suspended {
-                            row.state = LifecycleState::Active;
-                            detail.state = Some(StateChange::new(LifecycleState::Suspended, LifecycleState::Active));
-                        }
                         tx.update_identity(&row)?;
-                        detail.changes = grants::apply_desired(tx, policy, &row, now).map_err(workflow_bad)?.recorded();
+                        // An NHI suspended for want of an owner resumes with its new one (unless
+                        // its expiry has come too).
+                        detail.changes = match crate::steps::suspension::resume_if_suspended(tx, policy, &mut row, now)
+                            .map_err(workflow_bad)?
+                        {
+                            Some((state, change)) => {
+                                detail.state = Some(state);
+                                change.recorded()
+                            }
+                            None => grants::apply_desired(tx, policy, &row, now).map_err(workflow_bad)?.recorded(),
+                        };
                         // The old owner may have seen its secrets: a forced rotation.
                         let revoked = crate::steps::credentials::revoke_live(
                             tx,
@@ -406,6 +423,15 @@ fn apply(
                     row.expires_at = Some(expires_at);
                     row.updated_at = now;
                     tx.update_identity(&row)?;
+                    crate::steps::suspension::resolve_notices(tx, row.id, None, now)?;
+                    // An identity its expiry suspended resumes.
+                    if let Some((state, change)) =
+                        crate::steps::suspension::resume_if_suspended(tx, policy, &mut row, now)
+                            .map_err(workflow_bad)?
+                    {
+                        detail.state = Some(state);
+                        detail.changes = change.recorded();
+                    }
                     recorded = LedgerEvent::Renewed;
                 }
             }

@@ -12,7 +12,7 @@
 
 use crate::ledger::{Stamp, record};
 use crate::steps::grants::{self, Change, WorkflowError};
-use crate::{ACTOR_ENGINE, Engine, Result};
+use crate::{Engine, Result};
 use std::collections::BTreeSet;
 use tenure_ledger::LedgerEvent;
 use tenure_ledger::event::{DeletionStarted, LeaverStalled, StateChange, Succession, Suspended};
@@ -175,17 +175,12 @@ impl Engine {
             }
             let from = row.state;
             // A pending NHI is not yet in use; it is suspended once active, on a later tick.
-            let Ok(to) = row.state.transition(LifecycleState::Suspended) else { continue };
-            row.state = to;
-            row.updated_at = now;
-            tx.update_identity(&row)?;
-            // Suspended: every account disabled (memberships kept, so a new owner can resume it).
-            let mut change = Change::default();
-            grants::accounts_follow(tx.as_mut(), policy, &row, &Default::default(), &mut change, now)?;
-            grants::enqueue(tx.as_mut(), row.id, &change.systems, now)?;
-            // Its credentials end with it (a new owner asks for new ones).
-            change.credentials =
-                crate::steps::credentials::revoke_live(tx.as_mut(), &row, "suspended", version, ACTOR_ENGINE, now)?.ids;
+            if row.state != LifecycleState::Active {
+                continue;
+            }
+            // Every account disabled (memberships kept, so a new owner can resume it), its
+            // credentials revoked (a new owner asks for new ones).
+            let change = crate::steps::suspension::suspend(tx.as_mut(), policy, &mut row, now)?;
             let subject = row.reference.to_string();
             let event = Suspended {
                 state: StateChange::new(from, row.state),

@@ -12,6 +12,7 @@ pub mod clock;
 pub mod closure;
 mod commit;
 pub mod creds;
+pub mod expiry;
 pub mod impact;
 pub mod ingest;
 pub mod leaver;

@@ -155,7 +155,7 @@ impl Engine {
             return Err(unauth("token expired"));
         }
         let who = tx.identity_by_id(t.identity_id)?.ok_or_else(|| unauth("unknown or revoked token"))?;
-        if who.state != LifecycleState::Active {
+        if who.state != LifecycleState::Active || crate::expiry::is_expired(&who, self.clock.now()) {
             return Err(unauth("the token's identity is not active"));
         }
         let roles = t.roles.iter().filter_map(|r| r.parse::<Role>().ok()).collect();

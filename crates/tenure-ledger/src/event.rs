@@ -35,6 +35,15 @@ pub enum LedgerEvent {
     /// A source extended an identity's expiry.
     #[serde(rename = "identity.renewed")]
     Renewed(IdentityEvent),
+    /// An identity's owner (or an operator) extended its expiry, saying why.
+    #[serde(rename = "identity.renewed_by")]
+    RenewedBy(RenewedBy),
+    /// An identity's expiry is near: a notice at one of the policy's offsets.
+    #[serde(rename = "identity.expiring")]
+    Expiring(Expiring),
+    /// An identity's expiry came: it is leaving (the leaver flow) or suspended, as policy says.
+    #[serde(rename = "identity.expired")]
+    Expired(Expired),
     /// A policy deployment changed what an identity should hold.
     #[serde(rename = "identity.recomputed")]
     Recomputed(Changes),
@@ -162,9 +171,13 @@ impl LedgerEvent {
     /// The lifecycle state this event moved its subject to, if it moved it.
     pub fn lifecycle_to(&self) -> Option<LifecycleState> {
         match self {
-            Self::Joined(e) | Self::Changed(e) | Self::Left(e) | Self::OwnerChanged(e) => e.state.map(|s| s.to),
+            Self::Joined(e) | Self::Changed(e) | Self::Left(e) | Self::OwnerChanged(e) | Self::Renewed(e) => {
+                e.state.map(|s| s.to)
+            }
             Self::Activated(s) | Self::Closed(s) => Some(s.state.to),
             Self::Suspended(s) => Some(s.state.to),
+            Self::Expired(e) => Some(e.state.to),
+            Self::RenewedBy(r) => r.state.map(|s| s.to),
             _ => None,
         }
     }
@@ -173,7 +186,11 @@ impl LedgerEvent {
     pub fn grant_states(&self) -> Vec<(&str, GrantState)> {
         let mut out = Vec::new();
         let changes = match self {
-            Self::Joined(e) | Self::Changed(e) | Self::Left(e) | Self::OwnerChanged(e) => Some(&e.changes),
+            Self::Joined(e) | Self::Changed(e) | Self::Left(e) | Self::OwnerChanged(e) | Self::Renewed(e) => {
+                Some(&e.changes)
+            }
+            Self::Expired(e) => Some(&e.changes),
+            Self::RenewedBy(r) => Some(&r.changes),
             Self::Recomputed(c) => Some(c),
             Self::Suspended(s) => Some(&s.changes),
             Self::RequestGranted(r) => Some(&r.changes),
@@ -371,6 +388,47 @@ pub struct Suspended {
     pub deadline: String,
     #[serde(flatten)]
     pub changes: Changes,
+}
+
+/// A renewal by a person rather than a source: who, why, and the new expiry.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RenewedBy {
+    /// RFC 3339 (`from` null where there was no expiry).
+    pub expires_at: FromTo<Option<String>, String>,
+    /// The actor: the owner's reference, or the operator.
+    pub by: String,
+    pub reason: String,
+    /// Set where the renewal resumed an identity its expiry had suspended.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<StateChange>,
+    #[serde(flatten)]
+    pub changes: Changes,
+}
+
+/// An expiry notice.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Expiring {
+    /// RFC 3339.
+    pub expires_at: String,
+    /// The policy's offset this notice is for (`lifecycle.expiry_notice_days`).
+    pub notice_days: i64,
+    /// What policy will do at the expiry: `leave` or `suspend`.
+    pub then: String,
+}
+
+/// An expiry that came.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Expired {
+    /// RFC 3339.
+    pub expires_at: String,
+    /// `leave` or `suspend` (`lifecycle.on_expiry`).
+    pub outcome: String,
+    pub state: StateChange,
+    #[serde(flatten)]
+    pub changes: Changes,
+    /// A person's non-human identities, as they left.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub owned_nhis: Vec<Succession>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -820,6 +878,21 @@ mod tests {
                 }),
             ),
             ("identity.deletion_started", json!({ "grace_days": 30, "systems": ["ldap"] })),
+            (
+                "identity.renewed_by",
+                json!({
+                    "expires_at": { "from": "2026-12-01T00:00:00Z", "to": "2027-03-01T00:00:00Z" }, "by": "hr:E1",
+                    "reason": "contract extended", "state": { "from": "suspended", "to": "active" }, "jobs": ["sync:ldap"],
+                }),
+            ),
+            ("identity.expiring", json!({ "expires_at": "2026-12-01T00:00:00Z", "notice_days": 14, "then": "leave" })),
+            (
+                "identity.expired",
+                json!({
+                    "expires_at": "2026-12-01T00:00:00Z", "outcome": "leave", "state": { "from": "active", "to": "leaving" },
+                    "grants_revoking": ["ldap/vpn"], "jobs": ["sync:ldap"],
+                }),
+            ),
             (
                 "leaver.stalled",
                 json!({ "leaving_since": "2026-11-01T09:00:00Z", "retried_jobs": [3], "systems": ["ldap"], "credentials": true }),

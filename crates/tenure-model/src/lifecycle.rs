@@ -34,7 +34,8 @@ impl LifecycleState {
         matches!(
             (self, to),
             (Pending, Active)
-                | (Active, Suspended)
+                // An expiry may come before provisioning finished.
+                | (Pending | Active, Suspended)
                 | (Suspended, Active)
                 // A leaver may arrive before provisioning finished, or while suspended.
                 | (Pending | Active | Suspended, Leaving)

@@ -74,6 +74,9 @@ pub struct SourceDef {
     pub name: String,
     pub kinds: BTreeSet<IdentityKind>,
     pub description: String,
+    /// How the source's own records map to identities (`[sources.NAME.mapping]`), if they
+    /// are not tenure events.
+    pub mapping: Option<crate::mapping::Mapping>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -178,6 +181,36 @@ pub struct Lifecycle {
     /// How long a leaver may stay `leaving` with no job carrying its closure forward before
     /// the clock re-queues its work and raises an alert.
     pub leaver_stalled_after: Duration,
+    /// How long before an identity's `expires_at` each notice is raised, longest first.
+    pub expiry_notices: Vec<Duration>,
+    /// What happens at `expires_at`, per identity kind.
+    pub on_expiry: BTreeMap<IdentityKind, OnExpiry>,
+}
+
+/// What the clock does to an identity whose `expires_at` has come.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnExpiry {
+    /// The full leaver flow: cut off, closed when every system is verified, a certificate.
+    Leave,
+    /// Accounts disabled (memberships kept) and credentials revoked until a renewal.
+    Suspend,
+}
+
+impl OnExpiry {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Leave => "leave",
+            Self::Suspend => "suspend",
+        }
+    }
+}
+
+impl Lifecycle {
+    /// What happens to an identity of `kind` at its expiry (people leave, NHIs are suspended,
+    /// unless the policy says otherwise).
+    pub fn on_expiry(&self, kind: IdentityKind) -> OnExpiry {
+        self.on_expiry.get(&kind).copied().unwrap_or(if kind.is_human() { OnExpiry::Leave } else { OnExpiry::Suspend })
+    }
 }
 
 /// A checked policy bundle.
@@ -289,6 +322,14 @@ struct LifecycleSection {
     nhi_transfer_days: u32,
     #[serde(default = "default_stalled_minutes")]
     leaver_stalled_minutes: u32,
+    #[serde(default = "default_notice_days")]
+    expiry_notice_days: Vec<u32>,
+    #[serde(default)]
+    on_expiry: BTreeMap<String, String>,
+}
+
+fn default_notice_days() -> Vec<u32> {
+    vec![14, 3]
 }
 
 fn default_stalled_minutes() -> u32 {
@@ -309,6 +350,8 @@ struct SourceSection {
     kinds: Vec<String>,
     #[serde(default)]
     description: String,
+    #[serde(default)]
+    mapping: Option<crate::mapping::MappingSection>,
 }
 
 #[derive(Deserialize)]
@@ -388,14 +431,49 @@ impl Bundle {
             }
         }
         let days = |d: u32| Duration::days(i64::from(d));
-        let lifecycle = Lifecycle {
+        let mut lifecycle = Lifecycle {
             max_nhi_lifetime: days(manifest.lifecycle.max_nhi_lifetime_days),
             max_contractor_lifetime: manifest.lifecycle.max_contractor_lifetime_days.map(days),
             leaver_grace: days(manifest.lifecycle.leaver_grace_days),
             nhi_successor_is_manager: manifest.lifecycle.nhi_successor == "manager",
             nhi_transfer_deadline: days(manifest.lifecycle.nhi_transfer_days),
             leaver_stalled_after: Duration::minutes(i64::from(manifest.lifecycle.leaver_stalled_minutes.max(1))),
+            expiry_notices: {
+                let mut n: Vec<u32> = manifest.lifecycle.expiry_notice_days.clone();
+                n.sort_unstable_by(|a, b| b.cmp(a));
+                n.dedup();
+                n.into_iter().map(days).collect()
+            },
+            on_expiry: BTreeMap::new(),
         };
+        for d in &manifest.lifecycle.expiry_notice_days {
+            if *d == 0 || *d > 3660 {
+                problems.push(problem(
+                    MANIFEST,
+                    "lifecycle.expiry_notice_days",
+                    format!("expected days between 1 and 3660, found {d}"),
+                ));
+            }
+        }
+        for (kind, action) in &manifest.lifecycle.on_expiry {
+            let field = format!("lifecycle.on_expiry.{kind}");
+            let kind = match kind.parse::<IdentityKind>() {
+                Ok(k) => k,
+                Err(e) => {
+                    problems.push(problem(MANIFEST, &field, e));
+                    continue;
+                }
+            };
+            let action = match action.as_str() {
+                "leave" => OnExpiry::Leave,
+                "suspend" => OnExpiry::Suspend,
+                other => {
+                    problems.push(problem(MANIFEST, &field, format!("expected leave or suspend, found `{other}`")));
+                    continue;
+                }
+            };
+            lifecycle.on_expiry.insert(kind, action);
+        }
         if !["manager", "none"].contains(&manifest.lifecycle.nhi_successor.as_str()) {
             problems.push(problem(
                 MANIFEST,
@@ -431,7 +509,8 @@ impl Bundle {
             if s.kinds.is_empty() {
                 problems.push(problem(MANIFEST, &field, "expected at least one identity kind"));
             }
-            sources.insert(name.clone(), SourceDef { name, kinds, description: s.description });
+            let mapping = s.mapping.map(|m| crate::mapping::mapping(MANIFEST, &name, &kinds, m, &mut problems));
+            sources.insert(name.clone(), SourceDef { name, kinds, description: s.description, mapping });
         }
 
         let mut systems = BTreeMap::new();

@@ -21,12 +21,13 @@ mod bundle;
 pub mod cases;
 pub mod credentials;
 mod error;
+pub mod mapping;
 pub mod reconcile;
 pub mod rules;
 mod template;
 
 pub use bundle::{
-    AccessRules, Bundle, BundleFiles, Desired, EntitlementDef, EntitlementId, Held, Lifecycle, PolicyVersion,
+    AccessRules, Bundle, BundleFiles, Desired, EntitlementDef, EntitlementId, Held, Lifecycle, OnExpiry, PolicyVersion,
     SourceDef, SystemDef, SystemType, short_version,
 };
 pub use error::{BundleError, Problem};

@@ -195,6 +195,15 @@ pub struct RequestWire {
     pub duration_minutes: Option<i64>,
 }
 
+/// `POST /v1/identities/{reference}/renew`: the new expiry, and why.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RenewWire {
+    #[serde(with = "time::serde::rfc3339")]
+    pub expires_at: time::OffsetDateTime,
+    pub reason: String,
+}
+
 /// `POST /v1/requests/{id}/approve` and `/deny`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -39,7 +39,7 @@ pub const CHECKS: &[(&str, Check)] = &[
     ("grants and accounts change only at the rev read", optimistic_rev_checks),
     ("findings with and without an identity", findings_with_and_without_an_identity),
     ("observations refresh, resolve when unseen; runs sum changes", observations_and_runs),
-    ("identities: look-alikes, owners, events", identities_look_alikes_owners_and_events),
+    ("identities: look-alikes, owners, expiry, events", identities_look_alikes_owners_and_events),
     ("requests end once; one answer per approver", requests_end_once_and_answers_are_unique),
     ("credentials and tokens revoke once", credentials_and_tokens_revoke_once),
     ("policies and checkpoints", policies_and_checkpoints),
@@ -401,6 +401,14 @@ pub fn identities_look_alikes_owners_and_events(s: &dyn Store) {
     tx.update_identity(&row).unwrap();
     assert_eq!(tx.owners_overdue(T0 + Duration::days(8)).unwrap().len(), 1);
     assert!(tx.owners_overdue(T0 + Duration::days(6)).unwrap().is_empty());
+    // Expiring: the service (90 days), not the person (no expiry); not once it is leaving.
+    assert!(tx.identities_expiring(T0 + Duration::days(89)).unwrap().is_empty());
+    assert_eq!(tx.identities_expiring(T0 + Duration::days(90)).unwrap().iter().map(|i| i.id).collect::<Vec<_>>(), [id]);
+    tx.set_identity_state(id, LifecycleState::Suspended, T0).unwrap();
+    assert_eq!(tx.identities_expiring(T0 + Duration::days(91)).unwrap().len(), 1, "a suspended identity still expires");
+    tx.set_identity_state(id, LifecycleState::Leaving, T0).unwrap();
+    assert!(tx.identities_expiring(T0 + Duration::days(91)).unwrap().is_empty(), "a leaver is not expiring");
+    tx.set_identity_state(id, LifecycleState::Active, T0).unwrap();
     tx.set_identity_state(ada, LifecycleState::Leaving, T0).unwrap();
     assert_eq!(tx.leavers_stalled(T0 + Duration::minutes(15)).unwrap().len(), 1, "a leaver with no job");
     tx.enqueue(&job(ada, "ldap")).unwrap();

@@ -152,6 +152,20 @@ pub enum IdentitiesCommand {
         #[arg(long, value_enum, default_value_t = Output::Table)]
         output: Output,
     },
+    /// Extend an NHI's or a contractor's expiry (within the policy's maximum lifetime),
+    /// recorded with who and why; an identity its expiry suspended resumes.
+    Renew {
+        reference: String,
+        /// The new expiry (RFC 3339).
+        #[arg(long, conflicts_with = "days", required_unless_present = "days")]
+        until: Option<String>,
+        /// The new expiry, this many days from now.
+        #[arg(long)]
+        days: Option<u32>,
+        /// Why (recorded in the ledger).
+        #[arg(long)]
+        reason: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -266,6 +280,36 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        Command::Identities(IdentitiesCommand::Renew { reference, until, days, reason }) => {
+            let engine = open(&g.data_dir)?;
+            let until = match (until, days) {
+                (Some(u), _) => match time::OffsetDateTime::parse(&u, &time::format_description::well_known::Rfc3339) {
+                    Ok(t) => t,
+                    Err(e) => {
+                        eprintln!("error: --until: expected an RFC 3339 time, found `{u}` ({e})");
+                        return Ok(ExitCode::from(EXIT_BAD_INPUT));
+                    }
+                },
+                (None, Some(d)) => engine.clock().now() + time::Duration::days(i64::from(d)),
+                (None, None) => unreachable!("clap requires --until or --days"),
+            };
+            match engine.renew(&operator(), &reference, until, &reason) {
+                Ok(i) => {
+                    println!("renewed {} until {} ({})", i.reference, i.expires_at.as_deref().unwrap_or("-"), i.state);
+                    Ok(ExitCode::SUCCESS)
+                }
+                Err(
+                    e @ (EngineError::NotFound(_)
+                    | EngineError::Conflict(_)
+                    | EngineError::Invalid { .. }
+                    | EngineError::Forbidden(_)),
+                ) => {
+                    eprintln!("error: {e}");
+                    Ok(ExitCode::from(EXIT_BAD_INPUT))
+                }
+                Err(e) => Err(e.into()),
+            }
+        }
         Command::Jobs(JobsCommand::Status { state, output }) => {
             let view = open(&g.data_dir)?.jobs_view(state)?;
             if output == Output::Json {
@@ -319,6 +363,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             for n in &expired.suspended {
                 println!("suspended: {n} (nobody took it over by its deadline)");
+            }
+            for n in &expired.expiring {
+                println!("expiring: {n} (a notice; see `tenure findings`)");
+            }
+            for n in &expired.expired {
+                println!("expired: {n}");
             }
             for n in &expired.deleting {
                 println!("deleting: the accounts of {n} (its grace period ended)");
@@ -737,10 +787,11 @@ async fn expiry_loop(engine: Arc<Engine>, workers: Arc<Workers>, mut stop: tokio
             Ok(Ok(x))
                 if !x.grants.is_empty()
                     || !x.suspended.is_empty()
+                    || !x.expired.is_empty()
                     || !x.deleting.is_empty()
                     || !x.stalled.is_empty() =>
             {
-                tracing::info!(grants = ?x.grants, suspended = ?x.suspended, "the clock ended access");
+                tracing::info!(grants = ?x.grants, suspended = ?x.suspended, expired = ?x.expired, "the clock ended access");
                 workers.notify();
             }
             Ok(Ok(_)) => {}

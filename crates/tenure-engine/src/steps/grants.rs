@@ -209,9 +209,13 @@ pub(crate) fn apply_desired(
         }
     }
 
-    // Accounts: wanted in every system where a grant is wanted.
-    let wanted_systems: BTreeSet<String> =
-        desired.grants.keys().filter_map(|e| policy.entitlement(e)).map(|d| d.system.clone()).collect();
+    // Accounts: wanted in every system where a grant is wanted, while the identity may use
+    // them (a suspended one keeps its grants, its accounts stay disabled).
+    let wanted_systems: BTreeSet<String> = if identity.state.is_current() {
+        desired.grants.keys().filter_map(|e| policy.entitlement(e)).map(|d| d.system.clone()).collect()
+    } else {
+        BTreeSet::new()
+    };
     accounts_follow(tx, policy, identity, &wanted_systems, &mut change, now)?;
     enqueue(tx, identity.id, &change.systems, now)?;
     Ok(change)

@@ -7,3 +7,4 @@ pub(crate) mod grants;
 pub(crate) mod lifecycle;
 pub(crate) mod requests;
 pub(crate) mod succession;
+pub(crate) mod suspension;

@@ -1,6 +1,6 @@
 //! Events in; identities, jobs and findings out.
 
-use crate::{ApiError, AppState};
+use crate::{ApiError, AppState, json_body};
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::{Extension, Json};
@@ -31,6 +31,20 @@ pub(crate) async fn show_identity(
     Path(reference): Path<String>,
 ) -> Result<Json<IdentityDetail>, ApiError> {
     Ok(Json(s.run(move |engine| engine.identity_detail(&reference)).await?))
+}
+
+/// `POST /v1/identities/{reference}/renew`: its owner (a person's manager) or an admin extends
+/// its expiry.
+pub(crate) async fn renew(
+    State(s): State<AppState>,
+    Extension(caller): Extension<Principal>,
+    Path(reference): Path<String>,
+    raw: Bytes,
+) -> Result<Json<IdentityView>, ApiError> {
+    let w: tenure_proto::RenewWire = json_body(&raw)?;
+    let view = s.run(move |engine| engine.renew(&caller, &reference, w.expires_at, &w.reason)).await?;
+    s.workers.notify();
+    Ok(Json(view))
 }
 
 pub(crate) async fn jobs(State(s): State<AppState>) -> Result<Json<tenure_proto::JobsView>, ApiError> {

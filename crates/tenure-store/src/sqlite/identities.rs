@@ -103,6 +103,17 @@ impl IdentityReads for SqliteTx<'_> {
             identity_row,
         )
     }
+    fn identities_expiring(&self, by: OffsetDateTime) -> Result<Vec<IdentityRow>> {
+        q_all(
+            self.c()?,
+            &format!(
+                "SELECT {IDENTITY_COLS} FROM identities WHERE expires_at IS NOT NULL
+                AND expires_at <= ?1 AND state IN ('pending', 'active', 'suspended') ORDER BY expires_at, id"
+            ),
+            [ts(by)],
+            identity_row,
+        )
+    }
     fn deletions_due(&self, closed_by: OffsetDateTime) -> Result<Vec<i64>> {
         q_all(
             self.c()?,

@@ -13,6 +13,7 @@ mod closure;
 mod crash;
 mod creds;
 mod demo;
+mod expiry;
 mod ledger;
 mod lifecycle;
 mod reconcile;

@@ -1,0 +1,75 @@
+//! Suspension and its end, as transaction steps: an identity suspended (by its expiry, or an
+//! NHI nobody took over) keeps its grants while its accounts are disabled and its credentials
+//! revoked; it resumes when its cause is gone. And the expiry notices a renewal resolves.
+
+use crate::ACTOR_ENGINE;
+use crate::steps::grants::{self, Change, WorkflowError};
+use tenure_ledger::event::StateChange;
+use tenure_model::LifecycleState;
+use tenure_policy::Bundle;
+use tenure_store::{IdentityRow, WriteTx};
+use time::OffsetDateTime;
+
+/// The finding an expiry notice opens (one open per identity: the nearest offset reached).
+pub const FINDING_EXPIRY: &str = "expiry_notice";
+
+/// Whether `identity` is past its expiry at `now`.
+pub fn is_expired(identity: &IdentityRow, now: OffsetDateTime) -> bool {
+    identity.expires_at.is_some_and(|e| e <= now)
+}
+
+/// Suspend `identity` (active or pending) in `tx`: every account disabled, memberships kept so
+/// a renewal or a new owner can resume it, every live credential revoked.
+pub(crate) fn suspend(
+    tx: &mut dyn WriteTx,
+    policy: &Bundle,
+    identity: &mut IdentityRow,
+    now: OffsetDateTime,
+) -> Result<Change, WorkflowError> {
+    identity.state = identity.state.transition(LifecycleState::Suspended).map_err(WorkflowError::Transition)?;
+    identity.updated_at = now;
+    tx.update_identity(identity)?;
+    let mut change = Change::default();
+    grants::accounts_follow(tx, policy, identity, &Default::default(), &mut change, now)?;
+    grants::enqueue(tx, identity.id, &change.systems, now)?;
+    let revoked =
+        crate::steps::credentials::revoke_live(tx, identity, "suspended", policy.version.as_str(), ACTOR_ENGINE, now)?;
+    change.credentials = revoked.ids;
+    change.credentials_pending = revoked.job;
+    Ok(change)
+}
+
+/// Resume a suspended identity whose cause is gone (renewed, or an owner named): active again,
+/// its accounts re-enabled for what policy wants. `None` if it was not suspended, or still is
+/// for another cause (expired, or waiting for an owner).
+pub(crate) fn resume_if_suspended(
+    tx: &mut dyn WriteTx,
+    policy: &Bundle,
+    identity: &mut IdentityRow,
+    now: OffsetDateTime,
+) -> Result<Option<(StateChange, Change)>, WorkflowError> {
+    if identity.state != LifecycleState::Suspended || identity.owner_deadline.is_some() || is_expired(identity, now) {
+        return Ok(None);
+    }
+    identity.state = LifecycleState::Active;
+    identity.updated_at = now;
+    tx.update_identity(identity)?;
+    let change = grants::apply_desired(tx, policy, identity, now)?;
+    Ok(Some((StateChange::new(LifecycleState::Suspended, LifecycleState::Active), change)))
+}
+
+/// Resolve the open expiry notices of an identity (renewed, its expiry acted on, or a nearer
+/// notice raised), but the one named `keep`.
+pub(crate) fn resolve_notices(
+    tx: &mut dyn WriteTx,
+    id: i64,
+    keep: Option<&str>,
+    now: OffsetDateTime,
+) -> Result<(), tenure_store::StoreError> {
+    for f in tx.open_findings(id)? {
+        if f.kind == FINDING_EXPIRY && Some(f.entitlement.as_str()) != keep {
+            tx.resolve_finding(Some(id), FINDING_EXPIRY, &f.entitlement, now)?;
+        }
+    }
+    Ok(())
+}
