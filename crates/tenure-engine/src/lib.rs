@@ -14,6 +14,7 @@ mod commit;
 pub mod creds;
 pub mod expiry;
 pub mod impact;
+pub mod import;
 pub mod ingest;
 pub mod leaver;
 pub mod ledger;

@@ -134,11 +134,58 @@ pub fn csv(text: &str) -> Result<Vec<Positioned>, Vec<RecordError>> {
     }))
 }
 
+/// A source's own record (a row of an HR export) with its position, before its mapping.
+pub type PositionedRecord = (Position, tenure_policy::mapping::SourceRecord);
+
+/// A source's own CSV export: a header row of its column names, then one record per row. The
+/// header is line 1.
+pub fn csv_records(text: &str) -> Result<Vec<PositionedRecord>, Vec<RecordError>> {
+    let mut reader = csv::ReaderBuilder::new().has_headers(true).flexible(false).from_reader(text.as_bytes());
+    let headers = match reader.headers() {
+        Ok(h) => h.iter().map(|h| h.trim().to_owned()).collect::<Vec<_>>(),
+        Err(e) => return Err(vec![RecordError::new(Position::Line(1), "", format!("expected a CSV header row: {e}"))]),
+    };
+    let mut seen = std::collections::BTreeSet::new();
+    for h in &headers {
+        if !seen.insert(h) {
+            return Err(vec![RecordError::new(Position::Line(1), h.clone(), "the column appears twice")]);
+        }
+    }
+    collect(reader.records().map(|rec| match rec {
+        Ok(r) => {
+            let line = r.position().map_or(0, |p| usize::try_from(p.line()).unwrap_or(0));
+            (Position::Line(line), Ok(headers.iter().cloned().zip(r.iter().map(str::to_owned)).collect()))
+        }
+        Err(e) => {
+            let line = e.position().map_or(0, |p| usize::try_from(p.line()).unwrap_or(0));
+            (Position::Line(line), Err((String::new(), format!("malformed CSV: {e}"))))
+        }
+    }))
+}
+
+/// A source's own JSON lines: one flat object per line, each value a string, number, boolean
+/// or null (null is an empty cell).
+pub fn json_records(text: &str) -> Result<Vec<PositionedRecord>, Vec<RecordError>> {
+    collect(text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()).map(|(i, l)| {
+        let record = match serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(l) {
+            Ok(m) => m
+                .into_iter()
+                .map(|(k, v)| match v {
+                    serde_json::Value::String(s) => Ok((k, s)),
+                    serde_json::Value::Null => Ok((k, String::new())),
+                    v @ (serde_json::Value::Number(_) | serde_json::Value::Bool(_)) => Ok((k, v.to_string())),
+                    _ => Err((k, "expected a string, number, boolean or null".to_owned())),
+                })
+                .collect(),
+            Err(e) => Err((String::new(), format!("expected a JSON object: {e}"))),
+        };
+        (Position::Line(i + 1), record)
+    }))
+}
+
 type FieldResult<T> = Result<T, (String, String)>;
 
-fn collect(
-    items: impl Iterator<Item = (Position, FieldResult<EventWire>)>,
-) -> Result<Vec<Positioned>, Vec<RecordError>> {
+fn collect<T>(items: impl Iterator<Item = (Position, FieldResult<T>)>) -> Result<Vec<(Position, T)>, Vec<RecordError>> {
     let mut ok = Vec::new();
     let mut errors = Vec::new();
     for (pos, r) in items {

@@ -44,6 +44,10 @@ pub enum LedgerEvent {
     /// An identity's expiry came: it is leaving (the leaver flow) or suspended, as policy says.
     #[serde(rename = "identity.expired")]
     Expired(Expired),
+    /// A source's snapshot import would have made more leavers than its threshold: nothing
+    /// was applied (subject: `source:NAME`).
+    #[serde(rename = "source.snapshot_quarantined")]
+    SnapshotQuarantined(SnapshotQuarantined),
     /// A policy deployment changed what an identity should hold.
     #[serde(rename = "identity.recomputed")]
     Recomputed(Changes),
@@ -403,6 +407,22 @@ pub struct RenewedBy {
     pub state: Option<StateChange>,
     #[serde(flatten)]
     pub changes: Changes,
+}
+
+/// A snapshot held back by its threshold.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SnapshotQuarantined {
+    pub source: String,
+    /// Records in the snapshot.
+    pub records: usize,
+    /// Current identities of the source before it.
+    pub current: usize,
+    /// Leavers it would have made.
+    pub leavers: usize,
+    pub max_leavers: usize,
+    pub max_leavers_percent: u32,
+    /// SHA-256 of the records as read.
+    pub digest: String,
 }
 
 /// An expiry notice.
@@ -884,6 +904,10 @@ mod tests {
                     "expires_at": { "from": "2026-12-01T00:00:00Z", "to": "2027-03-01T00:00:00Z" }, "by": "hr:E1",
                     "reason": "contract extended", "state": { "from": "suspended", "to": "active" }, "jobs": ["sync:ldap"],
                 }),
+            ),
+            (
+                "source.snapshot_quarantined",
+                json!({ "source": "hr", "records": 40, "current": 100, "leavers": 60, "max_leavers": 10, "max_leavers_percent": 5, "digest": "ab" }),
             ),
             ("identity.expiring", json!({ "expires_at": "2026-12-01T00:00:00Z", "notice_days": 14, "then": "leave" })),
             (

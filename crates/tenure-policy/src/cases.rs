@@ -24,6 +24,12 @@
 //! name = "a hand-made entry carrying Grace's HR id is hers"
 //! correlate = { system = "corp-directory", account = "grace-admin", attributes = { employeeNumber = "grace" } }
 //! expect_identity = "grace"
+//!
+//! [[case]]
+//! name = "an HR export's row maps to a person"
+//! map = { source = "bamboohr", record = { "Employee #" = "B1", "First Name" = "Mary", "Status" = "Active" } }
+//! expect_mapped = { external_id = "B1", name = "Mary", active = true, attributes = { department = "engineering" } }
+//! # or: expect_error = "Status: `Away` is neither …" (the start of the message)
 //! ```
 
 use crate::bundle::{Bundle, Held};
@@ -92,6 +98,40 @@ struct CaseSection {
     /// The fixture the account correlates to, or `none`.
     #[serde(default)]
     expect_identity: Option<String>,
+    /// A source's own record, through its mapping.
+    #[serde(default)]
+    map: Option<MapCase>,
+    /// What the record maps to (only the fields given are compared).
+    #[serde(default)]
+    expect_mapped: Option<ExpectMapped>,
+    /// The mapping refuses the record: `COLUMN: message` starts with this.
+    #[serde(default)]
+    expect_error: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MapCase {
+    source: String,
+    record: BTreeMap<String, String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ExpectMapped {
+    #[serde(default)]
+    external_id: Option<String>,
+    #[serde(default)]
+    kind: Option<String>,
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    active: Option<bool>,
+    #[serde(default)]
+    expires_at: Option<String>,
+    /// Exactly these attributes.
+    #[serde(default)]
+    attributes: Option<BTreeMap<String, String>>,
 }
 
 #[derive(Deserialize)]
@@ -310,7 +350,59 @@ fn run_correlate(
     })
 }
 
+/// What a source's mapping makes of one of its records.
+fn run_map(bundle: &Bundle, c: &CaseSection, m: &MapCase) -> Result<Vec<String>, String> {
+    if c.identity.is_some() || c.request.is_some() || c.authorize.is_some() || c.correlate.is_some() {
+        return Err("a case has exactly one of identity, request, authorize, correlate, map".into());
+    }
+    let source = bundle.sources.get(&m.source).ok_or_else(|| format!("map.source: unknown source `{}`", m.source))?;
+    let mapping = source
+        .mapping
+        .as_ref()
+        .ok_or_else(|| format!("map.source: `{}` has no [sources.{}.mapping]", m.source, m.source))?;
+    let got = mapping.map(&m.source, &bundle.access.manager_attribute, &m.record);
+    let mut failures = Vec::new();
+    match (got, &c.expect_mapped, &c.expect_error) {
+        (Ok(_), None, None) | (Err(_), None, None) => {
+            return Err("a map case needs expect_mapped or expect_error".into());
+        }
+        (Ok(got), Some(want), _) => {
+            let mut check = |what: &str, want: Option<String>, got: Option<String>| {
+                if let Some(w) = want
+                    && Some(&w) != got.as_ref()
+                {
+                    failures.push(format!("{what}: expected `{w}`, the mapping gives `{}`", got.unwrap_or_default()));
+                }
+            };
+            check("external_id", want.external_id.clone(), Some(got.external_id.clone()));
+            check("kind", want.kind.clone(), Some(got.kind.as_str().to_owned()));
+            check("name", want.name.clone(), got.name.clone());
+            check("active", want.active.map(|a| a.to_string()), Some(got.active.to_string()));
+            check("expires_at", want.expires_at.clone(), got.expires_at.map(tenure_model::rfc3339));
+            if let Some(a) = &want.attributes
+                && a != &got.attributes
+            {
+                failures.push(format!("attributes: expected {a:?}, the mapping gives {:?}", got.attributes));
+            }
+        }
+        (Ok(got), None, Some(e)) => failures.push(format!("expected the error `{e}…`, the mapping gives {got:?}")),
+        (Err(got), _, Some(e)) => {
+            let shown = format!("{}: {}", got.field, got.message);
+            if !shown.starts_with(e.as_str()) {
+                failures.push(format!("expected the error `{e}…`, the mapping says `{shown}`"));
+            }
+        }
+        (Err(got), Some(_), None) => {
+            failures.push(format!("the mapping refuses the record: {}: {}", got.field, got.message))
+        }
+    }
+    Ok(failures)
+}
+
 fn run_case(bundle: &Bundle, all: &BTreeMap<String, Owned>, c: &CaseSection) -> Result<Vec<String>, String> {
+    if let Some(m) = &c.map {
+        return run_map(bundle, c, m);
+    }
     if let Some(k) = &c.correlate {
         return run_correlate(bundle, all, c, k);
     }

@@ -12,8 +12,8 @@
 //! status = "Status"
 //! active = ["Active"]                        # the status values of a current identity
 //! leave = ["Terminated", "Inactive"]         # … and of a leaver
-//! snapshot_max_leavers = 10                  # a snapshot import's threshold (count)
-//! snapshot_max_leavers_percent = 5           # … and share of the source's current identities
+//! snapshot_max_leavers = 10                  # a snapshot import's threshold (count, default)
+//! snapshot_max_leavers_percent = 20          # … and share of the source's current identities
 //!
 //! [sources.bamboo.mapping.attributes]        # tenure attribute = column, or a rule
 //! department = { column = "Department", transform = "lowercase" }
@@ -178,7 +178,7 @@ fn default_max_leavers() -> usize {
 }
 
 fn default_max_percent() -> u32 {
-    5
+    20
 }
 
 #[derive(Deserialize)]

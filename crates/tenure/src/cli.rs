@@ -83,14 +83,28 @@ pub enum Command {
         bootstrap_admin: Option<String>,
     },
     /// Import lifecycle events from a `.jsonl` or `.csv` file (or `-`, standard input); all or
-    /// nothing. Records name their own sources: a file may mix them.
+    /// nothing. Records name their own sources: a file may mix them. A source with a mapping
+    /// (`[sources.NAME.mapping]`) is read in its own format instead: each record is compared
+    /// with what tenure holds, and becomes the joiner, mover or leaver it means.
     Import {
-        /// The source every record must come from (a feed of one source checked as such).
+        /// The source every record must come from (a feed of one source checked as such); for
+        /// a source with a mapping, the source whose export this is.
         #[arg(long)]
         source: Option<String>,
         /// How standard input is written (a file's extension says it otherwise).
         #[arg(long, value_enum)]
         format: Option<FeedFormat>,
+        /// The file is the source's full export: who it no longer lists leaves (past the
+        /// mapping's threshold, nothing is applied until --accept-leavers).
+        #[arg(long, requires = "source")]
+        snapshot: bool,
+        /// Show what a mapped import or snapshot would do; apply nothing.
+        #[arg(long, requires = "source")]
+        dry_run: bool,
+        /// Apply a snapshot past its threshold: the number of leavers it makes, as its preview
+        /// showed.
+        #[arg(long, requires = "snapshot")]
+        accept_leavers: Option<usize>,
         /// The file, or `-` for standard input.
         file: PathBuf,
     },
@@ -244,7 +258,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             };
             serve(&g, opts).await
         }
-        Command::Import { source, format, file } => import(&g, source.as_deref(), format, &file),
+        Command::Import { source, format, snapshot, dry_run, accept_leavers, file } => {
+            let mode = tenure_engine::import::ImportMode { snapshot, dry_run, accept_leavers };
+            import(&g, source.as_deref(), format, mode, &file)
+        }
         Command::Identities(IdentitiesCommand::List { output }) => {
             let engine = open(&g.data_dir)?;
             let all = engine.list_identities()?;
@@ -584,7 +601,13 @@ pub enum FeedFormat {
     Csv,
 }
 
-fn import(g: &Global, source: Option<&str>, format: Option<FeedFormat>, file: &Path) -> anyhow::Result<ExitCode> {
+fn import(
+    g: &Global,
+    source: Option<&str>,
+    format: Option<FeedFormat>,
+    mode: tenure_engine::import::ImportMode,
+    file: &Path,
+) -> anyhow::Result<ExitCode> {
     let bad = ExitCode::from(EXIT_BAD_INPUT);
     let stdin = file == Path::new("-");
     let format = match (format, Format::from_path(file)) {
@@ -604,6 +627,22 @@ fn import(g: &Global, source: Option<&str>, format: Option<FeedFormat>, file: &P
     } else {
         std::fs::read_to_string(file).with_context(|| format!("reading `{}`", file.display()))?
     };
+    let engine = open(&g.data_dir)?;
+    ensure_policy(&engine, g.policy.as_deref())?;
+    let mapped = source
+        .is_some_and(|s| engine.current_policy().is_ok_and(|p| p.sources.get(s).is_some_and(|d| d.mapping.is_some())));
+    if let Some(source) = source.filter(|_| mapped) {
+        return import_mapped(&engine, source, format, mode, file, &text);
+    }
+    if mode.snapshot || mode.dry_run {
+        eprintln!(
+            "error: --snapshot and --dry-run read a source's own export, through its mapping; `{}` has none \
+             ([sources.{}.mapping])",
+            source.unwrap_or_default(),
+            source.unwrap_or_default()
+        );
+        return Ok(bad);
+    }
     let parsed = match format {
         Format::JsonLines => parse::json_lines(&text),
         Format::Csv => parse::csv(&text),
@@ -638,8 +677,6 @@ fn import(g: &Global, source: Option<&str>, format: Option<FeedFormat>, file: &P
             return Ok(bad);
         }
     };
-    let engine = open(&g.data_dir)?;
-    ensure_policy(&engine, g.policy.as_deref())?;
     let bar = ProgressBar::with_draw_target(Some(events.len() as u64), ProgressDrawTarget::stderr());
     bar.set_style(
         ProgressStyle::with_template("{msg} [{bar:40}] {pos}/{len} ({per_sec})")
@@ -669,6 +706,91 @@ fn import(g: &Global, source: Option<&str>, format: Option<FeedFormat>, file: &P
             Ok(bad)
         }
         Err(e) => Err(e.into()),
+    }
+}
+
+/// `tenure import --source S` for a source with a mapping: its own records, compared with
+/// what tenure holds (see `tenure_engine::import`).
+fn import_mapped(
+    engine: &tenure_engine::Engine,
+    source: &str,
+    format: Format,
+    mode: tenure_engine::import::ImportMode,
+    file: &Path,
+    text: &str,
+) -> anyhow::Result<ExitCode> {
+    use tenure_engine::import::ImportOutcome;
+    use tenure_proto::EventType;
+    let bad = ExitCode::from(EXIT_BAD_INPUT);
+    let parsed = match format {
+        Format::JsonLines => parse::json_records(text),
+        Format::Csv => parse::csv_records(text),
+    };
+    let records = match parsed {
+        Ok(r) => r,
+        Err(errors) => {
+            print_record_errors(file, &errors);
+            return Ok(bad);
+        }
+    };
+    let by = tenure_model::Principal::operator(&format!("import:{source}"));
+    let outcome = match engine.import_mapped(source, &records, mode, &by) {
+        Ok(o) => o,
+        Err(EngineError::Rejected(errors)) => {
+            print_record_errors(file, &errors);
+            return Ok(bad);
+        }
+        Err(e @ (EngineError::Invalid { .. } | EngineError::Conflict(_))) => {
+            eprintln!("error: {e}");
+            return Ok(bad);
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let plan = match &outcome {
+        ImportOutcome::Applied(p, _) | ImportOutcome::Preview(p) | ImportOutcome::Quarantined(p, _) => p,
+    };
+    let summary = |verb: &str| {
+        let count = |k: EventType| plan.changes.iter().filter(|c| c.kind == k).count();
+        format!(
+            "{}: {verb} {} joiner(s), {} mover(s), {} leaver(s); {} unchanged, {} ignored ({} current in `{source}`)",
+            file.display(),
+            count(EventType::Joined),
+            count(EventType::Changed),
+            plan.leavers,
+            plan.unchanged,
+            plan.ignored,
+            plan.current
+        )
+    };
+    let list = || {
+        for c in &plan.changes {
+            println!("  {:<7} {}  ({})", c.kind.as_str(), c.identity, c.why);
+        }
+    };
+    match &outcome {
+        ImportOutcome::Applied(_, r) => {
+            println!("{} (policy {})", summary("applied"), short_version(&r.policy_version));
+            Ok(ExitCode::SUCCESS)
+        }
+        ImportOutcome::Preview(_) => {
+            println!("{}", summary("would apply"));
+            list();
+            if let Some((max, percent)) = plan.threshold
+                && tenure_engine::import::over_threshold(plan.leavers, plan.current, max, percent)
+            {
+                println!(
+                    "past the threshold ({max} leavers, or {percent}%): applying it needs --accept-leavers {}",
+                    plan.leavers
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        ImportOutcome::Quarantined(_, reason) => {
+            println!("{}", summary("quarantined: would apply"));
+            list();
+            eprintln!("quarantined: {reason}");
+            Ok(ExitCode::from(crate::reconcile::EXIT_QUARANTINED))
+        }
     }
 }
 

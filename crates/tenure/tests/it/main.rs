@@ -18,3 +18,4 @@ mod ledger;
 mod lifecycle;
 mod reconcile;
 mod snapshots;
+mod sources;
