@@ -18,7 +18,7 @@ use crate::ledger::{Stamp, record};
 use crate::{ACTOR_ENGINE, Engine, EngineError, Result};
 use tenure_ledger::LedgerEvent;
 use tenure_ledger::event::{Expired, Expiring, FromTo, RenewedBy, StateChange};
-use tenure_model::{LifecycleState, Principal, rfc3339 as ts};
+use tenure_model::{LifecycleState, Principal, SuspendedBy, rfc3339 as ts};
 use tenure_policy::{Bundle, OnExpiry};
 use tenure_store::{IdentityRow, NewFinding};
 use time::OffsetDateTime;
@@ -124,7 +124,7 @@ impl Engine {
                     if row.state == LifecycleState::Suspended {
                         continue;
                     }
-                    let change = suspend(tx.as_mut(), policy, &mut row, now)?;
+                    let change = suspend(tx.as_mut(), policy, &mut row, SuspendedBy::Expiry, now)?;
                     Expired {
                         expires_at: ts(end),
                         outcome: outcome.as_str().to_owned(),
@@ -205,7 +205,7 @@ impl Engine {
         row.updated_at = now;
         tx.update_identity(&row)?;
         resolve_notices(tx.as_mut(), row.id, None, now)?;
-        let resumed = resume_if_suspended(tx.as_mut(), &policy, &mut row, now)?;
+        let resumed = resume_if_suspended(tx.as_mut(), &policy, &mut row, SuspendedBy::Expiry, now)?;
         let (state, changes) = match resumed {
             Some((s, c)) => (Some(s), c.recorded()),
             None => (None, Default::default()),

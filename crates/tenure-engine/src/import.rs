@@ -139,56 +139,44 @@ impl Engine {
                     purpose: m.purpose.clone(),
                     expires_at: m.expires_at,
                 };
-                let (kind, why) = match (&existing, m.active) {
-                    (None, true) => (EventType::Joined, "new".to_owned()),
-                    (None, false) => {
-                        plan.ignored += 1;
-                        continue;
-                    }
-                    (Some(row), false) if row.state.has_left() => {
-                        plan.unchanged += 1;
-                        continue;
-                    }
-                    (Some(row), true) if row.state.has_left() => {
+                use tenure_policy::mapping::Status;
+                let mut derived: Vec<(EventType, String)> = Vec::new();
+                match (&existing, m.status) {
+                    (None, Status::Active) => derived.push((EventType::Joined, "new".to_owned())),
+                    (None, _) => plan.ignored += 1,
+                    (Some(row), Status::Leave) if row.state.has_left() => plan.unchanged += 1,
+                    (Some(row), _) if row.state.has_left() => {
                         return Err(EngineError::Rejected(vec![RecordError::new(
                             *pos,
                             mapping.status.as_ref().map_or_else(|| "status".to_owned(), |s| s.columns().join(", ")),
                             format!("`{reference}` has left ({}); a return needs a new external id", row.state),
                         )]));
                     }
-                    (Some(_), false) => (EventType::Left, "status".to_owned()),
-                    (Some(row), true) => {
-                        let mut changed = Vec::new();
-                        if m.name.as_ref().is_some_and(|n| n != &row.name) {
-                            changed.push("name".to_owned());
+                    (Some(_), Status::Leave) => derived.push((EventType::Left, "status".to_owned())),
+                    (Some(row), status) => {
+                        if status == Status::Suspend && row.state.is_current() {
+                            derived.push((EventType::Suspended, "status".to_owned()));
                         }
-                        let attrs: BTreeSet<&String> = m.attributes.keys().chain(row.attributes.keys()).collect();
-                        for a in attrs {
-                            if m.attributes.get(a) != row.attributes.get(a) {
-                                changed.push(a.clone());
-                            }
-                        }
-                        if m.owner.is_some()
-                            && m.owner.as_deref() != row.owner.as_ref().map(ToString::to_string).as_deref()
+                        if status == Status::Active
+                            && row.state == tenure_model::LifecycleState::Suspended
+                            && row.suspended_by == Some(tenure_model::SuspendedBy::Source)
                         {
-                            changed.push("owner".into());
+                            derived.push((EventType::Resumed, "status".to_owned()));
                         }
-                        if m.purpose.is_some() && m.purpose != row.purpose {
-                            changed.push("purpose".into());
+                        let changed = differences(m, row);
+                        if !changed.is_empty() {
+                            derived.push((EventType::Changed, changed.join(", ")));
                         }
-                        if m.expires_at.is_some() && m.expires_at != row.expires_at {
-                            changed.push("expires_at".into());
-                        }
-                        if changed.is_empty() {
+                        if derived.is_empty() {
                             plan.unchanged += 1;
-                            continue;
                         }
-                        (EventType::Changed, changed.join(", "))
                     }
-                };
+                }
                 let before = existing.as_ref().map(identity_digest).unwrap_or_default();
-                wires.push((*pos, wire(source, kind, now, wire_identity, &before)));
-                plan.changes.push(Derived { identity: reference.to_string(), kind, why });
+                for (kind, why) in derived {
+                    wires.push((*pos, wire(source, kind, now, wire_identity.clone(), &before)));
+                    plan.changes.push(Derived { identity: reference.to_string(), kind, why });
+                }
             }
             if mode.snapshot {
                 for row in current.iter().filter(|i| !seen.contains_key(i.reference.external_id())) {
@@ -274,6 +262,30 @@ impl Engine {
         let report = self.ingest(&events, by)?;
         Ok(ImportOutcome::Applied(plan, report))
     }
+}
+
+/// The fields of `row` a mapped record changes.
+fn differences(m: &Mapped, row: &tenure_store::IdentityRow) -> Vec<String> {
+    let mut changed = Vec::new();
+    if m.name.as_ref().is_some_and(|n| n != &row.name) {
+        changed.push("name".to_owned());
+    }
+    let attrs: BTreeSet<&String> = m.attributes.keys().chain(row.attributes.keys()).collect();
+    for a in attrs {
+        if m.attributes.get(a) != row.attributes.get(a) {
+            changed.push(a.clone());
+        }
+    }
+    if m.owner.is_some() && m.owner.as_deref() != row.owner.as_ref().map(ToString::to_string).as_deref() {
+        changed.push("owner".into());
+    }
+    if m.purpose.is_some() && m.purpose != row.purpose {
+        changed.push("purpose".into());
+    }
+    if m.expires_at.is_some() && m.expires_at != row.expires_at {
+        changed.push("expires_at".into());
+    }
+    changed
 }
 
 /// Whether `leavers` of `current` is past a snapshot's threshold: more than `max`, or more than

@@ -13,7 +13,7 @@ use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use tenure_ledger::LedgerEvent;
 use tenure_ledger::event::{BeforeAfter, Changes, FromTo, IdentityEvent, OwnerChange, SourceEvent, StateChange};
-use tenure_model::{IdentityKind, IdentityRef, LifecycleState, rfc3339};
+use tenure_model::{IdentityKind, IdentityRef, LifecycleState, SuspendedBy, rfc3339};
 use tenure_policy::Bundle;
 use tenure_proto::{EventType, EventWire, IngestReport};
 use tenure_store::{IdentityRow, NewEvent, NewIdentity, WriteTx};
@@ -342,8 +342,14 @@ fn apply(
                         crate::steps::suspension::resolve_notices(tx, row.id, None, now)?;
                     }
                     // A later expiry resumes an identity its expiry suspended.
-                    let change = match crate::steps::suspension::resume_if_suspended(tx, policy, &mut row, now)
-                        .map_err(workflow_bad)?
+                    let change = match crate::steps::suspension::resume_if_suspended(
+                        tx,
+                        policy,
+                        &mut row,
+                        SuspendedBy::Expiry,
+                        now,
+                    )
+                    .map_err(workflow_bad)?
                     {
                         Some((state, change)) => {
                             detail.state = Some(state);
@@ -384,8 +390,14 @@ fn apply(
                         tx.update_identity(&row)?;
                         // An NHI suspended for want of an owner resumes with its new one (unless
                         // its expiry has come too).
-                        detail.changes = match crate::steps::suspension::resume_if_suspended(tx, policy, &mut row, now)
-                            .map_err(workflow_bad)?
+                        detail.changes = match crate::steps::suspension::resume_if_suspended(
+                            tx,
+                            policy,
+                            &mut row,
+                            SuspendedBy::Owner,
+                            now,
+                        )
+                        .map_err(workflow_bad)?
                         {
                             Some((state, change)) => {
                                 detail.state = Some(state);
@@ -409,6 +421,44 @@ fn apply(
                         recorded = LedgerEvent::OwnerChanged;
                     }
                 }
+                EventType::Suspended => {
+                    recorded = LedgerEvent::SourceSuspended;
+                    if row.state.is_current() {
+                        let from = row.state;
+                        let change = crate::steps::suspension::suspend(tx, policy, &mut row, SuspendedBy::Source, now)
+                            .map_err(workflow_bad)?;
+                        detail.state = Some(StateChange::new(from, row.state));
+                        detail.changes = change.recorded();
+                    } else if row.suspended_by != Some(SuspendedBy::Source) {
+                        // Suspended for another cause too: the source's hold is recorded, and a
+                        // `resumed` lifts it once that cause is gone.
+                        row.suspended_by = Some(SuspendedBy::Source);
+                        tx.update_identity(&row)?;
+                    }
+                }
+                EventType::Resumed => {
+                    recorded = LedgerEvent::Resumed;
+                    if let Some((state, change)) =
+                        crate::steps::suspension::resume_if_suspended(tx, policy, &mut row, SuspendedBy::Source, now)
+                            .map_err(workflow_bad)?
+                    {
+                        detail.state = Some(state);
+                        detail.changes = change.recorded();
+                    } else if row.state == LifecycleState::Suspended && row.suspended_by == Some(SuspendedBy::Source) {
+                        // The source's hold is lifted; what else holds it back now decides.
+                        let rest = if crate::steps::suspension::is_expired(&row, now) {
+                            Some(SuspendedBy::Expiry)
+                        } else if row.owner_deadline.is_some() {
+                            Some(SuspendedBy::Owner)
+                        } else {
+                            None
+                        };
+                        if rest.is_some() {
+                            row.suspended_by = rest;
+                            tx.update_identity(&row)?;
+                        }
+                    }
+                }
                 EventType::Renewed => {
                     let Some(expires_at) = e.expires_at else {
                         return bad("identity.expires_at", "required for `renewed`");
@@ -426,7 +476,7 @@ fn apply(
                     crate::steps::suspension::resolve_notices(tx, row.id, None, now)?;
                     // An identity its expiry suspended resumes.
                     if let Some((state, change)) =
-                        crate::steps::suspension::resume_if_suspended(tx, policy, &mut row, now)
+                        crate::steps::suspension::resume_if_suspended(tx, policy, &mut row, SuspendedBy::Expiry, now)
                             .map_err(workflow_bad)?
                     {
                         detail.state = Some(state);

@@ -180,7 +180,13 @@ impl Engine {
             }
             // Every account disabled (memberships kept, so a new owner can resume it), its
             // credentials revoked (a new owner asks for new ones).
-            let change = crate::steps::suspension::suspend(tx.as_mut(), policy, &mut row, now)?;
+            let change = crate::steps::suspension::suspend(
+                tx.as_mut(),
+                policy,
+                &mut row,
+                tenure_model::SuspendedBy::Owner,
+                now,
+            )?;
             let subject = row.reference.to_string();
             let event = Suspended {
                 state: StateChange::new(from, row.state),

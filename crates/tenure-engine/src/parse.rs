@@ -240,10 +240,14 @@ fn from_cells(c: &BTreeMap<&str, &str>) -> FieldResult<EventWire> {
         "left" => EventType::Left,
         "owner_changed" => EventType::OwnerChanged,
         "renewed" => EventType::Renewed,
+        "suspended" => EventType::Suspended,
+        "resumed" => EventType::Resumed,
         other => {
             return Err((
                 "type".into(),
-                format!("expected one of joined, changed, left, owner_changed, renewed, found `{other}`"),
+                format!(
+                    "expected one of joined, changed, left, owner_changed, renewed, suspended, resumed, found `{other}`"
+                ),
             ));
         }
     };

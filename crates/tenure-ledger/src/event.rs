@@ -35,6 +35,13 @@ pub enum LedgerEvent {
     /// A source extended an identity's expiry.
     #[serde(rename = "identity.renewed")]
     Renewed(IdentityEvent),
+    /// A source suspended an identity (accounts disabled, credentials revoked), or said so of
+    /// one already suspended (`state` absent).
+    #[serde(rename = "identity.suspended_by_source")]
+    SourceSuspended(IdentityEvent),
+    /// A source lifted its suspension (`state` absent where there was none to lift).
+    #[serde(rename = "identity.resumed")]
+    Resumed(IdentityEvent),
     /// An identity's owner (or an operator) extended its expiry, saying why.
     #[serde(rename = "identity.renewed_by")]
     RenewedBy(RenewedBy),
@@ -175,9 +182,13 @@ impl LedgerEvent {
     /// The lifecycle state this event moved its subject to, if it moved it.
     pub fn lifecycle_to(&self) -> Option<LifecycleState> {
         match self {
-            Self::Joined(e) | Self::Changed(e) | Self::Left(e) | Self::OwnerChanged(e) | Self::Renewed(e) => {
-                e.state.map(|s| s.to)
-            }
+            Self::Joined(e)
+            | Self::Changed(e)
+            | Self::Left(e)
+            | Self::OwnerChanged(e)
+            | Self::Renewed(e)
+            | Self::SourceSuspended(e)
+            | Self::Resumed(e) => e.state.map(|s| s.to),
             Self::Activated(s) | Self::Closed(s) => Some(s.state.to),
             Self::Suspended(s) => Some(s.state.to),
             Self::Expired(e) => Some(e.state.to),
@@ -190,9 +201,13 @@ impl LedgerEvent {
     pub fn grant_states(&self) -> Vec<(&str, GrantState)> {
         let mut out = Vec::new();
         let changes = match self {
-            Self::Joined(e) | Self::Changed(e) | Self::Left(e) | Self::OwnerChanged(e) | Self::Renewed(e) => {
-                Some(&e.changes)
-            }
+            Self::Joined(e)
+            | Self::Changed(e)
+            | Self::Left(e)
+            | Self::OwnerChanged(e)
+            | Self::Renewed(e)
+            | Self::SourceSuspended(e)
+            | Self::Resumed(e) => Some(&e.changes),
             Self::Expired(e) => Some(&e.changes),
             Self::RenewedBy(r) => Some(&r.changes),
             Self::Recomputed(c) => Some(c),

@@ -19,6 +19,6 @@ pub use clock::{Clock, FixedClock, SystemClock, rfc3339};
 pub use credential::CredentialKind;
 pub use grant::{AccountState, GrantOrigin, GrantState};
 pub use identity::{IdentityKind, IdentityRef, RefError};
-pub use lifecycle::{LifecycleState, TransitionError};
+pub use lifecycle::{LifecycleState, SuspendedBy, TransitionError};
 pub use principal::{Principal, Via};
 pub use reconcile::{Reaction, Situation};

@@ -20,6 +20,20 @@ string_enum! {
     }
 }
 
+string_enum! {
+    /// Why an identity is suspended: only the end of that cause resumes it.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+    #[serde(rename_all = "lowercase")]
+    pub enum SuspendedBy {
+        /// Its expiry came (a renewal resumes it).
+        Expiry => "expiry",
+        /// Its owner left and nobody took it over (a new owner resumes it).
+        Owner => "owner",
+        /// Its source said so (a `resumed` event resumes it).
+        Source => "source",
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("identity cannot go from `{from}` to `{to}`")]
 pub struct TransitionError {

@@ -28,7 +28,7 @@
 //! [[case]]
 //! name = "an HR export's row maps to a person"
 //! map = { source = "bamboohr", record = { "Employee #" = "B1", "First Name" = "Mary", "Status" = "Active" } }
-//! expect_mapped = { external_id = "B1", name = "Mary", active = true, attributes = { department = "engineering" } }
+//! expect_mapped = { external_id = "B1", name = "Mary", status = "active", attributes = { department = "engineering" } }
 //! # or: expect_error = "Status: `Away` is neither …" (the start of the message)
 //! ```
 
@@ -125,8 +125,9 @@ struct ExpectMapped {
     kind: Option<String>,
     #[serde(default)]
     name: Option<String>,
+    /// `active`, `leave` or `suspend`.
     #[serde(default)]
-    active: Option<bool>,
+    status: Option<String>,
     #[serde(default)]
     expires_at: Option<String>,
     /// Exactly these attributes.
@@ -377,7 +378,7 @@ fn run_map(bundle: &Bundle, c: &CaseSection, m: &MapCase) -> Result<Vec<String>,
             check("external_id", want.external_id.clone(), Some(got.external_id.clone()));
             check("kind", want.kind.clone(), Some(got.kind.as_str().to_owned()));
             check("name", want.name.clone(), got.name.clone());
-            check("active", want.active.map(|a| a.to_string()), Some(got.active.to_string()));
+            check("status", want.status.clone(), Some(got.status.as_str().to_owned()));
             check("expires_at", want.expires_at.clone(), got.expires_at.map(tenure_model::rfc3339));
             if let Some(a) = &want.attributes
                 && a != &got.attributes

@@ -12,6 +12,7 @@
 //! status = "Status"
 //! active = ["Active"]                        # the status values of a current identity
 //! leave = ["Terminated", "Inactive"]         # … and of a leaver
+//! suspend = ["On Leave"]                     # … and of someone held back for now (optional)
 //! snapshot_max_leavers = 10                  # a snapshot import's threshold (count, default)
 //! snapshot_max_leavers_percent = 20          # … and share of the source's current identities
 //!
@@ -43,8 +44,28 @@ pub struct Mapped {
     pub owner: Option<String>,
     pub purpose: Option<String>,
     pub expires_at: Option<OffsetDateTime>,
-    /// False when the record's status is one of the `leave` values.
-    pub active: bool,
+    pub status: Status,
+}
+
+/// What a record's status says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    /// One of the `active` values (or no status column).
+    Active,
+    /// One of the `leave` values.
+    Leave,
+    /// One of the `suspend` values: held back for now (a leave of absence).
+    Suspend,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Active => "active",
+            Self::Leave => "leave",
+            Self::Suspend => "suspend",
+        }
+    }
 }
 
 /// A record that does not fit: the column (or mapping field) at fault and why.
@@ -130,6 +151,7 @@ pub struct Mapping {
     pub status: Option<Cells>,
     pub active: Vec<String>,
     pub leave: Vec<String>,
+    pub suspend: Vec<String>,
     pub attributes: BTreeMap<String, AttributeRule>,
     /// A snapshot that would make more leavers than this waits for a person.
     pub snapshot_max_leavers: usize,
@@ -165,6 +187,8 @@ pub(crate) struct MappingSection {
     active: Vec<String>,
     #[serde(default)]
     leave: Vec<String>,
+    #[serde(default)]
+    suspend: Vec<String>,
     #[serde(default)]
     attributes: BTreeMap<String, AttributeSection>,
     #[serde(default = "default_max_leavers")]
@@ -272,6 +296,7 @@ pub(crate) fn mapping(
         status: m.status.map(Cells),
         active: m.active,
         leave: m.leave,
+        suspend: m.suspend,
         attributes,
         snapshot_max_leavers: m.snapshot_max_leavers,
         snapshot_max_leavers_percent: m.snapshot_max_leavers_percent,
@@ -297,19 +322,27 @@ impl Mapping {
             }
             (None, None) => return err("kind", "the mapping names no kind"),
         };
-        let active = match &self.status {
-            None => true,
+        let status = match &self.status {
+            None => Status::Active,
             Some(c) => {
                 let v = need(c)?;
-                if self.active.iter().any(|a| a.eq_ignore_ascii_case(&v)) {
-                    true
-                } else if self.leave.iter().any(|a| a.eq_ignore_ascii_case(&v)) {
-                    false
+                let is = |values: &[String]| values.iter().any(|a| a.eq_ignore_ascii_case(&v));
+                if is(&self.active) {
+                    Status::Active
+                } else if is(&self.leave) {
+                    Status::Leave
+                } else if is(&self.suspend) {
+                    Status::Suspend
                 } else {
+                    let suspend = if self.suspend.is_empty() {
+                        String::new()
+                    } else {
+                        format!(", nor a suspend ({})", self.suspend.join(", "))
+                    };
                     return err(
                         c.name(),
                         format!(
-                            "`{v}` is neither an active ({}) nor a leave ({}) status",
+                            "`{v}` is neither an active ({}) nor a leave ({}) status{suspend}",
                             self.active.join(", "),
                             self.leave.join(", ")
                         ),
@@ -365,7 +398,7 @@ impl Mapping {
             owner: self.owner.as_ref().map(|c| c.read(r)).transpose()?.flatten(),
             purpose: self.purpose.as_ref().map(|c| c.read(r)).transpose()?.flatten(),
             expires_at,
-            active,
+            status,
         })
     }
 

@@ -28,6 +28,10 @@ pub enum EventType {
     Left,
     OwnerChanged,
     Renewed,
+    /// The source holds the identity back for now (a leave of absence, a deactivation).
+    Suspended,
+    /// The source lifts its suspension.
+    Resumed,
 }
 
 impl EventType {
@@ -38,6 +42,8 @@ impl EventType {
             Self::Left => "left",
             Self::OwnerChanged => "owner_changed",
             Self::Renewed => "renewed",
+            Self::Suspended => "suspended",
+            Self::Resumed => "resumed",
         }
     }
 }

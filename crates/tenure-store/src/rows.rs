@@ -24,6 +24,8 @@ pub struct IdentityRow {
     pub updated_at: OffsetDateTime,
     /// For an NHI whose owner left: when it is suspended unless someone takes it.
     pub owner_deadline: Option<OffsetDateTime>,
+    /// Why it is suspended (`None` unless it is; before migration 12, ownerless NHIs only).
+    pub suspended_by: Option<tenure_model::SuspendedBy>,
 }
 
 #[derive(Debug, Clone)]

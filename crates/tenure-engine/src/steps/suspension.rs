@@ -5,7 +5,7 @@
 use crate::ACTOR_ENGINE;
 use crate::steps::grants::{self, Change, WorkflowError};
 use tenure_ledger::event::StateChange;
-use tenure_model::LifecycleState;
+use tenure_model::{LifecycleState, SuspendedBy};
 use tenure_policy::Bundle;
 use tenure_store::{IdentityRow, WriteTx};
 use time::OffsetDateTime;
@@ -24,9 +24,11 @@ pub(crate) fn suspend(
     tx: &mut dyn WriteTx,
     policy: &Bundle,
     identity: &mut IdentityRow,
+    by: SuspendedBy,
     now: OffsetDateTime,
 ) -> Result<Change, WorkflowError> {
     identity.state = identity.state.transition(LifecycleState::Suspended).map_err(WorkflowError::Transition)?;
+    identity.suspended_by = Some(by);
     identity.updated_at = now;
     tx.update_identity(identity)?;
     let mut change = Change::default();
@@ -39,19 +41,28 @@ pub(crate) fn suspend(
     Ok(change)
 }
 
-/// Resume a suspended identity whose cause is gone (renewed, or an owner named): active again,
-/// its accounts re-enabled for what policy wants. `None` if it was not suspended, or still is
-/// for another cause (expired, or waiting for an owner).
+/// Resume an identity suspended for `cause` now that the cause is gone (renewed, an owner
+/// named, its source said so): active again, its accounts re-enabled for what policy wants.
+/// `None` if it was not suspended for that cause, or is still held (expired, or waiting for an
+/// owner).
 pub(crate) fn resume_if_suspended(
     tx: &mut dyn WriteTx,
     policy: &Bundle,
     identity: &mut IdentityRow,
+    cause: SuspendedBy,
     now: OffsetDateTime,
 ) -> Result<Option<(StateChange, Change)>, WorkflowError> {
-    if identity.state != LifecycleState::Suspended || identity.owner_deadline.is_some() || is_expired(identity, now) {
+    // Suspensions recorded before causes were: NHIs nobody took over.
+    let why = identity.suspended_by.unwrap_or(SuspendedBy::Owner);
+    if identity.state != LifecycleState::Suspended
+        || why != cause
+        || identity.owner_deadline.is_some()
+        || is_expired(identity, now)
+    {
         return Ok(None);
     }
     identity.state = LifecycleState::Active;
+    identity.suspended_by = None;
     identity.updated_at = now;
     tx.update_identity(identity)?;
     let change = grants::apply_desired(tx, policy, identity, now)?;

@@ -7,7 +7,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 use tenure_model::{IdentityKind, IdentityRef, LifecycleState};
 use time::OffsetDateTime;
 
-const IDENTITY_COLS: &str = "id, ref, kind, name, attributes, owner, purpose, expires_at, state, policy_version, created_at, updated_at, owner_deadline";
+const IDENTITY_COLS: &str = "id, ref, kind, name, attributes, owner, purpose, expires_at, state, policy_version, created_at, updated_at, owner_deadline, suspended_by";
 
 fn identity_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<IdentityRow> {
     let reference: String = r.get(1)?;
@@ -30,6 +30,7 @@ fn identity_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<IdentityRow> {
         created_at: parse_ts(&r.get::<_, String>(10)?)?,
         updated_at: parse_ts(&r.get::<_, String>(11)?)?,
         owner_deadline: r.get::<_, Option<String>>(12)?.as_deref().map(parse_ts).transpose()?,
+        suspended_by: r.get::<_, Option<String>>(13)?.as_deref().map(parse::<tenure_model::SuspendedBy>).transpose()?,
     })
 }
 
@@ -176,7 +177,7 @@ impl IdentityWrites for SqliteTx<'_> {
         let attributes = serde_json::to_string(&i.attributes).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         let mut st = self.c()?.prepare_cached(
             "UPDATE identities SET name = ?2, attributes = ?3, owner = ?4, purpose = ?5, expires_at = ?6,
-             state = ?7, policy_version = ?8, updated_at = ?9, owner_deadline = ?10 WHERE id = ?1",
+             state = ?7, policy_version = ?8, updated_at = ?9, owner_deadline = ?10, suspended_by = ?11 WHERE id = ?1",
         )?;
         st.execute(params![
             i.id,
@@ -189,11 +190,15 @@ impl IdentityWrites for SqliteTx<'_> {
             i.policy_version,
             ts(i.updated_at),
             i.owner_deadline.map(ts),
+            i.suspended_by.filter(|_| i.state == LifecycleState::Suspended).map(|s| s.as_str()),
         ])?;
         Ok(())
     }
     fn set_identity_state(&mut self, id: i64, state: LifecycleState, at: OffsetDateTime) -> Result<()> {
-        let mut st = self.c()?.prepare_cached("UPDATE identities SET state = ?2, updated_at = ?3 WHERE id = ?1")?;
+        let mut st = self.c()?.prepare_cached(
+            "UPDATE identities SET state = ?2, updated_at = ?3,
+             suspended_by = CASE WHEN ?2 = 'suspended' THEN suspended_by END WHERE id = ?1",
+        )?;
         st.execute(params![id, state.as_str(), ts(at)])?;
         Ok(())
     }

@@ -310,6 +310,11 @@ CREATE INDEX jobs_key ON jobs(kind, identity_id, system, account, state);
     r#"
 CREATE INDEX identities_expiry ON identities(expires_at) WHERE expires_at IS NOT NULL;
 "#,
+    // 12: why a suspended identity is suspended (the ones before were NHIs nobody took over).
+    r#"
+ALTER TABLE identities ADD COLUMN suspended_by TEXT;
+UPDATE identities SET suspended_by = 'owner' WHERE state = 'suspended';
+"#,
 ];
 
 /// Apply the migrations this database has not had, in one transaction.

@@ -367,7 +367,7 @@ fn authorize_answers_with_reasons_and_cuts_off_a_leaver_at_once() {
 fn policy_test_passes_on_the_quickstart_and_names_a_broken_case() {
     let w = World::new();
     let out = w.ok(&["policy", "test", quickstart_policy().to_str().unwrap()]);
-    assert!(out.contains("26 case(s): 26 passed, 0 failed"), "{out}");
+    assert!(out.contains("27 case(s): 27 passed, 0 failed"), "{out}");
     let broken = w.tmp.path().join("broken");
     copy_dir(&quickstart_policy(), &broken);
     let rules = broken.join("policies/requests.cedar");

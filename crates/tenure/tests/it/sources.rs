@@ -32,6 +32,18 @@ fn a_bamboohr_export_imports_through_its_mapping_and_snapshots_make_joiners_move
     let shown: serde_json::Value = serde_json::from_str(&shown).unwrap();
     assert_eq!(shown["expires_at"], "2027-06-30T00:00:00Z");
     assert_eq!(shown["attributes"]["manager"], "bamboohr:B103");
+    // On leave: suspended, accounts locked; back: resumed.
+    let on_leave = w.file("leave.csv", &export().replace("Part-Time,B100,,Active", "Part-Time,B100,,On Leave"));
+    let out = w.ok(&["import", "--source", "bamboohr", on_leave.to_str().unwrap()]);
+    assert!(out.contains("9 unchanged"), "{out}");
+    w.ok(&["jobs", "run"]);
+    assert_eq!(state(&w, "bamboohr:B102"), "suspended");
+    let entry = w.ldapsearch("(uid=B102)", &["pwdAccountLockedTime"]);
+    assert!(entry.contains("pwdAccountLockedTime: 000001010000Z"), "{entry}");
+    w.ok(&["import", "--source", "bamboohr", file.to_str().unwrap()]);
+    w.ok(&["jobs", "run"]);
+    assert_eq!(state(&w, "bamboohr:B102"), "active");
+    assert!(!w.ldapsearch("(uid=B102)", &["pwdAccountLockedTime"]).contains("pwdAccountLockedTime"));
     // Again: nothing changed, nothing applied.
     let out = w.ok(&["import", "--source", "bamboohr", file.to_str().unwrap()]);
     assert!(out.contains("applied 0 joiner(s), 0 mover(s), 0 leaver(s); 10 unchanged"), "{out}");
