@@ -265,7 +265,7 @@ impl Engine {
 }
 
 /// The fields of `row` a mapped record changes.
-fn differences(m: &Mapped, row: &tenure_store::IdentityRow) -> Vec<String> {
+pub(crate) fn differences(m: &Mapped, row: &tenure_store::IdentityRow) -> Vec<String> {
     let mut changed = Vec::new();
     if m.name.as_ref().is_some_and(|n| n != &row.name) {
         changed.push("name".to_owned());

@@ -177,7 +177,7 @@ impl Engine {
     }
 }
 
-enum Applied {
+pub(crate) enum Applied {
     New,
     Duplicate,
 }
@@ -197,7 +197,7 @@ fn bad<T>(field: &str, message: impl Into<String>) -> std::result::Result<T, Bad
     Err(Bad::Record(field.to_owned(), message.into()))
 }
 
-fn apply(
+pub(crate) fn apply(
     tx: &mut dyn WriteTx,
     policy: &Bundle,
     e: &Event,

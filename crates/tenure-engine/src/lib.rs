@@ -20,6 +20,7 @@ pub mod leaver;
 pub mod ledger;
 pub mod parse;
 pub mod reconcile;
+pub mod scim;
 mod steps;
 pub mod sync;
 pub mod systems;

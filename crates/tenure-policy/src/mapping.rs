@@ -84,6 +84,11 @@ fn err<T>(field: &str, message: impl Into<String>) -> Result<T, MapError> {
 pub struct Cells(String);
 
 impl Cells {
+    /// A column name, or a template with `{Column}` placeholders.
+    pub fn new(s: impl Into<String>) -> Self {
+        Self(s.into())
+    }
+
     /// The value in `record`, `None` when every column it reads is empty or absent.
     fn read(&self, record: &SourceRecord) -> Result<Option<String>, MapError> {
         if !self.0.contains('{') {

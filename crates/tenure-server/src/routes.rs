@@ -3,7 +3,7 @@
 //! the [`Principal`](tenure_model::Principal) to the handler). A route cannot be added without
 //! saying who may call it: [`handler`] matches [`Endpoint`] exhaustively.
 
-use crate::api::{access, credentials, identities, meta, reconcile, tokens};
+use crate::api::{access, credentials, identities, meta, reconcile, scim, tokens};
 use crate::{ApiError, AppState, MAX_BODY, blocking, closing, read_body};
 use RoleName::{Admin, Approver, Auditor, Authorizer, Requester};
 use axum::Router;
@@ -11,7 +11,7 @@ use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{HeaderValue, header};
 use axum::middleware::{Next, from_fn_with_state};
 use axum::response::Response;
-use axum::routing::{MethodRouter, get, post};
+use axum::routing::{MethodRouter, delete, get, patch, post, put};
 use tenure_engine::EngineError;
 use tenure_model::RoleName;
 
@@ -62,6 +62,19 @@ pub enum Endpoint {
     Reconcile,
     ReconcileRuns,
     ReconcileRun,
+    ScimConfig,
+    ScimResourceTypes,
+    ScimResourceType,
+    ScimSchemas,
+    ScimSchema,
+    ScimListUsers,
+    ScimSearchUsers,
+    ScimSearch,
+    ScimCreateUser,
+    ScimGetUser,
+    ScimReplaceUser,
+    ScimPatchUser,
+    ScimDeleteUser,
 }
 
 /// A route: endpoint, method, path and who may call it.
@@ -110,6 +123,21 @@ pub const ROUTES: &[Route] = &[
     route(Endpoint::Reconcile, "POST", "/v1/reconcile", Access::Roles(&[Admin])),
     route(Endpoint::ReconcileRuns, "GET", "/v1/reconcile/runs", Access::Roles(&[Admin, Auditor])),
     route(Endpoint::ReconcileRun, "GET", "/v1/reconcile/runs/{id}", Access::Roles(&[Admin, Auditor])),
+    // SCIM 2.0 for sources (docs/sources.md): a token with one source:NAME role pushes users.
+    route(Endpoint::ScimConfig, "GET", "/scim/v2/ServiceProviderConfig", Access::Source),
+    route(Endpoint::ScimResourceTypes, "GET", "/scim/v2/ResourceTypes", Access::Source),
+    route(Endpoint::ScimResourceType, "GET", "/scim/v2/ResourceTypes/{id}", Access::Source),
+    route(Endpoint::ScimSchemas, "GET", "/scim/v2/Schemas", Access::Source),
+    route(Endpoint::ScimSchema, "GET", "/scim/v2/Schemas/{id}", Access::Source),
+    route(Endpoint::ScimListUsers, "GET", "/scim/v2/Users", Access::Source),
+    route(Endpoint::ScimCreateUser, "POST", "/scim/v2/Users", Access::Source),
+    route(Endpoint::ScimSearchUsers, "POST", "/scim/v2/Users/.search", Access::Source),
+    // Across resource types: Users are the only one.
+    route(Endpoint::ScimSearch, "POST", "/scim/v2/.search", Access::Source),
+    route(Endpoint::ScimGetUser, "GET", "/scim/v2/Users/{id}", Access::Source),
+    route(Endpoint::ScimReplaceUser, "PUT", "/scim/v2/Users/{id}", Access::Source),
+    route(Endpoint::ScimPatchUser, "PATCH", "/scim/v2/Users/{id}", Access::Source),
+    route(Endpoint::ScimDeleteUser, "DELETE", "/scim/v2/Users/{id}", Access::Source),
 ];
 
 fn handler(e: Endpoint) -> MethodRouter<AppState> {
@@ -144,6 +172,18 @@ fn handler(e: Endpoint) -> MethodRouter<AppState> {
         Endpoint::Reconcile => post(reconcile::start),
         Endpoint::ReconcileRuns => get(reconcile::runs),
         Endpoint::ReconcileRun => get(reconcile::run),
+        Endpoint::ScimConfig => get(scim::service_provider_config),
+        Endpoint::ScimResourceTypes => get(scim::resource_types),
+        Endpoint::ScimResourceType => get(scim::resource_type),
+        Endpoint::ScimSchemas => get(scim::schemas),
+        Endpoint::ScimSchema => get(scim::schema),
+        Endpoint::ScimListUsers => get(scim::list_users),
+        Endpoint::ScimCreateUser => post(scim::create_user),
+        Endpoint::ScimSearchUsers | Endpoint::ScimSearch => post(scim::search_users),
+        Endpoint::ScimGetUser => get(scim::get_user),
+        Endpoint::ScimReplaceUser => put(scim::replace_user),
+        Endpoint::ScimPatchUser => patch(scim::patch_user),
+        Endpoint::ScimDeleteUser => delete(scim::delete_user),
     }
 }
 
@@ -151,12 +191,16 @@ fn handler(e: Endpoint) -> MethodRouter<AppState> {
 pub fn router(state: AppState) -> Router {
     let mut r = Router::new();
     for route in ROUTES {
-        let guarded = handler(route.endpoint)
+        let mut guarded = handler(route.endpoint)
             .route_layer(from_fn_with_state(state.body_timeout, read_body))
             .route_layer(from_fn_with_state((state.clone(), route.access), guard));
+        if route.path.starts_with("/scim/") {
+            guarded = guarded.route_layer(axum::middleware::from_fn(scim::scim_errors));
+        }
         r = r.route(route.path, guarded);
     }
-    r.layer(DefaultBodyLimit::max(MAX_BODY)).with_state(state)
+    // An unknown URL under /scim/v2 is answered in the SCIM error schema.
+    r.fallback(scim::not_found).layer(DefaultBodyLimit::max(MAX_BODY)).with_state(state)
 }
 
 /// Authenticate and check the role; hand the caller to the handler. A refusal is answered

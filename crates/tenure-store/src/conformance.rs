@@ -43,6 +43,7 @@ pub const CHECKS: &[(&str, Check)] = &[
     ("requests end once; one answer per approver", requests_end_once_and_answers_are_unique),
     ("credentials and tokens revoke once", credentials_and_tokens_revoke_once),
     ("policies and checkpoints", policies_and_checkpoints),
+    ("SCIM resources: one userName per source, any case", scim_resources),
 ];
 
 const T0: OffsetDateTime = datetime!(2026-11-01 09:00 UTC);
@@ -566,4 +567,31 @@ mod tests {
             check(&store);
         }
     }
+}
+
+pub fn scim_resources(s: &dyn Store) {
+    let mut tx = s.write().unwrap();
+    let ada = person(tx.as_mut(), "okta:ada");
+    let row = |id: &str, name: &str, version: i64| ScimRow {
+        source: "okta".into(),
+        id: id.into(),
+        identity_id: ada,
+        user_name: name.into(),
+        version,
+        resource: serde_json::json!({ "userName": name }),
+        created_at: T0,
+        updated_at: T0,
+    };
+    tx.put_scim_user(&row("u1", "Ada@Example.com", 1)).unwrap();
+    assert!(tx.put_scim_user(&row("u2", "ada@example.COM", 1)).is_err(), "a userName in another case is taken");
+    tx.put_scim_user(&row("u1", "ada@example.com", 2)).unwrap();
+    let got = tx.scim_user_named("okta", "ADA@EXAMPLE.COM").unwrap().unwrap();
+    assert_eq!((got.id.as_str(), got.version, got.user_name.as_str()), ("u1", 2, "ada@example.com"));
+    assert!(tx.scim_user_named("other", "ada@example.com").unwrap().is_none());
+    assert_eq!(tx.scim_user_of(ada).unwrap().map(|r| r.id), Some("u1".into()));
+    assert_eq!(tx.scim_users("okta").unwrap().len(), 1);
+    assert!(tx.delete_scim_user("okta", "u1").unwrap());
+    assert!(!tx.delete_scim_user("okta", "u1").unwrap());
+    assert!(tx.scim_user("okta", "u1").unwrap().is_none());
+    tx.commit().unwrap();
 }

@@ -54,6 +54,7 @@ pub trait ReadTx:
     + TokenReads
     + FindingReads
     + RunReads
+    + ScimReads
 {
 }
 
@@ -70,6 +71,7 @@ pub trait WriteTx:
     + TokenWrites
     + FindingWrites
     + RunWrites
+    + ScimWrites
 {
     /// Make everything done in this transaction durable; dropped without it, nothing is.
     fn commit(self: Box<Self>) -> Result<()>;
@@ -310,6 +312,23 @@ pub trait FindingWrites: FindingReads {
     /// Resolve the open reconciliation findings (`reconcile.*`) of `system` last seen before
     /// `seen_before`: a later complete run no longer sees them. How many.
     fn resolve_unseen(&mut self, system: &str, seen_before: OffsetDateTime, at: OffsetDateTime) -> Result<u64>;
+}
+
+/// The SCIM resources sources pushed (`/scim/v2/Users`), each tied to the identity it made.
+pub trait ScimReads {
+    fn scim_user(&self, source: &str, id: &str) -> Result<Option<ScimRow>>;
+    /// By `userName`, case-insensitively.
+    fn scim_user_named(&self, source: &str, user_name: &str) -> Result<Option<ScimRow>>;
+    /// Every resource of a source, oldest first.
+    fn scim_users(&self, source: &str) -> Result<Vec<ScimRow>>;
+    /// The resource an identity was made by, if any.
+    fn scim_user_of(&self, identity_id: i64) -> Result<Option<ScimRow>>;
+}
+
+pub trait ScimWrites: ScimReads {
+    /// Insert or update (by source and id); a userName another resource holds is an error.
+    fn put_scim_user(&mut self, r: &ScimRow) -> Result<()>;
+    fn delete_scim_user(&mut self, source: &str, id: &str) -> Result<bool>;
 }
 
 /// Reconciliation runs: their plans, counts and threshold decisions.

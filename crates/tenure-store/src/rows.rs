@@ -434,3 +434,17 @@ pub struct SigningKeyRow {
     /// No longer published.
     pub removed_at: Option<OffsetDateTime>,
 }
+
+/// A SCIM resource a source pushed, as stored (without `id` and `meta`, which are ours).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScimRow {
+    pub source: String,
+    pub id: String,
+    pub identity_id: i64,
+    pub user_name: String,
+    /// Bumped on every change; the ETag.
+    pub version: i64,
+    pub resource: serde_json::Value,
+    pub created_at: OffsetDateTime,
+    pub updated_at: OffsetDateTime,
+}

@@ -6,4 +6,5 @@ pub(crate) mod credentials;
 pub(crate) mod identities;
 pub(crate) mod meta;
 pub(crate) mod reconcile;
+pub(crate) mod scim;
 pub(crate) mod tokens;

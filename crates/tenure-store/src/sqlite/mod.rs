@@ -12,6 +12,7 @@ mod jobs;
 mod ledger;
 mod policies;
 mod schema;
+mod scim;
 #[cfg(test)]
 mod tests;
 mod tokens;

@@ -315,6 +315,23 @@ CREATE INDEX identities_expiry ON identities(expires_at) WHERE expires_at IS NOT
 ALTER TABLE identities ADD COLUMN suspended_by TEXT;
 UPDATE identities SET suspended_by = 'owner' WHERE state = 'suspended';
 "#,
+    // 13: SCIM resources pushed by sources, each tied to the identity it made.
+    r#"
+CREATE TABLE scim_users (
+    source      TEXT NOT NULL,
+    id          TEXT NOT NULL,
+    identity_id INTEGER NOT NULL REFERENCES identities(id),
+    user_name   TEXT NOT NULL,
+    version     INTEGER NOT NULL,
+    resource    TEXT NOT NULL,
+    created_at  TEXT NOT NULL,
+    updated_at  TEXT NOT NULL,
+    PRIMARY KEY (source, id)
+);
+-- INVARIANT: a userName names one resource per source, whatever its case.
+CREATE UNIQUE INDEX scim_users_name ON scim_users(source, user_name COLLATE NOCASE);
+CREATE INDEX scim_users_identity ON scim_users(identity_id);
+"#,
 ];
 
 /// Apply the migrations this database has not had, in one transaction.

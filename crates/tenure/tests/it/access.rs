@@ -65,6 +65,24 @@ fn expected() -> BTreeMap<(&'static str, &'static str), &'static [&'static str]>
     m.insert(("POST", "/v1/oauth/revoke"), ANY);
     // The engine decides who may renew what: the owner, a person's manager, an admin.
     m.insert(("POST", "/v1/identities/{reference}/renew"), ANY);
+    // SCIM: a source's token (docs/sources.md).
+    for (method, path) in [
+        ("GET", "/scim/v2/ServiceProviderConfig"),
+        ("GET", "/scim/v2/ResourceTypes"),
+        ("GET", "/scim/v2/ResourceTypes/{id}"),
+        ("GET", "/scim/v2/Schemas"),
+        ("GET", "/scim/v2/Schemas/{id}"),
+        ("GET", "/scim/v2/Users"),
+        ("POST", "/scim/v2/Users"),
+        ("POST", "/scim/v2/Users/.search"),
+        ("POST", "/scim/v2/.search"),
+        ("GET", "/scim/v2/Users/{id}"),
+        ("PUT", "/scim/v2/Users/{id}"),
+        ("PATCH", "/scim/v2/Users/{id}"),
+        ("DELETE", "/scim/v2/Users/{id}"),
+    ] {
+        m.insert((method, path), &["source:hr"]);
+    }
     m
 }
 

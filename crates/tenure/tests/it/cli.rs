@@ -117,7 +117,7 @@ fn nhi_rules_and_source_authority_are_enforced() {
         (
             "payroll",
             event("payroll", "p1", "joined", human("P1", "Someone", "finance")),
-            "line 1: field source: unknown source `payroll`; the policy knows bamboohr, hr, service-registry, vendors",
+            "line 1: field source: unknown source `payroll`; the policy knows bamboohr, hr, okta, service-registry, vendors",
         ),
         (
             "vendors",

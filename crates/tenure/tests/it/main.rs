@@ -17,5 +17,6 @@ mod expiry;
 mod ledger;
 mod lifecycle;
 mod reconcile;
+mod scim;
 mod snapshots;
 mod sources;
