@@ -10,6 +10,7 @@
 
 use std::time::Instant;
 
+#[allow(dead_code, reason = "each bench uses part of what they share")]
 mod support;
 use support::{Serve, quickstart_engine};
 
