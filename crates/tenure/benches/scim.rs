@@ -81,6 +81,8 @@ fn main() {
     let engine = quickstart_engine(&data);
     let operator = tenure_model::Principal::operator("bench");
     let token = engine.issue_token("hr:E1000", &["source:okta".to_owned()], None, "bench", &operator).unwrap().secret;
+    // `tenure serve` starts once someone can administer it.
+    engine.issue_token("hr:E1000", &["admin".to_owned()], Some(1), "bench", &operator).unwrap();
     drop(engine);
     let server = Serve::start(&data);
     let n = users();
