@@ -41,6 +41,13 @@ impl Engine {
     /// records `identity.expiring`, once per offset and expiry.
     pub(crate) fn notice_expiring(&self, policy: &Bundle, now: OffsetDateTime) -> Result<Vec<String>> {
         let Some(longest) = policy.lifecycle.expiry_notices.first().copied() else { return Ok(Vec::new()) };
+        {
+            let mut last = self.notices_checked.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            if last.is_some_and(|l| now >= l && now - l < time::Duration::minutes(1)) {
+                return Ok(Vec::new());
+            }
+            *last = Some(now);
+        }
         let due: Vec<(IdentityRow, String, i64)> = {
             let tx = self.store.read()?;
             let mut due = Vec::new();

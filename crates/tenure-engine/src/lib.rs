@@ -194,6 +194,9 @@ pub struct Engine {
     keys: std::sync::OnceLock<tenure_broker::keys::KeyRing>,
     public_url: std::sync::OnceLock<String>,
     auth_failures: tokens::AuthFailures,
+    /// When the clock last looked for expiry notices to raise (they are days apart: once a
+    /// minute is enough).
+    notices_checked: Mutex<Option<time::OffsetDateTime>>,
 }
 
 /// What deploying a bundle did.
@@ -216,6 +219,7 @@ impl Engine {
             keys: std::sync::OnceLock::new(),
             public_url: std::sync::OnceLock::new(),
             auth_failures: tokens::AuthFailures::default(),
+            notices_checked: Mutex::new(None),
         }
     }
 

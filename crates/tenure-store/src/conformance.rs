@@ -407,6 +407,11 @@ pub fn identities_look_alikes_owners_and_events(s: &dyn Store) {
     assert_eq!(tx.identities_expiring(T0 + Duration::days(90)).unwrap().iter().map(|i| i.id).collect::<Vec<_>>(), [id]);
     tx.set_identity_state(id, LifecycleState::Suspended, T0).unwrap();
     assert_eq!(tx.identities_expiring(T0 + Duration::days(91)).unwrap().len(), 1, "a suspended identity still expires");
+    let mut held = tx.identity_by_id(id).unwrap().unwrap();
+    held.suspended_by = Some(tenure_model::SuspendedBy::Expiry);
+    tx.update_identity(&held).unwrap();
+    assert!(tx.identities_expiring(T0 + Duration::days(91)).unwrap().is_empty(), "its expiry was acted on");
+    assert_eq!(tx.identity_by_id(id).unwrap().unwrap().suspended_by, Some(tenure_model::SuspendedBy::Expiry));
     tx.set_identity_state(id, LifecycleState::Leaving, T0).unwrap();
     assert!(tx.identities_expiring(T0 + Duration::days(91)).unwrap().is_empty(), "a leaver is not expiring");
     tx.set_identity_state(id, LifecycleState::Active, T0).unwrap();

@@ -90,8 +90,8 @@ pub trait IdentityReads {
     fn leavers_stalled(&self, since: OffsetDateTime) -> Result<Vec<IdentityRow>>;
     /// Current NHIs whose wait for a new owner ended at or before `now`.
     fn owners_overdue(&self, now: OffsetDateTime) -> Result<Vec<IdentityRow>>;
-    /// Identities not yet leaving (pending, active or suspended) whose expiry is at or before
-    /// `by`, soonest first.
+    /// Identities not yet leaving (pending, active, or suspended but not by their expiry) whose
+    /// expiry is at or before `by`, soonest first.
     fn identities_expiring(&self, by: OffsetDateTime) -> Result<Vec<IdentityRow>>;
     /// Closed identities (closed at or before `closed_by`) that still have a disabled account.
     fn deletions_due(&self, closed_by: OffsetDateTime) -> Result<Vec<i64>>;

@@ -109,7 +109,8 @@ impl IdentityReads for SqliteTx<'_> {
             self.c()?,
             &format!(
                 "SELECT {IDENTITY_COLS} FROM identities WHERE expires_at IS NOT NULL
-                AND expires_at <= ?1 AND state IN ('pending', 'active', 'suspended') ORDER BY expires_at, id"
+                AND expires_at <= ?1 AND state IN ('pending', 'active', 'suspended')
+                AND suspended_by IS NOT 'expiry' ORDER BY expires_at, id"
             ),
             [ts(by)],
             identity_row,
