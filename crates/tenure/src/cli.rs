@@ -307,7 +307,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                         return Ok(ExitCode::from(EXIT_BAD_INPUT));
                     }
                 },
-                (None, Some(d)) => engine.clock().now() + time::Duration::days(i64::from(d)),
+                (None, Some(d)) => {
+                    let t = engine.clock().now() + time::Duration::days(i64::from(d));
+                    t.replace_nanosecond(0).unwrap_or(t)
+                }
                 (None, None) => unreachable!("clap requires --until or --days"),
             };
             match engine.renew(&operator(), &reference, until, &reason) {

@@ -151,4 +151,20 @@ fn renewal_over_http_is_for_the_owner_and_admins_only() {
     assert_eq!(r.status(), 200);
     let view: serde_json::Value = r.body_mut().read_json().unwrap();
     assert_eq!(view["expires_at"], "2027-01-31T00:00:00Z");
+    // The operator, from the CLI: a reason is required, the maximum holds.
+    let out = w.run(&["identities", "renew", "service-registry:svc-exp", "--until", "2027-02-28T00:00:00Z"]);
+    assert_eq!(out.status.code(), Some(2), "--reason is required");
+    let out = w.run(&["identities", "renew", "service-registry:svc-exp", "--days", "999", "--reason", "long"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("max_nhi_lifetime_days"), "{}", stderr(&out));
+    let out = w.ok(&[
+        "identities",
+        "renew",
+        "service-registry:svc-exp",
+        "--until",
+        "2027-02-28T00:00:00Z",
+        "--reason",
+        "extended again",
+    ]);
+    assert!(out.contains("renewed service-registry:svc-exp until 2027-02-28T00:00:00Z"), "{out}");
 }
