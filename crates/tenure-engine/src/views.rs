@@ -35,14 +35,23 @@ fn view(i: IdentityRow, grants: &[GrantRow]) -> IdentityView {
 }
 
 impl Engine {
-    /// Job counts by state, and the jobs in `state` (dead-lettered ones by default).
+    /// Job counts by state, and the jobs in `state` (by default: the dead-lettered ones, and
+    /// those waiting for a retry after a failed attempt).
     pub fn jobs_view(&self, state: Option<crate::JobState>) -> Result<tenure_proto::JobsView> {
         let tx = self.store.read()?;
         let counts = tx.job_counts()?;
         let mut jobs = Vec::new();
         // An identity has a job per system: look each one up once.
         let mut refs: std::collections::BTreeMap<i64, String> = std::collections::BTreeMap::new();
-        for j in tx.jobs(Some(state.unwrap_or(crate::JobState::Dead)))? {
+        let listed = match state {
+            Some(s) => tx.jobs(Some(s))?,
+            None => {
+                let mut l = tx.jobs(Some(crate::JobState::Dead))?;
+                l.extend(tx.jobs(Some(crate::JobState::Pending))?.into_iter().filter(|j| j.last_error.is_some()));
+                l
+            }
+        };
+        for j in listed {
             let identity = match j.identity_id {
                 None => String::new(),
                 Some(id) => match refs.get(&id) {

@@ -41,6 +41,16 @@ pub struct Global {
     /// last deployed in the data dir, else ./policy.
     #[arg(long, global = true, env = "TENURE_POLICY")]
     pub policy: Option<PathBuf>,
+    /// How log lines (standard error) are written: text (coloured only on a terminal, never
+    /// with NO_COLOR) or json (one object per line).
+    #[arg(long, global = true, env = "TENURE_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Subcommand)]
@@ -184,7 +194,8 @@ pub enum IdentitiesCommand {
 
 #[derive(Subcommand)]
 pub enum JobsCommand {
-    /// Job counts by state, and the dead-lettered jobs (or those in `--state`).
+    /// Job counts by state, and the jobs that failed (dead-lettered, or waiting for a retry),
+    /// each with its attempts and last error (or the jobs in `--state`).
     Status {
         /// List the jobs in this state instead: pending, running, done, dead.
         #[arg(long)]
@@ -397,9 +408,26 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 println!("stalled: {n} was leaving with no job carrying its closure; re-queued");
             }
             let workers = Workers::new(engine, process_env(), WorkerConfig::default());
-            let ran = workers.run_until_idle().await?;
-            println!("ran {ran} job(s)");
-            Ok(ExitCode::SUCCESS)
+            let report = workers.run_until_idle_report().await?;
+            let dead = report.failed.iter().filter(|f| f.2).count();
+            println!(
+                "ran {} job(s): {} done, {} failed and will be retried, {dead} dead",
+                report.ran,
+                report.verified,
+                report.failed.len() - dead
+            );
+            for (job, error, dead) in &report.failed {
+                eprintln!(
+                    "{} job {}: {} {}{}: {error}",
+                    if *dead { "dead" } else { "failed" },
+                    job.id,
+                    job.kind.as_str(),
+                    job.system,
+                    if job.account.is_empty() { String::new() } else { format!(" ({})", job.account) }
+                );
+            }
+            // Failed work is a failure, even when it will be retried.
+            Ok(if report.failed.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
         }
         Command::Policy(PolicyCommand::Check { dir }) => match load_bundle_dir(&dir)? {
             Ok(b) => {

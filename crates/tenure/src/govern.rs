@@ -49,6 +49,25 @@ pub enum RequestsCommand {
     },
     /// One request with its decision and answers.
     Show { id: i64 },
+    /// Approve a request as one of its eligible approvers (the same rules as over the API:
+    /// nobody approves their own request, a privileged one needs distinct people).
+    Approve {
+        id: i64,
+        /// The approver (`source:external_id`) answering.
+        #[arg(long = "as")]
+        approver: String,
+        /// Why (recorded in the ledger).
+        #[arg(long)]
+        reason: String,
+    },
+    /// Deny a request as one of its eligible approvers.
+    Deny {
+        id: i64,
+        #[arg(long = "as")]
+        approver: String,
+        #[arg(long)]
+        reason: String,
+    },
 }
 
 /// The bundle in `dir`, or (having printed its problems) the exit code for bad input.
@@ -239,6 +258,7 @@ pub fn tokens(g: &Global, cmd: TokensCommand) -> anyhow::Result<ExitCode> {
 }
 
 pub fn requests(g: &Global, cmd: RequestsCommand) -> anyhow::Result<ExitCode> {
+    let is_approve = matches!(cmd, RequestsCommand::Approve { .. });
     let engine = open(&g.data_dir)?;
     match cmd {
         RequestsCommand::List { state, output } => {
@@ -267,6 +287,34 @@ pub fn requests(g: &Global, cmd: RequestsCommand) -> anyhow::Result<ExitCode> {
                 },
             )?;
             Ok(ExitCode::SUCCESS)
+        }
+        RequestsCommand::Approve { id, approver, reason } | RequestsCommand::Deny { id, approver, reason } => {
+            let approve = is_approve;
+            let who: tenure_model::IdentityRef = match approver.parse() {
+                Ok(r) => r,
+                Err(e) => {
+                    eprintln!("error: --as: {e}");
+                    return Ok(ExitCode::from(EXIT_BAD_INPUT));
+                }
+            };
+            match engine.answer(&who, id, approve, &reason) {
+                Ok(r) => {
+                    let verb = if approve { "approved" } else { "denied" };
+                    println!("request {} {verb} by {approver}: now {}", r.id, r.state);
+                    Ok(ExitCode::SUCCESS)
+                }
+                Err(
+                    e @ (EngineError::NotFound(_)
+                    | EngineError::Conflict(_)
+                    | EngineError::Invalid { .. }
+                    | EngineError::Forbidden(_)
+                    | EngineError::Refused(_)),
+                ) => {
+                    eprintln!("error: {e}");
+                    Ok(ExitCode::from(EXIT_BAD_INPUT))
+                }
+                Err(e) => Err(e.into()),
+            }
         }
         RequestsCommand::Show { id } => match engine.request_detail(id) {
             Ok(r) => {

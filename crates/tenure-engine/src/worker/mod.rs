@@ -69,6 +69,17 @@ pub enum Outcome {
     Stale,
 }
 
+/// What [`Workers::run_until_idle_report`] ran.
+#[derive(Debug, Default)]
+pub struct RunReport {
+    /// Attempts made.
+    pub ran: usize,
+    /// Attempts that finished their job.
+    pub verified: usize,
+    /// Attempts that failed: the job, the error, and whether it is now dead.
+    pub failed: Vec<(JobRow, String, bool)>,
+}
+
 /// The job runner of one engine.
 pub struct Workers {
     engine: Arc<Engine>,
@@ -180,7 +191,12 @@ impl Workers {
 
     /// Run jobs until none is due; returns how many ran.
     pub async fn run_until_idle(&self) -> Result<usize> {
-        let mut ran = 0;
+        Ok(self.run_until_idle_report().await?.ran)
+    }
+
+    /// [`Workers::run_until_idle`], saying how the attempts ended.
+    pub async fn run_until_idle_report(&self) -> Result<RunReport> {
+        let mut report = RunReport::default();
         loop {
             let mut batch = Vec::new();
             for _ in 0..self.config.concurrency.max(1) {
@@ -189,13 +205,18 @@ impl Workers {
             let results = futures_join_all(batch).await;
             let mut any = false;
             for r in results {
-                if r?.is_some() {
-                    ran += 1;
+                if let Some((job, outcome)) = r? {
+                    report.ran += 1;
                     any = true;
+                    match outcome {
+                        Outcome::Verified | Outcome::Stale => report.verified += 1,
+                        Outcome::Retry(e) => report.failed.push((job, e, false)),
+                        Outcome::Dead(e) => report.failed.push((job, e, true)),
+                    }
                 }
             }
             if !any {
-                return Ok(ran);
+                return Ok(report);
             }
         }
     }

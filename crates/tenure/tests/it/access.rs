@@ -579,3 +579,29 @@ fn serve_refuses_to_start_until_someone_can_administer_it() {
     let tokens = w.ok(&["tokens", "list"]);
     assert!(tokens.contains("hr:E1000") && tokens.contains("bootstrap admin"), "{tokens}");
 }
+
+#[test]
+fn requests_are_approved_and_denied_from_the_cli_by_the_same_rules() {
+    let w = World::new();
+    hr(&w);
+    let s = Server::start(&w, &[]);
+    // Barbara (E1005, engineering; manager Alan, E1002) asks for the ledger.
+    let barbara = w.token("hr:E1005", &["requester"]);
+    let ask =
+        serde_json::json!({ "entitlement": "corp-directory/ledger-readers", "intent": "quarterly audit" }).to_string();
+    let (status, body) = s.post_as(Some(&barbara), "/v1/requests", &ask).unwrap();
+    assert_eq!(status, 201, "{body}");
+    let id = json(&body)["id"].as_i64().unwrap().to_string();
+    let out = w.run(&["requests", "approve", &id, "--as", "hr:E1005", "--reason", "mine"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("nobody approves their own request"), "{}", stderr(&out));
+    let out = w.run(&["requests", "approve", &id, "--as", "hr:E1008", "--reason", "why not"]);
+    assert_eq!(out.status.code(), Some(2), "not an eligible approver");
+    let out = w.run(&["requests", "approve", &id, "--as", "hr:E1002"]);
+    assert_eq!(out.status.code(), Some(2), "a reason is required");
+    let out = w.ok(&["requests", "approve", &id, "--as", "hr:E1002", "--reason", "audit season"]);
+    assert!(out.contains(&format!("request {id} approved by hr:E1002: now approved")), "{out}");
+    let out = w.run(&["requests", "deny", &id, "--as", "hr:E1002", "--reason", "changed my mind"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("not pending"), "{}", stderr(&out));
+}

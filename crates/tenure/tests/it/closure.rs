@@ -390,7 +390,8 @@ sys.exit(subprocess.run([sys.executable, {console:?}] + sys.argv[1:], stdin=sys.
     w.ok(&["--policy", policy, "jobs", "run"]);
     let f = w.file("left.jsonl", &leave_line("E9"));
     w.ok(&["--policy", policy, "import", "--source", "hr", f.to_str().unwrap()]);
-    w.ok(&["--policy", policy, "jobs", "run"]);
+    let (out, _) = w.fails(&["--policy", policy, "jobs", "run"]);
+    assert!(out.contains("failed and will be retried"), "{out}");
     let d: serde_json::Value =
         serde_json::from_str(&w.ok(&["identities", "show", "hr:E9", "--output", "json"])).unwrap();
     assert_eq!(d["state"], "leaving", "closed although the probe still gets in");
@@ -506,7 +507,11 @@ fn joiners_named_like_the_connection_role_or_an_unmarked_account_take_nothing_ov
         .join("\n"),
     );
     w.ok(&["import", "--source", "hr", f.to_str().unwrap()]);
-    w.ok(&["jobs", "run"]);
+    let (_, err) = w.fails(&["jobs", "run"]);
+    assert!(
+        err.contains("dead job") && err.contains("account `postgres`") && err.contains("account `legacy`"),
+        "{err}"
+    );
     let state = |r: &str| -> String {
         let d: serde_json::Value = serde_json::from_str(&w.ok(&["identities", "show", r, "--output", "json"])).unwrap();
         d["state"].as_str().unwrap().to_owned()
@@ -538,7 +543,8 @@ fn joiners_named_like_the_connection_role_or_an_unmarked_account_take_nothing_ov
     let left = [leave_line("postgres"), leave_line("legacy")].join("\n");
     let f = w.file("left.jsonl", &left);
     w.ok(&["import", "--source", "hr", f.to_str().unwrap()]);
-    w.ok(&["jobs", "run"]);
+    // Still refused, and said so: the run fails rather than reporting work done.
+    w.fails(&["jobs", "run"]);
     assert_eq!(w.psql("SELECT rolcanlogin AND rolsuper FROM pg_roles WHERE rolname = 'postgres'"), "t");
     assert!(psql_login(&w, "legacy").0, "an account tenure did not make was disabled");
     assert_eq!(w.ldapsearch("(&(uid=legacy)(pwdAccountLockedTime=*))", &["uid"]).trim(), "");

@@ -125,9 +125,13 @@ fn an_unreachable_directory_leaves_the_joiner_pending_with_the_error_visible() {
     let f = w.file("batch.jsonl", &event("hr", "e1", "joined", human("E1", "Ada Lovelace", "engineering")));
     w.ok(&["import", "--source", "hr", f.to_str().unwrap()]);
     w.slapd.stop();
-    w.ok(&["jobs", "run"]);
+    let (out, err) = w.fails(&["jobs", "run"]);
+    assert!(out.contains("1 failed and will be retried, 0 dead"), "{out}");
+    assert!(err.contains("failed job") && err.contains("corp-directory"), "{err}");
     let status = w.ok(&["jobs", "status"]);
     assert!(status.contains("pending  1"), "{status}");
+    // The waiting job is listed with what went wrong, not only counted.
+    assert!(status.contains("of hr:E1 after 1 attempts: CN0001"), "{status}");
     let d: serde_json::Value =
         serde_json::from_str(&w.ok(&["identities", "show", "hr:E1", "--output", "json"])).unwrap();
     assert_eq!(d["state"], "pending");

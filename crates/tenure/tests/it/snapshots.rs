@@ -363,7 +363,9 @@ fn what_people_read_stays_as_it_was_meant() {
     assert!(psql.status.success(), "{}", stderr(&psql));
     let f = w.file("e20.jsonl", &event("hr", "j20", "joined", human("E20", "Someone Else", "sales")));
     w.ok(&["import", "--source", "hr", f.to_str().unwrap()]);
-    w.ok(&["jobs", "run"]);
+    let (out, err) = w.fails(&["jobs", "run"]);
+    assert!(out.contains("1 dead"), "{out}");
+    assert!(err.contains("dead job") && err.contains("sync analytics-db") && err.contains("CN0004"), "{err}");
     expect![[r#"
         ID KIND IDENTITY SUBJECT BY STATE
         1 account_not_managed hr:E20 analytics-db open

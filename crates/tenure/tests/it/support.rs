@@ -99,6 +99,13 @@ impl World {
         stdout(&out)
     }
 
+    /// Run and require exit status 1 (the work ran and some of it failed); stdout and stderr.
+    pub fn fails(&self, args: &[&str]) -> (String, String) {
+        let out = self.run(args);
+        assert_eq!(out.status.code(), Some(1), "tenure {args:?}:\n{}{}", stdout(&out), stderr(&out));
+        (stdout(&out), stderr(&out))
+    }
+
     /// The ledger's entries, read the way an auditor would: `tenure ledger export`.
     pub fn ledger(&self) -> Vec<serde_json::Value> {
         let dir = tempfile::tempdir().unwrap();
