@@ -37,6 +37,10 @@ pub(crate) struct GroupCommit {
 impl GroupCommit {
     /// Run `unit` in a shared transaction; return once that transaction committed (or failed).
     pub(crate) fn run(&self, store: &dyn Store, unit: Unit) -> Result<()> {
+        // Whoever commits the batch runs this unit on its own thread: the unit keeps the
+        // request id of the thread that made it.
+        let request = crate::telemetry::request_id();
+        let unit: Unit = Box::new(move |tx| crate::telemetry::with_request_id(request.as_deref(), || unit(tx)));
         let lock = || self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let mut st = lock();
         let ticket = st.next_ticket;
@@ -115,6 +119,7 @@ mod tests {
                                 subject: &format!("unit {i}"),
                                 policy_version: "v",
                                 event: &LedgerEvent::JobsRetried(JobsRetried { jobs: vec![] }),
+                                request_id: None,
                             })?;
                             Ok(Ok(()))
                         });

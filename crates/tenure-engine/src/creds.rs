@@ -495,6 +495,7 @@ impl Engine {
                         identity_id: nhi_id,
                         system: BROKER,
                         run_at: now,
+                        request_id: crate::telemetry::request_id().as_deref(),
                     })?;
                 }
                 Ok(Ok(()))
@@ -563,7 +564,13 @@ impl Engine {
         )? {
             return Err(EngineError::Conflict(format!("credential {id} is already revoked")));
         }
-        tx.enqueue(&NewJob { kind: JobKind::Credentials, identity_id: who.id, system: BROKER, run_at: now })?;
+        tx.enqueue(&NewJob {
+            kind: JobKind::Credentials,
+            identity_id: who.id,
+            system: BROKER,
+            run_at: now,
+            request_id: crate::telemetry::request_id().as_deref(),
+        })?;
         let c = tx.credential(id)?.ok_or_else(|| EngineError::NotFound(format!("credential {id}")))?;
         let v = view(tx.as_ref(), &c, now)?;
         tx.commit()?;
@@ -770,6 +777,7 @@ impl Engine {
                     identity_id: c.identity_id,
                     system: BROKER,
                     run_at: now,
+                    request_id: crate::telemetry::request_id().as_deref(),
                 })?;
                 done += 1;
             }

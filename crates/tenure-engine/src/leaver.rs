@@ -127,6 +127,7 @@ impl Engine {
                     identity_id: row.id,
                     system: crate::steps::credentials::BROKER,
                     run_at: now,
+                    request_id: crate::telemetry::request_id().as_deref(),
                 })?;
             }
             let subject = row.reference.to_string();

@@ -44,6 +44,7 @@ pub(crate) fn record(
         subject,
         policy_version: stamp.version,
         event: &event,
+        request_id: crate::telemetry::request_id().as_deref(),
     })
     .map(|_| ())
 }

@@ -24,6 +24,7 @@ pub mod scim;
 mod steps;
 pub mod sync;
 pub mod systems;
+pub mod telemetry;
 pub mod tokens;
 pub mod views;
 pub mod worker;
@@ -121,6 +122,9 @@ impl std::fmt::Display for EngineError {
                 f.write_str("no policy is deployed in this data directory; pass --policy DIR (or set TENURE_POLICY)")
             }
             Self::Store(e) => write!(f, "{e}"),
+            // What is missing names its kind ("request 7", "credential c-1"); a bare reference
+            // is an identity's.
+            Self::NotFound(what) if what.contains(' ') => write!(f, "no {what}"),
             Self::NotFound(r) => write!(f, "no identity `{r}`"),
             Self::BadStoredPolicy { version, source } => {
                 write!(f, "the deployed policy {version} cannot be loaded: {source}")
@@ -197,6 +201,8 @@ pub struct Engine {
     /// When the clock last looked for expiry notices to raise (they are days apart: once a
     /// minute is enough).
     notices_checked: Mutex<Option<time::OffsetDateTime>>,
+    /// What this process has done since it started (`/metrics`).
+    telemetry: telemetry::Telemetry,
 }
 
 /// What deploying a bundle did.
@@ -211,6 +217,7 @@ pub enum Deployed {
 
 impl Engine {
     pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>) -> Self {
+        let started = clock.now();
         Self {
             store,
             clock,
@@ -220,7 +227,13 @@ impl Engine {
             public_url: std::sync::OnceLock::new(),
             auth_failures: tokens::AuthFailures::default(),
             notices_checked: Mutex::new(None),
+            telemetry: telemetry::Telemetry::new(started),
         }
+    }
+
+    /// This process's counters and histograms.
+    pub fn telemetry(&self) -> &telemetry::Telemetry {
+        &self.telemetry
     }
 
     pub fn store(&self) -> &dyn Store {
@@ -268,6 +281,46 @@ impl Engine {
     /// (with both versions), recomputing every current identity's birthright grants and
     /// enqueueing the resulting jobs happen in one transaction.
     pub fn deploy(&self, bundle: &Bundle, by: &tenure_model::Principal) -> Result<Deployed> {
+        self.deploy_as(bundle, by, None)
+    }
+
+    /// [`Engine::deploy`], only once the bundle's own test cases pass (a bundle without any
+    /// deploys): access does not change by accident. With `force` (a reason), failing cases do
+    /// not stop it, and the deployment entry names them with the reason.
+    pub fn deploy_tested(
+        &self,
+        bundle: &Bundle,
+        by: &tenure_model::Principal,
+        force: Option<&str>,
+    ) -> Result<Deployed> {
+        let results = tenure_policy::cases::run(bundle).map_err(|e| EngineError::invalid("tests", e.to_string()))?;
+        let failed: Vec<String> =
+            results.iter().filter(|r| !r.passed()).map(|r| format!("{}: {}", r.file, r.name)).collect();
+        if failed.is_empty() {
+            return self.deploy_as(bundle, by, None);
+        }
+        match force.map(str::trim) {
+            Some(reason) if !reason.is_empty() => self.deploy_as(
+                bundle,
+                by,
+                Some(tenure_ledger::event::ForcedDeploy { reason: reason.to_owned(), failed_cases: failed }),
+            ),
+            _ => Err(EngineError::Refused(format!(
+                "{} of the bundle's {} test case(s) fail ({}); nothing was deployed (fix them, or deploy \
+                 anyway with --force --reason)",
+                failed.len(),
+                results.len(),
+                failed.join("; ")
+            ))),
+        }
+    }
+
+    fn deploy_as(
+        &self,
+        bundle: &Bundle,
+        by: &tenure_model::Principal,
+        forced: Option<tenure_ledger::event::ForcedDeploy>,
+    ) -> Result<Deployed> {
         let actor = by.actor();
         let actor = actor.as_str();
         let now = self.clock.now();
@@ -281,6 +334,7 @@ impl Engine {
             from: from.clone(),
             to: bundle.version.to_string(),
             name: bundle.name.clone(),
+            forced,
         };
         ledger::record(
             tx.as_mut(),

@@ -177,10 +177,7 @@ impl Engine {
     }
 }
 
-/// A Prometheus label value: backslash, double quote and newline escaped.
-fn label(v: &str) -> String {
-    v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
-}
+use crate::telemetry::label;
 
 impl Engine {
     /// Gauges in the Prometheus text format: jobs by state (alert on `tenure_jobs{state="dead"}`),
@@ -242,6 +239,7 @@ impl Engine {
             "# HELP tenure_ledger_entries Entries in the ledger.\n# TYPE tenure_ledger_entries gauge\ntenure_ledger_entries {}\n",
             tx.ledger_count()?
         ));
+        self.telemetry.render(&mut out);
         Ok(out)
     }
 }

@@ -27,6 +27,10 @@ pub struct Entry {
     pub policy_version: String,
     /// What happened; objects' keys are sorted, so the bytes are reproducible.
     pub detail: serde_json::Value,
+    /// The API request (its `X-Request-Id`) this entry came of, directly or through a job it
+    /// caused. Absent otherwise, so entries written before it existed keep their bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
 }
 
 impl Entry {
@@ -81,6 +85,7 @@ mod tests {
             subject: "hr:E1".into(),
             policy_version: "ab".into(),
             detail: serde_json::json!({"z": 1, "a": {"y": 2, "b": 3}}),
+            request_id: None,
         };
         let b = e.to_bytes();
         assert_eq!(

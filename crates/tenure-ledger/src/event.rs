@@ -675,6 +675,17 @@ pub struct PolicyDeployed {
     pub from: Option<String>,
     pub to: String,
     pub name: String,
+    /// Deployed although some of the bundle's own test cases failed: who said so and why.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub forced: Option<ForcedDeploy>,
+}
+
+/// A deployment past failing test cases (`tenure policy deploy --force --reason`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ForcedDeploy {
+    pub reason: String,
+    /// The failing cases, `file: name`.
+    pub failed_cases: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -205,6 +205,7 @@ mod tests {
                 subject: format!("hr:E{seq}"),
                 policy_version: "v1".into(),
                 detail: serde_json::json!({ "grants_added": ["dir/staff"], "n": seq }),
+                request_id: None,
             };
             let bytes = e.to_bytes();
             let leaf = leaf_hash(&bytes);

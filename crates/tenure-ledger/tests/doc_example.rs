@@ -17,6 +17,7 @@ fn example() -> Vec<(String, String)> {
         subject: "hr:E1001".into(),
         policy_version: "d9d55fca198500d915538d996b59f3e2d24b38dea5a8ab81d8c0af6ea5aca688".into(),
         detail: serde_json::json!({"grants_added": ["corp-directory/all-staff"], "state": {"to": "pending"}}),
+        request_id: None,
     };
     let b0 = e0.to_bytes();
     let l0 = leaf_hash(&b0);
@@ -29,6 +30,7 @@ fn example() -> Vec<(String, String)> {
         subject: "hr:E1001".into(),
         policy_version: e0.policy_version.clone(),
         detail: serde_json::json!({"state": {"from": "pending", "to": "active"}}),
+        request_id: None,
     };
     let b1 = e1.to_bytes();
     let l1 = leaf_hash(&b1);

@@ -2,8 +2,10 @@
 //! guard in front of it; `error` maps every failure to one status and body, never showing
 //! internal error text; `api/` has one module of handlers per area, each extracting, calling
 //! the engine (off the async threads, `AppState::run`) and mapping the result. Rules live in
-//! the engine, wire shapes in `tenure-proto`; [`listen`] is the connection loop with its limits.
+//! the engine, wire shapes in `tenure-proto`; [`listen`] is the connection loop with its limits;
+//! `access_log` gives every request an id, a log line and its place in the metrics.
 
+mod access_log;
 mod api;
 mod error;
 pub mod listen;
@@ -50,6 +52,8 @@ pub struct AppState {
     /// How long a client has to send a request body (read only after the guard let it in, so an
     /// unauthenticated client cannot make the server buffer anything).
     pub body_timeout: std::time::Duration,
+    /// The data directory, which readiness checks is writable (none: not checked).
+    pub data_dir: Option<std::path::PathBuf>,
 }
 
 /// Run store-bound work off the async threads.
@@ -67,7 +71,9 @@ impl AppState {
 pub(crate) async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, EngineError> + Send + 'static,
 ) -> Result<T, ApiError> {
-    match tokio::task::spawn_blocking(f).await {
+    // What the engine writes for this request (ledger entries, jobs) carries its id.
+    let request = access_log::REQUEST_ID.try_with(Clone::clone).ok();
+    match tokio::task::spawn_blocking(move || tenure_engine::telemetry::with_request_id(request.as_deref(), f)).await {
         Ok(r) => r.map_err(ApiError::from),
         Err(e) => Err(ApiError::Engine(EngineError::Join(e.to_string()))),
     }

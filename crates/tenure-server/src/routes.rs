@@ -33,6 +33,8 @@ pub enum Access {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Endpoint {
     Health,
+    Livez,
+    Readyz,
     PostEvents,
     ListIdentities,
     ShowIdentity,
@@ -93,6 +95,9 @@ const fn route(endpoint: Endpoint, method: &'static str, path: &'static str, acc
 /// The API: every route and who may call it.
 pub const ROUTES: &[Route] = &[
     route(Endpoint::Health, "GET", "/healthz", Access::Public),
+    // Liveness (the process answers) and readiness (database, data dir, policy, job runners).
+    route(Endpoint::Livez, "GET", "/livez", Access::Public),
+    route(Endpoint::Readyz, "GET", "/readyz", Access::Public),
     route(Endpoint::PostEvents, "POST", "/v1/events", Access::Source),
     route(Endpoint::ListIdentities, "GET", "/v1/identities", Access::Roles(&[Admin, Auditor])),
     route(Endpoint::ShowIdentity, "GET", "/v1/identities/{reference}", Access::Roles(&[Admin, Auditor])),
@@ -143,6 +148,8 @@ pub const ROUTES: &[Route] = &[
 fn handler(e: Endpoint) -> MethodRouter<AppState> {
     match e {
         Endpoint::Health => get(meta::healthz),
+        Endpoint::Livez => get(meta::livez),
+        Endpoint::Readyz => get(meta::readyz),
         Endpoint::PostEvents => post(identities::post_events),
         Endpoint::ListIdentities => get(identities::list_identities),
         Endpoint::ShowIdentity => get(identities::show_identity),
@@ -199,8 +206,12 @@ pub fn router(state: AppState) -> Router {
         }
         r = r.route(route.path, guarded);
     }
-    // An unknown URL under /scim/v2 is answered in the SCIM error schema.
-    r.fallback(scim::not_found).layer(DefaultBodyLimit::max(MAX_BODY)).with_state(state)
+    // An unknown URL or method is answered in the error shape (under /scim/v2, SCIM's).
+    r.fallback(scim::not_found)
+        .method_not_allowed_fallback(meta::method_not_allowed)
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .layer(from_fn_with_state(state.clone(), crate::access_log::layer))
+        .with_state(state)
 }
 
 /// Authenticate and check the role; hand the caller to the handler. A refusal is answered
@@ -248,8 +259,10 @@ async fn admit(state: AppState, access: Access, mut req: Request, next: Next) ->
         };
         return Err(EngineError::Forbidden(format!("this needs the {need} role")).into());
     }
+    let name = caller.actor();
     req.extensions_mut().insert(caller);
     let mut resp = next.run(req).await;
+    resp.extensions_mut().insert(crate::access_log::Caller(name));
     // What an authenticated route answers (identity data, issued secrets) is nobody's to cache.
     resp.headers_mut().entry(header::CACHE_CONTROL).or_insert(HeaderValue::from_static("no-store"));
     Ok(resp)

@@ -68,12 +68,20 @@ fn person(tx: &mut dyn WriteTx, reference: &str) -> i64 {
 }
 
 fn job<'a>(identity_id: i64, system: &'a str) -> NewJob<'a> {
-    NewJob { kind: JobKind::Sync, identity_id, system, run_at: T0 }
+    NewJob { kind: JobKind::Sync, identity_id, system, run_at: T0, request_id: None }
 }
 
 fn entry(tx: &mut dyn WriteTx, subject: &str, n: i64) -> i64 {
     let event = LedgerEvent::JobsRetried(JobsRetried { jobs: vec![n] });
-    tx.append_entry(&NewEntry { at: T0, actor: "conformance", subject, policy_version: "v1", event: &event }).unwrap()
+    tx.append_entry(&NewEntry {
+        at: T0,
+        actor: "conformance",
+        subject,
+        policy_version: "v1",
+        event: &event,
+        request_id: None,
+    })
+    .unwrap()
 }
 
 pub fn transactions_roll_back_on_drop(s: &dyn Store) {

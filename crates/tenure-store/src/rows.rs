@@ -172,6 +172,8 @@ pub struct NewJob<'a> {
     pub identity_id: i64,
     pub system: &'a str,
     pub run_at: OffsetDateTime,
+    /// The API request it came of (`X-Request-Id`), if any.
+    pub request_id: Option<&'a str>,
 }
 
 /// A drift job: about one account in a system, with or without an identity, carrying what to
@@ -199,6 +201,8 @@ pub struct JobRow {
     /// Attempts so far, including the one just claimed.
     pub attempts: i64,
     pub last_error: Option<String>,
+    /// The API request it came of, if any.
+    pub request_id: Option<String>,
 }
 
 /// An entry to append to the ledger: who did what to whom, under which policy.
@@ -209,6 +213,8 @@ pub struct NewEntry<'a> {
     pub subject: &'a str,
     pub policy_version: &'a str,
     pub event: &'a tenure_ledger::LedgerEvent,
+    /// The API request it came of (`X-Request-Id`), if any.
+    pub request_id: Option<&'a str>,
 }
 
 /// A ledger entry, read back.

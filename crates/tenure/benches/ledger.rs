@@ -48,6 +48,7 @@ fn main() {
                 subject: &subject,
                 policy_version: "d9d55fca198500d915538d996b59f3e2d24b38dea5a8ab81d8c0af6ea5aca688",
                 event: &event(i),
+                request_id: None,
             })
             .unwrap();
         }

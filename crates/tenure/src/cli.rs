@@ -16,13 +16,41 @@ use tenure_model::SystemClock;
 use tenure_policy::{Bundle, BundleFiles, short_version};
 use tenure_store::SqliteStore;
 
-/// Exit code for bad input (a rejected batch, an invalid bundle).
+/// Exit code for bad input: a usage error, a rejected batch, an invalid bundle (docs/cli.md
+/// lists them all). 0 is success, 1 a failure (work that ran and failed, an internal error).
 pub const EXIT_BAD_INPUT: u8 = 2;
+/// Exit code for what waits for a human: a quarantined snapshot or reconciliation run.
+pub const EXIT_HELD: u8 = 3;
+/// Exit code for what does not exist: an identity, a request, a job, a run.
+pub const EXIT_NOT_FOUND: u8 = 4;
+/// Exit code for what the rules refuse or the current state conflicts with: separation of
+/// duties, a request already answered, a bundle whose tests fail.
+pub const EXIT_REFUSED: u8 = 5;
+
+/// The exit code for an engine error's class.
+pub fn exit_code(e: &EngineError) -> u8 {
+    match e {
+        EngineError::Rejected(_) | EngineError::Invalid { .. } | EngineError::NoPolicy => EXIT_BAD_INPUT,
+        EngineError::NotFound(_) | EngineError::NoEntry(_) | EngineError::NoCheckpoint(_) => EXIT_NOT_FOUND,
+        EngineError::Refused(_)
+        | EngineError::Conflict(_)
+        | EngineError::Forbidden(_)
+        | EngineError::Unauthenticated(_)
+        | EngineError::Transition(_) => EXIT_REFUSED,
+        _ => 1,
+    }
+}
+
+/// Say what the engine refused, and exit with its class's code.
+pub fn engine_exit(e: EngineError) -> ExitCode {
+    eprintln!("error: {e}");
+    ExitCode::from(exit_code(&e))
+}
 
 #[derive(Parser)]
 #[command(
     name = "tenure",
-    version,
+    version = env!("TENURE_VERSION"),
     about = "Identity lifecycle governance for people, services, workloads and AI agents"
 )]
 pub struct Cli {
@@ -37,8 +65,9 @@ pub struct Global {
     /// Where tenure keeps its state (SQLite database).
     #[arg(long, global = true, env = "TENURE_DATA_DIR", default_value = "./tenure-data")]
     pub data_dir: PathBuf,
-    /// Policy bundle to use; deployed when it differs from the current one. Default: the bundle
-    /// last deployed in the data dir, else ./policy.
+    /// Policy bundle deployed when none is yet (its tests must pass); afterwards only
+    /// `tenure policy deploy` changes policy, and this is only compared with the deployed one.
+    /// Default: ./policy.
     #[arg(long, global = true, env = "TENURE_POLICY")]
     pub policy: Option<PathBuf>,
     /// How log lines (standard error) are written: text (coloured only on a terminal, never
@@ -154,6 +183,14 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t = Output::Table)]
         output: Output,
     },
+    /// Make a data dir (DIR, else --data-dir) and, unless one is there, a starter policy bundle
+    /// at --policy (default ./policy). Other commands refuse a data dir that does not exist.
+    Init { dir: Option<PathBuf> },
+    /// Print a shell completion script: `tenure completions bash > /etc/bash_completion.d/tenure`.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
     /// Run the quickstart end to end on a throwaway data dir and slapd; print what LDAP holds.
     Demo {
         /// Keep tenure's data dir here (a new directory) to explore afterwards: the ledger, its
@@ -226,8 +263,17 @@ pub enum PolicyCommand {
         #[arg(long, value_enum, default_value_t = Output::Table)]
         output: Output,
     },
-    /// Make DIR the current policy; recorded in the ledger with both versions.
-    Deploy { dir: PathBuf },
+    /// Make DIR the current policy: shows what changes, runs the bundle's own tests and refuses
+    /// when one fails (unless --force); recorded in the ledger with both versions.
+    Deploy {
+        dir: PathBuf,
+        /// Deploy although test cases fail; the ledger entry names them, with --reason.
+        #[arg(long, requires = "reason")]
+        force: bool,
+        /// Why the failing cases do not matter (required with --force).
+        #[arg(long, requires = "force")]
+        reason: Option<String>,
+    },
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -296,11 +342,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let engine = open(&g.data_dir)?;
             let d = match engine.identity_detail(&reference) {
                 Ok(d) => d,
-                Err(EngineError::NotFound(r)) => {
-                    eprintln!("error: no identity `{r}` (expected `source:external_id`)");
-                    return Ok(ExitCode::from(EXIT_BAD_INPUT));
-                }
-                Err(e) => return Err(e.into()),
+                Err(e) => return Ok(engine_exit(e)),
             };
             match output {
                 Output::Json => println!("{}", serde_json::to_string_pretty(&d)?),
@@ -329,16 +371,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     println!("renewed {} until {} ({})", i.reference, i.expires_at.as_deref().unwrap_or("-"), i.state);
                     Ok(ExitCode::SUCCESS)
                 }
-                Err(
-                    e @ (EngineError::NotFound(_)
-                    | EngineError::Conflict(_)
-                    | EngineError::Invalid { .. }
-                    | EngineError::Forbidden(_)),
-                ) => {
-                    eprintln!("error: {e}");
-                    Ok(ExitCode::from(EXIT_BAD_INPUT))
-                }
-                Err(e) => Err(e.into()),
+                Err(e) => Ok(crate::cli::engine_exit(e)),
             }
         }
         Command::Jobs(JobsCommand::Status { state, output }) => {
@@ -375,11 +408,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     );
                     Ok(ExitCode::SUCCESS)
                 }
-                Err(EngineError::NotFound(r)) => {
-                    eprintln!("error: no identity `{r}` (expected `source:external_id`)");
-                    Ok(ExitCode::from(EXIT_BAD_INPUT))
-                }
-                Err(e) => Err(e.into()),
+                Err(e) => Ok(engine_exit(e)),
             }
         }
         Command::Jobs(JobsCommand::Run) => {
@@ -451,7 +480,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         },
         Command::Policy(PolicyCommand::Test { dir }) => crate::govern::policy_test(&dir),
         Command::Policy(PolicyCommand::Diff { dir, output }) => crate::govern::policy_diff(&g, &dir, output),
-        Command::Policy(PolicyCommand::Deploy { dir }) => crate::govern::policy_deploy(&g, &dir),
+        Command::Policy(PolicyCommand::Deploy { dir, force: _, reason }) => {
+            crate::govern::policy_deploy(&g, &dir, reason.as_deref())
+        }
         Command::Ledger(cmd) => crate::ledger::run(&g, cmd),
         Command::Tokens(cmd) => crate::govern::tokens(&g, cmd),
         Command::Creds(cmd) => crate::creds::run(&g, cmd).await,
@@ -460,6 +491,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Findings { all, output } => crate::govern::findings(&g, all, output),
         Command::Reconcile(args) => crate::reconcile::run(&g, args).await,
         Command::Demo { keep } => demo::run(keep.as_deref()).await,
+        Command::Init { dir } => init(&g, dir.as_deref(), g.policy.as_deref().unwrap_or(Path::new("policy"))),
+        Command::Completions { shell } => {
+            let mut cmd = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(shell, &mut cmd, "tenure", &mut std::io::stdout());
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }
 
@@ -532,11 +569,64 @@ fn indent(s: &str) -> String {
 
 /// Open the engine on a data directory.
 pub fn open(data_dir: &Path) -> anyhow::Result<Arc<Engine>> {
+    require_data_dir(data_dir)?;
     let store = SqliteStore::open(data_dir).with_context(|| format!("opening data dir `{}`", data_dir.display()))?;
     let engine = Engine::new(Arc::new(store), Arc::new(SystemClock));
     // The credential broker's private keys, beside the database (never in it).
     engine.set_key_dir(&data_dir.join("keys"));
     Ok(Arc::new(engine))
+}
+
+/// A data dir must exist (`tenure init` makes one; an empty directory, such as one a service
+/// manager created, is fine): a mistyped `--data-dir` is an error, not a new empty database.
+pub fn require_data_dir(data_dir: &Path) -> anyhow::Result<()> {
+    if data_dir.is_dir() {
+        return Ok(());
+    }
+    Err(EngineError::NotFound(format!(
+        "data dir `{}` (make one with `tenure init {}`, or pass the right --data-dir)",
+        data_dir.display(),
+        data_dir.display()
+    ))
+    .into())
+}
+
+/// `tenure init`: a data dir (mode 0700, its database and ledger key made) and, where there is
+/// none yet, a starter policy bundle (the quickstart's) to edit.
+fn init(g: &Global, dir: Option<&Path>, policy: &Path) -> anyhow::Result<ExitCode> {
+    let data_dir = dir.unwrap_or(&g.data_dir);
+    let existed = data_dir.exists();
+    let store = SqliteStore::open(data_dir).with_context(|| format!("making data dir `{}`", data_dir.display()))?;
+    drop(store);
+    crate::keys::ledger_signer(data_dir)?;
+    println!("{} data dir `{}`", if existed { "ready:" } else { "made" }, data_dir.display());
+    if policy.join("tenure.toml").exists() {
+        println!("policy `{}` is there already; left as it is", policy.display());
+    } else {
+        for (path, bytes) in crate::quickstart::policy_files() {
+            let to = policy.join(&path);
+            if let Some(parent) = to.parent() {
+                std::fs::create_dir_all(parent).with_context(|| format!("creating `{}`", parent.display()))?;
+            }
+            let mut options = std::fs::OpenOptions::new();
+            options.write(true).create_new(true);
+            use std::io::Write;
+            options
+                .open(&to)
+                .and_then(|mut f| f.write_all(&bytes))
+                .with_context(|| format!("writing `{}`", to.display()))?;
+        }
+        println!(
+            "wrote a starter policy bundle to `{}` (the quickstart's; edit it, then `tenure policy test`)",
+            policy.display()
+        );
+    }
+    println!(
+        "next: point the bundle's [systems] at yours, then `tenure --data-dir {} --policy {} import --source hr FEED`",
+        data_dir.display(),
+        policy.display()
+    );
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Read a bundle directory: every regular, non-hidden file, by path relative to the root. A
@@ -594,12 +684,32 @@ fn load_bundle_dir(dir: &Path) -> anyhow::Result<Result<Bundle, tenure_policy::B
     Ok(Bundle::load(read_bundle_dir(dir)?))
 }
 
-/// Make sure a policy is deployed: `--policy DIR` when given (deployed if it differs), else the
-/// current one, else `./policy`.
+/// Make sure a policy is deployed. Only when none is yet does this deploy (`--policy DIR`, else
+/// `./policy`), and only once the bundle's own tests pass; afterwards `--policy` is read, never
+/// deployed: a bundle that differs from the deployed one is named in a warning, and the
+/// deployed one stays in force until `tenure policy deploy`.
 pub fn ensure_policy(engine: &Engine, policy: Option<&Path>) -> anyhow::Result<()> {
+    if engine.has_policy()? {
+        if let Some(dir) = policy {
+            let current = engine.current_policy()?;
+            match load_bundle_dir(dir) {
+                Ok(Ok(b)) if b.version == current.version => {}
+                Ok(Ok(b)) => eprintln!(
+                    "warning: policy `{}` ({}) is not deployed; the deployed policy {} stays in force \
+                     (deploy it with `tenure policy deploy {}`)",
+                    dir.display(),
+                    b.version.short(),
+                    current.version.short(),
+                    dir.display()
+                ),
+                Ok(Err(e)) => eprintln!("warning: policy `{}` (not deployed): {e}", dir.display()),
+                Err(e) => eprintln!("warning: policy `{}` (not deployed): {e:#}", dir.display()),
+            }
+        }
+        return Ok(());
+    }
     let dir = match policy {
         Some(d) => d.to_owned(),
-        None if engine.has_policy()? => return Ok(()),
         None if Path::new("policy/tenure.toml").exists() => PathBuf::from("policy"),
         None => return Err(EngineError::NoPolicy.into()),
     };
@@ -607,7 +717,9 @@ pub fn ensure_policy(engine: &Engine, policy: Option<&Path>) -> anyhow::Result<(
         Ok(b) => b,
         Err(e) => bail!("policy `{}`: {e}", dir.display()),
     };
-    if let Deployed::Changed { from, to, affected } = engine.deploy(&bundle, &operator())? {
+    if let Deployed::Changed { from, to, affected } =
+        engine.deploy_tested(&bundle, &operator(), None).with_context(|| format!("policy `{}`", dir.display()))?
+    {
         eprintln!(
             "deployed policy `{}` {} (was {}); {affected} identities recomputed",
             bundle.name,
@@ -771,11 +883,7 @@ fn import_mapped(
             print_record_errors(file, &errors);
             return Ok(bad);
         }
-        Err(e @ (EngineError::Invalid { .. } | EngineError::Conflict(_))) => {
-            eprintln!("error: {e}");
-            return Ok(bad);
-        }
-        Err(e) => return Err(e.into()),
+        Err(e) => return Ok(engine_exit(e)),
     };
     let plan = match &outcome {
         ImportOutcome::Applied(p, _) | ImportOutcome::Preview(p) | ImportOutcome::Quarantined(p, _) => p,
@@ -887,9 +995,24 @@ async fn serve(g: &Global, opts: ServeOptions) -> anyhow::Result<ExitCode> {
     let checkpoints = tokio::spawn(checkpoint_loop(engine.clone(), signer.clone(), checkpoint_secs, stopped.clone()));
     let expiry = tokio::spawn(expiry_loop(engine.clone(), workers.clone(), stopped.clone()));
     let reconciler = tokio::spawn(reconcile_loop(workers.clone(), stopped));
-    let app = tenure_server::router(tenure_server::AppState { engine: engine.clone(), workers, body_timeout });
+    engine.telemetry().set_build(env!("CARGO_PKG_VERSION"), env!("TENURE_COMMIT"));
+    let app = tenure_server::router(tenure_server::AppState {
+        engine: engine.clone(),
+        workers,
+        body_timeout,
+        data_dir: Some(g.data_dir.clone()),
+    });
     let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("listening on `{listen}`"))?;
     let addr = listener.local_addr()?;
+    // The broker's discovery document and the URLs in what it issues hang off the public URL;
+    // never a request's Host header, and beyond loopback never a guess from the bind address.
+    if public_url.is_none() && !addr.ip().is_loopback() {
+        bail!(
+            "listening on {addr}, beyond loopback, needs the URL clients reach this server at: \
+             `--public-url https://tenure.example.com` (TENURE_PUBLIC_URL); the credential \
+             broker's discovery document and issued credentials name it"
+        );
+    }
     engine.set_public_url(public_url.as_deref().unwrap_or(&format!("http://{addr}")));
     let version = engine.current_policy()?.version.to_string();
     eprintln!(

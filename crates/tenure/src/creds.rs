@@ -7,7 +7,6 @@ use clap::Subcommand;
 use std::io::Read;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use tenure_engine::EngineError;
 use tenure_engine::creds::CredentialRequest;
 use tenure_engine::systems::process_env;
 use tenure_engine::worker::{WorkerConfig, Workers};
@@ -143,18 +142,14 @@ pub async fn run(g: &Global, cmd: CredsCommand) -> anyhow::Result<ExitCode> {
         CredsCommand::Rotate { id, csr, out, output } => {
             let req = match engine.rotation_of(&id, read(csr)?) {
                 Ok(r) => r,
-                Err(e @ (EngineError::NotFound(_) | EngineError::Conflict(_) | EngineError::Invalid { .. })) => {
-                    return bad(e);
-                }
-                Err(e) => return Err(e.into()),
+                Err(e) => return Ok(crate::cli::engine_exit(e)),
             };
             (workers.issue_credential(req, by).await, out, output)
         }
         CredsCommand::List { identity, output } => {
             let list = match engine.list_credentials(identity.as_deref()) {
                 Ok(l) => l,
-                Err(e @ (EngineError::NotFound(_) | EngineError::Invalid { .. })) => return bad(e),
-                Err(e) => return Err(e.into()),
+                Err(e) => return Ok(crate::cli::engine_exit(e)),
             };
             print_list(output, &list, &["ID", "IDENTITY", "KIND", "STATE", "EXPIRES", "FINGERPRINT"], |c| {
                 vec![
@@ -176,8 +171,7 @@ pub async fn run(g: &Global, cmd: CredsCommand) -> anyhow::Result<ExitCode> {
                     workers.run_until_idle().await?;
                     Ok(ExitCode::SUCCESS)
                 }
-                Err(e @ (EngineError::NotFound(_) | EngineError::Conflict(_))) => bad(e),
-                Err(e) => Err(e.into()),
+                Err(e) => Ok(crate::cli::engine_exit(e)),
             };
         }
         CredsCommand::RotateKey => {
@@ -199,7 +193,6 @@ pub async fn run(g: &Global, cmd: CredsCommand) -> anyhow::Result<ExitCode> {
             workers.run_until_idle().await?;
             Ok(ExitCode::SUCCESS)
         }
-        (Err(e @ (EngineError::Invalid { .. } | EngineError::Refused(_) | EngineError::Forbidden(_))), _, _) => bad(e),
-        (Err(e), _, _) => Err(e.into()),
+        (Err(e), _, _) => Ok(crate::cli::engine_exit(e)),
     }
 }

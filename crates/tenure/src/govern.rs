@@ -6,7 +6,7 @@ use anyhow::Context;
 use clap::Subcommand;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use tenure_engine::{Deployed, EngineError};
+use tenure_engine::Deployed;
 use tenure_model::RequestState;
 use tenure_policy::{Bundle, short_version};
 
@@ -125,6 +125,11 @@ pub fn policy_diff(g: &Global, dir: &Path, output: Output) -> anyhow::Result<Exi
         println!("{}", serde_json::to_string_pretty(&impact)?);
         return Ok(ExitCode::SUCCESS);
     }
+    print_impact(&impact);
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_impact(impact: &tenure_engine::impact::Impact) {
     println!(
         "policy {} -> {}: {} identities change; {} grants gained, {} lost",
         impact.from.as_deref().map_or("none", short_version),
@@ -158,23 +163,45 @@ pub fn policy_diff(g: &Global, dir: &Path, output: Output) -> anyhow::Result<Exi
         );
     }
     println!("approvals needed by pending requests: {}", impact.approvals_needed);
-    Ok(ExitCode::SUCCESS)
 }
 
-pub fn policy_deploy(g: &Global, dir: &Path) -> anyhow::Result<ExitCode> {
+pub fn policy_deploy(g: &Global, dir: &Path, force: Option<&str>) -> anyhow::Result<ExitCode> {
     let bundle = match load(dir)? {
         Ok(b) => b,
         Err(code) => return Ok(code),
     };
     let engine = open(&g.data_dir)?;
-    match engine.deploy(&bundle, &crate::cli::operator())? {
-        Deployed::Unchanged => println!("policy `{}` {} is already current", bundle.name, bundle.version.short()),
-        Deployed::Changed { from, to, affected } => println!(
-            "deployed policy `{}` {} (was {}); {affected} identities recomputed",
+    // What it changes, before it does; then its own tests.
+    print_impact(&engine.impact(&bundle)?);
+    match tenure_policy::cases::run(&bundle) {
+        Ok(results) => {
+            for r in results.iter().filter(|r| !r.passed()) {
+                println!("FAILED {}: {}", r.file, r.name);
+                for f in &r.failures {
+                    println!("         {f}");
+                }
+            }
+            let failed = results.iter().filter(|r| !r.passed()).count();
+            println!("tests: {} case(s), {} passed, {failed} failed", results.len(), results.len() - failed);
+            if results.is_empty() {
+                eprintln!("warning: {}: the bundle has no test cases (tests/*.toml)", dir.display());
+            }
+        }
+        Err(e) => {
+            eprintln!("{}: {e}", dir.display());
+            return Ok(ExitCode::from(EXIT_BAD_INPUT));
+        }
+    }
+    match engine.deploy_tested(&bundle, &crate::cli::operator(), force) {
+        Ok(Deployed::Unchanged) => println!("policy `{}` {} is already current", bundle.name, bundle.version.short()),
+        Ok(Deployed::Changed { from, to, affected }) => println!(
+            "deployed policy `{}` {} (was {}){}; {affected} identities recomputed",
             bundle.name,
             short_version(&to),
-            from.as_deref().map_or("none", short_version)
+            from.as_deref().map_or("none", short_version),
+            if force.is_some() { ", forced past failing tests" } else { "" }
         ),
+        Err(e) => return Ok(crate::cli::engine_exit(e)),
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -223,11 +250,7 @@ pub fn tokens(g: &Global, cmd: TokensCommand) -> anyhow::Result<ExitCode> {
                     }
                     Ok(ExitCode::SUCCESS)
                 }
-                Err(e @ EngineError::Invalid { .. }) => {
-                    eprintln!("error: {e}");
-                    Ok(ExitCode::from(EXIT_BAD_INPUT))
-                }
-                Err(e) => Err(e.into()),
+                Err(e) => Ok(crate::cli::engine_exit(e)),
             }
         }
         TokensCommand::List => {
@@ -248,11 +271,7 @@ pub fn tokens(g: &Global, cmd: TokensCommand) -> anyhow::Result<ExitCode> {
                 println!("token {} of {} revoked", t.id, t.identity);
                 Ok(ExitCode::SUCCESS)
             }
-            Err(e @ (EngineError::NotFound(_) | EngineError::Conflict(_))) => {
-                eprintln!("error: {e}");
-                Ok(ExitCode::from(EXIT_BAD_INPUT))
-            }
-            Err(e) => Err(e.into()),
+            Err(e) => Ok(crate::cli::engine_exit(e)),
         },
     }
 }
@@ -303,17 +322,7 @@ pub fn requests(g: &Global, cmd: RequestsCommand) -> anyhow::Result<ExitCode> {
                     println!("request {} {verb} by {approver}: now {}", r.id, r.state);
                     Ok(ExitCode::SUCCESS)
                 }
-                Err(
-                    e @ (EngineError::NotFound(_)
-                    | EngineError::Conflict(_)
-                    | EngineError::Invalid { .. }
-                    | EngineError::Forbidden(_)
-                    | EngineError::Refused(_)),
-                ) => {
-                    eprintln!("error: {e}");
-                    Ok(ExitCode::from(EXIT_BAD_INPUT))
-                }
-                Err(e) => Err(e.into()),
+                Err(e) => Ok(crate::cli::engine_exit(e)),
             }
         }
         RequestsCommand::Show { id } => match engine.request_detail(id) {
@@ -321,11 +330,7 @@ pub fn requests(g: &Global, cmd: RequestsCommand) -> anyhow::Result<ExitCode> {
                 println!("{}", serde_json::to_string_pretty(&r)?);
                 Ok(ExitCode::SUCCESS)
             }
-            Err(EngineError::NotFound(what)) => {
-                eprintln!("error: no {what}");
-                Ok(ExitCode::from(EXIT_BAD_INPUT))
-            }
-            Err(e) => Err(e.into()),
+            Err(e) => Ok(crate::cli::engine_exit(e)),
         },
     }
 }
@@ -401,11 +406,7 @@ pub fn closure(g: &Global, cmd: ClosureCommand) -> anyhow::Result<ExitCode> {
             let signer = crate::keys::ledger_signer(&g.data_dir)?;
             let cert = match engine.closure_certificate(&reference, &signer) {
                 Ok(c) => c,
-                Err(e @ (EngineError::Conflict(_) | EngineError::NotFound(_))) => {
-                    eprintln!("error: {e}");
-                    return Ok(ExitCode::from(EXIT_BAD_INPUT));
-                }
-                Err(e) => return Err(e.into()),
+                Err(e) => return Ok(crate::cli::engine_exit(e)),
             };
             let at = |v: &serde_json::Value, p: &str| v.pointer(p).cloned().unwrap_or(serde_json::Value::Null);
             eprintln!(

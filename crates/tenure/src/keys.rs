@@ -13,7 +13,7 @@ pub const FILE: &str = "ledger.key";
 pub fn ledger_signer(data_dir: &Path) -> anyhow::Result<Signer> {
     let path = data_dir.join(FILE);
     if !path.exists() {
-        std::fs::create_dir_all(data_dir).with_context(|| format!("creating `{}`", data_dir.display()))?;
+        crate::cli::require_data_dir(data_dir)?;
         let origin = std::env::var("TENURE_LEDGER_ORIGIN")
             .unwrap_or_else(|_| format!("tenure/{}", hex::encode(rand::random::<[u8; 6]>())));
         if origin.is_empty() || origin.contains(['\n', '+', ' ']) {

@@ -40,7 +40,10 @@ fn main() -> ExitCode {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e:#}");
-            ExitCode::FAILURE
+            // An engine error passed up whole still exits with its class's code.
+            e.chain()
+                .find_map(|c| c.downcast_ref::<tenure_engine::EngineError>())
+                .map_or(ExitCode::FAILURE, |e| ExitCode::from(cli::exit_code(e)))
         }
     }
 }

@@ -7,14 +7,13 @@ use clap::{Args, Subcommand};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::path::PathBuf;
 use std::process::ExitCode;
-use tenure_engine::EngineError;
 use tenure_engine::systems::process_env;
 use tenure_engine::worker::{WorkerConfig, Workers};
 use tenure_model::Situation;
 use tenure_proto::RunView;
 
 /// Exit code of a run held for a person (quarantined past a threshold).
-pub const EXIT_QUARANTINED: u8 = 3;
+pub const EXIT_QUARANTINED: u8 = crate::cli::EXIT_HELD;
 
 #[derive(Args)]
 #[command(args_conflicts_with_subcommands = true)]
@@ -86,11 +85,7 @@ pub async fn run(g: &Global, args: ReconcileArgs) -> anyhow::Result<ExitCode> {
             let engine = open(&g.data_dir)?;
             let view = match engine.run_view(run) {
                 Ok(v) => v,
-                Err(e @ EngineError::NotFound(_)) => {
-                    eprintln!("error: {e}");
-                    return Ok(ExitCode::from(EXIT_BAD_INPUT));
-                }
-                Err(e) => return Err(e.into()),
+                Err(e) => return Ok(crate::cli::engine_exit(e)),
             };
             summary(&view);
             for i in &view.items {
@@ -103,11 +98,7 @@ pub async fn run(g: &Global, args: ReconcileArgs) -> anyhow::Result<ExitCode> {
                 let signer = crate::keys::ledger_signer(&g.data_dir)?;
                 let report = match engine.drift_report(run, &signer) {
                     Ok(r) => r,
-                    Err(e @ EngineError::Conflict(_)) => {
-                        eprintln!("error: {e}");
-                        return Ok(ExitCode::from(EXIT_BAD_INPUT));
-                    }
-                    Err(e) => return Err(e.into()),
+                    Err(e) => return Ok(crate::cli::engine_exit(e)),
                 };
                 std::fs::write(&path, serde_json::to_string_pretty(&report)? + "\n")
                     .with_context(|| format!("writing `{}`", path.display()))?;
@@ -156,11 +147,7 @@ pub async fn run(g: &Global, args: ReconcileArgs) -> anyhow::Result<ExitCode> {
                     );
                     Ok(ExitCode::SUCCESS)
                 }
-                Err(e @ (EngineError::NotFound(_) | EngineError::Conflict(_) | EngineError::Invalid { .. })) => {
-                    eprintln!("error: {e}");
-                    Ok(ExitCode::from(EXIT_BAD_INPUT))
-                }
-                Err(e) => Err(e.into()),
+                Err(e) => Ok(crate::cli::engine_exit(e)),
             }
         }
     }

@@ -303,6 +303,7 @@ impl Engine {
             subject: &tenure_ledger::drift::subject(system),
             policy_version: stamp.version,
             event: &event,
+            request_id: crate::telemetry::request_id().as_deref(),
         })?;
         tx.set_run_entry(id, seq)?;
         if let Some(o) = summary.as_object_mut() {
@@ -350,6 +351,7 @@ impl Engine {
             subject: &tenure_ledger::drift::subject(system),
             policy_version: &version,
             event: &event,
+            request_id: crate::telemetry::request_id().as_deref(),
         })?;
         tx.set_run_entry(id, seq)?;
         tx.commit()?;
@@ -643,7 +645,13 @@ fn react<'a>(
         }
     }
     for identity_id in sync {
-        tx.enqueue(&NewJob { kind: tenure_store::JobKind::Sync, identity_id, system, run_at: now })?;
+        tx.enqueue(&NewJob {
+            kind: tenure_store::JobKind::Sync,
+            identity_id,
+            system,
+            run_at: now,
+            request_id: crate::telemetry::request_id().as_deref(),
+        })?;
     }
     for (account, d) in drift {
         let payload = json!({

@@ -63,7 +63,13 @@ pub(crate) fn revoke_live(
     }
     let job = !live.is_empty() || !tx.credentials_to_verify(identity.id)?.is_empty();
     if job {
-        tx.enqueue(&NewJob { kind: JobKind::Credentials, identity_id: identity.id, system: BROKER, run_at: now })?;
+        tx.enqueue(&NewJob {
+            kind: JobKind::Credentials,
+            identity_id: identity.id,
+            system: BROKER,
+            run_at: now,
+            request_id: crate::telemetry::request_id().as_deref(),
+        })?;
     }
     Ok(Revoked { ids: live.into_iter().map(|c| c.id).collect(), job })
 }

@@ -310,7 +310,13 @@ pub(crate) fn enqueue(
     now: OffsetDateTime,
 ) -> Result<(), StoreError> {
     for system in systems {
-        tx.enqueue(&NewJob { kind: JobKind::Sync, identity_id, system, run_at: now })?;
+        tx.enqueue(&NewJob {
+            kind: JobKind::Sync,
+            identity_id,
+            system,
+            run_at: now,
+            request_id: crate::telemetry::request_id().as_deref(),
+        })?;
     }
     Ok(())
 }

@@ -175,6 +175,7 @@ impl Workers {
                         identity_id,
                         system: &job.system,
                         run_at: now,
+                        request_id: crate::telemetry::request_id().as_deref(),
                     })?;
                 }
                 if let Some(at) = d.delete_at.filter(|_| !d.delete_now) {

@@ -80,6 +80,18 @@ pub struct RunReport {
     pub failed: Vec<(JobRow, String, bool)>,
 }
 
+/// Milliseconds since this process first asked (monotonic), plus one: 0 means "never".
+fn monotonic_millis() -> i64 {
+    static BASE: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    let base = BASE.get_or_init(std::time::Instant::now);
+    i64::try_from(base.elapsed().as_millis()).unwrap_or(i64::MAX).saturating_add(1)
+}
+
+tokio::task_local! {
+    /// The request id of the job this task runs, for the blocking work it hands off.
+    static JOB_REQUEST: Option<String>;
+}
+
 /// The job runner of one engine.
 pub struct Workers {
     engine: Arc<Engine>,
@@ -89,6 +101,8 @@ pub struct Workers {
     wake: Notify,
     /// Systems a reconciliation run is reading now: one run per system at a time.
     reconciling: std::sync::Mutex<BTreeSet<String>>,
+    /// Unix milliseconds of the runners' last heartbeat; 0 when they are not running.
+    heartbeat: std::sync::atomic::AtomicI64,
 }
 
 impl Workers {
@@ -100,6 +114,7 @@ impl Workers {
             systems: Mutex::new(None),
             wake: Notify::new(),
             reconciling: std::sync::Mutex::new(BTreeSet::new()),
+            heartbeat: std::sync::atomic::AtomicI64::new(0),
         }
     }
 
@@ -126,7 +141,18 @@ impl Workers {
         F: FnOnce(&Engine) -> Result<T> + Send + 'static,
     {
         let engine = self.engine.clone();
-        tokio::task::spawn_blocking(move || f(&engine)).await.map_err(|e| EngineError::Join(e.to_string()))?
+        // Inside a job, what it writes carries the request the job came of.
+        let request = JOB_REQUEST.try_with(Clone::clone).ok().flatten();
+        tokio::task::spawn_blocking(move || crate::telemetry::with_request_id(request.as_deref(), || f(&engine)))
+            .await
+            .map_err(|e| EngineError::Join(e.to_string()))?
+    }
+
+    /// Whether the job runners beat within `within` (false before [`Workers::run`] started
+    /// and after it stopped).
+    pub fn beating(&self, within: std::time::Duration) -> bool {
+        let last = self.heartbeat.load(std::sync::atomic::Ordering::Relaxed);
+        last > 0 && monotonic_millis().saturating_sub(last) <= i64::try_from(within.as_millis()).unwrap_or(i64::MAX)
     }
 
     /// Claim and run one due job; `None` when nothing is due.
@@ -142,6 +168,7 @@ impl Workers {
             })
             .await?;
         let Some(job) = job else { return Ok(None) };
+        let started = std::time::Instant::now();
         let work = async {
             match job.kind {
                 JobKind::Sync => self.run_sync(&job).await,
@@ -149,7 +176,14 @@ impl Workers {
                 JobKind::Drift => self.run_drift(&job).await,
             }
         };
-        let outcome = self.holding(&job, work).await?;
+        let outcome = JOB_REQUEST.scope(job.request_id.clone(), self.holding(&job, work)).await?;
+        let (label, error) = match &outcome {
+            Outcome::Verified => ("done", None),
+            Outcome::Stale => ("stale", None),
+            Outcome::Retry(e) => ("retry", Some(e.as_str())),
+            Outcome::Dead(e) => ("dead", Some(e.as_str())),
+        };
+        self.engine.telemetry().job(&job.system, job.kind.as_str(), label, started.elapsed(), error);
         if outcome == Outcome::Stale {
             tracing::warn!(job = job.id, attempt = job.attempts, system = %job.system, "a stale attempt was fenced off; nothing of it was recorded");
         }
@@ -224,6 +258,19 @@ impl Workers {
     /// Run until `shutdown` turns true, with `concurrency` loops.
     pub async fn run(self: Arc<Self>, shutdown: watch::Receiver<bool>) {
         let mut tasks = Vec::new();
+        // The heartbeat readiness checks: beats every second while the runners are up.
+        let me = self.clone();
+        let mut stop = shutdown.clone();
+        tasks.push(tokio::spawn(async move {
+            while !*stop.borrow() {
+                me.heartbeat.store(monotonic_millis(), std::sync::atomic::Ordering::Relaxed);
+                tokio::select! {
+                    _ = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
+                    _ = stop.changed() => {}
+                }
+            }
+            me.heartbeat.store(0, std::sync::atomic::Ordering::Relaxed);
+        }));
         for _ in 0..self.config.concurrency.max(1) {
             let me = self.clone();
             let mut shutdown = shutdown.clone();

@@ -208,7 +208,7 @@ pub(crate) async fn not_found(uri: axum::http::Uri) -> Response {
     if uri.path().starts_with("/scim/") {
         error(StatusCode::NOT_FOUND, None, &format!("no such endpoint: {}", uri.path()))
     } else {
-        StatusCode::NOT_FOUND.into_response()
+        super::meta::no_route(&uri)
     }
 }
 

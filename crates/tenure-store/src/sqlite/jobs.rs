@@ -7,7 +7,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 use std::collections::BTreeMap;
 use time::OffsetDateTime;
 
-const JOB_COLS: &str = "id, kind, identity_id, system, state, attempts, last_error, account, payload";
+const JOB_COLS: &str = "id, kind, identity_id, system, state, attempts, last_error, account, payload, request_id";
 
 /// The columns that name a job's work: at most one pending and one live attempt per key.
 const SAME_WORK: &str =
@@ -24,6 +24,7 @@ fn job_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<JobRow> {
         last_error: r.get(6)?,
         account: r.get(7)?,
         payload: r.get::<_, Option<String>>(8)?.as_deref().map(json_col).transpose()?,
+        request_id: r.get(9)?,
     })
 }
 
@@ -67,12 +68,20 @@ impl JobReads for SqliteTx<'_> {
 impl JobWrites for SqliteTx<'_> {
     fn enqueue(&mut self, job: &NewJob<'_>) -> Result<()> {
         let mut st = self.c()?.prepare_cached(
-            "INSERT INTO jobs (kind, identity_id, system, state, next_run_at, created_at, updated_at)
-             VALUES (?1, ?2, ?3, 'pending', ?4, ?5, ?5)
+            "INSERT INTO jobs (kind, identity_id, system, state, next_run_at, created_at, updated_at, request_id)
+             VALUES (?1, ?2, ?3, 'pending', ?4, ?5, ?5, ?6)
              ON CONFLICT (kind, coalesce(identity_id, 0), system, account) WHERE state = 'pending'
-             DO UPDATE SET next_run_at = min(jobs.next_run_at, excluded.next_run_at), updated_at = excluded.updated_at",
+             DO UPDATE SET next_run_at = min(jobs.next_run_at, excluded.next_run_at), updated_at = excluded.updated_at,
+                           request_id = coalesce(excluded.request_id, jobs.request_id)",
         )?;
-        st.execute(params![job.kind.as_str(), job.identity_id, job.system, millis(job.run_at), ts(job.run_at)])?;
+        st.execute(params![
+            job.kind.as_str(),
+            job.identity_id,
+            job.system,
+            millis(job.run_at),
+            ts(job.run_at),
+            job.request_id
+        ])?;
         Ok(())
     }
     fn enqueue_drift(&mut self, job: &NewDriftJob<'_>) -> Result<()> {

@@ -121,6 +121,7 @@ impl LedgerWrites for SqliteTx<'_> {
             subject: e.subject.to_owned(),
             policy_version: e.policy_version.to_owned(),
             detail,
+            request_id: e.request_id.map(str::to_owned),
         };
         let bytes = entry.to_bytes();
         let leaf = tenure_ledger::merkle::leaf_hash(&bytes);

@@ -332,6 +332,8 @@ CREATE TABLE scim_users (
 CREATE UNIQUE INDEX scim_users_name ON scim_users(source, user_name COLLATE NOCASE);
 CREATE INDEX scim_users_identity ON scim_users(identity_id);
 "#,
+    // 14: the API request (X-Request-Id) a job came of, so the entries it writes carry it.
+    "ALTER TABLE jobs ADD COLUMN request_id TEXT;",
 ];
 
 /// Apply the migrations this database has not had, in one transaction.

@@ -41,6 +41,7 @@ fn the_ledger_is_append_only() {
         subject: "hr:E1",
         policy_version: "v1",
         event: &tenure_ledger::LedgerEvent::JobsRetried(tenure_ledger::event::JobsRetried { jobs: vec![1] }),
+        request_id: None,
     })
     .unwrap();
     tx.commit().unwrap();

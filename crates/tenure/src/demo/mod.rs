@@ -61,6 +61,8 @@ pub async fn run(keep: Option<&std::path::Path>) -> anyhow::Result<ExitCode> {
         Some(dir) => dir.to_owned(),
         None => tmp.path().join("data"),
     };
+    // The demo makes its own data dir (as `tenure init` does).
+    tenure_store::SqliteStore::open(&data)?;
     let engine = cli::open(&data)?;
     let bundle = Bundle::load(quickstart::policy_files()).map_err(|e| anyhow::anyhow!("{e}"))?;
     engine.deploy(&bundle, &tenure_model::Principal::operator("demo"))?;

@@ -32,6 +32,8 @@ fn json(body: &str) -> serde_json::Value {
 fn expected() -> BTreeMap<(&'static str, &'static str), &'static [&'static str]> {
     let mut m: BTreeMap<(&str, &str), &[&str]> = BTreeMap::new();
     m.insert(("GET", "/healthz"), &["*"]);
+    m.insert(("GET", "/livez"), &["*"]);
+    m.insert(("GET", "/readyz"), &["*"]);
     m.insert(("POST", "/v1/events"), &["source:hr"]);
     m.insert(("GET", "/v1/identities"), &["admin", "auditor"]);
     m.insert(("GET", "/v1/identities/{reference}"), &["admin", "auditor"]);
@@ -433,6 +435,33 @@ fn policy_test_passes_on_the_quickstart_and_names_a_broken_case() {
     );
     assert!(text.contains("approvers: expected manager; policy asks owner"), "{text}");
     assert!(text.contains("2 failed"), "{text}");
+
+    // Deploying it is refused, first deploy or not, and nothing changes.
+    let feed = repo().join("examples/quickstart/feeds/hr.jsonl");
+    let b = broken.to_str().unwrap();
+    let out = w.run(&["--policy", b, "import", "--source", "hr", feed.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(5), "{}", stderr(&out));
+    assert!(stderr(&out).contains("2 of the bundle's 27 test case(s) fail"), "{}", stderr(&out));
+    assert!(w.ledger().is_empty(), "a refused first deploy left entries");
+    hr(&w);
+    let out = w.run(&["policy", "deploy", b]);
+    assert_eq!(out.status.code(), Some(5), "{}", stderr(&out));
+    assert!(stdout(&out).contains("policy ") && stdout(&out).contains("identities change"), "no impact shown");
+    assert!(stdout(&out).contains("tests: 27 case(s), 25 passed, 2 failed"), "{}", stdout(&out));
+    assert!(stderr(&out).contains("nothing was deployed"), "{}", stderr(&out));
+    assert_eq!(w.ledger_of("policy.deployed").len(), 1);
+    // --force needs a reason; with one, the entry names the failing cases and the reason.
+    let out = w.run(&["policy", "deploy", b, "--force"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let out = w.ok(&["policy", "deploy", b, "--force", "--reason", "correlation fixed in CHG-12"]);
+    assert!(out.contains("forced past failing tests"), "{out}");
+    let detail = w.ledger_of("policy.deployed").pop().unwrap()["detail"].clone();
+    assert_eq!(detail["forced"]["reason"], "correlation fixed in CHG-12");
+    assert_eq!(detail["forced"]["failed_cases"].as_array().unwrap().len(), 2, "{detail}");
+    // Any other command's --policy reads: the quickstart (TENURE_POLICY) is not deployed back.
+    let out = w.run(&["--policy", quickstart_policy().to_str().unwrap(), "jobs", "run"]);
+    assert!(stderr(&out).contains("is not deployed; the deployed policy"), "{}", stderr(&out));
+    assert_eq!(w.ledger_of("policy.deployed").len(), 2);
 }
 
 #[test]
@@ -485,8 +514,11 @@ fn policy_diff_shows_exactly_what_moving_a_department_template_changes() {
     assert!(text.contains(&format!("{} identities change", want.len())), "{text}");
     // Nothing changed by diffing; deploying records both versions.
     assert!(w.ok(&["policy", "diff", quickstart_policy().to_str().unwrap()]).contains("0 identities change"));
-    let deployed = w.ok(&["policy", "deploy", next.to_str().unwrap()]);
+    // The bundle's own cases still expect the ledger in finance: forced, with why.
+    let deployed = w.ok(&["policy", "deploy", next.to_str().unwrap(), "--force", "--reason", "ledger moves to sales"]);
     assert!(deployed.contains(&format!("{} identities recomputed", want.len())), "{deployed}");
+    // The impact was shown before deploying.
+    assert!(deployed.contains(&format!("{} identities change", want.len())), "{deployed}");
     let detail = w.ledger_of("policy.deployed").pop().unwrap()["detail"].clone();
     assert_eq!(detail["from"], impact["from"]);
     assert_eq!(detail["to"], impact["to"]);
@@ -508,9 +540,14 @@ fn a_birthright_grant_a_guardrail_blocks_is_a_finding() {
     let finance = impact["identities"].as_array().unwrap().len();
     assert!(finance > 0);
     assert_eq!(impact["guardrails_blocking"]["sod-payments"].as_u64().unwrap() as usize, 2 * finance);
-    w.ok(&["policy", "deploy", next.to_str().unwrap()]);
-    // (The test environment names the quickstart as TENURE_POLICY; keep the new one.)
-    w.ok(&["--policy", next.to_str().unwrap(), "jobs", "run"]);
+    // Its own tests say finance must not approve payments: deployed only by force, with why.
+    let out = w.run(&["policy", "deploy", next.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(5), "{}", stderr(&out));
+    w.ok(&["policy", "deploy", next.to_str().unwrap(), "--force", "--reason", "show the guardrail at work"]);
+    // The test environment names the quickstart as TENURE_POLICY: read, never deployed again.
+    let out = w.run(&["jobs", "run"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stderr(&out).contains("is not deployed; the deployed policy"), "{}", stderr(&out));
     let findings = json(&w.ok(&["findings", "--output", "json"]));
     let blocked: BTreeSet<String> = findings
         .as_array()
@@ -530,7 +567,7 @@ fn a_birthright_grant_a_guardrail_blocks_is_a_finding() {
     // Blocked means not held: neither side of the toxic pair is in the directory.
     assert!(!members(&w, "payments-approve").contains("E1002"));
     assert!(!members(&w, "payments-create").contains("E1002"));
-    let replay = w.ok(&["--policy", next.to_str().unwrap(), "audit", "replay"]);
+    let replay = w.ok(&["audit", "replay"]);
     assert!(replay.contains("the database matches the ledger"), "{replay}");
 }
 
@@ -545,7 +582,7 @@ fn serve_refuses_to_start_until_someone_can_administer_it() {
     assert!(err.contains("--bootstrap-admin"), "{err}");
     // A machine cannot be the first admin either.
     let out = w.run(&["serve", "--listen", "127.0.0.1:0", "--bootstrap-admin", "service-registry:nobody"]);
-    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     // With a person named, the server issues a one-day admin token to a private file.
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let mut child = w
@@ -593,15 +630,18 @@ fn requests_are_approved_and_denied_from_the_cli_by_the_same_rules() {
     assert_eq!(status, 201, "{body}");
     let id = json(&body)["id"].as_i64().unwrap().to_string();
     let out = w.run(&["requests", "approve", &id, "--as", "hr:E1005", "--reason", "mine"]);
-    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(out.status.code(), Some(5), "refused");
     assert!(stderr(&out).contains("nobody approves their own request"), "{}", stderr(&out));
     let out = w.run(&["requests", "approve", &id, "--as", "hr:E1008", "--reason", "why not"]);
-    assert_eq!(out.status.code(), Some(2), "not an eligible approver");
+    assert_eq!(out.status.code(), Some(5), "not an eligible approver");
     let out = w.run(&["requests", "approve", &id, "--as", "hr:E1002"]);
     assert_eq!(out.status.code(), Some(2), "a reason is required");
     let out = w.ok(&["requests", "approve", &id, "--as", "hr:E1002", "--reason", "audit season"]);
     assert!(out.contains(&format!("request {id} approved by hr:E1002: now approved")), "{out}");
     let out = w.run(&["requests", "deny", &id, "--as", "hr:E1002", "--reason", "changed my mind"]);
-    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(out.status.code(), Some(5), "a conflict");
     assert!(stderr(&out).contains("not pending"), "{}", stderr(&out));
+    let out = w.run(&["requests", "deny", "4242", "--as", "hr:E1002", "--reason", "no such"]);
+    assert_eq!(out.status.code(), Some(4), "not found: {}", stderr(&out));
+    assert!(stderr(&out).contains("no request 4242"), "{}", stderr(&out));
 }

@@ -200,7 +200,8 @@ fn csv_imports_like_jsonl_and_lists_as_json() {
     assert!(shown.contains("identity.activated"), "{shown}");
     assert!(shown.contains("corp-directory/source-code  verified"), "{shown}");
     let out = w.run(&["identities", "show", "vendors:nobody"]);
-    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(out.status.code(), Some(4), "not found");
+    assert!(stderr(&out).contains("no identity `vendors:nobody`"), "{}", stderr(&out));
 }
 
 #[test]

@@ -601,7 +601,7 @@ fn policy_limits_what_is_issued_to_whom_and_for_how_long() {
     assert_ne!(now, first, "the signing key rotated on schedule");
     let out =
         w.run(&["creds", "issue", "--identity", "service-registry:svc-grace", "--kind", "api-key", "--ttl", "1d"]);
-    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(out.status.code(), Some(5), "refused");
     assert!(
         stderr(&out).contains("is suspended; credentials are issued to active identities only"),
         "{}",

@@ -38,6 +38,7 @@ fn exports_verify_offline_and_tampering_is_named() {
     // verify: the key comes from outside the export, never from its own ledger.pub.
     let other = w.tmp.path().join("other-data");
     let other = other.to_str().unwrap();
+    w.ok(&["init", other]);
     let f = w.file("forged.jsonl", &event("hr", "f1", "joined", human("F1", "P", "sales")));
     w.ok(&["--data-dir", other, "import", "--source", "hr", f.to_str().unwrap()]);
     let forged = w.tmp.path().join("forged-export");

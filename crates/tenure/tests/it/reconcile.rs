@@ -251,6 +251,8 @@ fn bundle(w: &World, edit: impl Fn(String) -> String) -> std::path::PathBuf {
     copy_dir(&quickstart_policy(), &dir);
     let manifest = dir.join("tenure.toml");
     std::fs::write(&manifest, edit(std::fs::read_to_string(&manifest).unwrap())).unwrap();
+    // Only `policy deploy` changes policy.
+    w.ok(&["policy", "deploy", dir.to_str().unwrap()]);
     dir
 }
 
@@ -314,7 +316,7 @@ fn a_run_over_its_threshold_applies_nothing_until_released_and_a_cut_read_conclu
     assert_eq!(show(&w, &run)["state"], "released");
     assert!(!findings(&w).iter().any(|f| f["kind"] == "reconcile.quarantined"));
     let bad = tenure(&w, p, &["reconcile", "release", &id]);
-    assert_eq!(bad.status.code(), Some(2), "{}", stderr(&bad));
+    assert_eq!(bad.status.code(), Some(5), "released already: {}", stderr(&bad));
 
     // The same directory behind a relay that cuts the connection part way through the read.
     let proxy = tenure_testkit::proxy::CutProxy::start(w.slapd.port).unwrap();

@@ -48,6 +48,8 @@ impl World {
         let slapd = rt.block_on(LocalSlapd::start(&dir)).unwrap_or_else(|e| panic!("{e}"));
         let pg = rt.block_on(LocalPostgres::start(&tmp.path().join("pg"))).unwrap_or_else(|e| panic!("{e}"));
         let scim = rt.block_on(LocalScim::start()).unwrap_or_else(|e| panic!("{e}"));
+        // The data dir exists, as `tenure init` or a service manager leaves it.
+        std::fs::create_dir(tmp.path().join("data")).unwrap();
         Self { tmp, slapd, pg, scim }
     }
 
@@ -383,6 +385,7 @@ impl Clocked {
                 tenure_engine::worker::WorkerConfig::default(),
             )),
             body_timeout: std::time::Duration::from_secs(30),
+            data_dir: Some(w.data_dir()),
         };
         std::thread::spawn(move || {
             let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();

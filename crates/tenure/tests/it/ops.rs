@@ -1,0 +1,244 @@
+//! Operating tenure as a platform team does: request ids through to the ledger, access logs
+//! in JSON, metrics, liveness and readiness, JSON errors for unknown routes; and a CLI that is
+//! honest about its data dir, its version, closed pipes and its exit codes.
+
+use crate::support::*;
+
+fn hr(w: &World) {
+    let feed = repo().join("examples/quickstart/feeds/hr.jsonl");
+    w.ok(&["import", "--source", "hr", feed.to_str().unwrap()]);
+    w.ok(&["jobs", "run"]);
+}
+
+fn json(body: &str) -> serde_json::Value {
+    serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {body}"))
+}
+
+fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder().http_status_as_error(false).build().into()
+}
+
+/// `method path` with a bearer token and headers: status, headers, body.
+fn call(
+    s: &Server,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> (u16, ureq::http::HeaderMap, String) {
+    let mut req = ureq::http::Request::builder()
+        .method(method)
+        .uri(format!("{}{path}", s.base))
+        .header("authorization", format!("Bearer {}", s.token))
+        .header("content-type", "application/json");
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let mut r = agent().run(req.body(body.to_owned()).unwrap()).unwrap();
+    let headers = r.headers().clone();
+    (r.status().as_u16(), headers, r.body_mut().read_to_string().unwrap_or_default())
+}
+
+#[test]
+fn every_request_gets_an_id_a_json_access_log_line_and_a_metric_and_the_id_reaches_the_ledger() {
+    let w = World::new();
+    hr(&w);
+    let s = Server::start(&w, &["--log-format", "json"]);
+
+    // Unknown routes and methods answer in the JSON error shape.
+    let (status, _, body) = call(&s, "GET", "/v1/nowhere", &[], "");
+    assert_eq!(status, 404);
+    assert_eq!(json(&body)["code"], "SV0003", "{body}");
+    let (status, _, body) = call(&s, "DELETE", "/v1/identities", &[], "");
+    assert_eq!(status, 405);
+    assert_eq!(json(&body)["code"], "SV0004", "{body}");
+
+    // A client's request id is echoed and stamped on every entry the request causes, including
+    // those its jobs write later; without one, the server makes one.
+    let leave = event("hr", "left-E1010", "left", serde_json::json!({ "external_id": "E1010", "kind": "human" }));
+    let (status, headers, body) =
+        call(&s, "POST", "/v1/events", &[("x-request-id", "chg-4711.leaver")], &format!("[{leave}]"));
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(headers["x-request-id"], "chg-4711.leaver");
+    let (_, headers, _) = call(&s, "GET", "/v1/identities/hr:E1010", &[("x-request-id", "bad id\twith tab")], "");
+    let made = headers["x-request-id"].to_str().unwrap().to_owned();
+    assert_eq!(made.len(), 32, "a generated id replaces an unusable one: {made}");
+    let mut closed = false;
+    for _ in 0..300 {
+        let (_, _, body) = call(&s, "GET", "/v1/identities/hr:E1010", &[], "");
+        if json(&body)["state"] == "closed" {
+            closed = true;
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert!(closed, "the leaver did not close");
+    let of_request: Vec<String> = w
+        .ledger()
+        .into_iter()
+        .filter(|e| e["request_id"] == "chg-4711.leaver")
+        .map(|e| e["action"].as_str().unwrap().to_owned())
+        .collect();
+    assert!(of_request.contains(&"identity.left".to_owned()), "{of_request:?}");
+    assert!(of_request.contains(&"system.synced".to_owned()), "the jobs' entries carry it: {of_request:?}");
+    assert!(of_request.contains(&"identity.closed".to_owned()), "{of_request:?}");
+    // Entries no request caused carry none.
+    assert!(w.ledger_of("identity.joined").iter().all(|e| e.get("request_id").is_none()));
+
+    // One JSON access log line per request, without terminal colours.
+    let (status, _, metrics) = call(&s, "GET", "/metrics", &[], "");
+    assert_eq!(status, 200);
+    let log = std::fs::read_to_string(w.tmp.path().join("server.log")).unwrap();
+    assert!(!log.contains('\u{1b}'), "ANSI escapes in a log file");
+    let access: Vec<serde_json::Value> = log
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|l| l["target"] == "tenure::access")
+        .collect();
+    let line = access
+        .iter()
+        .find(|l| l["fields"]["request_id"] == "chg-4711.leaver")
+        .unwrap_or_else(|| panic!("no access line for the request: {log}"));
+    assert_eq!(line["fields"]["method"], "POST");
+    assert_eq!(line["fields"]["route"], "/v1/events");
+    assert_eq!(line["fields"]["status"], 200);
+    assert_eq!(line["fields"]["caller"], "api:hr:OPS");
+    assert!(line["fields"]["latency_ms"].as_f64().unwrap() > 0.0);
+    assert!(access.iter().any(|l| l["fields"]["route"] == "unmatched" && l["fields"]["status"] == 404));
+
+    // Metrics: requests per route pattern (never a raw path), job attempts, connector errors,
+    // the build, the process.
+    for want in [
+        "tenure_http_request_duration_seconds_count{method=\"POST\",route=\"/v1/events\",status=\"200\"} 1",
+        "tenure_http_request_duration_seconds_bucket{method=\"GET\",route=\"/v1/identities/{reference}\",status=\"200\",le=\"+Inf\"}",
+        "tenure_job_duration_seconds_count{system=\"corp-directory\",kind=\"sync\",outcome=\"done\"}",
+        "tenure_build_info{version=\"0.1.0\",commit=\"",
+        "process_resident_memory_bytes ",
+        "process_cpu_seconds_total ",
+        "process_open_fds ",
+    ] {
+        assert!(metrics.contains(want), "{want} missing:\n{metrics}");
+    }
+    assert!(!metrics.contains("hr:E1010"), "a raw path in the metrics");
+
+    // Live and ready; not ready while the data dir is gone (a volume unmounted), ready again
+    // once it is back.
+    let (status, _, body) = call(&s, "GET", "/livez", &[], "");
+    assert_eq!((status, json(&body)["status"].as_str()), (200, Some("ok")));
+    let (status, _, body) = call(&s, "GET", "/readyz", &[], "");
+    assert_eq!(status, 200, "{body}");
+    let checks = json(&body)["checks"].clone();
+    for part in ["database", "data_dir", "policy", "workers"] {
+        assert_eq!(checks[part], "ok", "{body}");
+    }
+    let away = w.tmp.path().join("data-away");
+    std::fs::rename(w.data_dir(), &away).unwrap();
+    let (status, _, body) = call(&s, "GET", "/readyz", &[], "");
+    std::fs::rename(&away, w.data_dir()).unwrap();
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(json(&body)["status"], "not ready");
+    assert!(json(&body)["checks"]["data_dir"].as_str().unwrap().starts_with("failing"), "{body}");
+    let (status, _, body) = call(&s, "GET", "/readyz", &[], "");
+    assert_eq!(status, 200, "{body}");
+}
+
+#[test]
+fn the_cli_refuses_a_missing_data_dir_until_init_and_says_its_version_and_completions() {
+    let w = World::new();
+    let nowhere = w.tmp.path().join("typo-data");
+    let n = nowhere.to_str().unwrap();
+    let out = w.run(&["--data-dir", n, "identities", "list"]);
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    assert!(stderr(&out).contains("tenure init"), "{}", stderr(&out));
+    assert!(!nowhere.exists(), "a mistyped data dir was created");
+    let feed = repo().join("examples/quickstart/feeds/hr.jsonl");
+    let out = w.run(&["--data-dir", n, "import", "--source", "hr", feed.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(4));
+    assert!(!nowhere.exists());
+
+    // init makes it private, with a starter bundle that passes its own tests.
+    let starter = w.tmp.path().join("starter");
+    let out = w.ok(&["--policy", starter.to_str().unwrap(), "init", n]);
+    assert!(out.contains("wrote a starter policy bundle"), "{out}");
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&nowhere), 0o700);
+    assert_eq!(mode(&nowhere.join("tenure.db")), 0o600);
+    assert_eq!(mode(&nowhere.join("ledger.key")), 0o600);
+    assert!(w.ok(&["policy", "test", starter.to_str().unwrap()]).contains("0 failed"));
+    // Run again, it changes nothing and says so.
+    let again = w.ok(&["--policy", starter.to_str().unwrap(), "init", n]);
+    assert!(again.contains("is there already"), "{again}");
+    let listed = w.ok(&["--data-dir", n, "identities", "list", "--output", "json"]);
+    assert_eq!(json(&listed), serde_json::json!([]));
+
+    let version = w.ok(&["--version"]);
+    assert!(version.starts_with("tenure 0.1.0 (commit "), "{version}");
+    let bash = w.ok(&["completions", "bash"]);
+    assert!(bash.contains("_tenure") && bash.contains("identities"), "not a bash completion script");
+    assert!(w.ok(&["completions", "zsh"]).contains("#compdef tenure"));
+}
+
+#[test]
+fn a_closed_pipe_ends_the_cli_quietly_and_json_logs_have_no_colour() {
+    let mut w = World::new();
+    hr(&w);
+    // `tenure identities list | head -0`: the reader is gone before anything is written.
+    let mut child = w
+        .tenure()
+        .args(["identities", "list"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(141), "{}", stderr(&out));
+    assert!(!stderr(&out).contains("panicked"), "{}", stderr(&out));
+
+    let f = w.file("j.jsonl", &event("hr", "j-new", "joined", human("E77", "New Person", "engineering")));
+    w.ok(&["import", "--source", "hr", f.to_str().unwrap()]);
+    // With the directory down, the failure is logged (and the run says it failed).
+    w.slapd.stop();
+    let out = w.run(&["--log-format", "json", "jobs", "run"]);
+    assert_eq!(out.status.code(), Some(1));
+    let lines: Vec<&str> = std::str::from_utf8(&out.stderr).unwrap().lines().collect();
+    let logged: Vec<serde_json::Value> = lines.iter().filter_map(|l| serde_json::from_str(l).ok()).collect();
+    assert!(logged.iter().any(|l| l["level"] == "ERROR" || l["level"] == "WARN"), "{lines:?}");
+    let out = w.run(&["identities", "show", "hr:E1000"]);
+    assert!(!String::from_utf8_lossy(&out.stderr).contains('\u{1b}'), "colour off a terminal");
+}
+
+#[test]
+fn the_systemd_unit_verifies_and_is_sandboxed() {
+    let unit = std::fs::read_to_string(repo().join("deploy/tenure.service")).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let check = |text: &str| {
+        let path = dir.path().join("tenure.service");
+        // verify wants the binary the unit starts to exist: the one under test.
+        std::fs::write(&path, text.replace("/usr/local/bin/tenure", env!("CARGO_BIN_EXE_tenure"))).unwrap();
+        let out = std::process::Command::new("systemd-analyze")
+            .args(["verify", path.to_str().unwrap()])
+            .output()
+            .unwrap_or_else(|e| panic!("systemd-analyze (apt-get install systemd): {e}"));
+        (out.status.success(), String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    let (ok, complaints) = check(&unit);
+    assert!(ok && complaints.trim().is_empty(), "{complaints}");
+    let path = dir.path().join("tenure.service");
+    let out = std::process::Command::new("systemd-analyze")
+        .args(["security", "--offline=yes", path.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let level: f64 = text
+        .lines()
+        .find_map(|l| l.split("exposure level for tenure.service: ").nth(1))
+        .and_then(|l| l.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no exposure level: {text}"));
+    assert!(level <= 2.0, "the unit exposes too much ({level}):\n{text}");
+    // verify exits 0 on a value it ignores: a complaint on stderr is what fails.
+    let (_, complaints) = check(&unit.replace("ProtectHome=yes", "ProtectHome=bogus"));
+    assert!(complaints.contains("protect home"), "{complaints}");
+}
