@@ -36,7 +36,7 @@ mod tests;
 
 pub use ingest::Event;
 pub use parse::{Format, Position, RecordError};
-pub use tenure_store::{JobRow, JobState};
+pub use tenure_store::{IdentityFilter, JobRow, JobState};
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

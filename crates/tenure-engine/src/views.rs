@@ -92,6 +92,30 @@ impl Engine {
             .collect())
     }
 
+    /// The identities after `after` (a reference, the previous page's cursor) that match
+    /// `filter`, at most `limit` of them, and the cursor of the next page when there is one.
+    /// Memory is bounded by the page, whatever the population.
+    pub fn identities_page(
+        &self,
+        filter: &tenure_store::IdentityFilter,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<(Vec<IdentityView>, Option<String>)> {
+        let limit = limit.max(1);
+        let tx = self.store.read()?;
+        // One more than asked says whether another page follows.
+        let mut rows = tx.identities_page(filter, after, limit + 1)?;
+        let more = rows.len() > limit;
+        rows.truncate(limit);
+        let mut page = Vec::with_capacity(rows.len());
+        for i in rows {
+            let grants = tx.grants(i.id)?;
+            page.push(view(i, &grants));
+        }
+        let next = if more { page.last().map(|v| v.reference.clone()) } else { None };
+        Ok((page, next))
+    }
+
     /// One identity with its accounts and timeline. `reference` is `source:external_id`.
     pub fn identity_detail(&self, reference: &str) -> Result<IdentityDetail> {
         let r: IdentityRef = reference.parse().map_err(|_| EngineError::NotFound(reference.to_owned()))?;

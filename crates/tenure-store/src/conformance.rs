@@ -441,6 +441,21 @@ pub fn identities_look_alikes_owners_and_events(s: &dyn Store) {
     assert_eq!(tx.event_digest("hr", "e1").unwrap().as_deref(), Some("d1"));
     assert_eq!(tx.event_count().unwrap(), 1);
     assert_eq!(tx.identities().unwrap().len(), 2);
+    // Keyset pages: in reference order, after the cursor, filtered; a source is its prefix
+    // only (`hr:` is not `hrx:`).
+    person(tx.as_mut(), "hrx:E1");
+    person(tx.as_mut(), "hr:E2000");
+    let all = IdentityFilter::default();
+    let refs = |rows: Vec<IdentityRow>| rows.into_iter().map(|r| r.reference.to_string()).collect::<Vec<_>>();
+    assert_eq!(refs(tx.identities_page(&all, None, 2).unwrap()), ["hr:E1000", "hr:E2000"]);
+    assert_eq!(refs(tx.identities_page(&all, Some("hr:E2000"), 2).unwrap()), ["hrx:E1", "reg:svc"]);
+    assert!(tx.identities_page(&all, Some("reg:svc"), 2).unwrap().is_empty());
+    let hr = IdentityFilter { source: Some("hr".into()), ..IdentityFilter::default() };
+    assert_eq!(refs(tx.identities_page(&hr, None, 10).unwrap()), ["hr:E1000", "hr:E2000"]);
+    let leaving = IdentityFilter { state: Some(LifecycleState::Leaving), ..IdentityFilter::default() };
+    assert_eq!(refs(tx.identities_page(&leaving, None, 10).unwrap()), ["hr:E1000"]);
+    let services = IdentityFilter { kind: Some(IdentityKind::Service), ..IdentityFilter::default() };
+    assert_eq!(refs(tx.identities_page(&services, None, 10).unwrap()), ["reg:svc"]);
     tx.commit().unwrap();
 }
 

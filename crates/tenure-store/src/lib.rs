@@ -82,6 +82,9 @@ pub trait IdentityReads {
     fn identity(&self, r: &IdentityRef) -> Result<Option<IdentityRow>>;
     fn identity_by_id(&self, id: i64) -> Result<Option<IdentityRow>>;
     fn identities(&self) -> Result<Vec<IdentityRow>>;
+    /// Up to `limit` identities matching `filter` whose reference sorts after `after`, in
+    /// reference order: a keyset page, as cheap at the millionth row as at the first.
+    fn identities_page(&self, filter: &IdentityFilter, after: Option<&str>, limit: usize) -> Result<Vec<IdentityRow>>;
     fn identities_owned_by(&self, owner: &IdentityRef) -> Result<Vec<IdentityRow>>;
     /// Another identity whose reference looks like `r` (the same UTS #39 skeleton), if any.
     fn identity_like(&self, r: &IdentityRef) -> Result<Option<IdentityRow>>;

@@ -8,6 +8,15 @@ use tenure_model::{
 };
 use time::OffsetDateTime;
 
+/// Which identities a page lists: every condition given must hold.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct IdentityFilter {
+    pub state: Option<LifecycleState>,
+    pub kind: Option<IdentityKind>,
+    /// The source: references `SOURCE:…`.
+    pub source: Option<String>,
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct IdentityRow {
     pub id: i64,

@@ -202,10 +202,19 @@ pub enum Command {
 
 #[derive(Subcommand)]
 pub enum IdentitiesCommand {
-    /// Every identity.
+    /// Identities in reference order, streamed a page at a time (any number of them).
     List {
         #[arg(long, value_enum, default_value_t = Output::Table)]
         output: Output,
+        /// Only in this lifecycle state (pending, active, suspended, leaving, closed, deleting, deleted).
+        #[arg(long)]
+        state: Option<String>,
+        /// Only of this kind (human, service, workload, agent).
+        #[arg(long)]
+        kind: Option<String>,
+        /// Only from this source.
+        #[arg(long)]
+        source: Option<String>,
     },
     /// One identity (`source:external_id`) with grants, accounts and timeline.
     Show {
@@ -319,23 +328,25 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let mode = tenure_engine::import::ImportMode { snapshot, dry_run, accept_leavers };
             import(&g, source.as_deref(), format, mode, &file)
         }
-        Command::Identities(IdentitiesCommand::List { output }) => {
-            let engine = open(&g.data_dir)?;
-            let all = engine.list_identities()?;
-            print_list(output, &all, &["REF", "KIND", "STATE", "OWNER", "GRANTS", "NAME"], |i| {
-                vec![
-                    i.reference.clone(),
-                    i.kind.clone(),
-                    i.state.clone(),
-                    i.owner.clone().unwrap_or_default(),
-                    i.grants
-                        .iter()
-                        .filter(|g| g.state.parse::<GrantState>().is_ok_and(GrantState::is_wanted))
-                        .count()
-                        .to_string(),
-                    i.name.clone(),
-                ]
-            })?;
+        Command::Identities(IdentitiesCommand::List { output, state, kind, source }) => {
+            let filter = tenure_engine::IdentityFilter {
+                state: match state.map(|s| s.parse()).transpose() {
+                    Ok(s) => s,
+                    Err(e) => {
+                        eprintln!("error: --state: {e}");
+                        return Ok(ExitCode::from(EXIT_BAD_INPUT));
+                    }
+                },
+                kind: match kind.map(|k| k.parse()).transpose() {
+                    Ok(k) => k,
+                    Err(e) => {
+                        eprintln!("error: --kind: {e}");
+                        return Ok(ExitCode::from(EXIT_BAD_INPUT));
+                    }
+                },
+                source,
+            };
+            list_identities(&*open(&g.data_dir)?, &filter, output)?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Identities(IdentitiesCommand::Show { reference, output }) => {
@@ -506,6 +517,88 @@ pub fn operator() -> tenure_model::Principal {
 }
 
 /// A listing as pretty JSON, or as a table of `row`s under `headers`.
+/// `identities list`: page by page, so a million identities take a page's memory. JSON is
+/// one array written as it goes; a table's columns are as wide as the first page needs.
+fn list_identities(engine: &Engine, filter: &tenure_engine::IdentityFilter, output: Output) -> anyhow::Result<()> {
+    // Only standard output is written here: a broken pipe is its reader gone.
+    stream_identities(engine, filter, output).map_err(|e| match e.downcast_ref::<std::io::Error>() {
+        Some(io) if io.kind() == std::io::ErrorKind::BrokenPipe => StdoutClosed.into(),
+        _ => e,
+    })
+}
+
+/// Standard output's reader went away (`tenure … | head`): end quietly, exit 141.
+#[derive(Debug)]
+pub struct StdoutClosed;
+
+impl std::fmt::Display for StdoutClosed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("standard output was closed")
+    }
+}
+
+impl std::error::Error for StdoutClosed {}
+
+fn stream_identities(engine: &Engine, filter: &tenure_engine::IdentityFilter, output: Output) -> anyhow::Result<()> {
+    use std::io::Write;
+    const PAGE: usize = 1000;
+    let header = ["REF", "KIND", "STATE", "OWNER", "GRANTS", "NAME"];
+    let row = |i: &tenure_proto::IdentityView| -> Vec<String> {
+        vec![
+            i.reference.clone(),
+            i.kind.clone(),
+            i.state.clone(),
+            i.owner.clone().unwrap_or_default(),
+            i.grants
+                .iter()
+                .filter(|g| g.state.parse::<GrantState>().is_ok_and(GrantState::is_wanted))
+                .count()
+                .to_string(),
+            i.name.clone(),
+        ]
+    };
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    let mut after: Option<String> = None;
+    let mut widths: Option<Vec<usize>> = None;
+    let mut first = true;
+    if output == Output::Json {
+        write!(out, "[")?;
+    }
+    loop {
+        let (page, next) = engine.identities_page(filter, after.as_deref(), PAGE)?;
+        match output {
+            Output::Json => {
+                for i in &page {
+                    write!(out, "{}\n  {}", if first { "" } else { "," }, serde_json::to_string(i)?)?;
+                    first = false;
+                }
+            }
+            Output::Table => {
+                let rows: Vec<Vec<String>> = page.iter().map(row).collect();
+                let w = widths.get_or_insert_with(|| table::widths(&header, &rows));
+                if first {
+                    write!(out, "{}", table::line(w, &header))?;
+                    first = false;
+                }
+                for r in &rows {
+                    let cells: Vec<&str> = r.iter().map(String::as_str).collect();
+                    write!(out, "{}", table::line(w, &cells))?;
+                }
+            }
+        }
+        match next {
+            Some(n) => after = Some(n),
+            None => break,
+        }
+    }
+    if output == Output::Json {
+        writeln!(out, "{}]", if first { "" } else { "\n" })?;
+    }
+    out.flush()?;
+    Ok(())
+}
+
 pub fn print_list<T: serde::Serialize>(
     output: Output,
     items: &[T],

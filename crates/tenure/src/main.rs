@@ -38,6 +38,10 @@ fn main() -> ExitCode {
     };
     match runtime.block_on(cli::run(args)) {
         Ok(code) => code,
+        Err(e) if e.downcast_ref::<cli::StdoutClosed>().is_some() => {
+            // The reader went away (`| head`): as a program killed by SIGPIPE would, quietly.
+            ExitCode::from(141)
+        }
         Err(e) => {
             eprintln!("error: {e:#}");
             // An engine error passed up whole still exits with its class's code.

@@ -1,6 +1,6 @@
 //! Events in; identities, jobs and findings out.
 
-use crate::{ApiError, AppState, json_body};
+use crate::{ApiError, AppState, invalid, json_body};
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::{Extension, Json};
@@ -22,8 +22,52 @@ pub(crate) async fn post_events(
     Ok(Json(report))
 }
 
-pub(crate) async fn list_identities(State(s): State<AppState>) -> Result<Json<Vec<IdentityView>>, ApiError> {
-    Ok(Json(s.run(move |engine| engine.list_identities()).await?))
+/// Identities on one page if none is asked for.
+const DEFAULT_LIMIT: usize = 500;
+/// The largest page: a response stays a few megabytes, whatever the population.
+const MAX_LIMIT: usize = 5000;
+
+/// `GET /v1/identities?limit=&after=&state=&kind=&source=`: a keyset page in reference order;
+/// the next page's URL is in the `Link` header (`rel="next"`), absent on the last page.
+pub(crate) async fn list_identities(
+    State(s): State<AppState>,
+    Query(q): Query<std::collections::BTreeMap<String, String>>,
+) -> Result<axum::response::Response, ApiError> {
+    use axum::response::IntoResponse;
+    if let Some(k) = q.keys().find(|k| !["limit", "after", "state", "kind", "source"].contains(&k.as_str())) {
+        return Err(invalid("query", format!("unknown parameter `{k}` (limit, after, state, kind, source)")));
+    }
+    let limit = match q.get("limit") {
+        None => DEFAULT_LIMIT,
+        Some(l) => match l.parse::<usize>() {
+            Ok(n) if (1..=MAX_LIMIT).contains(&n) => n,
+            _ => return Err(invalid("limit", format!("expected 1 to {MAX_LIMIT}, found `{l}`"))),
+        },
+    };
+    let filter = tenure_engine::IdentityFilter {
+        state: q
+            .get("state")
+            .map(|v| v.parse::<tenure_model::LifecycleState>().map_err(|e| invalid("state", e.to_string())))
+            .transpose()?,
+        kind: q
+            .get("kind")
+            .map(|v| v.parse::<tenure_model::IdentityKind>().map_err(|e| invalid("kind", e.to_string())))
+            .transpose()?,
+        source: q.get("source").cloned(),
+    };
+    let after = q.get("after").cloned();
+    let (page, next) = s.run(move |engine| engine.identities_page(&filter, after.as_deref(), limit)).await?;
+    let mut resp = Json(page).into_response();
+    if let Some(next) = next {
+        let mut params: Vec<(&str, &str)> =
+            q.iter().filter(|(k, _)| k.as_str() != "after").map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        params.push(("after", &next));
+        let query = serde_urlencoded::to_string(&params).unwrap_or_default();
+        if let Ok(v) = axum::http::HeaderValue::from_str(&format!("</v1/identities?{query}>; rel=\"next\"")) {
+            resp.headers_mut().insert(axum::http::header::LINK, v);
+        }
+    }
+    Ok(resp)
 }
 
 pub(crate) async fn show_identity(

@@ -71,6 +71,31 @@ impl IdentityReads for SqliteTx<'_> {
     fn identities(&self) -> Result<Vec<IdentityRow>> {
         q_identities(self.c()?)
     }
+    fn identities_page(&self, filter: &IdentityFilter, after: Option<&str>, limit: usize) -> Result<Vec<IdentityRow>> {
+        // A source is a range of references (`hr:` up to `hr;`, the next byte), so the
+        // primary key's order serves every page.
+        let mut st = self.c()?.prepare_cached(&format!(
+            "SELECT {IDENTITY_COLS} FROM identities
+             WHERE (?1 IS NULL OR ref > ?1)
+               AND (?2 IS NULL OR state = ?2)
+               AND (?3 IS NULL OR kind = ?3)
+               AND (?4 IS NULL OR (ref > ?4 || ':' AND ref < ?4 || ';'))
+             ORDER BY ref LIMIT ?5"
+        ))?;
+        let rows = st
+            .query_map(
+                params![
+                    after,
+                    filter.state.map(|s| s.to_string()),
+                    filter.kind.map(|k| k.to_string()),
+                    filter.source.as_deref(),
+                    i64::try_from(limit).unwrap_or(i64::MAX)
+                ],
+                identity_row,
+            )?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(rows)
+    }
     fn identities_owned_by(&self, owner: &IdentityRef) -> Result<Vec<IdentityRow>> {
         q_owned_by(self.c()?, owner)
     }
