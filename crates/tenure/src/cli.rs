@@ -74,6 +74,25 @@ pub struct Global {
     /// with NO_COLOR) or json (one object per line).
     #[arg(long, global = true, env = "TENURE_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
+    /// Attempts before a job is dead-lettered (wherever jobs run: serve, jobs run, creds, reconcile).
+    #[arg(long, global = true, env = "TENURE_JOB_MAX_ATTEMPTS", default_value_t = 10, help_heading = "Jobs")]
+    pub job_max_attempts: i64,
+    /// Seconds before a failed job's first retry; doubled per attempt (with ±50 % jitter).
+    #[arg(long, global = true, env = "TENURE_JOB_BACKOFF_SECS", default_value_t = 1, help_heading = "Jobs")]
+    pub job_backoff_secs: i64,
+    /// The longest wait between retries, seconds.
+    #[arg(long, global = true, env = "TENURE_JOB_BACKOFF_MAX_SECS", default_value_t = 300, help_heading = "Jobs")]
+    pub job_backoff_max_secs: i64,
+}
+
+/// How jobs run, as the flags and environment say.
+pub fn worker_config(g: &Global) -> WorkerConfig {
+    WorkerConfig {
+        max_attempts: g.job_max_attempts.max(1),
+        backoff_base: time::Duration::seconds(g.job_backoff_secs.max(0)),
+        backoff_max: time::Duration::seconds(g.job_backoff_max_secs.max(g.job_backoff_secs).max(0)),
+        ..WorkerConfig::default()
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -447,7 +466,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             for n in &expired.stalled {
                 println!("stalled: {n} was leaving with no job carrying its closure; re-queued");
             }
-            let workers = Workers::new(engine, process_env(), WorkerConfig::default());
+            let workers = Workers::new(engine, process_env(), worker_config(&g));
             let report = workers.run_until_idle_report().await?;
             let dead = report.failed.iter().filter(|f| f.2).count();
             println!(
@@ -1077,11 +1096,8 @@ async fn serve(g: &Global, opts: ServeOptions) -> anyhow::Result<ExitCode> {
         eprintln!("bootstrap: admin token {} for {admin} (valid 1 day) written to {}", issued.token.id, path.display());
     }
     let signer = Arc::new(crate::keys::ledger_signer(&g.data_dir)?);
-    let config = WorkerConfig {
-        concurrency: workers,
-        lease: time::Duration::seconds(lease_secs.max(1)),
-        ..WorkerConfig::default()
-    };
+    let config =
+        WorkerConfig { concurrency: workers, lease: time::Duration::seconds(lease_secs.max(1)), ..worker_config(g) };
     let workers = Arc::new(Workers::new(engine.clone(), process_env(), config));
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let worker_task = tokio::spawn(workers.clone().run(stopped.clone()));

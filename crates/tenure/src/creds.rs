@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use tenure_engine::creds::CredentialRequest;
 use tenure_engine::systems::process_env;
-use tenure_engine::worker::{WorkerConfig, Workers};
+use tenure_engine::worker::Workers;
 use tenure_model::CredentialKind;
 use tenure_model::credential::parse_ttl;
 use tenure_proto::IssuedCredentialView;
@@ -123,7 +123,7 @@ fn show(issued: &IssuedCredentialView, out: Option<PathBuf>, output: Output) -> 
 pub async fn run(g: &Global, cmd: CredsCommand) -> anyhow::Result<ExitCode> {
     let engine = open(&g.data_dir)?;
     ensure_policy(&engine, g.policy.as_deref())?;
-    let workers = Workers::new(engine.clone(), process_env(), WorkerConfig::default());
+    let workers = Workers::new(engine.clone(), process_env(), crate::cli::worker_config(g));
     let by = crate::cli::operator();
     let issued = match cmd {
         CredsCommand::Issue { identity, kind, ttl, audience, csr, system, purpose, out, output } => {

@@ -1,7 +1,6 @@
 //! CLI for policy tooling (`policy test|diff|deploy`), API tokens, requests and findings.
 
 use crate::cli::{EXIT_BAD_INPUT, Global, Output, ensure_policy, open, print_list, read_bundle_dir};
-use crate::table;
 use anyhow::Context;
 use clap::Subcommand;
 use std::path::{Path, PathBuf};
@@ -32,7 +31,10 @@ pub enum TokensCommand {
         out: Option<PathBuf>,
     },
     /// Every token (never the secrets).
-    List,
+    List {
+        #[arg(long, value_enum, default_value_t = Output::Table)]
+        output: Output,
+    },
     /// Revoke a token; it stops working at once.
     Revoke { id: String },
 }
@@ -253,17 +255,13 @@ pub fn tokens(g: &Global, cmd: TokensCommand) -> anyhow::Result<ExitCode> {
                 Err(e) => Ok(crate::cli::engine_exit(e)),
             }
         }
-        TokensCommand::List => {
-            let rows: Vec<Vec<String>> = engine
-                .list_tokens()?
-                .into_iter()
-                .map(|t| {
-                    let state =
-                        if t.revoked_at.is_some() { "revoked".to_owned() } else { format!("until {}", t.expires_at) };
-                    vec![t.id, t.identity, t.roles.join(","), state, t.description]
-                })
-                .collect();
-            print!("{}", table::render(&["ID", "IDENTITY", "ROLES", "VALID", "DESCRIPTION"], &rows));
+        TokensCommand::List { output } => {
+            let all = engine.list_tokens()?;
+            print_list(output, &all, &["ID", "IDENTITY", "ROLES", "VALID", "DESCRIPTION"], |t| {
+                let state =
+                    if t.revoked_at.is_some() { "revoked".to_owned() } else { format!("until {}", t.expires_at) };
+                vec![t.id.clone(), t.identity.clone(), t.roles.join(","), state, t.description.clone()]
+            })?;
             Ok(ExitCode::SUCCESS)
         }
         TokensCommand::Revoke { id } => match engine.revoke_token(&id, &crate::cli::operator()) {

@@ -8,7 +8,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use tenure_engine::systems::process_env;
-use tenure_engine::worker::{WorkerConfig, Workers};
+use tenure_engine::worker::Workers;
 use tenure_model::Situation;
 use tenure_proto::RunView;
 
@@ -205,7 +205,7 @@ async fn reconcile(g: &Global, system: Option<String>, dry_run: bool, output: Ou
         }
         None => all,
     };
-    let workers = Workers::new(engine.clone(), process_env(), WorkerConfig::default());
+    let workers = Workers::new(engine.clone(), process_env(), crate::cli::worker_config(g));
     let mut runs = Vec::new();
     let mut failed = false;
     for s in systems {

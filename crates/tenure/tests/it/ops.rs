@@ -183,6 +183,9 @@ fn the_cli_refuses_a_missing_data_dir_until_init_and_says_its_version_and_comple
 fn a_closed_pipe_ends_the_cli_quietly_and_json_logs_have_no_colour() {
     let mut w = World::new();
     hr(&w);
+    w.operator_token();
+    let tokens = json(&w.ok(&["tokens", "list", "--output", "json"]));
+    assert!(tokens.as_array().unwrap().iter().any(|t| t["identity"] == "hr:OPS"), "{tokens}");
     // `tenure identities list | head -0`: the reader is gone before anything is written.
     let mut child = w
         .tenure()
@@ -200,8 +203,10 @@ fn a_closed_pipe_ends_the_cli_quietly_and_json_logs_have_no_colour() {
     w.ok(&["import", "--source", "hr", f.to_str().unwrap()]);
     // With the directory down, the failure is logged (and the run says it failed).
     w.slapd.stop();
-    let out = w.run(&["--log-format", "json", "jobs", "run"]);
+    // One attempt allowed: dead at once, and said so.
+    let out = w.run(&["--log-format", "json", "--job-max-attempts", "1", "jobs", "run"]);
     assert_eq!(out.status.code(), Some(1));
+    assert!(stdout(&out).contains("0 failed and will be retried, 1 dead"), "{}", stdout(&out));
     let lines: Vec<&str> = std::str::from_utf8(&out.stderr).unwrap().lines().collect();
     let logged: Vec<serde_json::Value> = lines.iter().filter_map(|l| serde_json::from_str(l).ok()).collect();
     assert!(logged.iter().any(|l| l["level"] == "ERROR" || l["level"] == "WARN"), "{lines:?}");
