@@ -74,6 +74,9 @@ pub struct Global {
     /// with NO_COLOR) or json (one object per line).
     #[arg(long, global = true, env = "TENURE_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
+    /// A TOML file of settings, under the environment and the flags (docs/deployment.md).
+    #[arg(long, global = true, env = "TENURE_CONFIG")]
+    pub config: Option<PathBuf>,
     /// Attempts before a job is dead-lettered (wherever jobs run: serve, jobs run, creds, reconcile).
     #[arg(long, global = true, env = "TENURE_JOB_MAX_ATTEMPTS", default_value_t = 10, help_heading = "Jobs")]
     pub job_max_attempts: i64,
@@ -205,6 +208,9 @@ pub enum Command {
     /// Make a data dir (DIR, else --data-dir) and, unless one is there, a starter policy bundle
     /// at --policy (default ./policy). Other commands refuse a data dir that does not exist.
     Init { dir: Option<PathBuf> },
+    /// The configuration in force: each setting, its value and where it came from.
+    #[command(subcommand)]
+    Config(ConfigCommand),
     /// Print a shell completion script: `tenure completions bash > /etc/bash_completion.d/tenure`.
     Completions {
         #[arg(value_enum)]
@@ -217,6 +223,13 @@ pub enum Command {
         #[arg(long, value_name = "DIR")]
         keep: Option<PathBuf>,
     },
+}
+
+#[derive(Subcommand)]
+pub enum ConfigCommand {
+    /// Every setting's effective value and origin (flag, environment, file, default), and the
+    /// TENURE_* variables a policy bundle may read; secrets redacted.
+    Show,
 }
 
 #[derive(Subcommand)]
@@ -522,6 +535,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Reconcile(args) => crate::reconcile::run(&g, args).await,
         Command::Demo { keep } => demo::run(keep.as_deref()).await,
         Command::Init { dir } => init(&g, dir.as_deref(), g.policy.as_deref().unwrap_or(Path::new("policy"))),
+        Command::Config(ConfigCommand::Show) => {
+            if let Some((matches, file)) = crate::config::LAYERED.get() {
+                crate::config::show(matches, file, g.config.as_deref());
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Completions { shell } => {
             let mut cmd = <Cli as clap::CommandFactory>::command();
             clap_complete::generate(shell, &mut cmd, "tenure", &mut std::io::stdout());

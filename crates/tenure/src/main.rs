@@ -1,7 +1,9 @@
-//! `tenure`: one binary, server and CLI. This is the edge where errors become messages and
-//! exit codes (0 ok, 1 failure, 2 bad input, 3 a reconciliation run held for a person).
+//! `tenure`: one binary, server and CLI. This is the edge where the configuration file joins
+//! the command line, and errors become messages and exit codes (docs/cli.md: 0 ok, 1 failure,
+//! 2 bad input, 3 held for a person, 4 not found, 5 refused or conflict, 141 closed pipe).
 
 mod cli;
+mod config;
 mod creds;
 mod demo;
 mod govern;
@@ -11,12 +13,25 @@ mod quickstart;
 mod reconcile;
 mod table;
 
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches};
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
     quiet_on_closed_pipe();
-    let args = cli::Cli::parse();
+    // The configuration file's values join the command line where no flag or variable is set.
+    let (argv, from_file) = match config::layered(std::env::args_os().collect()) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            return ExitCode::from(cli::EXIT_BAD_INPUT);
+        }
+    };
+    let matches = cli::Cli::command().get_matches_from(argv);
+    let args = match cli::Cli::from_arg_matches(&matches) {
+        Ok(a) => a,
+        Err(e) => e.exit(),
+    };
+    let _ = config::LAYERED.set((matches, from_file));
     let filter = tracing_subscriber::EnvFilter::try_from_env("TENURE_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,tenure=info"));
     match args.global.log_format {

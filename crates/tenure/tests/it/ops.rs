@@ -321,3 +321,66 @@ fn identities_page_by_keyset_with_filters_over_the_api_and_the_cli() {
     let out = w.run(&["identities", "list", "--state", "gone"]);
     assert_eq!(out.status.code(), Some(2));
 }
+
+#[test]
+fn a_config_file_sits_under_the_environment_and_the_flags_and_config_show_says_which_won() {
+    let w = World::new();
+    hr(&w);
+    w.operator_token();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let config = w.file(
+        "tenure.toml",
+        &format!(
+            "data_dir = \"/nowhere/the/environment/wins\"\njob_max_attempts = 3\nlog_format = \"json\"\n\n[serve]\nlisten = \"127.0.0.1:{port}\"\nworkers = 2\n"
+        ),
+    );
+    let c = config.to_str().unwrap();
+    let out = w
+        .tenure()
+        .args(["--config", c, "--job-backoff-secs", "2", "config", "show"])
+        .env("TENURE_WORKERS", "3")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    let row = |key: &str| -> (String, String) {
+        let line =
+            text.lines().find(|l| l.split_whitespace().next() == Some(key)).unwrap_or_else(|| panic!("{key}: {text}"));
+        let mut parts = line.split_whitespace().skip(1);
+        (parts.next().unwrap().to_owned(), parts.next().unwrap_or("").to_owned())
+    };
+    assert_eq!(row("data_dir"), ("environment".into(), w.data_dir().display().to_string()));
+    assert_eq!(row("job_max_attempts"), ("file".into(), "3".into()));
+    assert_eq!(row("job_backoff_secs"), ("flag".into(), "2".into()));
+    assert_eq!(row("job_backoff_max_secs"), ("default".into(), "300".into()));
+    assert_eq!(row("serve.listen"), ("file".into(), format!("127.0.0.1:{port}")));
+    assert_eq!(row("serve.workers"), ("environment".into(), "3".into()));
+    // The systems' secrets the bundle reads are listed, never shown.
+    assert_eq!(row("TENURE_LDAP_PASSWORD").0, "(redacted)");
+    assert!(!text.contains(&w.slapd.password), "a secret in config show");
+    assert!(text.contains(&w.slapd.url()), "non-secret bundle variables are shown");
+
+    // serve takes its listen address (a serve-only setting) and log format from the file.
+    let log = std::fs::File::create(w.tmp.path().join("configured.log")).unwrap();
+    let mut child = w.tenure().args(["--config", c, "serve"]).stderr(log).spawn().unwrap();
+    let agent = agent();
+    let mut up = false;
+    for _ in 0..200 {
+        if agent.get(&format!("http://127.0.0.1:{port}/livez")).call().is_ok_and(|r| r.status() == 200) {
+            up = true;
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(up, "serve did not listen where the file said");
+    let logged = std::fs::read_to_string(w.tmp.path().join("configured.log")).unwrap();
+    assert!(logged.lines().any(|l| serde_json::from_str::<serde_json::Value>(l).is_ok()), "{logged}");
+
+    // A key it does not know is an error naming it, before anything runs.
+    let bad = w.file("bad.toml", "[serve]\nlisten_on = \"x\"\n");
+    let out = w.run(&["--config", bad.to_str().unwrap(), "identities", "list"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("unknown key `serve.listen_on`"), "{}", stderr(&out));
+}
