@@ -1,7 +1,9 @@
 //! Serving connections with limits, so idle or slow clients cannot exhaust the server: at most
 //! `max_connections` at once (one more is closed at accept), request headers (and the wait for
-//! the next request on a kept-alive connection) within `header_timeout`. The peer address
-//! reaches handlers as `ConnectInfo<SocketAddr>`.
+//! the next request on a kept-alive connection) within `header_timeout`, a TLS handshake too.
+//! The peer address reaches handlers as `ConnectInfo<SocketAddr>`. With [`Tls`], every
+//! connection is TLS (rustls); [`Tls::reload`] swaps the certificate for new connections while
+//! open ones carry on.
 
 use axum::Router;
 use axum::extract::{ConnectInfo, Request};
@@ -28,12 +30,61 @@ impl Default for Limits {
     }
 }
 
-/// Serve `app` on `listener` until `shutdown` resolves; then stop accepting and give open
-/// connections up to ten seconds to finish.
+/// The API's certificate and key, from PEM files, reloadable.
+pub struct Tls {
+    cert: std::path::PathBuf,
+    key: std::path::PathBuf,
+    config: std::sync::RwLock<Arc<rustls::ServerConfig>>,
+}
+
+impl Tls {
+    /// Load the certificate chain and key; an error names the file and what is wrong.
+    pub fn load(cert: &std::path::Path, key: &std::path::Path) -> Result<Self, String> {
+        let config = Self::read(cert, key)?;
+        Ok(Self { cert: cert.to_owned(), key: key.to_owned(), config: std::sync::RwLock::new(Arc::new(config)) })
+    }
+
+    fn read(cert: &std::path::Path, key: &std::path::Path) -> Result<rustls::ServerConfig, String> {
+        use rustls::pki_types::pem::PemObject;
+        use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+        let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
+            .and_then(|it| it.collect::<Result<_, _>>())
+            .map_err(|e| format!("TLS certificate `{}`: {e}", cert.display()))?;
+        if chain.is_empty() {
+            return Err(format!("TLS certificate `{}`: no certificate in it", cert.display()));
+        }
+        let private = PrivateKeyDer::from_pem_file(key).map_err(|e| format!("TLS key `{}`: {e}", key.display()))?;
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|e| format!("TLS: {e}"))?
+            .with_no_client_auth()
+            .with_single_cert(chain, private)
+            .map_err(|e| format!("TLS certificate `{}` and key `{}`: {e}", cert.display(), key.display()))?;
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        Ok(config)
+    }
+
+    /// Read the files again; new connections use what they hold. On an error the current
+    /// certificate stays.
+    pub fn reload(&self) -> Result<(), String> {
+        let config = Self::read(&self.cert, &self.key)?;
+        *self.config.write().unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(config);
+        Ok(())
+    }
+
+    fn acceptor(&self) -> tokio_rustls::TlsAcceptor {
+        tokio_rustls::TlsAcceptor::from(self.config.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone())
+    }
+}
+
+/// Serve `app` on `listener` (over TLS with `tls`) until `shutdown` resolves; then stop
+/// accepting and give open connections up to ten seconds to finish.
 pub async fn serve(
     listener: TcpListener,
     app: Router,
     limits: Limits,
+    tls: Option<Arc<Tls>>,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> std::io::Result<()> {
     let permits = Arc::new(Semaphore::new(limits.max_connections.max(1)));
@@ -64,13 +115,36 @@ pub async fn serve(
         });
         let mut builder = hyper::server::conn::http1::Builder::new();
         builder.timer(TokioTimer::new()).header_read_timeout(limits.header_timeout);
-        let conn = graceful.watch(builder.serve_connection(TokioIo::new(stream), service));
-        tokio::spawn(async move {
-            if let Err(e) = conn.await {
-                tracing::debug!(%peer, error = %e, "connection ended");
+        match &tls {
+            None => {
+                let conn = graceful.watch(builder.serve_connection(TokioIo::new(stream), service));
+                tokio::spawn(async move {
+                    if let Err(e) = conn.await {
+                        tracing::debug!(%peer, error = %e, "connection ended");
+                    }
+                    drop(permit);
+                });
             }
-            drop(permit);
-        });
+            Some(tls) => {
+                let acceptor = tls.acceptor();
+                let watcher = graceful.watcher();
+                let handshake = limits.header_timeout;
+                tokio::spawn(async move {
+                    // The handshake counts against the header timeout: a silent client is cut.
+                    match tokio::time::timeout(handshake, acceptor.accept(stream)).await {
+                        Ok(Ok(stream)) => {
+                            let conn = watcher.watch(builder.serve_connection(TokioIo::new(stream), service));
+                            if let Err(e) = conn.await {
+                                tracing::debug!(%peer, error = %e, "connection ended");
+                            }
+                        }
+                        Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
+                        Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+                    }
+                    drop(permit);
+                });
+            }
+        }
     }
     tokio::select! {
         () = graceful.shutdown() => {}

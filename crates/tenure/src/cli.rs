@@ -142,6 +142,12 @@ pub enum Command {
         /// active) and write it to DATA_DIR/bootstrap-admin.token (mode 0600).
         #[arg(long, env = "TENURE_BOOTSTRAP_ADMIN")]
         bootstrap_admin: Option<String>,
+        /// Serve over TLS with this certificate chain (PEM); reread on SIGHUP.
+        #[arg(long, env = "TENURE_TLS_CERT", requires = "tls_key")]
+        tls_cert: Option<PathBuf>,
+        /// The certificate's private key (PEM, PKCS#8, PKCS#1 or SEC1).
+        #[arg(long, env = "TENURE_TLS_KEY", requires = "tls_cert")]
+        tls_key: Option<PathBuf>,
     },
     /// Import lifecycle events from a `.jsonl` or `.csv` file (or `-`, standard input); all or
     /// nothing. Records name their own sources: a file may mix them. A source with a mapping
@@ -337,6 +343,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             public_url,
             checkpoint_secs,
             bootstrap_admin,
+            tls_cert,
+            tls_key,
         } => {
             let limits = tenure_server::listen::Limits {
                 max_connections,
@@ -353,6 +361,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 public_url,
                 checkpoint_secs,
                 bootstrap_admin,
+                tls: tls_cert.zip(tls_key),
             };
             serve(&g, opts).await
         }
@@ -1075,6 +1084,8 @@ struct ServeOptions {
     public_url: Option<String>,
     checkpoint_secs: u64,
     bootstrap_admin: Option<String>,
+    /// Certificate and key files.
+    tls: Option<(PathBuf, PathBuf)>,
 }
 
 async fn serve(g: &Global, opts: ServeOptions) -> anyhow::Result<ExitCode> {
@@ -1088,7 +1099,13 @@ async fn serve(g: &Global, opts: ServeOptions) -> anyhow::Result<ExitCode> {
         public_url,
         checkpoint_secs,
         bootstrap_admin,
+        tls,
     } = opts;
+    // A certificate that does not load stops the start, before anything else happens.
+    let tls = match tls {
+        Some((cert, key)) => Some(Arc::new(tenure_server::listen::Tls::load(&cert, &key).map_err(anyhow::Error::msg)?)),
+        None => None,
+    };
     let (listen, bootstrap_admin) = (listen.as_str(), bootstrap_admin.as_deref());
     let engine = open(&g.data_dir)?;
     engine.set_auth_failures_per_minute(auth_failures_per_minute);
@@ -1141,14 +1158,17 @@ async fn serve(g: &Global, opts: ServeOptions) -> anyhow::Result<ExitCode> {
              broker's discovery document and issued credentials name it"
         );
     }
-    engine.set_public_url(public_url.as_deref().unwrap_or(&format!("http://{addr}")));
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    engine.set_public_url(public_url.as_deref().unwrap_or(&format!("{scheme}://{addr}")));
     let version = engine.current_policy()?.version.to_string();
     eprintln!(
-        "tenure listening on http://{addr} (data dir {}, policy {})",
+        "tenure listening on {scheme}://{addr} (data dir {}, policy {})",
         g.data_dir.display(),
         short_version(&version)
     );
-    tenure_server::listen::serve(listener, app, limits, shutdown_signal()).await?;
+    let reloader = tokio::spawn(reload_on_hangup(tls.clone()));
+    tenure_server::listen::serve(listener, app, limits, tls, shutdown_signal()).await?;
+    reloader.abort();
     let _ = stop.send(true);
     let _ = worker_task.await;
     let _ = checkpoints.await;
@@ -1225,6 +1245,23 @@ async fn checkpoint_loop(
         }
         if stopping || *stop.borrow() {
             return;
+        }
+    }
+}
+
+/// SIGHUP: read the certificate and key again (a renewed certificate, without a restart and
+/// without dropping open connections). A bad file keeps the current certificate, said in the
+/// log. Without TLS there is nothing to reread, and the signal does not stop the server.
+async fn reload_on_hangup(tls: Option<Arc<tenure_server::listen::Tls>>) {
+    let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) else {
+        tracing::warn!("cannot watch SIGHUP; the TLS certificate is reloaded only by a restart");
+        return;
+    };
+    while hup.recv().await.is_some() {
+        match tls.as_ref().map(|t| t.reload()) {
+            None => tracing::info!("SIGHUP: no TLS certificate to reload"),
+            Some(Ok(())) => tracing::info!("TLS certificate reloaded"),
+            Some(Err(e)) => tracing::error!(error = %e, "TLS certificate not reloaded; the current one stays"),
         }
     }
 }

@@ -140,6 +140,10 @@ fn every_request_gets_an_id_a_json_access_log_line_and_a_metric_and_the_id_reach
     assert!(json(&body)["checks"]["data_dir"].as_str().unwrap().starts_with("failing"), "{body}");
     let (status, _, body) = call(&s, "GET", "/readyz", &[], "");
     assert_eq!(status, 200, "{body}");
+    // SIGHUP (systemctl reload) without TLS: nothing to reread, and the server stays up.
+    assert!(std::process::Command::new("kill").args(["-HUP", &s.child.id().to_string()]).status().unwrap().success());
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert_eq!(call(&s, "GET", "/livez", &[], "").0, 200);
 }
 
 #[test]
@@ -383,4 +387,171 @@ fn a_config_file_sits_under_the_environment_and_the_flags_and_config_show_says_w
     let out = w.run(&["--config", bad.to_str().unwrap(), "identities", "list"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("unknown key `serve.listen_on`"), "{}", stderr(&out));
+}
+
+/// A throwaway CA and a certificate for 127.0.0.1 signed by it, named `cn`, in `dir`.
+fn certificate(dir: &std::path::Path, ca: &str, cn: &str) -> (std::path::PathBuf, std::path::PathBuf) {
+    let openssl = |args: &[&str]| {
+        let out = std::process::Command::new("openssl").args(args).current_dir(dir).output().unwrap();
+        assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    };
+    if !dir.join(format!("{ca}.pem")).exists() {
+        openssl(&[
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            &format!("/CN={ca}"),
+            "-keyout",
+            &format!("{ca}.key"),
+            "-out",
+            &format!("{ca}.pem"),
+        ]);
+    }
+    std::fs::write(dir.join("san.ext"), "subjectAltName=IP:127.0.0.1\n").unwrap();
+    openssl(&[
+        "req",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+        "-subj",
+        &format!("/CN={cn}"),
+        "-keyout",
+        &format!("{cn}.key"),
+        "-out",
+        &format!("{cn}.csr"),
+    ]);
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        &format!("{cn}.csr"),
+        "-CA",
+        &format!("{ca}.pem"),
+        "-CAkey",
+        &format!("{ca}.key"),
+        "-CAcreateserial",
+        "-days",
+        "1",
+        "-extfile",
+        "san.ext",
+        "-out",
+        &format!("{cn}.pem"),
+    ]);
+    (dir.join(format!("{cn}.pem")), dir.join(format!("{cn}.key")))
+}
+
+/// `curl` over TLS trusting `ca`: (exit status, body).
+fn curl(ca: &std::path::Path, url: &str) -> (i32, String) {
+    let out = std::process::Command::new("curl")
+        .args(["-sS", "--max-time", "5", "--cacert", ca.to_str().unwrap(), url])
+        .output()
+        .unwrap();
+    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// The subject of the certificate the server presents now.
+fn presented(port: u16) -> String {
+    let out = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "openssl s_client -connect 127.0.0.1:{port} </dev/null 2>/dev/null | openssl x509 -noout -subject"
+        ))
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+#[test]
+fn the_api_serves_tls_refuses_a_wrong_ca_and_takes_a_new_certificate_on_sighup() {
+    let w = World::new();
+    hr(&w);
+    w.operator_token();
+    let certs = w.tmp.path().join("certs");
+    std::fs::create_dir(&certs).unwrap();
+    let (cert, key) = certificate(&certs, "test-ca", "first");
+    certificate(&certs, "other-ca", "unrelated");
+    let live = w.tmp.path().join("live");
+    std::fs::create_dir(&live).unwrap();
+    std::fs::copy(&cert, live.join("tls.pem")).unwrap();
+    std::fs::copy(&key, live.join("tls.key")).unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let log = std::fs::File::create(w.tmp.path().join("tls.log")).unwrap();
+    let mut child = w
+        .tenure()
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+        .args([
+            "--tls-cert",
+            live.join("tls.pem").to_str().unwrap(),
+            "--tls-key",
+            live.join("tls.key").to_str().unwrap(),
+        ])
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    let url = format!("https://127.0.0.1:{port}/livez");
+    let ca = certs.join("test-ca.pem");
+    let mut up = false;
+    for _ in 0..200 {
+        if curl(&ca, &url).0 == 0 {
+            up = true;
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let result = std::panic::catch_unwind(|| {
+        assert!(up, "no TLS answer: {}", std::fs::read_to_string(w.tmp.path().join("tls.log")).unwrap_or_default());
+        assert_eq!(json(&curl(&ca, &url).1)["status"], "ok");
+        // The discovery document names https.
+        let (_, body) = curl(&ca, &format!("https://127.0.0.1:{port}/.well-known/openid-configuration"));
+        assert!(body.contains(&format!("https://127.0.0.1:{port}")), "{body}");
+        // Another CA's trust is refused; plain HTTP gets no answer.
+        assert_ne!(curl(&certs.join("other-ca.pem"), &url).0, 0, "a certificate the client's CA did not sign");
+        let plain = std::process::Command::new("curl")
+            .args(["-sS", "--max-time", "3", &format!("http://127.0.0.1:{port}/livez")])
+            .output()
+            .unwrap();
+        assert!(!plain.status.success(), "plain HTTP answered");
+        assert!(presented(port).contains("CN = first"), "{}", presented(port));
+        // A renewed certificate in the same files, then SIGHUP: new connections get it.
+        let (cert2, key2) = certificate(&certs, "test-ca", "second");
+        std::fs::copy(&cert2, live.join("tls.pem")).unwrap();
+        std::fs::copy(&key2, live.join("tls.key")).unwrap();
+        let hup = std::process::Command::new("kill").args(["-HUP", &child.id().to_string()]).status().unwrap();
+        assert!(hup.success());
+        let mut renewed = false;
+        for _ in 0..100 {
+            if presented(port).contains("CN = second") {
+                renewed = true;
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        assert!(renewed, "still {}", presented(port));
+        assert_eq!(curl(&ca, &url).0, 0, "the server keeps running after the reload");
+        // A broken file on reload keeps the current certificate.
+        std::fs::write(live.join("tls.pem"), "not a certificate").unwrap();
+        let _ = std::process::Command::new("kill").args(["-HUP", &child.id().to_string()]).status();
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        assert!(presented(port).contains("CN = second"));
+        assert_eq!(curl(&ca, &url).0, 0);
+    });
+    let _ = child.kill();
+    let _ = child.wait();
+    if let Err(e) = result {
+        std::panic::resume_unwind(e);
+    }
+    // A certificate that does not load stops the start, naming the file.
+    let out =
+        w.run(&["serve", "--tls-cert", live.join("tls.pem").to_str().unwrap(), "--tls-key", key.to_str().unwrap()]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("TLS certificate"), "{}", stderr(&out));
 }
