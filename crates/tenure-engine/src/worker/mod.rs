@@ -101,7 +101,7 @@ pub struct Workers {
     wake: Notify,
     /// Systems a reconciliation run is reading now: one run per system at a time.
     reconciling: std::sync::Mutex<BTreeSet<String>>,
-    /// Unix milliseconds of the runners' last heartbeat; 0 when they are not running.
+    /// When the runners last beat ([`monotonic_millis`]); 0 when they are not running.
     heartbeat: std::sync::atomic::AtomicI64,
 }
 

@@ -55,10 +55,15 @@ pub(crate) async fn readyz(State(s): State<AppState>) -> Response {
     (status, [(header::CACHE_CONTROL, "no-store")], Json(body)).into_response()
 }
 
+/// A part's verdict for anyone who asks: `ok` or `failing`; what failed (paths, store errors)
+/// goes to the operators' log, never to an unauthenticated caller.
 fn verdict(r: Result<(), String>) -> serde_json::Value {
     match r {
         Ok(()) => "ok".into(),
-        Err(e) => format!("failing: {e}").into(),
+        Err(e) => {
+            tracing::warn!(error = %e, "not ready");
+            "failing".into()
+        }
     }
 }
 
