@@ -130,15 +130,7 @@ impl Engine {
                 let reference = IdentityRef::new(source, &m.external_id)
                     .map_err(|e| EngineError::Rejected(vec![RecordError::new(*pos, "external_id", e.to_string())]))?;
                 let existing = tx.identity(&reference)?;
-                let wire_identity = IdentityWire {
-                    external_id: m.external_id.clone(),
-                    kind: m.kind.as_str().to_owned(),
-                    name: m.name.clone(),
-                    attributes: m.attributes.clone(),
-                    owner: m.owner.clone(),
-                    purpose: m.purpose.clone(),
-                    expires_at: m.expires_at,
-                };
+                let wire_identity = identity_wire(m);
                 use tenure_policy::mapping::Status;
                 let mut derived: Vec<(EventType, String)> = Vec::new();
                 match (&existing, m.status) {
@@ -316,4 +308,17 @@ fn snapshot_digest(records: &[PositionedRecord]) -> String {
         h.update([1]);
     }
     hex::encode(h.finalize())
+}
+
+/// A mapped record as the identity of an event (imports and SCIM pushes alike).
+pub(crate) fn identity_wire(m: &Mapped) -> IdentityWire {
+    IdentityWire {
+        external_id: m.external_id.clone(),
+        kind: m.kind.as_str().to_owned(),
+        name: m.name.clone(),
+        attributes: m.attributes.clone(),
+        owner: m.owner.clone(),
+        purpose: m.purpose.clone(),
+        expires_at: m.expires_at,
+    }
 }

@@ -22,7 +22,7 @@ use serde_json::{Map, Value, json};
 use std::collections::BTreeMap;
 use tenure_model::{IdentityRef, LifecycleState, Principal, SuspendedBy, rfc3339};
 use tenure_policy::mapping::{Cells, Mapped, Mapping, SourceRecord, Status};
-use tenure_proto::{EventType, EventWire, IdentityWire};
+use tenure_proto::{EventType, EventWire};
 use tenure_store::{ScimRow, WriteTx};
 
 /// Why a SCIM call fails, as RFC 7644 §3.12 answers it.
@@ -656,15 +656,7 @@ impl Engine {
                 id: format!("scim-{id}-v{version}-{}", kind.as_str()),
                 kind: *kind,
                 at: now,
-                identity: IdentityWire {
-                    external_id: m.external_id.clone(),
-                    kind: m.kind.as_str().to_owned(),
-                    name: m.name.clone(),
-                    attributes: m.attributes.clone(),
-                    owner: m.owner.clone(),
-                    purpose: m.purpose.clone(),
-                    expires_at: m.expires_at,
-                },
+                identity: crate::import::identity_wire(m),
             };
             let event = Event::from_wire(Position::Index(0), wire).map_err(|e| ScimError::Invalid {
                 scim_type: "invalidValue",
