@@ -175,6 +175,11 @@ impl Engine {
         let _ = self.public_url.set(url.trim_end_matches('/').to_owned());
     }
 
+    /// The base set by [`Engine::set_public_url`], if any.
+    pub fn public_url(&self) -> Option<&str> {
+        self.public_url.get().map(String::as_str)
+    }
+
     fn keys(&self) -> Result<&KeyRing> {
         self.keys.get().ok_or(EngineError::NoKeyStore)
     }

@@ -1,10 +1,11 @@
 //! What the credential broker answers relying parties: RFC 7662 introspection, the JWKS
 //! (RFC 7517), the OIDC discovery document.
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 /// An introspection answer.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct Introspection {
     pub active: bool,
     #[serde(flatten, default, skip_serializing_if = "Option::is_none")]
@@ -12,7 +13,7 @@ pub struct Introspection {
 }
 
 /// What introspection says of an active credential.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct ActiveToken {
     /// The credential kind: `jwt-svid`, `x509-svid`, `api-key`, `postgres-login`.
     pub token_type: String,
@@ -33,7 +34,7 @@ impl Introspection {
 }
 
 /// A P-256 public key as a JWK (RFC 7517, RFC 7638 thumbprint as `kid`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct Jwk {
     pub kty: String,
     pub crv: String,
@@ -45,7 +46,7 @@ pub struct Jwk {
     pub alg: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct Jwks {
     pub keys: Vec<Jwk>,
 }
@@ -58,7 +59,7 @@ impl Jwks {
 }
 
 /// The OIDC discovery document.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct Discovery {
     pub issuer: String,
     pub jwks_uri: String,

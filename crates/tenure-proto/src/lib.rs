@@ -3,12 +3,13 @@
 
 pub mod broker;
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use time::OffsetDateTime;
 
 /// One lifecycle event as a source sends it. This shape is the public contract.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EventWire {
     pub source: String,
@@ -16,11 +17,12 @@ pub struct EventWire {
     #[serde(rename = "type")]
     pub kind: EventType,
     #[serde(with = "time::serde::rfc3339")]
+    #[schemars(with = "DateTime")]
     pub at: OffsetDateTime,
     pub identity: IdentityWire,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum EventType {
     Joined,
@@ -49,7 +51,7 @@ impl EventType {
 }
 
 /// The identity part of an event.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct IdentityWire {
     pub external_id: String,
@@ -63,11 +65,12 @@ pub struct IdentityWire {
     #[serde(default)]
     pub purpose: Option<String>,
     #[serde(default, with = "time::serde::rfc3339::option")]
+    #[schemars(with = "Option<DateTime>")]
     pub expires_at: Option<OffsetDateTime>,
 }
 
 /// An identity as the API and `tenure identities` show it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct IdentityView {
     #[serde(rename = "ref")]
     pub reference: String,
@@ -86,7 +89,7 @@ pub struct IdentityView {
     pub owner_deadline: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct GrantView {
     pub entitlement: String,
     pub system: String,
@@ -97,7 +100,7 @@ pub struct GrantView {
 }
 
 /// `GET /healthz`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct Health {
     /// `ok`.
     pub status: String,
@@ -106,14 +109,14 @@ pub struct Health {
 
 /// The queue (`GET /v1/jobs`, `tenure jobs status`): counts by state, and the jobs asked for
 /// (the dead-lettered ones, unless a state is named).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct JobsView {
     pub counts: std::collections::BTreeMap<String, i64>,
     #[serde(rename = "dead")]
     pub jobs: Vec<JobView>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct JobView {
     pub id: i64,
     /// `sync`, `credentials` or `drift`.
@@ -132,7 +135,7 @@ pub struct JobView {
 }
 
 /// An identity with its accounts and its timeline (`GET /v1/identities/{ref}`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct IdentityDetail {
     #[serde(flatten)]
     pub identity: IdentityView,
@@ -140,14 +143,14 @@ pub struct IdentityDetail {
     pub timeline: Vec<LedgerEntryView>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct AccountView {
     pub system: String,
     pub account: String,
     pub state: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct LedgerEntryView {
     pub seq: i64,
     pub at: String,
@@ -158,7 +161,7 @@ pub struct LedgerEntryView {
 }
 
 /// The result of an accepted batch.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct IngestReport {
     pub accepted: usize,
     pub duplicates: usize,
@@ -166,7 +169,7 @@ pub struct IngestReport {
 }
 
 /// Every error answer of the API: a stable code, a message for people, and per-record details.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct ErrorBody {
     pub code: String,
     pub message: String,
@@ -175,7 +178,7 @@ pub struct ErrorBody {
 }
 
 /// One bad record of a rejected batch: where it is (array index or file line) and what is wrong.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct RecordErrorView {
     pub record: usize,
     pub field: String,
@@ -183,7 +186,7 @@ pub struct RecordErrorView {
 }
 
 /// `POST /v1/requests`: access to an entitlement, a JIT elevation, or an exception to a guardrail.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RequestWire {
     /// Who gets the access (`source:external_id`); the caller by default.
@@ -202,22 +205,23 @@ pub struct RequestWire {
 }
 
 /// `POST /v1/identities/{reference}/renew`: the new expiry, and why.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RenewWire {
     #[serde(with = "time::serde::rfc3339")]
+    #[schemars(with = "DateTime")]
     pub expires_at: time::OffsetDateTime,
     pub reason: String,
 }
 
 /// `POST /v1/requests/{id}/approve` and `/deny`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AnswerWire {
     pub reason: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct ApprovalView {
     pub approver: String,
     pub approve: bool,
@@ -226,7 +230,7 @@ pub struct ApprovalView {
 }
 
 /// A request with its decision and answers.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct RequestView {
     pub id: i64,
     pub kind: String,
@@ -247,7 +251,7 @@ pub struct RequestView {
 }
 
 /// `POST /v1/authorize`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AuthorizeWire {
     pub principal: String,
@@ -259,7 +263,7 @@ pub struct AuthorizeWire {
 
 /// The resource of an authorization question: a typed id with attributes and (for
 /// `Tenure::Resource`) tags.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ResourceWire {
     /// The Cedar entity type; `Tenure::Resource` when left out.
@@ -278,7 +282,7 @@ fn default_resource_type() -> String {
 
 /// A policy decision (`POST /v1/authorize`, and a request's decision): the verdict, the
 /// policies and reasons behind it, evaluation errors, who must approve, the policy version.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct DecisionView {
     /// `allow`, `deny` or `needs_approval`.
     pub decision: String,
@@ -291,7 +295,7 @@ pub struct DecisionView {
 }
 
 /// Who must approve: someone eligible for each role, `count` distinct people in all.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct ApprovalNeeded {
     pub roles: Vec<String>,
     pub count: u32,
@@ -302,7 +306,7 @@ fn empty_object() -> serde_json::Value {
 }
 
 /// `POST /v1/tokens`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TokenWire {
     pub identity: String,
@@ -314,7 +318,7 @@ pub struct TokenWire {
 }
 
 /// An API token as listed (never its secret).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct TokenView {
     pub id: String,
     pub identity: String,
@@ -326,14 +330,14 @@ pub struct TokenView {
 }
 
 /// A token just issued: the only time its secret is shown.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct IssuedTokenView {
     #[serde(flatten)]
     pub token: TokenView,
     pub secret: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct FindingView {
     pub id: i64,
     pub identity: String,
@@ -353,7 +357,7 @@ pub struct FindingView {
 }
 
 /// A reconciliation run (`GET /v1/reconcile/runs/ID`, `tenure reconcile show`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct RunView {
     pub id: i64,
     pub system: String,
@@ -384,7 +388,7 @@ pub struct RunView {
 }
 
 /// `POST /v1/reconcile`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReconcileWire {
     /// One system; every system with reconciliation rules when absent.
@@ -395,7 +399,7 @@ pub struct ReconcileWire {
 }
 
 /// `POST /v1/credentials`: ask the broker for a credential for an NHI.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CredentialWire {
     /// `source:external_id` of the NHI; defaults to the caller when it is an NHI itself.
@@ -420,7 +424,7 @@ pub struct CredentialWire {
 }
 
 /// `POST /v1/credentials/{id}/rotate` (an X.509-SVID needs a new CSR) and `…/revoke`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CredentialActionWire {
     #[serde(default)]
@@ -430,7 +434,7 @@ pub struct CredentialActionWire {
 }
 
 /// A credential as listed: never its secret, only its fingerprint.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct CredentialView {
     pub id: String,
     pub identity: String,
@@ -458,7 +462,7 @@ pub struct CredentialView {
 }
 
 /// A credential just issued: the only time its secret is shown.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct IssuedCredentialView {
     #[serde(flatten)]
     pub credential: CredentialView,
@@ -470,4 +474,22 @@ pub struct IssuedCredentialView {
     /// An X.509-SVID's trust bundle (PEM), to verify peers with.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bundle: Option<String>,
+}
+
+/// The schema of a timestamp on the wire: an RFC 3339 string (`time`'s `OffsetDateTime`, which
+/// has no schema of its own).
+pub struct DateTime;
+
+impl JsonSchema for DateTime {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "DateTime".into()
+    }
+
+    fn inline_schema() -> bool {
+        true
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({ "type": "string", "format": "date-time" })
+    }
 }

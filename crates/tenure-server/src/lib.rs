@@ -3,12 +3,15 @@
 //! internal error text; `api/` has one module of handlers per area, each extracting, calling
 //! the engine (off the async threads, `AppState::run`) and mapping the result. Rules live in
 //! the engine, wire shapes in `tenure-proto`; [`listen`] is the connection loop with its limits;
-//! `access_log` gives every request an id, a log line and its place in the metrics.
+//! `access_log` gives every request an id, a log line and its place in the metrics; [`openapi`]
+//! documents the route table.
 
 mod access_log;
 mod api;
 mod error;
+mod extract;
 pub mod listen;
+pub mod openapi;
 mod routes;
 
 pub use error::ApiError;

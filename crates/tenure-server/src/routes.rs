@@ -35,6 +35,7 @@ pub enum Endpoint {
     Health,
     Livez,
     Readyz,
+    OpenApi,
     PostEvents,
     ListIdentities,
     ShowIdentity,
@@ -98,6 +99,8 @@ pub const ROUTES: &[Route] = &[
     // Liveness (the process answers) and readiness (database, data dir, policy, job runners).
     route(Endpoint::Livez, "GET", "/livez", Access::Public),
     route(Endpoint::Readyz, "GET", "/readyz", Access::Public),
+    // The OpenAPI 3.1 document of every route here (`openapi.rs`).
+    route(Endpoint::OpenApi, "GET", "/openapi.json", Access::Public),
     route(Endpoint::PostEvents, "POST", "/v1/events", Access::Source),
     route(Endpoint::ListIdentities, "GET", "/v1/identities", Access::Roles(&[Admin, Auditor])),
     route(Endpoint::ShowIdentity, "GET", "/v1/identities/{reference}", Access::Roles(&[Admin, Auditor])),
@@ -150,6 +153,7 @@ fn handler(e: Endpoint) -> MethodRouter<AppState> {
         Endpoint::Health => get(meta::healthz),
         Endpoint::Livez => get(meta::livez),
         Endpoint::Readyz => get(meta::readyz),
+        Endpoint::OpenApi => get(meta::openapi),
         Endpoint::PostEvents => post(identities::post_events),
         Endpoint::ListIdentities => get(identities::list_identities),
         Endpoint::ShowIdentity => get(identities::show_identity),

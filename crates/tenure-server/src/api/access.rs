@@ -1,8 +1,9 @@
 //! Access, JIT and exception requests, their answers, and runtime authorization.
 
+use crate::extract::{Path, Query};
 use crate::{ApiError, AppState, json_body};
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::{Extension, Json};
 use tenure_engine::access::AccessRequest;

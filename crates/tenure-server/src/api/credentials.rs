@@ -1,9 +1,10 @@
 //! The credential broker: issue, list, rotate, revoke; RFC 7662 introspection and RFC 7009
 //! revocation; what relying parties fetch (discovery, JWKS, trust bundle, CRL).
 
+use crate::extract::{Path, Query};
 use crate::{ApiError, AppState, invalid, json_body};
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};

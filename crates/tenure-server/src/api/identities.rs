@@ -1,8 +1,9 @@
 //! Events in; identities, jobs and findings out.
 
+use crate::extract::{Path, Query};
 use crate::{ApiError, AppState, invalid, json_body};
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::{Extension, Json};
 use tenure_engine::EngineError;
 use tenure_engine::parse;

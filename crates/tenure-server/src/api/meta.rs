@@ -78,6 +78,11 @@ fn writable(dir: &std::path::Path) -> Result<(), String> {
         .map_err(|e| format!("`{}` is not writable: {e}", dir.display()))
 }
 
+/// `GET /openapi.json`, built from the route table.
+pub(crate) async fn openapi(State(s): State<AppState>) -> Json<serde_json::Value> {
+    Json(crate::openapi::document(s.engine.public_url()))
+}
+
 pub(crate) async fn metrics(State(s): State<AppState>) -> Result<Response, ApiError> {
     let text = s.run(move |engine| engine.metrics_text()).await?;
     Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response())

@@ -1,9 +1,10 @@
 //! Reconciliation over HTTP: start runs (admin), read them and their signed drift reports
 //! (admin, auditor).
 
+use crate::extract::{Path, Query};
 use crate::{ApiError, AppState};
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::{Extension, Json};
 use tenure_engine::EngineError;
 use tenure_model::Principal;
@@ -57,7 +58,10 @@ pub(crate) async fn runs(
     State(s): State<AppState>,
     Query(q): Query<RunsQuery>,
 ) -> Result<Json<Vec<RunView>>, ApiError> {
-    Ok(Json(s.run(move |e| e.runs_view(q.system.as_deref(), q.limit.clamp(1, 1000))).await?))
+    if !(1..=1000).contains(&q.limit) {
+        return Err(crate::invalid("limit", format!("expected 1 to 1000, found {}", q.limit)));
+    }
+    Ok(Json(s.run(move |e| e.runs_view(q.system.as_deref(), q.limit)).await?))
 }
 
 /// `GET /v1/reconcile/runs/{id}`: one run with its plan.

@@ -3,9 +3,10 @@
 //! the SCIM error schema.
 
 use crate::AppState;
+use crate::extract::{Path, Query};
 use axum::Extension;
 use axum::body::Bytes;
-use axum::extract::{Path, Query, Request, State};
+use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -325,7 +326,12 @@ pub(crate) async fn scim_errors(req: Request, next: Next) -> Response {
     let bytes = axum::body::to_bytes(b, 64 * 1024).await.unwrap_or_default();
     let detail =
         serde_json::from_slice::<tenure_proto::ErrorBody>(&bytes).map_or_else(|_| status.to_string(), |e| e.message);
-    let mut out = error(status, None, &detail);
+    // A URL that does not parse (its path or query) is SCIM's 400 invalidValue.
+    let mut out = if status == StatusCode::UNPROCESSABLE_ENTITY {
+        error(StatusCode::BAD_REQUEST, Some("invalidValue"), &detail)
+    } else {
+        error(status, None, &detail)
+    };
     for (k, v) in &parts.headers {
         if k != header::CONTENT_TYPE && k != header::CONTENT_LENGTH {
             out.headers_mut().insert(k.clone(), v.clone());

@@ -1,8 +1,9 @@
 //! API tokens.
 
+use crate::extract::Path;
 use crate::{ApiError, AppState, json_body};
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::{Extension, Json};
 use tenure_model::Principal;

@@ -34,6 +34,7 @@ fn expected() -> BTreeMap<(&'static str, &'static str), &'static [&'static str]>
     m.insert(("GET", "/healthz"), &["*"]);
     m.insert(("GET", "/livez"), &["*"]);
     m.insert(("GET", "/readyz"), &["*"]);
+    m.insert(("GET", "/openapi.json"), &["*"]);
     m.insert(("POST", "/v1/events"), &["source:hr"]);
     m.insert(("GET", "/v1/identities"), &["admin", "auditor"]);
     m.insert(("GET", "/v1/identities/{reference}"), &["admin", "auditor"]);

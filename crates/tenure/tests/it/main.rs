@@ -16,6 +16,7 @@ mod demo;
 mod expiry;
 mod ledger;
 mod lifecycle;
+mod openapi;
 mod ops;
 mod reconcile;
 mod scim;
