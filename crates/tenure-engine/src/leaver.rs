@@ -97,7 +97,7 @@ fn cut_off(
     grants::enqueue(tx, identity.id, &change.systems, now)?;
     // Work that died before the leaver is owed to the leaver too (closure waits for every job
     // of the identity): each dead job is retried, or closed where a new job does its work.
-    tx.retry_dead_jobs(Some(identity.id), now)?;
+    tx.retry_dead_jobs(tenure_store::DeadJobs::OfIdentity(identity.id), now)?;
     Ok(change)
 }
 
@@ -112,7 +112,7 @@ impl Engine {
         for row in stalled {
             let mut tx = self.store.write()?;
             let Some(row) = tx.identity_by_id(row.id)?.filter(|r| r.state == LifecycleState::Leaving) else { continue };
-            let retried = tx.retry_dead_jobs(Some(row.id), now)?;
+            let retried = tx.retry_dead_jobs(tenure_store::DeadJobs::OfIdentity(row.id), now)?;
             let mut systems: BTreeSet<String> =
                 tx.accounts(row.id)?.into_iter().filter(|a| !a.state.is_off_verified()).map(|a| a.system).collect();
             systems.extend(

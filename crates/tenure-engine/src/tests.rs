@@ -140,10 +140,15 @@ fn a_leaver_left_with_no_job_is_requeued_by_the_clock_with_an_alert_and_dead_job
         tx.commit().unwrap();
     }
     assert!(matches!(
-        e.retry_dead_jobs(Some("hr:nobody"), &tenure_model::Principal::operator("t")),
+        e.retry_dead_jobs(crate::worker::RetryJobs::OfIdentity("hr:nobody"), &tenure_model::Principal::operator("t")),
         Err(EngineError::NotFound(_))
     ));
-    assert_eq!(e.retry_dead_jobs(Some("hr:E1"), &tenure_model::Principal::operator("t")).unwrap().len(), 1);
+    assert_eq!(
+        e.retry_dead_jobs(crate::worker::RetryJobs::OfIdentity("hr:E1"), &tenure_model::Principal::operator("t"))
+            .unwrap()
+            .len(),
+        1
+    );
     let job = e.store().write().unwrap().claim_job(clock.now(), time::Duration::seconds(30)).unwrap().unwrap();
     assert_eq!(job.attempts, 1);
 }

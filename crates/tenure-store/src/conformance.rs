@@ -195,8 +195,12 @@ pub fn renewed_leases_hold_and_dead_jobs_retry(s: &dyn Store) {
     assert!(tx.claim_job(T0 + Duration::seconds(45), LEASE).unwrap().is_none(), "claimed under a renewed lease");
     assert!(tx.fail_job(&held, "boom", None, T0).unwrap());
     assert_eq!(tx.jobs(Some(JobState::Dead)).unwrap().len(), 1);
-    assert_eq!(tx.retry_dead_jobs(Some(id + 1), T0).unwrap(), Vec::<i64>::new());
-    assert_eq!(tx.retry_dead_jobs(None, T0).unwrap(), vec![held.id]);
+    assert_eq!(tx.job(held.id).unwrap().unwrap().state, JobState::Dead);
+    assert!(tx.job(held.id + 1000).unwrap().is_none());
+    assert_eq!(tx.retry_dead_jobs(DeadJobs::OfIdentity(id + 1), T0).unwrap(), Vec::<i64>::new());
+    assert_eq!(tx.retry_dead_jobs(DeadJobs::One(held.id + 1), T0).unwrap(), Vec::<i64>::new());
+    assert_eq!(tx.retry_dead_jobs(DeadJobs::One(held.id), T0).unwrap(), vec![held.id]);
+    assert_eq!(tx.retry_dead_jobs(DeadJobs::All, T0).unwrap(), Vec::<i64>::new(), "only dead jobs are retried");
     let again = tx.claim_job(T0, LEASE).unwrap().unwrap();
     assert_eq!((again.id, again.attempts), (held.id, 1), "a retried job starts with a fresh attempt count");
     tx.commit().unwrap();

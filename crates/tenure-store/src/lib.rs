@@ -150,10 +150,21 @@ pub trait GrantWrites: GrantReads {
     ) -> Result<bool>;
 }
 
+/// Which dead jobs [`JobWrites::retry_dead_jobs`] re-queues.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeadJobs {
+    All,
+    /// Those of the identity with this row id.
+    OfIdentity(i64),
+    /// The job with this id, if it is dead.
+    One(i64),
+}
+
 /// The job queue (the transactional outbox).
 pub trait JobReads {
     fn job_counts(&self) -> Result<BTreeMap<String, i64>>;
     fn jobs(&self, state: Option<JobState>) -> Result<Vec<JobRow>>;
+    fn job(&self, id: i64) -> Result<Option<JobRow>>;
     /// Jobs of an identity not done (pending, running or dead): work still owed to it.
     fn unfinished_jobs(&self, identity_id: i64) -> Result<i64>;
 }
@@ -181,10 +192,10 @@ pub trait JobWrites: JobReads {
     ) -> Result<bool>;
     /// Extend a running attempt's lease to `until`; false when that attempt no longer holds it.
     fn renew_lease(&mut self, job: &JobRow, until: OffsetDateTime) -> Result<bool>;
-    /// Put dead jobs back to pending, due at `at` (all of them, or those of one identity);
+    /// Put dead jobs back to pending, due at `at` (all of them, those of one identity, or one);
     /// returns the ids re-queued. A dead job whose work already has a pending job is closed
     /// as done instead (the pending one will do its work).
-    fn retry_dead_jobs(&mut self, identity_id: Option<i64>, at: OffsetDateTime) -> Result<Vec<i64>>;
+    fn retry_dead_jobs(&mut self, which: DeadJobs, at: OffsetDateTime) -> Result<Vec<i64>>;
 }
 
 /// The ledger and its signed checkpoints.

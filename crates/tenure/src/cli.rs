@@ -289,10 +289,16 @@ pub enum JobsCommand {
     },
     /// Run due jobs until none is due (what `serve` does continuously).
     Run,
-    /// Put dead-lettered jobs back in the queue (all, or one identity's), to run again with a
-    /// fresh attempt count; recorded in the ledger.
+    /// Put dead-lettered jobs back in the queue (one, one identity's, or all), to run again
+    /// with a fresh attempt count; recorded in the ledger.
+    #[command(group(clap::ArgGroup::new("which").required(true).args(["id", "dead", "identity"])))]
     Retry {
-        /// Only this identity's dead jobs (`source:external_id`).
+        /// This job (its id in `jobs status`); it must be dead.
+        id: Option<i64>,
+        /// Every dead job.
+        #[arg(long)]
+        dead: bool,
+        /// This identity's dead jobs (`source:external_id`).
         #[arg(long)]
         identity: Option<String>,
     },
@@ -449,9 +455,15 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Jobs(JobsCommand::Retry { identity }) => {
+        Command::Jobs(JobsCommand::Retry { id, dead: _, identity }) => {
+            use tenure_engine::worker::RetryJobs;
             let engine = open(&g.data_dir)?;
-            match engine.retry_dead_jobs(identity.as_deref(), &operator()) {
+            let which = match (id, identity.as_deref()) {
+                (Some(id), _) => RetryJobs::One(id),
+                (None, Some(r)) => RetryJobs::OfIdentity(r),
+                (None, None) => RetryJobs::Dead,
+            };
+            match engine.retry_dead_jobs(which, &operator()) {
                 Ok(ids) => {
                     println!(
                         "re-queued {} dead job(s){}",

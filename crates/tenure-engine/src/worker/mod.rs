@@ -20,7 +20,7 @@ use tenure_ledger::event::{CredentialCheck, JobDead, JobsRetried, Present, Probe
 use tenure_model::{AccountState, CredentialKind, GrantState};
 use tenure_policy::Bundle;
 use tenure_proto::IssuedCredentialView;
-use tenure_store::{AccountRow, GrantRow, IdentityRow, JobKind, JobRow, WriteTx};
+use tenure_store::{AccountRow, DeadJobs, GrantRow, IdentityRow, JobKind, JobRow, JobState, WriteTx};
 use time::{Duration, OffsetDateTime};
 use tokio::sync::{Mutex, Notify, watch};
 
@@ -819,23 +819,47 @@ fn fail(
     Ok(Outcome::Retry(msg.to_owned()))
 }
 
+/// Which dead jobs [`Engine::retry_dead_jobs`] puts back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RetryJobs<'a> {
+    /// Every dead job.
+    Dead,
+    /// The dead jobs of this identity (`source:external_id`).
+    OfIdentity(&'a str),
+    /// This job.
+    One(i64),
+}
+
 impl Engine {
-    /// Put dead-lettered jobs back in the queue (all, or those of `identity`), with a
-    /// `jobs.retried` ledger entry naming who asked; returns the ids re-queued.
-    pub fn retry_dead_jobs(&self, identity: Option<&str>, by: &tenure_model::Principal) -> Result<Vec<i64>> {
+    /// Put dead-lettered jobs back in the queue (all, those of an identity, or one), with a
+    /// `jobs.retried` ledger entry naming who asked; returns the ids re-queued. One job that
+    /// does not exist is not found; one that is not dead is a conflict.
+    pub fn retry_dead_jobs(&self, which: RetryJobs<'_>, by: &tenure_model::Principal) -> Result<Vec<i64>> {
         let actor = by.actor();
         let now = self.clock.now();
         let version = self.current_policy()?.version.to_string();
         let mut tx = self.store.write()?;
-        let row = match identity {
-            Some(r) => {
+        let (row, selector) = match which {
+            RetryJobs::Dead => (None, DeadJobs::All),
+            RetryJobs::OfIdentity(r) => {
                 let reference: tenure_model::IdentityRef =
                     r.parse().map_err(|_| EngineError::NotFound(r.to_owned()))?;
-                Some(tx.identity(&reference)?.ok_or_else(|| EngineError::NotFound(r.to_owned()))?)
+                let row = tx.identity(&reference)?.ok_or_else(|| EngineError::NotFound(r.to_owned()))?;
+                let id = row.id;
+                (Some(row), DeadJobs::OfIdentity(id))
             }
-            None => None,
+            RetryJobs::One(id) => {
+                let job = tx.job(id)?.ok_or_else(|| EngineError::NotFound(format!("job {id}")))?;
+                if job.state != JobState::Dead {
+                    return Err(EngineError::Conflict(format!(
+                        "job {id} is {}, not dead: only a dead job is retried",
+                        job.state.as_str()
+                    )));
+                }
+                (None, DeadJobs::One(id))
+            }
         };
-        let ids = tx.retry_dead_jobs(row.as_ref().map(|r| r.id), now)?;
+        let ids = tx.retry_dead_jobs(selector, now)?;
         if !ids.is_empty() {
             let subject = row.map_or_else(|| "jobs".to_owned(), |r| r.reference.to_string());
             let event = LedgerEvent::JobsRetried(JobsRetried { jobs: ids.clone() });

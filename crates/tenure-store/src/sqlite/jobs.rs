@@ -57,6 +57,10 @@ impl JobReads for SqliteTx<'_> {
     fn jobs(&self, state: Option<JobState>) -> Result<Vec<JobRow>> {
         q_jobs(self.c()?, state)
     }
+    fn job(&self, id: i64) -> Result<Option<JobRow>> {
+        let mut st = self.c()?.prepare_cached(&format!("SELECT {JOB_COLS} FROM jobs WHERE id = ?1"))?;
+        Ok(st.query_row([id], job_row).optional()?)
+    }
     fn unfinished_jobs(&self, identity_id: i64) -> Result<i64> {
         Ok(self
             .c()?
@@ -176,12 +180,18 @@ impl JobWrites for SqliteTx<'_> {
         )?;
         Ok(st.execute(params![job.id, job.attempts, millis(until)])? == 1)
     }
-    fn retry_dead_jobs(&mut self, identity_id: Option<i64>, at: OffsetDateTime) -> Result<Vec<i64>> {
+    fn retry_dead_jobs(&mut self, which: DeadJobs, at: OffsetDateTime) -> Result<Vec<i64>> {
+        let (identity_id, job_id) = match which {
+            DeadJobs::All => (None, None),
+            DeadJobs::OfIdentity(i) => (Some(i), None),
+            DeadJobs::One(j) => (None, Some(j)),
+        };
         let dead: Vec<i64> = {
             let mut st = self.c()?.prepare_cached(
-                "SELECT id FROM jobs WHERE state = 'dead' AND (?1 IS NULL OR identity_id = ?1) ORDER BY id",
+                "SELECT id FROM jobs WHERE state = 'dead' AND (?1 IS NULL OR identity_id = ?1) AND (?2 IS NULL OR id = ?2)
+                 ORDER BY id",
             )?;
-            st.query_map([identity_id], |r| r.get(0))?.collect::<rusqlite::Result<_>>()?
+            st.query_map(params![identity_id, job_id], |r| r.get(0))?.collect::<rusqlite::Result<_>>()?
         };
         let mut requeued = Vec::new();
         for id in dead {

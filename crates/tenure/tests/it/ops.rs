@@ -217,6 +217,19 @@ fn a_closed_pipe_ends_the_cli_quietly_and_json_logs_have_no_colour() {
     assert!(logged.iter().any(|l| l["level"] == "ERROR" || l["level"] == "WARN"), "{lines:?}");
     let out = w.run(&["identities", "show", "hr:E1000"]);
     assert!(!String::from_utf8_lossy(&out.stderr).contains('\u{1b}'), "colour off a terminal");
+
+    // `jobs retry` says which: one job, an identity's, or --dead; one that is not dead is refused.
+    assert_eq!(w.run(&["jobs", "retry"]).status.code(), Some(2), "retry what?");
+    assert_eq!(w.run(&["jobs", "retry", "999999"]).status.code(), Some(4));
+    let dead = w.jobs("dead");
+    let id = dead["dead"][0]["id"].as_i64().unwrap_or_else(|| panic!("a dead job: {dead}"));
+    assert!(w.ok(&["jobs", "retry", &id.to_string()]).contains(&format!("re-queued 1 dead job(s): [{id}]")));
+    let again = w.run(&["jobs", "retry", &id.to_string()]);
+    let err = stderr(&again);
+    assert_eq!(again.status.code(), Some(5), "{err}");
+    assert!(err.contains("not dead"), "{err}");
+    let retried = w.ledger_of("jobs.retried");
+    assert_eq!(retried.last().unwrap()["detail"]["jobs"], serde_json::json!([id]), "{retried:?}");
 }
 
 #[test]
