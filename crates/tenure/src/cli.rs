@@ -43,8 +43,35 @@ pub fn exit_code(e: &EngineError) -> u8 {
 
 /// Say what the engine refused, and exit with its class's code.
 pub fn engine_exit(e: EngineError) -> ExitCode {
-    eprintln!("error: {e}");
-    ExitCode::from(exit_code(&e))
+    let exit = exit_code(&e);
+    report(e.code(), &e.to_string(), exit);
+    ExitCode::from(exit)
+}
+
+/// An option's value is malformed (a bad `--state`, `--until`, …): exit 2.
+pub const CL_BAD_OPTION: &str = "CL0001";
+/// The command failed for a reason with no code of its own (IO, a system, the data dir).
+pub const CL_FAILED: &str = "CL0002";
+
+/// Whether errors are written as JSON: the failing command was asked for `--output json`.
+pub static JSON_ERRORS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Write an error on standard error: `error: MESSAGE`, or under `--output json` one object
+/// `{"code", "message", "exit"}` (the API's error shape, with the exit status).
+pub fn report(code: &str, message: &str, exit: u8) {
+    if JSON_ERRORS.load(std::sync::atomic::Ordering::Relaxed) {
+        // An engine error's text starts with its code, which has a field of its own here.
+        let message = message.strip_prefix(code).map_or(message, str::trim_start);
+        eprintln!("{}", serde_json::json!({ "code": code, "message": message, "exit": exit }));
+    } else {
+        eprintln!("error: {message}");
+    }
+}
+
+/// A malformed option value: say so and exit 2.
+pub fn bad_option(message: impl std::fmt::Display) -> ExitCode {
+    report(CL_BAD_OPTION, &message.to_string(), EXIT_BAD_INPUT);
+    ExitCode::from(EXIT_BAD_INPUT)
 }
 
 #[derive(Parser)]
@@ -379,17 +406,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let filter = tenure_engine::IdentityFilter {
                 state: match state.map(|s| s.parse()).transpose() {
                     Ok(s) => s,
-                    Err(e) => {
-                        eprintln!("error: --state: {e}");
-                        return Ok(ExitCode::from(EXIT_BAD_INPUT));
-                    }
+                    Err(e) => return Ok(bad_option(format!("--state: {e}"))),
                 },
                 kind: match kind.map(|k| k.parse()).transpose() {
                     Ok(k) => k,
-                    Err(e) => {
-                        eprintln!("error: --kind: {e}");
-                        return Ok(ExitCode::from(EXIT_BAD_INPUT));
-                    }
+                    Err(e) => return Ok(bad_option(format!("--kind: {e}"))),
                 },
                 source,
             };
@@ -414,8 +435,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 (Some(u), _) => match time::OffsetDateTime::parse(&u, &time::format_description::well_known::Rfc3339) {
                     Ok(t) => t,
                     Err(e) => {
-                        eprintln!("error: --until: expected an RFC 3339 time, found `{u}` ({e})");
-                        return Ok(ExitCode::from(EXIT_BAD_INPUT));
+                        return Ok(bad_option(format!("--until: expected an RFC 3339 time, found `{u}` ({e})")));
                     }
                 },
                 (None, Some(d)) => {

@@ -1,7 +1,7 @@
 //! `tenure creds`: the credential broker from the command line (the operator acts with the
 //! database's authority). Secrets are printed once, or written to a 0600 file.
 
-use crate::cli::{EXIT_BAD_INPUT, Global, Output, ensure_policy, open, print_list};
+use crate::cli::{Global, Output, ensure_policy, open, print_list};
 use anyhow::Context;
 use clap::Subcommand;
 use std::io::Read;
@@ -76,8 +76,7 @@ pub enum CredsCommand {
 }
 
 fn bad(e: impl std::fmt::Display) -> anyhow::Result<ExitCode> {
-    eprintln!("error: {e}");
-    Ok(ExitCode::from(EXIT_BAD_INPUT))
+    Ok(crate::cli::bad_option(e))
 }
 
 fn read(path: Option<PathBuf>) -> anyhow::Result<Option<String>> {

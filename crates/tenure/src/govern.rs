@@ -281,10 +281,7 @@ pub fn requests(g: &Global, cmd: RequestsCommand) -> anyhow::Result<ExitCode> {
         RequestsCommand::List { state, output } => {
             let state = match state.map(|s| s.parse::<RequestState>()).transpose() {
                 Ok(s) => s,
-                Err(e) => {
-                    eprintln!("error: --state: {e}");
-                    return Ok(ExitCode::from(EXIT_BAD_INPUT));
-                }
+                Err(e) => return Ok(crate::cli::bad_option(format!("--state: {e}"))),
             };
             let all = engine.list_requests(state)?;
             print_list(
@@ -309,10 +306,7 @@ pub fn requests(g: &Global, cmd: RequestsCommand) -> anyhow::Result<ExitCode> {
             let approve = is_approve;
             let who: tenure_model::IdentityRef = match approver.parse() {
                 Ok(r) => r,
-                Err(e) => {
-                    eprintln!("error: --as: {e}");
-                    return Ok(ExitCode::from(EXIT_BAD_INPUT));
-                }
+                Err(e) => return Ok(crate::cli::bad_option(format!("--as: {e}"))),
             };
             match engine.answer(&who, id, approve, &reason) {
                 Ok(r) => {

@@ -31,6 +31,8 @@ fn main() -> ExitCode {
         Ok(a) => a,
         Err(e) => e.exit(),
     };
+    // Errors are JSON when the command asked for JSON output.
+    cli::JSON_ERRORS.store(asks_for_json(&matches), std::sync::atomic::Ordering::Relaxed);
     let _ = config::LAYERED.set((matches, from_file));
     let filter = tracing_subscriber::EnvFilter::try_from_env("TENURE_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,tenure=info"));
@@ -58,12 +60,20 @@ fn main() -> ExitCode {
             ExitCode::from(141)
         }
         Err(e) => {
-            eprintln!("error: {e:#}");
             // An engine error passed up whole still exits with its class's code.
-            e.chain()
-                .find_map(|c| c.downcast_ref::<tenure_engine::EngineError>())
-                .map_or(ExitCode::FAILURE, |e| ExitCode::from(cli::exit_code(e)))
+            let engine = e.chain().find_map(|c| c.downcast_ref::<tenure_engine::EngineError>());
+            let (code, exit) = engine.map_or((cli::CL_FAILED, 1), |x| (x.code(), cli::exit_code(x)));
+            cli::report(code, &format!("{e:#}"), exit);
+            ExitCode::from(exit)
         }
+    }
+}
+
+/// The innermost subcommand was given `--output json`.
+fn asks_for_json(m: &clap::ArgMatches) -> bool {
+    match m.subcommand() {
+        Some((_, sub)) => asks_for_json(sub),
+        None => m.try_get_raw("output").ok().flatten().is_some_and(|mut v| v.any(|v| v == "json")),
     }
 }
 

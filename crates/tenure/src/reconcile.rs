@@ -1,7 +1,7 @@
 //! `tenure reconcile`: read systems whole, find what was made outside tenure, act within
 //! policy, and prove each run (docs/reconciliation.md).
 
-use crate::cli::{EXIT_BAD_INPUT, Global, Output, ensure_policy, open, operator, print_list};
+use crate::cli::{Global, Output, ensure_policy, open, operator, print_list};
 use anyhow::Context;
 use clap::{Args, Subcommand};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -133,10 +133,7 @@ pub async fn run(g: &Global, args: ReconcileArgs) -> anyhow::Result<ExitCode> {
         Some(ReconcileCommand::Release { run, only, accounts }) => {
             let classes: Vec<Situation> = match only.iter().map(|c| c.parse::<Situation>()).collect() {
                 Ok(c) => c,
-                Err(e) => {
-                    eprintln!("error: --only: {e}");
-                    return Ok(ExitCode::from(EXIT_BAD_INPUT));
-                }
+                Err(e) => return Ok(crate::cli::bad_option(format!("--only: {e}"))),
             };
             let engine = open(&g.data_dir)?;
             match engine.release_run(run, &classes, &accounts, &operator()) {
@@ -200,8 +197,11 @@ async fn reconcile(g: &Global, system: Option<String>, dry_run: bool, output: Ou
     let systems: Vec<String> = match system {
         Some(s) if all.contains(&s) => vec![s],
         Some(s) => {
-            eprintln!("error: --system: no system `{s}` in policy {} (it has: {})", policy.version, all.join(", "));
-            return Ok(ExitCode::from(EXIT_BAD_INPUT));
+            let all = all.join(", ");
+            return Ok(crate::cli::bad_option(format!(
+                "--system: no system `{s}` in policy {} (it has: {all})",
+                policy.version
+            )));
         }
         None => all,
     };
@@ -232,7 +232,7 @@ async fn reconcile(g: &Global, system: Option<String>, dry_run: bool, output: Ou
                 runs.push(v);
             }
             Err(e) => {
-                eprintln!("error: {e}");
+                crate::cli::report(e.code(), &e.to_string(), 1);
                 failed = true;
             }
         }

@@ -228,6 +228,21 @@ fn a_closed_pipe_ends_the_cli_quietly_and_json_logs_have_no_colour() {
     let err = stderr(&again);
     assert_eq!(again.status.code(), Some(5), "{err}");
     assert!(err.contains("not dead"), "{err}");
+    // Under --output json, errors are JSON too (standard error, the API's shape and the exit).
+    let out = w.run(&["identities", "show", "hr:NOBODY", "--output", "json"]);
+    assert_eq!(out.status.code(), Some(4));
+    let e: serde_json::Value =
+        serde_json::from_str(stderr(&out).trim()).unwrap_or_else(|x| panic!("{x}: {}", stderr(&out)));
+    assert_eq!((e["code"].as_str(), e["exit"].as_u64()), (Some("EN0004"), Some(4)), "{e}");
+    assert_eq!(e["message"], "no identity `hr:NOBODY`", "{e}");
+    assert!(stdout(&out).is_empty());
+    let out = w.run(&["identities", "list", "--state", "bogus", "--output", "json"]);
+    assert_eq!(out.status.code(), Some(2));
+    let e: serde_json::Value = serde_json::from_str(stderr(&out).trim()).unwrap();
+    assert_eq!(e["code"], "CL0001", "{e}");
+    assert!(e["message"].as_str().unwrap().starts_with("--state: expected one of"), "{e}");
+    let out = w.run(&["identities", "show", "hr:NOBODY"]);
+    assert!(stderr(&out).starts_with("error: EN0004 no identity `hr:NOBODY`"), "{}", stderr(&out));
     let retried = w.ledger_of("jobs.retried");
     assert_eq!(retried.last().unwrap()["detail"]["jobs"], serde_json::json!([id]), "{retried:?}");
 }
