@@ -253,8 +253,12 @@ pub enum Command {
     Demo {
         /// Keep tenure's data dir here (a new directory) to explore afterwards: the ledger, its
         /// export, the closure certificates. The directory servers are still thrown away.
-        #[arg(long, value_name = "DIR")]
+        #[arg(long, value_name = "DIR", conflicts_with = "systems")]
         keep: Option<PathBuf>,
+        /// Only start the quickstart's systems (slapd, PostgreSQL, a SCIM app) and print the
+        /// variables its policy reads as `export` lines; keep them running until stopped.
+        #[arg(long)]
+        systems: bool,
     },
 }
 
@@ -574,7 +578,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Closure(cmd) => crate::govern::closure(&g, cmd),
         Command::Findings { all, output } => crate::govern::findings(&g, all, output),
         Command::Reconcile(args) => crate::reconcile::run(&g, args).await,
-        Command::Demo { keep } => demo::run(keep.as_deref()).await,
+        Command::Demo { systems: true, .. } => demo::systems().await,
+        Command::Demo { keep, .. } => demo::run(keep.as_deref()).await,
         Command::Init { dir } => init(&g, dir.as_deref(), g.policy.as_deref().unwrap_or(Path::new("policy"))),
         Command::Config(ConfigCommand::Show) => {
             if let Some((matches, file)) = crate::config::LAYERED.get() {

@@ -49,6 +49,40 @@ impl Checks {
     }
 }
 
+/// `tenure demo --systems`: the quickstart's three systems (a slapd, a PostgreSQL cluster, a
+/// SCIM service), throwaway, on loopback, kept running until SIGINT or SIGTERM; the variables
+/// the quickstart policy reads are printed as shell `export` lines, then `# ready`.
+pub async fn systems() -> anyhow::Result<ExitCode> {
+    let tmp = tempfile::tempdir().context("creating a temporary directory")?;
+    let slapd_dir = tmp.path().join("slapd");
+    std::fs::create_dir_all(&slapd_dir)?;
+    let slapd = LocalSlapd::start(&slapd_dir).await?;
+    let pg = LocalPostgres::start(&tmp.path().join("pg")).await?;
+    let scim = LocalScim::start().await?;
+    let env = [
+        ("TENURE_LDAP_URL", slapd.url()),
+        ("TENURE_LDAP_BASE_DN", slapd.base_dn.clone()),
+        ("TENURE_LDAP_BIND_DN", slapd.bind_dn.clone()),
+        ("TENURE_LDAP_PASSWORD", slapd.password.clone()),
+        ("TENURE_PG_URL", pg.url()),
+        ("TENURE_SCIM_URL", scim.url()),
+        ("TENURE_SCIM_TOKEN", scim.token.clone()),
+    ];
+    println!("# the quickstart's systems, throwaway, until this process is stopped");
+    for (k, v) in env {
+        println!("export {k}='{}'", v.replace('\'', r"'\''"));
+    }
+    println!("# ready");
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        r = tokio::signal::ctrl_c() => r?,
+        _ = term.recv() => {}
+    }
+    // Dropping them stops the servers and removes their directories.
+    drop((slapd, pg, scim, tmp));
+    Ok(ExitCode::SUCCESS)
+}
+
 pub async fn run(keep: Option<&std::path::Path>) -> anyhow::Result<ExitCode> {
     let tmp = tempfile::tempdir().context("creating a temporary directory")?;
     let slapd_dir = tmp.path().join("slapd");

@@ -18,6 +18,7 @@ mod ledger;
 mod lifecycle;
 mod openapi;
 mod ops;
+mod readme;
 mod reconcile;
 mod scim;
 mod snapshots;
