@@ -635,22 +635,20 @@ impl Engine {
             tenure_svid::jwt::verify(bearer, &keys, now.unix_timestamp(), Some(&audience))
                 .map_err(|e| unauth(&format!("JWT-SVID refused: {e}")))?;
         }
-        let who = tx.identity_by_id(c.identity_id)?.ok_or_else(|| unauth("unknown or revoked credential"))?;
-        if c.revoked_at.is_some() {
-            return Err(unauth("unknown or revoked credential"));
-        }
-        if c.expires_at <= now {
-            return Err(unauth("credential expired"));
-        }
-        if who.state != LifecycleState::Active || crate::expiry::is_expired(&who, now) {
-            return Err(unauth("the credential's identity is not active"));
-        }
-        Ok(Principal {
-            identity: who.reference,
-            roles: Default::default(),
-            via: tenure_model::Via::Credential { id: c.id, expires_at: c.expires_at },
-            on_behalf_of: vec![],
-        })
+        credential_principal(tx.as_ref(), c, now)
+    }
+
+    /// A workload authenticating with the X.509-SVID tenure issued it, presented as its TLS
+    /// client certificate (DER; the TLS layer verified its chain to tenure's CA): good while
+    /// the credential is active, so revoking it shuts the workload out at once, CRL or not.
+    pub fn authenticate_certificate(&self, der: &[u8]) -> Result<Principal> {
+        let now = self.clock.now();
+        let tx = self.store.read()?;
+        let c = tx
+            .credential_by_fingerprint(&tenure_svid::fingerprint(der))?
+            .filter(|c| c.kind == CredentialKind::X509Svid)
+            .ok_or_else(|| EngineError::Unauthenticated("unknown or revoked client certificate".into()))?;
+        credential_principal(tx.as_ref(), c, now)
     }
 
     pub fn list_credentials(&self, identity: Option<&str>) -> Result<Vec<CredentialView>> {
@@ -798,4 +796,30 @@ impl Engine {
         tx.commit()?;
         Ok(done)
     }
+}
+
+/// The workload holding credential `c`, if it may act now: the credential unrevoked and
+/// unexpired, its identity active.
+fn credential_principal(
+    tx: &dyn tenure_store::ReadTx,
+    c: tenure_store::CredentialRow,
+    now: time::OffsetDateTime,
+) -> Result<Principal> {
+    let unauth = |m: &str| EngineError::Unauthenticated(m.to_owned());
+    let who = tx.identity_by_id(c.identity_id)?.ok_or_else(|| unauth("unknown or revoked credential"))?;
+    if c.revoked_at.is_some() {
+        return Err(unauth("unknown or revoked credential"));
+    }
+    if c.expires_at <= now {
+        return Err(unauth("credential expired"));
+    }
+    if who.state != LifecycleState::Active || crate::expiry::is_expired(&who, now) {
+        return Err(unauth("the credential's identity is not active"));
+    }
+    Ok(Principal {
+        identity: who.reference,
+        roles: Default::default(),
+        via: tenure_model::Via::Credential { id: c.id, expires_at: c.expires_at },
+        on_behalf_of: vec![],
+    })
 }

@@ -162,13 +162,23 @@ impl Engine {
         Ok(Principal { identity: who.reference, roles, via: tenure_model::Via::Token(t.id), on_behalf_of: vec![] })
     }
 
-    /// [`Engine::authenticate`] for a caller reaching us from `source` (its address): a
-    /// failure is logged (never with the secret) and counted (`tenure_auth_failures_total`), and
-    /// a source that keeps failing is slowed down: the answer says how long to wait first.
-    pub fn authenticate_from(&self, bearer: &str, source: &str) -> (Result<Principal>, std::time::Duration) {
+    /// [`Engine::authenticate`] for a caller reaching us from `source` (its address), or, with
+    /// no bearer token, by the TLS client certificate it presented (`certificate`, DER: an
+    /// X.509-SVID tenure issued, [`Engine::authenticate_certificate`]). A failure is logged
+    /// (never with the secret) and counted (`tenure_auth_failures_total`), and a source that
+    /// keeps failing is slowed down: the answer says how long to wait first.
+    pub fn authenticate_from(
+        &self,
+        bearer: &str,
+        certificate: Option<&[u8]>,
+        source: &str,
+    ) -> (Result<Principal>, std::time::Duration) {
         let now = self.clock.now();
         let delay = self.auth_failures.delay(source, now);
-        let result = self.authenticate(bearer);
+        let result = match certificate {
+            Some(der) if bearer.is_empty() => self.authenticate_certificate(der),
+            _ => self.authenticate(bearer),
+        };
         if let Err(e) = &result {
             let failures = self.auth_failures.record(source, now);
             let reason = match e {

@@ -3,7 +3,9 @@
 //! the next request on a kept-alive connection) within `header_timeout`, a TLS handshake too.
 //! The peer address reaches handlers as `ConnectInfo<SocketAddr>`. With [`Tls`], every
 //! connection is TLS (rustls); [`Tls::reload`] swaps the certificate for new connections while
-//! open ones carry on.
+//! open ones carry on. With a client CA ([`ClientCa`]: tenure's own trust bundle), a client may
+//! present a certificate; one that verifies against it reaches handlers as [`PeerCertificate`]
+//! (the guard then authenticates the workload by it), and one that does not fails the handshake.
 
 use axum::Router;
 use axum::extract::{ConnectInfo, Request};
@@ -30,21 +32,58 @@ impl Default for Limits {
     }
 }
 
+/// The CAs (PEM) a client certificate must chain to, read again on every reload (tenure's
+/// trust bundle changes when its CA rotates).
+pub type ClientCa = Arc<dyn Fn() -> Result<String, String> + Send + Sync>;
+
+/// The DER of the certificate a TLS client presented and the client CA verified.
+#[derive(Debug, Clone)]
+pub struct PeerCertificate(pub Arc<Vec<u8>>);
+
 /// The API's certificate and key, from PEM files, reloadable.
 pub struct Tls {
     cert: std::path::PathBuf,
     key: std::path::PathBuf,
+    client_ca: Option<ClientCa>,
     config: std::sync::RwLock<Arc<rustls::ServerConfig>>,
 }
 
 impl Tls {
-    /// Load the certificate chain and key; an error names the file and what is wrong.
-    pub fn load(cert: &std::path::Path, key: &std::path::Path) -> Result<Self, String> {
-        let config = Self::read(cert, key)?;
-        Ok(Self { cert: cert.to_owned(), key: key.to_owned(), config: std::sync::RwLock::new(Arc::new(config)) })
+    /// Load the certificate chain and key; an error names the file and what is wrong. With
+    /// `client_ca`, clients may authenticate with a certificate it verifies (they need not).
+    pub fn load(cert: &std::path::Path, key: &std::path::Path, client_ca: Option<ClientCa>) -> Result<Self, String> {
+        let config = Self::read(cert, key, client_ca.as_ref())?;
+        Ok(Self {
+            cert: cert.to_owned(),
+            key: key.to_owned(),
+            client_ca,
+            config: std::sync::RwLock::new(Arc::new(config)),
+        })
     }
 
-    fn read(cert: &std::path::Path, key: &std::path::Path) -> Result<rustls::ServerConfig, String> {
+    fn client_verifier(
+        ca: &ClientCa,
+        provider: Arc<rustls::crypto::CryptoProvider>,
+    ) -> Result<Arc<dyn rustls::server::danger::ClientCertVerifier>, String> {
+        use rustls::pki_types::CertificateDer;
+        use rustls::pki_types::pem::PemObject;
+        let pem = ca().map_err(|e| format!("TLS client CA: {e}"))?;
+        let mut roots = rustls::RootCertStore::empty();
+        for cert in CertificateDer::pem_slice_iter(pem.as_bytes()) {
+            let cert = cert.map_err(|e| format!("TLS client CA: {e}"))?;
+            roots.add(cert).map_err(|e| format!("TLS client CA: {e}"))?;
+        }
+        rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
+            .allow_unauthenticated()
+            .build()
+            .map_err(|e| format!("TLS client CA: {e}"))
+    }
+
+    fn read(
+        cert: &std::path::Path,
+        key: &std::path::Path,
+        client_ca: Option<&ClientCa>,
+    ) -> Result<rustls::ServerConfig, String> {
         use rustls::pki_types::pem::PemObject;
         use rustls::pki_types::{CertificateDer, PrivateKeyDer};
         let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
@@ -55,10 +94,14 @@ impl Tls {
         }
         let private = PrivateKeyDer::from_pem_file(key).map_err(|e| format!("TLS key `{}`: {e}", key.display()))?;
         let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
             .with_safe_default_protocol_versions()
-            .map_err(|e| format!("TLS: {e}"))?
-            .with_no_client_auth()
+            .map_err(|e| format!("TLS: {e}"))?;
+        let builder = match client_ca {
+            Some(ca) => builder.with_client_cert_verifier(Self::client_verifier(ca, provider)?),
+            None => builder.with_no_client_auth(),
+        };
+        let mut config = builder
             .with_single_cert(chain, private)
             .map_err(|e| format!("TLS certificate `{}` and key `{}`: {e}", cert.display(), key.display()))?;
         config.alpn_protocols = vec![b"http/1.1".to_vec()];
@@ -68,7 +111,7 @@ impl Tls {
     /// Read the files again; new connections use what they hold. On an error the current
     /// certificate stays.
     pub fn reload(&self) -> Result<(), String> {
-        let config = Self::read(&self.cert, &self.key)?;
+        let config = Self::read(&self.cert, &self.key, self.client_ca.as_ref())?;
         *self.config.write().unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(config);
         Ok(())
     }
@@ -133,6 +176,19 @@ pub async fn serve(
                     // The handshake counts against the header timeout: a silent client is cut.
                     match tokio::time::timeout(handshake, acceptor.accept(stream)).await {
                         Ok(Ok(stream)) => {
+                            // A verified client certificate goes with every request on it.
+                            let peer_cert = stream
+                                .get_ref()
+                                .1
+                                .peer_certificates()
+                                .and_then(|c| c.first())
+                                .map(|c| PeerCertificate(Arc::new(c.to_vec())));
+                            let service = hyper::service::service_fn(move |mut req: Request<Incoming>| {
+                                if let Some(c) = &peer_cert {
+                                    req.extensions_mut().insert(c.clone());
+                                }
+                                hyper::service::Service::call(&service, req)
+                            });
                             let conn = watcher.watch(builder.serve_connection(TokioIo::new(stream), service));
                             if let Err(e) = conn.await {
                                 tracing::debug!(%peer, error = %e, "connection ended");

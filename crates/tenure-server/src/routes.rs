@@ -246,7 +246,11 @@ async fn admit(state: AppState, access: Access, mut req: Request, next: Next) ->
         .extensions()
         .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
         .map_or_else(|| "unknown".to_owned(), |c| c.0.ip().to_string());
-    let (caller, delay) = blocking(move || Ok(engine.authenticate_from(&bearer, &source))).await?;
+    // A verified TLS client certificate (an X.509-SVID) stands in for a missing bearer token.
+    let certificate = req.extensions().get::<crate::listen::PeerCertificate>().map(|c| c.0.clone());
+    let (caller, delay) =
+        blocking(move || Ok(engine.authenticate_from(&bearer, certificate.as_deref().map(Vec::as_slice), &source)))
+            .await?;
     if !delay.is_zero() {
         tokio::time::sleep(delay).await;
     }

@@ -175,6 +175,10 @@ pub enum Command {
         /// The certificate's private key (PEM, PKCS#8, PKCS#1 or SEC1).
         #[arg(long, env = "TENURE_TLS_KEY", requires = "tls_cert")]
         tls_key: Option<PathBuf>,
+        /// Let workloads authenticate with the X.509-SVID tenure issued them, as their TLS client
+        /// certificate (verified against tenure's trust bundle; a bearer token still works).
+        #[arg(long, env = "TENURE_TLS_CLIENT_CERTS", requires = "tls_cert")]
+        tls_client_certs: bool,
     },
     /// Import lifecycle events from a `.jsonl` or `.csv` file (or `-`, standard input); all or
     /// nothing. Records name their own sources: a file may mix them. A source with a mapping
@@ -382,6 +386,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             bootstrap_admin,
             tls_cert,
             tls_key,
+            tls_client_certs,
         } => {
             let limits = tenure_server::listen::Limits {
                 max_connections,
@@ -399,6 +404,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 checkpoint_secs,
                 bootstrap_admin,
                 tls: tls_cert.zip(tls_key),
+                tls_client_certs,
             };
             serve(&g, opts).await
         }
@@ -1123,6 +1129,8 @@ struct ServeOptions {
     bootstrap_admin: Option<String>,
     /// Certificate and key files.
     tls: Option<(PathBuf, PathBuf)>,
+    /// Accept X.509-SVIDs as client certificates.
+    tls_client_certs: bool,
 }
 
 async fn serve(g: &Global, opts: ServeOptions) -> anyhow::Result<ExitCode> {
@@ -1137,16 +1145,26 @@ async fn serve(g: &Global, opts: ServeOptions) -> anyhow::Result<ExitCode> {
         checkpoint_secs,
         bootstrap_admin,
         tls,
+        tls_client_certs,
     } = opts;
     // A certificate that does not load stops the start, before anything else happens.
-    let tls = match tls {
-        Some((cert, key)) => Some(Arc::new(tenure_server::listen::Tls::load(&cert, &key).map_err(anyhow::Error::msg)?)),
+    let opts_tls = tls;
+    let mut tls = match &opts_tls {
+        Some((cert, key)) => {
+            Some(Arc::new(tenure_server::listen::Tls::load(cert, key, None).map_err(anyhow::Error::msg)?))
+        }
         None => None,
     };
     let (listen, bootstrap_admin) = (listen.as_str(), bootstrap_admin.as_deref());
     let engine = open(&g.data_dir)?;
     engine.set_auth_failures_per_minute(auth_failures_per_minute);
     ensure_policy(&engine, g.policy.as_deref())?;
+    if let (true, Some((cert, key))) = (tls_client_certs, &opts_tls) {
+        // Client certificates chain to tenure's own CA: the trust bundle, read again on SIGHUP.
+        let ca_engine = engine.clone();
+        let ca: tenure_server::listen::ClientCa = Arc::new(move || ca_engine.trust_bundle().map_err(|e| e.to_string()));
+        tls = Some(Arc::new(tenure_server::listen::Tls::load(cert, key, Some(ca)).map_err(anyhow::Error::msg)?));
+    }
     if !engine.has_admin()? {
         let Some(admin) = bootstrap_admin else {
             bail!(

@@ -584,3 +584,104 @@ fn the_api_serves_tls_refuses_a_wrong_ca_and_takes_a_new_certificate_on_sighup()
     assert!(!out.status.success());
     assert!(stderr(&out).contains("TLS certificate"), "{}", stderr(&out));
 }
+
+/// `curl` over TLS trusting `ca`, presenting a client certificate when given one: (exit
+/// status, HTTP status, body).
+fn mtls(
+    ca: &std::path::Path,
+    client: Option<(&std::path::Path, &std::path::Path)>,
+    url: &str,
+    body: &str,
+) -> (i32, u16, String) {
+    let mut c = std::process::Command::new("curl");
+    c.args(["-sS", "--max-time", "5", "--cacert", ca.to_str().unwrap(), "-w", "\n%{http_code}"]);
+    c.args(["-H", "content-type: application/json", "-d", body, url]);
+    if let Some((cert, key)) = client {
+        c.args(["--cert", cert.to_str().unwrap(), "--key", key.to_str().unwrap()]);
+    }
+    let out = c.output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (body, status) = text.rsplit_once('\n').unwrap_or(("", "0"));
+    (out.status.code().unwrap_or(-1), status.parse().unwrap_or(0), body.to_owned())
+}
+
+#[test]
+fn a_workload_calls_with_its_x509_svid_as_tls_client_certificate_until_it_is_revoked() {
+    let w = World::new();
+    hr(&w);
+    w.operator_token();
+    let feed = repo().join("examples/quickstart/feeds/service-registry.jsonl");
+    w.ok(&["import", feed.to_str().unwrap()]);
+    w.ok(&["jobs", "run"]);
+    let certs = w.tmp.path().join("certs");
+    std::fs::create_dir(&certs).unwrap();
+    let (cert, key) = certificate(&certs, "test-ca", "server");
+    // A client certificate from another CA, and the workload's own X.509-SVID from tenure's.
+    let (stranger, stranger_key) = certificate(&certs, "other-ca", "stranger");
+    let out = std::process::Command::new("openssl")
+        .args(["req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"])
+        .args(["-subj", "/CN=svc-billing", "-keyout", "svid.key", "-out", "svid.csr"])
+        .current_dir(&certs)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let svid = certs.join("svid.pem");
+    let issued = json(&w.ok(&[
+        "creds",
+        "issue",
+        "--identity",
+        "service-registry:svc-billing",
+        "--kind",
+        "x509-svid",
+        "--csr",
+        certs.join("svid.csr").to_str().unwrap(),
+        "--out",
+        svid.to_str().unwrap(),
+        "--output",
+        "json",
+    ]));
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let log = std::fs::File::create(w.tmp.path().join("mtls.log")).unwrap();
+    let mut child = w
+        .tenure()
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--tls-client-certs"])
+        .args(["--tls-cert", cert.to_str().unwrap(), "--tls-key", key.to_str().unwrap()])
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    let ca = certs.join("test-ca.pem");
+    let base = format!("https://127.0.0.1:{port}");
+    let mut up = false;
+    for _ in 0..200 {
+        if curl(&ca, &format!("{base}/livez")).0 == 0 {
+            up = true;
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let result = std::panic::catch_unwind(|| {
+        assert!(up, "no TLS answer: {}", std::fs::read_to_string(w.tmp.path().join("mtls.log")).unwrap_or_default());
+        let ask = r#"{"kind": "jwt-svid", "audience": ["payments"], "ttl": "5m"}"#;
+        let url = format!("{base}/v1/credentials");
+        // The SVID as client certificate: the workload itself, asking for a JWT-SVID of its own.
+        let (_, status, body) = mtls(&ca, Some((&svid, &certs.join("svid.key"))), &url, ask);
+        assert_eq!(status, 201, "{body}");
+        assert_eq!(json(&body)["identity"], "service-registry:svc-billing", "{body}");
+        // No certificate and no token: 401; a certificate tenure's CA did not sign: no handshake.
+        let (_, status, _) = mtls(&ca, None, &url, ask);
+        assert_eq!(status, 401);
+        let (exit, _, _) = mtls(&ca, Some((&stranger, &stranger_key)), &url, ask);
+        assert_ne!(exit, 0, "a client certificate from another CA was taken");
+        // Revoked, the SVID still chains to the CA, and is refused at once.
+        let id = issued["id"].as_str().unwrap();
+        w.ok(&["creds", "revoke", id, "--reason", "key leaked"]);
+        let (_, status, body) = mtls(&ca, Some((&svid, &certs.join("svid.key"))), &url, ask);
+        assert_eq!(status, 401, "{body}");
+        assert!(body.contains("EN0012"), "{body}");
+    });
+    let _ = child.kill();
+    let _ = child.wait();
+    if let Err(e) = result {
+        std::panic::resume_unwind(e);
+    }
+}
