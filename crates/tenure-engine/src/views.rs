@@ -160,10 +160,13 @@ pub struct FindingFilter {
 }
 
 impl FindingFilter {
-    fn keeps(&self, f: &tenure_store::FindingRow) -> bool {
-        (!self.resolved_only || f.resolved_at.is_some())
-            && self.system.as_ref().is_none_or(|s| &f.system == s)
-            && self.kind.as_ref().is_none_or(|k| &f.kind == k || f.kind.strip_prefix("reconcile.") == Some(k.as_str()))
+    fn query(&self) -> tenure_store::FindingQuery<'_> {
+        tenure_store::FindingQuery {
+            open_only: !(self.all || self.resolved_only),
+            resolved_only: self.resolved_only,
+            system: self.system.as_deref(),
+            kind: self.kind.as_deref(),
+        }
     }
 }
 
@@ -175,10 +178,36 @@ impl Engine {
 
     /// Findings the filter keeps, oldest first.
     pub fn find_findings(&self, filter: &FindingFilter) -> Result<Vec<FindingView>> {
+        let mut out = Vec::new();
+        let mut after = None;
+        loop {
+            let (page, next) = self.findings_page(filter, after, 1000)?;
+            out.extend(page);
+            match next {
+                Some(n) => after = Some(n),
+                None => return Ok(out),
+            }
+        }
+    }
+
+    /// A keyset page of the findings the filter keeps: at most `limit` with an id above
+    /// `after`, oldest first, and the id the next page starts after (none on the last).
+    pub fn findings_page(
+        &self,
+        filter: &FindingFilter,
+        after: Option<i64>,
+        limit: usize,
+    ) -> Result<(Vec<FindingView>, Option<i64>)> {
         let tx = self.store.read()?;
-        tx.findings(!(filter.all || filter.resolved_only))?
+        let mut rows = tx.findings_page(&filter.query(), after, limit.saturating_add(1))?;
+        let next = if rows.len() > limit {
+            rows.truncate(limit);
+            rows.last().map(|f| f.id)
+        } else {
+            None
+        };
+        let views = rows
             .into_iter()
-            .filter(|f| filter.keeps(f))
             .map(|f| {
                 Ok(FindingView {
                     id: f.id,
@@ -197,7 +226,8 @@ impl Engine {
                     last_seen_at: f.last_seen_at.map(ts),
                 })
             })
-            .collect()
+            .collect::<Result<Vec<_>>>()?;
+        Ok((views, next))
     }
 }
 

@@ -257,16 +257,30 @@ fn operation(e: Endpoint, req: &mut Schemas, resp: &mut Schemas) -> Operation {
         E::RevokeToken => {
             Operation::new("Revoke an API token", "tokens", 200, Json(resp.of::<p::TokenView>())).errors(BODY)
         }
-        E::Findings => Operation::new(
-            "Findings: drift, reconciliation, expiry notices",
-            "findings",
-            200,
-            Json(resp.of::<Vec<p::FindingView>>()),
-        )
-        .query("state", json!({ "enum": ["open", "resolved", "all"], "default": "open" }), "which findings")
-        .query("all", json!({ "type": "boolean" }), "open and resolved (`state=all`)")
-        .query("system", string(), "only about this system")
-        .query("class", string(), "a finding kind, or a reconciliation class"),
+        E::Findings => {
+            let mut op = Operation::new(
+                "A page of findings: drift, reconciliation, expiry notices",
+                "findings",
+                200,
+                Json(resp.of::<Vec<p::FindingView>>()),
+            )
+            .query("state", json!({ "enum": ["open", "resolved", "all"], "default": "open" }), "which findings")
+            .query("all", json!({ "type": "boolean" }), "open and resolved (`state=all`)")
+            .query("system", string(), "only about this system")
+            .query("class", string(), "a finding kind, or a reconciliation class")
+            .query(
+                "limit",
+                json!({ "type": "integer", "minimum": 1, "maximum": 5000, "default": 500 }),
+                "findings on the page",
+            )
+            .query(
+                "after",
+                json!({ "type": "integer" }),
+                "the id the previous page ended with (from the `Link` header)",
+            );
+            op.headers = &[("Link", "the next page (`rel=\"next\"`), absent on the last")];
+            op
+        }
         E::Metrics => Operation::new("Prometheus metrics", "meta", 200, Text("text/plain; version=0.0.4")),
         E::Discovery => Operation::new(
             "OpenID discovery of the credential broker",

@@ -312,6 +312,20 @@ pub fn findings_with_and_without_an_identity(s: &dyn Store) {
     // Resolved, it may be opened again.
     assert!(tx.open_finding(&orphan).unwrap());
     assert_eq!(tx.findings(false).unwrap().len(), 3);
+    // Keyset pages, in id order, with the filters applied before the limit.
+    let ids = |q: FindingQuery<'_>, after: Option<i64>, limit: usize| -> Vec<i64> {
+        tx.findings_page(&q, after, limit).unwrap().iter().map(|f| f.id).collect()
+    };
+    let all: Vec<i64> = tx.findings(false).unwrap().iter().map(|f| f.id).collect();
+    let every = FindingQuery::default();
+    assert_eq!(ids(every, None, 2), all[..2].to_vec());
+    assert_eq!(ids(every, Some(all[1]), 2), all[2..].to_vec());
+    assert_eq!(ids(every, Some(all[2]), 2), Vec::<i64>::new());
+    assert_eq!(ids(FindingQuery { open_only: true, ..every }, None, 10), all[1..].to_vec());
+    assert_eq!(ids(FindingQuery { resolved_only: true, ..every }, None, 10), all[..1].to_vec());
+    assert_eq!(ids(FindingQuery { kind: Some("orphan_account"), ..every }, None, 10), all);
+    assert_eq!(ids(FindingQuery { kind: Some("unmatched"), ..every }, None, 10), Vec::<i64>::new());
+    assert_eq!(ids(FindingQuery { system: Some("nowhere"), ..every }, None, 10), Vec::<i64>::new());
     tx.commit().unwrap();
 }
 

@@ -300,11 +300,27 @@ pub trait TokenWrites: TokenReads {
     fn revoke_token(&mut self, id: &str, at: OffsetDateTime) -> Result<bool>;
 }
 
+/// Which findings a page holds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FindingQuery<'a> {
+    /// Only unresolved ones.
+    pub open_only: bool,
+    /// Only resolved ones.
+    pub resolved_only: bool,
+    /// Only those about this system.
+    pub system: Option<&'a str>,
+    /// Only this kind, or this reconciliation class (`unmatched` for `reconcile.unmatched`).
+    pub kind: Option<&'a str>,
+}
+
 /// What people must look at; a finding may be about an identity or about none (an account
 /// nobody governs).
 pub trait FindingReads {
     /// Findings, oldest first; only unresolved ones when `open_only`.
     fn findings(&self, open_only: bool) -> Result<Vec<FindingRow>>;
+    /// At most `limit` findings the query keeps with an id above `after`, in id order (a
+    /// keyset page: the next one starts after the last id of this one).
+    fn findings_page(&self, q: &FindingQuery<'_>, after: Option<i64>, limit: usize) -> Result<Vec<FindingRow>>;
     fn open_findings(&self, identity_id: i64) -> Result<Vec<FindingRow>>;
 }
 

@@ -105,6 +105,26 @@ impl FindingReads for SqliteTx<'_> {
         let filter = if open_only { "WHERE resolved_at IS NULL" } else { "" };
         q_all(self.c()?, &format!("SELECT {FINDING_COLS} FROM findings {filter} ORDER BY id"), [], finding_row)
     }
+    fn findings_page(&self, q: &FindingQuery<'_>, after: Option<i64>, limit: usize) -> Result<Vec<FindingRow>> {
+        q_all(
+            self.c()?,
+            &format!(
+                "SELECT {FINDING_COLS} FROM findings WHERE id > ?1
+                   AND (?2 = 0 OR resolved_at IS NULL) AND (?3 = 0 OR resolved_at IS NOT NULL)
+                   AND (?4 IS NULL OR system = ?4) AND (?5 IS NULL OR kind = ?5 OR kind = 'reconcile.' || ?5)
+                 ORDER BY id LIMIT ?6"
+            ),
+            params![
+                after.unwrap_or(i64::MIN),
+                q.open_only,
+                q.resolved_only,
+                q.system,
+                q.kind,
+                i64::try_from(limit).unwrap_or(i64::MAX)
+            ],
+            finding_row,
+        )
+    }
     fn open_findings(&self, identity_id: i64) -> Result<Vec<FindingRow>> {
         q_all(
             self.c()?,

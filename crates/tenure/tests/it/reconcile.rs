@@ -412,6 +412,25 @@ fn serve_reconciles_on_its_schedule_and_over_http_with_findings_filtered() {
     assert_eq!(body, "[]");
     let (status, body) = s.get("/v1/findings?state=closed");
     assert_eq!(status, 422, "{body}");
+    // Keyset pages of one finding each add up to the whole list.
+    let (_, body) = s.get("/v1/findings?state=all");
+    let whole: Vec<Value> = serde_json::from_str(&body).unwrap();
+    assert!(whole.len() >= 2, "{body}");
+    let mut paged: Vec<Value> = Vec::new();
+    loop {
+        let after = paged.last().map(|f| format!("&after={}", f["id"])).unwrap_or_default();
+        let (status, body) = s.get(&format!("/v1/findings?state=all&limit=1{after}"));
+        assert_eq!(status, 200, "{body}");
+        let page: Vec<Value> = serde_json::from_str(&body).unwrap();
+        assert!(page.len() <= 1);
+        if page.is_empty() {
+            break;
+        }
+        paged.extend(page);
+    }
+    assert_eq!(paged, whole);
+    assert_eq!(s.get("/v1/findings?limit=0").0, 422);
+    assert_eq!(s.get("/v1/findings?after=x").0, 422);
     let (_, metrics) = s.get("/metrics");
     assert!(metrics.contains("tenure_drift_open{system=\"corp-directory\",situation=\"unmatched\"} 1"), "{metrics}");
 }
