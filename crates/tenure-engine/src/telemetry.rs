@@ -1,6 +1,6 @@
 //! What a running tenure has done since it started, for `/metrics`: HTTP requests and their
 //! latency per route, job attempts and their duration per system, kind and outcome, connector
-//! errors by class, build and process facts. In memory, per process (a restart starts at zero,
+//! errors by class, reconciliation runs and their duration, build and process facts. In memory, per process (a restart starts at zero,
 //! as Prometheus counters expect); the gauges read from the store live in `views.rs`.
 //!
 //! Also the request id a unit of work runs under ([`with_request_id`]): the server sets it
@@ -16,18 +16,33 @@ use std::time::Duration;
 /// Histogram bucket bounds, seconds: from a cached authorization to a slow directory.
 const BUCKETS: [f64; 14] = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
 
-#[derive(Default, Clone)]
+/// Bounds for work that takes seconds to hours (a reconciliation run over a large directory).
+const LONG_BUCKETS: [f64; 14] =
+    [0.1, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0, 14400.0];
+
+#[derive(Clone)]
 struct Histogram {
+    bounds: &'static [f64; 14],
     /// Observations at or under each bound (not cumulative; summed when written).
-    counts: [u64; BUCKETS.len()],
+    counts: [u64; 14],
     count: u64,
     sum: f64,
 }
 
+impl Default for Histogram {
+    fn default() -> Self {
+        Self { bounds: &BUCKETS, counts: [0; 14], count: 0, sum: 0.0 }
+    }
+}
+
 impl Histogram {
+    fn long() -> Self {
+        Self { bounds: &LONG_BUCKETS, ..Self::default() }
+    }
+
     fn observe(&mut self, d: Duration) {
         let s = d.as_secs_f64();
-        if let Some(i) = BUCKETS.iter().position(|b| s <= *b)
+        if let Some(i) = self.bounds.iter().position(|b| s <= *b)
             && let Some(c) = self.counts.get_mut(i)
         {
             *c += 1;
@@ -39,7 +54,7 @@ impl Histogram {
     /// The `_bucket`, `_sum` and `_count` lines of `name` with `labels` (already escaped).
     fn write(&self, out: &mut String, name: &str, labels: &str) {
         let mut cumulative = 0;
-        for (bound, n) in BUCKETS.iter().zip(self.counts) {
+        for (bound, n) in self.bounds.iter().zip(self.counts) {
             cumulative += n;
             let _ = writeln!(out, "{name}_bucket{{{labels},le=\"{bound}\"}} {cumulative}");
         }
@@ -57,6 +72,8 @@ struct Inner {
     jobs: BTreeMap<(String, String, &'static str), Histogram>,
     /// (system, error code) → count.
     connector_errors: BTreeMap<(String, String), u64>,
+    /// (system, how the run ended) → duration.
+    reconcile: BTreeMap<(String, String), Histogram>,
 }
 
 /// The in-memory metrics of one process.
@@ -109,6 +126,16 @@ impl Telemetry {
         }
     }
 
+    /// One reconciliation run of `system`, ended `state` (`dry_run`, `applied`, `quarantined`,
+    /// `failed`), from its first read to its record.
+    pub fn reconcile(&self, system: &str, state: &str, took: Duration) {
+        self.inner()
+            .reconcile
+            .entry((system.to_owned(), state.to_owned()))
+            .or_insert_with(Histogram::long)
+            .observe(took);
+    }
+
     /// The process's own metrics in Prometheus text format.
     pub fn render(&self, out: &mut String) {
         let (version, commit) = self.build.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
@@ -137,6 +164,11 @@ impl Telemetry {
                 label(system),
                 label(code)
             );
+        }
+        out.push_str("# HELP tenure_reconcile_duration_seconds Reconciliation runs, by system and how they ended.\n# TYPE tenure_reconcile_duration_seconds histogram\n");
+        for ((system, state), h) in &inner.reconcile {
+            let labels = format!("system=\"{}\",state=\"{}\"", label(system), label(state));
+            h.write(out, "tenure_reconcile_duration_seconds", &labels);
         }
         drop(inner);
         process(out, self.started);

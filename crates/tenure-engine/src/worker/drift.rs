@@ -31,6 +31,7 @@ impl Workers {
         if !inserted {
             return Err(EngineError::Conflict(format!("a reconciliation run of `{system}` is in progress")));
         }
+        let started = std::time::Instant::now();
         let run = if own {
             self.blocking(move |e| {
                 let (plan, started_at) = e.tenure_plan()?;
@@ -44,6 +45,8 @@ impl Workers {
             }
         };
         self.reconciling.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(system);
+        let state = run.as_ref().map_or("failed", |r| r.state.as_str());
+        self.engine.telemetry().reconcile(system, state, started.elapsed());
         self.notify();
         run
     }

@@ -433,6 +433,13 @@ fn serve_reconciles_on_its_schedule_and_over_http_with_findings_filtered() {
     assert_eq!(s.get("/v1/findings?after=x").0, 422);
     let (_, metrics) = s.get("/metrics");
     assert!(metrics.contains("tenure_drift_open{system=\"corp-directory\",situation=\"unmatched\"} 1"), "{metrics}");
+    // Each run over HTTP was timed, by system and how it ended.
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("tenure_reconcile_duration_seconds_count{system=\"corp-directory\",state=\"")),
+        "{metrics}"
+    );
 }
 
 #[test]
