@@ -16,7 +16,7 @@ mod routes;
 
 pub use error::ApiError;
 pub(crate) use error::{invalid, json_body};
-pub use routes::{Access, Endpoint, ROUTES, Route, router};
+pub use routes::{Access, Endpoint, ROUTES, Route, metrics_router, router};
 
 use axum::extract::{Request, State};
 use axum::middleware::Next;

@@ -218,6 +218,16 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
+/// Only `GET /metrics`, without a token: for `serve --metrics-listen`, an address only the
+/// monitoring network reaches. Everything else answers the JSON 404.
+pub fn metrics_router(state: AppState) -> Router {
+    Router::new()
+        .route("/metrics", get(meta::metrics))
+        .fallback(scim::not_found)
+        .layer(from_fn_with_state(state.clone(), crate::access_log::layer))
+        .with_state(state)
+}
+
 /// Authenticate and check the role; hand the caller to the handler. A refusal is answered
 /// before the body is read, so it closes the connection: a client that pooled it would
 /// otherwise write its next request behind the unread body of this one and find it gone.

@@ -179,6 +179,10 @@ pub enum Command {
         /// certificate (verified against tenure's trust bundle; a bearer token still works).
         #[arg(long, env = "TENURE_TLS_CLIENT_CERTS", requires = "tls_cert")]
         tls_client_certs: bool,
+        /// Also serve `GET /metrics` here, plain HTTP and without a token (an address only the
+        /// monitoring network reaches); on the API it still needs admin or auditor.
+        #[arg(long, env = "TENURE_METRICS_LISTEN")]
+        metrics_listen: Option<String>,
     },
     /// Import lifecycle events from a `.jsonl` or `.csv` file (or `-`, standard input); all or
     /// nothing. Records name their own sources: a file may mix them. A source with a mapping
@@ -387,6 +391,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             tls_cert,
             tls_key,
             tls_client_certs,
+            metrics_listen,
         } => {
             let limits = tenure_server::listen::Limits {
                 max_connections,
@@ -405,6 +410,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 bootstrap_admin,
                 tls: tls_cert.zip(tls_key),
                 tls_client_certs,
+                metrics_listen,
             };
             serve(&g, opts).await
         }
@@ -1131,6 +1137,8 @@ struct ServeOptions {
     tls: Option<(PathBuf, PathBuf)>,
     /// Accept X.509-SVIDs as client certificates.
     tls_client_certs: bool,
+    /// A second address serving only `/metrics`, without a token.
+    metrics_listen: Option<String>,
 }
 
 async fn serve(g: &Global, opts: ServeOptions) -> anyhow::Result<ExitCode> {
@@ -1146,6 +1154,7 @@ async fn serve(g: &Global, opts: ServeOptions) -> anyhow::Result<ExitCode> {
         bootstrap_admin,
         tls,
         tls_client_certs,
+        metrics_listen,
     } = opts;
     // A certificate that does not load stops the start, before anything else happens.
     let opts_tls = tls;
@@ -1196,12 +1205,19 @@ async fn serve(g: &Global, opts: ServeOptions) -> anyhow::Result<ExitCode> {
     let expiry = tokio::spawn(expiry_loop(engine.clone(), workers.clone(), stopped.clone()));
     let reconciler = tokio::spawn(reconcile_loop(workers.clone(), stopped));
     engine.telemetry().set_build(env!("CARGO_PKG_VERSION"), env!("TENURE_COMMIT"));
-    let app = tenure_server::router(tenure_server::AppState {
-        engine: engine.clone(),
-        workers,
-        body_timeout,
-        data_dir: Some(g.data_dir.clone()),
-    });
+    let state =
+        tenure_server::AppState { engine: engine.clone(), workers, body_timeout, data_dir: Some(g.data_dir.clone()) };
+    let metrics = match metrics_listen {
+        Some(at) => {
+            let l =
+                tokio::net::TcpListener::bind(&at).await.with_context(|| format!("listening on `{at}` for metrics"))?;
+            eprintln!("tenure metrics on http://{}/metrics (no token)", l.local_addr()?);
+            let app = tenure_server::metrics_router(state.clone());
+            Some(tokio::spawn(tenure_server::listen::serve(l, app, limits, None, shutdown_signal())))
+        }
+        None => None,
+    };
+    let app = tenure_server::router(state);
     let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("listening on `{listen}`"))?;
     let addr = listener.local_addr()?;
     // The broker's discovery document and the URLs in what it issues hang off the public URL;
@@ -1224,6 +1240,9 @@ async fn serve(g: &Global, opts: ServeOptions) -> anyhow::Result<ExitCode> {
     let reloader = tokio::spawn(reload_on_hangup(tls.clone()));
     tenure_server::listen::serve(listener, app, limits, tls, shutdown_signal()).await?;
     reloader.abort();
+    if let Some(m) = metrics {
+        m.abort();
+    }
     let _ = stop.send(true);
     let _ = worker_task.await;
     let _ = checkpoints.await;

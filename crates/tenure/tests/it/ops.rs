@@ -43,7 +43,18 @@ fn call(
 fn every_request_gets_an_id_a_json_access_log_line_and_a_metric_and_the_id_reaches_the_ledger() {
     let w = World::new();
     hr(&w);
-    let s = Server::start(&w, &["--log-format", "json"]);
+    let mport = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let s = Server::start(&w, &["--log-format", "json", "--metrics-listen", &format!("127.0.0.1:{mport}")]);
+
+    // --metrics-listen serves /metrics there without a token, and nothing else; the API's
+    // /metrics still needs one.
+    let agent = agent();
+    let mut r = agent.get(&format!("http://127.0.0.1:{mport}/metrics")).call().unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(r.body_mut().read_to_string().unwrap().contains("tenure_build_info"));
+    let r = agent.get(&format!("http://127.0.0.1:{mport}/v1/identities")).call().unwrap();
+    assert_eq!(r.status(), 404);
+    assert_eq!(s.get_as(None, "/metrics").0, 401);
 
     // Unknown routes and methods answer in the JSON error shape.
     let (status, _, body) = call(&s, "GET", "/v1/nowhere", &[], "");
