@@ -312,6 +312,9 @@ pub enum IdentitiesCommand {
         /// Why (recorded in the ledger).
         #[arg(long)]
         reason: String,
+        /// `json` prints the identity as it now stands.
+        #[arg(long, value_enum, default_value_t = Output::Table)]
+        output: Output,
     },
 }
 
@@ -340,6 +343,9 @@ pub enum JobsCommand {
         /// This identity's dead jobs (`source:external_id`).
         #[arg(long)]
         identity: Option<String>,
+        /// `json` prints `{"requeued": [ids]}`.
+        #[arg(long, value_enum, default_value_t = Output::Table)]
+        output: Output,
     },
 }
 
@@ -445,7 +451,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Identities(IdentitiesCommand::Renew { reference, until, days, reason }) => {
+        Command::Identities(IdentitiesCommand::Renew { reference, until, days, reason, output }) => {
             let engine = open(&g.data_dir)?;
             let until = match (until, days) {
                 (Some(u), _) => match time::OffsetDateTime::parse(&u, &time::format_description::well_known::Rfc3339) {
@@ -462,7 +468,15 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             };
             match engine.renew(&operator(), &reference, until, &reason) {
                 Ok(i) => {
-                    println!("renewed {} until {} ({})", i.reference, i.expires_at.as_deref().unwrap_or("-"), i.state);
+                    match output {
+                        Output::Json => println!("{}", serde_json::to_string_pretty(&i)?),
+                        Output::Table => println!(
+                            "renewed {} until {} ({})",
+                            i.reference,
+                            i.expires_at.as_deref().unwrap_or("-"),
+                            i.state
+                        ),
+                    }
                     Ok(ExitCode::SUCCESS)
                 }
                 Err(e) => Ok(crate::cli::engine_exit(e)),
@@ -491,7 +505,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Jobs(JobsCommand::Retry { id, dead: _, identity }) => {
+        Command::Jobs(JobsCommand::Retry { id, dead: _, identity, output }) => {
             use tenure_engine::worker::RetryJobs;
             let engine = open(&g.data_dir)?;
             let which = match (id, identity.as_deref()) {
@@ -501,11 +515,14 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             };
             match engine.retry_dead_jobs(which, &operator()) {
                 Ok(ids) => {
-                    println!(
-                        "re-queued {} dead job(s){}",
-                        ids.len(),
-                        if ids.is_empty() { String::new() } else { format!(": {ids:?}") }
-                    );
+                    match output {
+                        Output::Json => println!("{}", serde_json::json!({ "requeued": ids })),
+                        Output::Table => println!(
+                            "re-queued {} dead job(s){}",
+                            ids.len(),
+                            if ids.is_empty() { String::new() } else { format!(": {ids:?}") }
+                        ),
+                    }
                     Ok(ExitCode::SUCCESS)
                 }
                 Err(e) => Ok(engine_exit(e)),

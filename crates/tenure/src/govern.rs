@@ -29,6 +29,9 @@ pub enum TokensCommand {
         /// Write the secret to this file (mode 0600) instead of standard output.
         #[arg(long)]
         out: Option<PathBuf>,
+        /// `json` prints the token as one object (its secret too, unless `--out` took it).
+        #[arg(long, value_enum, default_value_t = Output::Table)]
+        output: Output,
     },
     /// Every token (never the secrets).
     List {
@@ -36,7 +39,11 @@ pub enum TokensCommand {
         output: Output,
     },
     /// Revoke a token; it stops working at once.
-    Revoke { id: String },
+    Revoke {
+        id: String,
+        #[arg(long, value_enum, default_value_t = Output::Table)]
+        output: Output,
+    },
 }
 
 #[derive(Subcommand)]
@@ -50,7 +57,12 @@ pub enum RequestsCommand {
         output: Output,
     },
     /// One request with its decision and answers.
-    Show { id: i64 },
+    Show {
+        id: i64,
+        /// `table` is the same JSON, indented; there is no table of one request.
+        #[arg(long, value_enum, default_value_t = Output::Json)]
+        output: Output,
+    },
     /// Approve a request as one of its eligible approvers (the same rules as over the API:
     /// nobody approves their own request, a privileged one needs distinct people).
     Approve {
@@ -61,6 +73,9 @@ pub enum RequestsCommand {
         /// Why (recorded in the ledger).
         #[arg(long)]
         reason: String,
+        /// `json` prints the request as it now stands.
+        #[arg(long, value_enum, default_value_t = Output::Table)]
+        output: Output,
     },
     /// Deny a request as one of its eligible approvers.
     Deny {
@@ -69,6 +84,8 @@ pub enum RequestsCommand {
         approver: String,
         #[arg(long)]
         reason: String,
+        #[arg(long, value_enum, default_value_t = Output::Table)]
+        output: Output,
     },
 }
 
@@ -225,9 +242,20 @@ pub fn tokens(g: &Global, cmd: TokensCommand) -> anyhow::Result<ExitCode> {
     let engine = open(&g.data_dir)?;
     ensure_policy(&engine, g.policy.as_deref())?;
     match cmd {
-        TokensCommand::Issue { identity, roles, ttl_days, description, out } => {
+        TokensCommand::Issue { identity, roles, ttl_days, description, out, output } => {
             match engine.issue_token(&identity, &roles, ttl_days, &description, &crate::cli::operator()) {
                 Ok(t) => {
+                    if output == Output::Json {
+                        // The secret goes to the file when one is named, never to both.
+                        match &out {
+                            Some(path) => {
+                                write_secret(path, &t.secret)?;
+                                println!("{}", serde_json::to_string_pretty(&t.token)?);
+                            }
+                            None => println!("{}", serde_json::to_string_pretty(&t)?),
+                        }
+                        return Ok(ExitCode::SUCCESS);
+                    }
                     match out {
                         Some(path) => {
                             write_secret(&path, &t.secret)?;
@@ -264,9 +292,12 @@ pub fn tokens(g: &Global, cmd: TokensCommand) -> anyhow::Result<ExitCode> {
             })?;
             Ok(ExitCode::SUCCESS)
         }
-        TokensCommand::Revoke { id } => match engine.revoke_token(&id, &crate::cli::operator()) {
+        TokensCommand::Revoke { id, output } => match engine.revoke_token(&id, &crate::cli::operator()) {
             Ok(t) => {
-                println!("token {} of {} revoked", t.id, t.identity);
+                match output {
+                    Output::Json => println!("{}", serde_json::to_string_pretty(&t)?),
+                    Output::Table => println!("token {} of {} revoked", t.id, t.identity),
+                }
                 Ok(ExitCode::SUCCESS)
             }
             Err(e) => Ok(crate::cli::engine_exit(e)),
@@ -302,7 +333,8 @@ pub fn requests(g: &Global, cmd: RequestsCommand) -> anyhow::Result<ExitCode> {
             )?;
             Ok(ExitCode::SUCCESS)
         }
-        RequestsCommand::Approve { id, approver, reason } | RequestsCommand::Deny { id, approver, reason } => {
+        RequestsCommand::Approve { id, approver, reason, output }
+        | RequestsCommand::Deny { id, approver, reason, output } => {
             let approve = is_approve;
             let who: tenure_model::IdentityRef = match approver.parse() {
                 Ok(r) => r,
@@ -311,13 +343,16 @@ pub fn requests(g: &Global, cmd: RequestsCommand) -> anyhow::Result<ExitCode> {
             match engine.answer(&who, id, approve, &reason) {
                 Ok(r) => {
                     let verb = if approve { "approved" } else { "denied" };
-                    println!("request {} {verb} by {approver}: now {}", r.id, r.state);
+                    match output {
+                        Output::Json => println!("{}", serde_json::to_string_pretty(&r)?),
+                        Output::Table => println!("request {} {verb} by {approver}: now {}", r.id, r.state),
+                    }
                     Ok(ExitCode::SUCCESS)
                 }
                 Err(e) => Ok(crate::cli::engine_exit(e)),
             }
         }
-        RequestsCommand::Show { id } => match engine.request_detail(id) {
+        RequestsCommand::Show { id, output: _ } => match engine.request_detail(id) {
             Ok(r) => {
                 println!("{}", serde_json::to_string_pretty(&r)?);
                 Ok(ExitCode::SUCCESS)

@@ -56,6 +56,12 @@ fn every_request_gets_an_id_a_json_access_log_line_and_a_metric_and_the_id_reach
     assert_eq!(r.status(), 404);
     assert_eq!(s.get_as(None, "/metrics").0, 401);
 
+    // Scripts get what the CLI made as JSON: a token issued (its secret once) and revoked.
+    let t = json(&w.ok(&["tokens", "issue", "--identity", "hr:E1000", "--role", "auditor", "--output", "json"]));
+    assert!(t["secret"].as_str().unwrap().starts_with("tnr_"), "{t}");
+    let r = json(&w.ok(&["tokens", "revoke", t["id"].as_str().unwrap(), "--output", "json"]));
+    assert!(r["revoked_at"].is_string() && r.get("secret").is_none(), "{r}");
+
     // Unknown routes and methods answer in the JSON error shape.
     let (status, _, body) = call(&s, "GET", "/v1/nowhere", &[], "");
     assert_eq!(status, 404);
@@ -234,7 +240,10 @@ fn a_closed_pipe_ends_the_cli_quietly_and_json_logs_have_no_colour() {
     assert_eq!(w.run(&["jobs", "retry", "999999"]).status.code(), Some(4));
     let dead = w.jobs("dead");
     let id = dead["dead"][0]["id"].as_i64().unwrap_or_else(|| panic!("a dead job: {dead}"));
-    assert!(w.ok(&["jobs", "retry", &id.to_string()]).contains(&format!("re-queued 1 dead job(s): [{id}]")));
+    assert_eq!(
+        json(&w.ok(&["jobs", "retry", &id.to_string(), "--output", "json"]))["requeued"],
+        serde_json::json!([id])
+    );
     let again = w.run(&["jobs", "retry", &id.to_string()]);
     let err = stderr(&again);
     assert_eq!(again.status.code(), Some(5), "{err}");
