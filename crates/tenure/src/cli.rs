@@ -330,7 +330,11 @@ pub enum JobsCommand {
         output: Output,
     },
     /// Run due jobs until none is due (what `serve` does continuously).
-    Run,
+    Run {
+        /// `json` prints one object: counts, each failure, and what the clock ended.
+        #[arg(long, value_enum, default_value_t = Output::Table)]
+        output: Output,
+    },
     /// Put dead-lettered jobs back in the queue (one, one identity's, or all), to run again
     /// with a fresh attempt count; recorded in the ledger.
     #[command(group(clap::ArgGroup::new("which").required(true).args(["id", "dead", "identity"])))]
@@ -528,49 +532,77 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 Err(e) => Ok(engine_exit(e)),
             }
         }
-        Command::Jobs(JobsCommand::Run) => {
+        Command::Jobs(JobsCommand::Run { output }) => {
             let engine = open(&g.data_dir)?;
             ensure_policy(&engine, g.policy.as_deref())?;
             let expired = engine.tick()?;
-            for g in &expired.grants {
-                println!("expired: {g}");
-            }
-            for r in &expired.requests {
-                println!("expired: request {r} (undecided)");
-            }
-            for n in &expired.suspended {
-                println!("suspended: {n} (nobody took it over by its deadline)");
-            }
-            for n in &expired.expiring {
-                println!("expiring: {n} (a notice; see `tenure findings`)");
-            }
-            for n in &expired.expired {
-                println!("expired: {n}");
-            }
-            for n in &expired.deleting {
-                println!("deleting: the accounts of {n} (its grace period ended)");
-            }
-            for n in &expired.stalled {
-                println!("stalled: {n} was leaving with no job carrying its closure; re-queued");
-            }
             let workers = Workers::new(engine, process_env(), worker_config(&g));
             let report = workers.run_until_idle_report().await?;
             let dead = report.failed.iter().filter(|f| f.2).count();
-            println!(
-                "ran {} job(s): {} done, {} failed and will be retried, {dead} dead",
-                report.ran,
-                report.verified,
-                report.failed.len() - dead
-            );
-            for (job, error, dead) in &report.failed {
-                eprintln!(
-                    "{} job {}: {} {}{}: {error}",
-                    if *dead { "dead" } else { "failed" },
-                    job.id,
-                    job.kind.as_str(),
-                    job.system,
-                    if job.account.is_empty() { String::new() } else { format!(" ({})", job.account) }
+            if output == Output::Json {
+                let failures: Vec<serde_json::Value> = report
+                    .failed
+                    .iter()
+                    .map(|(job, error, dead)| {
+                        serde_json::json!({ "id": job.id, "kind": job.kind.as_str(), "system": job.system,
+                            "account": job.account, "error": error, "dead": dead })
+                    })
+                    .collect();
+                let out = serde_json::json!({
+                    "ran": report.ran,
+                    "done": report.verified,
+                    "retry": report.failed.len() - dead,
+                    "dead": dead,
+                    "failures": failures,
+                    "clock": {
+                        "grants_expired": expired.grants,
+                        "requests_expired": expired.requests,
+                        "suspended": expired.suspended,
+                        "expiring": expired.expiring,
+                        "expired": expired.expired,
+                        "deleting": expired.deleting,
+                        "stalled": expired.stalled,
+                    },
+                });
+                println!("{}", serde_json::to_string_pretty(&out)?);
+            } else {
+                for g in &expired.grants {
+                    println!("expired: {g}");
+                }
+                for r in &expired.requests {
+                    println!("expired: request {r} (undecided)");
+                }
+                for n in &expired.suspended {
+                    println!("suspended: {n} (nobody took it over by its deadline)");
+                }
+                for n in &expired.expiring {
+                    println!("expiring: {n} (a notice; see `tenure findings`)");
+                }
+                for n in &expired.expired {
+                    println!("expired: {n}");
+                }
+                for n in &expired.deleting {
+                    println!("deleting: the accounts of {n} (its grace period ended)");
+                }
+                for n in &expired.stalled {
+                    println!("stalled: {n} was leaving with no job carrying its closure; re-queued");
+                }
+                println!(
+                    "ran {} job(s): {} done, {} failed and will be retried, {dead} dead",
+                    report.ran,
+                    report.verified,
+                    report.failed.len() - dead
                 );
+                for (job, error, dead) in &report.failed {
+                    eprintln!(
+                        "{} job {}: {} {}{}: {error}",
+                        if *dead { "dead" } else { "failed" },
+                        job.id,
+                        job.kind.as_str(),
+                        job.system,
+                        if job.account.is_empty() { String::new() } else { format!(" ({})", job.account) }
+                    );
+                }
             }
             // Failed work is a failure, even when it will be retried.
             Ok(if report.failed.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE })

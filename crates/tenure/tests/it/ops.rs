@@ -248,6 +248,11 @@ fn a_closed_pipe_ends_the_cli_quietly_and_json_logs_have_no_colour() {
     let err = stderr(&again);
     assert_eq!(again.status.code(), Some(5), "{err}");
     assert!(err.contains("not dead"), "{err}");
+    // jobs run --output json: the counts and each failure, as one object; still exit 1.
+    let out = w.run(&["--job-max-attempts", "1", "jobs", "run", "--output", "json"]);
+    assert_eq!(out.status.code(), Some(1));
+    let ran = json(&stdout(&out));
+    assert_eq!((ran["dead"].as_u64(), ran["failures"][0]["id"].as_i64()), (Some(1), Some(id)), "{ran}");
     // Under --output json, errors are JSON too (standard error, the API's shape and the exit).
     let out = w.run(&["identities", "show", "hr:NOBODY", "--output", "json"]);
     assert_eq!(out.status.code(), Some(4));
