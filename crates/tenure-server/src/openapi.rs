@@ -51,6 +51,11 @@ pub fn document(public_url: Option<&str>) -> Value {
                     "description": "An API token (`tenure tokens issue`), or a workload's own tenure \
                                     credential (API key or JWT-SVID) where the route says so.",
                 },
+                "svid": {
+                    "type": "mutualTLS",
+                    "description": "A workload's X.509-SVID from tenure's CA as its TLS client certificate \
+                                    (`serve --tls-client-certs`), where a workload's own credential is taken.",
+                },
             },
         },
     });
@@ -515,7 +520,11 @@ fn render(route: &Route, op: Operation) -> Value {
         Access::Source => vec!["source:NAME".into()],
         Access::Authenticated => vec!["any".into()],
     };
-    let security = if route.access == Access::Public { json!([]) } else { json!([{ "bearer": [] }]) };
+    let security = match route.access {
+        Access::Public => json!([]),
+        Access::Authenticated => json!([{ "bearer": [] }, { "svid": [] }]),
+        Access::Roles(_) | Access::Source => json!([{ "bearer": [] }]),
+    };
     let mut o = json!({
         "operationId": format!("{:?}", route.endpoint),
         "summary": op.summary,
