@@ -25,9 +25,7 @@ use tenure_engine::{Engine, ingest, parse};
 use tenure_model::SystemClock;
 use tenure_policy::Bundle;
 use tenure_store::SqliteStore;
-use tenure_testkit::postgres::LocalPostgres;
-use tenure_testkit::scim::LocalScim;
-use tenure_testkit::slapd::LocalSlapd;
+use tenure_testkit::quickstart::{Quickstart, env_of};
 
 #[path = "../src/quickstart.rs"]
 #[allow(dead_code)]
@@ -57,22 +55,9 @@ fn ms(d: Duration) -> f64 {
 async fn main() {
     let n: usize = std::env::var("TENURE_BENCH_LEAVERS").ok().and_then(|v| v.parse().ok()).unwrap_or(100);
     let tmp = tempfile::tempdir().unwrap();
-    std::fs::create_dir_all(tmp.path().join("slapd")).unwrap();
-    let slapd = LocalSlapd::start(&tmp.path().join("slapd")).await.unwrap();
-    let pg = LocalPostgres::start(&tmp.path().join("pg")).await.unwrap();
-    let scim = LocalScim::start().await.unwrap_or_else(|e| panic!("{e}"));
-    let env: BTreeMap<String, String> = [
-        ("TENURE_LDAP_URL", slapd.url()),
-        ("TENURE_LDAP_BASE_DN", slapd.base_dn.clone()),
-        ("TENURE_LDAP_BIND_DN", slapd.bind_dn.clone()),
-        ("TENURE_LDAP_PASSWORD", slapd.password.clone()),
-        ("TENURE_PG_URL", pg.url()),
-        ("TENURE_SCIM_URL", scim.url()),
-        ("TENURE_SCIM_TOKEN", scim.token.clone()),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_owned(), v))
-    .collect();
+    let Quickstart { slapd, pg, scim } = Quickstart::start(tmp.path()).await.unwrap_or_else(|e| panic!("{e}"));
+    let env: BTreeMap<String, String> =
+        env_of(&slapd, &pg, &scim).into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
 
     let engine =
         Arc::new(Engine::new(Arc::new(SqliteStore::open(&tmp.path().join("data")).unwrap()), Arc::new(SystemClock)));

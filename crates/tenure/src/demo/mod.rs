@@ -26,9 +26,7 @@ use tenure_engine::{Engine, Format, ingest, parse};
 use tenure_model::Principal;
 use tenure_model::RequestKind;
 use tenure_policy::Bundle;
-use tenure_testkit::postgres::LocalPostgres;
-use tenure_testkit::scim::LocalScim;
-use tenure_testkit::slapd::LocalSlapd;
+use tenure_testkit::quickstart::{Quickstart, env_of};
 
 const SYSTEM: &str = "corp-directory";
 
@@ -54,22 +52,9 @@ impl Checks {
 /// the quickstart policy reads are printed as shell `export` lines, then `# ready`.
 pub async fn systems() -> anyhow::Result<ExitCode> {
     let tmp = tempfile::tempdir().context("creating a temporary directory")?;
-    let slapd_dir = tmp.path().join("slapd");
-    std::fs::create_dir_all(&slapd_dir)?;
-    let slapd = LocalSlapd::start(&slapd_dir).await?;
-    let pg = LocalPostgres::start(&tmp.path().join("pg")).await?;
-    let scim = LocalScim::start().await?;
-    let env = [
-        ("TENURE_LDAP_URL", slapd.url()),
-        ("TENURE_LDAP_BASE_DN", slapd.base_dn.clone()),
-        ("TENURE_LDAP_BIND_DN", slapd.bind_dn.clone()),
-        ("TENURE_LDAP_PASSWORD", slapd.password.clone()),
-        ("TENURE_PG_URL", pg.url()),
-        ("TENURE_SCIM_URL", scim.url()),
-        ("TENURE_SCIM_TOKEN", scim.token.clone()),
-    ];
+    let systems = Quickstart::start(tmp.path()).await?;
     println!("# the quickstart's systems, throwaway, until this process is stopped");
-    for (k, v) in env {
+    for (k, v) in systems.env() {
         println!("export {k}='{}'", v.replace('\'', r"'\''"));
     }
     println!("# ready");
@@ -79,17 +64,13 @@ pub async fn systems() -> anyhow::Result<ExitCode> {
         _ = term.recv() => {}
     }
     // Dropping them stops the servers and removes their directories.
-    drop((slapd, pg, scim, tmp));
+    drop((systems, tmp));
     Ok(ExitCode::SUCCESS)
 }
 
 pub async fn run(keep: Option<&std::path::Path>) -> anyhow::Result<ExitCode> {
     let tmp = tempfile::tempdir().context("creating a temporary directory")?;
-    let slapd_dir = tmp.path().join("slapd");
-    std::fs::create_dir_all(&slapd_dir)?;
-    let slapd = LocalSlapd::start(&slapd_dir).await?;
-    let pg = LocalPostgres::start(&tmp.path().join("pg")).await?;
-    let scim = LocalScim::start().await?;
+    let Quickstart { slapd, pg, scim } = Quickstart::start(tmp.path()).await?;
     let data = match keep {
         Some(dir) if dir.exists() => anyhow::bail!("--keep {}: the directory exists; name a new one", dir.display()),
         Some(dir) => dir.to_owned(),
@@ -101,14 +82,8 @@ pub async fn run(keep: Option<&std::path::Path>) -> anyhow::Result<ExitCode> {
     let bundle = Bundle::load(quickstart::policy_files()).map_err(|e| anyhow::anyhow!("{e}"))?;
     engine.deploy(&bundle, &tenure_model::Principal::operator("demo"))?;
 
-    let mut env = BTreeMap::new();
-    env.insert("TENURE_LDAP_URL".to_owned(), slapd.url());
-    env.insert("TENURE_LDAP_BASE_DN".to_owned(), slapd.base_dn.clone());
-    env.insert("TENURE_LDAP_BIND_DN".to_owned(), slapd.bind_dn.clone());
-    env.insert("TENURE_LDAP_PASSWORD".to_owned(), slapd.password.clone());
-    env.insert("TENURE_PG_URL".to_owned(), pg.url());
-    env.insert("TENURE_SCIM_URL".to_owned(), scim.url());
-    env.insert("TENURE_SCIM_TOKEN".to_owned(), scim.token.clone());
+    let env: BTreeMap<String, String> =
+        env_of(&slapd, &pg, &scim).into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
     let lookup: Lookup = Arc::new(move |k: &str| env.get(k).cloned());
     let workers = Workers::new(engine.clone(), lookup, WorkerConfig::default());
     // Independent readers of the three systems, for what we print and check.

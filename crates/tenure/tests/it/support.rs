@@ -4,6 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use tenure_testkit::postgres::LocalPostgres;
+use tenure_testkit::quickstart::{Quickstart, env_of};
 use tenure_testkit::scim::LocalScim;
 use tenure_testkit::slapd::LocalSlapd;
 
@@ -42,12 +43,9 @@ impl World {
     pub fn new() -> Self {
         let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
         let tmp = tempfile::tempdir().unwrap();
-        let dir = tmp.path().join("slapd");
-        std::fs::create_dir_all(&dir).unwrap();
-        // Fails loudly, with the install command, where slapd is missing.
-        let slapd = rt.block_on(LocalSlapd::start(&dir)).unwrap_or_else(|e| panic!("{e}"));
-        let pg = rt.block_on(LocalPostgres::start(&tmp.path().join("pg"))).unwrap_or_else(|e| panic!("{e}"));
-        let scim = rt.block_on(LocalScim::start()).unwrap_or_else(|e| panic!("{e}"));
+        // Fails loudly, with the install command, where a server is missing.
+        let Quickstart { slapd, pg, scim } =
+            rt.block_on(Quickstart::start(tmp.path())).unwrap_or_else(|e| panic!("{e}"));
         // The data dir exists, as `tenure init` or a service manager leaves it.
         std::fs::create_dir(tmp.path().join("data")).unwrap();
         Self { tmp, slapd, pg, scim }
@@ -55,18 +53,7 @@ impl World {
 
     /// The variables the quickstart's systems name.
     pub fn env(&self) -> std::collections::BTreeMap<String, String> {
-        [
-            ("TENURE_LDAP_URL", self.slapd.url()),
-            ("TENURE_LDAP_BASE_DN", self.slapd.base_dn.clone()),
-            ("TENURE_LDAP_BIND_DN", self.slapd.bind_dn.clone()),
-            ("TENURE_LDAP_PASSWORD", self.slapd.password.clone()),
-            ("TENURE_PG_URL", self.pg.url()),
-            ("TENURE_SCIM_URL", self.scim.url()),
-            ("TENURE_SCIM_TOKEN", self.scim.token.clone()),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_owned(), v))
-        .collect()
+        env_of(&self.slapd, &self.pg, &self.scim).into_iter().map(|(k, v)| (k.to_owned(), v)).collect()
     }
 
     pub fn data_dir(&self) -> PathBuf {
