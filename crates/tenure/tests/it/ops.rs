@@ -512,6 +512,17 @@ fn curl(ca: &std::path::Path, url: &str) -> (i32, String) {
     (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
+/// Whether `url` answers over TLS trusting `ca` within ten seconds (the server is starting).
+fn tls_up(ca: &std::path::Path, url: &str) -> bool {
+    (0..200).any(|_| {
+        let up = curl(ca, url).0 == 0;
+        if !up {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        up
+    })
+}
+
 /// The subject of the certificate the server presents now.
 fn presented(port: u16) -> String {
     let out = std::process::Command::new("sh")
@@ -553,14 +564,7 @@ fn the_api_serves_tls_refuses_a_wrong_ca_and_takes_a_new_certificate_on_sighup()
         .unwrap();
     let url = format!("https://127.0.0.1:{port}/livez");
     let ca = certs.join("test-ca.pem");
-    let mut up = false;
-    for _ in 0..200 {
-        if curl(&ca, &url).0 == 0 {
-            up = true;
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
+    let up = tls_up(&ca, &url);
     let result = std::panic::catch_unwind(|| {
         assert!(up, "no TLS answer: {}", std::fs::read_to_string(w.tmp.path().join("tls.log")).unwrap_or_default());
         assert_eq!(json(&curl(&ca, &url).1)["status"], "ok");
@@ -676,14 +680,7 @@ fn a_workload_calls_with_its_x509_svid_as_tls_client_certificate_until_it_is_rev
         .unwrap();
     let ca = certs.join("test-ca.pem");
     let base = format!("https://127.0.0.1:{port}");
-    let mut up = false;
-    for _ in 0..200 {
-        if curl(&ca, &format!("{base}/livez")).0 == 0 {
-            up = true;
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
+    let up = tls_up(&ca, &format!("{base}/livez"));
     let result = std::panic::catch_unwind(|| {
         assert!(up, "no TLS answer: {}", std::fs::read_to_string(w.tmp.path().join("mtls.log")).unwrap_or_default());
         let ask = r#"{"kind": "jwt-svid", "audience": ["payments"], "ttl": "5m"}"#;
