@@ -62,7 +62,7 @@ fn identity(tx: &dyn ReadTx, field: &str, r: &str) -> Result<IdentityRow> {
     tx.identity(&parsed)?.ok_or_else(|| EngineError::invalid(field, format!("no identity `{r}`")))
 }
 
-fn request_view(tx: &dyn ReadTx, r: RequestRow) -> Result<RequestView> {
+pub(crate) fn request_view(tx: &dyn ReadTx, r: RequestRow) -> Result<RequestView> {
     let name = |id: i64| -> Result<String> {
         Ok(tx.identity_by_id(id)?.map(|i| i.reference.to_string()).unwrap_or_else(|| format!("#{id}")))
     };
@@ -410,18 +410,6 @@ impl Engine {
         let tx = self.store.read()?;
         let r = tx.request(id)?.ok_or_else(|| EngineError::NotFound(format!("request {id}")))?;
         request_view(&*tx, r)
-    }
-
-    /// Requests in the state named (`pending`, `approved`, `denied`, `expired`), or all.
-    pub fn list_requests_in(&self, state: Option<&str>) -> Result<Vec<RequestView>> {
-        let state =
-            state.map(|s| s.parse::<RequestState>().map_err(|e| EngineError::invalid("state", e))).transpose()?;
-        self.list_requests(state)
-    }
-
-    pub fn list_requests(&self, state: Option<RequestState>) -> Result<Vec<RequestView>> {
-        let tx = self.store.read()?;
-        tx.requests(state)?.into_iter().map(|r| request_view(&*tx, r)).collect()
     }
 
     /// Time-bound grants whose time is up: ended, with what that changes.

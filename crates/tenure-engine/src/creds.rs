@@ -98,7 +98,7 @@ pub struct PendingLogin {
     pub login: tenure_connectors::DynamicLogin,
 }
 
-fn view(tx: &dyn ReadTx, c: &CredentialRow, now: OffsetDateTime) -> Result<CredentialView> {
+pub(crate) fn view(tx: &dyn ReadTx, c: &CredentialRow, now: OffsetDateTime) -> Result<CredentialView> {
     let identity = tx.identity_by_id(c.identity_id)?.map(|i| i.reference.to_string()).unwrap_or_default();
     Ok(view_of(c, identity, now))
 }
@@ -651,18 +651,12 @@ impl Engine {
         credential_principal(tx.as_ref(), c, now)
     }
 
-    pub fn list_credentials(&self, identity: Option<&str>) -> Result<Vec<CredentialView>> {
+    /// One credential as it stands (never its secret).
+    pub fn credential_view(&self, id: &str) -> Result<CredentialView> {
         let now = self.clock.now();
         let tx = self.store.read()?;
-        let id = match identity {
-            Some(r) => {
-                let r: tenure_model::IdentityRef =
-                    r.parse().map_err(|e| EngineError::invalid("identity", format!("{e}")))?;
-                Some(tx.identity(&r)?.ok_or_else(|| EngineError::NotFound(r.to_string()))?.id)
-            }
-            None => None,
-        };
-        tx.credentials(id)?.iter().map(|c| view(tx.as_ref(), c, now)).collect()
+        let c = tx.credential(id)?.ok_or_else(|| EngineError::NotFound(format!("credential `{id}`")))?;
+        view(tx.as_ref(), &c, now)
     }
 
     /// The JWKS: every JWT signing key not yet removed.

@@ -18,6 +18,7 @@ pub mod import;
 pub mod ingest;
 pub mod leaver;
 pub mod ledger;
+pub mod lists;
 pub mod parse;
 pub mod reconcile;
 pub mod scim;

@@ -34,7 +34,7 @@ fn same(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-fn view(tx: &dyn ReadTx, t: &TokenRow) -> Result<TokenView> {
+pub(crate) fn view(tx: &dyn ReadTx, t: &TokenRow) -> Result<TokenView> {
     Ok(TokenView {
         id: t.id.clone(),
         identity: tx.identity_by_id(t.identity_id)?.map(|i| i.reference.to_string()).unwrap_or_default(),
@@ -218,11 +218,6 @@ impl Engine {
         let v = view(&*tx, &t)?;
         tx.commit()?;
         Ok(v)
-    }
-
-    pub fn list_tokens(&self) -> Result<Vec<TokenView>> {
-        let tx = self.store.read()?;
-        tx.tokens()?.iter().map(|t| view(&*tx, t)).collect()
     }
 
     /// Whether some admin could call the API now (a good admin token of an active person).

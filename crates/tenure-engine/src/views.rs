@@ -35,49 +35,6 @@ fn view(i: IdentityRow, grants: &[GrantRow]) -> IdentityView {
 }
 
 impl Engine {
-    /// Job counts by state, and the jobs in `state` (by default: the dead-lettered ones, and
-    /// those waiting for a retry after a failed attempt).
-    pub fn jobs_view(&self, state: Option<crate::JobState>) -> Result<tenure_proto::JobsView> {
-        let tx = self.store.read()?;
-        let counts = tx.job_counts()?;
-        let mut jobs = Vec::new();
-        // An identity has a job per system: look each one up once.
-        let mut refs: std::collections::BTreeMap<i64, String> = std::collections::BTreeMap::new();
-        let listed = match state {
-            Some(s) => tx.jobs(Some(s))?,
-            None => {
-                let mut l = tx.jobs(Some(crate::JobState::Dead))?;
-                l.extend(tx.jobs(Some(crate::JobState::Pending))?.into_iter().filter(|j| j.last_error.is_some()));
-                l
-            }
-        };
-        for j in listed {
-            let identity = match j.identity_id {
-                None => String::new(),
-                Some(id) => match refs.get(&id) {
-                    Some(r) => r.clone(),
-                    None => {
-                        let r = tx.identity_by_id(id)?.map(|i| i.reference.to_string()).unwrap_or_default();
-                        refs.insert(id, r.clone());
-                        r
-                    }
-                },
-            };
-            jobs.push(tenure_proto::JobView {
-                id: j.id,
-                kind: j.kind.as_str().to_owned(),
-                identity,
-                identity_id: j.identity_id,
-                system: j.system,
-                account: j.account,
-                state: j.state.to_string(),
-                attempts: j.attempts,
-                error: j.last_error,
-            });
-        }
-        Ok(tenure_proto::JobsView { counts, jobs })
-    }
-
     /// Every identity, by reference.
     pub fn list_identities(&self) -> Result<Vec<IdentityView>> {
         let tx = self.store.read()?;

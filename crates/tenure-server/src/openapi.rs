@@ -10,7 +10,7 @@ use crate::routes::{Access, Endpoint, ROUTES, Route};
 use schemars::generate::{Contract, SchemaSettings};
 use schemars::{JsonSchema, SchemaGenerator};
 use serde_json::{Map, Value, json};
-use tenure_model::{IdentityKind, LifecycleState, RequestState};
+use tenure_model::{CredentialKind, IdentityKind, LifecycleState, RequestKind, RequestState};
 use tenure_proto as p;
 
 /// The document, for a server whose clients reach it at `public_url` (none: relative).
@@ -128,6 +128,15 @@ impl Operation {
         self
     }
 
+    /// A keyset page: `limit`, `after` (the cursor `after` describes), and the `Link` header.
+    fn paged(mut self, items: &'static str, after: Value, cursor: &'static str) -> Self {
+        self = self
+            .query("limit", json!({ "type": "integer", "minimum": 1, "maximum": 5000, "default": 500 }), items)
+            .query("after", after, cursor);
+        self.headers = &[("Link", "the next page (`rel=\"next\"`), absent on the last")];
+        self
+    }
+
     fn errors(mut self, errors: &'static [u16]) -> Self {
         self.errors = errors;
         self
@@ -182,25 +191,16 @@ fn operation(e: Endpoint, req: &mut Schemas, resp: &mut Schemas) -> Operation {
             Json(resp.of::<p::IngestReport>()),
         )
         .takes(Json(req.of::<Vec<p::EventWire>>())),
-        E::ListIdentities => {
-            let mut op = Operation::new(
-                "A page of identities in reference order",
-                "identities",
-                200,
-                Json(resp.of::<Vec<p::IdentityView>>()),
-            )
-            .query(
-                "limit",
-                json!({ "type": "integer", "minimum": 1, "maximum": 5000, "default": 500 }),
-                "identities on the page",
-            )
-            .query("after", string(), "the reference the previous page ended with (from the `Link` header)")
-            .query("state", names(LifecycleState::ALL, LifecycleState::as_str), "only in this lifecycle state")
-            .query("kind", names(IdentityKind::ALL, IdentityKind::as_str), "only of this kind")
-            .query("source", string(), "only from this source");
-            op.headers = &[("Link", "the next page (`rel=\"next\"`), absent on the last")];
-            op
-        }
+        E::ListIdentities => Operation::new(
+            "A page of identities in reference order",
+            "identities",
+            200,
+            Json(resp.of::<Vec<p::IdentityView>>()),
+        )
+        .paged("identities on the page", string(), "the reference the previous page ended with (from `Link`)")
+        .query("state", names(LifecycleState::ALL, LifecycleState::as_str), "only in this lifecycle state")
+        .query("kind", names(IdentityKind::ALL, IdentityKind::as_str), "only of this kind")
+        .query("source", string(), "only from this source"),
         E::ShowIdentity => Operation::new(
             "An identity with its accounts and timeline",
             "identities",
@@ -216,7 +216,19 @@ fn operation(e: Endpoint, req: &mut Schemas, resp: &mut Schemas) -> Operation {
         )
         .takes(Json(req.of::<p::RenewWire>()))
         .errors(BODY),
-        E::Jobs => Operation::new("The job queue: counts and dead jobs", "jobs", 200, Json(resp.of::<p::JobsView>())),
+        E::Jobs => Operation::new(
+            "Job counts by state, and a page of jobs in id order (by default the dead ones and those \
+             waiting for a retry)",
+            "jobs",
+            200,
+            Json(resp.of::<p::JobsView>()),
+        )
+        .paged("jobs on the page", json!({ "type": "integer" }), "the job id the previous page ended with")
+        .query("state", json!({ "enum": ["pending", "running", "done", "dead"] }), "only in this state")
+        .query("kind", json!({ "enum": ["sync", "credentials", "drift"] }), "only of this kind")
+        .query("system", string(), "only for this system")
+        .query("identity", string(), "only this identity's (`source:external_id`)")
+        .errors(&[404]),
         E::CreateRequest => Operation::new(
             "Request access, a JIT elevation or an exception",
             "requests",
@@ -225,8 +237,17 @@ fn operation(e: Endpoint, req: &mut Schemas, resp: &mut Schemas) -> Operation {
         )
         .takes(Json(req.of::<p::RequestWire>()))
         .errors(BODY),
-        E::ListRequests => Operation::new("Access requests", "requests", 200, Json(resp.of::<Vec<p::RequestView>>()))
-            .query("state", names(RequestState::ALL, RequestState::as_str), "only in this state"),
+        E::ListRequests => Operation::new(
+            "A page of access requests, newest first",
+            "requests",
+            200,
+            Json(resp.of::<Vec<p::RequestView>>()),
+        )
+        .paged("requests on the page", json!({ "type": "integer" }), "the request id the previous page ended with")
+        .query("state", names(RequestState::ALL, RequestState::as_str), "only in this state")
+        .query("kind", names(RequestKind::ALL, RequestKind::as_str), "only of this kind")
+        .query("identity", string(), "only for this identity (`source:external_id`)")
+        .errors(&[404]),
         E::ShowRequest => Operation::new(
             "A request with its decision and answers",
             "requests",
@@ -256,36 +277,30 @@ fn operation(e: Endpoint, req: &mut Schemas, resp: &mut Schemas) -> Operation {
         )
         .takes(Json(req.of::<p::TokenWire>()))
         .errors(BODY),
-        E::ListTokens => {
-            Operation::new("API tokens, never their secrets", "tokens", 200, Json(resp.of::<Vec<p::TokenView>>()))
-        }
+        E::ListTokens => Operation::new(
+            "A page of API tokens, oldest first, never their secrets",
+            "tokens",
+            200,
+            Json(resp.of::<Vec<p::TokenView>>()),
+        )
+        .paged("tokens on the page", string(), "the token id the previous page ended with")
+        .query("identity", string(), "only this identity's (`source:external_id`)")
+        .query("state", json!({ "enum": ["active", "expired", "revoked"] }), "only in this state")
+        .errors(&[404]),
         E::RevokeToken => {
             Operation::new("Revoke an API token", "tokens", 200, Json(resp.of::<p::TokenView>())).errors(BODY)
         }
-        E::Findings => {
-            let mut op = Operation::new(
-                "A page of findings: drift, reconciliation, expiry notices",
-                "findings",
-                200,
-                Json(resp.of::<Vec<p::FindingView>>()),
-            )
-            .query("state", json!({ "enum": ["open", "resolved", "all"], "default": "open" }), "which findings")
-            .query("all", json!({ "type": "boolean" }), "open and resolved (`state=all`)")
-            .query("system", string(), "only about this system")
-            .query("class", string(), "a finding kind, or a reconciliation class")
-            .query(
-                "limit",
-                json!({ "type": "integer", "minimum": 1, "maximum": 5000, "default": 500 }),
-                "findings on the page",
-            )
-            .query(
-                "after",
-                json!({ "type": "integer" }),
-                "the id the previous page ended with (from the `Link` header)",
-            );
-            op.headers = &[("Link", "the next page (`rel=\"next\"`), absent on the last")];
-            op
-        }
+        E::Findings => Operation::new(
+            "A page of findings: drift, reconciliation, expiry notices",
+            "findings",
+            200,
+            Json(resp.of::<Vec<p::FindingView>>()),
+        )
+        .paged("findings on the page", json!({ "type": "integer" }), "the finding id the previous page ended with")
+        .query("state", json!({ "enum": ["open", "resolved", "all"], "default": "open" }), "which findings")
+        .query("all", json!({ "type": "boolean" }), "open and resolved (`state=all`)")
+        .query("system", string(), "only about this system")
+        .query("class", string(), "a finding kind, or a reconciliation class"),
         E::Metrics => Operation::new("Prometheus metrics", "meta", 200, Text("text/plain; version=0.0.4")),
         E::Discovery => Operation::new(
             "OpenID discovery of the credential broker",
@@ -310,12 +325,20 @@ fn operation(e: Endpoint, req: &mut Schemas, resp: &mut Schemas) -> Operation {
         .takes(Json(req.of::<p::CredentialWire>()))
         .errors(BODY),
         E::ListCredentials => Operation::new(
-            "Credentials, never their secrets",
+            "A page of credentials, newest first, never their secrets",
             "credentials",
             200,
             Json(resp.of::<Vec<p::CredentialView>>()),
         )
+        .paged("credentials on the page", string(), "the credential id the previous page ended with")
         .query("identity", string(), "only this identity's (`source:external_id`)")
+        .query("kind", names(CredentialKind::ALL, CredentialKind::as_str), "only of this kind")
+        .query("system", string(), "only dynamic logins on this system")
+        .query(
+            "state",
+            json!({ "enum": ["active", "expired", "revoked", "revocation-verified"] }),
+            "only in this state",
+        )
         .errors(&[404]),
         E::RotateCredential => {
             Operation::new("Replace a credential", "credentials", 201, Json(resp.of::<p::IssuedCredentialView>()))

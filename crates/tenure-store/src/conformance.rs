@@ -44,6 +44,7 @@ pub const CHECKS: &[(&str, Check)] = &[
     ("credentials and tokens revoke once", credentials_and_tokens_revoke_once),
     ("policies and checkpoints", policies_and_checkpoints),
     ("SCIM resources: one userName per source, any case", scim_resources),
+    ("list pages: requests, credentials, tokens, jobs", list_pages),
 ];
 
 const T0: OffsetDateTime = datetime!(2026-11-01 09:00 UTC);
@@ -639,5 +640,145 @@ pub fn scim_resources(s: &dyn Store) {
     assert!(tx.delete_scim_user("okta", "u1").unwrap());
     assert!(!tx.delete_scim_user("okta", "u1").unwrap());
     assert!(tx.scim_user("okta", "u1").unwrap().is_none());
+    tx.commit().unwrap();
+}
+
+pub fn list_pages(s: &dyn Store) {
+    let mut tx = s.write().unwrap();
+    let (me, you) = (person(tx.as_mut(), "hr:E1"), person(tx.as_mut(), "hr:E2"));
+    let decision = serde_json::json!({ "decision": "needs_approval" });
+    let mut requests = Vec::new();
+    for (n, (kind, who)) in
+        [(RequestKind::Access, me), (RequestKind::Jit, you), (RequestKind::Access, you), (RequestKind::Exception, me)]
+            .into_iter()
+            .enumerate()
+    {
+        let id = tx
+            .insert_request(&NewRequest {
+                kind,
+                requester_id: who,
+                beneficiary_id: who,
+                entitlement: "pg/admin",
+                intent: "work",
+                duration: None,
+                state: RequestState::Pending,
+                decision: &decision,
+                waives: &[],
+                policy_version: "v1",
+                at: T0 + Duration::minutes(i64::try_from(n).unwrap()),
+                decide_by: T0 + Duration::days(1),
+            })
+            .unwrap();
+        requests.push(id);
+    }
+    tx.finish_request(requests[0], RequestState::Denied, T0).unwrap();
+    let ids = |rows: Vec<RequestRow>| rows.into_iter().map(|r| r.id).collect::<Vec<_>>();
+    let every = RequestQuery::default();
+    let newest: Vec<i64> = requests.iter().rev().copied().collect();
+    assert_eq!(ids(tx.requests_page(&every, None, 3).unwrap()), newest[..3].to_vec(), "not newest first");
+    assert_eq!(ids(tx.requests_page(&every, Some(newest[2]), 3).unwrap()), newest[3..].to_vec());
+    assert_eq!(ids(tx.requests_page(&every, Some(newest[3]), 3).unwrap()), Vec::<i64>::new());
+    let pending = RequestQuery { state: Some(RequestState::Pending), ..every };
+    assert_eq!(ids(tx.requests_page(&pending, None, 9).unwrap()), newest[..3].to_vec());
+    let access = RequestQuery { kind: Some(RequestKind::Access), ..every };
+    assert_eq!(ids(tx.requests_page(&access, None, 9).unwrap()), vec![requests[2], requests[0]]);
+    let yours = RequestQuery { beneficiary_id: Some(you), ..every };
+    assert_eq!(ids(tx.requests_page(&yours, None, 9).unwrap()), vec![requests[2], requests[1]]);
+
+    // Credentials: newest first; two issued at the same instant are ordered by id.
+    let at = [T0, T0 + Duration::hours(1), T0 + Duration::hours(1), T0 + Duration::hours(2)];
+    for (n, issued_at) in at.into_iter().enumerate() {
+        let login = n == 1;
+        tx.insert_credential(&CredentialRow {
+            id: format!("crd_{n}"),
+            identity_id: if n == 3 { you } else { me },
+            kind: if login { CredentialKind::PostgresLogin } else { CredentialKind::ApiKey },
+            fingerprint: format!("f{n}"),
+            spiffe_id: None,
+            audience: vec![],
+            system: login.then(|| "pg".to_owned()),
+            name: None,
+            purpose: "ci".into(),
+            owner: None,
+            issued_by: "test".into(),
+            issued_at,
+            expires_at: issued_at + Duration::hours(3),
+            revoked_at: None,
+            revoke_reason: None,
+            verified_at: None,
+            evidence: None,
+            replaces: None,
+        })
+        .unwrap();
+    }
+    tx.revoke_credential("crd_2", T0, "gone").unwrap();
+    let now = T0 + Duration::minutes(200);
+    let cids = |rows: Vec<CredentialRow>| rows.into_iter().map(|c| c.id).collect::<Vec<_>>();
+    let every = CredentialQuery::default();
+    assert_eq!(cids(tx.credentials_page(&every, now, None, 2).unwrap()), ["crd_3", "crd_1"]);
+    assert_eq!(cids(tx.credentials_page(&every, now, Some("crd_1"), 2).unwrap()), ["crd_2", "crd_0"]);
+    assert!(tx.credentials_page(&every, now, Some("crd_0"), 2).unwrap().is_empty());
+    assert!(tx.credentials_page(&every, now, Some("nope"), 2).unwrap().is_empty(), "an unknown cursor listed");
+    let mine = CredentialQuery { identity_id: Some(me), ..every };
+    assert_eq!(cids(tx.credentials_page(&mine, now, None, 9).unwrap()), ["crd_1", "crd_2", "crd_0"]);
+    let on_pg = CredentialQuery { system: Some("pg"), ..every };
+    assert_eq!(cids(tx.credentials_page(&on_pg, now, None, 9).unwrap()), ["crd_1"]);
+    let keys = CredentialQuery { kind: Some(CredentialKind::ApiKey), ..every };
+    assert_eq!(cids(tx.credentials_page(&keys, now, None, 9).unwrap()), ["crd_3", "crd_2", "crd_0"]);
+    let state = |st| cids(tx.credentials_page(&CredentialQuery { state: Some(st), ..every }, now, None, 9).unwrap());
+    assert_eq!(state(CredentialStatus::Active), ["crd_3", "crd_1"]);
+    assert_eq!(state(CredentialStatus::Expired), ["crd_0"]);
+    assert_eq!(state(CredentialStatus::Revoked), ["crd_2"]);
+    assert!(state(CredentialStatus::RevocationVerified).is_empty());
+
+    // Tokens: oldest first.
+    for (n, who) in [me, you, me].into_iter().enumerate() {
+        let created_at = T0 + Duration::days(i64::try_from(n).unwrap());
+        tx.insert_token(&TokenRow {
+            id: format!("t{n}"),
+            identity_id: who,
+            roles: vec!["auditor".into()],
+            hash: vec![u8::try_from(n).unwrap()],
+            description: String::new(),
+            created_at,
+            expires_at: created_at + Duration::days(10),
+            revoked_at: None,
+        })
+        .unwrap();
+    }
+    tx.revoke_token("t1", T0).unwrap();
+    let tids = |rows: Vec<TokenRow>| rows.into_iter().map(|t| t.id).collect::<Vec<_>>();
+    let every = TokenQuery::default();
+    let now = T0 + Duration::days(11);
+    assert_eq!(tids(tx.tokens_page(&every, now, None, 2).unwrap()), ["t0", "t1"]);
+    assert_eq!(tids(tx.tokens_page(&every, now, Some("t1"), 2).unwrap()), ["t2"]);
+    assert!(tx.tokens_page(&every, now, Some("nope"), 2).unwrap().is_empty(), "an unknown cursor listed");
+    let state = |st| tids(tx.tokens_page(&TokenQuery { state: Some(st), ..every }, now, None, 9).unwrap());
+    assert_eq!(state(TokenStatus::Active), ["t2"]);
+    assert_eq!(state(TokenStatus::Expired), ["t0"]);
+    assert_eq!(state(TokenStatus::Revoked), ["t1"]);
+    let mine = TokenQuery { identity_id: Some(me), ..every };
+    assert_eq!(tids(tx.tokens_page(&mine, now, None, 9).unwrap()), ["t0", "t2"]);
+
+    // Jobs: in id order; "failing" is dead or pending after a failed attempt.
+    for (who, system) in [(me, "ldap"), (me, "pg"), (you, "ldap")] {
+        tx.enqueue(&job(who, system)).unwrap();
+    }
+    let first = tx.claim_job(T0, LEASE).unwrap().unwrap();
+    tx.fail_job(&first, "boom", None, T0).unwrap();
+    let jobs: Vec<i64> = tx.jobs(None).unwrap().into_iter().map(|j| j.id).collect();
+    let jids = |rows: Vec<JobRow>| rows.into_iter().map(|j| j.id).collect::<Vec<_>>();
+    let every = JobQuery::default();
+    assert_eq!(jids(tx.jobs_page(&every, None, 2).unwrap()), jobs[..2].to_vec());
+    assert_eq!(jids(tx.jobs_page(&every, Some(jobs[1]), 2).unwrap()), jobs[2..].to_vec());
+    assert_eq!(jids(tx.jobs_page(&JobQuery { failing: true, ..every }, None, 9).unwrap()), vec![first.id]);
+    assert_eq!(
+        jids(tx.jobs_page(&JobQuery { system: Some("ldap"), ..every }, None, 9).unwrap()),
+        vec![jobs[0], jobs[2]]
+    );
+    assert_eq!(jids(tx.jobs_page(&JobQuery { identity_id: Some(you), ..every }, None, 9).unwrap()), vec![jobs[2]]);
+    let dead = JobQuery { state: Some(JobState::Dead), ..every };
+    assert_eq!(jids(tx.jobs_page(&dead, None, 9).unwrap()), vec![first.id]);
+    assert!(tx.jobs_page(&JobQuery { kind: Some(JobKind::Drift), ..every }, None, 9).unwrap().is_empty());
     tx.commit().unwrap();
 }

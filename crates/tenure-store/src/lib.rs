@@ -165,6 +165,8 @@ pub trait JobReads {
     fn job_counts(&self) -> Result<BTreeMap<String, i64>>;
     fn jobs(&self, state: Option<JobState>) -> Result<Vec<JobRow>>;
     fn job(&self, id: i64) -> Result<Option<JobRow>>;
+    /// At most `limit` jobs the query keeps with an id above `after`, in id order (a keyset page).
+    fn jobs_page(&self, q: &JobQuery<'_>, after: Option<i64>, limit: usize) -> Result<Vec<JobRow>>;
     /// Jobs of an identity not done (pending, running or dead): work still owed to it.
     fn unfinished_jobs(&self, identity_id: i64) -> Result<i64>;
 }
@@ -237,6 +239,9 @@ pub trait AccessReads {
     fn request(&self, id: i64) -> Result<Option<RequestRow>>;
     /// Requests, newest first; only those in `state` when given.
     fn requests(&self, state: Option<RequestState>) -> Result<Vec<RequestRow>>;
+    /// At most `limit` requests the query keeps with an id below `before`, newest first (a
+    /// keyset page: the next one starts before the last id of this one).
+    fn requests_page(&self, q: &RequestQuery, before: Option<i64>, limit: usize) -> Result<Vec<RequestRow>>;
     /// Pending requests an identity is a party to (as beneficiary or requester).
     fn pending_requests_of(&self, identity_id: i64) -> Result<Vec<RequestRow>>;
     /// Pending requests whose decision deadline has passed at `now`.
@@ -258,6 +263,15 @@ pub trait CredentialReads {
     fn credential_by_fingerprint(&self, fingerprint: &str) -> Result<Option<CredentialRow>>;
     /// Credentials, newest first; only an identity's when given.
     fn credentials(&self, identity_id: Option<i64>) -> Result<Vec<CredentialRow>>;
+    /// At most `limit` credentials the query keeps (states as at `now`), newest first, after
+    /// the credential `after` in that order (a keyset page; `after` unknown: none).
+    fn credentials_page(
+        &self,
+        q: &CredentialQuery<'_>,
+        now: OffsetDateTime,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<CredentialRow>>;
     /// An identity's credentials that are revoked but not yet verified so.
     fn credentials_to_verify(&self, identity_id: i64) -> Result<Vec<CredentialRow>>;
     /// An identity's credentials a leaver event must revoke: unrevoked and either unexpired
@@ -292,6 +306,15 @@ pub trait CredentialWrites: CredentialReads {
 pub trait TokenReads {
     fn token(&self, id: &str) -> Result<Option<TokenRow>>;
     fn tokens(&self) -> Result<Vec<TokenRow>>;
+    /// At most `limit` tokens the query keeps (usable as at `now`), oldest first, after the
+    /// token `after` in that order (a keyset page; `after` unknown: none).
+    fn tokens_page(
+        &self,
+        q: &TokenQuery,
+        now: OffsetDateTime,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<TokenRow>>;
 }
 
 pub trait TokenWrites: TokenReads {

@@ -17,6 +17,113 @@ pub struct IdentityFilter {
     pub source: Option<String>,
 }
 
+/// Which requests a page lists: every condition given must hold.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RequestQuery {
+    pub state: Option<RequestState>,
+    pub kind: Option<RequestKind>,
+    /// Only those for this identity (its id).
+    pub beneficiary_id: Option<i64>,
+}
+
+/// Which credentials a page lists: every condition given must hold.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CredentialQuery<'a> {
+    pub identity_id: Option<i64>,
+    pub kind: Option<CredentialKind>,
+    /// Only dynamic logins on this system.
+    pub system: Option<&'a str>,
+    /// Only in this state at the query's `now` (`tenure_broker::state`'s names).
+    pub state: Option<CredentialStatus>,
+}
+
+/// A credential's state as lists filter on it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CredentialStatus {
+    /// Unrevoked and unexpired.
+    Active,
+    /// Unrevoked, past its expiry.
+    Expired,
+    /// Revoked, the revocation not yet verified.
+    Revoked,
+    /// Revoked and verified so.
+    RevocationVerified,
+}
+
+impl CredentialStatus {
+    pub const ALL: [Self; 4] = [Self::Active, Self::Expired, Self::Revoked, Self::RevocationVerified];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Active => "active",
+            Self::Expired => "expired",
+            Self::Revoked => "revoked",
+            Self::RevocationVerified => "revocation-verified",
+        }
+    }
+}
+
+impl FromStr for CredentialStatus {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        Self::ALL
+            .into_iter()
+            .find(|v| v.as_str() == s)
+            .ok_or_else(|| format!("expected one of active, expired, revoked, revocation-verified, found `{s}`"))
+    }
+}
+
+/// Which API tokens a page lists: every condition given must hold.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TokenQuery {
+    pub identity_id: Option<i64>,
+    /// Only in this state at the query's `now`.
+    pub state: Option<TokenStatus>,
+}
+
+/// An API token's state as lists filter on it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenStatus {
+    /// Unrevoked and unexpired: it authenticates.
+    Active,
+    /// Unrevoked, past its expiry.
+    Expired,
+    Revoked,
+}
+
+impl TokenStatus {
+    pub const ALL: [Self; 3] = [Self::Active, Self::Expired, Self::Revoked];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Active => "active",
+            Self::Expired => "expired",
+            Self::Revoked => "revoked",
+        }
+    }
+}
+
+impl FromStr for TokenStatus {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        Self::ALL
+            .into_iter()
+            .find(|v| v.as_str() == s)
+            .ok_or_else(|| format!("expected one of active, expired, revoked, found `{s}`"))
+    }
+}
+
+/// Which jobs a page lists: every condition given must hold.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct JobQuery<'a> {
+    pub state: Option<JobState>,
+    /// Only dead jobs and pending ones with a failed attempt behind them (what needs a look).
+    pub failing: bool,
+    pub kind: Option<JobKind>,
+    pub system: Option<&'a str>,
+    pub identity_id: Option<i64>,
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct IdentityRow {
     pub id: i64,

@@ -1,6 +1,7 @@
 //! Command-line interface. Commands work directly on the data directory (no server needed) and
 //! are safe while a server runs on it: SQLite serialises writers across processes.
 
+use crate::listing::{self, Frame};
 use crate::{demo, table};
 use anyhow::{Context, bail};
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -8,6 +9,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
+use tenure_engine::lists::parse_field;
 use tenure_engine::systems::process_env;
 use tenure_engine::worker::{WorkerConfig, Workers};
 use tenure_engine::{Deployed, Engine, EngineError, Format, RecordError, ingest, parse};
@@ -52,6 +54,8 @@ pub fn engine_exit(e: EngineError) -> ExitCode {
 pub const CL_BAD_OPTION: &str = "CL0001";
 /// The command failed for a reason with no code of its own (IO, a system, the data dir).
 pub const CL_FAILED: &str = "CL0002";
+/// A file given does not load: a policy bundle, a verifier key, a document to verify.
+pub const CL_BAD_INPUT: &str = "CL0003";
 
 /// Whether errors are written as JSON: the failing command was asked for `--output json`.
 pub static JSON_ERRORS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
@@ -101,6 +105,10 @@ pub struct Global {
     /// with NO_COLOR) or json (one object per line).
     #[arg(long, global = true, env = "TENURE_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
+    /// What commands print on standard output: table (for people) or json (one document, for
+    /// programs); under json, errors on standard error are JSON objects too.
+    #[arg(long, short = 'o', global = true, value_enum, default_value_t = Output::Table)]
+    pub output: Output,
     /// A TOML file of settings, under the environment and the flags (docs/deployment.md).
     #[arg(long, global = true, env = "TENURE_CONFIG")]
     pub config: Option<PathBuf>,
@@ -238,13 +246,21 @@ pub enum Command {
     /// Read systems whole: accounts and memberships made outside tenure, access surviving a
     /// leaver; act within policy, prove each run (`reconcile runs|show|verify|release`).
     Reconcile(crate::reconcile::ReconcileArgs),
-    /// What people must look at: grants guardrails blocked, …
+    /// What people must look at: grants guardrails blocked, drift, accounts nobody governs,
+    /// expiry notices; oldest first.
     Findings {
         /// Resolved ones too.
         #[arg(long)]
         all: bool,
-        #[arg(long, value_enum, default_value_t = Output::Table)]
-        output: Output,
+        /// Only resolved ones.
+        #[arg(long, conflicts_with = "all")]
+        resolved: bool,
+        /// Only those about this system.
+        #[arg(long)]
+        system: Option<String>,
+        /// Only this kind, or this reconciliation class (`unmatched`, `orphan`, …).
+        #[arg(long)]
+        class: Option<String>,
     },
     /// Make a data dir (DIR, else --data-dir) and, unless one is there, a starter policy bundle
     /// at --policy (default ./policy). Other commands refuse a data dir that does not exist.
@@ -281,8 +297,6 @@ pub enum ConfigCommand {
 pub enum IdentitiesCommand {
     /// Identities in reference order, streamed a page at a time (any number of them).
     List {
-        #[arg(long, value_enum, default_value_t = Output::Table)]
-        output: Output,
         /// Only in this lifecycle state (pending, active, suspended, leaving, closed, deleting, deleted).
         #[arg(long)]
         state: Option<String>,
@@ -294,11 +308,7 @@ pub enum IdentitiesCommand {
         source: Option<String>,
     },
     /// One identity (`source:external_id`) with grants, accounts and timeline.
-    Show {
-        reference: String,
-        #[arg(long, value_enum, default_value_t = Output::Table)]
-        output: Output,
-    },
+    Show { reference: String },
     /// Extend an NHI's or a contractor's expiry (within the policy's maximum lifetime),
     /// recorded with who and why; an identity its expiry suspended resumes.
     Renew {
@@ -312,9 +322,6 @@ pub enum IdentitiesCommand {
         /// Why (recorded in the ledger).
         #[arg(long)]
         reason: String,
-        /// `json` prints the identity as it now stands.
-        #[arg(long, value_enum, default_value_t = Output::Table)]
-        output: Output,
     },
 }
 
@@ -325,16 +332,19 @@ pub enum JobsCommand {
     Status {
         /// List the jobs in this state instead: pending, running, done, dead.
         #[arg(long)]
-        state: Option<tenure_engine::JobState>,
-        #[arg(long, value_enum, default_value_t = Output::Table)]
-        output: Output,
+        state: Option<String>,
+        /// Only jobs of this kind: sync, credentials, drift.
+        #[arg(long)]
+        kind: Option<String>,
+        /// Only jobs for this system.
+        #[arg(long)]
+        system: Option<String>,
+        /// Only this identity's jobs (`source:external_id`).
+        #[arg(long)]
+        identity: Option<String>,
     },
     /// Run due jobs until none is due (what `serve` does continuously).
-    Run {
-        /// `json` prints one object: counts, each failure, and what the clock ended.
-        #[arg(long, value_enum, default_value_t = Output::Table)]
-        output: Output,
-    },
+    Run,
     /// Put dead-lettered jobs back in the queue (one, one identity's, or all), to run again
     /// with a fresh attempt count; recorded in the ledger.
     #[command(group(clap::ArgGroup::new("which").required(true).args(["id", "dead", "identity"])))]
@@ -347,9 +357,6 @@ pub enum JobsCommand {
         /// This identity's dead jobs (`source:external_id`).
         #[arg(long)]
         identity: Option<String>,
-        /// `json` prints `{"requeued": [ids]}`.
-        #[arg(long, value_enum, default_value_t = Output::Table)]
-        output: Output,
     },
 }
 
@@ -360,11 +367,7 @@ pub enum PolicyCommand {
     /// Run the bundle's own test cases (tests/*.toml); exits non-zero if any fails.
     Test { dir: PathBuf },
     /// What deploying DIR would change for the current population.
-    Diff {
-        dir: PathBuf,
-        #[arg(long, value_enum, default_value_t = Output::Table)]
-        output: Output,
-    },
+    Diff { dir: PathBuf },
     /// Make DIR the current policy: shows what changes, runs the bundle's own tests and refuses
     /// when one fails (unless --force); recorded in the ledger with both versions.
     Deploy {
@@ -386,6 +389,7 @@ pub enum Output {
 
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let g = cli.global;
+    let output = g.output;
     match cli.command {
         Command::Serve {
             listen,
@@ -428,22 +432,39 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let mode = tenure_engine::import::ImportMode { snapshot, dry_run, accept_leavers };
             import(&g, source.as_deref(), format, mode, &file)
         }
-        Command::Identities(IdentitiesCommand::List { output, state, kind, source }) => {
+        Command::Identities(IdentitiesCommand::List { state, kind, source }) => {
             let filter = tenure_engine::IdentityFilter {
-                state: match state.map(|s| s.parse()).transpose() {
+                state: match parse_field("--state", state.as_deref()) {
                     Ok(s) => s,
-                    Err(e) => return Ok(bad_option(format!("--state: {e}"))),
+                    Err(e) => return Ok(engine_exit(e)),
                 },
-                kind: match kind.map(|k| k.parse()).transpose() {
+                kind: match parse_field("--kind", kind.as_deref()) {
                     Ok(k) => k,
-                    Err(e) => return Ok(bad_option(format!("--kind: {e}"))),
+                    Err(e) => return Ok(engine_exit(e)),
                 },
                 source,
             };
-            list_identities(&*open(&g.data_dir)?, &filter, output)?;
-            Ok(ExitCode::SUCCESS)
+            let engine = open(&g.data_dir)?;
+            let header = ["REF", "KIND", "STATE", "OWNER", "GRANTS", "NAME"];
+            let row = |i: &tenure_proto::IdentityView| -> Vec<String> {
+                vec![
+                    i.reference.clone(),
+                    i.kind.clone(),
+                    i.state.clone(),
+                    i.owner.clone().unwrap_or_default(),
+                    i.grants
+                        .iter()
+                        .filter(|g| g.state.parse::<GrantState>().is_ok_and(GrantState::is_wanted))
+                        .count()
+                        .to_string(),
+                    i.name.clone(),
+                ]
+            };
+            listing::stream(output, Frame::array(), &header, row, |after: Option<String>| {
+                engine.identities_page(&filter, after.as_deref(), listing::PAGE)
+            })
         }
-        Command::Identities(IdentitiesCommand::Show { reference, output }) => {
+        Command::Identities(IdentitiesCommand::Show { reference }) => {
             let engine = open(&g.data_dir)?;
             let d = match engine.identity_detail(&reference) {
                 Ok(d) => d,
@@ -455,7 +476,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Identities(IdentitiesCommand::Renew { reference, until, days, reason, output }) => {
+        Command::Identities(IdentitiesCommand::Renew { reference, until, days, reason }) => {
             let engine = open(&g.data_dir)?;
             let until = match (until, days) {
                 (Some(u), _) => match time::OffsetDateTime::parse(&u, &time::format_description::well_known::Rfc3339) {
@@ -486,30 +507,54 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 Err(e) => Ok(crate::cli::engine_exit(e)),
             }
         }
-        Command::Jobs(JobsCommand::Status { state, output }) => {
-            let view = open(&g.data_dir)?.jobs_view(state)?;
-            if output == Output::Json {
-                println!("{}", serde_json::to_string_pretty(&view)?);
-                return Ok(ExitCode::SUCCESS);
-            }
-            for (state, n) in &view.counts {
-                println!("{state:<8} {n}");
-            }
-            for j in view.jobs {
-                println!(
+        Command::Jobs(JobsCommand::Status { state, kind, system, identity }) => {
+            let filter = tenure_engine::lists::JobFilter {
+                state: match parse_field("--state", state.as_deref()) {
+                    Ok(s) => s,
+                    Err(e) => return Ok(engine_exit(e)),
+                },
+                kind: match parse_field("--kind", kind.as_deref()) {
+                    Ok(k) => k,
+                    Err(e) => return Ok(engine_exit(e)),
+                },
+                system,
+                identity,
+            };
+            let engine = open(&g.data_dir)?;
+            // The counts come first: in JSON beside the list, in a table above it.
+            let counts = match engine.jobs_page(&filter, None, 1) {
+                Ok((view, _)) => view.counts,
+                Err(e) => return Ok(engine_exit(e)),
+            };
+            let frame = match output {
+                Output::Json => Frame {
+                    open: format!("{{\"counts\": {},\n\"dead\": [", serde_json::to_string(&counts)?),
+                    close: "]}",
+                },
+                Output::Table => {
+                    for (state, n) in &counts {
+                        println!("{state:<8} {n}");
+                    }
+                    Frame::array()
+                }
+            };
+            let row = |j: &tenure_proto::JobView| {
+                vec![format!(
                     "{} job {}: {} {} of {} after {} attempts{}",
                     j.state,
                     j.id,
                     j.kind,
                     j.system,
-                    j.identity,
+                    if j.identity.is_empty() { &j.account } else { &j.identity },
                     j.attempts,
-                    j.error.map(|e| format!(": {e}")).unwrap_or_default()
-                );
-            }
-            Ok(ExitCode::SUCCESS)
+                    j.error.as_ref().map(|e| format!(": {e}")).unwrap_or_default()
+                )]
+            };
+            listing::stream(output, frame, &[], row, |after| {
+                engine.jobs_page(&filter, after, listing::PAGE).map(|(v, next)| (v.jobs, next))
+            })
         }
-        Command::Jobs(JobsCommand::Retry { id, dead: _, identity, output }) => {
+        Command::Jobs(JobsCommand::Retry { id, dead: _, identity }) => {
             use tenure_engine::worker::RetryJobs;
             let engine = open(&g.data_dir)?;
             let which = match (id, identity.as_deref()) {
@@ -532,7 +577,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 Err(e) => Ok(engine_exit(e)),
             }
         }
-        Command::Jobs(JobsCommand::Run { output }) => {
+        Command::Jobs(JobsCommand::Run) => {
             let engine = open(&g.data_dir)?;
             ensure_policy(&engine, g.policy.as_deref())?;
             let expired = engine.tick()?;
@@ -607,28 +652,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             // Failed work is a failure, even when it will be retried.
             Ok(if report.failed.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
         }
-        Command::Policy(PolicyCommand::Check { dir }) => match load_bundle_dir(&dir)? {
-            Ok(b) => {
-                println!(
-                    "{}: policy `{}` version {} ({} sources, {} systems, {} entitlements, {} templates, {} Cedar policies)",
-                    dir.display(),
-                    b.name,
-                    b.version,
-                    b.sources.len(),
-                    b.systems.len(),
-                    b.entitlements.len(),
-                    b.templates.len(),
-                    b.rules.policy_ids().len()
-                );
-                Ok(ExitCode::SUCCESS)
-            }
-            Err(e) => {
-                eprintln!("{}: {e}", dir.display());
-                Ok(ExitCode::from(EXIT_BAD_INPUT))
-            }
-        },
-        Command::Policy(PolicyCommand::Test { dir }) => crate::govern::policy_test(&dir),
-        Command::Policy(PolicyCommand::Diff { dir, output }) => crate::govern::policy_diff(&g, &dir, output),
+        Command::Policy(PolicyCommand::Check { dir }) => crate::govern::policy_check(&dir, output),
+        Command::Policy(PolicyCommand::Test { dir }) => crate::govern::policy_test(&dir, output),
+        Command::Policy(PolicyCommand::Diff { dir }) => crate::govern::policy_diff(&g, &dir, output),
         Command::Policy(PolicyCommand::Deploy { dir, force: _, reason }) => {
             crate::govern::policy_deploy(&g, &dir, reason.as_deref())
         }
@@ -637,16 +663,26 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Creds(cmd) => crate::creds::run(&g, cmd).await,
         Command::Requests(cmd) => crate::govern::requests(&g, cmd),
         Command::Closure(cmd) => crate::govern::closure(&g, cmd),
-        Command::Findings { all, output } => crate::govern::findings(&g, all, output),
+        Command::Findings { all, resolved, system, class } => crate::govern::findings(
+            &g,
+            tenure_engine::views::FindingFilter { all: all || resolved, resolved_only: resolved, system, kind: class },
+        ),
         Command::Reconcile(args) => crate::reconcile::run(&g, args).await,
-        Command::Demo { systems: true, .. } => demo::systems().await,
+        Command::Demo { systems: true, .. } => demo::systems(output == Output::Json).await,
+        Command::Demo { .. } if output == Output::Json => Ok(bad_option(
+            "the demo is a walk-through for people; --output json does not apply (`demo --systems` has it)",
+        )),
         Command::Demo { keep, .. } => demo::run(keep.as_deref()).await,
         Command::Init { dir } => init(&g, dir.as_deref(), g.policy.as_deref().unwrap_or(Path::new("policy"))),
         Command::Config(ConfigCommand::Show) => {
             if let Some((matches, file)) = crate::config::LAYERED.get() {
-                crate::config::show(matches, file, g.config.as_deref());
+                crate::config::show(matches, file, g.config.as_deref(), output)?;
             }
             Ok(ExitCode::SUCCESS)
+        }
+        // A shell script is the only thing completions can print.
+        Command::Completions { .. } if output == Output::Json => {
+            Ok(bad_option("completions prints a shell script; --output json does not apply"))
         }
         Command::Completions { shell } => {
             let mut cmd = <Cli as clap::CommandFactory>::command();
@@ -661,17 +697,6 @@ pub fn operator() -> tenure_model::Principal {
     tenure_model::Principal::operator("cli")
 }
 
-/// A listing as pretty JSON, or as a table of `row`s under `headers`.
-/// `identities list`: page by page, so a million identities take a page's memory. JSON is
-/// one array written as it goes; a table's columns are as wide as the first page needs.
-fn list_identities(engine: &Engine, filter: &tenure_engine::IdentityFilter, output: Output) -> anyhow::Result<()> {
-    // Only standard output is written here: a broken pipe is its reader gone.
-    stream_identities(engine, filter, output).map_err(|e| match e.downcast_ref::<std::io::Error>() {
-        Some(io) if io.kind() == std::io::ErrorKind::BrokenPipe => StdoutClosed.into(),
-        _ => e,
-    })
-}
-
 /// Standard output's reader went away (`tenure … | head`): end quietly, exit 141.
 #[derive(Debug)]
 pub struct StdoutClosed;
@@ -684,66 +709,7 @@ impl std::fmt::Display for StdoutClosed {
 
 impl std::error::Error for StdoutClosed {}
 
-fn stream_identities(engine: &Engine, filter: &tenure_engine::IdentityFilter, output: Output) -> anyhow::Result<()> {
-    use std::io::Write;
-    const PAGE: usize = 1000;
-    let header = ["REF", "KIND", "STATE", "OWNER", "GRANTS", "NAME"];
-    let row = |i: &tenure_proto::IdentityView| -> Vec<String> {
-        vec![
-            i.reference.clone(),
-            i.kind.clone(),
-            i.state.clone(),
-            i.owner.clone().unwrap_or_default(),
-            i.grants
-                .iter()
-                .filter(|g| g.state.parse::<GrantState>().is_ok_and(GrantState::is_wanted))
-                .count()
-                .to_string(),
-            i.name.clone(),
-        ]
-    };
-    let stdout = std::io::stdout();
-    let mut out = std::io::BufWriter::new(stdout.lock());
-    let mut after: Option<String> = None;
-    let mut widths: Option<Vec<usize>> = None;
-    let mut first = true;
-    if output == Output::Json {
-        write!(out, "[")?;
-    }
-    loop {
-        let (page, next) = engine.identities_page(filter, after.as_deref(), PAGE)?;
-        match output {
-            Output::Json => {
-                for i in &page {
-                    write!(out, "{}\n  {}", if first { "" } else { "," }, serde_json::to_string(i)?)?;
-                    first = false;
-                }
-            }
-            Output::Table => {
-                let rows: Vec<Vec<String>> = page.iter().map(row).collect();
-                let w = widths.get_or_insert_with(|| table::widths(&header, &rows));
-                if first {
-                    write!(out, "{}", table::line(w, &header))?;
-                    first = false;
-                }
-                for r in &rows {
-                    let cells: Vec<&str> = r.iter().map(String::as_str).collect();
-                    write!(out, "{}", table::line(w, &cells))?;
-                }
-            }
-        }
-        match next {
-            Some(n) => after = Some(n),
-            None => break,
-        }
-    }
-    if output == Output::Json {
-        writeln!(out, "{}]", if first { "" } else { "\n" })?;
-    }
-    out.flush()?;
-    Ok(())
-}
-
+/// A listing as pretty JSON, or as a table of `row`s under `headers`.
 pub fn print_list<T: serde::Serialize>(
     output: Output,
     items: &[T],
@@ -837,10 +803,8 @@ fn init(g: &Global, dir: Option<&Path>, policy: &Path) -> anyhow::Result<ExitCod
     let store = SqliteStore::open(data_dir).with_context(|| format!("making data dir `{}`", data_dir.display()))?;
     drop(store);
     crate::keys::ledger_signer(data_dir)?;
-    println!("{} data dir `{}`", if existed { "ready:" } else { "made" }, data_dir.display());
-    if policy.join("tenure.toml").exists() {
-        println!("policy `{}` is there already; left as it is", policy.display());
-    } else {
+    let wrote_policy = !policy.join("tenure.toml").exists();
+    if wrote_policy {
         for (path, bytes) in crate::quickstart::policy_files() {
             let to = policy.join(&path);
             if let Some(parent) = to.parent() {
@@ -854,10 +818,22 @@ fn init(g: &Global, dir: Option<&Path>, policy: &Path) -> anyhow::Result<ExitCod
                 .and_then(|mut f| f.write_all(&bytes))
                 .with_context(|| format!("writing `{}`", to.display()))?;
         }
+    }
+    if g.output == Output::Json {
+        let doc = serde_json::json!({
+            "data_dir": data_dir, "made": !existed, "policy": policy, "wrote_policy": wrote_policy,
+        });
+        println!("{}", serde_json::to_string_pretty(&doc)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!("{} data dir `{}`", if existed { "ready:" } else { "made" }, data_dir.display());
+    if wrote_policy {
         println!(
             "wrote a starter policy bundle to `{}` (the quickstart's; edit it, then `tenure policy test`)",
             policy.display()
         );
+    } else {
+        println!("policy `{}` is there already; left as it is", policy.display());
     }
     println!(
         "next: point the bundle's [systems] at yours, then `tenure --data-dir {} --policy {} import --source hr FEED`",
@@ -968,11 +944,26 @@ pub fn ensure_policy(engine: &Engine, policy: Option<&Path>) -> anyhow::Result<(
     Ok(())
 }
 
+/// A rejected batch: each bad record on its line, or under `--output json` one error object
+/// with the records listed as the API lists them (`record`, `field`, `message`).
 fn print_record_errors(file: &Path, errors: &[RecordError]) {
+    let message = format!("{}: rejected: {} bad record(s); nothing was applied", file.display(), errors.len());
+    if JSON_ERRORS.load(std::sync::atomic::Ordering::Relaxed) {
+        let records: Vec<serde_json::Value> = errors
+            .iter()
+            .map(|e| serde_json::json!({ "record": e.position.number(), "field": e.field, "message": e.message }))
+            .collect();
+        let code = EngineError::Rejected(Vec::new()).code();
+        eprintln!(
+            "{}",
+            serde_json::json!({ "code": code, "message": message, "exit": EXIT_BAD_INPUT, "errors": records })
+        );
+        return;
+    }
     for e in errors {
         eprintln!("{}: {e}", file.display());
     }
-    eprintln!("{}: rejected: {} bad record(s); nothing was applied", file.display(), errors.len());
+    eprintln!("{message}");
 }
 
 /// How a feed on standard input is written.
@@ -997,8 +988,10 @@ fn import(
         (None, Some(f)) => f,
         (None, None) if stdin => Format::JsonLines,
         (None, None) => {
-            eprintln!("{}: expected a .jsonl, .ndjson or .csv file (or --format)", file.display());
-            return Ok(bad);
+            return Ok(bad_option(format!(
+                "{}: expected a .jsonl, .ndjson or .csv file (or --format)",
+                file.display()
+            )));
         }
     };
     let text = if stdin {
@@ -1013,16 +1006,15 @@ fn import(
     let mapped = source
         .is_some_and(|s| engine.current_policy().is_ok_and(|p| p.sources.get(s).is_some_and(|d| d.mapping.is_some())));
     if let Some(source) = source.filter(|_| mapped) {
-        return import_mapped(&engine, source, format, mode, file, &text);
+        return import_mapped(&engine, source, format, mode, file, &text, g.output);
     }
     if mode.snapshot || mode.dry_run {
-        eprintln!(
-            "error: --snapshot and --dry-run read a source's own export, through its mapping; `{}` has none \
+        return Ok(bad_option(format!(
+            "--snapshot and --dry-run read a source's own export, through its mapping; `{}` has none \
              ([sources.{}.mapping])",
             source.unwrap_or_default(),
             source.unwrap_or_default()
-        );
-        return Ok(bad);
+        )));
     }
     let parsed = match format {
         Format::JsonLines => parse::json_lines(&text),
@@ -1058,7 +1050,9 @@ fn import(
             return Ok(bad);
         }
     };
-    let bar = ProgressBar::with_draw_target(Some(events.len() as u64), ProgressDrawTarget::stderr());
+    // No progress bar between a program and its JSON (it draws only on a terminal anyway).
+    let target = if g.output == Output::Json { ProgressDrawTarget::hidden() } else { ProgressDrawTarget::stderr() };
+    let bar = ProgressBar::with_draw_target(Some(events.len() as u64), target);
     bar.set_style(
         ProgressStyle::with_template("{msg} [{bar:40}] {pos}/{len} ({per_sec})")
             .unwrap_or_else(|_| ProgressStyle::default_bar())
@@ -1072,6 +1066,10 @@ fn import(
     );
     bar.finish_and_clear();
     match result {
+        Ok(r) if g.output == Output::Json => {
+            println!("{}", serde_json::to_string_pretty(&r)?);
+            Ok(ExitCode::SUCCESS)
+        }
         Ok(r) => {
             println!(
                 "{}: {} accepted, {} already imported (policy {})",
@@ -1099,6 +1097,7 @@ fn import_mapped(
     mode: tenure_engine::import::ImportMode,
     file: &Path,
     text: &str,
+    output: Output,
 ) -> anyhow::Result<ExitCode> {
     use tenure_engine::import::ImportOutcome;
     use tenure_proto::EventType;
@@ -1139,6 +1138,34 @@ fn import_mapped(
             plan.current
         )
     };
+    if output == Output::Json {
+        let count = |k: EventType| plan.changes.iter().filter(|c| c.kind == k).count();
+        let (state, code, reason, policy) = match &outcome {
+            ImportOutcome::Applied(_, r) => ("applied", ExitCode::SUCCESS, None, Some(r.policy_version.clone())),
+            ImportOutcome::Preview(_) => ("preview", ExitCode::SUCCESS, None, None),
+            ImportOutcome::Quarantined(_, why) => {
+                ("quarantined", ExitCode::from(crate::reconcile::EXIT_QUARANTINED), Some(why.clone()), None)
+            }
+        };
+        let doc = serde_json::json!({
+            "source": source,
+            "outcome": state,
+            "reason": reason,
+            "policy_version": policy,
+            "joiners": count(EventType::Joined),
+            "movers": count(EventType::Changed),
+            "leavers": plan.leavers,
+            "unchanged": plan.unchanged,
+            "ignored": plan.ignored,
+            "current": plan.current,
+            "threshold": plan.threshold.map(|(max, percent)| serde_json::json!({ "leavers": max, "percent": percent })),
+            "changes": plan.changes.iter().map(|c| serde_json::json!({
+                "kind": c.kind.as_str(), "identity": c.identity, "why": c.why,
+            })).collect::<Vec<_>>(),
+        });
+        println!("{}", serde_json::to_string_pretty(&doc)?);
+        return Ok(code);
+    }
     let list = || {
         for c in &plan.changes {
             println!("  {:<7} {}  ({})", c.kind.as_str(), c.identity, c.why);

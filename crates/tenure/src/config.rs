@@ -169,7 +169,12 @@ fn shown(key: &str, value: &str) -> String {
 
 /// `tenure config show`: each setting's effective value and origin (flag, environment, file,
 /// default), then the other `TENURE_*` variables the policy bundle may read, secrets redacted.
-pub fn show(matches: &clap::ArgMatches, file: &FileValues, config: Option<&std::path::Path>) {
+pub fn show(
+    matches: &clap::ArgMatches,
+    file: &FileValues,
+    config: Option<&std::path::Path>,
+    output: crate::cli::Output,
+) -> anyhow::Result<()> {
     use clap::parser::ValueSource;
     let serve_cmd = <crate::cli::Cli as clap::CommandFactory>::command();
     let serve_defaults = serve_cmd.find_subcommand("serve").map(|c| {
@@ -179,11 +184,7 @@ pub fn show(matches: &clap::ArgMatches, file: &FileValues, config: Option<&std::
             })
             .collect::<BTreeMap<_, _>>()
     });
-    match config {
-        Some(p) => println!("config file: {}", p.display()),
-        None => println!("config file: none (--config, TENURE_CONFIG)"),
-    }
-    println!("{:<32} {:<12} VALUE", "SETTING", "FROM");
+    let mut rows: Vec<(String, &str, Option<String>)> = Vec::new();
     for setting in SETTINGS {
         let (value, from) = match setting.scope {
             Scope::Global => {
@@ -212,19 +213,37 @@ pub fn show(matches: &clap::ArgMatches, file: &FileValues, config: Option<&std::
             }
         };
         let key = if setting.scope == Scope::Serve { format!("serve.{}", setting.key) } else { setting.key.to_owned() };
-        println!("{key:<32} {from:<12} {}", value.map(|v| shown(setting.key, &v)).unwrap_or_default());
+        rows.push((key, from, value.map(|v| shown(setting.key, &v))));
     }
     let settings: Vec<&str> = SETTINGS.iter().map(|s| s.env).collect();
     let mut others: Vec<(String, String)> = std::env::vars()
         .filter(|(k, _)| k.starts_with("TENURE_") && !settings.contains(&k.as_str()) && k != "TENURE_CONFIG")
         .collect();
     others.sort();
+    if output == crate::cli::Output::Json {
+        let settings: serde_json::Map<String, serde_json::Value> =
+            rows.iter().map(|(k, from, v)| (k.clone(), serde_json::json!({ "value": v, "from": from }))).collect();
+        let env: serde_json::Map<String, serde_json::Value> =
+            others.iter().map(|(k, v)| (k.clone(), shown(k, v).into())).collect();
+        let doc = serde_json::json!({ "config_file": config, "settings": settings, "policy_environment": env });
+        println!("{}", serde_json::to_string_pretty(&doc)?);
+        return Ok(());
+    }
+    match config {
+        Some(p) => println!("config file: {}", p.display()),
+        None => println!("config file: none (--config, TENURE_CONFIG)"),
+    }
+    println!("{:<32} {:<12} VALUE", "SETTING", "FROM");
+    for (key, from, value) in &rows {
+        println!("{key:<32} {from:<12} {}", value.as_deref().unwrap_or_default());
+    }
     if !others.is_empty() {
         println!("\nenvironment the policy bundle may read:");
         for (k, v) in others {
             println!("{k:<32} {}", shown(&k, &v));
         }
     }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -1,7 +1,7 @@
 //! `tenure creds`: the credential broker from the command line (the operator acts with the
 //! database's authority). Secrets are printed once, or written to a 0600 file.
 
-use crate::cli::{Global, Output, ensure_policy, open, print_list};
+use crate::cli::{Global, Output, ensure_policy, open};
 use anyhow::Context;
 use clap::Subcommand;
 use std::io::Read;
@@ -41,16 +41,21 @@ pub enum CredsCommand {
         /// Write the secret (token, key, password or certificate) to this file (mode 0600).
         #[arg(long)]
         out: Option<PathBuf>,
-        /// `json` prints everything issued, secret included, as one object.
-        #[arg(long, value_enum, default_value_t = Output::Table)]
-        output: Output,
     },
     /// Credentials (never their secrets), newest first.
     List {
+        /// Only this identity's (`source:external_id`).
         #[arg(long)]
         identity: Option<String>,
-        #[arg(long, value_enum, default_value_t = Output::Table)]
-        output: Output,
+        /// Only of this kind: jwt-svid, x509-svid, api-key, postgres-login.
+        #[arg(long)]
+        kind: Option<String>,
+        /// Only dynamic logins on this system.
+        #[arg(long)]
+        system: Option<String>,
+        /// Only in this state: active, expired, revoked, revocation-verified.
+        #[arg(long)]
+        state: Option<String>,
     },
     /// Revoke a credential: it stops working at once; the worker verifies it.
     Revoke {
@@ -66,8 +71,6 @@ pub enum CredsCommand {
         csr: Option<PathBuf>,
         #[arg(long)]
         out: Option<PathBuf>,
-        #[arg(long, value_enum, default_value_t = Output::Table)]
-        output: Output,
     },
     /// Replace the JWT signing key now (the old one stays in the JWKS until its tokens expire).
     RotateKey,
@@ -120,12 +123,13 @@ fn show(issued: &IssuedCredentialView, out: Option<PathBuf>, output: Output) -> 
 }
 
 pub async fn run(g: &Global, cmd: CredsCommand) -> anyhow::Result<ExitCode> {
+    let output = g.output;
     let engine = open(&g.data_dir)?;
     ensure_policy(&engine, g.policy.as_deref())?;
     let workers = Workers::new(engine.clone(), process_env(), crate::cli::worker_config(g));
     let by = crate::cli::operator();
     let issued = match cmd {
-        CredsCommand::Issue { identity, kind, ttl, audience, csr, system, purpose, out, output } => {
+        CredsCommand::Issue { identity, kind, ttl, audience, csr, system, purpose, out } => {
             let kind = match kind.parse::<CredentialKind>() {
                 Ok(k) => k,
                 Err(e) => return bad(format!("--kind: {e}")),
@@ -138,19 +142,29 @@ pub async fn run(g: &Global, cmd: CredsCommand) -> anyhow::Result<ExitCode> {
                 CredentialRequest { identity, kind, ttl, audience, csr: read(csr)?, system, purpose, replaces: None };
             (workers.issue_credential(req, by).await, out, output)
         }
-        CredsCommand::Rotate { id, csr, out, output } => {
+        CredsCommand::Rotate { id, csr, out } => {
             let req = match engine.rotation_of(&id, read(csr)?) {
                 Ok(r) => r,
                 Err(e) => return Ok(crate::cli::engine_exit(e)),
             };
             (workers.issue_credential(req, by).await, out, output)
         }
-        CredsCommand::List { identity, output } => {
-            let list = match engine.list_credentials(identity.as_deref()) {
-                Ok(l) => l,
-                Err(e) => return Ok(crate::cli::engine_exit(e)),
+        CredsCommand::List { identity, kind, system, state } => {
+            use tenure_engine::lists::{CredentialFilter, parse_field};
+            let filter = CredentialFilter {
+                identity,
+                kind: match parse_field("--kind", kind.as_deref()) {
+                    Ok(k) => k,
+                    Err(e) => return Ok(crate::cli::engine_exit(e)),
+                },
+                system,
+                state: match parse_field("--state", state.as_deref()) {
+                    Ok(s) => s,
+                    Err(e) => return Ok(crate::cli::engine_exit(e)),
+                },
             };
-            print_list(output, &list, &["ID", "IDENTITY", "KIND", "STATE", "EXPIRES", "FINGERPRINT"], |c| {
+            let header = ["ID", "IDENTITY", "KIND", "STATE", "EXPIRES", "FINGERPRINT"];
+            let row = |c: &tenure_proto::CredentialView| {
                 vec![
                     c.id.clone(),
                     c.identity.clone(),
@@ -159,15 +173,28 @@ pub async fn run(g: &Global, cmd: CredsCommand) -> anyhow::Result<ExitCode> {
                     c.expires_at.clone(),
                     c.fingerprint.get(..16).unwrap_or_default().to_owned(),
                 ]
-            })?;
-            return Ok(ExitCode::SUCCESS);
+            };
+            return crate::listing::stream(
+                output,
+                crate::listing::Frame::array(),
+                &header,
+                row,
+                |after: Option<String>| engine.credentials_page(&filter, after.as_deref(), crate::listing::PAGE),
+            );
         }
         CredsCommand::Revoke { id, reason } => {
             return match engine.revoke_credential(&id, Some(&reason), &by) {
                 Ok(c) => {
-                    println!("{} {} of {} revoked", c.kind, c.id, c.identity);
+                    if output == Output::Table {
+                        println!("{} {} of {} revoked", c.kind, c.id, c.identity);
+                    }
                     // Carry it out and verify it now (a dynamic login is dropped).
                     workers.run_until_idle().await?;
+                    if output == Output::Json {
+                        // As it stands once the worker verified it.
+                        let now = engine.credential_view(&c.id).unwrap_or(c);
+                        println!("{}", serde_json::to_string_pretty(&now)?);
+                    }
                     Ok(ExitCode::SUCCESS)
                 }
                 Err(e) => Ok(crate::cli::engine_exit(e)),
@@ -175,7 +202,12 @@ pub async fn run(g: &Global, cmd: CredsCommand) -> anyhow::Result<ExitCode> {
         }
         CredsCommand::RotateKey => {
             let kid = engine.rotate_signing_key(&by)?;
-            println!("new JWT signing key {kid}; the previous one stays in the JWKS until its last token expires");
+            match output {
+                Output::Json => println!("{}", serde_json::json!({ "kid": kid })),
+                Output::Table => println!(
+                    "new JWT signing key {kid}; the previous one stays in the JWKS until its last token expires"
+                ),
+            }
             return Ok(ExitCode::SUCCESS);
         }
         CredsCommand::Introspect => {

@@ -1,12 +1,13 @@
 //! CLI for policy tooling (`policy test|diff|deploy`), API tokens, requests and findings.
 
-use crate::cli::{EXIT_BAD_INPUT, Global, Output, ensure_policy, open, print_list, read_bundle_dir};
+use crate::cli::{EXIT_BAD_INPUT, Global, Output, ensure_policy, open, read_bundle_dir};
+use crate::listing::{self, Frame};
 use anyhow::Context;
 use clap::Subcommand;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use tenure_engine::Deployed;
-use tenure_model::RequestState;
+use tenure_engine::lists::parse_field;
 use tenure_policy::{Bundle, short_version};
 
 /// Who the CLI acts as in the ledger: the operator at the machine.
@@ -29,21 +30,18 @@ pub enum TokensCommand {
         /// Write the secret to this file (mode 0600) instead of standard output.
         #[arg(long)]
         out: Option<PathBuf>,
-        /// `json` prints the token as one object (its secret too, unless `--out` took it).
-        #[arg(long, value_enum, default_value_t = Output::Table)]
-        output: Output,
     },
-    /// Every token (never the secrets).
+    /// API tokens (never their secrets), oldest first.
     List {
-        #[arg(long, value_enum, default_value_t = Output::Table)]
-        output: Output,
+        /// Only this identity's (`source:external_id`).
+        #[arg(long)]
+        identity: Option<String>,
+        /// Only those in this state: active, expired, revoked.
+        #[arg(long)]
+        state: Option<String>,
     },
     /// Revoke a token; it stops working at once.
-    Revoke {
-        id: String,
-        #[arg(long, value_enum, default_value_t = Output::Table)]
-        output: Output,
-    },
+    Revoke { id: String },
 }
 
 #[derive(Subcommand)]
@@ -53,16 +51,15 @@ pub enum RequestsCommand {
         /// Only requests in this state (pending, approved, denied, expired).
         #[arg(long)]
         state: Option<String>,
-        #[arg(long, value_enum, default_value_t = Output::Table)]
-        output: Output,
+        /// Only requests of this kind (access, jit, exception).
+        #[arg(long)]
+        kind: Option<String>,
+        /// Only requests for this identity (`source:external_id`).
+        #[arg(long)]
+        identity: Option<String>,
     },
     /// One request with its decision and answers.
-    Show {
-        id: i64,
-        /// `table` is the same JSON, indented; there is no table of one request.
-        #[arg(long, value_enum, default_value_t = Output::Json)]
-        output: Output,
-    },
+    Show { id: i64 },
     /// Approve a request as one of its eligible approvers (the same rules as over the API:
     /// nobody approves their own request, a privileged one needs distinct people).
     Approve {
@@ -73,9 +70,6 @@ pub enum RequestsCommand {
         /// Why (recorded in the ledger).
         #[arg(long)]
         reason: String,
-        /// `json` prints the request as it now stands.
-        #[arg(long, value_enum, default_value_t = Output::Table)]
-        output: Output,
     },
     /// Deny a request as one of its eligible approvers.
     Deny {
@@ -84,50 +78,101 @@ pub enum RequestsCommand {
         approver: String,
         #[arg(long)]
         reason: String,
-        #[arg(long, value_enum, default_value_t = Output::Table)]
-        output: Output,
     },
 }
 
-/// The bundle in `dir`, or (having printed its problems) the exit code for bad input.
+/// The bundle in `dir`, or (having said what is wrong with it) the exit code for bad input.
 fn load(dir: &Path) -> anyhow::Result<Result<Bundle, ExitCode>> {
-    Ok(Bundle::load(read_bundle_dir(dir)?).map_err(|e| {
-        eprintln!("{}: {e}", dir.display());
-        ExitCode::from(EXIT_BAD_INPUT)
-    }))
+    Ok(Bundle::load(read_bundle_dir(dir)?).map_err(|e| bad_bundle(dir, e)))
 }
 
-pub fn policy_test(dir: &Path) -> anyhow::Result<ExitCode> {
+/// A bundle that does not load or whose cases cannot run: exit 2.
+fn bad_bundle(dir: &Path, e: impl std::fmt::Display) -> ExitCode {
+    crate::cli::report(crate::cli::CL_BAD_INPUT, &format!("{}: {e}", dir.display()), EXIT_BAD_INPUT);
+    ExitCode::from(EXIT_BAD_INPUT)
+}
+
+/// `policy check`: what the bundle holds, once it loads.
+pub fn policy_check(dir: &Path, output: Output) -> anyhow::Result<ExitCode> {
+    let b = match load(dir)? {
+        Ok(b) => b,
+        Err(code) => return Ok(code),
+    };
+    let counts = serde_json::json!({
+        "name": b.name,
+        "version": b.version.as_str(),
+        "sources": b.sources.len(),
+        "systems": b.systems.len(),
+        "entitlements": b.entitlements.len(),
+        "templates": b.templates.len(),
+        "cedar_policies": b.rules.policy_ids().len(),
+    });
+    match output {
+        Output::Json => println!("{}", serde_json::to_string_pretty(&counts)?),
+        Output::Table => println!(
+            "{}: policy `{}` version {} ({} sources, {} systems, {} entitlements, {} templates, {} Cedar policies)",
+            dir.display(),
+            b.name,
+            b.version,
+            b.sources.len(),
+            b.systems.len(),
+            b.entitlements.len(),
+            b.templates.len(),
+            b.rules.policy_ids().len()
+        ),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The cases' results as JSON: each case, and how many passed and failed.
+fn cases_json(results: &[tenure_policy::cases::CaseResult]) -> serde_json::Value {
+    let failed = results.iter().filter(|r| !r.passed()).count();
+    serde_json::json!({
+        "cases": results.iter().map(|r| serde_json::json!({
+            "file": r.file, "name": r.name, "passed": r.passed(), "failures": r.failures,
+        })).collect::<Vec<_>>(),
+        "passed": results.len() - failed,
+        "failed": failed,
+    })
+}
+
+pub fn policy_test(dir: &Path, output: Output) -> anyhow::Result<ExitCode> {
     let bundle = match load(dir)? {
         Ok(b) => b,
         Err(code) => return Ok(code),
     };
     let results = match tenure_policy::cases::run(&bundle) {
         Ok(r) => r,
-        Err(e) => {
-            eprintln!("{}: {e}", dir.display());
-            return Ok(ExitCode::from(EXIT_BAD_INPUT));
-        }
+        Err(e) => return Ok(bad_bundle(dir, e)),
     };
     let failed = results.iter().filter(|r| !r.passed()).count();
-    for r in &results {
-        if r.passed() {
-            println!("ok     {}: {}", r.file, r.name);
-        } else {
-            println!("FAILED {}: {}", r.file, r.name);
-            for f in &r.failures {
-                println!("         {f}");
+    if output == Output::Json {
+        let doc = serde_json::json!({ "version": bundle.version.as_str(), "tests": cases_json(&results) });
+        println!("{}", serde_json::to_string_pretty(&doc)?);
+    } else {
+        for r in &results {
+            if r.passed() {
+                println!("ok     {}: {}", r.file, r.name);
+            } else {
+                println!("FAILED {}: {}", r.file, r.name);
+                for f in &r.failures {
+                    println!("         {f}");
+                }
             }
         }
+        println!(
+            "{} case(s): {} passed, {failed} failed (policy {})",
+            results.len(),
+            results.len() - failed,
+            bundle.version.short()
+        );
     }
-    println!(
-        "{} case(s): {} passed, {failed} failed (policy {})",
-        results.len(),
-        results.len() - failed,
-        bundle.version.short()
-    );
     if results.is_empty() {
-        eprintln!("{}: no test cases (add tests/*.toml)", dir.display());
+        crate::cli::report(
+            crate::cli::CL_BAD_INPUT,
+            &format!("{}: no test cases (add tests/*.toml)", dir.display()),
+            1,
+        );
         return Ok(ExitCode::FAILURE);
     }
     Ok(if failed == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
@@ -185,33 +230,48 @@ fn print_impact(impact: &tenure_engine::impact::Impact) {
 }
 
 pub fn policy_deploy(g: &Global, dir: &Path, force: Option<&str>) -> anyhow::Result<ExitCode> {
+    let output = g.output;
     let bundle = match load(dir)? {
         Ok(b) => b,
         Err(code) => return Ok(code),
     };
     let engine = open(&g.data_dir)?;
     // What it changes, before it does; then its own tests.
-    print_impact(&engine.impact(&bundle)?);
-    match tenure_policy::cases::run(&bundle) {
-        Ok(results) => {
-            for r in results.iter().filter(|r| !r.passed()) {
-                println!("FAILED {}: {}", r.file, r.name);
-                for f in &r.failures {
-                    println!("         {f}");
-                }
-            }
-            let failed = results.iter().filter(|r| !r.passed()).count();
-            println!("tests: {} case(s), {} passed, {failed} failed", results.len(), results.len() - failed);
-            if results.is_empty() {
-                eprintln!("warning: {}: the bundle has no test cases (tests/*.toml)", dir.display());
+    let impact = engine.impact(&bundle)?;
+    let results = match tenure_policy::cases::run(&bundle) {
+        Ok(r) => r,
+        Err(e) => return Ok(bad_bundle(dir, e)),
+    };
+    let failed = results.iter().filter(|r| !r.passed()).count();
+    if output == Output::Table {
+        print_impact(&impact);
+        for r in results.iter().filter(|r| !r.passed()) {
+            println!("FAILED {}: {}", r.file, r.name);
+            for f in &r.failures {
+                println!("         {f}");
             }
         }
-        Err(e) => {
-            eprintln!("{}: {e}", dir.display());
-            return Ok(ExitCode::from(EXIT_BAD_INPUT));
-        }
+        println!("tests: {} case(s), {} passed, {failed} failed", results.len(), results.len() - failed);
     }
-    match engine.deploy_tested(&bundle, &crate::cli::operator(), force) {
+    if results.is_empty() {
+        tracing::warn!("{}: the bundle has no test cases (tests/*.toml)", dir.display());
+    }
+    let deployed = engine.deploy_tested(&bundle, &crate::cli::operator(), force);
+    if output == Output::Json {
+        // One document whatever happened: the impact, the tests, and the deployment (null
+        // when refused; the reason is on standard error).
+        let outcome = match &deployed {
+            Ok(Deployed::Unchanged) => serde_json::json!({ "changed": false, "version": bundle.version.as_str() }),
+            Ok(Deployed::Changed { from, to, affected }) => serde_json::json!({
+                "changed": true, "from": from, "to": to, "affected": affected, "forced": force.is_some(),
+            }),
+            Err(_) => serde_json::Value::Null,
+        };
+        let doc = serde_json::json!({ "impact": impact, "tests": cases_json(&results), "deployed": outcome });
+        println!("{}", serde_json::to_string_pretty(&doc)?);
+    }
+    match deployed {
+        Ok(_) if output == Output::Json => {}
         Ok(Deployed::Unchanged) => println!("policy `{}` {} is already current", bundle.name, bundle.version.short()),
         Ok(Deployed::Changed { from, to, affected }) => println!(
             "deployed policy `{}` {} (was {}){}; {affected} identities recomputed",
@@ -239,10 +299,11 @@ pub fn write_secret(path: &Path, secret: &str) -> anyhow::Result<()> {
 }
 
 pub fn tokens(g: &Global, cmd: TokensCommand) -> anyhow::Result<ExitCode> {
+    let output = g.output;
     let engine = open(&g.data_dir)?;
     ensure_policy(&engine, g.policy.as_deref())?;
     match cmd {
-        TokensCommand::Issue { identity, roles, ttl_days, description, out, output } => {
+        TokensCommand::Issue { identity, roles, ttl_days, description, out } => {
             match engine.issue_token(&identity, &roles, ttl_days, &description, &crate::cli::operator()) {
                 Ok(t) => {
                     if output == Output::Json {
@@ -283,16 +344,23 @@ pub fn tokens(g: &Global, cmd: TokensCommand) -> anyhow::Result<ExitCode> {
                 Err(e) => Ok(crate::cli::engine_exit(e)),
             }
         }
-        TokensCommand::List { output } => {
-            let all = engine.list_tokens()?;
-            print_list(output, &all, &["ID", "IDENTITY", "ROLES", "VALID", "DESCRIPTION"], |t| {
+        TokensCommand::List { identity, state } => {
+            let state = match parse_field("--state", state.as_deref()) {
+                Ok(s) => s,
+                Err(e) => return Ok(crate::cli::engine_exit(e)),
+            };
+            let filter = tenure_engine::lists::TokenFilter { identity, state };
+            let header = ["ID", "IDENTITY", "ROLES", "VALID", "DESCRIPTION"];
+            let row = |t: &tenure_proto::TokenView| {
                 let state =
                     if t.revoked_at.is_some() { "revoked".to_owned() } else { format!("until {}", t.expires_at) };
                 vec![t.id.clone(), t.identity.clone(), t.roles.join(","), state, t.description.clone()]
-            })?;
-            Ok(ExitCode::SUCCESS)
+            };
+            listing::stream(output, Frame::array(), &header, row, |after: Option<String>| {
+                engine.tokens_page(&filter, after.as_deref(), listing::PAGE)
+            })
         }
-        TokensCommand::Revoke { id, output } => match engine.revoke_token(&id, &crate::cli::operator()) {
+        TokensCommand::Revoke { id } => match engine.revoke_token(&id, &crate::cli::operator()) {
             Ok(t) => {
                 match output {
                     Output::Json => println!("{}", serde_json::to_string_pretty(&t)?),
@@ -306,35 +374,39 @@ pub fn tokens(g: &Global, cmd: TokensCommand) -> anyhow::Result<ExitCode> {
 }
 
 pub fn requests(g: &Global, cmd: RequestsCommand) -> anyhow::Result<ExitCode> {
+    let output = g.output;
     let is_approve = matches!(cmd, RequestsCommand::Approve { .. });
     let engine = open(&g.data_dir)?;
     match cmd {
-        RequestsCommand::List { state, output } => {
-            let state = match state.map(|s| s.parse::<RequestState>()).transpose() {
-                Ok(s) => s,
-                Err(e) => return Ok(crate::cli::bad_option(format!("--state: {e}"))),
-            };
-            let all = engine.list_requests(state)?;
-            print_list(
-                output,
-                &all,
-                &["ID", "KIND", "BENEFICIARY", "ENTITLEMENT", "STATE", "REQUESTER", "INTENT"],
-                |r| {
-                    vec![
-                        r.id.to_string(),
-                        r.kind.clone(),
-                        r.beneficiary.clone(),
-                        r.entitlement.clone(),
-                        r.state.clone(),
-                        r.requester.clone(),
-                        r.intent.clone(),
-                    ]
+        RequestsCommand::List { state, kind, identity } => {
+            let filter = tenure_engine::lists::RequestFilter {
+                state: match parse_field("--state", state.as_deref()) {
+                    Ok(s) => s,
+                    Err(e) => return Ok(crate::cli::engine_exit(e)),
                 },
-            )?;
-            Ok(ExitCode::SUCCESS)
+                kind: match parse_field("--kind", kind.as_deref()) {
+                    Ok(k) => k,
+                    Err(e) => return Ok(crate::cli::engine_exit(e)),
+                },
+                identity,
+            };
+            let header = ["ID", "KIND", "BENEFICIARY", "ENTITLEMENT", "STATE", "REQUESTER", "INTENT"];
+            let row = |r: &tenure_proto::RequestView| {
+                vec![
+                    r.id.to_string(),
+                    r.kind.clone(),
+                    r.beneficiary.clone(),
+                    r.entitlement.clone(),
+                    r.state.clone(),
+                    r.requester.clone(),
+                    r.intent.clone(),
+                ]
+            };
+            listing::stream(output, Frame::array(), &header, row, |before| {
+                engine.requests_page(&filter, before, listing::PAGE)
+            })
         }
-        RequestsCommand::Approve { id, approver, reason, output }
-        | RequestsCommand::Deny { id, approver, reason, output } => {
+        RequestsCommand::Approve { id, approver, reason } | RequestsCommand::Deny { id, approver, reason } => {
             let approve = is_approve;
             let who: tenure_model::IdentityRef = match approver.parse() {
                 Ok(r) => r,
@@ -352,9 +424,13 @@ pub fn requests(g: &Global, cmd: RequestsCommand) -> anyhow::Result<ExitCode> {
                 Err(e) => Ok(crate::cli::engine_exit(e)),
             }
         }
-        RequestsCommand::Show { id, output: _ } => match engine.request_detail(id) {
-            Ok(r) => {
+        RequestsCommand::Show { id } => match engine.request_detail(id) {
+            Ok(r) if output == Output::Json => {
                 println!("{}", serde_json::to_string_pretty(&r)?);
+                Ok(ExitCode::SUCCESS)
+            }
+            Ok(r) => {
+                show_request(&r);
                 Ok(ExitCode::SUCCESS)
             }
             Err(e) => Ok(crate::cli::engine_exit(e)),
@@ -362,10 +438,41 @@ pub fn requests(g: &Global, cmd: RequestsCommand) -> anyhow::Result<ExitCode> {
     }
 }
 
-pub fn findings(g: &Global, all: bool, output: Output) -> anyhow::Result<ExitCode> {
+/// One request for people: what, for whom, the decision with its reasons, the answers.
+fn show_request(r: &tenure_proto::RequestView) {
+    let d = &r.decision;
+    println!("request {} ({}): {}", r.id, r.kind, r.state);
+    println!("  for          {} (asked by {})", r.beneficiary, r.requester);
+    println!("  entitlement  {}", r.entitlement);
+    if let Some(m) = r.duration_minutes {
+        println!("  for          {m} minutes");
+    }
+    println!("  intent       {}", r.intent);
+    println!("  decision     {} by policy {} ({})", d.decision, d.policy_version, d.policies.join(", "));
+    for reason in &d.reasons {
+        println!("    because    {reason}");
+    }
+    if let Some(a) = &d.approval {
+        println!("  needs        {} approver(s): {}", a.count, a.roles.join(", "));
+    }
+    if !r.waives.is_empty() {
+        println!("  waives       {}", r.waives.join(", "));
+    }
+    println!("  made         {}, to be decided by {}", r.created_at, r.decide_by);
+    for a in &r.approvals {
+        println!("  {} by {} at {}: {}", if a.approve { "approved" } else { "denied" }, a.approver, a.at, a.reason);
+    }
+    if let Some(at) = &r.decided_at {
+        println!("  ended        {at}");
+    }
+}
+
+/// The findings the options keep, oldest first, a page at a time.
+pub fn findings(g: &Global, filter: tenure_engine::views::FindingFilter) -> anyhow::Result<ExitCode> {
+    let output = g.output;
     let engine = open(&g.data_dir)?;
-    let list = engine.list_findings(all)?;
-    print_list(output, &list, &["ID", "KIND", "IDENTITY", "SUBJECT", "BY", "STATE"], |f| {
+    let header = ["ID", "KIND", "IDENTITY", "SUBJECT", "BY", "STATE"];
+    let row = |f: &tenure_proto::FindingView| {
         // A reconciliation finding is about an account in a system (and maybe a membership).
         let subject = if f.system.is_empty() {
             f.entitlement.clone()
@@ -386,8 +493,8 @@ pub fn findings(g: &Global, all: bool, output: Output) -> anyhow::Result<ExitCod
             by,
             f.resolved_at.clone().unwrap_or_else(|| "open".into()),
         ]
-    })?;
-    Ok(ExitCode::SUCCESS)
+    };
+    listing::stream(output, Frame::array(), &header, row, |after| engine.findings_page(&filter, after, listing::PAGE))
 }
 
 #[derive(Subcommand)]
@@ -427,6 +534,7 @@ pub fn signed_document(
 }
 
 pub fn closure(g: &Global, cmd: ClosureCommand) -> anyhow::Result<ExitCode> {
+    let output = g.output;
     match cmd {
         ClosureCommand::Show { reference, out } => {
             let engine = open(&g.data_dir)?;
@@ -436,6 +544,18 @@ pub fn closure(g: &Global, cmd: ClosureCommand) -> anyhow::Result<ExitCode> {
                 Err(e) => return Ok(crate::cli::engine_exit(e)),
             };
             let at = |v: &serde_json::Value, p: &str| v.pointer(p).cloned().unwrap_or(serde_json::Value::Null);
+            let text = serde_json::to_string_pretty(&cert)?;
+            if output == Output::Json {
+                // The certificate is the document; written to a file, where it went.
+                match out {
+                    Some(path) => {
+                        std::fs::write(&path, text + "\n").with_context(|| format!("writing `{}`", path.display()))?;
+                        println!("{}", serde_json::json!({ "identity": reference, "written": path }));
+                    }
+                    None => println!("{text}"),
+                }
+                return Ok(ExitCode::SUCCESS);
+            }
             eprintln!(
                 "closure certificate of {reference} ({}), closed at {}",
                 at(&cert, "/certificate/name"),
@@ -453,7 +573,6 @@ pub fn closure(g: &Global, cmd: ClosureCommand) -> anyhow::Result<ExitCode> {
                     at(s, "/evidence")
                 );
             }
-            let text = serde_json::to_string_pretty(&cert)?;
             match out {
                 Some(path) => {
                     std::fs::write(&path, text + "\n").with_context(|| format!("writing `{}`", path.display()))?;
@@ -465,7 +584,19 @@ pub fn closure(g: &Global, cmd: ClosureCommand) -> anyhow::Result<ExitCode> {
         }
         ClosureCommand::Verify { file, key } => {
             let (doc, key) = signed_document(&file, &key)?;
-            match tenure_ledger::closure::verify(&doc, &key) {
+            let verified = tenure_ledger::closure::verify(&doc, &key);
+            if output == Output::Json {
+                let doc = match &verified {
+                    Ok(v) => serde_json::json!({
+                        "valid": true, "identity": v.identity, "closed_at": v.closed_at, "tree_size": v.tree_size,
+                        "systems": v.systems, "credentials": v.credentials,
+                    }),
+                    Err(e) => serde_json::json!({ "valid": false, "error": e.to_string() }),
+                };
+                println!("{}", serde_json::to_string_pretty(&doc)?);
+                return Ok(if verified.is_ok() { ExitCode::SUCCESS } else { ExitCode::FAILURE });
+            }
+            match verified {
                 Ok(v) => {
                     println!(
                         "{}: closure of {} at {} verified against a signed ledger of {} entries",

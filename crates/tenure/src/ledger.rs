@@ -1,6 +1,6 @@
 //! `tenure ledger`: checkpoints, proofs, export, offline verification and replay of the ledger.
 
-use crate::cli::{self, Global};
+use crate::cli::{self, Global, Output};
 use crate::keys::ledger_signer;
 use anyhow::{Context, bail};
 use clap::Subcommand;
@@ -41,10 +41,20 @@ pub fn run(g: &Global, cmd: LedgerCommand) -> anyhow::Result<ExitCode> {
     if let LedgerCommand::Verify { dir, key, checkpoints } = cmd {
         return verify(g, &dir, key.as_deref(), &checkpoints);
     }
+    let json = g.output == Output::Json;
     let engine = cli::open(&g.data_dir)?;
     let signer = ledger_signer(&g.data_dir)?;
     match cmd {
-        LedgerCommand::Checkpoint => print!("{}", engine.checkpoint(&signer)?.note),
+        LedgerCommand::Checkpoint => {
+            let cp = engine.checkpoint(&signer)?;
+            if json {
+                let doc = serde_json::json!({ "size": cp.size, "root": hex::encode(&cp.root), "note": cp.note });
+                println!("{}", serde_json::to_string_pretty(&doc)?);
+            } else {
+                print!("{}", cp.note);
+            }
+        }
+        LedgerCommand::Key if json => println!("{}", serde_json::json!({ "key": signer.verifier().to_string() })),
         LedgerCommand::Key => println!("{}", signer.verifier()),
         LedgerCommand::Prove { seq } => println!("{}", serde_json::to_string_pretty(&engine.prove(seq, &signer)?)?),
         LedgerCommand::Consistency { old, new } => {
@@ -71,10 +81,23 @@ pub fn run(g: &Global, cmd: LedgerCommand) -> anyhow::Result<ExitCode> {
                 std::fs::write(dir.join("checkpoints").join(format!("{:020}.note", c.size)), c.note)?;
             }
             std::fs::write(dir.join("ledger.pub"), format!("{}\n", signer.verifier()))?;
-            println!("exported {written} entries and their checkpoints to {}", dir.display());
+            if json {
+                let doc = serde_json::json!({ "dir": dir, "entries": written, "size": cp.size, "root": hex::encode(&cp.root) });
+                println!("{}", serde_json::to_string_pretty(&doc)?);
+            } else {
+                println!("exported {written} entries and their checkpoints to {}", dir.display());
+            }
         }
         LedgerCommand::Replay => {
             let diffs = engine.replay()?;
+            if json {
+                let doc = serde_json::json!({
+                    "matches": diffs.is_empty(),
+                    "differences": diffs.iter().map(ToString::to_string).collect::<Vec<_>>(),
+                });
+                println!("{}", serde_json::to_string_pretty(&doc)?);
+                return Ok(if diffs.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE });
+            }
             if diffs.is_empty() {
                 println!("replay: the database matches the ledger");
             } else {
@@ -110,9 +133,11 @@ fn verify(g: &Global, dir: &Path, key_file: Option<&Path>, kept: &[PathBuf]) -> 
             format!("the ledger key of data dir `{}`", g.data_dir.display()),
         ),
         None => {
-            eprintln!(
-                "error: no verifier key to trust: pass `--key FILE` (`tenure ledger key` on the ledger's host prints \
-                 it); the export's own ledger.pub proves nothing"
+            cli::report(
+                cli::CL_BAD_INPUT,
+                "no verifier key to trust: pass `--key FILE` (`tenure ledger key` on the ledger's host prints it); \
+                 the export's own ledger.pub proves nothing",
+                cli::EXIT_BAD_INPUT,
             );
             return Ok(ExitCode::from(cli::EXIT_BAD_INPUT));
         }
@@ -121,12 +146,24 @@ fn verify(g: &Global, dir: &Path, key_file: Option<&Path>, kept: &[PathBuf]) -> 
     let name = tenure_ledger::Verifier::parse(&key)
         .map(|v| v.name().to_owned())
         .map_err(|e| anyhow::anyhow!("{from}: not a verifier key: {e}"))?;
-    println!("key: `{name}` from {from}");
+    let json = g.output == Output::Json;
+    // Under JSON, one document: the outcome with the key it was checked against.
+    let failed = |why: String| -> anyhow::Result<ExitCode> {
+        if json {
+            let doc = serde_json::json!({ "valid": false, "key": name, "key_from": from, "error": why });
+            println!("{}", serde_json::to_string_pretty(&doc)?);
+        } else {
+            println!("verification FAILED: {why}");
+        }
+        Ok(ExitCode::FAILURE)
+    };
+    if !json {
+        println!("key: `{name}` from {from}");
+    }
     if let Ok(shipped) = std::fs::read_to_string(dir.join("ledger.pub"))
         && shipped.trim() != key
     {
-        println!("verification FAILED: the export's ledger.pub is not the trusted key");
-        return Ok(ExitCode::FAILURE);
+        return failed("the export's ledger.pub is not the trusted key".into());
     }
     let mut notes: Vec<PathBuf> = std::fs::read_dir(dir.join("checkpoints"))
         .context("reading checkpoints/")?
@@ -137,6 +174,14 @@ fn verify(g: &Global, dir: &Path, key_file: Option<&Path>, kept: &[PathBuf]) -> 
     let trusted = read_notes(kept.iter().cloned())?;
     let file = std::fs::File::open(dir.join("entries.jsonl")).context("reading entries.jsonl")?;
     match tenure_ledger::export::verify(&mut std::io::BufReader::new(file), &notes, &key, &trusted) {
+        Ok(r) if json => {
+            let doc = serde_json::json!({
+                "valid": true, "key": name, "key_from": from, "entries": r.entries, "checkpoints": r.checkpoints,
+                "kept": trusted.len(), "root": hex::encode(r.root),
+            });
+            println!("{}", serde_json::to_string_pretty(&doc)?);
+            Ok(ExitCode::SUCCESS)
+        }
         Ok(r) => {
             println!(
                 "verified: {} entries, {} checkpoints (+{} kept), root {}",
@@ -147,9 +192,6 @@ fn verify(g: &Global, dir: &Path, key_file: Option<&Path>, kept: &[PathBuf]) -> 
             );
             Ok(ExitCode::SUCCESS)
         }
-        Err(e) => {
-            println!("verification FAILED: {e}");
-            Ok(ExitCode::FAILURE)
-        }
+        Err(e) => failed(e.to_string()),
     }
 }

@@ -9,6 +9,7 @@ mod demo;
 mod govern;
 mod keys;
 mod ledger;
+mod listing;
 mod quickstart;
 mod reconcile;
 mod table;

@@ -27,8 +27,6 @@ pub struct ReconcileArgs {
     /// Show the plan; apply nothing, open no finding.
     #[arg(long)]
     pub dry_run: bool,
-    #[arg(long, value_enum, default_value_t = Output::Table)]
-    pub output: Output,
 }
 
 #[derive(Subcommand)]
@@ -39,8 +37,6 @@ pub enum ReconcileCommand {
         system: Option<String>,
         #[arg(long, default_value_t = 20)]
         limit: u32,
-        #[arg(long, value_enum, default_value_t = Output::Table)]
-        output: Output,
     },
     /// One run with its plan; `--out` writes its signed drift report.
     Show {
@@ -69,9 +65,10 @@ pub enum ReconcileCommand {
 }
 
 pub async fn run(g: &Global, args: ReconcileArgs) -> anyhow::Result<ExitCode> {
+    let output = g.output;
     match args.command {
-        None => reconcile(g, args.system, args.dry_run, args.output).await,
-        Some(ReconcileCommand::Runs { system, limit, output }) => {
+        None => reconcile(g, args.system, args.dry_run, output).await,
+        Some(ReconcileCommand::Runs { system, limit }) => {
             let runs = open(&g.data_dir)?.runs_view(system.as_deref(), limit)?;
             print_list(
                 output,
@@ -87,8 +84,10 @@ pub async fn run(g: &Global, args: ReconcileArgs) -> anyhow::Result<ExitCode> {
                 Ok(v) => v,
                 Err(e) => return Ok(crate::cli::engine_exit(e)),
             };
-            summary(&view);
-            for i in &view.items {
+            if output == Output::Table {
+                summary(&view);
+            }
+            for i in view.items.iter().filter(|_| output == Output::Table) {
                 let f = |k: &str| i.get(k).and_then(|v| v.as_str()).unwrap_or("").to_owned();
                 let target = if f("target").is_empty() { String::new() } else { format!(" in `{}`", f("target")) };
                 let who = if f("identity").is_empty() { String::new() } else { format!(" ({})", f("identity")) };
@@ -102,7 +101,11 @@ pub async fn run(g: &Global, args: ReconcileArgs) -> anyhow::Result<ExitCode> {
                 };
                 std::fs::write(&path, serde_json::to_string_pretty(&report)? + "\n")
                     .with_context(|| format!("writing `{}`", path.display()))?;
-                eprintln!("signed drift report written to {}", path.display());
+                if output == Output::Json {
+                    println!("{}", serde_json::json!({ "run": run, "written": path }));
+                } else {
+                    eprintln!("signed drift report written to {}", path.display());
+                }
             } else {
                 println!("{}", serde_json::to_string_pretty(&view)?);
             }
@@ -110,7 +113,19 @@ pub async fn run(g: &Global, args: ReconcileArgs) -> anyhow::Result<ExitCode> {
         }
         Some(ReconcileCommand::Verify { file, key }) => {
             let (doc, key) = crate::govern::signed_document(&file, &key)?;
-            match tenure_ledger::drift::verify(&doc, &key) {
+            let verified = tenure_ledger::drift::verify(&doc, &key);
+            if output == Output::Json {
+                let doc = match &verified {
+                    Ok(v) => serde_json::json!({
+                        "valid": true, "run": v.run, "system": v.system, "items": v.items, "decision": v.decision,
+                        "released": v.released, "tree_size": v.tree_size,
+                    }),
+                    Err(e) => serde_json::json!({ "valid": false, "error": e.to_string() }),
+                };
+                println!("{}", serde_json::to_string_pretty(&doc)?);
+                return Ok(if verified.is_ok() { ExitCode::SUCCESS } else { ExitCode::FAILURE });
+            }
+            match verified {
                 Ok(v) => {
                     println!(
                         "{}: verified drift report of run {} of `{}`: {} item(s), {}{}, in a ledger of {} entries",
@@ -137,6 +152,10 @@ pub async fn run(g: &Global, args: ReconcileArgs) -> anyhow::Result<ExitCode> {
             };
             let engine = open(&g.data_dir)?;
             match engine.release_run(run, &classes, &accounts, &operator()) {
+                Ok(v) if output == Output::Json => {
+                    println!("{}", serde_json::to_string_pretty(&v)?);
+                    Ok(ExitCode::SUCCESS)
+                }
                 Ok(v) => {
                     println!(
                         "run {}: {} of {} change(s) released, now {}; `tenure jobs run` carries them out (tenure serve does at once)",

@@ -22,16 +22,22 @@ pub(crate) async fn create_request(
     Ok((StatusCode::CREATED, Json(view)))
 }
 
-#[derive(serde::Deserialize)]
-pub(crate) struct ListQuery {
-    state: Option<String>,
-}
-
+/// `GET /v1/requests?state=&kind=&identity=&limit=&after=`: a keyset page, newest first
+/// (`after` is the id the previous page ended with; the next page's URL is in `Link`).
 pub(crate) async fn list_requests(
     State(s): State<AppState>,
-    Query(q): Query<ListQuery>,
-) -> Result<Json<Vec<RequestView>>, ApiError> {
-    Ok(Json(s.run(move |engine| engine.list_requests_in(q.state.as_deref())).await?))
+    Query(q): Query<std::collections::BTreeMap<String, String>>,
+) -> Result<axum::response::Response, ApiError> {
+    use tenure_engine::lists::{RequestFilter, parse_field};
+    let q = super::page::PageQuery::new(q, &["state", "kind", "identity"])?;
+    let (limit, before) = (q.limit()?, q.after_id("a request")?);
+    let filter = RequestFilter {
+        state: parse_field("state", q.get("state"))?,
+        kind: parse_field("kind", q.get("kind"))?,
+        identity: q.get("identity").map(str::to_owned),
+    };
+    let (page, next) = s.run(move |engine| engine.requests_page(&filter, before, limit)).await?;
+    Ok(q.answer(Json(page), "/v1/requests", next.map(|n| n.to_string())))
 }
 
 pub(crate) async fn show_request(

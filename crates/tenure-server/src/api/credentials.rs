@@ -23,16 +23,24 @@ pub(crate) async fn issue_credential(
     Ok((StatusCode::CREATED, Json(issued)))
 }
 
-#[derive(serde::Deserialize)]
-pub(crate) struct CredentialsQuery {
-    identity: Option<String>,
-}
-
+/// `GET /v1/credentials?identity=&kind=&system=&state=&limit=&after=`: a keyset page, newest
+/// first (`after` is the credential id the previous page ended with).
 pub(crate) async fn list_credentials(
     State(s): State<AppState>,
-    Query(q): Query<CredentialsQuery>,
-) -> Result<Json<Vec<CredentialView>>, ApiError> {
-    Ok(Json(s.run(move |engine| engine.list_credentials(q.identity.as_deref())).await?))
+    Query(q): Query<std::collections::BTreeMap<String, String>>,
+) -> Result<Response, ApiError> {
+    use tenure_engine::lists::{CredentialFilter, parse_field};
+    let q = super::page::PageQuery::new(q, &["identity", "kind", "system", "state"])?;
+    let limit = q.limit()?;
+    let filter = CredentialFilter {
+        identity: q.get("identity").map(str::to_owned),
+        kind: parse_field("kind", q.get("kind"))?,
+        system: q.get("system").map(str::to_owned),
+        state: parse_field("state", q.get("state"))?,
+    };
+    let after = q.get("after").map(str::to_owned);
+    let (page, next) = s.run(move |engine| engine.credentials_page(&filter, after.as_deref(), limit)).await?;
+    Ok(q.answer(Json(page), "/v1/credentials", next))
 }
 
 pub(crate) async fn rotate_credential(

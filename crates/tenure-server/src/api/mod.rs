@@ -5,6 +5,7 @@ pub(crate) mod access;
 pub(crate) mod credentials;
 pub(crate) mod identities;
 pub(crate) mod meta;
+pub(crate) mod page;
 pub(crate) mod reconcile;
 pub(crate) mod scim;
 pub(crate) mod tokens;

@@ -1,6 +1,6 @@
 //! API tokens.
 
-use crate::extract::Path;
+use crate::extract::{Path, Query};
 use crate::{ApiError, AppState, json_body};
 use axum::body::Bytes;
 use axum::extract::State;
@@ -20,8 +20,20 @@ pub(crate) async fn issue_token(
     Ok((StatusCode::CREATED, Json(issued)))
 }
 
-pub(crate) async fn list_tokens(State(s): State<AppState>) -> Result<Json<Vec<TokenView>>, ApiError> {
-    Ok(Json(s.run(move |engine| engine.list_tokens()).await?))
+/// `GET /v1/tokens?identity=&state=&limit=&after=`: a keyset page, oldest first (`after` is
+/// the token id the previous page ended with).
+pub(crate) async fn list_tokens(
+    State(s): State<AppState>,
+    Query(q): Query<std::collections::BTreeMap<String, String>>,
+) -> Result<axum::response::Response, ApiError> {
+    use tenure_engine::lists::{TokenFilter, parse_field};
+    let q = super::page::PageQuery::new(q, &["identity", "state"])?;
+    let limit = q.limit()?;
+    let filter =
+        TokenFilter { identity: q.get("identity").map(str::to_owned), state: parse_field("state", q.get("state"))? };
+    let after = q.get("after").map(str::to_owned);
+    let (page, next) = s.run(move |engine| engine.tokens_page(&filter, after.as_deref(), limit)).await?;
+    Ok(q.answer(Json::<Vec<TokenView>>(page), "/v1/tokens", next))
 }
 
 pub(crate) async fn revoke_token(

@@ -55,6 +55,24 @@ impl AccessReads for SqliteTx<'_> {
             None => q_all(self.c()?, &format!("SELECT {REQUEST_COLS} FROM requests ORDER BY id DESC"), [], request_row),
         }
     }
+    fn requests_page(&self, q: &RequestQuery, before: Option<i64>, limit: usize) -> Result<Vec<RequestRow>> {
+        q_all(
+            self.c()?,
+            &format!(
+                "SELECT {REQUEST_COLS} FROM requests WHERE id < ?1
+                   AND (?2 IS NULL OR state = ?2) AND (?3 IS NULL OR kind = ?3) AND (?4 IS NULL OR beneficiary_id = ?4)
+                 ORDER BY id DESC LIMIT ?5"
+            ),
+            params![
+                before.unwrap_or(i64::MAX),
+                q.state.map(|s| s.as_str()),
+                q.kind.map(|k| k.as_str()),
+                q.beneficiary_id,
+                i64::try_from(limit).unwrap_or(i64::MAX)
+            ],
+            request_row,
+        )
+    }
     fn pending_requests_of(&self, identity_id: i64) -> Result<Vec<RequestRow>> {
         q_all(
             self.c()?,

@@ -72,6 +72,42 @@ impl CredentialReads for SqliteTx<'_> {
             ),
         }
     }
+    fn credentials_page(
+        &self,
+        q: &CredentialQuery<'_>,
+        now: OffsetDateTime,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<CredentialRow>> {
+        // Newest first, ties by id: the row after the cursor is older, or as old with a
+        // greater id.
+        q_all(
+            self.c()?,
+            &format!(
+                "SELECT {CREDENTIAL_COLS} FROM credentials c
+                 WHERE (?1 IS NULL OR EXISTS (SELECT 1 FROM credentials a WHERE a.id = ?1
+                          AND (c.issued_at < a.issued_at OR (c.issued_at = a.issued_at AND c.id > a.id))))
+                   AND (?2 IS NULL OR identity_id = ?2) AND (?3 IS NULL OR kind = ?3)
+                   AND (?4 IS NULL OR system = ?4)
+                   AND (?5 IS NULL OR ?5 = CASE
+                          WHEN revoked_at IS NOT NULL AND verified_at IS NOT NULL THEN 'revocation-verified'
+                          WHEN revoked_at IS NOT NULL THEN 'revoked'
+                          WHEN expires_at <= ?6 THEN 'expired'
+                          ELSE 'active' END)
+                 ORDER BY issued_at DESC, id LIMIT ?7"
+            ),
+            params![
+                after,
+                q.identity_id,
+                q.kind.map(|k| k.as_str()),
+                q.system,
+                q.state.map(CredentialStatus::as_str),
+                ts(now),
+                i64::try_from(limit).unwrap_or(i64::MAX)
+            ],
+            credential_row,
+        )
+    }
     fn credentials_to_verify(&self, identity_id: i64) -> Result<Vec<CredentialRow>> {
         q_all(
             self.c()?,

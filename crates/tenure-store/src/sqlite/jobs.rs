@@ -61,6 +61,28 @@ impl JobReads for SqliteTx<'_> {
         let mut st = self.c()?.prepare_cached(&format!("SELECT {JOB_COLS} FROM jobs WHERE id = ?1"))?;
         Ok(st.query_row([id], job_row).optional()?)
     }
+    fn jobs_page(&self, q: &JobQuery<'_>, after: Option<i64>, limit: usize) -> Result<Vec<JobRow>> {
+        q_all(
+            self.c()?,
+            &format!(
+                "SELECT {JOB_COLS} FROM jobs WHERE id > ?1
+                   AND (?2 IS NULL OR state = ?2)
+                   AND (?3 = 0 OR state = 'dead' OR (state = 'pending' AND last_error IS NOT NULL))
+                   AND (?4 IS NULL OR kind = ?4) AND (?5 IS NULL OR system = ?5) AND (?6 IS NULL OR identity_id = ?6)
+                 ORDER BY id LIMIT ?7"
+            ),
+            params![
+                after.unwrap_or(i64::MIN),
+                q.state.map(|s| s.as_str()),
+                q.failing,
+                q.kind.map(|k| k.as_str()),
+                q.system,
+                q.identity_id,
+                i64::try_from(limit).unwrap_or(i64::MAX)
+            ],
+            job_row,
+        )
+    }
     fn unfinished_jobs(&self, identity_id: i64) -> Result<i64> {
         Ok(self
             .c()?

@@ -29,6 +29,34 @@ impl TokenReads for SqliteTx<'_> {
     fn tokens(&self) -> Result<Vec<TokenRow>> {
         q_all(self.c()?, &format!("SELECT {TOKEN_COLS} FROM api_tokens ORDER BY created_at, id"), [], token_row)
     }
+    fn tokens_page(
+        &self,
+        q: &TokenQuery,
+        now: OffsetDateTime,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<TokenRow>> {
+        q_all(
+            self.c()?,
+            &format!(
+                "SELECT {TOKEN_COLS} FROM api_tokens t
+                 WHERE (?1 IS NULL OR EXISTS (SELECT 1 FROM api_tokens a WHERE a.id = ?1
+                          AND (t.created_at > a.created_at OR (t.created_at = a.created_at AND t.id > a.id))))
+                   AND (?2 IS NULL OR identity_id = ?2)
+                   AND (?3 IS NULL OR ?3 = CASE WHEN revoked_at IS NOT NULL THEN 'revoked'
+                                               WHEN expires_at <= ?4 THEN 'expired' ELSE 'active' END)
+                 ORDER BY created_at, id LIMIT ?5"
+            ),
+            params![
+                after,
+                q.identity_id,
+                q.state.map(TokenStatus::as_str),
+                ts(now),
+                i64::try_from(limit).unwrap_or(i64::MAX)
+            ],
+            token_row,
+        )
+    }
 }
 
 impl TokenWrites for SqliteTx<'_> {

@@ -49,15 +49,24 @@ impl Checks {
 
 /// `tenure demo --systems`: the quickstart's three systems (a slapd, a PostgreSQL cluster, a
 /// SCIM service), throwaway, on loopback, kept running until SIGINT or SIGTERM; the variables
-/// the quickstart policy reads are printed as shell `export` lines, then `# ready`.
-pub async fn systems() -> anyhow::Result<ExitCode> {
+/// the quickstart policy reads are printed as shell `export` lines, then `# ready` (under
+/// `--output json`, one line: `{"environment": {…}, "ready": true}`).
+pub async fn systems(json: bool) -> anyhow::Result<ExitCode> {
+    use std::io::Write;
     let tmp = tempfile::tempdir().context("creating a temporary directory")?;
     let systems = Quickstart::start(tmp.path()).await?;
-    println!("# the quickstart's systems, throwaway, until this process is stopped");
-    for (k, v) in systems.env() {
-        println!("export {k}='{}'", v.replace('\'', r"'\''"));
+    if json {
+        let env: serde_json::Map<String, serde_json::Value> =
+            systems.env().into_iter().map(|(k, v)| (k.to_string(), v.into())).collect();
+        println!("{}", serde_json::json!({ "environment": env, "ready": true }));
+    } else {
+        println!("# the quickstart's systems, throwaway, until this process is stopped");
+        for (k, v) in systems.env() {
+            println!("export {k}='{}'", v.replace('\'', r"'\''"));
+        }
+        println!("# ready");
     }
-    println!("# ready");
+    std::io::stdout().flush()?;
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     tokio::select! {
         r = tokio::signal::ctrl_c() => r?,

@@ -212,7 +212,11 @@ fn a_leavers_nhis_go_to_the_successor_or_are_suspended_at_the_deadline() {
     leave("E1012");
     // The departed owner may have seen its secrets: revoked at once, not at the deadline, and
     // nothing new is issued until a new owner takes it.
-    let listed = engine.list_credentials(Some("service-registry:wl-deployer")).unwrap();
+    let filter = tenure_engine::lists::CredentialFilter {
+        identity: Some("service-registry:wl-deployer".into()),
+        ..Default::default()
+    };
+    let (listed, _) = engine.credentials_page(&filter, None, 100).unwrap();
     let old = listed.iter().find(|c| c.id == issued.credential.id).unwrap();
     assert_eq!((old.state.as_str(), old.revoke_reason.as_deref()), ("revoked", Some("owner-transfer")), "{old:?}");
     assert!(engine.issue_credential(&key, &operator).is_err(), "issued to an NHI that waits for an owner");
