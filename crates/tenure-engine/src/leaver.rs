@@ -151,10 +151,14 @@ impl Engine {
             // account tenure may not touch) must not make this a loop of retries and alerts.
             tx.set_identity_state(row.id, LifecycleState::Leaving, now)?;
             record(tx.as_mut(), Stamp::engine(now, version), &subject, LedgerEvent::LeaverStalled(stalled))?;
+            let mut closed = None;
             if systems.is_empty() && !credentials {
-                crate::steps::lifecycle::advance_lifecycle(tx.as_mut(), row.id, now, version)?;
+                closed = crate::steps::lifecycle::advance_lifecycle(tx.as_mut(), row.id, now, version)?
+                    // It was leaving since before the re-queue above.
+                    .map(|c| crate::steps::lifecycle::ClosedIn { took: now - row.updated_at, ..c });
             }
             tx.commit()?;
+            self.telemetry().closed(closed);
             tracing::error!(leaver = %subject, since = %ts(row.updated_at), ?systems, "leaver stalled with no job carrying its closure: re-queued");
             out.push(subject);
         }

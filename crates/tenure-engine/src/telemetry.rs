@@ -1,6 +1,7 @@
 //! What a running tenure has done since it started, for `/metrics`: HTTP requests and their
 //! latency per route, job attempts and their duration per system, kind and outcome, connector
-//! errors by class, reconciliation runs and their duration, build and process facts. In memory, per process (a restart starts at zero,
+//! errors by class, reconciliation runs and their duration, leaver closures and theirs, build
+//! and process facts. In memory, per process (a restart starts at zero,
 //! as Prometheus counters expect); the gauges read from the store live in `views.rs`.
 //!
 //! Also the request id a unit of work runs under ([`with_request_id`]): the server sets it
@@ -74,6 +75,8 @@ struct Inner {
     connector_errors: BTreeMap<(String, String), u64>,
     /// (system, how the run ended) → duration.
     reconcile: BTreeMap<(String, String), Histogram>,
+    /// Identity kind → leaver event to verified close.
+    closures: BTreeMap<&'static str, Histogram>,
 }
 
 /// The in-memory metrics of one process.
@@ -136,6 +139,13 @@ impl Telemetry {
             .observe(took);
     }
 
+    /// A leaver closed (once its transaction committed), if one did.
+    pub(crate) fn closed(&self, closed: Option<crate::steps::lifecycle::ClosedIn>) {
+        let Some(c) = closed else { return };
+        let took = Duration::try_from(c.took).unwrap_or_default();
+        self.inner().closures.entry(c.kind.as_str()).or_insert_with(Histogram::long).observe(took);
+    }
+
     /// The process's own metrics in Prometheus text format.
     pub fn render(&self, out: &mut String) {
         let (version, commit) = self.build.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
@@ -169,6 +179,10 @@ impl Telemetry {
         for ((system, state), h) in &inner.reconcile {
             let labels = format!("system=\"{}\",state=\"{}\"", label(system), label(state));
             h.write(out, "tenure_reconcile_duration_seconds", &labels);
+        }
+        out.push_str("# HELP tenure_closure_duration_seconds Leavers closed, by identity kind: from the leaver event to every account and credential verified off.\n# TYPE tenure_closure_duration_seconds histogram\n");
+        for (kind, h) in &inner.closures {
+            h.write(out, "tenure_closure_duration_seconds", &format!("kind=\"{kind}\""));
         }
         drop(inner);
         process(out, self.started);

@@ -365,15 +365,14 @@ fn operation(e: Endpoint, req: &mut Schemas, resp: &mut Schemas) -> Operation {
         )
         .takes(Json(req.of::<p::ReconcileWire>()))
         .errors(BODY),
-        E::ReconcileRuns => {
-            Operation::new("Reconciliation runs, newest first", "reconcile", 200, Json(resp.of::<Vec<p::RunView>>()))
-                .query("system", string(), "only this system's")
-                .query(
-                    "limit",
-                    json!({ "type": "integer", "minimum": 1, "maximum": 1000, "default": 50 }),
-                    "runs listed",
-                )
-        }
+        E::ReconcileRuns => Operation::new(
+            "A page of reconciliation runs, newest first",
+            "reconcile",
+            200,
+            Json(resp.of::<Vec<p::RunView>>()),
+        )
+        .paged("runs on the page", json!({ "type": "integer" }), "the run id the previous page ended with")
+        .query("system", string(), "only this system's"),
         E::ReconcileRun => {
             Operation::new("A run with its plan", "reconcile", 200, Json(resp.of::<p::RunView>())).errors(&[404])
         }

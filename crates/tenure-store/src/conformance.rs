@@ -393,8 +393,10 @@ pub fn observations_and_runs(s: &dyn Store) {
     assert_eq!(tx.changes_since("db", T0).unwrap(), 0);
     let got = tx.run(r1).unwrap().unwrap();
     assert_eq!((got.ledger_seq, got.plan, got.state.as_str()), (Some(42), plan.clone(), "applied"));
-    assert_eq!(tx.runs(Some("dir"), 10).unwrap().iter().map(|r| r.id).collect::<Vec<_>>(), [r2, r1]);
-    assert_eq!(tx.runs(None, 1).unwrap().len(), 1);
+    assert_eq!(tx.runs(Some("dir"), None, 10).unwrap().iter().map(|r| r.id).collect::<Vec<_>>(), [r2, r1]);
+    assert_eq!(tx.runs(None, None, 1).unwrap().len(), 1);
+    assert_eq!(tx.runs(Some("dir"), Some(r2), 10).unwrap().iter().map(|r| r.id).collect::<Vec<_>>(), [r1]);
+    assert!(tx.runs(Some("dir"), Some(r1), 10).unwrap().is_empty());
     assert!(tx.run(r2 + 100).unwrap().is_none());
     tx.commit().unwrap();
 }

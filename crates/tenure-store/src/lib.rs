@@ -387,8 +387,9 @@ pub trait ScimWrites: ScimReads {
 /// Reconciliation runs: their plans, counts and threshold decisions.
 pub trait RunReads {
     fn run(&self, id: i64) -> Result<Option<RunRow>>;
-    /// Newest first, at most `limit`, of one system or all.
-    fn runs(&self, system: Option<&str>, limit: u32) -> Result<Vec<RunRow>>;
+    /// Newest first, at most `limit` with an id below `before`, of one system or all (a keyset
+    /// page).
+    fn runs(&self, system: Option<&str>, before: Option<i64>, limit: u32) -> Result<Vec<RunRow>>;
     /// Changes carried out by runs of `system` that started at or after `since`.
     fn changes_since(&self, system: &str, since: OffsetDateTime) -> Result<i64>;
 }

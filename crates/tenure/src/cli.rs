@@ -9,7 +9,6 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
-use tenure_engine::lists::parse_field;
 use tenure_engine::systems::process_env;
 use tenure_engine::worker::{WorkerConfig, Workers};
 use tenure_engine::{Deployed, Engine, EngineError, Format, RecordError, ingest, parse};
@@ -70,6 +69,11 @@ pub fn report(code: &str, message: &str, exit: u8) {
     } else {
         eprintln!("error: {message}");
     }
+}
+
+/// A filter option's value (`--state`, `--kind`): malformed, it is a bad option (exit 2).
+pub fn option<T: std::str::FromStr<Err = String>>(flag: &str, value: Option<&str>) -> Result<Option<T>, ExitCode> {
+    value.map(|v| v.parse::<T>().map_err(|e| bad_option(format!("{flag}: {e}")))).transpose()
 }
 
 /// A malformed option value: say so and exit 2.
@@ -434,13 +438,13 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Identities(IdentitiesCommand::List { state, kind, source }) => {
             let filter = tenure_engine::IdentityFilter {
-                state: match parse_field("--state", state.as_deref()) {
+                state: match crate::cli::option("--state", state.as_deref()) {
                     Ok(s) => s,
-                    Err(e) => return Ok(engine_exit(e)),
+                    Err(code) => return Ok(code),
                 },
-                kind: match parse_field("--kind", kind.as_deref()) {
+                kind: match crate::cli::option("--kind", kind.as_deref()) {
                     Ok(k) => k,
-                    Err(e) => return Ok(engine_exit(e)),
+                    Err(code) => return Ok(code),
                 },
                 source,
             };
@@ -509,13 +513,13 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Jobs(JobsCommand::Status { state, kind, system, identity }) => {
             let filter = tenure_engine::lists::JobFilter {
-                state: match parse_field("--state", state.as_deref()) {
+                state: match crate::cli::option("--state", state.as_deref()) {
                     Ok(s) => s,
-                    Err(e) => return Ok(engine_exit(e)),
+                    Err(code) => return Ok(code),
                 },
-                kind: match parse_field("--kind", kind.as_deref()) {
+                kind: match crate::cli::option("--kind", kind.as_deref()) {
                     Ok(k) => k,
-                    Err(e) => return Ok(engine_exit(e)),
+                    Err(code) => return Ok(code),
                 },
                 system,
                 identity,

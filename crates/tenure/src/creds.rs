@@ -150,17 +150,17 @@ pub async fn run(g: &Global, cmd: CredsCommand) -> anyhow::Result<ExitCode> {
             (workers.issue_credential(req, by).await, out, output)
         }
         CredsCommand::List { identity, kind, system, state } => {
-            use tenure_engine::lists::{CredentialFilter, parse_field};
+            use tenure_engine::lists::CredentialFilter;
             let filter = CredentialFilter {
                 identity,
-                kind: match parse_field("--kind", kind.as_deref()) {
+                kind: match crate::cli::option("--kind", kind.as_deref()) {
                     Ok(k) => k,
-                    Err(e) => return Ok(crate::cli::engine_exit(e)),
+                    Err(code) => return Ok(code),
                 },
                 system,
-                state: match parse_field("--state", state.as_deref()) {
+                state: match crate::cli::option("--state", state.as_deref()) {
                     Ok(s) => s,
-                    Err(e) => return Ok(crate::cli::engine_exit(e)),
+                    Err(code) => return Ok(code),
                 },
             };
             let header = ["ID", "IDENTITY", "KIND", "STATE", "EXPIRES", "FINGERPRINT"];

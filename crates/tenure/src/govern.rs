@@ -7,7 +7,6 @@ use clap::Subcommand;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use tenure_engine::Deployed;
-use tenure_engine::lists::parse_field;
 use tenure_policy::{Bundle, short_version};
 
 /// Who the CLI acts as in the ledger: the operator at the machine.
@@ -345,9 +344,9 @@ pub fn tokens(g: &Global, cmd: TokensCommand) -> anyhow::Result<ExitCode> {
             }
         }
         TokensCommand::List { identity, state } => {
-            let state = match parse_field("--state", state.as_deref()) {
+            let state = match crate::cli::option("--state", state.as_deref()) {
                 Ok(s) => s,
-                Err(e) => return Ok(crate::cli::engine_exit(e)),
+                Err(code) => return Ok(code),
             };
             let filter = tenure_engine::lists::TokenFilter { identity, state };
             let header = ["ID", "IDENTITY", "ROLES", "VALID", "DESCRIPTION"];
@@ -380,13 +379,13 @@ pub fn requests(g: &Global, cmd: RequestsCommand) -> anyhow::Result<ExitCode> {
     match cmd {
         RequestsCommand::List { state, kind, identity } => {
             let filter = tenure_engine::lists::RequestFilter {
-                state: match parse_field("--state", state.as_deref()) {
+                state: match crate::cli::option("--state", state.as_deref()) {
                     Ok(s) => s,
-                    Err(e) => return Ok(crate::cli::engine_exit(e)),
+                    Err(code) => return Ok(code),
                 },
-                kind: match parse_field("--kind", kind.as_deref()) {
+                kind: match crate::cli::option("--kind", kind.as_deref()) {
                     Ok(k) => k,
-                    Err(e) => return Ok(crate::cli::engine_exit(e)),
+                    Err(code) => return Ok(code),
                 },
                 identity,
             };

@@ -25,7 +25,8 @@ impl Frame {
 }
 
 /// Write every page `next_page` hands out (it is given the cursor the previous page ended
-/// with) under `header`, each item as `row` says, or as JSON. An engine error (a filter that
+/// with) under `header`, each item as `row` says (with no header, a line of its cells), or as
+/// JSON. An engine error (a filter that
 /// names nothing) ends the list with its exit code; a closed pipe ends it quietly.
 pub fn stream<T: serde::Serialize, C>(
     output: Output,
@@ -76,10 +77,17 @@ fn write_pages<T: serde::Serialize, C>(
                     first = false;
                 }
             }
+            // No header: lines of free text (`jobs status`), not columns.
+            Output::Table if header.is_empty() => {
+                for item in &page {
+                    writeln!(out, "{}", row(item).join("  "))?;
+                }
+                first = false;
+            }
             Output::Table => {
                 let rows: Vec<Vec<String>> = page.iter().map(&row).collect();
                 let w = widths.get_or_insert_with(|| table::widths(header, &rows));
-                if first && !header.is_empty() {
+                if first {
                     write!(out, "{}", table::line(w, header))?;
                 }
                 first = false;

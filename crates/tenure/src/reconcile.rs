@@ -69,7 +69,7 @@ pub async fn run(g: &Global, args: ReconcileArgs) -> anyhow::Result<ExitCode> {
     match args.command {
         None => reconcile(g, args.system, args.dry_run, output).await,
         Some(ReconcileCommand::Runs { system, limit }) => {
-            let runs = open(&g.data_dir)?.runs_view(system.as_deref(), limit)?;
+            let (runs, _) = open(&g.data_dir)?.runs_page(system.as_deref(), None, limit)?;
             print_list(
                 output,
                 &runs,

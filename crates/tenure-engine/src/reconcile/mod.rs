@@ -440,7 +440,7 @@ impl Engine {
             .filter_map(|(name, def)| Some((name.as_str(), time::Duration::try_from(def.reconcile.every?).ok()?)))
             .chain([(TENURE, TENURE_EVERY)]);
         for (name, every) in schedule {
-            let last = tx.runs(Some(name), 1)?.into_iter().next();
+            let last = tx.runs(Some(name), None, 1)?.into_iter().next();
             if last.is_none_or(|r| r.started_at + every <= now) {
                 due.push(name.to_owned());
             }
@@ -456,8 +456,22 @@ impl Engine {
     }
 
     /// Runs, newest first (without their items).
-    pub fn runs_view(&self, system: Option<&str>, limit: u32) -> Result<Vec<RunView>> {
-        Ok(self.store.read()?.runs(system, limit)?.into_iter().map(|r| run_view(r, false)).collect())
+    /// Runs, newest first (without their plans): at most `limit` with an id below `before`,
+    /// and the id the next page starts before (none on the last).
+    pub fn runs_page(
+        &self,
+        system: Option<&str>,
+        before: Option<i64>,
+        limit: u32,
+    ) -> Result<(Vec<RunView>, Option<i64>)> {
+        let mut rows = self.store.read()?.runs(system, before, limit.saturating_add(1))?;
+        let next = if rows.len() > limit as usize {
+            rows.truncate(limit as usize);
+            rows.last().map(|r| r.id)
+        } else {
+            None
+        };
+        Ok((rows.into_iter().map(|r| run_view(r, false)).collect(), next))
     }
 
     /// The signed drift report of a run (see [`tenure_ledger::drift`]).

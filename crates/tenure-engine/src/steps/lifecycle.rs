@@ -9,6 +9,15 @@ use tenure_model::{GrantState, LifecycleState};
 use tenure_store::WriteTx;
 use time::OffsetDateTime;
 
+/// A leaver closed: its kind, and how long it took from the leaver event (the identity's last
+/// change, when it became `leaving`) to the verified close. For the closure metric, once the
+/// transaction commits.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct ClosedIn {
+    pub kind: tenure_model::IdentityKind,
+    pub took: time::Duration,
+}
+
 /// `pending → active` once every account and grant is verified; `leaving → closed` once every
 /// account is verified disabled and every grant verified revoked.
 pub(crate) fn advance_lifecycle(
@@ -16,8 +25,8 @@ pub(crate) fn advance_lifecycle(
     identity_id: i64,
     now: OffsetDateTime,
     version: &str,
-) -> Result<()> {
-    let Some(identity) = tx.identity_by_id(identity_id)? else { return Ok(()) };
+) -> Result<Option<ClosedIn>> {
+    let Some(identity) = tx.identity_by_id(identity_id)? else { return Ok(None) };
     let accounts = tx.accounts(identity_id)?;
     let grants = tx.grants(identity_id)?;
     let to = match identity.state {
@@ -37,7 +46,7 @@ pub(crate) fn advance_lifecycle(
         {
             LifecycleState::Closed
         }
-        _ => return Ok(()),
+        _ => return Ok(None),
     };
     let to = identity.state.transition(to).map_err(EngineError::Transition)?;
     tx.set_identity_state(identity_id, to, now)?;
@@ -63,5 +72,5 @@ pub(crate) fn advance_lifecycle(
     let event =
         if to == LifecycleState::Active { LedgerEvent::Activated(settled) } else { LedgerEvent::Closed(settled) };
     record(tx, Stamp::engine(now, version), &identity.reference.to_string(), event)?;
-    Ok(())
+    Ok((to == LifecycleState::Closed).then(|| ClosedIn { kind: identity.kind, took: now - identity.updated_at }))
 }

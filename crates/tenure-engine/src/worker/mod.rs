@@ -412,11 +412,12 @@ impl Workers {
                 &version,
                 now,
             )?);
+            let mut closed = None;
             let outcome = if errors.is_empty() {
                 if !tx.finish_job(&job, now)? {
                     return Ok(Outcome::Stale);
                 }
-                crate::steps::lifecycle::advance_lifecycle(tx.as_mut(), identity_id, now, &version)?;
+                closed = crate::steps::lifecycle::advance_lifecycle(tx.as_mut(), identity_id, now, &version)?;
                 Outcome::Verified
             } else {
                 fail(tx.as_mut(), &job, &errors.join("; "), now, &config, &subject, &version)?
@@ -424,6 +425,7 @@ impl Workers {
             // A stale attempt's transaction is dropped, not committed: it rolls back.
             if outcome != Outcome::Stale {
                 tx.commit()?;
+                e.telemetry().closed(closed);
             }
             Ok(outcome)
         })
@@ -769,12 +771,13 @@ fn complete(
     let problems = synced.problems.clone();
     record(tx.as_mut(), Stamp::engine(now, version), &subject, LedgerEvent::Synced(synced))?;
 
+    let mut closed = None;
     let outcome = if problems.is_empty() {
         if !tx.finish_job(job, now)? {
             // Fenced: another attempt holds the job; everything above rolls back with `tx`.
             return Ok(Outcome::Stale);
         }
-        crate::steps::lifecycle::advance_lifecycle(tx.as_mut(), s.identity.id, now, version)?;
+        closed = crate::steps::lifecycle::advance_lifecycle(tx.as_mut(), s.identity.id, now, version)?;
         Outcome::Verified
     } else {
         fail(
@@ -789,6 +792,7 @@ fn complete(
     };
     if outcome != Outcome::Stale {
         tx.commit()?;
+        e.telemetry().closed(closed);
     }
     Ok(outcome)
 }

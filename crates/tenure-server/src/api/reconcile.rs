@@ -42,26 +42,18 @@ pub(crate) async fn start(
     Ok(Json(runs))
 }
 
-#[derive(serde::Deserialize)]
-pub(crate) struct RunsQuery {
-    system: Option<String>,
-    #[serde(default = "default_limit")]
-    limit: u32,
-}
-
-fn default_limit() -> u32 {
-    50
-}
-
-/// `GET /v1/reconcile/runs`: newest first.
+/// `GET /v1/reconcile/runs?system=&limit=&after=`: a keyset page, newest first (`after` is
+/// the run id the previous page ended with; the next page's URL is in `Link`).
 pub(crate) async fn runs(
     State(s): State<AppState>,
-    Query(q): Query<RunsQuery>,
-) -> Result<Json<Vec<RunView>>, ApiError> {
-    if !(1..=1000).contains(&q.limit) {
-        return Err(crate::invalid("limit", format!("expected 1 to 1000, found {}", q.limit)));
-    }
-    Ok(Json(s.run(move |e| e.runs_view(q.system.as_deref(), q.limit)).await?))
+    Query(q): Query<std::collections::BTreeMap<String, String>>,
+) -> Result<axum::response::Response, ApiError> {
+    let q = super::page::PageQuery::new(q, &["system"])?;
+    let (limit, before) = (q.limit()?, q.after_id("a run")?);
+    let limit = u32::try_from(limit).unwrap_or(u32::MAX);
+    let system = q.get("system").map(str::to_owned);
+    let (page, next) = s.run(move |e| e.runs_page(system.as_deref(), before, limit)).await?;
+    Ok(q.answer(Json::<Vec<RunView>>(page), "/v1/reconcile/runs", next.map(|n| n.to_string())))
 }
 
 /// `GET /v1/reconcile/runs/{id}`: one run with its plan.

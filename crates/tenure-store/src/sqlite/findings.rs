@@ -48,11 +48,14 @@ impl RunReads for SqliteTx<'_> {
     fn run(&self, id: i64) -> Result<Option<RunRow>> {
         Ok(q_all(self.c()?, &format!("SELECT {RUN_COLS} FROM reconcile_runs WHERE id = ?1"), [id], run_row)?.pop())
     }
-    fn runs(&self, system: Option<&str>, limit: u32) -> Result<Vec<RunRow>> {
+    fn runs(&self, system: Option<&str>, before: Option<i64>, limit: u32) -> Result<Vec<RunRow>> {
         q_all(
             self.c()?,
-            &format!("SELECT {RUN_COLS} FROM reconcile_runs WHERE ?1 IS NULL OR system = ?1 ORDER BY id DESC LIMIT ?2"),
-            params![system, limit],
+            &format!(
+                "SELECT {RUN_COLS} FROM reconcile_runs WHERE (?1 IS NULL OR system = ?1) AND id < ?2
+                 ORDER BY id DESC LIMIT ?3"
+            ),
+            params![system, before.unwrap_or(i64::MAX), limit],
             run_row,
         )
     }

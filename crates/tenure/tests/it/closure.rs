@@ -567,3 +567,25 @@ fn joiners_named_like_the_connection_role_or_an_unmarked_account_take_nothing_ov
         serde_json::from_str(&w.ok(&["identities", "show", "hr:E5", "--output", "json"])).unwrap();
     assert!(d["timeline"].as_array().unwrap().iter().any(|t| t["action"] == "system.synced"), "{d}");
 }
+
+#[test]
+fn the_time_from_a_leaver_event_to_its_verified_close_is_a_metric() {
+    let w = World::new();
+    hr(&w);
+    let c = Clocked::new(&w);
+    c.ingest(&leave_line("E1010"));
+    // The systems answer ninety seconds after the leaver event (the clock is the test's).
+    c.clock.advance(time::Duration::seconds(90));
+    c.run();
+    assert_eq!(c.engine.identity_detail("hr:E1010").unwrap().identity.state, "closed");
+    let mut metrics = String::new();
+    c.engine.telemetry().render(&mut metrics);
+    for line in [
+        "tenure_closure_duration_seconds_bucket{kind=\"human\",le=\"60\"} 0",
+        "tenure_closure_duration_seconds_bucket{kind=\"human\",le=\"120\"} 1",
+        "tenure_closure_duration_seconds_sum{kind=\"human\"} 90",
+        "tenure_closure_duration_seconds_count{kind=\"human\"} 1",
+    ] {
+        assert!(metrics.lines().any(|l| l == line), "no `{line}` in:\n{metrics}");
+    }
+}

@@ -78,7 +78,7 @@ fn requests_tokens_credentials_and_jobs_page_by_keyset_with_filters_over_the_api
     let (paged, pages) = follow(&s, "/v1/tokens?limit=2", |t| t["id"].clone());
     assert_eq!(paged, all);
     assert_eq!(pages, all.len().div_ceil(2));
-    assert!(all.len() >= people.len() + 1, "{all:?}");
+    assert!(all.len() > people.len(), "{all:?}");
     let (of, _) = follow(&s, "/v1/tokens?identity=hr:E1006&state=active", |t| t["identity"].clone());
     assert_eq!(of, [serde_json::json!("hr:E1006")]);
     w.ok(&["tokens", "revoke", all[1].as_str().unwrap()]);
