@@ -79,14 +79,21 @@ impl CredentialReads for SqliteTx<'_> {
         after: Option<&str>,
         limit: usize,
     ) -> Result<Vec<CredentialRow>> {
-        // Newest first, ties by id: the row after the cursor is older, or as old with a
-        // greater id.
+        // Newest first, ties by id: the rows after the cursor are older, or as old with a
+        // greater id. The bound on `issued_at` is a range whether or not there is a cursor, so
+        // the index is searched from the cursor, not scanned from the newest.
+        let cursor: Option<String> = match after {
+            None => None,
+            Some(a) => match self.credential(a)? {
+                Some(c) => Some(ts(c.issued_at)),
+                None => return Ok(Vec::new()),
+            },
+        };
         q_all(
             self.c()?,
             &format!(
-                "SELECT {CREDENTIAL_COLS} FROM credentials c
-                 WHERE (?1 IS NULL OR EXISTS (SELECT 1 FROM credentials a WHERE a.id = ?1
-                          AND (c.issued_at < a.issued_at OR (c.issued_at = a.issued_at AND c.id > a.id))))
+                "SELECT {CREDENTIAL_COLS} FROM credentials
+                 WHERE issued_at <= coalesce(?8, char(1114111)) AND (?8 IS NULL OR issued_at < ?8 OR id > ?1)
                    AND (?2 IS NULL OR identity_id = ?2) AND (?3 IS NULL OR kind = ?3)
                    AND (?4 IS NULL OR system = ?4)
                    AND (?5 IS NULL OR ?5 = CASE
@@ -103,7 +110,8 @@ impl CredentialReads for SqliteTx<'_> {
                 q.system,
                 q.state.map(CredentialStatus::as_str),
                 ts(now),
-                i64::try_from(limit).unwrap_or(i64::MAX)
+                i64::try_from(limit).unwrap_or(i64::MAX),
+                cursor
             ],
             credential_row,
         )

@@ -73,13 +73,15 @@ impl IdentityReads for SqliteTx<'_> {
     }
     fn identities_page(&self, filter: &IdentityFilter, after: Option<&str>, limit: usize) -> Result<Vec<IdentityRow>> {
         // A source is a range of references (`hr:` up to `hr;`, the next byte), so the
-        // primary key's order serves every page.
+        // primary key's order serves every page. The bounds are one range whatever is given
+        // (none: from '' up to the last code point), so the index is searched from the cursor
+        // rather than scanned from the start (`?1 IS NULL OR …` would plan a scan).
         let mut st = self.c()?.prepare_cached(&format!(
             "SELECT {IDENTITY_COLS} FROM identities
-             WHERE (?1 IS NULL OR ref > ?1)
+             WHERE ref > max(coalesce(?1, ''), coalesce(?4 || ':', ''))
+               AND ref < coalesce(?4 || ';', char(1114111))
                AND (?2 IS NULL OR state = ?2)
                AND (?3 IS NULL OR kind = ?3)
-               AND (?4 IS NULL OR (ref > ?4 || ':' AND ref < ?4 || ';'))
              ORDER BY ref LIMIT ?5"
         ))?;
         let rows = st

@@ -334,6 +334,11 @@ CREATE INDEX scim_users_identity ON scim_users(identity_id);
 "#,
     // 14: the API request (X-Request-Id) a job came of, so the entries it writes carry it.
     "ALTER TABLE jobs ADD COLUMN request_id TEXT;",
+    // 15: list pages in the order they are listed, however many rows precede them.
+    r#"
+CREATE INDEX credentials_newest ON credentials(issued_at DESC, id);
+CREATE INDEX api_tokens_oldest ON api_tokens(created_at, id);
+"#,
 ];
 
 /// Apply the migrations this database has not had, in one transaction.

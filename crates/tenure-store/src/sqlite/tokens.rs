@@ -36,12 +36,19 @@ impl TokenReads for SqliteTx<'_> {
         after: Option<&str>,
         limit: usize,
     ) -> Result<Vec<TokenRow>> {
+        // Oldest first, ties by id: a range scan of the index from the cursor on.
+        let cursor: Option<String> = match after {
+            None => None,
+            Some(a) => match self.token(a)? {
+                Some(t) => Some(ts(t.created_at)),
+                None => return Ok(Vec::new()),
+            },
+        };
         q_all(
             self.c()?,
             &format!(
-                "SELECT {TOKEN_COLS} FROM api_tokens t
-                 WHERE (?1 IS NULL OR EXISTS (SELECT 1 FROM api_tokens a WHERE a.id = ?1
-                          AND (t.created_at > a.created_at OR (t.created_at = a.created_at AND t.id > a.id))))
+                "SELECT {TOKEN_COLS} FROM api_tokens
+                 WHERE (created_at, id) > (coalesce(?6, ''), coalesce(?1, ''))
                    AND (?2 IS NULL OR identity_id = ?2)
                    AND (?3 IS NULL OR ?3 = CASE WHEN revoked_at IS NOT NULL THEN 'revoked'
                                                WHEN expires_at <= ?4 THEN 'expired' ELSE 'active' END)
@@ -52,7 +59,8 @@ impl TokenReads for SqliteTx<'_> {
                 q.identity_id,
                 q.state.map(TokenStatus::as_str),
                 ts(now),
-                i64::try_from(limit).unwrap_or(i64::MAX)
+                i64::try_from(limit).unwrap_or(i64::MAX),
+                cursor
             ],
             token_row,
         )
