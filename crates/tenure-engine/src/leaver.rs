@@ -158,7 +158,7 @@ impl Engine {
                     .map(|c| crate::steps::lifecycle::ClosedIn { took: now - row.updated_at, ..c });
             }
             tx.commit()?;
-            self.telemetry().closed(closed);
+            crate::steps::lifecycle::ClosedIn::report(closed, self.telemetry());
             tracing::error!(leaver = %subject, since = %ts(row.updated_at), ?systems, "leaver stalled with no job carrying its closure: re-queued");
             out.push(subject);
         }

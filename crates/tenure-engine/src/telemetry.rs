@@ -139,11 +139,10 @@ impl Telemetry {
             .observe(took);
     }
 
-    /// A leaver closed (once its transaction committed), if one did.
-    pub(crate) fn closed(&self, closed: Option<crate::steps::lifecycle::ClosedIn>) {
-        let Some(c) = closed else { return };
-        let took = Duration::try_from(c.took).unwrap_or_default();
-        self.inner().closures.entry(c.kind.as_str()).or_insert_with(Histogram::long).observe(took);
+    /// A leaver of `kind` closed (once its transaction committed), `took` after its leaver
+    /// event.
+    pub(crate) fn closure(&self, kind: &'static str, took: Duration) {
+        self.inner().closures.entry(kind).or_insert_with(Histogram::long).observe(took);
     }
 
     /// The process's own metrics in Prometheus text format.

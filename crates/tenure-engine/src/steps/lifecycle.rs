@@ -18,6 +18,15 @@ pub(crate) struct ClosedIn {
     pub took: time::Duration,
 }
 
+impl ClosedIn {
+    /// Count a close, if there was one, in the process's metrics (after the commit).
+    pub(crate) fn report(closed: Option<Self>, telemetry: &crate::telemetry::Telemetry) {
+        if let Some(c) = closed {
+            telemetry.closure(c.kind.as_str(), std::time::Duration::try_from(c.took).unwrap_or_default());
+        }
+    }
+}
+
 /// `pending → active` once every account and grant is verified; `leaving → closed` once every
 /// account is verified disabled and every grant verified revoked.
 pub(crate) fn advance_lifecycle(

@@ -425,7 +425,7 @@ impl Workers {
             // A stale attempt's transaction is dropped, not committed: it rolls back.
             if outcome != Outcome::Stale {
                 tx.commit()?;
-                e.telemetry().closed(closed);
+                crate::steps::lifecycle::ClosedIn::report(closed, e.telemetry());
             }
             Ok(outcome)
         })
@@ -792,7 +792,7 @@ fn complete(
     };
     if outcome != Outcome::Stale {
         tx.commit()?;
-        e.telemetry().closed(closed);
+        crate::steps::lifecycle::ClosedIn::report(closed, e.telemetry());
     }
     Ok(outcome)
 }
