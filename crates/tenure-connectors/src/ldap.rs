@@ -59,6 +59,10 @@ pub struct LdapSettings {
     /// Account-name pattern (default `{external_id}`).
     pub account_name: String,
     pub timeout: Duration,
+    /// TLS for `ldaps://` or StartTLS (`None`: plain `ldap://`).
+    pub tls: Option<crate::tls::Tls>,
+    /// Upgrade an `ldap://` connection with StartTLS before binding.
+    pub starttls: bool,
 }
 
 impl LdapSettings {
@@ -77,8 +81,45 @@ impl LdapSettings {
             })?),
             None => Duration::from_secs(10),
         };
+        let url = need("url")?;
+        let starttls = match m.get("starttls").map(String::as_str) {
+            None | Some("false") => false,
+            Some("true") => true,
+            Some(other) => {
+                return Err(ConnectorError::Config {
+                    system: system.to_owned(),
+                    message: format!("field `starttls`: expected true or false, found `{other}`"),
+                });
+            }
+        };
+        let tls = match (url.split_once("://").map(|(s, _)| s), starttls) {
+            (Some("ldaps"), false) | (Some("ldap"), true) => Some(crate::tls::Tls::from_map(system, m)?),
+            (Some("ldap"), false) => {
+                if let Some(k) = crate::tls::KEYS.iter().find(|k| m.contains_key(**k)) {
+                    return Err(ConnectorError::Config {
+                        system: system.to_owned(),
+                        message: format!("field `{k}` needs TLS: use an `ldaps://` URL, or set `starttls = \"true\"`"),
+                    });
+                }
+                None
+            }
+            (Some("ldaps"), true) => {
+                return Err(ConnectorError::Config {
+                    system: system.to_owned(),
+                    message: "field `starttls`: an `ldaps://` connection is TLS from the start".into(),
+                });
+            }
+            _ => {
+                return Err(ConnectorError::Config {
+                    system: system.to_owned(),
+                    message: format!("field `url`: expected ldap://… or ldaps://…, found `{url}`"),
+                });
+            }
+        };
         Ok(Self {
-            url: need("url")?,
+            tls,
+            starttls,
+            url,
             base_dn: need("base_dn")?,
             bind_dn: need("bind_dn")?,
             bind_password: need("bind_password")?,
@@ -145,9 +186,14 @@ impl LdapConnector {
         {
             return Ok(l.clone());
         }
-        let settings = LdapConnSettings::new().set_conn_timeout(self.settings.timeout);
-        let (conn, mut ldap) =
-            LdapConnAsync::with_settings(settings, &self.settings.url).await.map_err(|e| self.unreachable(e))?;
+        let mut settings = LdapConnSettings::new().set_conn_timeout(self.settings.timeout);
+        if let Some(tls) = &self.settings.tls {
+            tls.warn_if_unverified();
+            settings = settings.set_config(tls.client_config()?).set_starttls(self.settings.starttls);
+        }
+        let (conn, mut ldap) = LdapConnAsync::with_settings(settings, &self.settings.url)
+            .await
+            .map_err(|e| self.unreachable(crate::tls::explain(&e.to_string())))?;
         ldap3::drive!(conn);
         ldap.with_timeout(self.settings.timeout);
         ldap.simple_bind(&self.settings.bind_dn, &self.settings.bind_password)

@@ -15,8 +15,10 @@
 
 pub mod exec;
 pub mod ldap;
+mod pg_tls;
 pub mod postgres;
 pub mod scim;
+pub mod tls;
 
 use async_trait::async_trait;
 use std::collections::{BTreeMap, BTreeSet};

@@ -40,6 +40,18 @@ pub fn quote_literal(text: &str) -> String {
     format!("'{}'", text.replace('\'', "''"))
 }
 
+/// An error with its causes (a TLS failure is in the source, not the message).
+fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        out.push_str(": ");
+        out.push_str(&c.to_string());
+        cause = c.source();
+    }
+    out
+}
+
 /// Whether an error is about the connection or the server's availability (retry later) rather
 /// than a refusal of the statement: no server answer at all, or SQLSTATE classes 08
 /// (connection exception), 53 (insufficient resources) and 57 (operator intervention, e.g. a
@@ -62,21 +74,65 @@ pub struct PostgresSettings {
     /// A group every dynamic login joins (for a `pg_hba.conf` rule such as
     /// `host all +tenure_logins 0.0.0.0/0 scram-sha-256`).
     pub login_group: Option<String>,
+    /// TLS, from the URL's `sslmode` (`require` and `verify-full` verify the chain and the
+    /// host name, `verify-ca` the chain only; `disable` or none: no TLS).
+    pub tls: Option<crate::tls::Tls>,
+}
+
+/// The URL without its `sslmode` parameter (tokio-postgres knows only `disable`, `prefer` and
+/// `require`; tenure reads it itself), and the mode it named.
+fn take_sslmode(url: &str) -> (String, Option<String>) {
+    let Some((base, query)) = url.split_once('?') else { return (url.to_owned(), None) };
+    let mut mode = None;
+    let rest: Vec<&str> = query
+        .split('&')
+        .filter(|p| match p.strip_prefix("sslmode=") {
+            Some(m) => {
+                mode = Some(m.to_owned());
+                false
+            }
+            None => true,
+        })
+        .collect();
+    let url = if rest.is_empty() { base.to_owned() } else { format!("{base}?{}", rest.join("&")) };
+    (url, mode)
 }
 
 impl PostgresSettings {
     pub fn from_map(system: &str, s: &BTreeMap<String, String>) -> Result<Self, ConnectorError> {
         let config = |message: String| ConnectorError::Config { system: system.to_owned(), message };
         for k in s.keys() {
-            if !["url", "account_name", "reassign_to", "login_group"].contains(&k.as_str()) {
+            if !["url", "account_name", "reassign_to", "login_group"].contains(&k.as_str())
+                && !crate::tls::KEYS.contains(&k.as_str())
+            {
                 return Err(config(format!(
-                    "unknown setting `{k}` (expected url, account_name, reassign_to, login_group)"
+                    "unknown setting `{k}` (expected url, account_name, reassign_to, login_group, {})",
+                    crate::tls::KEYS.join(", ")
                 )));
             }
         }
         let url = s.get("url").cloned().ok_or_else(|| config("missing setting `url`".into()))?;
+        let (url, sslmode) = take_sslmode(&url);
         url.parse::<Config>().map_err(|e| config(format!("field `url`: {e}")))?;
+        use crate::tls::{Tls, Verify};
+        let tls = match sslmode.as_deref() {
+            None | Some("disable") => {
+                if let Some(k) = crate::tls::KEYS.iter().find(|k| s.contains_key(**k)) {
+                    return Err(config(format!("field `{k}` needs TLS: add `sslmode=verify-full` to the URL")));
+                }
+                None
+            }
+            Some("require" | "verify-full") => Some(Tls::from_map(system, s)?.with_verify(Verify::Full)),
+            Some("verify-ca") => Some(Tls::from_map(system, s)?.with_verify(Verify::ChainOnly)),
+            Some(other) => {
+                return Err(config(format!(
+                    "field `url`: sslmode `{other}`: expected disable, require, verify-ca or verify-full (tenure never \
+                     falls back to plain text, as `prefer` and `allow` would)"
+                )));
+            }
+        };
         Ok(Self {
+            tls,
             url,
             account_name: s.get("account_name").cloned().unwrap_or_else(|| "{external_id}".into()),
             reassign_to: s.get("reassign_to").cloned(),
@@ -100,6 +156,10 @@ impl PostgresConnector {
         })?;
         config.connect_timeout(std::time::Duration::from_secs(10));
         config.application_name("tenure");
+        if settings.tls.is_some() {
+            // TLS or nothing: never a plain-text fallback.
+            config.ssl_mode(tokio_postgres::config::SslMode::Require);
+        }
         Ok(Self { system: system.to_owned(), settings, config, client: Mutex::new(None) })
     }
 
@@ -150,6 +210,36 @@ impl PostgresConnector {
         Ok(())
     }
 
+    /// Connect as `config` says, over TLS when the settings have it; the connection's task
+    /// runs until the client is dropped.
+    async fn connect(&self, config: &Config) -> Result<Client, ConnectorError> {
+        let client = match &self.settings.tls {
+            None => {
+                let (client, connection) = config.connect(NoTls).await.map_err(|e| self.unreachable(e))?;
+                tokio::spawn(async move {
+                    if let Err(e) = connection.await {
+                        tracing::debug!(error = %e, "postgres connection ended");
+                    }
+                });
+                client
+            }
+            Some(tls) => {
+                tls.warn_if_unverified();
+                let make = crate::pg_tls::MakeRustls(tls.client_config()?);
+                let (client, connection) =
+                    config.connect(make).await.map_err(|e| self.unreachable(crate::tls::explain(&error_chain(&e))))?;
+                tokio::spawn(async move {
+                    if let Err(e) = connection.await {
+                        tracing::debug!(error = %e, "postgres connection ended");
+                    }
+                });
+                client
+            }
+        };
+        client.batch_execute("SET standard_conforming_strings = on").await.map_err(|e| self.error("connect", &e))?;
+        Ok(client)
+    }
+
     /// Run `f` with a connected client, connecting (again) when needed.
     async fn with<T>(
         &self,
@@ -158,16 +248,7 @@ impl PostgresConnector {
     ) -> Result<T, ConnectorError> {
         let mut slot = self.client.lock().await;
         if slot.as_ref().is_none_or(Client::is_closed) {
-            let (client, connection) = self.config.connect(NoTls).await.map_err(|e| self.unreachable(e))?;
-            tokio::spawn(async move {
-                if let Err(e) = connection.await {
-                    tracing::debug!(error = %e, "postgres connection ended");
-                }
-            });
-            client
-                .batch_execute("SET standard_conforming_strings = on")
-                .await
-                .map_err(|e| self.error("connect", &e))?;
+            let client = self.connect(&self.config).await?;
             *slot = Some(client);
         }
         let Some(client) = slot.as_ref() else { return Err(self.unreachable("no connection")) };
@@ -493,12 +574,20 @@ impl Connector for PostgresConnector {
         let mut as_role = self.config.clone();
         as_role.user(name);
         as_role.password(Vec::<u8>::new());
-        match as_role.connect(NoTls).await {
-            Ok((client, connection)) => {
+        // Over the same transport as the connector's own connection: a server that takes only
+        // TLS would refuse a plain-text probe whatever the role.
+        let attempt = match &self.settings.tls {
+            None => as_role.connect(NoTls).await.map(|(client, connection)| {
                 drop(client);
-                let _ = connection.await;
-                Ok(Probe::Allowed)
-            }
+                drop(connection);
+            }),
+            Some(tls) => as_role.connect(crate::pg_tls::MakeRustls(tls.client_config()?)).await.map(|(c, conn)| {
+                drop(c);
+                drop(conn);
+            }),
+        };
+        match attempt {
+            Ok(()) => Ok(Probe::Allowed),
             Err(e) => match e.code() {
                 Some(c) if *c == SqlState::INVALID_AUTHORIZATION_SPECIFICATION => {
                     Ok(Probe::Refused(e.as_db_error().map_or_else(|| e.to_string(), |d| d.message().to_owned())))

@@ -30,21 +30,34 @@ pub struct ScimSettings {
     /// A bearer token (from `${VAR}`).
     pub token: Option<String>,
     pub account_name: String,
+    /// TLS for an `https://` URL.
+    pub tls: Option<crate::tls::Tls>,
 }
 
 impl ScimSettings {
     pub fn from_map(system: &str, s: &BTreeMap<String, String>) -> Result<Self, ConnectorError> {
         let config = |message: String| ConnectorError::Config { system: system.to_owned(), message };
         for k in s.keys() {
-            if !["url", "token", "account_name"].contains(&k.as_str()) {
-                return Err(config(format!("unknown setting `{k}` (expected url, token, account_name)")));
+            if !["url", "token", "account_name"].contains(&k.as_str()) && !crate::tls::KEYS.contains(&k.as_str()) {
+                return Err(config(format!(
+                    "unknown setting `{k}` (expected url, token, account_name, {})",
+                    crate::tls::KEYS.join(", ")
+                )));
             }
         }
         let url = s.get("url").cloned().ok_or_else(|| config("missing setting `url`".into()))?;
-        if !url.starts_with("http://") && !url.starts_with("https://") {
+        let tls = if url.starts_with("https://") {
+            Some(crate::tls::Tls::from_map(system, s)?)
+        } else if url.starts_with("http://") {
+            if let Some(k) = crate::tls::KEYS.iter().find(|k| s.contains_key(**k)) {
+                return Err(config(format!("field `{k}` needs TLS: use an `https://` URL")));
+            }
+            None
+        } else {
             return Err(config(format!("field `url`: expected http(s)://…, found `{url}`")));
-        }
+        };
         Ok(Self {
+            tls,
             url: url.trim_end_matches('/').to_owned(),
             token: s.get("token").cloned().filter(|t| !t.is_empty()),
             account_name: s.get("account_name").cloned().unwrap_or_else(|| "{external_id}".into()),
@@ -56,6 +69,29 @@ pub struct ScimConnector {
     system: String,
     settings: ScimSettings,
     agent: ureq::Agent,
+}
+
+/// The system's TLS settings as ureq takes them (rustls, ring): its roots, its client
+/// certificate, verification off only when the settings turned it off.
+fn ureq_tls(tls: &crate::tls::Tls) -> ureq::tls::TlsConfig {
+    use ureq::tls::{Certificate, ClientCert, PemItem, PrivateKey, RootCerts, TlsConfig, TlsProvider};
+    let roots: Vec<Certificate<'static>> = tls.roots().iter().map(|c| Certificate::from_der(c).to_owned()).collect();
+    // Both files loaded once already (`Tls::from_map`): what does not parse here is left out.
+    let client = tls.client_pem().and_then(|(chain, key)| {
+        let chain: Vec<Certificate<'static>> = ureq::tls::parse_pem(chain)
+            .filter_map(|i| match i {
+                Ok(PemItem::Certificate(c)) => Some(c),
+                _ => None,
+            })
+            .collect();
+        Some(ClientCert::new_with_certs(&chain, PrivateKey::from_pem(key).ok()?))
+    });
+    TlsConfig::builder()
+        .provider(TlsProvider::Rustls)
+        .root_certs(RootCerts::new_with_certs(&roots))
+        .client_cert(client)
+        .disable_verification(tls.verify == crate::tls::Verify::Off)
+        .build()
 }
 
 /// A SCIM filter comparing `attribute` with `value` as a string literal.
@@ -70,12 +106,16 @@ fn safe_id(id: &str) -> bool {
 
 impl ScimConnector {
     pub fn new(system: &str, settings: ScimSettings) -> Self {
-        let agent = ureq::Agent::config_builder()
+        if let Some(tls) = &settings.tls {
+            tls.warn_if_unverified();
+        }
+        let mut config = ureq::Agent::config_builder()
             .http_status_as_error(false)
-            .timeout_global(Some(std::time::Duration::from_secs(30)))
-            .build()
-            .into();
-        Self { system: system.to_owned(), settings, agent }
+            .timeout_global(Some(std::time::Duration::from_secs(30)));
+        if let Some(tls) = &settings.tls {
+            config = config.tls_config(ureq_tls(tls));
+        }
+        Self { system: system.to_owned(), settings, agent: config.build().into() }
     }
 
     fn unreachable(&self, e: impl std::fmt::Display) -> ConnectorError {
@@ -126,7 +166,7 @@ impl ScimConnector {
         })
         .await
         .map_err(|e| self.unreachable(e))?;
-        let (status, body) = result.map_err(|e| self.unreachable(e))?;
+        let (status, body) = result.map_err(|e| self.unreachable(crate::tls::explain(&e.to_string())))?;
         if status == 401 || status == 403 {
             return Err(ConnectorError::Config {
                 system: self.system.clone(),

@@ -90,6 +90,40 @@ impl LocalPostgres {
         Ok(me)
     }
 
+    /// Serve TLS too (`ssl = on`) with this certificate and key, copied into the cluster (the
+    /// server insists its key is private to it); restarts the cluster.
+    pub async fn enable_tls(&mut self, cert: &Path, key: &Path) -> Result<(), PostgresError> {
+        let prep = |message: String| PostgresError::Prepare { dir: self.data.display().to_string(), message };
+        for (from, to) in [(cert, "server.crt"), (key, "server.key")] {
+            std::fs::copy(from, self.data.join(to)).map_err(|e| prep(format!("copying {}: {e}", from.display())))?;
+        }
+        let key_file = self.data.join("server.key").display().to_string();
+        let _ = Command::new("chmod").args(["600", &key_file]).output();
+        if let Some(user) = self.run_as {
+            for f in ["server.crt", "server.key"] {
+                let _ = Command::new("chown").arg(format!("{user}:")).arg(self.data.join(f)).output();
+            }
+        }
+        let conf = self.data.join("postgresql.conf");
+        let mut text = std::fs::read_to_string(&conf).map_err(|e| prep(format!("reading postgresql.conf: {e}")))?;
+        text.push_str("\nssl = on\nssl_cert_file = 'server.crt'\nssl_key_file = 'server.key'\n");
+        std::fs::write(&conf, text).map_err(|e| prep(format!("writing postgresql.conf: {e}")))?;
+        let data = self.data.display().to_string();
+        // The log file, or the server would hold our output pipe open for as long as it runs.
+        let log = self.data.join("postgres.log").display().to_string();
+        let out = self
+            .run("pg_ctl", &["-D", &data, "-l", &log, "-w", "-t", "60", "restart"])
+            .map_err(PostgresError::Start)?;
+        if !out.status.success() {
+            return Err(PostgresError::Start(format!(
+                "restart with TLS: {}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            )));
+        }
+        Ok(())
+    }
+
     fn run(&self, program: &str, args: &[&str]) -> Result<Output, String> {
         let exe = self.bin.join(program);
         let mut cmd = match self.run_as {

@@ -36,6 +36,8 @@ pub struct LocalSlapd {
     child: Child,
     dir: PathBuf,
     pub port: u16,
+    /// The `ldaps://` port, when started with a certificate ([`LocalSlapd::start_tls`]).
+    pub tls_port: Option<u16>,
     pub base_dn: String,
     pub bind_dn: String,
     pub password: String,
@@ -44,6 +46,16 @@ pub struct LocalSlapd {
 impl LocalSlapd {
     /// Start slapd in `dir` (which must exist and be private to the caller) and seed it.
     pub async fn start(dir: &Path) -> Result<Self, SlapdError> {
+        Self::start_with(dir, None).await
+    }
+
+    /// The same, also serving `ldaps://` (and StartTLS on `ldap://`) with this certificate
+    /// and key.
+    pub async fn start_tls(dir: &Path, cert: &Path, key: &Path) -> Result<Self, SlapdError> {
+        Self::start_with(dir, Some((cert, key))).await
+    }
+
+    async fn start_with(dir: &Path, tls: Option<(&Path, &Path)>) -> Result<Self, SlapdError> {
         let slapd = find_slapd()?;
         let io = |source| SlapdError::Io { dir: dir.display().to_string(), source };
         let db = dir.join("db");
@@ -53,8 +65,14 @@ impl LocalSlapd {
         let bind_dn = format!("cn=admin,{base_dn}");
         let schema = std::env::var("TENURE_SLAPD_SCHEMA").unwrap_or_else(|_| "/etc/ldap/schema".into());
         let modules = std::env::var("TENURE_SLAPD_MODULES").unwrap_or_else(|_| "/usr/lib/ldap".into());
+        let tls_conf = match tls {
+            Some((cert, key)) => {
+                format!("TLSCertificateFile {}\nTLSCertificateKeyFile {}\n", cert.display(), key.display())
+            }
+            None => String::new(),
+        };
         let conf = format!(
-            "include {schema}/core.schema\ninclude {schema}/cosine.schema\ninclude {schema}/inetorgperson.schema\n\
+            "{tls_conf}include {schema}/core.schema\ninclude {schema}/cosine.schema\ninclude {schema}/inetorgperson.schema\n\
              include {schema}/nis.schema\nmodulepath {modules}\nmoduleload back_mdb\nmoduleload ppolicy\n\
              pidfile {pid}\nsizelimit unlimited\ndatabase mdb\nmaxsize 4294967296\nsuffix \"{base_dn}\"\n\
              rootdn \"{bind_dn}\"\nrootpw {password}\ndirectory {db}\nindex objectClass eq\nindex uid eq\n\
@@ -70,12 +88,20 @@ impl LocalSlapd {
         let mut last = String::new();
         for _ in 0..5 {
             let port = free_port().map_err(io)?;
+            let tls_port = match tls {
+                Some(_) => Some(free_port().map_err(io)?),
+                None => None,
+            };
+            let mut urls = format!("ldap://127.0.0.1:{port}/");
+            if let Some(p) = tls_port {
+                urls.push_str(&format!(" ldaps://127.0.0.1:{p}/"));
+            }
             let log = std::fs::File::create(dir.join("slapd.log")).map_err(io)?;
             let mut child = Command::new(&slapd)
                 .arg("-f")
                 .arg(&conf_path)
                 .arg("-h")
-                .arg(format!("ldap://127.0.0.1:{port}/"))
+                .arg(urls)
                 // `-d` keeps slapd in the foreground so it is our child and dies with us.
                 .args(["-d", "0"])
                 .stdin(Stdio::null())
@@ -85,7 +111,7 @@ impl LocalSlapd {
                 .map_err(|e| SlapdError::Start(format!("{}: {e}", slapd.display())))?;
             match wait_ready(port, &bind_dn, &password, &mut child).await {
                 Ok(()) => {
-                    let mut me = Self { child, dir: dir.to_owned(), port, base_dn, bind_dn, password };
+                    let mut me = Self { child, dir: dir.to_owned(), port, tls_port, base_dn, bind_dn, password };
                     me.seed().await?;
                     return Ok(me);
                 }
@@ -104,6 +130,11 @@ impl LocalSlapd {
         format!("ldap://127.0.0.1:{}", self.port)
     }
 
+    /// The `ldaps://` URL (started with [`LocalSlapd::start_tls`]).
+    pub fn ldaps_url(&self) -> Option<String> {
+        self.tls_port.map(|p| format!("ldaps://127.0.0.1:{p}"))
+    }
+
     pub fn dir(&self) -> &Path {
         &self.dir
     }
@@ -119,6 +150,8 @@ impl LocalSlapd {
             groups: "ou=groups".into(),
             account_name: "{external_id}".into(),
             timeout: Duration::from_secs(10),
+            tls: None,
+            starttls: false,
         }
     }
 

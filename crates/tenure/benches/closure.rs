@@ -148,13 +148,19 @@ async fn main() {
                 account_name: "{external_id}".into(),
                 reassign_to: None,
                 login_group: None,
+                tls: None,
             },
         )
         .unwrap(),
     );
     let app = Arc::new(ScimConnector::new(
         "helpdesk",
-        ScimSettings { url: scim.url(), token: Some(scim.token.clone()), account_name: "{external_id}".into() },
+        ScimSettings {
+            url: scim.url(),
+            token: Some(scim.token.clone()),
+            account_name: "{external_id}".into(),
+            tls: None,
+        },
     ));
     let t_direct = Instant::now();
     let mut direct = Vec::new();

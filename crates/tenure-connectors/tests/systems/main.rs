@@ -9,6 +9,7 @@ mod ldap;
 mod postgres;
 mod scan;
 mod scim;
+mod tls;
 
 use tenure_connectors::AccountSpec;
 

@@ -99,11 +99,22 @@ pub async fn run(keep: Option<&std::path::Path>) -> anyhow::Result<ExitCode> {
     let ldap = LdapConnector::new(SYSTEM, slapd.settings());
     let db = PostgresConnector::new(
         "analytics-db",
-        PostgresSettings { url: pg.url(), account_name: "{external_id}".into(), reassign_to: None, login_group: None },
+        PostgresSettings {
+            url: pg.url(),
+            account_name: "{external_id}".into(),
+            reassign_to: None,
+            login_group: None,
+            tls: None,
+        },
     )?;
     let helpdesk = ScimConnector::new(
         "helpdesk",
-        ScimSettings { url: scim.url(), token: Some(scim.token.clone()), account_name: "{external_id}".into() },
+        ScimSettings {
+            url: scim.url(),
+            token: Some(scim.token.clone()),
+            account_name: "{external_id}".into(),
+            tls: None,
+        },
     );
     let mut checks = Checks { failed: vec![], passed: 0 };
 
