@@ -445,62 +445,7 @@ fn a_config_file_sits_under_the_environment_and_the_flags_and_config_show_says_w
 
 /// A throwaway CA and a certificate for 127.0.0.1 signed by it, named `cn`, in `dir`.
 fn certificate(dir: &std::path::Path, ca: &str, cn: &str) -> (std::path::PathBuf, std::path::PathBuf) {
-    let openssl = |args: &[&str]| {
-        let out = std::process::Command::new("openssl").args(args).current_dir(dir).output().unwrap();
-        assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-    };
-    if !dir.join(format!("{ca}.pem")).exists() {
-        openssl(&[
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-            "-days",
-            "2",
-            "-subj",
-            &format!("/CN={ca}"),
-            "-keyout",
-            &format!("{ca}.key"),
-            "-out",
-            &format!("{ca}.pem"),
-        ]);
-    }
-    std::fs::write(dir.join("san.ext"), "subjectAltName=IP:127.0.0.1\n").unwrap();
-    openssl(&[
-        "req",
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:P-256",
-        "-nodes",
-        "-subj",
-        &format!("/CN={cn}"),
-        "-keyout",
-        &format!("{cn}.key"),
-        "-out",
-        &format!("{cn}.csr"),
-    ]);
-    openssl(&[
-        "x509",
-        "-req",
-        "-in",
-        &format!("{cn}.csr"),
-        "-CA",
-        &format!("{ca}.pem"),
-        "-CAkey",
-        &format!("{ca}.key"),
-        "-CAcreateserial",
-        "-days",
-        "1",
-        "-extfile",
-        "san.ext",
-        "-out",
-        &format!("{cn}.pem"),
-    ]);
-    (dir.join(format!("{cn}.pem")), dir.join(format!("{cn}.key")))
+    tenure_testkit::ca::certificate(dir, ca, cn, "IP:127.0.0.1", false).unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// `curl` over TLS trusting `ca`: (exit status, body).
@@ -646,7 +591,8 @@ fn a_workload_calls_with_its_x509_svid_as_tls_client_certificate_until_it_is_rev
     std::fs::create_dir(&certs).unwrap();
     let (cert, key) = certificate(&certs, "test-ca", "server");
     // A client certificate from another CA, and the workload's own X.509-SVID from tenure's.
-    let (stranger, stranger_key) = certificate(&certs, "other-ca", "stranger");
+    let (stranger, stranger_key) =
+        tenure_testkit::ca::certificate(&certs, "other-ca", "stranger", "DNS:stranger", true).unwrap();
     let out = std::process::Command::new("openssl")
         .args(["req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"])
         .args(["-subj", "/CN=svc-billing", "-keyout", "svid.key", "-out", "svid.csr"])
