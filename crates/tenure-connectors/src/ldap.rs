@@ -388,6 +388,17 @@ fn set(values: &[&str]) -> HashSet<String> {
 }
 
 /// An LDAP result with one of the "already as wanted" codes is a success.
+/// Whether two DNs name the same entry, as far as case and the spaces around separators go.
+fn same_dn(a: &str, b: &str) -> bool {
+    let norm = |d: &str| {
+        d.split(',')
+            .map(|rdn| rdn.split('=').map(|p| p.trim().to_lowercase()).collect::<Vec<_>>().join("="))
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    norm(a) == norm(b)
+}
+
 fn tolerate(r: ldap3::LdapResult, ok: &[u32]) -> Result<(), LdapError> {
     if r.rc == 0 || ok.contains(&r.rc) { Ok(()) } else { Err(LdapError::LdapResult { result: r }) }
 }
@@ -503,12 +514,18 @@ impl Connector for LdapConnector {
     async fn read_account(&self, name: &str) -> Result<Option<AccountRecord>, ConnectorError> {
         let dn = self.account_dn(name);
         let base = dn.clone();
+        let container = format!("{},{}", self.settings.people, self.settings.base_dn);
         let entry = self
             .op("read account", |mut l| async move {
                 let res =
                     l.search(&base, Scope::Base, "(objectClass=*)", vec!["uid", LOCK_ATTR, "description"]).await?;
                 if res.1.rc == NO_SUCH_OBJECT {
-                    return Ok(None);
+                    // Absent only if its container is there (the server matched it): a
+                    // missing base says nothing about the account.
+                    if same_dn(&res.1.matched, &container) {
+                        return Ok(None);
+                    }
+                    return Err(LdapError::LdapResult { result: res.1 });
                 }
                 let (mut rs, _) = res.success()?;
                 Ok(rs.pop().map(SearchEntry::construct))

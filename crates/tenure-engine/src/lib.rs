@@ -8,6 +8,7 @@
 
 pub mod access;
 pub mod authz;
+pub mod check;
 pub mod clock;
 pub mod closure;
 mod commit;

@@ -250,6 +250,9 @@ pub enum Command {
     /// Read systems whole: accounts and memberships made outside tenure, access surviving a
     /// leaver; act within policy, prove each run (`reconcile runs|show|verify|release`).
     Reconcile(crate::reconcile::ReconcileArgs),
+    /// The downstream systems of the policy: can tenure reach and use each (`systems check`).
+    #[command(subcommand)]
+    Systems(crate::systems::SystemsCommand),
     /// What people must look at: grants guardrails blocked, drift, accounts nobody governs,
     /// expiry notices; oldest first.
     Findings {
@@ -663,6 +666,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             crate::govern::policy_deploy(&g, &dir, reason.as_deref())
         }
         Command::Ledger(cmd) => crate::ledger::run(&g, cmd),
+        Command::Systems(cmd) => crate::systems::run(&g, cmd).await,
         Command::Tokens(cmd) => crate::govern::tokens(&g, cmd),
         Command::Creds(cmd) => crate::creds::run(&g, cmd).await,
         Command::Requests(cmd) => crate::govern::requests(&g, cmd),

@@ -12,6 +12,7 @@ mod ledger;
 mod listing;
 mod quickstart;
 mod reconcile;
+mod systems;
 mod table;
 
 use clap::{CommandFactory, FromArgMatches};

@@ -120,3 +120,17 @@ async fn memberships_are_read_across_the_whole_base_and_a_group_elsewhere_can_be
     assert!(c.revoke("ada", "dn:cn=x,dc=elsewhere").await.is_err());
     assert!(c.grant("ada", &elsewhere).await.is_err());
 }
+
+#[tokio::test]
+async fn an_account_under_a_missing_container_is_not_absent() {
+    let dir = tempfile::tempdir().unwrap();
+    let slapd = LocalSlapd::start(dir.path()).await.unwrap();
+    let mut settings = slapd.settings();
+    settings.people = "ou=nobody-made-this".into();
+    let c = LdapConnector::new("dir", settings);
+    // The directory cannot say whether the account is there: that is an error, never "gone".
+    let e = c.read_account("ada").await.unwrap_err();
+    assert!(e.to_string().contains("noSuchObject"), "{e}");
+    let c = LdapConnector::new("dir", slapd.settings());
+    assert_eq!(c.read_account("ada").await.unwrap(), None);
+}

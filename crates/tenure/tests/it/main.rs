@@ -25,3 +25,4 @@ mod reconcile;
 mod scim;
 mod snapshots;
 mod sources;
+mod systems;

@@ -155,6 +155,7 @@ fn every_command_prints_json_under_output_json_and_its_errors_too() {
         ("reconcile show", vec!["reconcile", "show", &run], Expect::Doc(0)),
         ("reconcile verify", vec!["reconcile", "verify", &d, "--key", &k], Expect::Doc(0)),
         ("reconcile release", vec!["reconcile", "release", &run], Expect::Error(5)),
+        ("systems check", vec!["systems", "check"], Expect::Doc(0)),
         ("findings", vec!["findings", "--all"], Expect::Doc(0)),
         ("init", vec!["init", &fresh_data], Expect::Doc(0)),
         ("config show", vec!["config", "show"], Expect::Doc(0)),

@@ -1,0 +1,213 @@
+//! `tenure systems check`: whether tenure can work with each system of the policy, before a
+//! job finds out. Per system: its settings load, TLS is on and verified (or said not to be),
+//! tenure reaches it and its credentials are taken, its account base exists and can be
+//! searched, its groups can be read. Each failure names its class and what to do about it.
+//! Writing is not checked: tenure writes only for a job, and makes no trial objects.
+
+use crate::systems::Systems;
+use serde::Serialize;
+use tenure_connectors::ConnectorError;
+use tenure_policy::{Bundle, SystemType};
+
+/// How one check ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    Ok,
+    Failed,
+    /// Not checked (and why is in the detail).
+    NotChecked,
+}
+
+/// One check of one system.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Check {
+    /// `settings`, `tls`, `reach`, `credentials`, `base`, `read groups`, `write`.
+    pub check: &'static str,
+    pub outcome: Outcome,
+    pub detail: String,
+    /// What to do, when it failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub remedy: Option<String>,
+}
+
+/// Every check of one system.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SystemReport {
+    pub system: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub checks: Vec<Check>,
+}
+
+impl SystemReport {
+    pub fn failed(&self) -> bool {
+        self.checks.iter().any(|c| c.outcome == Outcome::Failed)
+    }
+}
+
+fn ok(check: &'static str, detail: impl Into<String>) -> Check {
+    Check { check, outcome: Outcome::Ok, detail: detail.into(), remedy: None }
+}
+
+fn failed(check: &'static str, detail: impl Into<String>, remedy: impl Into<String>) -> Check {
+    Check { check, outcome: Outcome::Failed, detail: detail.into(), remedy: Some(remedy.into()) }
+}
+
+fn not_checked(check: &'static str, detail: impl Into<String>) -> Check {
+    Check { check, outcome: Outcome::NotChecked, detail: detail.into(), remedy: None }
+}
+
+/// Whether the system's own settings ask for TLS (before any variable is expanded, the
+/// URL's scheme is usually a variable: read the expanded one from the connector's error or
+/// success instead when it matters).
+fn tls_of(kind: SystemType, settings: &std::collections::BTreeMap<String, String>, url: &str) -> Option<String> {
+    let verify = if settings.get("tls_verify").map(String::as_str) == Some("false") {
+        "verification OFF (`tls_verify = \"false\"`)"
+    } else if settings.contains_key("tls_ca_file") {
+        "verified against `tls_ca_file`"
+    } else {
+        "verified against the platform's CAs"
+    };
+    let on = match kind {
+        SystemType::Ldap => url.starts_with("ldaps://") || settings.get("starttls").map(String::as_str) == Some("true"),
+        SystemType::Postgres => {
+            ["sslmode=require", "sslmode=verify-ca", "sslmode=verify-full"].iter().any(|m| url.contains(m))
+        }
+        SystemType::Scim => url.starts_with("https://"),
+        SystemType::Exec => return None,
+    };
+    Some(if on { format!("on, {verify}") } else { "off: plain text on the network".into() })
+}
+
+/// The checks of system `name` of `policy`, with its connector from `systems`; `url` is its
+/// URL once variables are expanded (for what it says about TLS).
+pub async fn check_system(policy: &Bundle, systems: &Systems, name: &str, url: Option<&str>) -> SystemReport {
+    let def = policy.systems.get(name);
+    let kind = def.map(|d| d.kind).unwrap_or(SystemType::Exec);
+    let mut checks = Vec::new();
+    let report = |checks| SystemReport {
+        system: name.to_owned(),
+        kind: def.map(|d| format!("{:?}", d.kind).to_lowercase()).unwrap_or_default(),
+        checks,
+    };
+    let connector = match systems.get(name) {
+        Ok(c) => {
+            checks.push(ok("settings", "loaded"));
+            c
+        }
+        Err(e) => {
+            checks.push(failed(
+                "settings",
+                e.to_string(),
+                format!(
+                    "fix `[systems.{name}]` in the policy bundle, or the variables it reads (`tenure config show`)"
+                ),
+            ));
+            return report(checks);
+        }
+    };
+    if let (Some(d), Some(url)) = (def, url)
+        && let Some(tls) = tls_of(kind, &d.settings, url)
+    {
+        checks.push(if tls.starts_with("off") {
+            not_checked("tls", tls)
+        } else if tls.contains("OFF") {
+            failed(
+                "tls",
+                tls,
+                "set `tls_ca_file` to the CA that signed the server's certificate, and drop `tls_verify`",
+            )
+        } else {
+            ok("tls", tls)
+        });
+    }
+    // Reading an account no one has: the connection, the TLS handshake, the credentials and
+    // the search base, all at once; the error says which failed.
+    match connector.read_account("tenure-systems-check").await {
+        Ok(_) => {
+            checks.push(ok("reach", "connected"));
+            checks.push(ok("credentials", "accepted"));
+            checks.push(ok("base", "accounts can be searched"));
+        }
+        Err(e) => {
+            let failure = classify(name, &e);
+            // The handshake failed: that, not the settings' promise, is what TLS comes to.
+            checks.retain(|c| c.check != failure.check);
+            checks.push(failure);
+            return report(checks);
+        }
+    }
+    match connector.list_entitlements().await {
+        Ok(groups) => checks.push(ok("read groups", format!("{} group(s)", groups.len()))),
+        Err(e) => checks.push(failed(
+            "read groups",
+            e.to_string(),
+            "give the connection's account read access to the groups (`groups` under the base)",
+        )),
+    }
+    checks.push(not_checked("write", "tenure writes only for a job; it makes no trial objects"));
+    report(checks)
+}
+
+/// Which check a connection error fails, with its remedy.
+fn classify(name: &str, e: &ConnectorError) -> Check {
+    let text = e.to_string();
+    match e {
+        ConnectorError::Unreachable { message, .. } if message.starts_with("TLS:") || message.contains("TLS") => {
+            failed(
+                "tls",
+                text,
+                "set `tls_ca_file` to the CA that signed the server's certificate, or fix the certificate (its name, its expiry)",
+            )
+        }
+        ConnectorError::Unreachable { message, .. } if is_credentials(message) => {
+            failed("credentials", text, "check the bind DN and password (the variables they read)")
+        }
+        ConnectorError::Unreachable { .. } => failed(
+            "reach",
+            text,
+            format!("check `[systems.{name}]`'s URL (host, port), that the server runs, and the network path to it"),
+        ),
+        ConnectorError::Refused { operation, message, .. } if operation == "bind" || is_credentials(message) => {
+            failed("credentials", text, "check the bind DN and password (the variables they read)")
+        }
+        ConnectorError::Refused { message, .. } if message.contains("noSuchObject") || message.contains("rc=32") => {
+            failed("base", text, "create the base entry and its `people` container, or fix `base_dn`")
+        }
+        ConnectorError::Config { message, .. } if message.contains("credentials") => {
+            failed("credentials", text, "check the token (the variable it reads)")
+        }
+        _ => failed("reach", text, "see the message; `tenure jobs status` shows what jobs meet"),
+    }
+}
+
+/// PostgreSQL's refusals of a login (28P01 bad password, 28000 no such role or no pg_hba
+/// line) and LDAP's invalid credentials (49).
+fn is_credentials(message: &str) -> bool {
+    ["28P01", "28000", "password authentication failed", "invalidCredentials", "rc=49"]
+        .iter()
+        .any(|m| message.contains(m))
+}
+
+/// The checks of every system of `policy` (or only `only`), its settings read through
+/// `lookup`; an unknown `only` is `None`.
+pub async fn check_systems(
+    policy: &Bundle,
+    lookup: &crate::systems::Lookup,
+    only: Option<&str>,
+) -> Option<Vec<SystemReport>> {
+    if only.is_some_and(|n| !policy.systems.contains_key(n)) {
+        return None;
+    }
+    let systems = Systems::build(policy, lookup);
+    let mut out = Vec::new();
+    for (name, def) in &policy.systems {
+        if only.is_some_and(|n| n != name) {
+            continue;
+        }
+        let url = def.settings.get("url").and_then(|u| crate::systems::expand_setting("url", u, lookup).ok());
+        out.push(check_system(policy, &systems, name, url.as_deref()).await);
+    }
+    Some(out)
+}

@@ -1,0 +1,67 @@
+//! `tenure systems check`: every system of the quickstart passes as it is; each failure class
+//! (unreachable, bad TLS, bad credentials, missing base) is named with a remedy, exit 1.
+
+use crate::support::*;
+
+/// `systems check` with some variables changed: exit status and the JSON reports.
+fn check(w: &World, env: &[(&str, &str)], args: &[&str]) -> (i32, serde_json::Value) {
+    let out = w
+        .tenure()
+        .envs(env.iter().copied())
+        .args(["systems", "check"])
+        .args(args)
+        .args(["-o", "json"])
+        .output()
+        .unwrap();
+    let text = stdout(&out);
+    let json = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}{}", stderr(&out)));
+    (out.status.code().unwrap(), json)
+}
+
+/// The outcome of `check` of `system` in `reports`, and its remedy.
+fn outcome(reports: &serde_json::Value, system: &str, check: &str) -> (String, String) {
+    let r = reports.as_array().unwrap().iter().find(|r| r["system"] == system).unwrap_or_else(|| panic!("{reports}"));
+    let c =
+        r["checks"].as_array().unwrap().iter().find(|c| c["check"] == check).unwrap_or_else(|| panic!("{check}: {r}"));
+    (c["outcome"].as_str().unwrap().to_owned(), c["remedy"].as_str().unwrap_or_default().to_owned())
+}
+
+#[test]
+fn systems_check_passes_the_quickstart_and_names_each_failure_with_a_remedy() {
+    let w = World::new();
+    let (code, all) = check(&w, &[], &[]);
+    assert_eq!(code, 0, "{all}");
+    for system in ["corp-directory", "analytics-db", "helpdesk"] {
+        for c in ["settings", "reach", "credentials", "base", "read groups"] {
+            assert_eq!(outcome(&all, system, c).0, "ok", "{system} {c}: {all}");
+        }
+        assert_eq!(outcome(&all, system, "write").0, "not_checked");
+        assert_eq!(outcome(&all, system, "tls").0, "not_checked", "plain text is said, not passed");
+    }
+    let table = w.ok(&["systems", "check", "helpdesk"]);
+    assert!(table.lines().all(|l| l.starts_with("helpdesk")), "{table}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = tenure_testkit::ca::loopback(dir.path(), "ca", "server").unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let tls =
+        rt.block_on(tenure_testkit::slapd::LocalSlapd::start_tls(&dir.path().join("slapd"), &cert, &key)).unwrap();
+    let ldaps = tls.ldaps_url().unwrap();
+    let password = w.slapd.password.clone();
+    for (env, class) in [
+        (vec![("TENURE_LDAP_URL", "ldap://127.0.0.1:1")], "reach"),
+        (vec![("TENURE_LDAP_PASSWORD", "not-the-password")], "credentials"),
+        (vec![("TENURE_LDAP_BASE_DN", "dc=nowhere,dc=com")], "base"),
+        // A directory whose certificate no CA the platform has signed.
+        (vec![("TENURE_LDAP_URL", ldaps.as_str()), ("TENURE_LDAP_PASSWORD", tls.password.as_str())], "tls"),
+    ] {
+        let (code, reports) = check(&w, &env, &["corp-directory"]);
+        assert_eq!(code, 1, "{env:?}: {reports}");
+        let (result, remedy) = outcome(&reports, "corp-directory", class);
+        assert_eq!(result, "failed", "{env:?}: {reports}");
+        assert!(!remedy.is_empty(), "{env:?}: {reports}");
+    }
+    drop(password);
+    let out = w.run(&["systems", "check", "nowhere"]);
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+}
