@@ -94,7 +94,7 @@ pub async fn run(keep: Option<&std::path::Path>) -> anyhow::Result<ExitCode> {
     let env: BTreeMap<String, String> =
         env_of(&slapd, &pg, &scim).into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
     let lookup: Lookup = Arc::new(move |k: &str| env.get(k).cloned());
-    let workers = Workers::new(engine.clone(), lookup, WorkerConfig::default());
+    let workers = Workers::new(engine.clone(), lookup.clone(), WorkerConfig::default());
     // Independent readers of the three systems, for what we print and check.
     let ldap = LdapConnector::new(SYSTEM, slapd.settings());
     let db = PostgresConnector::new(
@@ -126,6 +126,17 @@ pub async fn run(keep: Option<&std::path::Path>) -> anyhow::Result<ExitCode> {
         scim.url()
     );
     println!("data dir {}\n", data.display());
+
+    // 0. Can tenure work with the systems at all? (`tenure systems check`)
+    println!("== 0. systems check: settings, TLS, reach, credentials, base, groups ==");
+    let deployed = engine.current_policy()?;
+    for r in tenure_engine::check::check_systems(&deployed, &lookup, None).await.unwrap_or_default() {
+        let failing: Vec<&str> =
+            r.checks.iter().filter(|c| c.outcome == tenure_engine::check::Outcome::Failed).map(|c| c.check).collect();
+        println!("  {}: {}", r.system, if failing.is_empty() { "ok".to_owned() } else { failing.join(", ") });
+        checks.check(failing.is_empty(), format!("systems check of {}: {failing:?}", r.system));
+    }
+    println!();
 
     // 1. Joiners.
     println!("== 1. joiners: HR employees, vendor contractors, machine identities ==");
