@@ -53,6 +53,7 @@ impl TlsProxy {
                         _ = &mut stopped => return,
                         accepted = listener.accept() => {
                             let Ok((client, _)) = accepted else { continue };
+                            let _ = client.set_nodelay(true);
                             let acceptor = acceptor.clone();
                             tokio::spawn(async move {
                                 // A client that fails the handshake just goes away.
@@ -60,6 +61,7 @@ impl TlsProxy {
                                 let Ok(mut server) = tokio::net::TcpStream::connect(("127.0.0.1", upstream)).await else {
                                     return;
                                 };
+                                let _ = server.set_nodelay(true);
                                 let _ = tokio::io::copy_bidirectional(&mut tls, &mut server).await;
                             });
                         }
