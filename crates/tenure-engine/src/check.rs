@@ -58,9 +58,8 @@ fn not_checked(check: &'static str, detail: impl Into<String>) -> Check {
     Check { check, outcome: Outcome::NotChecked, detail: detail.into(), remedy: None }
 }
 
-/// Whether the system's own settings ask for TLS (before any variable is expanded, the
-/// URL's scheme is usually a variable: read the expanded one from the connector's error or
-/// success instead when it matters).
+/// What the system's settings say of TLS: on (and how it verifies) or off. `url` is the URL
+/// with its variables expanded (the scheme is usually in a variable).
 fn tls_of(kind: SystemType, settings: &std::collections::BTreeMap<String, String>, url: &str) -> Option<String> {
     let verify = if settings.get("tls_verify").map(String::as_str) == Some("false") {
         "verification OFF (`tls_verify = \"false\"`)"
