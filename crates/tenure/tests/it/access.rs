@@ -8,13 +8,6 @@ use tenure_engine::access::AccessRequest;
 use tenure_model::Principal;
 use tenure_model::RequestKind;
 
-/// Import the quickstart's HR feed and provision it.
-fn hr(w: &World) {
-    let feed = repo().join("examples/quickstart/feeds/hr.jsonl");
-    w.ok(&["import", "--source", "hr", feed.to_str().unwrap()]);
-    w.ok(&["jobs", "run"]);
-}
-
 /// Members of a group, per `ldapsearch`.
 fn members(w: &World, group: &str) -> BTreeSet<String> {
     w.ldapsearch(&format!("(&(objectClass=groupOfNames)(cn={group}))"), &["member"])

@@ -5,12 +5,6 @@
 
 use crate::support::*;
 
-fn hr(w: &World) {
-    let feed = repo().join("examples/quickstart/feeds/hr.jsonl");
-    w.ok(&["import", "--source", "hr", feed.to_str().unwrap()]);
-    w.ok(&["jobs", "run"]);
-}
-
 fn leave_line(ext: &str) -> String {
     event("hr", &format!("left-{ext}"), "left", serde_json::json!({ "external_id": ext, "kind": "human" }))
 }

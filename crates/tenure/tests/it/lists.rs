@@ -42,11 +42,7 @@ fn follow(
 #[test]
 fn requests_tokens_credentials_and_jobs_page_by_keyset_with_filters_over_the_api_and_the_cli() {
     let w = World::new();
-    let hr = repo().join("examples/quickstart/feeds/hr.jsonl");
-    let services = repo().join("examples/quickstart/feeds/service-registry.jsonl");
-    w.ok(&["import", "--source", "hr", hr.to_str().unwrap()]);
-    w.ok(&["import", "--source", "service-registry", services.to_str().unwrap()]);
-    w.ok(&["jobs", "run"]);
+    quickstart_feeds(&w, &["hr", "service-registry"]);
     let people = ["hr:E1002", "hr:E1003", "hr:E1005", "hr:E1006", "hr:E1007"];
     let tokens: Vec<String> = people.iter().map(|p| w.token(p, &["requester"])).collect();
     for nhi in ["svc-billing", "svc-search", "svc-payroll"] {

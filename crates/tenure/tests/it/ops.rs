@@ -4,12 +4,6 @@
 
 use crate::support::*;
 
-fn hr(w: &World) {
-    let feed = repo().join("examples/quickstart/feeds/hr.jsonl");
-    w.ok(&["import", "--source", "hr", feed.to_str().unwrap()]);
-    w.ok(&["jobs", "run"]);
-}
-
 fn json(body: &str) -> serde_json::Value {
     serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {body}"))
 }

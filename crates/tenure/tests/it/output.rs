@@ -53,11 +53,7 @@ fn parse(text: &str, what: &str) -> serde_json::Value {
 #[test]
 fn every_command_prints_json_under_output_json_and_its_errors_too() {
     let w = World::new();
-    let hr = repo().join("examples/quickstart/feeds/hr.jsonl");
-    let services = repo().join("examples/quickstart/feeds/service-registry.jsonl");
-    w.ok(&["import", "--source", "hr", hr.to_str().unwrap()]);
-    w.ok(&["import", "--source", "service-registry", services.to_str().unwrap()]);
-    w.ok(&["jobs", "run"]);
+    quickstart_feeds(&w, &["hr", "service-registry"]);
     // A leaver with a certificate, a run with a drift report, an export, a request, tokens,
     // credentials: something for every command to show.
     let left = event("hr", "left-E1010", "left", serde_json::json!({ "external_id": "E1010", "kind": "human" }));

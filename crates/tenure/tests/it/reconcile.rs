@@ -7,13 +7,6 @@
 use crate::support::*;
 use serde_json::Value;
 
-/// Import the quickstart's HR feed and provision it.
-fn hr(w: &World) {
-    let feed = repo().join("examples/quickstart/feeds/hr.jsonl");
-    w.ok(&["import", "--source", "hr", feed.to_str().unwrap()]);
-    w.ok(&["jobs", "run"]);
-}
-
 fn person_ldif(base: &str, uid: &str, employee: Option<&str>) -> String {
     let escaped = uid.replace('\\', "\\\\").replace(',', "\\,").replace('+', "\\+");
     let mut l = format!(

@@ -17,6 +17,21 @@ pub fn quickstart_policy() -> PathBuf {
 }
 
 /// Copy a directory tree (a policy bundle, to edit a copy).
+/// Import the quickstart's feeds of `sources` (`examples/quickstart/feeds/SOURCE.jsonl`) and
+/// run the jobs they make.
+pub fn quickstart_feeds(w: &World, sources: &[&str]) {
+    for source in sources {
+        let feed = repo().join(format!("examples/quickstart/feeds/{source}.jsonl"));
+        w.ok(&["import", "--source", source, feed.to_str().unwrap()]);
+    }
+    w.ok(&["jobs", "run"]);
+}
+
+/// The quickstart's HR feed, imported and provisioned.
+pub fn hr(w: &World) {
+    quickstart_feeds(w, &["hr"]);
+}
+
 pub fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
     std::fs::create_dir_all(to).unwrap();
     for e in std::fs::read_dir(from).unwrap() {
