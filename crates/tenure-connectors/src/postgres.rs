@@ -40,6 +40,19 @@ pub fn quote_literal(text: &str) -> String {
     format!("'{}'", text.replace('\'', "''"))
 }
 
+/// Run a connection's I/O until its client is dropped (plain or TLS alike).
+fn drive<S, T>(connection: tokio_postgres::Connection<S, T>)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    tokio::spawn(async move {
+        if let Err(e) = connection.await {
+            tracing::debug!(error = %e, "postgres connection ended");
+        }
+    });
+}
+
 /// An error with its causes (a TLS failure is in the source, not the message).
 fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
     let mut out = e.to_string();
@@ -216,11 +229,7 @@ impl PostgresConnector {
         let client = match &self.settings.tls {
             None => {
                 let (client, connection) = config.connect(NoTls).await.map_err(|e| self.unreachable(e))?;
-                tokio::spawn(async move {
-                    if let Err(e) = connection.await {
-                        tracing::debug!(error = %e, "postgres connection ended");
-                    }
-                });
+                drive(connection);
                 client
             }
             Some(tls) => {
@@ -228,11 +237,7 @@ impl PostgresConnector {
                 let make = crate::pg_tls::MakeRustls(tls.client_config()?);
                 let (client, connection) =
                     config.connect(make).await.map_err(|e| self.unreachable(crate::tls::explain(&error_chain(&e))))?;
-                tokio::spawn(async move {
-                    if let Err(e) = connection.await {
-                        tracing::debug!(error = %e, "postgres connection ended");
-                    }
-                });
+                drive(connection);
                 client
             }
         };

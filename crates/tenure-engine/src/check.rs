@@ -153,13 +153,11 @@ pub async fn check_system(policy: &Bundle, systems: &Systems, name: &str, url: O
 fn classify(name: &str, e: &ConnectorError) -> Check {
     let text = e.to_string();
     match e {
-        ConnectorError::Unreachable { message, .. } if message.starts_with("TLS:") || message.contains("TLS") => {
-            failed(
-                "tls",
-                text,
-                "set `tls_ca_file` to the CA that signed the server's certificate, or fix the certificate (its name, its expiry)",
-            )
-        }
+        ConnectorError::Unreachable { message, .. } if message.contains("TLS") => failed(
+            "tls",
+            text,
+            "set `tls_ca_file` to the CA that signed the server's certificate, or fix the certificate (its name, its expiry)",
+        ),
         ConnectorError::Unreachable { message, .. } if is_credentials(message) => {
             failed("credentials", text, "check the bind DN and password (the variables they read)")
         }
