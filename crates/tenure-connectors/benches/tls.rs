@@ -21,6 +21,7 @@ fn spec(name: &str) -> AccountSpec {
         kind: "human".into(),
         reference: format!("hr:{name}"),
         expires_at: None,
+        attributes: Default::default(),
     }
 }
 

@@ -6,6 +6,9 @@
 //!   (one elsewhere is named `dn:` and its DN), so a leaver is removed from those too. Groups
 //!   keep an empty `member` value so the last member can be removed without breaking the
 //!   schema's `MUST member`.
+//! - Its other attributes come from the system's attribute mappings (defaults: `cn`,
+//!   `displayName`, `sn`, `givenName`, `mail`, `title`, `departmentNumber`, `employeeType`,
+//!   `manager` as the manager's DN), set with one modify and read back.
 //! - Disabled means locked by the password policy overlay (`pwdAccountLockedTime:
 //!   000001010000Z`, the permanent lock); binds then fail while `pwdLockout` is on.
 //!
@@ -34,6 +37,9 @@ const NO_SUCH_OBJECT: u32 = 32;
 const ATTRIBUTE_OR_VALUE_EXISTS: u32 = 20;
 const ENTRY_ALREADY_EXISTS: u32 = 68;
 const OBJECT_CLASS_VIOLATION: u32 = 65;
+
+/// Attributes whose values are DNs (compared as DNs on read-back).
+const DN_VALUED: &[&str] = &["manager", "secretary", "seeAlso", "owner"];
 
 /// A membership of a group outside the groups container is named by its DN after this.
 const DN_PREFIX: &str = "dn:";
@@ -549,17 +555,24 @@ impl Connector for LdapConnector {
 
     async fn create_account(&self, spec: &AccountSpec) -> Result<(), ConnectorError> {
         let dn = self.account_dn(&spec.name);
-        // `sn` and `cn` are mandatory and non-empty; fall back to the account name.
-        let display = if spec.display_name.trim().is_empty() { spec.name.clone() } else { spec.display_name.clone() };
-        let attrs: Vec<(String, HashSet<String>)> = vec![
+        let mut attrs: Vec<(String, HashSet<String>)> = vec![
             ("objectClass".into(), set(&["top", "person", "organizationalPerson", "inetOrgPerson"])),
             ("uid".into(), set(&[&spec.name])),
-            ("cn".into(), set(&[&display])),
-            ("sn".into(), set(&[&display])),
-            ("displayName".into(), set(&[&display])),
-            ("employeeType".into(), set(&[&spec.kind])),
             ("description".into(), set(&[&format!("{MARKER}{}", spec.reference)])),
         ];
+        attrs.extend(
+            spec.attributes
+                .iter()
+                .filter(|(_, v)| !v.is_empty())
+                .map(|(k, v)| (k.clone(), v.iter().cloned().collect::<HashSet<_>>())),
+        );
+        // `sn` and `cn` are mandatory and non-empty: the display name, else the account name.
+        let display = if spec.display_name.trim().is_empty() { spec.name.clone() } else { spec.display_name.clone() };
+        for must in ["cn", "sn"] {
+            if !attrs.iter().any(|(k, _)| k.eq_ignore_ascii_case(must)) {
+                attrs.push((must.to_owned(), set(&[&display])));
+            }
+        }
         if self.is_reserved(&dn) {
             return Err(ConnectorError::NotManaged {
                 system: self.system.clone(),
@@ -577,6 +590,57 @@ impl Connector for LdapConnector {
                 None => Err(self.refused("create account", format!("`{}` exists and does not", spec.name))),
             },
             _ => Err(self.refused("create account", created)),
+        }
+    }
+
+    async fn account_reference(&self, name: &str) -> Result<Option<String>, ConnectorError> {
+        Ok(Some(self.account_dn(name)))
+    }
+
+    async fn read_attributes(
+        &self,
+        name: &str,
+        targets: &[String],
+    ) -> Result<Option<BTreeMap<String, Vec<String>>>, ConnectorError> {
+        let dn = self.account_dn(name);
+        let wanted: Vec<String> = targets.to_vec();
+        let entry = self
+            .op("read attributes", |mut l| async move {
+                let res = l.search(&dn, Scope::Base, "(objectClass=*)", wanted).await?;
+                if res.1.rc == NO_SUCH_OBJECT {
+                    return Ok(None);
+                }
+                let (mut rs, _) = res.success()?;
+                Ok(rs.pop().map(SearchEntry::construct))
+            })
+            .await?;
+        Ok(entry.map(|mut e| {
+            targets
+                .iter()
+                .map(|t| {
+                    let key = e.attrs.keys().find(|k| k.eq_ignore_ascii_case(t)).cloned();
+                    (t.clone(), key.and_then(|k| e.attrs.remove(&k)).unwrap_or_default())
+                })
+                .collect()
+        }))
+    }
+
+    async fn set_attributes(&self, name: &str, values: &BTreeMap<String, Vec<String>>) -> Result<(), ConnectorError> {
+        if values.is_empty() {
+            return Ok(());
+        }
+        let dn = self.account_dn(name);
+        // Replace with no values removes the attribute (and is no error when it is absent).
+        let mods: Vec<Mod<String>> =
+            values.iter().map(|(k, v)| Mod::Replace(k.clone(), v.iter().cloned().collect())).collect();
+        self.op("set attributes", |mut l| async move { l.modify(&dn, mods).await?.success().map(drop) }).await
+    }
+
+    fn same_values(&self, target: &str, want: &[String], got: &[String]) -> bool {
+        if DN_VALUED.iter().any(|a| a.eq_ignore_ascii_case(target)) {
+            want.len() == got.len() && want.iter().all(|w| got.iter().any(|g| same_dn(w, g)))
+        } else {
+            want.iter().collect::<BTreeSet<_>>() == got.iter().collect::<BTreeSet<_>>()
         }
     }
 

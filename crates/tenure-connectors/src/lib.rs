@@ -36,6 +36,9 @@ pub struct AccountSpec {
     pub reference: String,
     /// When the identity expires (RFC 3339), for systems that can end an account by date.
     pub expires_at: Option<String>,
+    /// Mapped attributes to create it with (target → values; an empty list is left out), as
+    /// the system writes them (account references already named its way).
+    pub attributes: BTreeMap<String, Vec<String>>,
 }
 
 /// An account as read back from the system.
@@ -270,6 +273,44 @@ pub trait Connector: Send + Sync {
 
     /// Try to use the account as its holder would.
     async fn probe(&self, name: &str) -> Result<Probe, ConnectorError>;
+
+    /// How this system names account `name` in another account's attribute (an LDAP DN, a
+    /// SCIM user's `id`); `None` when it holds no such account.
+    async fn account_reference(&self, name: &str) -> Result<Option<String>, ConnectorError> {
+        Ok(Some(name.to_owned()))
+    }
+
+    /// Read the mapped attributes `targets` of an account as the system holds them (a target
+    /// it does not carry has no values); `None` when the account does not exist.
+    async fn read_attributes(
+        &self,
+        name: &str,
+        targets: &[String],
+    ) -> Result<Option<BTreeMap<String, Vec<String>>>, ConnectorError> {
+        let _ = targets;
+        Err(ConnectorError::Refused {
+            system: self.system().to_owned(),
+            operation: format!("read the attributes of `{name}`"),
+            message: "this connector has no attribute mappings".into(),
+        })
+    }
+
+    /// Set each attribute to exactly its values (none: remove it); others are left as they are.
+    async fn set_attributes(&self, name: &str, values: &BTreeMap<String, Vec<String>>) -> Result<(), ConnectorError> {
+        let _ = values;
+        Err(ConnectorError::Refused {
+            system: self.system().to_owned(),
+            operation: format!("set the attributes of `{name}`"),
+            message: "this connector has no attribute mappings".into(),
+        })
+    }
+
+    /// Whether what a read-back shows of `target` is what was written (as sets; LDAP compares
+    /// DN-valued attributes as DNs).
+    fn same_values(&self, target: &str, want: &[String], got: &[String]) -> bool {
+        let _ = target;
+        want.iter().collect::<BTreeSet<_>>() == got.iter().collect::<BTreeSet<_>>()
+    }
 
     /// Mark an existing account as tenure's for `reference` (adopting an account made outside
     /// tenure, after a person chose to): the marker [`AccountRecord::managed_by`] reads back.

@@ -27,6 +27,20 @@ fn marker(comment: Option<&str>) -> Option<String> {
     Some(rest.split_once(" (").map_or(rest, |(r, _)| r).to_owned())
 }
 
+/// A role comment: the marker for `reference`, then the mapped comment in parentheses.
+fn marked(reference: &str, comment: Option<&String>) -> String {
+    match comment {
+        Some(c) => format!("{MARKER}{reference} ({c})"),
+        None => format!("{MARKER}{reference}"),
+    }
+}
+
+/// The mapped part of a role comment (what follows the marker, in parentheses).
+fn mapped_comment(comment: &str) -> Option<String> {
+    let (_, rest) = comment.strip_prefix(MARKER)?.split_once(" (")?;
+    Some(rest.strip_suffix(')').unwrap_or(rest).to_owned())
+}
+
 /// PostgreSQL truncates longer identifiers silently; tenure refuses them instead.
 const MAX_NAME: usize = 63;
 
@@ -266,6 +280,17 @@ impl PostgresConnector {
         result.map_err(|e| self.error(operation, &e))
     }
 
+    /// A role's comment: `None` when there is no such role, `Some(None)` when it has none.
+    async fn comment(&self, name: &str) -> Result<Option<Option<String>>, ConnectorError> {
+        let name = name.to_owned();
+        self.with("read role comment", async move |c| {
+            Ok(c.query_opt("SELECT shobj_description(oid, 'pg_authid') FROM pg_roles WHERE rolname = $1", &[&name])
+                .await?
+                .map(|r| r.get::<_, Option<String>>(0)))
+        })
+        .await
+    }
+
     async fn role_exists(&self, name: &str) -> Result<bool, ConnectorError> {
         let name = name.to_owned();
         self.with("read role", async move |c| {
@@ -460,7 +485,7 @@ impl Connector for PostgresConnector {
         // The role and its marker in one statement string, which PostgreSQL runs as one
         // implicit transaction: there is never an unmarked role of ours, and a role someone
         // else created meanwhile makes CREATE fail instead of being taken over.
-        let comment = format!("{MARKER}{} ({}, {})", spec.reference, spec.kind, spec.display_name);
+        let comment = marked(&spec.reference, spec.attributes.get("comment").and_then(|v| v.first()));
         let created = self
             .exec_tolerant(
                 "create role",
@@ -483,6 +508,47 @@ impl Connector for PostgresConnector {
             }
             other => other,
         }
+    }
+
+    async fn read_attributes(
+        &self,
+        name: &str,
+        targets: &[String],
+    ) -> Result<Option<BTreeMap<String, Vec<String>>>, ConnectorError> {
+        let Some(comment) = self.comment(name).await? else { return Ok(None) };
+        Ok(Some(
+            targets
+                .iter()
+                .map(|t| {
+                    let v = if t == "comment" { comment.as_deref().and_then(mapped_comment) } else { None };
+                    (t.clone(), v.into_iter().collect())
+                })
+                .collect(),
+        ))
+    }
+
+    async fn set_attributes(&self, name: &str, values: &BTreeMap<String, Vec<String>>) -> Result<(), ConnectorError> {
+        let Some(wanted) = values.get("comment") else { return Ok(()) };
+        self.check_account(name)?;
+        // The marker stays as it is: only the part after it is mapped.
+        let reference = match self.comment(name).await? {
+            Some(c) => marker(c.as_deref()),
+            None => None,
+        };
+        let Some(reference) = reference else {
+            return Err(ConnectorError::Refused {
+                system: self.system.clone(),
+                operation: "set attributes".into(),
+                message: format!("role `{name}` is absent or carries no tenure marker"),
+            });
+        };
+        let comment = marked(&reference, wanted.first());
+        self.exec_tolerant(
+            "comment on role",
+            format!("COMMENT ON ROLE {} IS {}", quote_ident(name), quote_literal(&comment)),
+            &[],
+        )
+        .await
     }
 
     async fn enable_account(&self, name: &str) -> Result<(), ConnectorError> {

@@ -8,7 +8,9 @@
 //! and into URLs only as encoded query parameters or server-issued ids. SCIM has no login to
 //! try, so the probe is unsupported; verification rests on the read-back.
 //!
-//! Plain HTTP only for now (as the LDAP connector has no TLS yet).
+//! Mapped attributes are core `User` attributes, `name.*`, `emails` and `phoneNumbers` (work
+//! values, the first primary) and the enterprise extension as `enterprise.*` (`manager` is the
+//! manager user's `id`), sent with the `POST` and changed with `PATCH` operations.
 
 use crate::{
     AccountRecord, AccountSpec, Connector, ConnectorError, PageSink, Pager, Probe, ScanRequest, ScanTotals,
@@ -20,6 +22,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 const USER: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
 const GROUP: &str = "urn:ietf:params:scim:schemas:core:2.0:Group";
+const ENTERPRISE: &str = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
 const PATCH: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
 const PAGE: usize = 200;
 
@@ -310,6 +313,59 @@ impl ScimConnector {
     }
 }
 
+/// A mapped target's values in a user resource (`name.givenName`, `emails`, `enterprise.manager`).
+fn read_target(u: &Value, target: &str) -> Vec<String> {
+    let at = match target.strip_prefix("enterprise.") {
+        Some(rest) => u.get(ENTERPRISE).and_then(|e| e.get(rest)),
+        None => target.split('.').try_fold(u, |v, k| v.get(k)),
+    };
+    match at {
+        Some(Value::String(s)) => vec![s.clone()],
+        Some(Value::Array(items)) => {
+            items.iter().filter_map(|i| i.get("value").and_then(Value::as_str).map(str::to_owned)).collect()
+        }
+        Some(Value::Object(o)) => o.get("value").and_then(Value::as_str).map(str::to_owned).into_iter().collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// The JSON of a mapped target's values (`None`: remove it).
+fn target_json(target: &str, values: &[String]) -> Option<Value> {
+    let first = values.first()?;
+    Some(match target {
+        "emails" | "phoneNumbers" => Value::Array(
+            values.iter().enumerate().map(|(i, v)| json!({ "value": v, "type": "work", "primary": i == 0 })).collect(),
+        ),
+        "enterprise.manager" => json!({ "value": first }),
+        _ => json!(first),
+    })
+}
+
+/// The PATCH path of a mapped target.
+fn target_path(target: &str) -> String {
+    match target.strip_prefix("enterprise.") {
+        Some(rest) => format!("{ENTERPRISE}:{rest}"),
+        None => target.to_owned(),
+    }
+}
+
+/// Put a target's values into a resource being created.
+fn put_target(body: &mut Value, target: &str, values: &[String]) {
+    let Some(v) = target_json(target, values) else { return };
+    let (parent, key) = match target.strip_prefix("enterprise.") {
+        Some(rest) => (Some(ENTERPRISE), rest),
+        None => match target.split_once('.') {
+            Some((p, k)) => (Some(p), k),
+            None => (None, target),
+        },
+    };
+    let obj = match parent {
+        Some(p) => &mut body[p],
+        None => body,
+    };
+    obj[key] = v;
+}
+
 /// tenure's marker on a SCIM user: the `externalId` it created the user with.
 fn marker(u: &Value) -> Option<String> {
     u.get("externalId").and_then(Value::as_str).map(str::to_owned)
@@ -454,13 +510,17 @@ impl Connector for ScimConnector {
         if let Some(existing) = self.read_account(&spec.name).await? {
             return ConnectorError::ensure_managed(&self.system, &existing, &spec.reference);
         }
-        let body = json!({
-            "schemas": [USER],
+        let enterprise = spec.attributes.iter().any(|(k, v)| k.starts_with("enterprise.") && !v.is_empty());
+        let mut body = json!({
+            "schemas": if enterprise { json!([USER, ENTERPRISE]) } else { json!([USER]) },
             "userName": spec.name,
             "displayName": spec.display_name,
             "externalId": spec.reference,
             "active": true,
         });
+        for (target, values) in &spec.attributes {
+            put_target(&mut body, target, values);
+        }
         let (status, resp) = self.call("POST", "/Users".into(), vec![], Some(body)).await?;
         match status {
             200..=299 => Ok(()),
@@ -471,6 +531,40 @@ impl Connector for ScimConnector {
             },
             _ => Err(self.refused("create user", format!("HTTP {status}: {}", detail(&resp)))),
         }
+    }
+
+    async fn account_reference(&self, name: &str) -> Result<Option<String>, ConnectorError> {
+        match self.user(name).await? {
+            Some(u) => Ok(Some(self.id(&u)?.to_owned())),
+            None => Ok(None),
+        }
+    }
+
+    async fn read_attributes(
+        &self,
+        name: &str,
+        targets: &[String],
+    ) -> Result<Option<BTreeMap<String, Vec<String>>>, ConnectorError> {
+        let Some(u) = self.user(name).await? else { return Ok(None) };
+        Ok(Some(targets.iter().map(|t| (t.clone(), read_target(&u, t))).collect()))
+    }
+
+    async fn set_attributes(&self, name: &str, values: &BTreeMap<String, Vec<String>>) -> Result<(), ConnectorError> {
+        if values.is_empty() {
+            return Ok(());
+        }
+        let Some(u) = self.user(name).await? else {
+            return Err(self.refused("set attributes", format!("no user `{name}`")));
+        };
+        let id = self.id(&u)?.to_owned();
+        let ops: Vec<Value> = values
+            .iter()
+            .map(|(t, v)| match target_json(t, v) {
+                Some(value) => json!({ "op": "replace", "path": target_path(t), "value": value }),
+                None => json!({ "op": "remove", "path": target_path(t) }),
+            })
+            .collect();
+        self.patch(format!("/Users/{id}"), Value::Array(ops), "set attributes").await
     }
 
     async fn enable_account(&self, name: &str) -> Result<(), ConnectorError> {

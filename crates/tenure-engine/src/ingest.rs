@@ -327,6 +327,7 @@ pub(crate) fn apply(
                         expires_at,
                         expiry_changed || owner_changed,
                     )?;
+                    let previous = row.clone();
                     let before = row.attributes.clone();
                     if let Some(n) = &e.name {
                         row.name = n.clone();
@@ -355,7 +356,12 @@ pub(crate) fn apply(
                             detail.state = Some(state);
                             change
                         }
-                        None => grants::apply_desired(tx, policy, &row, now).map_err(workflow_bad)?,
+                        None => {
+                            let mut change = grants::apply_desired(tx, policy, &row, now).map_err(workflow_bad)?;
+                            // A changed title, name or manager reaches every system that maps it.
+                            crate::steps::attributes::remap(tx, policy, &previous, &row, &mut change, now)?;
+                            change
+                        }
                     };
                     recorded = LedgerEvent::Changed;
                     detail.attributes = Some(BeforeAfter { before, after: row.attributes.clone() });

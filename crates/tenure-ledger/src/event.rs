@@ -511,6 +511,9 @@ pub struct Synced {
     /// correlate to them, and what was done (entries before sweeps existed have none).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sweep: Option<Sweep>,
+    /// Mapped attributes written, with their values (absent: none changed).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub attributes: BTreeMap<String, Vec<String>>,
 }
 
 /// A leaver's closure sweep of one system: each correlation rule looked up, every account it

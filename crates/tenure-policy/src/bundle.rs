@@ -113,6 +113,8 @@ pub struct SystemDef {
     pub max_concurrency: Option<usize>,
     /// How it is reconciled (`[systems.NAME.reconcile]`, `[[systems.NAME.correlate]]`).
     pub reconcile: crate::reconcile::ReconcileRules,
+    /// What its accounts carry (`[systems.NAME.attributes]`, `[systems.NAME.kinds.KIND.attributes]`).
+    pub attributes: crate::attributes::AttributeMap,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -831,6 +833,14 @@ fn system_def(name: &str, mut table: toml::Table) -> Result<SystemDef, Vec<Probl
             crate::reconcile::ReconcileRules::default()
         }
     };
+    let attributes = crate::attributes::parse(
+        MANIFEST,
+        name,
+        kind,
+        table.remove("attributes"),
+        table.remove("kinds"),
+        &mut problems,
+    );
     for (k, v) in table {
         let s = match v {
             toml::Value::String(s) => s,
@@ -844,7 +854,7 @@ fn system_def(name: &str, mut table: toml::Table) -> Result<SystemDef, Vec<Probl
         settings.insert(k, s);
     }
     if problems.is_empty() {
-        Ok(SystemDef { name: name.to_owned(), kind, settings, owner, max_concurrency, reconcile })
+        Ok(SystemDef { name: name.to_owned(), kind, settings, owner, max_concurrency, reconcile, attributes })
     } else {
         Err(problems)
     }

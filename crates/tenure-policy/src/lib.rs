@@ -6,7 +6,8 @@
 //! Layout of a bundle (v0):
 //! - `tenure.toml`: `[bundle]`, `[lifecycle]`, `[sources.NAME]`, `[systems.NAME]`,
 //!   `[entitlements."SYSTEM/NAME"]`; a system's reconciliation rules in
-//!   `[systems.NAME.reconcile]` and `[[systems.NAME.correlate]]` ([`reconcile`]);
+//!   `[systems.NAME.reconcile]` and `[[systems.NAME.correlate]]` ([`reconcile`]); what its
+//!   accounts carry in `[systems.NAME.attributes]` ([`attributes`]);
 //! - `templates/*.toml`: `[[template]]` birthright templates (attribute conditions → entitlements).
 //!
 //! - `schema/*.cedarschema`: Cedar declarations added to tenure's built-in schema
@@ -17,6 +18,7 @@
 //!
 //! Every file is part of the version hash.
 
+pub mod attributes;
 mod bundle;
 pub mod cases;
 pub mod credentials;

@@ -4,6 +4,7 @@
 // Test code: a failed unwrap is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
+mod attributes;
 mod exec;
 mod ldap;
 mod postgres;
@@ -21,5 +22,6 @@ fn spec(name: &str) -> AccountSpec {
         kind: "human".into(),
         reference: format!("hr:{name}"),
         expires_at: None,
+        attributes: Default::default(),
     }
 }

@@ -13,7 +13,7 @@ fn spec(name: &str) -> AccountSpec {
 }
 
 /// `psql` as the cluster's admin; one value per line.
-fn psql(pg: &LocalPostgres, sql: &str) -> String {
+pub(crate) fn psql(pg: &LocalPostgres, sql: &str) -> String {
     let out = Command::new("psql")
         .args(["-h", "127.0.0.1", "-p", &pg.port.to_string(), "-U", "postgres", "-d", "postgres", "-At", "-c", sql])
         .output()
@@ -32,7 +32,7 @@ fn login(pg: &LocalPostgres, role: &str) -> bool {
         .success()
 }
 
-fn connector(pg: &LocalPostgres) -> PostgresConnector {
+pub(crate) fn connector(pg: &LocalPostgres) -> PostgresConnector {
     let mut s = std::collections::BTreeMap::new();
     s.insert("url".to_owned(), pg.url());
     PostgresConnector::new("db", PostgresSettings::from_map("db", &s).unwrap()).unwrap()

@@ -7,7 +7,7 @@ use tenure_connectors::scim::{ScimConnector, ScimSettings};
 use tenure_connectors::{Connector, Probe};
 use tenure_testkit::scim::LocalScim;
 
-fn connector(s: &LocalScim) -> ScimConnector {
+pub(crate) fn connector(s: &LocalScim) -> ScimConnector {
     let mut m = std::collections::BTreeMap::new();
     m.insert("url".to_owned(), s.url());
     m.insert("token".to_owned(), s.token.clone());
@@ -15,7 +15,7 @@ fn connector(s: &LocalScim) -> ScimConnector {
 }
 
 /// GET with the token, as any HTTP client would.
-fn get(s: &LocalScim, path: &str, filter: Option<&str>) -> serde_json::Value {
+pub(crate) fn get(s: &LocalScim, path: &str, filter: Option<&str>) -> serde_json::Value {
     let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
     let mut r = agent.get(&format!("{}{path}", s.url())).header("authorization", &format!("Bearer {}", s.token));
     if let Some(f) = filter {

@@ -2,6 +2,7 @@
 //! `Engine` receiver and no IO. The flows (ingest, the leaver, access, deploy, the clock) are
 //! built from them; nothing here imports a flow.
 
+pub(crate) mod attributes;
 pub(crate) mod credentials;
 pub(crate) mod grants;
 pub(crate) mod lifecycle;

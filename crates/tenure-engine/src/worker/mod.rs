@@ -12,7 +12,7 @@ use crate::creds::{CredentialRequest, Verification};
 use crate::ledger::{Stamp, record};
 use crate::systems::{Lookup, Systems};
 use crate::{Engine, EngineError, Result};
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use tenure_connectors::{AccountSpec, Connector, ConnectorError, Probe};
 use tenure_ledger::LedgerEvent;
@@ -307,8 +307,12 @@ impl Workers {
                 let grants: Vec<GrantRow> =
                     tx.grants(identity_id)?.into_iter().filter(|g| g.system == system).collect();
                 let policy = e.policy_in(tx.as_ref())?;
+                let attributes = match &account {
+                    Some(a) => crate::steps::attributes::wanted(tx.as_ref(), &policy, &system, &identity, &a.name)?,
+                    None => Default::default(),
+                };
                 drop(tx);
-                Ok(Snapshot { identity, account, grants, policy })
+                Ok(Snapshot { identity, account, grants, policy, attributes })
             })
             .await?;
         let systems = self.systems_for(&snap.policy).await;
@@ -485,6 +489,8 @@ struct Snapshot {
     account: Option<AccountRow>,
     grants: Vec<GrantRow>,
     policy: Arc<Bundle>,
+    /// What the account should carry by the system's attribute mappings.
+    attributes: tenure_policy::attributes::Values,
 }
 
 impl Snapshot {
@@ -521,6 +527,31 @@ struct Converged {
     privileges: BTreeSet<String>,
     /// A leaver's closure sweep of the system, where it has correlation rules.
     sweep: Option<tenure_ledger::event::Sweep>,
+    /// Mapped attributes written (after creation), with their values.
+    attributes: BTreeMap<String, Vec<String>>,
+    /// Mapped attributes the read-back does not show as written.
+    attribute_problems: Vec<String>,
+}
+
+/// Mapped values as the system writes them: an account reference named the system's way (an
+/// LDAP DN, a SCIM id), left out when the system holds no such account.
+async fn render(
+    c: &dyn Connector,
+    values: &tenure_policy::attributes::Values,
+) -> Result<BTreeMap<String, Vec<String>>, ConnectorError> {
+    use tenure_policy::attributes::Value;
+    let mut out = BTreeMap::new();
+    for (target, vs) in values {
+        let mut rendered = Vec::new();
+        for v in vs {
+            match v {
+                Value::Text(t) => rendered.push(t.clone()),
+                Value::Account(a) => rendered.extend(c.account_reference(a).await?),
+            }
+        }
+        out.insert(target.clone(), rendered);
+    }
+    Ok(out)
 }
 
 /// Make the system hold what the snapshot wants (the [`crate::sync::plan`] of it, executed
@@ -544,6 +575,8 @@ async fn converge(c: &dyn Connector, s: &Snapshot) -> Result<Converged, Connecto
     let mut out = Converged::default();
     let mut actual = c.read_account(name).await?;
     let mut steps = plan(c.system(), &want, actual.as_ref())?;
+    // Mapped attributes are kept while the account is in use; a leaver's are left as they were.
+    let mapped = if want.enabled && !want.delete { render(c, &s.attributes).await? } else { BTreeMap::new() };
     if steps.first() == Some(&Step::Create) {
         c.create_account(&AccountSpec {
             name: name.clone(),
@@ -551,6 +584,7 @@ async fn converge(c: &dyn Connector, s: &Snapshot) -> Result<Converged, Connecto
             kind: s.identity.kind.as_str().to_owned(),
             reference: want.reference.clone(),
             expires_at: s.identity.expires_at.map(tenure_model::rfc3339),
+            attributes: mapped.clone(),
         })
         .await?;
         out.created = true;
@@ -600,6 +634,9 @@ async fn converge(c: &dyn Connector, s: &Snapshot) -> Result<Converged, Connecto
         return Ok(out);
     }
     let left = want.left;
+    if !mapped.is_empty() {
+        set_mapped(c, name, &mapped, out.created, &mut out).await?;
+    }
 
     // Verification is a fresh read, never the write's status.
     if let Some(r) = c.read_account(name).await? {
@@ -613,6 +650,38 @@ async fn converge(c: &dyn Connector, s: &Snapshot) -> Result<Converged, Connecto
         out.probe = Some(c.probe(name).await?);
     }
     Ok(out)
+}
+
+/// Bring the account's mapped attributes to `mapped` (those that differ, with one write) and
+/// read them back; what still differs is a problem of the job.
+async fn set_mapped(
+    c: &dyn Connector,
+    name: &str,
+    mapped: &BTreeMap<String, Vec<String>>,
+    created: bool,
+    out: &mut Converged,
+) -> Result<(), ConnectorError> {
+    let targets: Vec<String> = mapped.keys().cloned().collect();
+    let differs = |have: &BTreeMap<String, Vec<String>>| -> BTreeMap<String, Vec<String>> {
+        mapped
+            .iter()
+            .filter(|(t, v)| !c.same_values(t, v, have.get(*t).map_or(&[], Vec::as_slice)))
+            .map(|(t, v)| (t.clone(), v.clone()))
+            .collect()
+    };
+    let Some(have) = c.read_attributes(name, &targets).await? else { return Ok(()) };
+    let diff = differs(&have);
+    if !diff.is_empty() {
+        c.set_attributes(name, &diff).await?;
+    }
+    // What creation wrote is recorded as set too.
+    out.attributes = if created { mapped.clone() } else { diff };
+    let again = c.read_attributes(name, &targets).await?.unwrap_or_default();
+    for (t, v) in differs(&again) {
+        let got = again.get(&t).cloned().unwrap_or_default();
+        out.attribute_problems.push(format!("`{t}` reads back {got:?} after setting {v:?}"));
+    }
+    Ok(())
 }
 
 fn backoff(config: &WorkerConfig, attempts: i64) -> Duration {
@@ -737,6 +806,7 @@ fn complete(
         }
     }
 
+    problems.extend(got.attribute_problems.iter().cloned());
     if let Some(sw) = &got.sweep {
         for a in sw.accounts.iter().filter(|a| !a.read_back.is_closed()) {
             problems.push(format!(
@@ -767,6 +837,7 @@ fn complete(
         revoked_unverified: revoked,
         problems,
         sweep: got.sweep,
+        attributes: got.attributes,
     };
     let problems = synced.problems.clone();
     record(tx.as_mut(), Stamp::engine(now, version), &subject, LedgerEvent::Synced(synced))?;
