@@ -69,7 +69,40 @@ pub struct LdapSettings {
     pub tls: Option<crate::tls::Tls>,
     /// Upgrade an `ldap://` connection with StartTLS before binding.
     pub starttls: bool,
+    /// The directory's kind: OpenLDAP-style `inetOrgPerson`, or Active Directory `user`.
+    pub flavor: Flavor,
+    /// How an account is disabled and read back as disabled.
+    pub disable: Disable,
+    /// Active Directory: the `userPrincipalName` suffix (`name@SUFFIX`; default: the base
+    /// DN's `dc` parts, `dc=corp,dc=example,dc=com` → `corp.example.com`).
+    pub upn_suffix: String,
 }
+
+/// The kind of directory (`flavor` setting).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flavor {
+    /// `inetOrgPerson` entries `uid=NAME`, `groupOfNames` groups (OpenLDAP, 389-DS, …).
+    OpenLdap,
+    /// Active Directory (or a Samba AD DC): `user` entries `CN=NAME` with `sAMAccountName`
+    /// and `userPrincipalName`, `group` groups, `memberOf` maintained by the directory.
+    ActiveDirectory,
+}
+
+/// How an account is disabled (`disable` setting), each read back the same way.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Disable {
+    /// The password policy overlay's permanent lock (`pwdAccountLockedTime: 000001010000Z`).
+    Ppolicy,
+    /// Active Directory's `userAccountControl` ACCOUNTDISABLE bit (0x2).
+    UserAccountControl,
+    /// An attribute holding a value while disabled (`nsAccountLock: TRUE` for 389-DS, or
+    /// `disable_attribute`/`disable_value`), removed to enable.
+    Attribute { name: String, value: String },
+}
+
+/// Active Directory's `userAccountControl` bits tenure uses.
+const UAC_ACCOUNTDISABLE: u32 = 0x2;
+const UAC_NORMAL_ACCOUNT: u32 = 0x200;
 
 impl LdapSettings {
     /// Read settings from the system's table; errors name the missing field.
@@ -122,15 +155,61 @@ impl LdapSettings {
                 });
             }
         };
+        let config = |message: String| ConnectorError::Config { system: system.to_owned(), message };
+        let flavor = match m.get("flavor").map(String::as_str) {
+            None | Some("openldap") => Flavor::OpenLdap,
+            Some("ad") => Flavor::ActiveDirectory,
+            Some(other) => return Err(config(format!("field `flavor`: expected openldap or ad, found `{other}`"))),
+        };
+        let disable = match (m.get("disable").map(String::as_str), flavor) {
+            (None, Flavor::OpenLdap) | (Some("ppolicy"), _) => Disable::Ppolicy,
+            (None, Flavor::ActiveDirectory) | (Some("user_account_control"), Flavor::ActiveDirectory) => {
+                Disable::UserAccountControl
+            }
+            (Some("user_account_control"), Flavor::OpenLdap) => {
+                return Err(config("field `disable`: user_account_control needs `flavor = \"ad\"`".into()));
+            }
+            (Some("nsaccountlock"), _) => Disable::Attribute { name: "nsAccountLock".into(), value: "TRUE".into() },
+            (Some("attribute"), _) => {
+                let name = need("disable_attribute")?;
+                if !name.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
+                    || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+                {
+                    return Err(config(format!("field `disable_attribute`: `{name}` is not an attribute name")));
+                }
+                Disable::Attribute { name, value: need("disable_value")? }
+            }
+            (Some(other), _) => {
+                return Err(config(format!(
+                    "field `disable`: expected ppolicy, user_account_control, nsaccountlock or attribute, found `{other}`"
+                )));
+            }
+        };
+        let base_dn = need("base_dn")?;
+        let upn_suffix = m.get("upn_suffix").cloned().unwrap_or_else(|| {
+            base_dn
+                .split(',')
+                .filter_map(|rdn| rdn.split_once('=').filter(|(a, _)| a.trim().eq_ignore_ascii_case("dc")))
+                .map(|(_, v)| v.trim().to_owned())
+                .collect::<Vec<_>>()
+                .join(".")
+        });
+        let default_container = |ou: &str| match flavor {
+            Flavor::OpenLdap => format!("ou={ou}"),
+            Flavor::ActiveDirectory => "CN=Users".to_owned(),
+        };
         Ok(Self {
             tls,
             starttls,
+            flavor,
+            disable,
+            upn_suffix,
             url,
-            base_dn: need("base_dn")?,
+            base_dn,
             bind_dn: need("bind_dn")?,
             bind_password: need("bind_password")?,
-            people: m.get("people").cloned().unwrap_or_else(|| "ou=people".into()),
-            groups: m.get("groups").cloned().unwrap_or_else(|| "ou=groups".into()),
+            people: m.get("people").cloned().unwrap_or_else(|| default_container("people")),
+            groups: m.get("groups").cloned().unwrap_or_else(|| default_container("groups")),
             account_name: m.get("account_name").cloned().unwrap_or_else(|| "{external_id}".into()),
             timeout,
         })
@@ -155,7 +234,100 @@ impl LdapConnector {
 
     /// The DN of an account.
     pub fn account_dn(&self, name: &str) -> String {
-        format!("uid={},{},{}", dn_escape(name), self.settings.people, self.settings.base_dn)
+        let rdn = match self.settings.flavor {
+            Flavor::OpenLdap => "uid",
+            Flavor::ActiveDirectory => "CN",
+        };
+        format!("{rdn}={},{},{}", dn_escape(name), self.settings.people, self.settings.base_dn)
+    }
+
+    /// The attribute holding an account's name.
+    fn name_attr(&self) -> &'static str {
+        match self.settings.flavor {
+            Flavor::OpenLdap => "uid",
+            Flavor::ActiveDirectory => "sAMAccountName",
+        }
+    }
+
+    /// The object class of a group.
+    fn group_class(&self) -> &'static str {
+        match self.settings.flavor {
+            Flavor::OpenLdap => "groupOfNames",
+            Flavor::ActiveDirectory => "group",
+        }
+    }
+
+    /// The filter of the accounts under the people container.
+    fn account_filter(&self) -> &'static str {
+        match self.settings.flavor {
+            Flavor::OpenLdap => "(uid=*)",
+            Flavor::ActiveDirectory => "(&(objectClass=user)(!(objectClass=computer))(sAMAccountName=*))",
+        }
+    }
+
+    /// What every read of an account asks for: its name, its state, the marker.
+    fn account_attrs(&self) -> Vec<String> {
+        let mut attrs = vec![self.name_attr().to_owned(), "description".to_owned()];
+        match &self.settings.disable {
+            Disable::Ppolicy => attrs.push(LOCK_ATTR.to_owned()),
+            Disable::UserAccountControl => attrs.push("userAccountControl".to_owned()),
+            Disable::Attribute { name, .. } => attrs.push(name.clone()),
+        }
+        if self.settings.flavor == Flavor::ActiveDirectory {
+            // The built-in accounts (Administrator, krbtgt, Guest) are never managed.
+            attrs.push("isCriticalSystemObject".to_owned());
+        }
+        attrs
+    }
+
+    /// Whether an entry reads as enabled by the system's disable method.
+    fn is_enabled(&self, e: &SearchEntry) -> bool {
+        match &self.settings.disable {
+            Disable::Ppolicy => !values(e, LOCK_ATTR).iter().any(|x| x == LOCKED),
+            Disable::UserAccountControl => values(e, "userAccountControl")
+                .first()
+                .and_then(|v| v.parse::<u32>().ok())
+                .is_some_and(|u| u & UAC_ACCOUNTDISABLE == 0),
+            Disable::Attribute { name, value } => !values(e, name).iter().any(|x| x.eq_ignore_ascii_case(value)),
+        }
+    }
+
+    /// An entry the directory itself depends on (the bind account, AD's built-in accounts).
+    fn is_reserved_entry(&self, e: &SearchEntry) -> bool {
+        self.is_reserved(&e.dn) || values(e, "isCriticalSystemObject").iter().any(|v| v.eq_ignore_ascii_case("TRUE"))
+    }
+
+    /// The account's current `userAccountControl` (Active Directory).
+    async fn user_account_control(&self, dn: &str) -> Result<u32, ConnectorError> {
+        let base = dn.to_owned();
+        let e = self
+            .op("read userAccountControl", |mut l| async move {
+                let (mut rs, _) =
+                    l.search(&base, Scope::Base, "(objectClass=*)", vec!["userAccountControl"]).await?.success()?;
+                Ok(rs.pop().map(SearchEntry::construct))
+            })
+            .await?
+            .ok_or_else(|| self.refused("read userAccountControl", format!("no entry `{dn}`")))?;
+        values(&e, "userAccountControl")
+            .first()
+            .and_then(|v| v.parse().ok())
+            .ok_or_else(|| self.refused("read userAccountControl", format!("`{dn}` has no userAccountControl")))
+    }
+
+    /// Set or clear AD's ACCOUNTDISABLE bit, keeping every other bit.
+    async fn set_disabled_bit(&self, name: &str, disabled: bool) -> Result<(), ConnectorError> {
+        let dn = self.account_dn(name);
+        let op = if disabled { "disable account" } else { "enable account" };
+        let uac = self.user_account_control(&dn).await?;
+        let want = if disabled { uac | UAC_ACCOUNTDISABLE } else { uac & !UAC_ACCOUNTDISABLE };
+        if want == uac {
+            return Ok(());
+        }
+        let v = want.to_string();
+        self.op(op, |mut l| async move {
+            l.modify(&dn, vec![Mod::Replace("userAccountControl".to_owned(), set(&[&v]))]).await?.success().map(drop)
+        })
+        .await
     }
 
     /// The DN of an entitlement target (group).
@@ -278,14 +450,15 @@ impl LdapConnector {
     /// An account entry as a record: its `uid` the name, the lock its state, the marker in
     /// `description`, and its other attributes (lowercase names, first values) for correlation.
     fn entry_record(&self, mut e: SearchEntry, memberships: BTreeSet<String>) -> Option<AccountRecord> {
-        let name = e.attrs.get("uid").and_then(|v| v.first()).cloned()?;
-        let enabled = !e.attrs.get(LOCK_ATTR).is_some_and(|v| v.iter().any(|x| x == LOCKED));
+        let name = values(&e, self.name_attr()).first().cloned()?;
+        let enabled = self.is_enabled(&e);
         let managed_by = marker(&e);
-        let reserved = self.is_reserved(&e.dn);
+        let reserved = self.is_reserved_entry(&e);
+        let state = self.account_attrs();
         let attributes = e
             .attrs
             .drain()
-            .filter(|(k, _)| k != LOCK_ATTR && k != "description")
+            .filter(|(k, _)| k != "description" && !state.iter().skip(2).any(|s| s.eq_ignore_ascii_case(k)))
             .filter_map(|(k, v)| Some((k.to_ascii_lowercase(), v.into_iter().next()?)))
             .collect();
         Some(AccountRecord {
@@ -302,7 +475,7 @@ impl LdapConnector {
     /// Every group under the whole base with `dn` as a member (groups outside the groups
     /// container too: a leaver is "in no group" only if no group anywhere lists them).
     async fn memberships(&self, dn: &str) -> Result<BTreeSet<String>, ConnectorError> {
-        let filter = format!("(&(objectClass=groupOfNames)(member={}))", ldap_escape(dn));
+        let filter = format!("(&(objectClass={})(member={}))", self.group_class(), ldap_escape(dn));
         let base = self.settings.base_dn.clone();
         let entries = self
             .op("search groups", |mut l| async move {
@@ -311,6 +484,14 @@ impl LdapConnector {
             })
             .await?;
         Ok(entries.into_iter().filter_map(|e| self.group_name(SearchEntry::construct(e))).collect())
+    }
+
+    /// How the group at `dn` is named as a membership (see [`Self::group_name`]).
+    fn group_name_of(&self, dn: &str) -> String {
+        match split_first_rdn(dn).and_then(|(rdn, _)| rdn.split_once('=')).and_then(|(_, v)| unescape_dn_value(v)) {
+            Some(cn) if normalize_dn(dn) == normalize_dn(&self.group_dn(&cn)) => cn,
+            _ => format!("{DN_PREFIX}{dn}"),
+        }
     }
 
     /// How a group is named as a membership: its `cn` when it is a direct child of the groups
@@ -389,6 +570,29 @@ fn normalize_dn(dn: &str) -> String {
     dn.split(',').map(|rdn| rdn.trim().to_ascii_lowercase()).collect::<Vec<_>>().join(",")
 }
 
+/// An attribute's values, whatever case the server spells its name in.
+fn values<'e>(e: &'e SearchEntry, name: &str) -> &'e [String] {
+    e.attrs.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map_or(&[], |(_, v)| v.as_slice())
+}
+
+/// A password of 32 random characters from every class a domain's complexity rule asks for.
+fn random_password() -> String {
+    use rand::Rng;
+    const CLASSES: [&[u8]; 4] = [b"ABCDEFGHJKLMNPQRSTUVWXYZ", b"abcdefghijkmnopqrstuvwxyz", b"23456789", b"-_.!+=#%"];
+    let mut rng = rand::rng();
+    CLASSES
+        .iter()
+        .cycle()
+        .take(32)
+        .filter_map(|class| class.get(rng.random_range(0..class.len())).copied().map(char::from))
+        .collect()
+}
+
+/// AD's `unicodePwd` value: the password in double quotes, UTF-16LE.
+fn unicode_pwd(password: &str) -> Vec<u8> {
+    format!("\"{password}\"").encode_utf16().flat_map(u16::to_le_bytes).collect()
+}
+
 fn set(values: &[&str]) -> HashSet<String> {
     values.iter().map(|v| (*v).to_owned()).collect()
 }
@@ -422,18 +626,32 @@ impl Connector for LdapConnector {
     async fn scan(&self, request: &ScanRequest, sink: PageSink<'_>) -> Result<ScanTotals, ConnectorError> {
         let mut pager = Pager::new(request.page_size, sink);
         let size = i32::try_from(request.page_size.clamp(1, 100_000)).unwrap_or(500);
-        let mut attrs: Vec<String> =
-            ["uid", LOCK_ATTR, "description", "mail", "cn", "employeeNumber"].iter().map(|a| (*a).to_owned()).collect();
+        let mut attrs = self.account_attrs();
+        attrs.extend(["mail", "cn", "employeeNumber"].iter().map(|a| (*a).to_owned()));
         attrs.extend(request.attributes.iter().filter(|a| !attrs.contains(a)).cloned().collect::<Vec<_>>());
-        // Accounts: every entry with a `uid` directly under the people container.
+        let ad = self.settings.flavor == Flavor::ActiveDirectory;
+        if ad {
+            // AD keeps each account's groups on it (`memberOf`): read with the account, whatever
+            // its CN, so no DN has to be mapped back to a name.
+            attrs.push("memberOf".to_owned());
+        }
+        // Accounts: every account entry directly under the people container.
         let people = self.people_base();
-        self.paged(&people, Scope::OneLevel, "(uid=*)", attrs, size, &mut pager, |me, pager, e| {
-            match me.entry_record(e, BTreeSet::new()) {
+        let filter = self.account_filter();
+        self.paged(&people, Scope::OneLevel, filter, attrs, size, &mut pager, |me, pager, mut e| {
+            let groups: BTreeSet<String> = match e.attrs.keys().find(|k| k.eq_ignore_ascii_case("memberOf")).cloned() {
+                Some(k) => e.attrs.remove(&k).unwrap_or_default().iter().map(|dn| me.group_name_of(dn)).collect(),
+                None => BTreeSet::new(),
+            };
+            match me.entry_record(e, groups) {
                 Some(r) => pager.account(r),
                 None => Ok(()),
             }
         })
         .await?;
+        if ad {
+            return pager.finish();
+        }
         // Memberships: every group under the base, each member that is an account above.
         let suffix = format!(",{}", normalize_dn(&people));
         let base = self.settings.base_dn.clone();
@@ -480,7 +698,7 @@ impl Connector for LdapConnector {
     }
 
     async fn find(&self, attribute: &str, value: &str) -> Result<Vec<AccountRecord>, ConnectorError> {
-        let attr = if attribute == "name" { "uid" } else { attribute };
+        let attr = if attribute == "name" { self.name_attr() } else { attribute };
         if attr.is_empty() || !attr.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
             return Err(ConnectorError::Config {
                 system: self.system.clone(),
@@ -489,7 +707,8 @@ impl Connector for LdapConnector {
         }
         let filter = format!("({attr}={})", ldap_escape(value));
         let base = self.people_base();
-        let wanted = vec!["uid".to_owned(), LOCK_ATTR.to_owned(), "description".to_owned(), attr.to_owned()];
+        let mut wanted = self.account_attrs();
+        wanted.push(attr.to_owned());
         let entries = self
             .op("find accounts", |mut l| async move {
                 let (rs, _) = l.search(&base, Scope::OneLevel, &filter, wanted).await?.success()?;
@@ -507,10 +726,10 @@ impl Connector for LdapConnector {
 
     async fn list_entitlements(&self) -> Result<Vec<String>, ConnectorError> {
         let base = self.groups_base();
+        let filter = format!("(objectClass={})", self.group_class());
         let groups = self
             .op("search groups", |mut l| async move {
-                let (rs, _) =
-                    l.search(&base, Scope::Subtree, "(objectClass=groupOfNames)", vec!["cn"]).await?.success()?;
+                let (rs, _) = l.search(&base, Scope::Subtree, &filter, vec!["cn"]).await?.success()?;
                 Ok(rs)
             })
             .await?;
@@ -521,10 +740,10 @@ impl Connector for LdapConnector {
         let dn = self.account_dn(name);
         let base = dn.clone();
         let container = format!("{},{}", self.settings.people, self.settings.base_dn);
+        let attrs = self.account_attrs();
         let entry = self
             .op("read account", |mut l| async move {
-                let res =
-                    l.search(&base, Scope::Base, "(objectClass=*)", vec!["uid", LOCK_ATTR, "description"]).await?;
+                let res = l.search(&base, Scope::Base, "(objectClass=*)", attrs).await?;
                 if res.1.rc == NO_SUCH_OBJECT {
                     // Absent only if its container is there (the server matched it): a
                     // missing base says nothing about the account.
@@ -538,10 +757,10 @@ impl Connector for LdapConnector {
             })
             .await?;
         let Some(entry) = entry else { return Ok(None) };
-        let enabled = !entry.attrs.get(LOCK_ATTR).is_some_and(|v| v.iter().any(|x| x == LOCKED));
+        let enabled = self.is_enabled(&entry);
         let memberships = self.memberships(&dn).await?;
         let managed_by = marker(&entry);
-        let reserved = self.is_reserved(&entry.dn);
+        let reserved = self.is_reserved_entry(&entry);
         Ok(Some(AccountRecord {
             name: name.to_owned(),
             enabled,
@@ -555,23 +774,46 @@ impl Connector for LdapConnector {
 
     async fn create_account(&self, spec: &AccountSpec) -> Result<(), ConnectorError> {
         let dn = self.account_dn(&spec.name);
-        let mut attrs: Vec<(String, HashSet<String>)> = vec![
-            ("objectClass".into(), set(&["top", "person", "organizationalPerson", "inetOrgPerson"])),
-            ("uid".into(), set(&[&spec.name])),
-            ("description".into(), set(&[&format!("{MARKER}{}", spec.reference)])),
-        ];
+        let mut attrs: Vec<(String, HashSet<String>)> = match self.settings.flavor {
+            Flavor::OpenLdap => vec![
+                ("objectClass".into(), set(&["top", "person", "organizationalPerson", "inetOrgPerson"])),
+                ("uid".into(), set(&[&spec.name])),
+            ],
+            Flavor::ActiveDirectory => vec![
+                ("objectClass".into(), set(&["top", "person", "organizationalPerson", "user"])),
+                ("sAMAccountName".into(), set(&[&spec.name])),
+                ("userPrincipalName".into(), set(&[&format!("{}@{}", spec.name, self.settings.upn_suffix)])),
+                ("userAccountControl".into(), set(&[&UAC_NORMAL_ACCOUNT.to_string()])),
+            ],
+        };
+        attrs.push(("description".into(), set(&[&format!("{MARKER}{}", spec.reference)])));
         attrs.extend(
             spec.attributes
                 .iter()
                 .filter(|(_, v)| !v.is_empty())
                 .map(|(k, v)| (k.clone(), v.iter().cloned().collect::<HashSet<_>>())),
         );
-        // `sn` and `cn` are mandatory and non-empty: the display name, else the account name.
+        // inetOrgPerson: `sn` and `cn` are mandatory and non-empty: the display name, else the
+        // account name. (AD's `cn` is the RDN, the account name.)
         let display = if spec.display_name.trim().is_empty() { spec.name.clone() } else { spec.display_name.clone() };
-        for must in ["cn", "sn"] {
+        let must: &[&str] = if self.settings.flavor == Flavor::OpenLdap { &["cn", "sn"] } else { &[] };
+        for must in must {
             if !attrs.iter().any(|(k, _)| k.eq_ignore_ascii_case(must)) {
-                attrs.push((must.to_owned(), set(&[&display])));
+                attrs.push(((*must).to_owned(), set(&[&display])));
             }
+        }
+        // AD enables an account only with a password: a random one nobody learns (the person
+        // sets their own through the organisation's reset flow). Sent only over TLS.
+        let mut attrs: Vec<(Vec<u8>, HashSet<Vec<u8>>)> =
+            attrs.into_iter().map(|(k, v)| (k.into_bytes(), v.into_iter().map(String::into_bytes).collect())).collect();
+        if self.settings.flavor == Flavor::ActiveDirectory {
+            if self.settings.tls.is_none() {
+                return Err(self.refused(
+                    "create account",
+                    "Active Directory takes a password only over TLS: use an ldaps:// URL or starttls",
+                ));
+            }
+            attrs.push((b"unicodePwd".to_vec(), HashSet::from([unicode_pwd(&random_password())])));
         }
         if self.is_reserved(&dn) {
             return Err(ConnectorError::NotManaged {
@@ -646,19 +888,26 @@ impl Connector for LdapConnector {
 
     async fn enable_account(&self, name: &str) -> Result<(), ConnectorError> {
         let dn = self.account_dn(name);
+        let attr = match &self.settings.disable {
+            Disable::UserAccountControl => return self.set_disabled_bit(name, false).await,
+            Disable::Ppolicy => LOCK_ATTR.to_owned(),
+            Disable::Attribute { name, .. } => name.clone(),
+        };
         self.op("enable account", |mut l| async move {
-            tolerate(
-                l.modify(&dn, vec![Mod::Delete(LOCK_ATTR.to_owned(), HashSet::new())]).await?,
-                &[NO_SUCH_ATTRIBUTE],
-            )
+            tolerate(l.modify(&dn, vec![Mod::Delete(attr, HashSet::new())]).await?, &[NO_SUCH_ATTRIBUTE])
         })
         .await
     }
 
     async fn disable_account(&self, name: &str) -> Result<(), ConnectorError> {
         let dn = self.account_dn(name);
+        let (attr, value) = match &self.settings.disable {
+            Disable::UserAccountControl => return self.set_disabled_bit(name, true).await,
+            Disable::Ppolicy => (LOCK_ATTR.to_owned(), LOCKED.to_owned()),
+            Disable::Attribute { name, value } => (name.clone(), value.clone()),
+        };
         self.op("disable account", |mut l| async move {
-            l.modify(&dn, vec![Mod::Replace(LOCK_ATTR.to_owned(), set(&[LOCKED]))]).await?.success().map(drop)
+            l.modify(&dn, vec![Mod::Replace(attr, set(&[&value]))]).await?.success().map(drop)
         })
         .await
     }
@@ -675,17 +924,27 @@ impl Connector for LdapConnector {
         let member = self.account_dn(name);
         let group = self.group_dn(target);
         let cn = target.to_owned();
+        let flavor = self.settings.flavor;
         self.op("grant", |mut l| async move {
             let r = l.modify(&group, vec![Mod::Add("member".to_owned(), set(&[&member]))]).await?;
             if r.rc != NO_SUCH_OBJECT {
                 return tolerate(r, &[ATTRIBUTE_OR_VALUE_EXISTS]);
             }
-            // First member of a group the directory does not have yet: create it.
-            let attrs: Vec<(String, HashSet<String>)> = vec![
-                ("objectClass".into(), set(&["top", "groupOfNames"])),
-                ("cn".into(), set(&[&cn])),
-                ("member".into(), set(&["", &member])),
-            ];
+            // First member of a group the directory does not have yet: create it (a
+            // `groupOfNames` with the empty placeholder; an AD global security group).
+            let attrs: Vec<(String, HashSet<String>)> = match flavor {
+                Flavor::OpenLdap => vec![
+                    ("objectClass".into(), set(&["top", "groupOfNames"])),
+                    ("cn".into(), set(&[&cn])),
+                    ("member".into(), set(&["", &member])),
+                ],
+                Flavor::ActiveDirectory => vec![
+                    ("objectClass".into(), set(&["top", "group"])),
+                    ("cn".into(), set(&[&cn])),
+                    ("sAMAccountName".into(), set(&[&cn])),
+                    ("member".into(), set(&[&member])),
+                ],
+            };
             let r = l.add(&group, attrs).await?;
             if r.rc == ENTRY_ALREADY_EXISTS {
                 // Someone created it meanwhile; add to it.

@@ -17,7 +17,7 @@
 //! `ref`, `account` (the account's own name) and `manager.account` (the manager's account in
 //! the same system, which a connector writes as it names accounts: a DN in LDAP, the user's
 //! `id` in SCIM), then filters (`|lower`, `|upper`, `|trim`, `|first`, `|last`: the first or
-//! last word). `a ?? b` takes the first that has a value. A template one of whose
+//! last word, `|ascii`: accents off and other non-ASCII dropped, for a mail address). `a ?? b` takes the first that has a value. A template one of whose
 //! placeholders has no value gives no value: the attribute is left out (or removed), never
 //! half-filled.
 //!
@@ -63,6 +63,7 @@ enum Filter {
     Trim,
     First,
     Last,
+    Ascii,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -185,7 +186,8 @@ fn parse_hole(hole: &str) -> Result<Vec<Alternative>, String> {
                 "trim" => Ok(Filter::Trim),
                 "first" => Ok(Filter::First),
                 "last" => Ok(Filter::Last),
-                other => Err(format!("unknown filter `{other}` (lower, upper, trim, first, last)")),
+                "ascii" => Ok(Filter::Ascii),
+                other => Err(format!("unknown filter `{other}` (lower, upper, trim, first, last, ascii)")),
             })
             .collect::<Result<_, _>>()?;
         alts.push(Alternative { path, filters });
@@ -213,6 +215,12 @@ impl Alternative {
                 Filter::Trim => v.trim().to_owned(),
                 Filter::First => v.split_whitespace().next().unwrap_or_default().to_owned(),
                 Filter::Last => v.split_whitespace().last().unwrap_or_default().to_owned(),
+                // Accents off (NFKD, combining marks dropped), then anything else not ASCII:
+                // what a mail address or an IA5 attribute can hold.
+                Filter::Ascii => {
+                    use unicode_normalization::UnicodeNormalization;
+                    v.nfkd().filter(char::is_ascii).collect()
+                }
             };
         }
         Some(v).filter(|v| !v.is_empty())
@@ -334,12 +342,54 @@ const SCIM: Catalog = Catalog {
     reserved: &["userName", "externalId", "active", "id", "groups", "password"],
 };
 
+/// Active Directory (`flavor = "ad"`): its user attributes are single-valued but for a few.
+const AD: Catalog = Catalog {
+    closed: false,
+    known: &[
+        ("displayName", false),
+        ("givenName", false),
+        ("sn", false),
+        ("initials", false),
+        ("mail", false),
+        ("title", false),
+        ("department", false),
+        ("company", false),
+        ("division", false),
+        ("employeeID", false),
+        ("employeeNumber", false),
+        ("employeeType", false),
+        ("manager", false),
+        ("telephoneNumber", false),
+        ("mobile", false),
+        ("physicalDeliveryOfficeName", false),
+        ("otherTelephone", true),
+        ("proxyAddresses", true),
+    ],
+    reserved: &[
+        "objectClass",
+        "cn",
+        "name",
+        "sAMAccountName",
+        "userPrincipalName",
+        "userAccountControl",
+        "unicodePwd",
+        "userPassword",
+        "pwdLastSet",
+        "description",
+        "member",
+        "memberOf",
+        "objectSid",
+        "objectGUID",
+    ],
+};
+
 const POSTGRES: Catalog = Catalog { closed: true, known: &[("comment", false)], reserved: &[] };
 
 const EXEC: Catalog = Catalog { closed: true, known: &[], reserved: &[] };
 
-fn catalog(t: SystemType) -> &'static Catalog {
+fn catalog(t: SystemType, ad: bool) -> &'static Catalog {
     match t {
+        SystemType::Ldap if ad => &AD,
         SystemType::Ldap => &LDAP,
         SystemType::Scim => &SCIM,
         SystemType::Postgres => &POSTGRES,
@@ -347,9 +397,20 @@ fn catalog(t: SystemType) -> &'static Catalog {
     }
 }
 
-/// The mappings a system has before its own section: what users of each system expect.
-pub fn defaults(t: SystemType) -> &'static [(&'static str, &'static str)] {
+/// The mappings a system has before its own section: what users of each system expect (`ad`:
+/// an LDAP system with `flavor = "ad"`).
+pub fn defaults(t: SystemType, ad: bool) -> &'static [(&'static str, &'static str)] {
     match t {
+        SystemType::Ldap if ad => &[
+            ("displayName", "{name}"),
+            ("sn", "{family_name ?? name|last ?? account}"),
+            ("givenName", "{given_name ?? name|first}"),
+            ("mail", "{mail ?? email}"),
+            ("title", "{title}"),
+            ("department", "{department}"),
+            ("employeeType", "{kind}"),
+            ("manager", "{manager.account}"),
+        ],
         SystemType::Ldap => &[
             ("cn", "{name}"),
             ("displayName", "{name}"),
@@ -382,13 +443,14 @@ pub(crate) fn parse(
     file: &str,
     system: &str,
     kind: SystemType,
+    ad: bool,
     attributes: Option<toml::Value>,
     kinds: Option<toml::Value>,
     problems: &mut Vec<Problem>,
 ) -> AttributeMap {
-    let cat = catalog(kind);
+    let cat = catalog(kind, ad);
     let mut map = AttributeMap::default();
-    for (target, t) in defaults(kind) {
+    for (target, t) in defaults(kind, ad) {
         // The defaults are constants, parsed in this module's tests.
         if let Ok(template) = Template::parse(t) {
             map.all.insert((*target).to_owned(), Rule::Values(vec![template]));
@@ -540,6 +602,10 @@ mod tests {
         assert_eq!(t("{title|upper}"), text("REAR ADMIRAL"));
         assert_eq!(t("{mail ?? name|last|lower}"), text("hopper"));
         assert_eq!(t("{name|first}"), text("Grace"));
+        let accented = Inputs { name: "Lucía Fernández-Ñúñez Straße", ..i };
+        let t2 = |s: &str| Template::parse(s).unwrap().render(&accented);
+        assert_eq!(t2("{name|first|ascii|lower}.{name|last|ascii|lower}"), text("lucia.strae"));
+        assert_eq!(t2("{name|ascii}"), text("Lucia Fernandez-Nunez Strae"));
         assert_eq!(t("{phone}"), None);
         assert_eq!(t("tel:{phone}"), None, "never half-filled");
         assert_eq!(t("{{literal}} {kind} {ref}"), text("{literal} human hr:E1"));
@@ -552,9 +618,11 @@ mod tests {
     #[test]
     fn every_default_parses() {
         for t in SystemType::ALL {
-            for (target, template) in defaults(*t) {
-                assert!(Template::parse(template).is_ok(), "{target}");
-                assert!(catalog(*t).known.iter().any(|(k, _)| k == target), "{target} is not in the catalog");
+            for ad in [false, true] {
+                for (target, template) in defaults(*t, ad) {
+                    assert!(Template::parse(template).is_ok(), "{target}");
+                    assert!(catalog(*t, ad).known.iter().any(|(k, _)| k == target), "{target} is not in the catalog");
+                }
             }
         }
     }
@@ -577,7 +645,8 @@ mod tests {
     fn parsed(kind: SystemType, toml_text: &str) -> (AttributeMap, Vec<Problem>) {
         let mut t: toml::Table = toml::from_str(toml_text).unwrap();
         let mut problems = Vec::new();
-        let m = parse("tenure.toml", "s", kind, t.remove("attributes"), t.remove("kinds"), &mut problems);
+        let ad = t.remove("flavor").is_some_and(|f| f.as_str() == Some("ad"));
+        let m = parse("tenure.toml", "s", kind, ad, t.remove("attributes"), t.remove("kinds"), &mut problems);
         (m, problems)
     }
 
@@ -617,6 +686,12 @@ kinds = { robot = { attributes = {} } }"#,
         assert!(said.iter().any(|s| s.contains("attributes.userName") && s.contains("tenure's to set")));
         assert!(said.iter().any(|s| s.contains("attributes.title") && s.contains("takes one value, found 2")));
         assert!(said.iter().any(|s| s.contains("kinds.robot")));
+
+        let (m, p) =
+            parsed(SystemType::Ldap, "flavor = \"ad\"\nattributes = { cn = \"{name}\", mail = [\"{a}\", \"{b}\"] }");
+        assert_eq!(p.len(), 2, "{p:?}");
+        assert!(m.targets(IdentityKind::Human).contains(&"department".to_owned()));
+        assert!(!m.targets(IdentityKind::Human).contains(&"cn".to_owned()), "AD's cn is its RDN");
 
         let (_, p) = parsed(SystemType::Exec, r#"attributes = { mail = "{mail}" }"#);
         assert!(p[0].to_string().contains("takes no attribute mappings"), "{p:?}");

@@ -833,10 +833,12 @@ fn system_def(name: &str, mut table: toml::Table) -> Result<SystemDef, Vec<Probl
             crate::reconcile::ReconcileRules::default()
         }
     };
+    let ad = kind == SystemType::Ldap && table.get("flavor").and_then(toml::Value::as_str) == Some("ad");
     let attributes = crate::attributes::parse(
         MANIFEST,
         name,
         kind,
+        ad,
         table.remove("attributes"),
         table.remove("kinds"),
         &mut problems,

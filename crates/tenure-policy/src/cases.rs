@@ -30,6 +30,11 @@
 //! map = { source = "bamboohr", record = { "Employee #" = "B1", "First Name" = "Mary", "Status" = "Active" } }
 //! expect_mapped = { external_id = "B1", name = "Mary", status = "active", attributes = { department = "engineering" } }
 //! # or: expect_error = "Status: `Away` is neither …" (the start of the message)
+//!
+//! [[case]]
+//! name = "Grace's directory entry"
+//! provision = { system = "corp-directory", identity = "grace" }   # account, manager_account optional
+//! expect_attributes = { mail = "grace.hopper@example.com", manager = "E1000", departmentNumber = false }
 //! ```
 
 use crate::bundle::{Bundle, Held};
@@ -107,6 +112,34 @@ struct CaseSection {
     /// The mapping refuses the record: `COLUMN: message` starts with this.
     #[serde(default)]
     expect_error: Option<String>,
+    /// What a fixture's account in a system carries by its attribute mappings.
+    #[serde(default)]
+    provision: Option<ProvisionCase>,
+    /// The targets given, with their values (a string, a list, or `false`: not set).
+    #[serde(default)]
+    expect_attributes: Option<BTreeMap<String, Expected>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ProvisionCase {
+    system: String,
+    identity: String,
+    /// The account's name (default: the fixture's external id).
+    #[serde(default)]
+    account: Option<String>,
+    /// The manager's account there (default: the manager fixture's external id, when the
+    /// manager is a fixture).
+    #[serde(default)]
+    manager_account: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Expected {
+    One(String),
+    Many(Vec<String>),
+    Unset(bool),
 }
 
 #[derive(Deserialize)]
@@ -400,7 +433,67 @@ fn run_map(bundle: &Bundle, c: &CaseSection, m: &MapCase) -> Result<Vec<String>,
     Ok(failures)
 }
 
+/// What a fixture's account carries by a system's attribute mappings.
+fn run_provision(
+    bundle: &Bundle,
+    all: &BTreeMap<String, Owned>,
+    c: &CaseSection,
+    p: &ProvisionCase,
+) -> Result<Vec<String>, String> {
+    use crate::attributes::{Inputs, Value};
+    if c.identity.is_some() || c.request.is_some() || c.authorize.is_some() || c.correlate.is_some() {
+        return Err("a case has exactly one of identity, request, authorize, correlate, map, provision".into());
+    }
+    let system =
+        bundle.systems.get(&p.system).ok_or_else(|| format!("provision.system: unknown system `{}`", p.system))?;
+    let want = c.expect_attributes.as_ref().ok_or("a provision case needs expect_attributes")?;
+    let o = fixture(all, &p.identity)?;
+    let external_id = o.reference.split_once(':').map_or(o.reference.as_str(), |(_, e)| e);
+    let manager = p.manager_account.clone().or_else(|| {
+        let m = o.attributes.get(&bundle.access.manager_attribute)?;
+        let f = all.values().find(|f| &f.reference == m)?;
+        Some(f.reference.split_once(':').map_or(f.reference.clone(), |(_, e)| e.to_owned()))
+    });
+    let got = system.attributes.values(&Inputs {
+        kind: o.kind,
+        source: &o.source,
+        external_id,
+        name: &o.name,
+        attributes: &o.attributes,
+        account: p.account.as_deref().unwrap_or(external_id),
+        manager_account: manager.as_deref(),
+    });
+    let mut failures = Vec::new();
+    for (target, w) in want {
+        let w: Vec<String> = match w {
+            Expected::One(v) => vec![v.clone()],
+            Expected::Many(v) => v.clone(),
+            Expected::Unset(false) => vec![],
+            Expected::Unset(true) => {
+                return Err(format!("expect_attributes.{target}: expected a value, a list or false"));
+            }
+        };
+        let g: Vec<String> = got
+            .get(target)
+            .map(|vs| {
+                vs.iter()
+                    .map(|v| match v {
+                        Value::Text(t) | Value::Account(t) => t.clone(),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        if g != w {
+            failures.push(format!("`{target}` in `{}`: expected {w:?}, the mapping gives {g:?}", p.system));
+        }
+    }
+    Ok(failures)
+}
+
 fn run_case(bundle: &Bundle, all: &BTreeMap<String, Owned>, c: &CaseSection) -> Result<Vec<String>, String> {
+    if let Some(p) = &c.provision {
+        return run_provision(bundle, all, c, p);
+    }
     if let Some(m) = &c.map {
         return run_map(bundle, c, m);
     }

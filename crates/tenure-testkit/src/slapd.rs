@@ -152,6 +152,9 @@ impl LocalSlapd {
             timeout: Duration::from_secs(10),
             tls: None,
             starttls: false,
+            flavor: tenure_connectors::ldap::Flavor::OpenLdap,
+            disable: tenure_connectors::ldap::Disable::Ppolicy,
+            upn_suffix: "example.com".into(),
         }
     }
 

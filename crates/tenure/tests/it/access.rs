@@ -401,7 +401,7 @@ fn authorize_answers_with_reasons_and_cuts_off_a_leaver_at_once() {
 fn policy_test_passes_on_the_quickstart_and_names_a_broken_case() {
     let w = World::new();
     let out = w.ok(&["policy", "test", quickstart_policy().to_str().unwrap()]);
-    assert!(out.contains("27 case(s): 27 passed, 0 failed"), "{out}");
+    assert!(out.contains("29 case(s): 29 passed, 0 failed"), "{out}");
     let broken = w.tmp.path().join("broken");
     copy_dir(&quickstart_policy(), &broken);
     let rules = broken.join("policies/requests.cedar");
@@ -435,13 +435,13 @@ fn policy_test_passes_on_the_quickstart_and_names_a_broken_case() {
     let b = broken.to_str().unwrap();
     let out = w.run(&["--policy", b, "import", "--source", "hr", feed.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(5), "{}", stderr(&out));
-    assert!(stderr(&out).contains("2 of the bundle's 27 test case(s) fail"), "{}", stderr(&out));
+    assert!(stderr(&out).contains("2 of the bundle's 29 test case(s) fail"), "{}", stderr(&out));
     assert!(w.ledger().is_empty(), "a refused first deploy left entries");
     hr(&w);
     let out = w.run(&["policy", "deploy", b]);
     assert_eq!(out.status.code(), Some(5), "{}", stderr(&out));
     assert!(stdout(&out).contains("policy ") && stdout(&out).contains("identities change"), "no impact shown");
-    assert!(stdout(&out).contains("tests: 27 case(s), 25 passed, 2 failed"), "{}", stdout(&out));
+    assert!(stdout(&out).contains("tests: 29 case(s), 27 passed, 2 failed"), "{}", stdout(&out));
     assert!(stderr(&out).contains("nothing was deployed"), "{}", stderr(&out));
     assert_eq!(w.ledger_of("policy.deployed").len(), 1);
     // --force needs a reason; with one, the entry names the failing cases and the reason.

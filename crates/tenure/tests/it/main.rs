@@ -17,6 +17,7 @@ mod expiry;
 mod ledger;
 mod lifecycle;
 mod lists;
+mod mappings;
 mod openapi;
 mod ops;
 mod output;
