@@ -37,6 +37,7 @@ const NO_SUCH_OBJECT: u32 = 32;
 const ATTRIBUTE_OR_VALUE_EXISTS: u32 = 20;
 const ENTRY_ALREADY_EXISTS: u32 = 68;
 const OBJECT_CLASS_VIOLATION: u32 = 65;
+const UNWILLING_TO_PERFORM: u32 = 53;
 
 /// Attributes whose values are DNs (compared as DNs on read-back).
 const DN_VALUED: &[&str] = &["manager", "secretary", "seeAlso", "owner"];
@@ -312,6 +313,29 @@ impl LdapConnector {
             .first()
             .and_then(|v| v.parse().ok())
             .ok_or_else(|| self.refused("read userAccountControl", format!("`{dn}` has no userAccountControl")))
+    }
+
+    /// Why an add failed with "already exists" when the account's DN holds nothing: the
+    /// name is taken elsewhere (AD's `sAMAccountName` is unique in the whole domain). Such an
+    /// account is not tenure's to take over.
+    async fn taken_elsewhere(&self, spec: &AccountSpec) -> Result<ConnectorError, ConnectorError> {
+        let filter = format!("({}={})", self.name_attr(), ldap_escape(&spec.name));
+        let base = self.settings.base_dn.clone();
+        let found = self
+            .op("find account", |mut l| async move {
+                let (rs, _) = l.search(&base, Scope::Subtree, &filter, vec!["1.1"]).await?.success()?;
+                Ok(rs.into_iter().next().map(|e| SearchEntry::construct(e).dn))
+            })
+            .await?;
+        Ok(match found {
+            Some(dn) => ConnectorError::NotManaged {
+                system: self.system.clone(),
+                account: spec.name.clone(),
+                reference: spec.reference.clone(),
+                why: format!("the name is taken by `{dn}`, outside the people container"),
+            },
+            None => self.refused("create account", format!("`{}` exists and does not", spec.name)),
+        })
     }
 
     /// Set or clear AD's ACCOUNTDISABLE bit, keeping every other bit.
@@ -745,10 +769,17 @@ impl Connector for LdapConnector {
             .op("read account", |mut l| async move {
                 let res = l.search(&base, Scope::Base, "(objectClass=*)", attrs).await?;
                 if res.1.rc == NO_SUCH_OBJECT {
-                    // Absent only if its container is there (the server matched it): a
+                    // Absent only if its container is there (the server matched it, or, for a
+                    // server that names no match, such as Samba, a read of it finds it): a
                     // missing base says nothing about the account.
                     if same_dn(&res.1.matched, &container) {
                         return Ok(None);
+                    }
+                    if res.1.matched.is_empty() {
+                        let there = l.search(&container, Scope::Base, "(objectClass=*)", vec!["1.1"]).await?;
+                        if there.1.rc == 0 && !there.0.is_empty() {
+                            return Ok(None);
+                        }
                     }
                     return Err(LdapError::LdapResult { result: res.1 });
                 }
@@ -829,7 +860,7 @@ impl Connector for LdapConnector {
             // It exists: ours only if it carries our marker for this identity.
             ENTRY_ALREADY_EXISTS => match self.read_account(&spec.name).await? {
                 Some(r) => ConnectorError::ensure_managed(&self.system, &r, &spec.reference),
-                None => Err(self.refused("create account", format!("`{}` exists and does not", spec.name))),
+                None => Err(self.taken_elsewhere(spec).await?),
             },
             _ => Err(self.refused("create account", created)),
         }
@@ -888,13 +919,14 @@ impl Connector for LdapConnector {
 
     async fn enable_account(&self, name: &str) -> Result<(), ConnectorError> {
         let dn = self.account_dn(name);
-        let attr = match &self.settings.disable {
+        // The lock goes; an attribute keeps its other values.
+        let (attr, values) = match &self.settings.disable {
             Disable::UserAccountControl => return self.set_disabled_bit(name, false).await,
-            Disable::Ppolicy => LOCK_ATTR.to_owned(),
-            Disable::Attribute { name, .. } => name.clone(),
+            Disable::Ppolicy => (LOCK_ATTR.to_owned(), HashSet::new()),
+            Disable::Attribute { name, value } => (name.clone(), set(&[value])),
         };
         self.op("enable account", |mut l| async move {
-            tolerate(l.modify(&dn, vec![Mod::Delete(attr, HashSet::new())]).await?, &[NO_SUCH_ATTRIBUTE])
+            tolerate(l.modify(&dn, vec![Mod::Delete(attr, values)]).await?, &[NO_SUCH_ATTRIBUTE])
         })
         .await
     }
@@ -928,7 +960,8 @@ impl Connector for LdapConnector {
         self.op("grant", |mut l| async move {
             let r = l.modify(&group, vec![Mod::Add("member".to_owned(), set(&[&member]))]).await?;
             if r.rc != NO_SUCH_OBJECT {
-                return tolerate(r, &[ATTRIBUTE_OR_VALUE_EXISTS]);
+                // A modify makes no entry: "already exists" is the member (Samba's answer).
+                return tolerate(r, &[ATTRIBUTE_OR_VALUE_EXISTS, ENTRY_ALREADY_EXISTS]);
             }
             // First member of a group the directory does not have yet: create it (a
             // `groupOfNames` with the empty placeholder; an AD global security group).
@@ -949,7 +982,7 @@ impl Connector for LdapConnector {
             if r.rc == ENTRY_ALREADY_EXISTS {
                 // Someone created it meanwhile; add to it.
                 let r = l.modify(&group, vec![Mod::Add("member".to_owned(), set(&[&member]))]).await?;
-                return tolerate(r, &[ATTRIBUTE_OR_VALUE_EXISTS]);
+                return tolerate(r, &[ATTRIBUTE_OR_VALUE_EXISTS, ENTRY_ALREADY_EXISTS]);
             }
             tolerate(r, &[])
         })
@@ -961,6 +994,13 @@ impl Connector for LdapConnector {
         let group = self.target_dn(target)?;
         self.op("revoke", |mut l| async move {
             let r = l.modify(&group, vec![Mod::Delete("member".to_owned(), set(&[&member]))]).await?;
+            if r.rc == UNWILLING_TO_PERFORM {
+                // Samba's answer for a member that is not there, and for real refusals: the
+                // group is read to tell which.
+                let filter = format!("(member={})", ldap_escape(&member));
+                let (still, _) = l.search(&group, Scope::Base, &filter, vec!["1.1"]).await?.success()?;
+                return if still.is_empty() { Ok(()) } else { Err(LdapError::LdapResult { result: r }) };
+            }
             if r.rc != OBJECT_CLASS_VIOLATION {
                 return tolerate(r, &[NO_SUCH_ATTRIBUTE, NO_SUCH_OBJECT]);
             }

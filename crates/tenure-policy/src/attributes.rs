@@ -437,17 +437,27 @@ pub fn defaults(t: SystemType, ad: bool) -> &'static [(&'static str, &'static st
     }
 }
 
+/// What a system is, as far as its targets go.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Shape<'a> {
+    pub kind: SystemType,
+    /// An LDAP system with `flavor = "ad"`.
+    pub ad: bool,
+    /// The attribute its `disable` method writes (never a mapping's).
+    pub disable_attribute: Option<&'a str>,
+}
+
 /// Read a system's `attributes` and `kinds` tables over its type's defaults, every problem
 /// named (`systems.NAME.attributes.TARGET`).
 pub(crate) fn parse(
     file: &str,
     system: &str,
-    kind: SystemType,
-    ad: bool,
+    shape: Shape<'_>,
     attributes: Option<toml::Value>,
     kinds: Option<toml::Value>,
     problems: &mut Vec<Problem>,
 ) -> AttributeMap {
+    let Shape { kind, ad, disable_attribute } = shape;
     let cat = catalog(kind, ad);
     let mut map = AttributeMap::default();
     for (target, t) in defaults(kind, ad) {
@@ -471,6 +481,14 @@ pub(crate) fn parse(
         }
         for (target, value) in t {
             let field = format!("{at}.{target}");
+            if disable_attribute.is_some_and(|d| d.eq_ignore_ascii_case(&target)) {
+                problems.push(problem(
+                    file,
+                    field,
+                    format!("`{target}` is how this system disables accounts (`disable`)"),
+                ));
+                continue;
+            }
             if let Some(r) = cat.reserved.iter().find(|r| r.eq_ignore_ascii_case(&target)) {
                 problems.push(problem(
                     file,
@@ -646,7 +664,8 @@ mod tests {
         let mut t: toml::Table = toml::from_str(toml_text).unwrap();
         let mut problems = Vec::new();
         let ad = t.remove("flavor").is_some_and(|f| f.as_str() == Some("ad"));
-        let m = parse("tenure.toml", "s", kind, ad, t.remove("attributes"), t.remove("kinds"), &mut problems);
+        let shape = Shape { kind, ad, disable_attribute: Some("nsAccountLock") };
+        let m = parse("tenure.toml", "s", shape, t.remove("attributes"), t.remove("kinds"), &mut problems);
         (m, problems)
     }
 
@@ -692,6 +711,9 @@ kinds = { robot = { attributes = {} } }"#,
         assert_eq!(p.len(), 2, "{p:?}");
         assert!(m.targets(IdentityKind::Human).contains(&"department".to_owned()));
         assert!(!m.targets(IdentityKind::Human).contains(&"cn".to_owned()), "AD's cn is its RDN");
+
+        let (_, p) = parsed(SystemType::Ldap, r#"attributes = { nsaccountlock = "{x}" }"#);
+        assert!(p[0].to_string().contains("how this system disables accounts"), "{p:?}");
 
         let (_, p) = parsed(SystemType::Exec, r#"attributes = { mail = "{mail}" }"#);
         assert!(p[0].to_string().contains("takes no attribute mappings"), "{p:?}");

@@ -834,11 +834,16 @@ fn system_def(name: &str, mut table: toml::Table) -> Result<SystemDef, Vec<Probl
         }
     };
     let ad = kind == SystemType::Ldap && table.get("flavor").and_then(toml::Value::as_str) == Some("ad");
+    let disable_attribute = match table.get("disable").and_then(toml::Value::as_str) {
+        Some("nsaccountlock") => Some("nsAccountLock".to_owned()),
+        Some("attribute") => table.get("disable_attribute").and_then(toml::Value::as_str).map(str::to_owned),
+        _ => None,
+    };
+    let shape = crate::attributes::Shape { kind, ad, disable_attribute: disable_attribute.as_deref() };
     let attributes = crate::attributes::parse(
         MANIFEST,
         name,
-        kind,
-        ad,
+        shape,
         table.remove("attributes"),
         table.remove("kinds"),
         &mut problems,

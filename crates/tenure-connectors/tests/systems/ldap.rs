@@ -134,3 +134,56 @@ async fn an_account_under_a_missing_container_is_not_absent() {
     let c = LdapConnector::new("dir", slapd.settings());
     assert_eq!(c.read_account("ada").await.unwrap(), None);
 }
+
+#[tokio::test]
+async fn a_directory_without_ppolicy_disables_by_a_constant_attribute_value_read_back() {
+    use tenure_connectors::ldap::{Disable, LdapSettings};
+    let dir = tempfile::tempdir().unwrap();
+    let slapd = LocalSlapd::start(dir.path()).await.unwrap();
+    let mut m = std::collections::BTreeMap::new();
+    for (k, v) in [("url", slapd.url()), ("base_dn", slapd.base_dn.clone()), ("bind_dn", slapd.bind_dn.clone())] {
+        m.insert(k.to_owned(), v);
+    }
+    m.insert("bind_password".into(), slapd.password.clone());
+    m.insert("disable".into(), "attribute".into());
+    let err = LdapSettings::from_map("dir", &m).unwrap_err().to_string();
+    assert!(err.contains("`disable_attribute` is missing"), "{err}");
+    m.insert("disable_attribute".into(), "employeeType".into());
+    m.insert("disable_value".into(), "disabled".into());
+    let settings = LdapSettings::from_map("dir", &m).unwrap();
+    assert_eq!(settings.disable, Disable::Attribute { name: "employeeType".into(), value: "disabled".into() });
+    let c = LdapConnector::new("dir", settings);
+    c.create_account(&spec("ada")).await.unwrap();
+    assert!(c.read_account("ada").await.unwrap().unwrap().enabled);
+    for _ in 0..2 {
+        c.disable_account("ada").await.unwrap();
+    }
+    assert!(!c.read_account("ada").await.unwrap().unwrap().enabled);
+    let entry = |filter: &str| {
+        let out = std::process::Command::new("ldapsearch")
+            .args(["-x", "-LLL", "-H", &slapd.url(), "-D", &slapd.bind_dn, "-w", &slapd.password, "-b", &slapd.base_dn])
+            .args([filter, "employeeType", "pwdAccountLockedTime"])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let ldif = entry("(uid=ada)");
+    assert!(ldif.contains("employeeType: disabled") && !ldif.contains("pwdAccountLockedTime"), "{ldif}");
+    assert!(!c.list_accounts().await.unwrap()[0].enabled, "a scan reads the same state");
+    for _ in 0..2 {
+        c.enable_account("ada").await.unwrap();
+    }
+    assert!(c.read_account("ada").await.unwrap().unwrap().enabled);
+    assert!(!entry("(uid=ada)").contains("employeeType: disabled"));
+
+    for (disable, want) in [("user_account_control", "needs `flavor = \"ad\"`"), ("lock", "expected ppolicy")] {
+        m.insert("disable".into(), disable.into());
+        let err = LdapSettings::from_map("dir", &m).unwrap_err().to_string();
+        assert!(err.contains(want), "{disable}: {err}");
+    }
+    m.insert("disable".into(), "nsaccountlock".into());
+    assert_eq!(
+        LdapSettings::from_map("dir", &m).unwrap().disable,
+        Disable::Attribute { name: "nsAccountLock".into(), value: "TRUE".into() }
+    );
+}
