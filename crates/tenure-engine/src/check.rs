@@ -5,57 +5,21 @@
 //! Writing is not checked: tenure writes only for a job, and makes no trial objects.
 
 use crate::systems::Systems;
-use serde::Serialize;
 use tenure_connectors::ConnectorError;
 use tenure_policy::{Bundle, SystemType};
 
-/// How one check ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Outcome {
-    Ok,
-    Failed,
-    /// Not checked (and why is in the detail).
-    NotChecked,
-}
-
-/// One check of one system.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Check {
-    /// `settings`, `tls`, `reach`, `credentials`, `base`, `read groups`, `write`.
-    pub check: &'static str,
-    pub outcome: Outcome,
-    pub detail: String,
-    /// What to do, when it failed.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub remedy: Option<String>,
-}
-
-/// Every check of one system.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct SystemReport {
-    pub system: String,
-    #[serde(rename = "type")]
-    pub kind: String,
-    pub checks: Vec<Check>,
-}
-
-impl SystemReport {
-    pub fn failed(&self) -> bool {
-        self.checks.iter().any(|c| c.outcome == Outcome::Failed)
-    }
-}
+pub use tenure_proto::{CheckOutcome as Outcome, SystemCheck as Check, SystemReport};
 
 fn ok(check: &'static str, detail: impl Into<String>) -> Check {
-    Check { check, outcome: Outcome::Ok, detail: detail.into(), remedy: None }
+    Check { check: check.to_owned(), outcome: Outcome::Ok, detail: detail.into(), remedy: None }
 }
 
 fn failed(check: &'static str, detail: impl Into<String>, remedy: impl Into<String>) -> Check {
-    Check { check, outcome: Outcome::Failed, detail: detail.into(), remedy: Some(remedy.into()) }
+    Check { check: check.to_owned(), outcome: Outcome::Failed, detail: detail.into(), remedy: Some(remedy.into()) }
 }
 
 fn not_checked(check: &'static str, detail: impl Into<String>) -> Check {
-    Check { check, outcome: Outcome::NotChecked, detail: detail.into(), remedy: None }
+    Check { check: check.to_owned(), outcome: Outcome::NotChecked, detail: detail.into(), remedy: None }
 }
 
 /// What the system's settings say of TLS: on (and how it verifies) or off. `url` is the URL

@@ -493,3 +493,42 @@ impl JsonSchema for DateTime {
         schemars::json_schema!({ "type": "string", "format": "date-time" })
     }
 }
+
+/// How one check of a system ended (`GET /v1/systems`, `tenure systems check`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum CheckOutcome {
+    Ok,
+    Failed,
+    /// Not checked (and why is in the detail).
+    NotChecked,
+}
+
+/// One check of one system.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct SystemCheck {
+    /// `settings`, `tls`, `reach`, `credentials`, `base`, `read groups`, `write`.
+    pub check: String,
+    pub outcome: CheckOutcome,
+    pub detail: String,
+    /// What to do, when it failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remedy: Option<String>,
+}
+
+/// Every check of one system of the deployed policy.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct SystemReport {
+    pub system: String,
+    /// `ldap`, `postgres`, `scim` or `exec`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub checks: Vec<SystemCheck>,
+}
+
+impl SystemReport {
+    /// Whether any check failed.
+    pub fn failed(&self) -> bool {
+        self.checks.iter().any(|c| c.outcome == CheckOutcome::Failed)
+    }
+}

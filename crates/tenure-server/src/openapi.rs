@@ -376,6 +376,14 @@ fn operation(e: Endpoint, req: &mut Schemas, resp: &mut Schemas) -> Operation {
         E::ReconcileRun => {
             Operation::new("A run with its plan", "reconcile", 200, Json(resp.of::<p::RunView>())).errors(&[404])
         }
+        E::Systems => Operation::new(
+            "Each system of the deployed policy checked: reach, TLS, credentials, base, groups",
+            "reconcile",
+            200,
+            Json(resp.of::<Vec<p::SystemReport>>()),
+        )
+        .query("system", string(), "only this system")
+        .errors(&[404, 422]),
         E::ScimConfig => Operation::new("SCIM service provider configuration", "scim", 200, Scim(scim_object())),
         E::ScimResourceTypes => Operation::new("SCIM resource types", "scim", 200, Scim(scim_object())),
         E::ScimResourceType => Operation::new("A SCIM resource type", "scim", 200, Scim(scim_object())).errors(&[404]),

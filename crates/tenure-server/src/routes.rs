@@ -65,6 +65,7 @@ pub enum Endpoint {
     Reconcile,
     ReconcileRuns,
     ReconcileRun,
+    Systems,
     ScimConfig,
     ScimResourceTypes,
     ScimResourceType,
@@ -131,6 +132,8 @@ pub const ROUTES: &[Route] = &[
     route(Endpoint::Reconcile, "POST", "/v1/reconcile", Access::Roles(&[Admin])),
     route(Endpoint::ReconcileRuns, "GET", "/v1/reconcile/runs", Access::Roles(&[Admin, Auditor])),
     route(Endpoint::ReconcileRun, "GET", "/v1/reconcile/runs/{id}", Access::Roles(&[Admin, Auditor])),
+    // `tenure systems check` over HTTP: each system reachable, TLS verified, credentials taken.
+    route(Endpoint::Systems, "GET", "/v1/systems", Access::Roles(&[Admin, Auditor])),
     // SCIM 2.0 for sources (docs/sources.md): a token with one source:NAME role pushes users.
     route(Endpoint::ScimConfig, "GET", "/scim/v2/ServiceProviderConfig", Access::Source),
     route(Endpoint::ScimResourceTypes, "GET", "/scim/v2/ResourceTypes", Access::Source),
@@ -183,6 +186,7 @@ fn handler(e: Endpoint) -> MethodRouter<AppState> {
         Endpoint::Reconcile => post(reconcile::start),
         Endpoint::ReconcileRuns => get(reconcile::runs),
         Endpoint::ReconcileRun => get(reconcile::run),
+        Endpoint::Systems => get(reconcile::systems),
         Endpoint::ScimConfig => get(scim::service_provider_config),
         Endpoint::ScimResourceTypes => get(scim::resource_types),
         Endpoint::ScimResourceType => get(scim::resource_type),

@@ -12,6 +12,15 @@ use tenure_store::{JobKind, JobRow};
 use time::OffsetDateTime;
 
 impl Workers {
+    /// `tenure systems check` over the deployed policy with these workers' settings: every
+    /// system, or only `only` (not in policy: `NotFound`).
+    pub async fn check_systems(&self, only: Option<&str>) -> Result<Vec<tenure_proto::SystemReport>> {
+        let policy = self.blocking(|e| e.current_policy()).await?;
+        crate::check::check_systems(&policy, &self.lookup, only).await.ok_or_else(|| {
+            EngineError::NotFound(format!("system `{}` is not in policy {}", only.unwrap_or_default(), policy.version))
+        })
+    }
+
     /// Reconcile one system (see [`crate::reconcile`]) with its connector from the current policy.
     pub async fn reconcile(
         &self,

@@ -1,5 +1,5 @@
 //! Reconciliation over HTTP: start runs (admin), read them and their signed drift reports
-//! (admin, auditor).
+//! (admin, auditor); and the systems themselves checked (`GET /v1/systems`).
 
 use crate::extract::{Path, Query};
 use crate::{ApiError, AppState};
@@ -8,7 +8,7 @@ use axum::extract::State;
 use axum::{Extension, Json};
 use tenure_engine::EngineError;
 use tenure_model::Principal;
-use tenure_proto::{ReconcileWire, RunView};
+use tenure_proto::{ReconcileWire, RunView, SystemReport};
 
 /// `POST /v1/reconcile`: run one system, or every system in the policy and tenure's own checks,
 /// and answer with the runs. The run goes on if the client goes away.
@@ -59,4 +59,21 @@ pub(crate) async fn runs(
 /// `GET /v1/reconcile/runs/{id}`: one run with its plan.
 pub(crate) async fn run(State(s): State<AppState>, Path(id): Path<i64>) -> Result<Json<RunView>, ApiError> {
     Ok(Json(s.run(move |e| e.run_view(id)).await?))
+}
+
+/// `GET /v1/systems?system=NAME`: `tenure systems check` of every system of the deployed policy
+/// (or one): a report per system, a line per check. Always 200 when the checks ran, failed
+/// ones included (they are the answer); 404 for a system the policy does not have.
+pub(crate) async fn systems(
+    State(s): State<AppState>,
+    Query(q): Query<std::collections::BTreeMap<String, String>>,
+) -> Result<Json<Vec<SystemReport>>, ApiError> {
+    if let Some(k) = q.keys().find(|k| *k != "system") {
+        return Err(ApiError::Engine(EngineError::Invalid {
+            field: k.clone(),
+            message: "unknown query parameter (expected system)".into(),
+        }));
+    }
+    let only = q.get("system").cloned();
+    Ok(Json(s.workers.check_systems(only.as_deref()).await?))
 }

@@ -131,8 +131,12 @@ pub async fn run(keep: Option<&std::path::Path>) -> anyhow::Result<ExitCode> {
     println!("== 0. systems check: settings, TLS, reach, credentials, base, groups ==");
     let deployed = engine.current_policy()?;
     for r in tenure_engine::check::check_systems(&deployed, &lookup, None).await.unwrap_or_default() {
-        let failing: Vec<&str> =
-            r.checks.iter().filter(|c| c.outcome == tenure_engine::check::Outcome::Failed).map(|c| c.check).collect();
+        let failing: Vec<&str> = r
+            .checks
+            .iter()
+            .filter(|c| c.outcome == tenure_engine::check::Outcome::Failed)
+            .map(|c| c.check.as_str())
+            .collect();
         println!("  {}: {}", r.system, if failing.is_empty() { "ok".to_owned() } else { failing.join(", ") });
         checks.check(failing.is_empty(), format!("systems check of {}: {failing:?}", r.system));
     }

@@ -46,6 +46,7 @@ fn expected() -> BTreeMap<(&'static str, &'static str), &'static [&'static str]>
     m.insert(("POST", "/v1/reconcile"), &["admin"]);
     m.insert(("GET", "/v1/reconcile/runs"), &["admin", "auditor"]);
     m.insert(("GET", "/v1/reconcile/runs/{id}"), &["admin", "auditor"]);
+    m.insert(("GET", "/v1/systems"), &["admin", "auditor"]);
     // The broker: public documents for relying parties; issuing, rotating and revoking for any
     // authenticated caller (the engine then requires the NHI itself or its owner).
     const ANY: &[&str] = &["admin", "approver", "auditor", "requester", "authorizer", "source:hr"];
@@ -159,7 +160,7 @@ fn every_route_refuses_missing_wrong_role_expired_and_revoked_tokens() {
             checked += 1;
         }
     }
-    assert_eq!(checked, 38 * (5 + 6));
+    assert_eq!(checked, 39 * (5 + 6));
 
     // A refusal is sent before the body is read, so the server closes the connection and says
     // so: a pooling client would otherwise write its next request onto a closed socket (CI saw

@@ -65,3 +65,27 @@ fn systems_check_passes_the_quickstart_and_names_each_failure_with_a_remedy() {
     let out = w.run(&["systems", "check", "nowhere"]);
     assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
 }
+
+#[test]
+fn get_v1_systems_answers_the_same_reports_over_http() {
+    let w = World::new();
+    let s = Server::start(&w, &[]);
+    let auditor = w.token(OPERATOR, &["auditor"]);
+    let (status, body) = s.get_as(Some(&auditor), "/v1/systems");
+    assert_eq!(status, 200, "{body}");
+    let reports: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let names: Vec<&str> = reports.as_array().unwrap().iter().map(|r| r["system"].as_str().unwrap()).collect();
+    assert_eq!(names, ["analytics-db", "corp-directory", "helpdesk"], "{body}");
+    for system in names {
+        assert_eq!(outcome(&reports, system, "credentials").0, "ok", "{body}");
+    }
+    let (status, body) = s.get_as(Some(&auditor), "/v1/systems?system=helpdesk");
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(serde_json::from_str::<serde_json::Value>(&body).unwrap().as_array().unwrap().len(), 1);
+    let (status, body) = s.get_as(Some(&auditor), "/v1/systems?system=nowhere");
+    assert_eq!(status, 404, "{body}");
+    assert!(body.contains("system `nowhere` is not in policy"), "{body}");
+    let (status, body) = s.get_as(Some(&auditor), "/v1/systems?sytem=helpdesk");
+    assert_eq!(status, 422, "{body}");
+    assert!(body.contains("sytem"), "{body}");
+}
