@@ -184,6 +184,40 @@ impl Tls {
         Ok(Arc::new(cfg))
     }
 
+    /// When the certificate the server at `host:port` presents ends: a TLS handshake of its
+    /// own, verified as the connector's are (what `tenure systems check` reports).
+    pub async fn certificate_expiry(
+        &self,
+        host: &str,
+        port: u16,
+        timeout: std::time::Duration,
+    ) -> Result<time::OffsetDateTime, String> {
+        use x509_cert::der::Decode;
+        let config = self.client_config().map_err(|e| e.to_string())?;
+        let name = ServerName::try_from(host.to_owned()).map_err(|e| format!("`{host}`: {e}"))?;
+        let handshake = async {
+            let tcp = tokio::net::TcpStream::connect((host, port)).await.map_err(|e| e.to_string())?;
+            let tls = tokio_rustls::TlsConnector::from(config)
+                .connect(name, tcp)
+                .await
+                .map_err(|e| explain(&e.to_string()))?;
+            let der = tls
+                .get_ref()
+                .1
+                .peer_certificates()
+                .and_then(|c| c.first())
+                .ok_or("the server presented no certificate")?
+                .to_vec();
+            Ok::<_, String>(der)
+        };
+        let der =
+            tokio::time::timeout(timeout, handshake).await.map_err(|_| "the handshake timed out".to_owned())??;
+        let cert = x509_cert::Certificate::from_der(&der).map_err(|e| format!("the server's certificate: {e}"))?;
+        let end = cert.tbs_certificate.validity.not_after.to_unix_duration();
+        time::OffsetDateTime::from_unix_timestamp(i64::try_from(end.as_secs()).unwrap_or(i64::MAX))
+            .map_err(|e| format!("the server's certificate ends out of range: {e}"))
+    }
+
     /// The CA certificates trusted, DER (for a client library with its own TLS set-up).
     pub fn roots(&self) -> &[CertificateDer<'static>] {
         &self.roots

@@ -1,7 +1,8 @@
 //! `tenure systems check`: whether tenure can work with each system of the policy, before a
 //! job finds out. Per system: its settings load, TLS is on and verified (or said not to be),
 //! tenure reaches it and its credentials are taken, its account base exists and can be
-//! searched, its groups can be read. Each failure names its class and what to do about it.
+//! searched, its groups can be read, its certificate is not about to end. Each failure names
+//! its class and what to do about it.
 //! Writing is not checked: tenure writes only for a job, and makes no trial objects.
 
 use crate::systems::Systems;
@@ -45,7 +46,13 @@ fn tls_of(kind: SystemType, settings: &std::collections::BTreeMap<String, String
 
 /// The checks of system `name` of `policy`, with its connector from `systems`; `url` is its
 /// URL once variables are expanded (for what it says about TLS).
-pub async fn check_system(policy: &Bundle, systems: &Systems, name: &str, url: Option<&str>) -> SystemReport {
+pub async fn check_system(
+    policy: &Bundle,
+    systems: &Systems,
+    name: &str,
+    url: Option<&str>,
+    lookup: &crate::systems::Lookup,
+) -> SystemReport {
     let def = policy.systems.get(name);
     let kind = def.map(|d| d.kind).unwrap_or(SystemType::Exec);
     let mut checks = Vec::new();
@@ -101,6 +108,9 @@ pub async fn check_system(policy: &Bundle, systems: &Systems, name: &str, url: O
             return report(checks);
         }
     }
+    if let (Some(d), Some(url)) = (def, url) {
+        checks.push(certificate(name, d, url, lookup).await);
+    }
     match connector.list_entitlements().await {
         Ok(groups) => checks.push(ok("read groups", format!("{} group(s)", groups.len()))),
         Err(e) => checks.push(failed(
@@ -111,6 +121,70 @@ pub async fn check_system(policy: &Bundle, systems: &Systems, name: &str, url: O
     }
     checks.push(not_checked("write", "tenure writes only for a job; it makes no trial objects"));
     report(checks)
+}
+
+/// A server certificate this close to its end fails the check.
+const CERTIFICATE_NOTICE_DAYS: i64 = 14;
+
+/// The server certificate's expiry, from a handshake of its own, where TLS starts with the
+/// connection (`ldaps://`, `https://`); StartTLS and PostgreSQL's in-protocol TLS say so.
+async fn certificate(name: &str, def: &tenure_policy::SystemDef, url: &str, lookup: &crate::systems::Lookup) -> Check {
+    let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
+    let default_port = match scheme {
+        "ldaps" => 636,
+        "https" => 443,
+        "" => return not_checked("certificate", "no URL"),
+        _ if tls_of(def.kind, &def.settings, url).is_some_and(|t| !t.starts_with("off")) => {
+            return not_checked(
+                "certificate",
+                "its expiry is read only where TLS starts with the connection (ldaps://, https://), not StartTLS or PostgreSQL's",
+            );
+        }
+        _ => return not_checked("certificate", "no TLS"),
+    };
+    let authority = rest.split(['/', '?']).next().unwrap_or_default();
+    let authority = authority.rsplit_once('@').map_or(authority, |(_, a)| a);
+    let (host, port) = match authority.strip_prefix('[').and_then(|a| a.split_once(']')) {
+        Some((h, p)) => (h, p.strip_prefix(':')),
+        None => match authority.rsplit_once(':') {
+            Some((h, p)) => (h, Some(p)),
+            None => (authority, None),
+        },
+    };
+    let Ok(port) = port.map_or(Ok(default_port), str::parse::<u16>) else {
+        return failed("certificate", format!("`{url}` has no port tenure can read"), "fix the URL's port");
+    };
+    let mut settings = std::collections::BTreeMap::new();
+    for k in tenure_connectors::tls::KEYS {
+        if let Some(v) = def.settings.get(k) {
+            match crate::systems::expand_setting(k, v, lookup) {
+                Ok(v) => {
+                    settings.insert(k.to_owned(), v);
+                }
+                Err(e) => return failed("certificate", e.to_string(), format!("fix `{k}` or the variable it reads")),
+            }
+        }
+    }
+    let tls = match tenure_connectors::tls::Tls::from_map(name, &settings) {
+        Ok(t) => t,
+        Err(e) => return failed("certificate", e.to_string(), "fix the system's TLS settings"),
+    };
+    match tls.certificate_expiry(host, port, std::time::Duration::from_secs(10)).await {
+        Ok(end) => {
+            let days = (end - tenure_model::Clock::now(&tenure_model::SystemClock)).whole_days();
+            let when = format!("expires {} (in {days} days)", tenure_model::rfc3339(end));
+            if days < CERTIFICATE_NOTICE_DAYS {
+                failed("certificate", when, "renew the server's certificate before it ends")
+            } else {
+                ok("certificate", when)
+            }
+        }
+        Err(e) => failed(
+            "certificate",
+            e,
+            "set `tls_ca_file` to the CA that signed the server's certificate, or fix the certificate",
+        ),
+    }
 }
 
 /// Which check a connection error fails, with its remedy.
@@ -168,7 +242,7 @@ pub async fn check_systems(
             continue;
         }
         let url = def.settings.get("url").and_then(|u| crate::systems::expand_setting("url", u, lookup).ok());
-        out.push(check_system(policy, &systems, name, url.as_deref()).await);
+        out.push(check_system(policy, &systems, name, url.as_deref(), lookup).await);
     }
     Some(out)
 }

@@ -74,6 +74,21 @@ async fn ldap_over_ldaps_and_starttls_verifies_the_directory_and_refuses_a_wrong
     ] {
         certificate_refused(c.read_account("ada").await.unwrap_err());
     }
+    // The certificate's end, from a handshake of its own, is what openssl reads in the file.
+    let port: u16 = ldaps.rsplit(':').next().unwrap().parse().unwrap();
+    let trusted = tenure_connectors::tls::Tls::from_map("dir", &BTreeMap::from([("tls_ca_file".into(), path(&good))]));
+    let end = trusted.unwrap().certificate_expiry("127.0.0.1", port, std::time::Duration::from_secs(10)).await.unwrap();
+    let out = std::process::Command::new("openssl").args(["x509", "-noout", "-enddate", "-in"]).arg(&cert).output();
+    let said = String::from_utf8(out.unwrap().stdout).unwrap();
+    let format = time::macros::format_description!(
+        "notAfter=[month repr:short] [day padding:space] [hour]:[minute]:[second] [year] GMT"
+    );
+    let want = time::PrimitiveDateTime::parse(said.trim(), &format).unwrap_or_else(|e| panic!("{said}: {e}"));
+    assert_eq!(end, want.assume_utc(), "{said}");
+    let wrong = tenure_connectors::tls::Tls::from_map("dir", &BTreeMap::from([("tls_ca_file".into(), path(&other))]));
+    let e = wrong.unwrap().certificate_expiry("127.0.0.1", port, std::time::Duration::from_secs(10)).await.unwrap_err();
+    assert!(e.contains("not signed by a CA tenure trusts"), "{e}");
+
     // Off only by name: then the wrong CA does not matter.
     let c = ldap(&slapd, ldaps.clone(), &[("tls_ca_file", path(&other)), ("tls_verify", "false".into())]);
     assert!(!c.read_account("ada").await.unwrap().unwrap().enabled);

@@ -37,6 +37,7 @@ fn systems_check_passes_the_quickstart_and_names_each_failure_with_a_remedy() {
         }
         assert_eq!(outcome(&all, system, "write").0, "not_checked");
         assert_eq!(outcome(&all, system, "tls").0, "not_checked", "plain text is said, not passed");
+        assert_eq!(outcome(&all, system, "certificate").0, "not_checked", "no TLS, no certificate");
     }
     let table = w.ok(&["systems", "check", "helpdesk"]);
     assert!(table.lines().all(|l| l.starts_with("helpdesk")), "{table}");
