@@ -47,6 +47,19 @@ pub struct Impact {
     pub pending_requests: Vec<RequestImpact>,
     /// Approvals the pending requests would need under the new policy.
     pub approvals_needed: u32,
+    /// System → the accounts whose mapped attributes a changed mapping rewrites.
+    pub remapped: BTreeMap<String, Vec<RemappedAccount>>,
+    /// The systems where that is past the threshold, said as the refusal says them:
+    /// deploying then needs `--accept-remap` with the total.
+    pub remap_over: Vec<String>,
+}
+
+/// An account a changed mapping rewrites.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RemappedAccount {
+    #[serde(rename = "ref")]
+    pub reference: String,
+    pub account: String,
 }
 
 fn keys(d: &Desired) -> BTreeSet<String> {
@@ -68,7 +81,19 @@ impl Engine {
             guardrails_blocking: BTreeMap::new(),
             pending_requests: vec![],
             approvals_needed: 0,
+            remapped: BTreeMap::new(),
+            remap_over: vec![],
         };
+        if let Some(from) = &from {
+            let remapped = crate::steps::attributes::remapped(&*tx, from, to)?;
+            out.remap_over = crate::remap_over(to, &remapped);
+            out.remapped = remapped
+                .into_iter()
+                .map(|(s, a)| {
+                    (s, a.into_iter().map(|(_, reference, account)| RemappedAccount { reference, account }).collect())
+                })
+                .collect();
+        }
         let current: BTreeMap<i64, Holder> = tx
             .identities()?
             .into_iter()

@@ -40,7 +40,7 @@ pub use ingest::Event;
 pub use parse::{Format, Position, RecordError};
 pub use tenure_store::{IdentityFilter, JobRow, JobState};
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use tenure_model::Clock;
 use tenure_policy::{Bundle, BundleError};
@@ -213,8 +213,22 @@ pub enum Deployed {
     /// The bundle was already current.
     Unchanged,
     /// It became current; `from` was the previous version, if any; `affected` identities had
-    /// their desired grants recomputed.
-    Changed { from: Option<String>, to: String, affected: usize },
+    /// their desired grants recomputed; `remapped` accounts get their changed mapped attributes
+    /// written and read back.
+    Changed { from: Option<String>, to: String, affected: usize, remapped: usize },
+}
+
+/// The systems where `remapped` rewrites more accounts than the system's `max_changes`
+/// (its reconcile thresholds), each said as `N accounts in `NAME` (max_changes = M)`.
+pub(crate) fn remap_over(bundle: &Bundle, remapped: &crate::steps::attributes::Remapped) -> Vec<String> {
+    remapped
+        .iter()
+        .filter_map(|(system, accounts)| {
+            let max = bundle.systems.get(system).map_or(0, |d| d.reconcile.thresholds.max_changes);
+            (accounts.len() as u64 > max)
+                .then(|| format!("{} accounts in `{system}` (max_changes = {max})", accounts.len()))
+        })
+        .collect()
 }
 
 impl Engine {
@@ -283,29 +297,33 @@ impl Engine {
     /// (with both versions), recomputing every current identity's birthright grants and
     /// enqueueing the resulting jobs happen in one transaction.
     pub fn deploy(&self, bundle: &Bundle, by: &tenure_model::Principal) -> Result<Deployed> {
-        self.deploy_as(bundle, by, None)
+        self.deploy_as(bundle, by, None, None)
     }
 
     /// [`Engine::deploy`], only once the bundle's own test cases pass (a bundle without any
     /// deploys): access does not change by accident. With `force` (a reason), failing cases do
-    /// not stop it, and the deployment entry names them with the reason.
+    /// not stop it, and the deployment entry names them with the reason. `accept_remap` is the
+    /// number of accounts a person accepts having their mapped attributes rewritten past a
+    /// system's threshold (see [`Engine::deploy`]'s guard; it must match).
     pub fn deploy_tested(
         &self,
         bundle: &Bundle,
         by: &tenure_model::Principal,
         force: Option<&str>,
+        accept_remap: Option<usize>,
     ) -> Result<Deployed> {
         let results = tenure_policy::cases::run(bundle).map_err(|e| EngineError::invalid("tests", e.to_string()))?;
         let failed: Vec<String> =
             results.iter().filter(|r| !r.passed()).map(|r| format!("{}: {}", r.file, r.name)).collect();
         if failed.is_empty() {
-            return self.deploy_as(bundle, by, None);
+            return self.deploy_as(bundle, by, None, accept_remap);
         }
         match force.map(str::trim) {
             Some(reason) if !reason.is_empty() => self.deploy_as(
                 bundle,
                 by,
                 Some(tenure_ledger::event::ForcedDeploy { reason: reason.to_owned(), failed_cases: failed }),
+                accept_remap,
             ),
             _ => Err(EngineError::Refused(format!(
                 "{} of the bundle's {} test case(s) fail ({}); nothing was deployed (fix them, or deploy \
@@ -322,6 +340,7 @@ impl Engine {
         bundle: &Bundle,
         by: &tenure_model::Principal,
         forced: Option<tenure_ledger::event::ForcedDeploy>,
+        accept_remap: Option<usize>,
     ) -> Result<Deployed> {
         let actor = by.actor();
         let actor = actor.as_str();
@@ -331,12 +350,30 @@ impl Engine {
         if from.as_deref() == Some(bundle.version.as_str()) {
             return Ok(Deployed::Unchanged);
         }
+        // A changed mapping rewrites accounts: past a system's threshold, only with a person's
+        // say-so for exactly that many.
+        let remapped = match self.policy_in(&*tx) {
+            Ok(old) => crate::steps::attributes::remapped(&*tx, &old, bundle)?,
+            Err(EngineError::NoPolicy) => BTreeMap::new(),
+            Err(e) => return Err(e),
+        };
+        let total: usize = remapped.values().map(Vec::len).sum();
+        let over = remap_over(bundle, &remapped);
+        if !over.is_empty() && accept_remap != Some(total) {
+            return Err(EngineError::Refused(format!(
+                "the new mapping rewrites the attributes of {}, past the threshold; nothing was deployed \
+                 (see `tenure policy diff`, then deploy with --accept-remap {total})",
+                over.join(", ")
+            )));
+        }
         tx.deploy_policy(&StoredPolicy { version: bundle.version.to_string(), files: bundle.files.clone() }, now)?;
         let event = tenure_ledger::event::PolicyDeployed {
             from: from.clone(),
             to: bundle.version.to_string(),
             name: bundle.name.clone(),
             forced,
+            remapped: remapped.iter().map(|(s, a)| (s.clone(), a.len() as u64)).collect(),
+            remap_accepted: (!over.is_empty()).then_some(total as u64),
         };
         ledger::record(
             tx.as_mut(),
@@ -353,11 +390,12 @@ impl Engine {
                 affected += 1;
             }
         }
+        crate::steps::attributes::resync(tx.as_mut(), &remapped, now)?;
         tx.commit()?;
         self.policies
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .insert(bundle.version.to_string(), Arc::new(bundle.clone()));
-        Ok(Deployed::Changed { from, to: bundle.version.to_string(), affected })
+        Ok(Deployed::Changed { from, to: bundle.version.to_string(), affected, remapped: total })
     }
 }

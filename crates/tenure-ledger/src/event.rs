@@ -681,6 +681,12 @@ pub struct PolicyDeployed {
     /// Deployed although some of the bundle's own test cases failed: who said so and why.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub forced: Option<ForcedDeploy>,
+    /// System → accounts whose mapped attributes the new mapping rewrites (each gets a sync).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub remapped: BTreeMap<String, u64>,
+    /// Past a system's threshold: the number of rewritten accounts a person accepted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remap_accepted: Option<u64>,
 }
 
 /// A deployment past failing test cases (`tenure policy deploy --force --reason`).

@@ -108,11 +108,10 @@ pub struct Health {
 }
 
 /// The queue (`GET /v1/jobs`, `tenure jobs status`): counts by state, and the jobs asked for
-/// (the dead-lettered ones, unless a state is named).
+/// (the failing ones — dead-lettered or waiting for a retry — unless a state is named).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct JobsView {
     pub counts: std::collections::BTreeMap<String, i64>,
-    #[serde(rename = "dead")]
     pub jobs: Vec<JobView>,
 }
 

@@ -385,6 +385,10 @@ pub enum PolicyCommand {
         /// Why the failing cases do not matter (required with --force).
         #[arg(long, requires = "force")]
         reason: Option<String>,
+        /// Accept a changed attribute mapping rewriting this many accounts past a system's
+        /// threshold (`max_changes`; the number `tenure policy diff` shows, which must match).
+        #[arg(long, value_name = "N")]
+        accept_remap: Option<usize>,
     },
 }
 
@@ -535,7 +539,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             };
             let frame = match output {
                 Output::Json => Frame {
-                    open: format!("{{\"counts\": {},\n\"dead\": [", serde_json::to_string(&counts)?),
+                    open: format!("{{\"counts\": {},\n\"jobs\": [", serde_json::to_string(&counts)?),
                     close: "]}",
                 },
                 Output::Table => {
@@ -662,8 +666,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Policy(PolicyCommand::Check { dir }) => crate::govern::policy_check(&dir, output),
         Command::Policy(PolicyCommand::Test { dir }) => crate::govern::policy_test(&dir, output),
         Command::Policy(PolicyCommand::Diff { dir }) => crate::govern::policy_diff(&g, &dir, output),
-        Command::Policy(PolicyCommand::Deploy { dir, force: _, reason }) => {
-            crate::govern::policy_deploy(&g, &dir, reason.as_deref())
+        Command::Policy(PolicyCommand::Deploy { dir, force: _, reason, accept_remap }) => {
+            crate::govern::policy_deploy(&g, &dir, reason.as_deref(), accept_remap)
         }
         Command::Ledger(cmd) => crate::ledger::run(&g, cmd),
         Command::Systems(cmd) => crate::systems::run(&g, cmd).await,
@@ -939,11 +943,11 @@ pub fn ensure_policy(engine: &Engine, policy: Option<&Path>) -> anyhow::Result<(
         Ok(b) => b,
         Err(e) => bail!("policy `{}`: {e}", dir.display()),
     };
-    if let Deployed::Changed { from, to, affected } =
-        engine.deploy_tested(&bundle, &operator(), None).with_context(|| format!("policy `{}`", dir.display()))?
+    if let Deployed::Changed { from, to, affected, remapped } =
+        engine.deploy_tested(&bundle, &operator(), None, None).with_context(|| format!("policy `{}`", dir.display()))?
     {
         eprintln!(
-            "deployed policy `{}` {} (was {}); {affected} identities recomputed",
+            "deployed policy `{}` {} (was {}); {affected} identities recomputed, {remapped} accounts remapped",
             bundle.name,
             short_version(&to),
             from.as_deref().map_or("none", short_version)

@@ -226,9 +226,29 @@ fn print_impact(impact: &tenure_engine::impact::Impact) {
         );
     }
     println!("approvals needed by pending requests: {}", impact.approvals_needed);
+    // A changed mapping: the accounts it rewrites, the first few by name.
+    const SHOWN: usize = 20;
+    for (system, accounts) in &impact.remapped {
+        println!("mapped attributes rewritten in `{system}`: {} account(s)", accounts.len());
+        for a in accounts.iter().take(SHOWN) {
+            println!("  ~ {} ({})", a.account, a.reference);
+        }
+        if accounts.len() > SHOWN {
+            println!("  … and {} more (--output json lists them all)", accounts.len() - SHOWN);
+        }
+    }
+    if !impact.remap_over.is_empty() {
+        let total: usize = impact.remapped.values().map(Vec::len).sum();
+        println!("past the threshold: {}; deploying needs --accept-remap {total}", impact.remap_over.join(", "));
+    }
 }
 
-pub fn policy_deploy(g: &Global, dir: &Path, force: Option<&str>) -> anyhow::Result<ExitCode> {
+pub fn policy_deploy(
+    g: &Global,
+    dir: &Path,
+    force: Option<&str>,
+    accept_remap: Option<usize>,
+) -> anyhow::Result<ExitCode> {
     let output = g.output;
     let bundle = match load(dir)? {
         Ok(b) => b,
@@ -255,14 +275,15 @@ pub fn policy_deploy(g: &Global, dir: &Path, force: Option<&str>) -> anyhow::Res
     if results.is_empty() {
         tracing::warn!("{}: the bundle has no test cases (tests/*.toml)", dir.display());
     }
-    let deployed = engine.deploy_tested(&bundle, &crate::cli::operator(), force);
+    let deployed = engine.deploy_tested(&bundle, &crate::cli::operator(), force, accept_remap);
     if output == Output::Json {
         // One document whatever happened: the impact, the tests, and the deployment (null
         // when refused; the reason is on standard error).
         let outcome = match &deployed {
             Ok(Deployed::Unchanged) => serde_json::json!({ "changed": false, "version": bundle.version.as_str() }),
-            Ok(Deployed::Changed { from, to, affected }) => serde_json::json!({
-                "changed": true, "from": from, "to": to, "affected": affected, "forced": force.is_some(),
+            Ok(Deployed::Changed { from, to, affected, remapped }) => serde_json::json!({
+                "changed": true, "from": from, "to": to, "affected": affected, "remapped": remapped,
+                "forced": force.is_some(),
             }),
             Err(_) => serde_json::Value::Null,
         };
@@ -272,8 +293,8 @@ pub fn policy_deploy(g: &Global, dir: &Path, force: Option<&str>) -> anyhow::Res
     match deployed {
         Ok(_) if output == Output::Json => {}
         Ok(Deployed::Unchanged) => println!("policy `{}` {} is already current", bundle.name, bundle.version.short()),
-        Ok(Deployed::Changed { from, to, affected }) => println!(
-            "deployed policy `{}` {} (was {}){}; {affected} identities recomputed",
+        Ok(Deployed::Changed { from, to, affected, remapped }) => println!(
+            "deployed policy `{}` {} (was {}){}; {affected} identities recomputed, {remapped} accounts remapped",
             bundle.name,
             short_version(&to),
             from.as_deref().map_or("none", short_version),

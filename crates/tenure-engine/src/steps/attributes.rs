@@ -3,7 +3,7 @@
 //! whose values changed, which get a sync job to update them and read them back.
 
 use crate::steps::grants::{Change, enqueue};
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use tenure_model::{AccountState, IdentityRef};
 use tenure_policy::Bundle;
 use tenure_policy::attributes::{Inputs, Values};
@@ -79,5 +79,60 @@ pub(crate) fn remap(
     }
     enqueue(tx, after.id, &systems, now)?;
     change.systems.extend(systems);
+    Ok(())
+}
+
+/// System → the accounts a changed mapping rewrites, as `(identity id, ref, account)`.
+pub(crate) type Remapped = BTreeMap<String, Vec<(i64, String, String)>>;
+
+/// Accounts a deployment from `from` to `to` would rewrite: for each system whose mapping
+/// changed, the live accounts (`desired` or `verified`, of identities that have not left)
+/// whose mapped values differ between the two, as `(identity id, ref, account)`.
+pub(crate) fn remapped(tx: &dyn ReadTx, from: &Bundle, to: &Bundle) -> Result<Remapped, StoreError> {
+    let changed: BTreeSet<&str> = to
+        .systems
+        .iter()
+        .filter(|(name, def)| from.systems.get(*name).is_some_and(|old| old.attributes != def.attributes))
+        .map(|(name, _)| name.as_str())
+        .collect();
+    let mut out = Remapped::new();
+    if changed.is_empty() {
+        return Ok(out);
+    }
+    for identity in tx.identities()? {
+        if identity.state.has_left() {
+            continue;
+        }
+        for a in tx.accounts(identity.id)? {
+            if !matches!(a.state, AccountState::Desired | AccountState::Verified)
+                || !changed.contains(a.system.as_str())
+            {
+                continue;
+            }
+            if wanted(tx, from, &a.system, &identity, &a.name)? != wanted(tx, to, &a.system, &identity, &a.name)? {
+                out.entry(a.system).or_default().push((identity.id, identity.reference.to_string(), a.name));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Hand each of `remapped`'s accounts that is still live (the deployment's own recompute may
+/// have started removing it) a sync job that writes the new values and reads them back; a
+/// verified account is `desired` again until it does.
+pub(crate) fn resync(tx: &mut dyn WriteTx, remapped: &Remapped, now: OffsetDateTime) -> Result<(), StoreError> {
+    for (system, accounts) in remapped {
+        for (identity_id, _, account) in accounts {
+            let live = tx.accounts(*identity_id)?.into_iter().find(|a| &a.system == system && &a.name == account);
+            match live.map(|a| a.state) {
+                Some(AccountState::Verified) => {
+                    tx.put_account(*identity_id, system, account, AccountState::Desired, now)?;
+                }
+                Some(AccountState::Desired) => {}
+                _ => continue,
+            }
+            enqueue(tx, *identity_id, &BTreeSet::from([system.clone()]), now)?;
+        }
+    }
     Ok(())
 }

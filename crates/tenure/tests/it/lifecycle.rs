@@ -137,6 +137,6 @@ fn an_unreachable_directory_leaves_the_joiner_pending_with_the_error_visible() {
     assert_eq!(d["state"], "pending");
     assert!(d["grants"].as_array().unwrap().iter().all(|g| g["state"] == "desired"));
     let jobs = w.jobs("pending");
-    let err = jobs["dead"][0]["error"].as_str().unwrap();
+    let err = jobs["jobs"][0]["error"].as_str().unwrap();
     assert!(err.starts_with("CN0001 system `corp-directory` is unreachable"), "{err}");
 }

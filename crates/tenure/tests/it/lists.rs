@@ -27,8 +27,8 @@ fn follow(
         let body = r.body_mut().read_to_string().unwrap();
         assert_eq!(r.status().as_u16(), 200, "{url}: {body}");
         let page = json(&body);
-        // A jobs page is an object with the list under `dead`.
-        let list = if page.is_array() { page } else { page["dead"].clone() };
+        // A jobs page is an object: the counts, and the list under `jobs`.
+        let list = if page.is_array() { page } else { page["jobs"].clone() };
         items.extend(list.as_array().unwrap().iter().map(&key));
         next = link.map(|l| {
             assert!(l.ends_with("; rel=\"next\""), "{l}");
@@ -141,7 +141,7 @@ fn requests_tokens_credentials_and_jobs_page_by_keyset_with_filters_over_the_api
     let listed = json(&w.ok(&["tokens", "list", "--state", "revoked", "-o", "json"]));
     assert_eq!(listed.as_array().unwrap().len(), 1);
     let status = json(&w.ok(&["jobs", "status", "--state", "done", "--system", "corp-directory", "-o", "json"]));
-    assert_eq!(status["dead"].as_array().unwrap().len(), done.len());
+    assert_eq!(status["jobs"].as_array().unwrap().len(), done.len());
     assert!(status["counts"]["done"].as_i64().unwrap() >= i64::try_from(done.len()).unwrap());
     let out = w.run(&["jobs", "status", "--identity", "hr:E0000", "-o", "json"]);
     assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));

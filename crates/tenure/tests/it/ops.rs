@@ -233,7 +233,7 @@ fn a_closed_pipe_ends_the_cli_quietly_and_json_logs_have_no_colour() {
     assert_eq!(w.run(&["jobs", "retry"]).status.code(), Some(2), "retry what?");
     assert_eq!(w.run(&["jobs", "retry", "999999"]).status.code(), Some(4));
     let dead = w.jobs("dead");
-    let id = dead["dead"][0]["id"].as_i64().unwrap_or_else(|| panic!("a dead job: {dead}"));
+    let id = dead["jobs"][0]["id"].as_i64().unwrap_or_else(|| panic!("a dead job: {dead}"));
     assert_eq!(
         json(&w.ok(&["jobs", "retry", &id.to_string(), "--output", "json"]))["requeued"],
         serde_json::json!([id])
