@@ -9,8 +9,11 @@
 //! - Its other attributes come from the system's attribute mappings (defaults: `cn`,
 //!   `displayName`, `sn`, `givenName`, `mail`, `title`, `departmentNumber`, `employeeType`,
 //!   `manager` as the manager's DN), set with one modify and read back.
-//! - Disabled means locked by the password policy overlay (`pwdAccountLockedTime:
-//!   000001010000Z`, the permanent lock); binds then fail while `pwdLockout` is on.
+//! - Disabled means, by the system's `disable` method: locked by the password policy overlay
+//!   (`pwdAccountLockedTime: 000001010000Z`, the permanent lock; binds then fail while
+//!   `pwdLockout` is on), AD's ACCOUNTDISABLE bit, an attribute's value (389-DS'
+//!   `nsAccountLock`), or living in a container of disabled accounts (`disable = "move"`: the
+//!   entry is moved there and back, its group memberships following it). Each is read back.
 //!
 //! Every value that goes into a DN is escaped with RFC 4514 rules and every value in a filter
 //! with RFC 4515 rules (`ldap3::dn_escape`, `ldap3::ldap_escape`), so `*)(uid=*` or
@@ -99,6 +102,9 @@ pub enum Disable {
     /// An attribute holding a value while disabled (`nsAccountLock: TRUE` for 389-DS, or
     /// `disable_attribute`/`disable_value`), removed to enable.
     Attribute { name: String, value: String },
+    /// The entry lives in this container (an RDN under the base, `disabled_container`) while
+    /// disabled, and under the people container while enabled.
+    Move { container: String },
 }
 
 /// Active Directory's `userAccountControl` bits tenure uses.
@@ -180,9 +186,11 @@ impl LdapSettings {
                 }
                 Disable::Attribute { name, value: need("disable_value")? }
             }
+            (Some("move"), _) => Disable::Move { container: need("disabled_container")? },
             (Some(other), _) => {
                 return Err(config(format!(
-                    "field `disable`: expected ppolicy, user_account_control, nsaccountlock or attribute, found `{other}`"
+                    "field `disable`: expected ppolicy, user_account_control, nsaccountlock, attribute or move, \
+                     found `{other}`"
                 )));
             }
         };
@@ -199,6 +207,12 @@ impl LdapSettings {
             Flavor::OpenLdap => format!("ou={ou}"),
             Flavor::ActiveDirectory => "CN=Users".to_owned(),
         };
+        let people = m.get("people").cloned().unwrap_or_else(|| default_container("people"));
+        if let Disable::Move { container } = &disable
+            && normalize_dn(container) == normalize_dn(&people)
+        {
+            return Err(config(format!("field `disabled_container`: `{container}` is the people container")));
+        }
         Ok(Self {
             tls,
             starttls,
@@ -209,7 +223,7 @@ impl LdapSettings {
             base_dn,
             bind_dn: need("bind_dn")?,
             bind_password: need("bind_password")?,
-            people: m.get("people").cloned().unwrap_or_else(|| default_container("people")),
+            people,
             groups: m.get("groups").cloned().unwrap_or_else(|| default_container("groups")),
             account_name: m.get("account_name").cloned().unwrap_or_else(|| "{external_id}".into()),
             timeout,
@@ -233,13 +247,58 @@ impl LdapConnector {
         &self.settings
     }
 
-    /// The DN of an account.
+    /// The DN of an account (an enabled one, with `disable = "move"`).
     pub fn account_dn(&self, name: &str) -> String {
+        format!("{},{},{}", self.account_rdn(name), self.settings.people, self.settings.base_dn)
+    }
+
+    /// An account's RDN: `uid=NAME`, or `CN=NAME` in AD.
+    fn account_rdn(&self, name: &str) -> String {
         let rdn = match self.settings.flavor {
             Flavor::OpenLdap => "uid",
             Flavor::ActiveDirectory => "CN",
         };
-        format!("{rdn}={},{},{}", dn_escape(name), self.settings.people, self.settings.base_dn)
+        format!("{rdn}={}", dn_escape(name))
+    }
+
+    /// With `disable = "move"`: the container of disabled accounts, and an account's DN in it.
+    fn disabled_base(&self) -> Option<String> {
+        match &self.settings.disable {
+            Disable::Move { container } => Some(format!("{container},{}", self.settings.base_dn)),
+            _ => None,
+        }
+    }
+
+    /// Every DN an account may have: under the people container, and with `disable = "move"`
+    /// under the disabled one.
+    fn account_dns(&self, name: &str) -> Vec<String> {
+        let mut dns = vec![self.account_dn(name)];
+        dns.extend(self.disabled_base().map(|b| format!("{},{b}", self.account_rdn(name))));
+        dns
+    }
+
+    /// The DN an account has now: where it is found (with `disable = "move"`, one read per
+    /// place), else where it would be created.
+    async fn current_dn(&self, name: &str) -> Result<String, ConnectorError> {
+        let dns = self.account_dns(name);
+        if dns.len() > 1 {
+            for dn in &dns {
+                let base = dn.clone();
+                let found = self
+                    .op("locate account", |mut l| async move {
+                        let res = l.search(&base, Scope::Base, "(objectClass=*)", vec!["1.1"]).await?;
+                        if res.1.rc == NO_SUCH_OBJECT {
+                            return Ok(false);
+                        }
+                        Ok(!res.success()?.0.is_empty())
+                    })
+                    .await?;
+                if found {
+                    return Ok(dn.clone());
+                }
+            }
+        }
+        Ok(self.account_dn(name))
     }
 
     /// The attribute holding an account's name.
@@ -273,6 +332,7 @@ impl LdapConnector {
             Disable::Ppolicy => attrs.push(LOCK_ATTR.to_owned()),
             Disable::UserAccountControl => attrs.push("userAccountControl".to_owned()),
             Disable::Attribute { name, .. } => attrs.push(name.clone()),
+            Disable::Move { .. } => {}
         }
         if self.settings.flavor == Flavor::ActiveDirectory {
             // The built-in accounts (Administrator, krbtgt, Guest) are never managed.
@@ -290,6 +350,9 @@ impl LdapConnector {
                 .and_then(|v| v.parse::<u32>().ok())
                 .is_some_and(|u| u & UAC_ACCOUNTDISABLE == 0),
             Disable::Attribute { name, value } => !values(e, name).iter().any(|x| x.eq_ignore_ascii_case(value)),
+            Disable::Move { .. } => {
+                split_first_rdn(&e.dn).is_some_and(|(_, parent)| same_dn(parent, &self.people_base()))
+            }
         }
     }
 
@@ -354,6 +417,35 @@ impl LdapConnector {
         .await
     }
 
+    /// Remove `member` (a DN) from the group of `target`, verifying Samba's ambiguous answer.
+    async fn revoke_member(&self, member: &str, target: &str) -> Result<(), ConnectorError> {
+        let member = member.to_owned();
+        let group = self.target_dn(target)?;
+        self.op("revoke", |mut l| async move {
+            let r = l.modify(&group, vec![Mod::Delete("member".to_owned(), set(&[&member]))]).await?;
+            if r.rc == UNWILLING_TO_PERFORM {
+                // Samba's answer for a member that is not there, and for real refusals: the
+                // group is read to tell which.
+                let filter = format!("(member={})", ldap_escape(&member));
+                let (still, _) = l.search(&group, Scope::Base, &filter, vec!["1.1"]).await?.success()?;
+                return if still.is_empty() { Ok(()) } else { Err(LdapError::LdapResult { result: r }) };
+            }
+            if r.rc != OBJECT_CLASS_VIOLATION {
+                return tolerate(r, &[NO_SUCH_ATTRIBUTE, NO_SUCH_OBJECT]);
+            }
+            // The last member of a group made without the empty placeholder: add it in the same
+            // modification, so the group stays valid.
+            let r = l
+                .modify(
+                    &group,
+                    vec![Mod::Add("member".to_owned(), set(&[""])), Mod::Delete("member".to_owned(), set(&[&member]))],
+                )
+                .await?;
+            tolerate(r, &[NO_SUCH_ATTRIBUTE, NO_SUCH_OBJECT])
+        })
+        .await
+    }
+
     /// The DN of an entitlement target (group).
     pub fn group_dn(&self, target: &str) -> String {
         format!("cn={},{},{}", dn_escape(target), self.settings.groups, self.settings.base_dn)
@@ -370,6 +462,94 @@ impl LdapConnector {
 
     fn people_base(&self) -> String {
         format!("{},{}", self.settings.people, self.settings.base_dn)
+    }
+
+    /// The containers accounts live in: people, and the disabled one with `disable = "move"`.
+    fn account_bases(&self) -> Vec<String> {
+        let mut bases = vec![self.people_base()];
+        bases.extend(self.disabled_base());
+        bases
+    }
+
+    /// Read the entry at `dn` in `container`: `None` only when the container is there and the
+    /// entry is not (the server matched the container, or, for a server that names no match,
+    /// such as Samba, a read of it finds it): a missing base says nothing about the account.
+    async fn read_entry(
+        &self,
+        dn: &str,
+        container: &str,
+        attrs: Vec<String>,
+    ) -> Result<Option<SearchEntry>, ConnectorError> {
+        let (base, container) = (dn.to_owned(), container.to_owned());
+        self.op("read account", |mut l| async move {
+            let res = l.search(&base, Scope::Base, "(objectClass=*)", attrs).await?;
+            if res.1.rc == NO_SUCH_OBJECT {
+                if same_dn(&res.1.matched, &container) {
+                    return Ok(None);
+                }
+                if res.1.matched.is_empty() {
+                    let there = l.search(&container, Scope::Base, "(objectClass=*)", vec!["1.1"]).await?;
+                    if there.1.rc == 0 && !there.0.is_empty() {
+                        return Ok(None);
+                    }
+                }
+                return Err(LdapError::LdapResult { result: res.1 });
+            }
+            let (mut rs, _) = res.success()?;
+            Ok(rs.pop().map(SearchEntry::construct))
+        })
+        .await
+    }
+
+    /// `disable = "move"`: move the account into the people container (`enable`) or the
+    /// disabled one, unless it is there already; then every group listing it by its other DN
+    /// lists it by the new one (what OpenLDAP's refint overlay does, and AD by itself; done
+    /// again on every call, so a move interrupted before its groups followed is completed).
+    async fn move_account(&self, name: &str, enable: bool) -> Result<(), ConnectorError> {
+        let (Some(disabled), people) = (self.disabled_base(), self.people_base()) else {
+            return Err(self.refused("move account", "the system's disable method is not `move`"));
+        };
+        let op = if enable { "enable account" } else { "disable account" };
+        let (to_parent, from_parent) = if enable { (people, disabled) } else { (disabled, people) };
+        let rdn = self.account_rdn(name);
+        let (to, from) = (format!("{rdn},{to_parent}"), format!("{rdn},{from_parent}"));
+        let here = self.current_dn(name).await?;
+        if !same_dn(&here, &to) {
+            if self.is_reserved(&here) {
+                return Err(self.refused(op, "it is the directory account tenure binds as"));
+            }
+            let (here, rdn, parent) = (here.clone(), rdn.clone(), to_parent.clone());
+            self.op(op, |mut l| async move { l.modifydn(&here, &rdn, true, Some(&parent)).await?.success().map(drop) })
+                .await?;
+        }
+        if self.settings.flavor == Flavor::ActiveDirectory {
+            return Ok(());
+        }
+        let filter = format!("(&(objectClass={})(member={}))", self.group_class(), ldap_escape(&from));
+        let base = self.settings.base_dn.clone();
+        self.op(op, |mut l| async move {
+            let (groups, _) = l.search(&base, Scope::Subtree, &filter, vec!["1.1"]).await?.success()?;
+            for g in groups {
+                let group = SearchEntry::construct(g).dn;
+                let r = l
+                    .modify(
+                        &group,
+                        vec![
+                            Mod::Add("member".to_owned(), set(&[&to])),
+                            Mod::Delete("member".to_owned(), set(&[&from])),
+                        ],
+                    )
+                    .await?;
+                if r.rc == ATTRIBUTE_OR_VALUE_EXISTS {
+                    let r = l.modify(&group, vec![Mod::Delete("member".to_owned(), set(&[&from]))]).await?;
+                    tolerate(r, &[NO_SUCH_ATTRIBUTE])?;
+                } else {
+                    tolerate(r, &[NO_SUCH_ATTRIBUTE])?;
+                }
+            }
+            Ok(())
+        })
+        .await
     }
 
     fn unreachable(&self, e: impl std::fmt::Display) -> ConnectorError {
@@ -496,10 +676,12 @@ impl LdapConnector {
         })
     }
 
-    /// Every group under the whole base with `dn` as a member (groups outside the groups
-    /// container too: a leaver is "in no group" only if no group anywhere lists them).
-    async fn memberships(&self, dn: &str) -> Result<BTreeSet<String>, ConnectorError> {
-        let filter = format!("(&(objectClass={})(member={}))", self.group_class(), ldap_escape(dn));
+    /// Every group under the whole base with any of `dns` as a member (groups outside the
+    /// groups container too: a leaver is "in no group" only if no group anywhere lists them;
+    /// with `disable = "move"`, under either of its DNs).
+    async fn memberships(&self, dns: &[String]) -> Result<BTreeSet<String>, ConnectorError> {
+        let members: String = dns.iter().map(|dn| format!("(member={})", ldap_escape(dn))).collect();
+        let filter = format!("(&(objectClass={})(|{members}))", self.group_class());
         let base = self.settings.base_dn.clone();
         let entries = self
             .op("search groups", |mut l| async move {
@@ -659,25 +841,30 @@ impl Connector for LdapConnector {
             // its CN, so no DN has to be mapped back to a name.
             attrs.push("memberOf".to_owned());
         }
-        // Accounts: every account entry directly under the people container.
-        let people = self.people_base();
+        // Accounts: every account entry directly under the people container (and the disabled
+        // one, with `disable = "move"`).
         let filter = self.account_filter();
-        self.paged(&people, Scope::OneLevel, filter, attrs, size, &mut pager, |me, pager, mut e| {
-            let groups: BTreeSet<String> = match e.attrs.keys().find(|k| k.eq_ignore_ascii_case("memberOf")).cloned() {
-                Some(k) => e.attrs.remove(&k).unwrap_or_default().iter().map(|dn| me.group_name_of(dn)).collect(),
-                None => BTreeSet::new(),
-            };
-            match me.entry_record(e, groups) {
-                Some(r) => pager.account(r),
-                None => Ok(()),
-            }
-        })
-        .await?;
+        for base in self.account_bases() {
+            self.paged(&base, Scope::OneLevel, filter, attrs.clone(), size, &mut pager, |me, pager, mut e| {
+                let groups: BTreeSet<String> =
+                    match e.attrs.keys().find(|k| k.eq_ignore_ascii_case("memberOf")).cloned() {
+                        Some(k) => {
+                            e.attrs.remove(&k).unwrap_or_default().iter().map(|dn| me.group_name_of(dn)).collect()
+                        }
+                        None => BTreeSet::new(),
+                    };
+                match me.entry_record(e, groups) {
+                    Some(r) => pager.account(r),
+                    None => Ok(()),
+                }
+            })
+            .await?;
+        }
         if ad {
             return pager.finish();
         }
         // Memberships: every group under the base, each member that is an account above.
-        let suffix = format!(",{}", normalize_dn(&people));
+        let suffixes: Vec<String> = self.account_bases().iter().map(|b| format!(",{}", normalize_dn(b))).collect();
         let base = self.settings.base_dn.clone();
         let wanted = vec!["cn".to_owned(), "member".to_owned()];
         self.paged(
@@ -691,7 +878,7 @@ impl Connector for LdapConnector {
                 let members = e.attrs.remove("member").unwrap_or_default();
                 let Some(group) = me.group_name(e) else { return Ok(()) };
                 for m in members {
-                    if let Some(account) = account_of(&m, &suffix) {
+                    if let Some(account) = suffixes.iter().find_map(|suffix| account_of(&m, suffix)) {
                         pager.membership(account, group.clone())?;
                     }
                 }
@@ -703,7 +890,7 @@ impl Connector for LdapConnector {
     }
 
     async fn mark(&self, name: &str, reference: &str) -> Result<(), ConnectorError> {
-        let dn = self.account_dn(name);
+        let dn = self.current_dn(name).await?;
         if self.is_reserved(&dn) {
             return Err(self.refused("mark account", "it is the directory account tenure binds as"));
         }
@@ -730,20 +917,23 @@ impl Connector for LdapConnector {
             });
         }
         let filter = format!("({attr}={})", ldap_escape(value));
-        let base = self.people_base();
         let mut wanted = self.account_attrs();
         wanted.push(attr.to_owned());
-        let entries = self
-            .op("find accounts", |mut l| async move {
-                let (rs, _) = l.search(&base, Scope::OneLevel, &filter, wanted).await?.success()?;
-                Ok(rs)
-            })
-            .await?;
         let mut out = Vec::new();
-        for e in entries {
-            let e = SearchEntry::construct(e);
-            let memberships = self.memberships(&e.dn).await?;
-            out.extend(self.entry_record(e, memberships));
+        for base in self.account_bases() {
+            let (filter, wanted) = (filter.clone(), wanted.clone());
+            let entries = self
+                .op("find accounts", |mut l| async move {
+                    let (rs, _) = l.search(&base, Scope::OneLevel, &filter, wanted).await?.success()?;
+                    Ok(rs)
+                })
+                .await?;
+            for e in entries {
+                let e = SearchEntry::construct(e);
+                let Some(name) = values(&e, self.name_attr()).first().cloned() else { continue };
+                let memberships = self.memberships(&self.account_dns(&name)).await?;
+                out.extend(self.entry_record(e, memberships));
+            }
         }
         Ok(out)
     }
@@ -761,35 +951,18 @@ impl Connector for LdapConnector {
     }
 
     async fn read_account(&self, name: &str) -> Result<Option<AccountRecord>, ConnectorError> {
-        let dn = self.account_dn(name);
-        let base = dn.clone();
-        let container = format!("{},{}", self.settings.people, self.settings.base_dn);
-        let attrs = self.account_attrs();
-        let entry = self
-            .op("read account", |mut l| async move {
-                let res = l.search(&base, Scope::Base, "(objectClass=*)", attrs).await?;
-                if res.1.rc == NO_SUCH_OBJECT {
-                    // Absent only if its container is there (the server matched it, or, for a
-                    // server that names no match, such as Samba, a read of it finds it): a
-                    // missing base says nothing about the account.
-                    if same_dn(&res.1.matched, &container) {
-                        return Ok(None);
-                    }
-                    if res.1.matched.is_empty() {
-                        let there = l.search(&container, Scope::Base, "(objectClass=*)", vec!["1.1"]).await?;
-                        if there.1.rc == 0 && !there.0.is_empty() {
-                            return Ok(None);
-                        }
-                    }
-                    return Err(LdapError::LdapResult { result: res.1 });
-                }
-                let (mut rs, _) = res.success()?;
-                Ok(rs.pop().map(SearchEntry::construct))
-            })
-            .await?;
+        // Absent only when absent from every container it may be in.
+        let dns = self.account_dns(name);
+        let mut entry = None;
+        for (dn, container) in dns.iter().zip(self.account_bases()) {
+            entry = self.read_entry(dn, &container, self.account_attrs()).await?;
+            if entry.is_some() {
+                break;
+            }
+        }
         let Some(entry) = entry else { return Ok(None) };
         let enabled = self.is_enabled(&entry);
-        let memberships = self.memberships(&dn).await?;
+        let memberships = self.memberships(&dns).await?;
         let managed_by = marker(&entry);
         let reserved = self.is_reserved_entry(&entry);
         Ok(Some(AccountRecord {
@@ -867,7 +1040,7 @@ impl Connector for LdapConnector {
     }
 
     async fn account_reference(&self, name: &str) -> Result<Option<String>, ConnectorError> {
-        Ok(Some(self.account_dn(name)))
+        Ok(Some(self.current_dn(name).await?))
     }
 
     async fn read_attributes(
@@ -875,7 +1048,7 @@ impl Connector for LdapConnector {
         name: &str,
         targets: &[String],
     ) -> Result<Option<BTreeMap<String, Vec<String>>>, ConnectorError> {
-        let dn = self.account_dn(name);
+        let dn = self.current_dn(name).await?;
         let wanted: Vec<String> = targets.to_vec();
         let entry = self
             .op("read attributes", |mut l| async move {
@@ -902,7 +1075,7 @@ impl Connector for LdapConnector {
         if values.is_empty() {
             return Ok(());
         }
-        let dn = self.account_dn(name);
+        let dn = self.current_dn(name).await?;
         // Replace with no values removes the attribute (and is no error when it is absent).
         let mods: Vec<Mod<String>> =
             values.iter().map(|(k, v)| Mod::Replace(k.clone(), v.iter().cloned().collect())).collect();
@@ -922,6 +1095,7 @@ impl Connector for LdapConnector {
         // The lock goes; an attribute keeps its other values.
         let (attr, values) = match &self.settings.disable {
             Disable::UserAccountControl => return self.set_disabled_bit(name, false).await,
+            Disable::Move { .. } => return self.move_account(name, true).await,
             Disable::Ppolicy => (LOCK_ATTR.to_owned(), HashSet::new()),
             Disable::Attribute { name, value } => (name.clone(), set(&[value])),
         };
@@ -935,6 +1109,7 @@ impl Connector for LdapConnector {
         let dn = self.account_dn(name);
         let (attr, value) = match &self.settings.disable {
             Disable::UserAccountControl => return self.set_disabled_bit(name, true).await,
+            Disable::Move { .. } => return self.move_account(name, false).await,
             Disable::Ppolicy => (LOCK_ATTR.to_owned(), LOCKED.to_owned()),
             Disable::Attribute { name, value } => (name.clone(), value.clone()),
         };
@@ -945,7 +1120,7 @@ impl Connector for LdapConnector {
     }
 
     async fn delete_account(&self, name: &str) -> Result<(), ConnectorError> {
-        let dn = self.account_dn(name);
+        let dn = self.current_dn(name).await?;
         self.op("delete account", |mut l| async move { tolerate(l.delete(&dn).await?, &[NO_SUCH_OBJECT]) }).await
     }
 
@@ -953,7 +1128,7 @@ impl Connector for LdapConnector {
         if target.starts_with(DN_PREFIX) {
             return Err(self.refused("grant", format!("`{target}`: entitlements are groups in the groups container")));
         }
-        let member = self.account_dn(name);
+        let member = self.current_dn(name).await?;
         let group = self.group_dn(target);
         let cn = target.to_owned();
         let flavor = self.settings.flavor;
@@ -990,31 +1165,11 @@ impl Connector for LdapConnector {
     }
 
     async fn revoke(&self, name: &str, target: &str) -> Result<(), ConnectorError> {
-        let member = self.account_dn(name);
-        let group = self.target_dn(target)?;
-        self.op("revoke", |mut l| async move {
-            let r = l.modify(&group, vec![Mod::Delete("member".to_owned(), set(&[&member]))]).await?;
-            if r.rc == UNWILLING_TO_PERFORM {
-                // Samba's answer for a member that is not there, and for real refusals: the
-                // group is read to tell which.
-                let filter = format!("(member={})", ldap_escape(&member));
-                let (still, _) = l.search(&group, Scope::Base, &filter, vec!["1.1"]).await?.success()?;
-                return if still.is_empty() { Ok(()) } else { Err(LdapError::LdapResult { result: r }) };
-            }
-            if r.rc != OBJECT_CLASS_VIOLATION {
-                return tolerate(r, &[NO_SUCH_ATTRIBUTE, NO_SUCH_OBJECT]);
-            }
-            // The last member of a group made without the empty placeholder: add it in the same
-            // modification, so the group stays valid.
-            let r = l
-                .modify(
-                    &group,
-                    vec![Mod::Add("member".to_owned(), set(&[""])), Mod::Delete("member".to_owned(), set(&[&member]))],
-                )
-                .await?;
-            tolerate(r, &[NO_SUCH_ATTRIBUTE, NO_SUCH_OBJECT])
-        })
-        .await
+        // Under every DN the account may have (a group may still list the other one).
+        for member in self.account_dns(name) {
+            self.revoke_member(&member, target).await?;
+        }
+        Ok(())
     }
 
     async fn probe(&self, _name: &str) -> Result<Probe, ConnectorError> {

@@ -187,3 +187,106 @@ async fn a_directory_without_ppolicy_disables_by_a_constant_attribute_value_read
         Disable::Attribute { name: "nsAccountLock".into(), value: "TRUE".into() }
     );
 }
+
+#[tokio::test]
+async fn a_directory_that_disables_by_moving_to_a_container_moves_there_and_back_with_its_groups() {
+    use tenure_connectors::ldap::{Disable, LdapSettings};
+    let dir = tempfile::tempdir().unwrap();
+    let slapd = LocalSlapd::start(dir.path()).await.unwrap();
+    let mut m = std::collections::BTreeMap::new();
+    for (k, v) in [("url", slapd.url()), ("base_dn", slapd.base_dn.clone()), ("bind_dn", slapd.bind_dn.clone())] {
+        m.insert(k.to_owned(), v);
+    }
+    m.insert("bind_password".into(), slapd.password.clone());
+    m.insert("disable".into(), "move".into());
+    let err = LdapSettings::from_map("dir", &m).unwrap_err().to_string();
+    assert!(err.contains("`disabled_container` is missing"), "{err}");
+    m.insert("disabled_container".into(), "ou=People".into());
+    let err = LdapSettings::from_map("dir", &m).unwrap_err().to_string();
+    assert!(err.contains("`ou=People` is the people container"), "{err}");
+    m.insert("disabled_container".into(), "ou=disabled".into());
+    let settings = LdapSettings::from_map("dir", &m).unwrap();
+    assert_eq!(settings.disable, Disable::Move { container: "ou=disabled".into() });
+    let c = LdapConnector::new("dir", settings);
+    let ldap = |tool: &str, args: &[&str], input: &str| {
+        use std::io::Write;
+        let mut child = std::process::Command::new(tool)
+            .args(["-x", "-H", &slapd.url(), "-D", &slapd.bind_dn, "-w", &slapd.password])
+            .args(args)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success(), "{tool}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let base = slapd.base_dn.clone();
+    let (people_dn, disabled_dn) = (format!("uid=ada,ou=people,{base}"), format!("uid=ada,ou=disabled,{base}"));
+    let members = |group: &str| -> Vec<String> {
+        ldap("ldapsearch", &["-LLL", "-b", &format!("cn={group},ou=groups,{base}"), "-s", "base", "member"], "")
+            .lines()
+            .filter_map(|l| l.strip_prefix("member: ").map(str::to_owned))
+            .collect()
+    };
+    let at = |dn: &str| {
+        let out = std::process::Command::new("ldapsearch")
+            .args(["-x", "-LLL", "-H", &slapd.url(), "-D", &slapd.bind_dn, "-w", &slapd.password])
+            .args(["-b", dn, "-s", "base", "1.1"])
+            .output()
+            .unwrap();
+        out.status.success()
+    };
+
+    // Until the container of disabled accounts exists, nobody is known to be absent.
+    let e = c.read_account("ada").await.unwrap_err();
+    assert!(e.to_string().contains("noSuchObject"), "{e}");
+    ldap("ldapadd", &[], &format!("dn: ou=disabled,{base}\nobjectClass: organizationalUnit\nou: disabled\n"));
+    assert_eq!(c.read_account("ada").await.unwrap(), None);
+
+    c.create_account(&spec("ada")).await.unwrap();
+    c.grant("ada", "engineering").await.unwrap();
+    c.grant("ada", "vpn").await.unwrap();
+    assert!(c.read_account("ada").await.unwrap().unwrap().enabled);
+
+    // Disabled: moved, its groups following it, read back as disabled in both reads.
+    for _ in 0..2 {
+        c.disable_account("ada").await.unwrap();
+    }
+    assert!(at(&disabled_dn) && !at(&people_dn));
+    assert_eq!(members("engineering").iter().filter(|m| !m.is_empty()).collect::<Vec<_>>(), [&disabled_dn]);
+    let a = c.read_account("ada").await.unwrap().unwrap();
+    assert!(!a.enabled);
+    assert_eq!(a.memberships.iter().map(String::as_str).collect::<Vec<_>>(), ["engineering", "vpn"]);
+    let scanned = c.list_accounts().await.unwrap();
+    assert_eq!(scanned.len(), 1);
+    assert!(!scanned[0].enabled && scanned[0].memberships.len() == 2, "{scanned:?}");
+    assert_eq!(c.find("name", "ada").await.unwrap().len(), 1, "correlation looks in both containers");
+
+    // Enabled: back, and so are its groups.
+    for _ in 0..2 {
+        c.enable_account("ada").await.unwrap();
+    }
+    assert!(at(&people_dn) && !at(&disabled_dn));
+    assert_eq!(members("vpn").iter().filter(|m| !m.is_empty()).collect::<Vec<_>>(), [&people_dn]);
+    assert!(c.read_account("ada").await.unwrap().unwrap().enabled);
+
+    // A move someone else made (or one interrupted before its groups followed): the groups
+    // still name the old DN, the read says so, and disabling completes it.
+    ldap("ldapmodrdn", &["-r", "-s", &format!("ou=disabled,{base}")], &format!("{people_dn}\nuid=ada\n"));
+    let a = c.read_account("ada").await.unwrap().unwrap();
+    assert!(!a.enabled && a.memberships.len() == 2, "{a:?}");
+    c.disable_account("ada").await.unwrap();
+    assert_eq!(members("engineering").iter().filter(|m| !m.is_empty()).collect::<Vec<_>>(), [&disabled_dn]);
+
+    // A leaver: no group lists either DN, and the entry goes from where it is.
+    c.revoke("ada", "engineering").await.unwrap();
+    c.revoke("ada", "vpn").await.unwrap();
+    assert!(c.read_account("ada").await.unwrap().unwrap().memberships.is_empty());
+    assert!(members("engineering").iter().chain(&members("vpn")).all(String::is_empty));
+    c.delete_account("ada").await.unwrap();
+    assert!(!at(&disabled_dn));
+    assert_eq!(c.read_account("ada").await.unwrap(), None);
+}
