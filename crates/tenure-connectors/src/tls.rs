@@ -185,18 +185,21 @@ impl Tls {
     }
 
     /// When the certificate the server at `host:port` presents ends: a TLS handshake of its
-    /// own, verified as the connector's are (what `tenure systems check` reports).
+    /// own, after the protocol's request to start TLS where it has one, verified as the
+    /// connector's are (what `tenure systems check` reports).
     pub async fn certificate_expiry(
         &self,
         host: &str,
         port: u16,
+        preamble: Preamble,
         timeout: std::time::Duration,
     ) -> Result<time::OffsetDateTime, String> {
         use x509_cert::der::Decode;
         let config = self.client_config().map_err(|e| e.to_string())?;
         let name = ServerName::try_from(host.to_owned()).map_err(|e| format!("`{host}`: {e}"))?;
         let handshake = async {
-            let tcp = tokio::net::TcpStream::connect((host, port)).await.map_err(|e| e.to_string())?;
+            let mut tcp = tokio::net::TcpStream::connect((host, port)).await.map_err(|e| e.to_string())?;
+            preamble.run(&mut tcp).await?;
             let tls = tokio_rustls::TlsConnector::from(config)
                 .connect(name, tcp)
                 .await
@@ -227,6 +230,86 @@ impl Tls {
     /// presented.
     pub fn client_pem(&self) -> Option<(&[u8], &[u8])> {
         self.client.as_deref().map(|c| (c.chain_pem.as_slice(), c.key_pem.as_slice()))
+    }
+}
+
+/// What is said on a connection before its TLS handshake.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Preamble {
+    /// TLS from the first byte (`ldaps://`, `https://`).
+    None,
+    /// LDAP's StartTLS extended operation (RFC 4511 §4.14), answered with success.
+    LdapStartTls,
+    /// PostgreSQL's `SSLRequest`, answered with `S`.
+    PostgresSslRequest,
+}
+
+/// LDAPMessage { messageID 1, extendedReq { requestName "1.3.6.1.4.1.1466.20037" } }, BER.
+const STARTTLS_REQUEST: &[u8] = b"\x30\x1d\x02\x01\x01\x77\x18\x80\x161.3.6.1.4.1.1466.20037";
+/// PostgreSQL's SSLRequest: length 8, code 80877103.
+const SSL_REQUEST: &[u8] = &[0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x2f];
+
+impl Preamble {
+    async fn run(self, tcp: &mut tokio::net::TcpStream) -> Result<(), String> {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        match self {
+            Self::None => Ok(()),
+            Self::PostgresSslRequest => {
+                tcp.write_all(SSL_REQUEST).await.map_err(|e| e.to_string())?;
+                match tcp.read_u8().await.map_err(|e| e.to_string())? {
+                    b'S' => Ok(()),
+                    b'N' => Err("the server does not offer TLS (`ssl = off`)".into()),
+                    other => Err(format!("the server answered the SSL request with `{}`", other.escape_ascii())),
+                }
+            }
+            Self::LdapStartTls => {
+                tcp.write_all(STARTTLS_REQUEST).await.map_err(|e| e.to_string())?;
+                // The response: SEQUENCE { messageID, [APPLICATION 24] { resultCode, … } }.
+                let (tag, len) = (tcp.read_u8().await.map_err(|e| e.to_string())?, ber_length(tcp).await?);
+                if tag != 0x30 || len > 64 * 1024 {
+                    return Err("the server's answer to StartTLS is not an LDAP message".into());
+                }
+                let mut body = vec![0; len];
+                tcp.read_exact(&mut body).await.map_err(|e| e.to_string())?;
+                starttls_result(&body)
+            }
+        }
+    }
+}
+
+/// A BER length (short or long form, up to 4 bytes).
+async fn ber_length(tcp: &mut tokio::net::TcpStream) -> Result<usize, String> {
+    use tokio::io::AsyncReadExt;
+    let first = tcp.read_u8().await.map_err(|e| e.to_string())?;
+    if first & 0x80 == 0 {
+        return Ok(usize::from(first));
+    }
+    let n = usize::from(first & 0x7f);
+    if n == 0 || n > 4 {
+        return Err("the server's answer to StartTLS has a length tenure cannot read".into());
+    }
+    let mut len = 0usize;
+    for _ in 0..n {
+        len = (len << 8) | usize::from(tcp.read_u8().await.map_err(|e| e.to_string())?);
+    }
+    Ok(len)
+}
+
+/// The result code of a StartTLS response's body (after the message's own tag and length).
+fn starttls_result(body: &[u8]) -> Result<(), String> {
+    let bad = || "the server's answer to StartTLS is not an extended response".to_owned();
+    // messageID: INTEGER.
+    let (&0x02, rest) = body.split_first().ok_or_else(bad)? else { return Err(bad()) };
+    let (&id_len, rest) = rest.split_first().ok_or_else(bad)?;
+    let rest = rest.get(usize::from(id_len)..).ok_or_else(bad)?;
+    // extendedResp [APPLICATION 24], its length (short or long form), then resultCode ENUMERATED.
+    let (&0x78, rest) = rest.split_first().ok_or_else(bad)? else { return Err(bad()) };
+    let (&first, rest) = rest.split_first().ok_or_else(bad)?;
+    let rest = if first & 0x80 == 0 { rest } else { rest.get(usize::from(first & 0x7f)..).ok_or_else(bad)? };
+    match rest {
+        [0x0a, 0x01, 0, ..] => Ok(()),
+        [0x0a, 0x01, code, ..] => Err(format!("the server refused StartTLS (result {code})")),
+        _ => Err(bad()),
     }
 }
 

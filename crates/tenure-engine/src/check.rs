@@ -126,20 +126,19 @@ pub async fn check_system(
 /// A server certificate this close to its end fails the check.
 const CERTIFICATE_NOTICE_DAYS: i64 = 14;
 
-/// The server certificate's expiry, from a handshake of its own, where TLS starts with the
-/// connection (`ldaps://`, `https://`); StartTLS and PostgreSQL's in-protocol TLS say so.
+/// The server certificate's expiry, from a handshake of its own (after StartTLS, or
+/// PostgreSQL's SSL request, where the connection starts plain).
 async fn certificate(name: &str, def: &tenure_policy::SystemDef, url: &str, lookup: &crate::systems::Lookup) -> Check {
+    use tenure_connectors::tls::{Preamble, Verify};
     let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
-    let default_port = match scheme {
-        "ldaps" => 636,
-        "https" => 443,
+    let on = tls_of(def.kind, &def.settings, url).is_some_and(|t| t.starts_with("on"));
+    let (default_port, preamble) = match scheme {
+        "ldaps" => (636, Preamble::None),
+        "https" => (443, Preamble::None),
+        "ldap" if on => (389, Preamble::LdapStartTls),
+        "postgres" | "postgresql" if on => (5432, Preamble::PostgresSslRequest),
         "" => return not_checked("certificate", "no URL"),
-        _ if tls_of(def.kind, &def.settings, url).is_some_and(|t| !t.starts_with("off")) => {
-            return not_checked(
-                "certificate",
-                "its expiry is read only where TLS starts with the connection (ldaps://, https://), not StartTLS or PostgreSQL's",
-            );
-        }
+        _ if on => return not_checked("certificate", "the URL is not one tenure reads a host and port from"),
         _ => return not_checked("certificate", "no TLS"),
     };
     let authority = rest.split(['/', '?']).next().unwrap_or_default();
@@ -166,10 +165,12 @@ async fn certificate(name: &str, def: &tenure_policy::SystemDef, url: &str, look
         }
     }
     let tls = match tenure_connectors::tls::Tls::from_map(name, &settings) {
+        // PostgreSQL's `verify-ca` checks the chain, not the name, and so does this.
+        Ok(t) if url.contains("sslmode=verify-ca") => t.with_verify(Verify::ChainOnly),
         Ok(t) => t,
         Err(e) => return failed("certificate", e.to_string(), "fix the system's TLS settings"),
     };
-    match tls.certificate_expiry(host, port, std::time::Duration::from_secs(10)).await {
+    match tls.certificate_expiry(host, port, preamble, std::time::Duration::from_secs(10)).await {
         Ok(end) => {
             let days = (end - tenure_model::Clock::now(&tenure_model::SystemClock)).whole_days();
             let when = format!("expires {} (in {days} days)", tenure_model::rfc3339(end));

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use tenure_connectors::ldap::{LdapConnector, LdapSettings};
 use tenure_connectors::postgres::{PostgresConnector, PostgresSettings};
 use tenure_connectors::scim::{ScimConnector, ScimSettings};
+use tenure_connectors::tls::{Preamble, Tls};
 use tenure_connectors::{Connector, ConnectorError};
 use tenure_testkit::ca;
 
@@ -40,6 +41,22 @@ fn certificate_refused(e: ConnectorError) {
     let text = e.to_string();
     assert!(matches!(e, ConnectorError::Unreachable { .. }), "{text}");
     assert!(text.contains("not signed by a CA tenure trusts"), "{text}");
+}
+
+/// When the server certificate at loopback `port` ends, trusting `ca`.
+async fn expiry(ca: &Path, port: u16, preamble: Preamble) -> Result<time::OffsetDateTime, String> {
+    let tls = Tls::from_map("dir", &BTreeMap::from([("tls_ca_file".into(), path(ca))])).unwrap();
+    tls.certificate_expiry("127.0.0.1", port, preamble, std::time::Duration::from_secs(10)).await
+}
+
+/// A certificate file's end, as openssl reads it.
+fn enddate(cert: &Path) -> time::OffsetDateTime {
+    let out = std::process::Command::new("openssl").args(["x509", "-noout", "-enddate", "-in"]).arg(cert).output();
+    let said = String::from_utf8(out.unwrap().stdout).unwrap();
+    let format = time::macros::format_description!(
+        "notAfter=[month repr:short] [day padding:space] [hour]:[minute]:[second] [year] GMT"
+    );
+    time::PrimitiveDateTime::parse(said.trim(), &format).unwrap_or_else(|e| panic!("{said}: {e}")).assume_utc()
 }
 
 fn ldap(slapd: &tenure_testkit::slapd::LocalSlapd, url: String, extra: &[(&str, String)]) -> LdapConnector {
@@ -74,20 +91,17 @@ async fn ldap_over_ldaps_and_starttls_verifies_the_directory_and_refuses_a_wrong
     ] {
         certificate_refused(c.read_account("ada").await.unwrap_err());
     }
-    // The certificate's end, from a handshake of its own, is what openssl reads in the file.
+    // The certificate's end, from a handshake of its own (over ldaps, and after StartTLS), is
+    // what openssl reads in the file; the wrong CA is refused there too.
+    let ldap_port: u16 = slapd.url().rsplit(':').next().unwrap().parse().unwrap();
     let port: u16 = ldaps.rsplit(':').next().unwrap().parse().unwrap();
-    let trusted = tenure_connectors::tls::Tls::from_map("dir", &BTreeMap::from([("tls_ca_file".into(), path(&good))]));
-    let end = trusted.unwrap().certificate_expiry("127.0.0.1", port, std::time::Duration::from_secs(10)).await.unwrap();
-    let out = std::process::Command::new("openssl").args(["x509", "-noout", "-enddate", "-in"]).arg(&cert).output();
-    let said = String::from_utf8(out.unwrap().stdout).unwrap();
-    let format = time::macros::format_description!(
-        "notAfter=[month repr:short] [day padding:space] [hour]:[minute]:[second] [year] GMT"
-    );
-    let want = time::PrimitiveDateTime::parse(said.trim(), &format).unwrap_or_else(|e| panic!("{said}: {e}"));
-    assert_eq!(end, want.assume_utc(), "{said}");
-    let wrong = tenure_connectors::tls::Tls::from_map("dir", &BTreeMap::from([("tls_ca_file".into(), path(&other))]));
-    let e = wrong.unwrap().certificate_expiry("127.0.0.1", port, std::time::Duration::from_secs(10)).await.unwrap_err();
-    assert!(e.contains("not signed by a CA tenure trusts"), "{e}");
+    for (port, preamble) in [(port, Preamble::None), (ldap_port, Preamble::LdapStartTls)] {
+        assert_eq!(expiry(&good, port, preamble).await.unwrap(), enddate(&cert), "{preamble:?}");
+        let e = expiry(&other, port, preamble).await.unwrap_err();
+        assert!(e.contains("not signed by a CA tenure trusts"), "{preamble:?}: {e}");
+    }
+    // StartTLS asked of a server that speaks TLS from the start gets no LDAP answer.
+    assert!(expiry(&good, port, Preamble::LdapStartTls).await.is_err());
 
     // Off only by name: then the wrong CA does not matter.
     let c = ldap(&slapd, ldaps.clone(), &[("tls_ca_file", path(&other)), ("tls_verify", "false".into())]);
@@ -142,6 +156,11 @@ async fn postgres_sslmode_verifies_the_server_chain_and_name_as_named() {
         pg(&with("verify-ca"), &[("tls_ca_file", path(&other))]).unwrap().list_entitlements().await.unwrap_err(),
     );
     certificate_refused(pg(&with("verify-full"), &[]).unwrap().list_entitlements().await.unwrap_err());
+    // Its end, after PostgreSQL's SSL request, is what openssl reads in the file.
+    let port: u16 = url.rsplit(':').next().unwrap().split('/').next().unwrap().parse().unwrap();
+    assert_eq!(expiry(&good, port, Preamble::PostgresSslRequest).await.unwrap(), enddate(&cert));
+    let e = expiry(&other, port, Preamble::PostgresSslRequest).await.unwrap_err();
+    assert!(e.contains("not signed by a CA tenure trusts"), "{e}");
 
     server.enable_tls(&elsewhere, &elsewhere_key).await.unwrap();
     let e = pg(&with("verify-full"), &[("tls_ca_file", path(&good))]).unwrap().list_entitlements().await.unwrap_err();

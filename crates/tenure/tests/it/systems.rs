@@ -62,6 +62,23 @@ fn systems_check_passes_the_quickstart_and_names_each_failure_with_a_remedy() {
         assert_eq!(result, "failed", "{env:?}: {reports}");
         assert!(!remedy.is_empty(), "{env:?}: {reports}");
     }
+    // Trusted (the platform's roots are the test's CA), but the test's certificates live a
+    // day: within the 14 days' notice, the certificate check fails, saying when it ends.
+    let ca = dir.path().join("ca.pem");
+    let env = [
+        ("TENURE_LDAP_URL", ldaps.as_str()),
+        ("TENURE_LDAP_PASSWORD", tls.password.as_str()),
+        ("SSL_CERT_FILE", ca.to_str().unwrap()),
+    ];
+    let (code, reports) = check(&w, &env, &["corp-directory"]);
+    assert_eq!(code, 1, "{reports}");
+    for c in ["tls", "reach", "credentials", "base"] {
+        assert_eq!(outcome(&reports, "corp-directory", c).0, "ok", "{c}: {reports}");
+    }
+    let (result, remedy) = outcome(&reports, "corp-directory", "certificate");
+    assert_eq!((result.as_str(), remedy.as_str()), ("failed", "renew the server's certificate before it ends"));
+    let detail = reports[0]["checks"].as_array().unwrap().iter().find(|c| c["check"] == "certificate").unwrap();
+    assert!(detail["detail"].as_str().unwrap().contains("(in 0 days)"), "{detail}");
     drop(password);
     let out = w.run(&["systems", "check", "nowhere"]);
     assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
