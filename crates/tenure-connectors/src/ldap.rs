@@ -47,6 +47,8 @@ const DN_VALUED: &[&str] = &["manager", "secretary", "seeAlso", "owner"];
 
 /// A membership of a group outside the groups container is named by its DN after this.
 const DN_PREFIX: &str = "dn:";
+/// The trial entry of [`Connector::check_write`] (20 characters: AD's `sAMAccountName` limit).
+const CHECK_ACCOUNT: &str = "tenure-systems-check";
 
 /// tenure's marker on an entry it created: `description: managed by tenure: REF`.
 const MARKER: &str = "managed by tenure: ";
@@ -1117,6 +1119,27 @@ impl Connector for LdapConnector {
             l.modify(&dn, vec![Mod::Replace(attr, set(&[&value]))]).await?.success().map(drop)
         })
         .await
+    }
+
+    async fn check_write(&self) -> Result<Option<String>, ConnectorError> {
+        // No transactions to roll back here: a trial entry, added as an account would be,
+        // read back and deleted. An entry of that name someone else made is refused, not
+        // touched.
+        let spec = AccountSpec {
+            name: CHECK_ACCOUNT.into(),
+            display_name: "tenure systems check".into(),
+            kind: "service".into(),
+            reference: "tenure:systems-check".into(),
+            expires_at: None,
+            attributes: BTreeMap::new(),
+        };
+        self.create_account(&spec).await?;
+        let found = self.read_account(CHECK_ACCOUNT).await;
+        self.delete_account(CHECK_ACCOUNT).await?;
+        if found?.is_none() {
+            return Err(self.refused("check write", format!("the trial entry `{CHECK_ACCOUNT}` did not read back")));
+        }
+        Ok(Some(format!("added the trial entry `{}`, read it back and deleted it", self.account_dn(CHECK_ACCOUNT))))
     }
 
     async fn delete_account(&self, name: &str) -> Result<(), ConnectorError> {

@@ -274,6 +274,14 @@ pub trait Connector: Send + Sync {
     /// Try to use the account as its holder would.
     async fn probe(&self, name: &str) -> Result<Probe, ConnectorError>;
 
+    /// Whether the connection may write what provisioning writes, tried on a trial object the
+    /// system keeps nothing of: `Ok(Some(what was tried))`, or `Ok(None)` where this connector
+    /// makes no trial objects (a write there could have effects of its own). A refusal is the
+    /// error.
+    async fn check_write(&self) -> Result<Option<String>, ConnectorError> {
+        Ok(None)
+    }
+
     /// How this system names account `name` in another account's attribute (an LDAP DN, a
     /// SCIM user's `id`); `None` when it holds no such account.
     async fn account_reference(&self, name: &str) -> Result<Option<String>, ConnectorError> {

@@ -44,6 +44,9 @@ fn mapped_comment(comment: &str) -> Option<String> {
 /// PostgreSQL truncates longer identifiers silently; tenure refuses them instead.
 const MAX_NAME: usize = 63;
 
+/// The trial role of [`Connector::check_write`], never committed.
+const CHECK_ROLE: &str = "tenure_systems_check";
+
 /// `"name"` with every `"` doubled: an identifier, whatever it contains.
 pub fn quote_ident(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
@@ -549,6 +552,22 @@ impl Connector for PostgresConnector {
             &[],
         )
         .await
+    }
+
+    async fn check_write(&self) -> Result<Option<String>, ConnectorError> {
+        // DDL is transactional in PostgreSQL: a role created and commented on, then rolled
+        // back, proves the privileges provisioning needs and leaves nothing behind.
+        let role = quote_ident(CHECK_ROLE);
+        let sql = format!(
+            "BEGIN; CREATE ROLE {role} NOLOGIN; COMMENT ON ROLE {role} IS {}; ROLLBACK",
+            quote_literal(&marked("tenure:systems-check", None))
+        );
+        let tried = self.exec_tolerant("create a trial role", sql, &[]).await;
+        if tried.is_err() {
+            // The failed statement left the transaction open and aborted: end it.
+            self.exec_tolerant("roll back the trial role", "ROLLBACK".into(), &[]).await?;
+        }
+        tried.map(|()| Some(format!("created role `{CHECK_ROLE}` in a transaction, then rolled it back")))
     }
 
     async fn enable_account(&self, name: &str) -> Result<(), ConnectorError> {

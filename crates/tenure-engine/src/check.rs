@@ -2,8 +2,9 @@
 //! job finds out. Per system: its settings load, TLS is on and verified (or said not to be),
 //! tenure reaches it and its credentials are taken, its account base exists and can be
 //! searched, its groups can be read, its certificate is not about to end. Each failure names
-//! its class and what to do about it.
-//! Writing is not checked: tenure writes only for a job, and makes no trial objects.
+//! its class and what to do about it. Writing is checked where the system can take a trial
+//! object and keep nothing of it (PostgreSQL rolls a created role back; a directory has a trial
+//! entry added and deleted); a SCIM application and an exec system are not written to.
 
 use crate::systems::Systems;
 use tenure_connectors::ConnectorError;
@@ -119,7 +120,19 @@ pub async fn check_system(
             "give the connection's account read access to the groups (`groups` under the base)",
         )),
     }
-    checks.push(not_checked("write", "tenure writes only for a job; it makes no trial objects"));
+    checks.push(match connector.check_write().await {
+        Ok(Some(tried)) => ok("write", tried),
+        Ok(None) => not_checked(
+            "write",
+            "this connector makes no trial objects (one could have effects of its own, such as an invitation)",
+        ),
+        Err(e) => failed(
+            "write",
+            e.to_string(),
+            "give the connection's account the right to create, change and delete accounts (LDAP: write access \
+             to the people container; PostgreSQL: CREATEROLE)",
+        ),
+    });
     report(checks)
 }
 

@@ -141,3 +141,13 @@ async fn an_ad_entry_made_by_hand_is_not_taken_over_and_built_in_accounts_are_re
     assert!(admin.reserved, "{admin:?}");
     assert!(all.iter().any(|a| a.name == "krbtgt" && a.reserved && !a.enabled), "{all:?}");
 }
+
+#[tokio::test]
+async fn the_write_check_adds_a_trial_user_reads_it_back_and_deletes_it() {
+    let (dc, c) = connector("check");
+    let tried = c.check_write().await.unwrap().expect("a directory takes a trial entry");
+    assert!(tried.contains("tenure-systems-check"), "{tried}");
+    assert!(c.read_account("tenure-systems-check").await.unwrap().is_none(), "nothing is left behind");
+    let left = dc.ldap("ldapsearch", &["-b", &c.account_dn("tenure-systems-check"), "-s", "base"], "");
+    assert!(left.as_ref().is_err_and(|e| e.contains("No such object")), "{left:?}");
+}

@@ -35,7 +35,8 @@ fn systems_check_passes_the_quickstart_and_names_each_failure_with_a_remedy() {
         for c in ["settings", "reach", "credentials", "base", "read groups"] {
             assert_eq!(outcome(&all, system, c).0, "ok", "{system} {c}: {all}");
         }
-        assert_eq!(outcome(&all, system, "write").0, "not_checked");
+        let write = if system == "helpdesk" { "not_checked" } else { "ok" };
+        assert_eq!(outcome(&all, system, "write").0, write, "{system}: {all}");
         assert_eq!(outcome(&all, system, "tls").0, "not_checked", "plain text is said, not passed");
         assert_eq!(outcome(&all, system, "certificate").0, "not_checked", "no TLS, no certificate");
     }
@@ -62,6 +63,39 @@ fn systems_check_passes_the_quickstart_and_names_each_failure_with_a_remedy() {
         assert_eq!(result, "failed", "{env:?}: {reports}");
         assert!(!remedy.is_empty(), "{env:?}: {reports}");
     }
+    // The trial objects left nothing behind.
+    assert_eq!(w.psql("SELECT count(*) FROM pg_roles WHERE rolname = 'tenure_systems_check'"), "0");
+    assert_eq!(w.ldapsearch("(uid=tenure-systems-check)", &["dn"]).trim(), "");
+
+    // Connections that may read but not write: only the write check fails, with a remedy.
+    w.psql("CREATE ROLE reader LOGIN");
+    let reader_pg = format!("postgres://reader@127.0.0.1:{}/postgres", w.pg.port);
+    w.ldap_admin(
+        "ldapadd",
+        &format!(
+            "dn: cn=reader,{base}\nobjectClass: organizationalRole\nobjectClass: simpleSecurityObject\ncn: reader\n\
+             userPassword: reader-password\n",
+            base = w.slapd.base_dn
+        ),
+    );
+    let reader_dn = format!("cn=reader,{}", w.slapd.base_dn);
+    for (env, system) in [
+        (vec![("TENURE_PG_URL", reader_pg.as_str())], "analytics-db"),
+        (
+            vec![("TENURE_LDAP_BIND_DN", reader_dn.as_str()), ("TENURE_LDAP_PASSWORD", "reader-password")],
+            "corp-directory",
+        ),
+    ] {
+        let (code, reports) = check(&w, &env, &[system]);
+        assert_eq!(code, 1, "{system}: {reports}");
+        for c in ["reach", "credentials", "base", "read groups"] {
+            assert_eq!(outcome(&reports, system, c).0, "ok", "{system} {c}: {reports}");
+        }
+        let (result, remedy) = outcome(&reports, system, "write");
+        assert_eq!(result, "failed", "{system}: {reports}");
+        assert!(remedy.contains("create, change and delete accounts"), "{remedy}");
+    }
+
     // Trusted (the platform's roots are the test's CA), but the test's certificates live a
     // day: within the 14 days' notice, the certificate check fails, saying when it ends.
     let ca = dir.path().join("ca.pem");
