@@ -6,6 +6,7 @@
 use crate::ledger::{Stamp, record};
 use crate::steps::grants::Holder;
 use crate::{Engine, EngineError, Result};
+use std::sync::Arc;
 use tenure_ledger::LedgerEvent;
 use tenure_ledger::event::{Approval, AuthzDecided, AuthzResource, RecordedDecision};
 use tenure_model::IdentityRef;
@@ -61,7 +62,46 @@ pub fn decision_view(d: &Decision) -> tenure_proto::DecisionView {
     }
 }
 
+/// How many identities [`HolderCache`] keeps before it starts again (a bound on its memory,
+/// not a working-set policy: the identities that ask are read again on their next decision).
+const CACHED_HOLDERS: usize = 50_000;
+
+/// Identities as authorization last read them (the row and its wanted grants), by reference,
+/// each good while the store still has it at the revision it was read at: the revision changes
+/// in the transaction that changes the identity or its grants, so a leaver's commit makes the
+/// next decision read it again.
+#[derive(Default)]
+pub(crate) struct HolderCache(std::sync::Mutex<std::collections::HashMap<IdentityRef, Arc<Holder>>>);
+
+impl HolderCache {
+    fn get(&self, r: &IdentityRef, id: i64, rev: i64) -> Option<Arc<Holder>> {
+        let map = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        map.get(r).filter(|h| h.row.id == id && h.row.rev == rev).cloned()
+    }
+
+    fn put(&self, h: Arc<Holder>) {
+        let mut map = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if map.len() >= CACHED_HOLDERS {
+            map.clear();
+        }
+        map.insert(h.row.reference.clone(), h);
+    }
+}
+
 impl Engine {
+    /// Identity `r` with its wanted grants as of `tx`: the cached copy when the store has it at
+    /// the same revision, else read (and cached).
+    fn holder(&self, tx: &dyn tenure_store::ReadTx, r: &IdentityRef) -> Result<Option<Arc<Holder>>> {
+        let Some((id, rev)) = tx.identity_rev(r)? else { return Ok(None) };
+        if let Some(h) = self.holders.get(r, id, rev) {
+            return Ok(Some(h));
+        }
+        let Some(row) = tx.identity_by_id(id)? else { return Ok(None) };
+        let h = Arc::new(Holder::load(tx, row)?);
+        self.holders.put(h.clone());
+        Ok(Some(h))
+    }
+
     /// `POST /v1/authorize`: the question as a client sent it, asked by `caller`.
     pub fn authorize_wire(
         &self,
@@ -103,10 +143,10 @@ impl Engine {
 
     /// The decision alone, without logging it (what [`Engine::authorize`] logs).
     pub fn decide(&self, q: &Question) -> Result<Decision> {
-        let policy = self.current_policy()?;
         let tx = self.store.read()?;
-        let principal = match q.principal.parse::<IdentityRef>().ok().map(|r| tx.identity(&r)).transpose()? {
-            Some(Some(row)) => Holder::load(&*tx, row)?,
+        let policy = self.policy_in(&*tx)?;
+        let principal = match q.principal.parse::<IdentityRef>().ok().map(|r| self.holder(&*tx, &r)).transpose()? {
+            Some(Some(h)) => h,
             _ => {
                 return Ok(Decision {
                     decision: tenure_policy::Verdict::Deny,
@@ -138,18 +178,25 @@ impl Engine {
             refs.extend(q.resource.id.parse().ok());
         }
         for r in refs {
-            if let Some(row) = tx.identity(&r)? {
-                related.push(Holder::load(&*tx, row)?);
+            if let Some(h) = self.holder(&*tx, &r)? {
+                related.push(h);
             }
         }
         drop(tx);
+        // The identities exactly as read: with it, the Cedar inputs are built once per state.
+        let revision = std::iter::once(&principal)
+            .chain(&related)
+            .map(|h| format!("{}:{}", h.row.id, h.row.rev))
+            .collect::<Vec<_>>()
+            .join(",");
         policy
             .authorize(&AuthzFacts {
                 principal: principal.subject(),
-                related: related.iter().map(Holder::subject).collect(),
+                related: related.iter().map(|h| h.subject()).collect(),
                 action: &q.action,
                 resource: &q.resource,
                 context: &q.context,
+                revision: Some(&revision),
             })
             .map_err(|e| EngineError::Invalid { field: e.field.to_owned(), message: e.message })
     }

@@ -197,6 +197,8 @@ pub struct Engine {
     policies: Mutex<HashMap<String, Arc<Bundle>>>,
     /// Group commit of decisions and issued credentials.
     commits: commit::GroupCommit,
+    /// Identities as runtime authorization last read them, checked against their revision.
+    holders: authz::HolderCache,
     keys: std::sync::OnceLock<tenure_broker::keys::KeyRing>,
     public_url: std::sync::OnceLock<String>,
     auth_failures: tokens::AuthFailures,
@@ -239,6 +241,7 @@ impl Engine {
             clock,
             policies: Mutex::new(HashMap::new()),
             commits: commit::GroupCommit::default(),
+            holders: authz::HolderCache::default(),
             keys: std::sync::OnceLock::new(),
             public_url: std::sync::OnceLock::new(),
             auth_failures: tokens::AuthFailures::default(),

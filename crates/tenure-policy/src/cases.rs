@@ -557,6 +557,7 @@ fn run_case(bundle: &Bundle, all: &BTreeMap<String, Owned>, c: &CaseSection) -> 
                     action: &a.action,
                     resource: &resource,
                     context: &context,
+                    revision: None,
                 })
                 .map_err(|e| e.to_string())?;
             Some(d)

@@ -186,6 +186,11 @@ pub struct AuthzFacts<'a> {
     pub action: &'a str,
     pub resource: &'a ResourceSpec,
     pub context: &'a serde_json::Value,
+    /// What names this state of the principal and the related identities exactly (the
+    /// engine: their ids and store revisions), or `None`. With it, the question's Cedar inputs
+    /// are built once and reused for the same question about the same revision; a caller must
+    /// make it change whenever any of the subjects' facts do.
+    pub revision: Option<&'a str>,
 }
 
 /// The resource of a runtime authorization: a type and id; for types other than tenure's
@@ -260,6 +265,46 @@ pub struct Rules {
     /// Each policy's approval obligation (permit rules of `request` only).
     obligations: HashMap<String, Requirement>,
     reasons: HashMap<String, String>,
+    /// Runtime questions' Cedar inputs, built once per revision of the facts (see
+    /// [`AuthzFacts::revision`]).
+    prepared: Prepared,
+}
+
+/// How many prepared questions [`Prepared`] keeps before it starts again: a bound on memory.
+const PREPARED: usize = 20_000;
+
+/// Built Cedar inputs (request and entity store) of runtime questions, keyed by the revision
+/// of the facts and the question's own text. Building them (entities and their transitive
+/// closure, the schema-checked context) costs several times what evaluating them does.
+#[derive(Default)]
+struct Prepared(std::sync::Mutex<HashMap<String, std::sync::Arc<(Request, Entities)>>>);
+
+impl std::fmt::Debug for Prepared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let n = self.0.lock().map_or(0, |m| m.len());
+        write!(f, "Prepared({n} questions)")
+    }
+}
+
+impl Clone for Prepared {
+    /// A copy starts empty: what it would hold is rebuilt on demand.
+    fn clone(&self) -> Self {
+        Self::default()
+    }
+}
+
+impl Prepared {
+    fn get(&self, key: &str) -> Option<std::sync::Arc<(Request, Entities)>> {
+        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get(key).cloned()
+    }
+
+    fn put(&self, key: String, inputs: std::sync::Arc<(Request, Entities)>) {
+        let mut map = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if map.len() >= PREPARED {
+            map.clear();
+        }
+        map.insert(key, inputs);
+    }
 }
 
 fn line_of(text: &str, offset: usize) -> usize {
@@ -435,6 +480,7 @@ impl Rules {
             environments,
             obligations,
             reasons,
+            prepared: Prepared::default(),
         })
     }
 
@@ -652,7 +698,20 @@ impl Rules {
         manager_attribute: &str,
         version: &str,
     ) -> Result<Decision, AuthzInputError> {
-        let (request, entities) = self.authorize_inputs(q, manager_attribute)?;
+        let key = q.revision.map(|rev| {
+            let resource = serde_json::to_string(q.resource).unwrap_or_default();
+            format!("{rev}\u{0}{}\u{0}{resource}\u{0}{}", q.action, q.context)
+        });
+        let inputs = match key.as_deref().and_then(|k| self.prepared.get(k)) {
+            Some(inputs) => inputs,
+            None => {
+                let inputs = std::sync::Arc::new(self.authorize_inputs(q, manager_attribute)?);
+                if let Some(k) = key {
+                    self.prepared.put(k, inputs.clone());
+                }
+                inputs
+            }
+        };
         if q.principal.state != LifecycleState::Active {
             return Ok(Decision::deny(
                 version,
@@ -660,7 +719,7 @@ impl Rules {
                 format!("`{}` is {}; only active identities are authorized", q.principal.reference, q.principal.state),
             ));
         }
-        Ok(self.evaluate(&self.policies, &request, &entities, version))
+        Ok(self.evaluate(&self.policies, &inputs.0, &inputs.1, version))
     }
 
     /// The Cedar request and entity store of a runtime authorization question: what
@@ -761,8 +820,8 @@ fn applying_to(all: &PolicySet, schema: &Schema, name: &str) -> PolicySet {
 }
 
 fn dedup_entities(all: &mut Vec<Entity>) {
-    let mut seen = BTreeSet::new();
-    all.retain(|e| seen.insert(e.uid().to_string()));
+    let mut seen = std::collections::HashSet::new();
+    all.retain(|e| seen.insert(e.uid()));
 }
 
 fn entitlement_entities(e: &EntitlementFacts<'_>) -> Result<(Entity, Entity), String> {

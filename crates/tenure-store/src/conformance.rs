@@ -37,6 +37,7 @@ pub const CHECKS: &[(&str, Check)] = &[
     ("a renewed lease holds; dead jobs can be retried", renewed_leases_hold_and_dead_jobs_retry),
     ("the ledger appends in order, chained to its head", ledger_appends_in_order_from_its_head),
     ("grants and accounts change only at the rev read", optimistic_rev_checks),
+    ("an identity's rev changes with it and with each of its grants", identity_revs),
     ("findings with and without an identity", findings_with_and_without_an_identity),
     ("observations refresh, resolve when unseen; runs sum changes", observations_and_runs),
     ("identities: look-alikes, owners, expiry, events", identities_look_alikes_owners_and_events),
@@ -66,6 +67,21 @@ fn person(tx: &mut dyn WriteTx, reference: &str) -> i64 {
         at: T0,
     })
     .unwrap()
+}
+
+/// A desired birthright grant of `ldap/vpn`, without an expiry.
+fn vpn(identity_id: i64) -> NewGrant<'static> {
+    NewGrant {
+        identity_id,
+        entitlement: "ldap/vpn",
+        system: "ldap",
+        state: GrantState::Desired,
+        origin: "birthright",
+        policy_version: "v1",
+        at: T0,
+        expires_at: None,
+        request_id: None,
+    }
 }
 
 fn job<'a>(identity_id: i64, system: &'a str) -> NewJob<'a> {
@@ -248,17 +264,7 @@ pub fn ledger_appends_in_order_from_its_head(s: &dyn Store) {
 pub fn optimistic_rev_checks(s: &dyn Store) {
     let mut tx = s.write().unwrap();
     let id = person(tx.as_mut(), "hr:E1");
-    let grant = NewGrant {
-        identity_id: id,
-        entitlement: "ldap/vpn",
-        system: "ldap",
-        state: GrantState::Desired,
-        origin: "birthright",
-        policy_version: "v1",
-        at: T0,
-        expires_at: Some(T0 + Duration::hours(1)),
-        request_id: None,
-    };
+    let grant = NewGrant { expires_at: Some(T0 + Duration::hours(1)), ..vpn(id) };
     tx.put_grant(&grant).unwrap();
     let g = tx.grants(id).unwrap().pop().unwrap();
     assert_eq!((g.rev, g.state, g.expires_at), (1, GrantState::Desired, Some(T0 + Duration::hours(1))));
@@ -286,6 +292,48 @@ pub fn optimistic_rev_checks(s: &dyn Store) {
         ["ldap/vpn"]
     );
     tx.commit().unwrap();
+}
+
+pub fn identity_revs(s: &dyn Store) {
+    let r: IdentityRef = "hr:E1".parse().unwrap();
+    let rev = |s: &dyn Store| {
+        let tx = s.read().unwrap();
+        let (id, rev) = tx.identity_rev(&r).unwrap().unwrap();
+        assert_eq!(tx.identity(&r).unwrap().unwrap().rev, rev, "the row carries the same rev");
+        (id, rev)
+    };
+    let mut tx = s.write().unwrap();
+    let id = person(tx.as_mut(), "hr:E1");
+    tx.commit().unwrap();
+    assert!(s.read().unwrap().identity_rev(&"hr:E2".parse().unwrap()).unwrap().is_none());
+    let (got, mut last) = rev(s);
+    assert_eq!(got, id);
+    let mut changed = |what: &str, f: &dyn Fn(&mut dyn WriteTx)| {
+        let mut tx = s.write().unwrap();
+        f(tx.as_mut());
+        tx.commit().unwrap();
+        let (_, now) = rev(s);
+        assert!(now > last, "{what}: rev {last} -> {now}");
+        last = now;
+    };
+    changed("an update", &|tx| {
+        let mut row = tx.identity_by_id(id).unwrap().unwrap();
+        row.attributes.insert("title".into(), "Engineer".into());
+        tx.update_identity(&row).unwrap();
+    });
+    changed("a state change", &|tx| tx.set_identity_state(id, LifecycleState::Active, T0).unwrap());
+    let grant = vpn(id);
+    changed("a new grant", &|tx| tx.put_grant(&grant).unwrap());
+    changed("a grant put again", &|tx| tx.put_grant(&NewGrant { state: GrantState::Revoking, ..grant }).unwrap());
+    changed("a grant's state", &|tx| {
+        let g = tx.grants(id).unwrap().pop().unwrap();
+        assert!(tx.set_grant_state(g.id, g.rev, GrantState::Revoked, T0).unwrap());
+    });
+    // A rolled-back change changes nothing.
+    let mut tx = s.write().unwrap();
+    tx.set_identity_state(id, LifecycleState::Leaving, T0).unwrap();
+    drop(tx);
+    assert_eq!(rev(s).1, last);
 }
 
 pub fn findings_with_and_without_an_identity(s: &dyn Store) {

@@ -80,6 +80,10 @@ pub trait WriteTx:
 /// Identities and the source events that made them.
 pub trait IdentityReads {
     fn identity(&self, r: &IdentityRef) -> Result<Option<IdentityRow>>;
+    /// The id and revision of identity `r`. The revision changes in the same transaction as
+    /// the identity or any of its grants, whoever writes them: a copy of the identity and its
+    /// grants read at the revision it still has is current.
+    fn identity_rev(&self, r: &IdentityRef) -> Result<Option<(i64, i64)>>;
     fn identity_by_id(&self, id: i64) -> Result<Option<IdentityRow>>;
     fn identities(&self) -> Result<Vec<IdentityRow>>;
     /// Up to `limit` identities matching `filter` whose reference sorts after `after`, in

@@ -142,6 +142,9 @@ pub struct IdentityRow {
     pub owner_deadline: Option<OffsetDateTime>,
     /// Why it is suspended (`None` unless it is; before migration 12, ownerless NHIs only).
     pub suspended_by: Option<tenure_model::SuspendedBy>,
+    /// Its revision: changed by the store in the same transaction as anything about the
+    /// identity or its grants (see [`crate::IdentityReads::identity_rev`]).
+    pub rev: i64,
 }
 
 #[derive(Debug, Clone)]

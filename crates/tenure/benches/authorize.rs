@@ -9,6 +9,8 @@
 //!    logged), from 16 client threads: decisions/s and p50/p99 latency.
 //!
 //! `cargo bench -p tenure --bench authorize` (TENURE_BENCH_SECS per measurement, default 3).
+//! With `TENURE_BENCH_PROFILE=raw|decide|authorize` it makes 2,000 calls of that one path and
+//! stops: the run to give `valgrind --tool=callgrind`.
 
 // Benchmark code: a failure should stop the run loudly.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::disallowed_methods)]
@@ -77,6 +79,7 @@ fn main() {
         action: &q.action,
         resource: &q.resource,
         context: &q.context,
+        revision: None,
     };
     let (request, entities) = bundle.rules.authorize_inputs(&facts, "manager").unwrap();
     let authorizer = cedar_policy::Authorizer::new();
@@ -85,6 +88,19 @@ fn main() {
     let raw = rate(|| {
         std::hint::black_box(authorizer.is_authorized(&request, policies, &entities));
     });
+
+    // Under a profiler (`valgrind --tool=callgrind`): a fixed number of calls of one path.
+    if let Ok(what) = std::env::var("TENURE_BENCH_PROFILE") {
+        let by = tenure_model::Principal::operator("bench");
+        for _ in 0..2_000 {
+            match what.as_str() {
+                "raw" => drop(std::hint::black_box(authorizer.is_authorized(&request, policies, &entities))),
+                "decide" => drop(std::hint::black_box(engine.decide(&q).unwrap())),
+                _ => drop(std::hint::black_box(engine.authorize(&q, &by).unwrap())),
+            }
+        }
+        return;
+    }
 
     // 2. and 3. Tenure in-process.
     let decide = rate(|| {

@@ -7,7 +7,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 use tenure_model::{IdentityKind, IdentityRef, LifecycleState};
 use time::OffsetDateTime;
 
-const IDENTITY_COLS: &str = "id, ref, kind, name, attributes, owner, purpose, expires_at, state, policy_version, created_at, updated_at, owner_deadline, suspended_by";
+const IDENTITY_COLS: &str = "id, ref, kind, name, attributes, owner, purpose, expires_at, state, policy_version, created_at, updated_at, owner_deadline, suspended_by, rev";
 
 fn identity_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<IdentityRow> {
     let reference: String = r.get(1)?;
@@ -31,6 +31,7 @@ fn identity_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<IdentityRow> {
         updated_at: parse_ts(&r.get::<_, String>(11)?)?,
         owner_deadline: r.get::<_, Option<String>>(12)?.as_deref().map(parse_ts).transpose()?,
         suspended_by: r.get::<_, Option<String>>(13)?.as_deref().map(parse::<tenure_model::SuspendedBy>).transpose()?,
+        rev: r.get(14)?,
     })
 }
 
@@ -64,6 +65,10 @@ fn q_event_digest(c: &Connection, source: &str, event_id: &str) -> Result<Option
 impl IdentityReads for SqliteTx<'_> {
     fn identity(&self, r: &IdentityRef) -> Result<Option<IdentityRow>> {
         q_identity(self.c()?, r)
+    }
+    fn identity_rev(&self, r: &IdentityRef) -> Result<Option<(i64, i64)>> {
+        let mut st = self.c()?.prepare_cached("SELECT id, rev FROM identities WHERE ref = ?1")?;
+        Ok(st.query_row([r.to_string()], |r| Ok((r.get(0)?, r.get(1)?))).optional()?)
     }
     fn identity_by_id(&self, id: i64) -> Result<Option<IdentityRow>> {
         q_identity_by_id(self.c()?, id)

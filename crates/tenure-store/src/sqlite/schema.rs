@@ -339,6 +339,20 @@ CREATE INDEX scim_users_identity ON scim_users(identity_id);
 CREATE INDEX credentials_newest ON credentials(issued_at DESC, id);
 CREATE INDEX api_tokens_oldest ON api_tokens(created_at, id);
 "#,
+    // 16: an identity's revision, bumped by the database itself in the statement that changes
+    // the identity or any of its grants: a copy read at the revision the row still has is
+    // current (the authorization cache checks it on every decision).
+    r#"
+ALTER TABLE identities ADD COLUMN rev INTEGER NOT NULL DEFAULT 0;
+CREATE TRIGGER identities_rev AFTER UPDATE ON identities WHEN NEW.rev = OLD.rev
+BEGIN UPDATE identities SET rev = OLD.rev + 1 WHERE id = NEW.id; END;
+CREATE TRIGGER grants_insert_rev AFTER INSERT ON grants
+BEGIN UPDATE identities SET rev = rev + 1 WHERE id = NEW.identity_id; END;
+CREATE TRIGGER grants_update_rev AFTER UPDATE ON grants
+BEGIN UPDATE identities SET rev = rev + 1 WHERE id IN (OLD.identity_id, NEW.identity_id); END;
+CREATE TRIGGER grants_delete_rev AFTER DELETE ON grants
+BEGIN UPDATE identities SET rev = rev + 1 WHERE id = OLD.identity_id; END;
+"#,
 ];
 
 /// Apply the migrations this database has not had, in one transaction.

@@ -640,3 +640,76 @@ fn requests_are_approved_and_denied_from_the_cli_by_the_same_rules() {
     assert_eq!(out.status.code(), Some(4), "not found: {}", stderr(&out));
     assert!(stderr(&out).contains("no request 4242"), "{}", stderr(&out));
 }
+
+#[test]
+fn sixteen_threads_authorizing_while_a_leaver_commits_see_no_allow_after_the_commit() {
+    use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+    use tenure_engine::authz::{Question, ResourceSpec};
+    let w = World::new();
+    let registry = repo().join("examples/quickstart/feeds/service-registry.jsonl");
+    hr(&w);
+    w.ok(&["import", "--source", "service-registry", registry.to_str().unwrap()]);
+    w.ok(&["jobs", "run"]);
+    let c = Clocked::new(&w);
+    let q = Question {
+        principal: "service-registry:wl-deployer".into(),
+        action: "deploy".into(),
+        resource: ResourceSpec::resource("payments-api"),
+        context: serde_json::json!({ "intent": "release", "environment": "prod" }),
+    };
+    let by = Principal::operator("test");
+    // Set once the leaver's ingest has returned (its transaction committed).
+    let committed = AtomicBool::new(false);
+    let stop = AtomicBool::new(false);
+    let allows = AtomicU32::new(0);
+    // Per thread: allows before the commit was seen, denies after it, allows after it, all.
+    let counts: Vec<(u32, u32, u32, u32)> = std::thread::scope(|s| {
+        let hs: Vec<_> = (0..16)
+            .map(|_| {
+                let (engine, q, by, committed, stop, allows) = (&c.engine, &q, &by, &committed, &stop, &allows);
+                s.spawn(move || {
+                    let (mut before, mut denied, mut allowed_after, mut all) = (0, 0, 0, 0);
+                    while denied + allowed_after < 40 && !stop.load(Ordering::SeqCst) {
+                        let seen = committed.load(Ordering::SeqCst);
+                        let allow = engine.authorize(q, by).unwrap().is_allow();
+                        all += 1;
+                        match (seen, allow) {
+                            (false, true) => {
+                                before += 1;
+                                allows.fetch_add(1, Ordering::SeqCst);
+                            }
+                            (true, true) => allowed_after += 1,
+                            (true, false) => denied += 1,
+                            (false, false) => {}
+                        }
+                    }
+                    (before, denied, allowed_after, all)
+                })
+            })
+            .collect();
+        // Every thread busy (and the entity cache warm) before the leaver.
+        let start = std::time::Instant::now();
+        while allows.load(Ordering::SeqCst) < 320 && start.elapsed() < std::time::Duration::from_secs(60) {
+            std::thread::yield_now();
+        }
+        if allows.load(Ordering::SeqCst) >= 320 {
+            let left = event(
+                "service-registry",
+                "sr-left",
+                "left",
+                nhi("wl-deployer", "workload", Some("hr:E1012"), "2027-09-30T00:00:00Z"),
+            );
+            c.ingest(&left);
+            committed.store(true, Ordering::SeqCst);
+        } else {
+            stop.store(true, Ordering::SeqCst);
+        }
+        hs.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    assert!(!stop.load(Ordering::SeqCst), "the workload was not allowed 320 times in a minute: {counts:?}");
+    assert!(counts.iter().all(|c| c.2 == 0), "an allow after the leaver's commit was visible: {counts:?}");
+    assert!(counts.iter().all(|c| c.1 == 40), "{counts:?}");
+    // Every decision answered is in the ledger.
+    let answered: u32 = counts.iter().map(|c| c.3).sum();
+    assert_eq!(w.ledger_of("authz.decided").len(), answered as usize);
+}
