@@ -1,7 +1,8 @@
 //! Crash safety: SIGKILL the server in the middle of a 10k-event import while its workers are
 //! provisioning; after a restart and the client's retry, every event is applied exactly once
 //! and the directory holds exactly one correct entry per identity. (Plus the operator, `hr:OPS`,
-//! whose token the test client uses: one more identity, event and staff entry.)
+//! whose token the test client uses: one more identity, event and staff entry.) And SIGKILL
+//! under authorize load: every decision a client was answered is in the ledger after restart.
 
 use crate::support::*;
 
@@ -125,4 +126,79 @@ fn sigkill_during_a_10k_import_loses_and_duplicates_nothing() {
     assert_eq!(members["engineering"], per_dept);
     assert_eq!(members["source-code"], per_dept);
     assert_eq!(members["people-ops"], per_dept);
+}
+
+#[test]
+fn sigkill_under_authorize_load_loses_no_answered_decision() {
+    let w = World::new();
+    let registry = repo().join("examples/quickstart/feeds/service-registry.jsonl");
+    hr(&w);
+    w.ok(&["import", "--source", "service-registry", registry.to_str().unwrap()]);
+    w.ok(&["jobs", "run"]);
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let mut server = Server::start_on(&w, port, &[]);
+    let (base, token) = (server.base.clone(), server.token.clone());
+    let answers = std::sync::atomic::AtomicUsize::new(0);
+    // Each client's answered decisions, by the unique intent its question carried.
+    let answered: Vec<Vec<String>> = std::thread::scope(|s| {
+        let clients: Vec<_> = (0..8)
+            .map(|c| {
+                let (base, token, answers) = (&base, &token, &answers);
+                s.spawn(move || {
+                    let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
+                    let mut got = Vec::new();
+                    for n in 0.. {
+                        let intent = format!("client {c} question {n}");
+                        let ask = serde_json::json!({
+                            "principal": "service-registry:wl-deployer",
+                            "action": "deploy",
+                            "resource": { "id": "payments-api" },
+                            "context": { "intent": intent, "environment": "prod" },
+                        });
+                        let sent = agent
+                            .post(&format!("{base}/v1/authorize"))
+                            .header("content-type", "application/json")
+                            .header("authorization", &format!("Bearer {token}"))
+                            .send(ask.to_string());
+                        // The server is gone: what was answered so far is what counts.
+                        let Ok(mut resp) = sent else { break };
+                        let Ok(body) = resp.body_mut().read_to_string() else { break };
+                        assert_eq!(resp.status(), 200, "{body}");
+                        let d: serde_json::Value = serde_json::from_str(&body).unwrap();
+                        assert_eq!(d["decision"], "allow", "{d}");
+                        got.push(intent);
+                        answers.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    }
+                    got
+                })
+            })
+            .collect();
+        // Kill while every client has questions in flight.
+        let start = std::time::Instant::now();
+        while answers.load(std::sync::atomic::Ordering::SeqCst) < 400 && start.elapsed().as_secs() < 60 {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        server.kill9();
+        clients.into_iter().map(|c| c.join().unwrap()).collect()
+    });
+    let answered: Vec<String> = answered.into_iter().flatten().collect();
+    assert!(answered.len() >= 400, "only {} decisions answered before the kill", answered.len());
+
+    // Restart (the store recovers its log), stop, and read the ledger as an operator would.
+    drop(Server::start_on(&w, port, &[]));
+    let logged: std::collections::HashSet<String> = w
+        .ledger_of("authz.decided")
+        .iter()
+        .filter_map(|e| e["detail"]["context"]["intent"].as_str().map(str::to_owned))
+        .collect();
+    let lost: Vec<&String> = answered.iter().filter(|i| !logged.contains(*i)).collect();
+    assert!(
+        lost.is_empty(),
+        "{} answered decisions are not in the ledger: {:?}",
+        lost.len(),
+        &lost[..lost.len().min(5)]
+    );
+    let exp = w.tmp.path().join("after-kill");
+    w.ok(&["ledger", "export", exp.to_str().unwrap()]);
+    w.ok(&["ledger", "verify", exp.to_str().unwrap()]);
 }
