@@ -12,6 +12,7 @@ pub mod check;
 pub mod clock;
 pub mod closure;
 mod commit;
+pub use commit::Gather;
 pub mod creds;
 pub mod expiry;
 pub mod impact;
@@ -253,6 +254,16 @@ impl Engine {
     /// This process's counters and histograms.
     pub fn telemetry(&self) -> &telemetry::Telemetry {
         &self.telemetry
+    }
+
+    /// How the group commit of decisions and issued credentials waits for fuller batches.
+    pub fn set_gather(&self, gather: Gather) {
+        self.commits.set_gather(gather);
+    }
+
+    /// Group-commit transactions written, and the units (decisions, credentials) in them.
+    pub fn group_commit_totals(&self) -> (u64, u64) {
+        self.commits.totals()
     }
 
     pub fn store(&self) -> &dyn Store {

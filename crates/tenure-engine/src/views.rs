@@ -206,6 +206,10 @@ impl Engine {
             "# HELP tenure_auth_failures_total API authentication failures since start.\n# TYPE tenure_auth_failures_total counter\ntenure_auth_failures_total {}\n",
             self.auth_failures_total()
         ));
+        let (batches, units) = self.group_commit_totals();
+        out.push_str(&format!(
+            "# HELP tenure_group_commit_batches_total Transactions the group commit of decisions and credentials wrote.\n# TYPE tenure_group_commit_batches_total counter\ntenure_group_commit_batches_total {batches}\n# HELP tenure_group_commit_units_total Decisions and credentials written by the group commit.\n# TYPE tenure_group_commit_units_total counter\ntenure_group_commit_units_total {units}\n"
+        ));
         out.push_str("# HELP tenure_identities Identities by lifecycle state.\n# TYPE tenure_identities gauge\n");
         let mut states: std::collections::BTreeMap<String, i64> =
             tenure_model::LifecycleState::ALL.iter().map(|s| (s.to_string(), 0)).collect();

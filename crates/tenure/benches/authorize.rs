@@ -36,6 +36,48 @@ fn rate(mut f: impl FnMut()) -> f64 {
     n as f64 / t.elapsed().as_secs_f64()
 }
 
+/// Logged authorization from `threads` threads for the measurement time.
+struct Logged {
+    per_sec: f64,
+    /// Mean decisions per group-commit transaction.
+    batch: f64,
+    p50: std::time::Duration,
+    p99: std::time::Duration,
+}
+
+fn logged(engine: &std::sync::Arc<tenure_engine::Engine>, q: &Question, threads: usize) -> Logged {
+    let (batches0, units0) = engine.group_commit_totals();
+    let d = secs();
+    let t = Instant::now();
+    let mut latencies: Vec<std::time::Duration> = std::thread::scope(|s| {
+        let hs: Vec<_> = (0..threads)
+            .map(|_| {
+                s.spawn(move || {
+                    let by = tenure_model::Principal::operator("bench");
+                    let mut took = Vec::new();
+                    while t.elapsed() < d {
+                        let one = Instant::now();
+                        engine.authorize(q, &by).unwrap();
+                        took.push(one.elapsed());
+                    }
+                    took
+                })
+            })
+            .collect();
+        hs.into_iter().flat_map(|h| h.join().unwrap()).collect()
+    });
+    let per_sec = latencies.len() as f64 / t.elapsed().as_secs_f64();
+    let (batches, units) = engine.group_commit_totals();
+    latencies.sort();
+    let at = |p: f64| latencies[((latencies.len() as f64 * p) as usize).min(latencies.len() - 1)];
+    Logged {
+        per_sec,
+        batch: (units - units0) as f64 / (batches - batches0).max(1) as f64,
+        p50: at(0.50),
+        p99: at(0.99),
+    }
+}
+
 fn question() -> Question {
     Question {
         principal: "service-registry:wl-deployer".into(),
@@ -110,27 +152,16 @@ fn main() {
         std::hint::black_box(engine.authorize(&q, &tenure_model::Principal::operator("bench")).unwrap());
     });
     let threads = 16;
-    let logged_n = {
-        let d = secs();
-        let t = Instant::now();
-        let counts: Vec<u64> = std::thread::scope(|s| {
-            let hs: Vec<_> = (0..threads)
-                .map(|_| {
-                    let (engine, q) = (engine.clone(), q.clone());
-                    s.spawn(move || {
-                        let mut n = 0;
-                        while t.elapsed() < d {
-                            engine.authorize(&q, &tenure_model::Principal::operator("bench")).unwrap();
-                            n += 1;
-                        }
-                        n
-                    })
-                })
-                .collect();
-            hs.into_iter().map(|h| h.join().unwrap()).collect()
-        });
-        counts.iter().sum::<u64>() as f64 / t.elapsed().as_secs_f64()
-    };
+    let logged_n = logged(&engine, &q, threads).per_sec;
+    // The group commit's batch-size/latency curve: how long a writer waits for a fuller batch.
+    let mut curve = Vec::new();
+    for (units, wait_us) in [(1, 0), (8, 50), (16, 100), (16, 250), (32, 250), (64, 1000)] {
+        engine.set_gather(tenure_engine::Gather { units, wait: std::time::Duration::from_micros(wait_us) });
+        for n in [16, 64] {
+            curve.push((units, wait_us, n, logged(&engine, &q, n)));
+        }
+    }
+    engine.set_gather(tenure_engine::Gather::default());
 
     println!("authorize benchmark: quickstart policy ({} Cedar policies), 56 identities", policies.policies().count());
     println!("{:<58} {:>12} {:>9}", "", "decisions/s", "vs raw");
@@ -139,6 +170,21 @@ fn main() {
     line("tenure decide (store read + entities + Cedar), no log", decide);
     line("tenure authorize, logged durably, 1 thread", logged_1);
     line(&format!("tenure authorize, logged durably, {threads} threads"), logged_n);
+    println!("\ngroup commit: a writer waits up to `wait` for `units` queued decisions");
+    println!(
+        "{:>6} {:>8} {:>8} {:>12} {:>8} {:>10} {:>10}",
+        "units", "wait µs", "threads", "decisions/s", "batch", "p50 ms", "p99 ms"
+    );
+    for (units, wait_us, n, m) in &curve {
+        println!(
+            "{units:>6} {wait_us:>8} {n:>8} {:>12.0} {:>8.1} {:>10.3} {:>10.3}",
+            m.per_sec,
+            m.batch,
+            m.p50.as_secs_f64() * 1e3,
+            m.p99.as_secs_f64() * 1e3
+        );
+    }
+    println!();
 
     // 4. HTTP on loopback.
     let token = engine
