@@ -220,6 +220,8 @@ fn idle_and_slow_clients_are_cut_off_durations_are_bounded_and_failed_logins_are
         .parse()
         .unwrap();
     assert!(failures >= 7, "{metrics}");
+    assert!(metrics.contains("\ntenure_group_commit_batches_total "), "{metrics}");
+    assert!(metrics.contains("\ntenure_group_commit_units_total "), "{metrics}");
     let log = std::fs::read_to_string(w.tmp.path().join("server.log")).unwrap();
     assert!(log.contains("authentication failed"), "{log}");
     assert!(!log.contains("wrong-secret"), "a secret reached the log");
