@@ -357,10 +357,7 @@ fn jit_grants_and_exceptions_leave_ldap_when_they_expire() {
 #[test]
 fn authorize_answers_with_reasons_and_cuts_off_a_leaver_at_once() {
     let w = World::new();
-    let registry = repo().join("examples/quickstart/feeds/service-registry.jsonl");
-    hr(&w);
-    w.ok(&["import", "--source", "service-registry", registry.to_str().unwrap()]);
-    w.ok(&["jobs", "run"]);
+    workloads(&w);
     let s = Server::start(&w, &[]);
     let ask = serde_json::json!({
         "principal": "service-registry:wl-deployer",
@@ -646,10 +643,7 @@ fn sixteen_threads_authorizing_while_a_leaver_commits_see_no_allow_after_the_com
     use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
     use tenure_engine::authz::{Question, ResourceSpec};
     let w = World::new();
-    let registry = repo().join("examples/quickstart/feeds/service-registry.jsonl");
-    hr(&w);
-    w.ok(&["import", "--source", "service-registry", registry.to_str().unwrap()]);
-    w.ok(&["jobs", "run"]);
+    workloads(&w);
     let c = Clocked::new(&w);
     let q = Question {
         principal: "service-registry:wl-deployer".into(),

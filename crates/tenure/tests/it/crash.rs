@@ -131,10 +131,7 @@ fn sigkill_during_a_10k_import_loses_and_duplicates_nothing() {
 #[test]
 fn sigkill_under_authorize_load_loses_no_answered_decision() {
     let w = World::new();
-    let registry = repo().join("examples/quickstart/feeds/service-registry.jsonl");
-    hr(&w);
-    w.ok(&["import", "--source", "service-registry", registry.to_str().unwrap()]);
-    w.ok(&["jobs", "run"]);
+    workloads(&w);
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let mut server = Server::start_on(&w, port, &[]);
     let (base, token) = (server.base.clone(), server.token.clone());

@@ -32,6 +32,14 @@ pub fn hr(w: &World) {
     quickstart_feeds(w, &["hr"]);
 }
 
+/// The quickstart's people and workloads imported and provisioned (`wl-deployer` may deploy).
+pub fn workloads(w: &World) {
+    let registry = repo().join("examples/quickstart/feeds/service-registry.jsonl");
+    hr(w);
+    w.ok(&["import", "--source", "service-registry", registry.to_str().unwrap()]);
+    w.ok(&["jobs", "run"]);
+}
+
 pub fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
     std::fs::create_dir_all(to).unwrap();
     for e in std::fs::read_dir(from).unwrap() {
