@@ -94,15 +94,22 @@ impl Engine {
                 })
                 .collect();
         }
+        // Every grant in one query, not one per identity.
+        let all_grants = tx.all_grants()?;
+        let no_grants = Vec::new();
         let current: BTreeMap<i64, Holder> = tx
             .identities()?
             .into_iter()
             .filter(|i| !i.state.has_left())
-            .map(|i| Holder::load(&*tx, i).map(|f| (f.row.id, f)))
-            .collect::<Result<_, _>>()?;
+            .map(|i| {
+                let grants = all_grants.get(&i.id).unwrap_or(&no_grants);
+                let holding = grants.iter().filter(|g| g.state.is_wanted()).map(|g| g.entitlement.clone()).collect();
+                (i.id, Holder::new(i, holding))
+            })
+            .collect();
         for facts in current.values() {
-            let grants = tx.grants(facts.row.id)?;
-            let extra = extras(&*tx, &grants, now)?;
+            let grants = all_grants.get(&facts.row.id).unwrap_or(&no_grants);
+            let extra = extras(&*tx, grants, now)?;
             let held: Vec<Held<'_>> =
                 extra.iter().map(|(e, origin, waives)| Held { entitlement: e, origin: *origin, waives }).collect();
             let subject = facts.subject();

@@ -230,6 +230,93 @@ pub struct Bundle {
     pub credentials: Option<crate::credentials::CredentialRules>,
     pub rules: Rules,
     pub files: BundleFiles,
+    /// [`Bundle::desired`]'s answers per distinct set of the facts it can see.
+    memo: Memo,
+}
+
+/// How many distinct sets of facts [`Memo`] keeps before it starts again: a bound on memory.
+const MEMO: usize = 50_000;
+
+/// What policy wants an identity to hold depends only on the facts its templates and its
+/// guardrails can see: kind, source, the attributes (and tags) they read, and the grants
+/// beyond birthright. Two identities alike in those get the same answer, so it is computed
+/// once per distinct set of them (a population of 100,000 people usually has a few hundred).
+/// When the guardrails' reads cannot be bounded ([`crate::footprint`]), every identity is
+/// evaluated on its own.
+struct Memo {
+    /// The attribute and tag names read, in order; `None`: no memo.
+    names: Option<Vec<String>>,
+    map: std::sync::Mutex<std::collections::HashMap<MemoKey, Desired>>,
+}
+
+#[derive(PartialEq, Eq, Hash)]
+struct MemoKey {
+    kind: IdentityKind,
+    source: String,
+    /// Per name read: the principal's attribute of that name, and its tag of that name.
+    seen: Vec<(Option<String>, Option<String>)>,
+    /// Grants beyond birthright: entitlement, origin, what their exceptions waive.
+    held: Vec<(String, &'static str, Vec<String>)>,
+}
+
+impl Memo {
+    fn new(names: Option<Vec<String>>) -> Self {
+        Self { names, map: std::sync::Mutex::default() }
+    }
+
+    fn key(&self, subject: &Subject<'_>, extra: &[Held<'_>], manager_attribute: &str) -> Option<MemoKey> {
+        let names = self.names.as_ref()?;
+        let seen = names
+            .iter()
+            .map(|n| {
+                // The principal entity's attributes (see `Rules::subject_entity`): its manager
+                // is there only when it is its own.
+                let attribute = match n.as_str() {
+                    "state" => Some(subject.state.as_str()),
+                    "name" => Some(subject.name),
+                    "owner" => subject.owner,
+                    "purpose" => subject.purpose,
+                    "manager" => Some(
+                        if subject.attributes.get(manager_attribute).map(String::as_str) == Some(subject.reference) {
+                            "own"
+                        } else {
+                            "none"
+                        },
+                    ),
+                    _ => None,
+                };
+                (attribute.map(str::to_owned), subject.attributes.get(n).cloned())
+            })
+            .collect();
+        let held = extra.iter().map(|h| (h.entitlement.to_owned(), h.origin.as_str(), h.waives.to_vec())).collect();
+        Some(MemoKey { kind: subject.kind, source: subject.source.to_owned(), seen, held })
+    }
+
+    fn get(&self, key: &MemoKey) -> Option<Desired> {
+        self.map.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get(key).cloned()
+    }
+
+    fn put(&self, key: MemoKey, desired: &Desired) {
+        let mut map = self.map.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if map.len() >= MEMO {
+            map.clear();
+        }
+        map.insert(key, desired.clone());
+    }
+}
+
+impl Clone for Memo {
+    /// A copy starts empty: what it would hold is computed again on demand.
+    fn clone(&self) -> Self {
+        Self::new(self.names.clone())
+    }
+}
+
+impl fmt::Debug for Memo {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let n = self.map.lock().map_or(0, |m| m.len());
+        write!(f, "Memo({n} sets of facts, reads {:?})", self.names)
+    }
 }
 
 // ---- file formats ----
@@ -617,6 +704,11 @@ impl Bundle {
 
         match rules {
             Some(rules) if problems.is_empty() => Ok(Self {
+                memo: Memo::new(rules.hold_reads().map(|reads| {
+                    let mut names: BTreeSet<String> = reads.clone();
+                    names.extend(templates.iter().flat_map(|t| t.when.attributes.keys().cloned()));
+                    names.into_iter().collect()
+                })),
                 version,
                 name: manifest.bundle.name,
                 lifecycle,
@@ -650,7 +742,26 @@ impl Bundle {
     /// What `subject` should hold: its birthright and `extra` grants, less what guardrails
     /// block. Guardrails see everything it would hold at once (`subject.holding` is ignored);
     /// a guardrail an exception waives does not block.
+    ///
+    /// Computed once per distinct set of the facts templates and guardrails can see (see
+    /// [`Memo`]); an answer with an evaluation error is not kept (its message may name the
+    /// identity).
     pub fn desired(&self, subject: &Subject<'_>, extra: &[Held<'_>]) -> Desired {
+        let Some(key) = self.memo.key(subject, extra, &self.access.manager_attribute) else {
+            return self.evaluate_desired(subject, extra);
+        };
+        if let Some(d) = self.memo.get(&key) {
+            return d;
+        }
+        let d = self.evaluate_desired(subject, extra);
+        if d.blocked.values().all(|b| b.errors.is_empty()) {
+            self.memo.put(key, &d);
+        }
+        d
+    }
+
+    /// [`Bundle::desired`] evaluated for this identity alone.
+    pub fn evaluate_desired(&self, subject: &Subject<'_>, extra: &[Held<'_>]) -> Desired {
         let facts = Facts { source: subject.source, kind: subject.kind, attributes: subject.attributes };
         let mut candidate: BTreeMap<EntitlementId, GrantOrigin> =
             self.birthright(&facts).into_iter().map(|e| (e, GrantOrigin::Birthright)).collect();
@@ -1055,5 +1166,106 @@ mod quickstart_tests {
         let err = Bundle::load(files).unwrap_err().to_string();
         assert!(err.contains("policy `x`: @approve: expected one of owner, manager"), "{err}");
         assert!(err.contains("unknown annotation `@aprove`"), "{err}");
+    }
+
+    /// What policy wants, from the memo, is what evaluating each identity on its own gives,
+    /// across identities that differ in kind, source, state, name, attributes a guardrail reads
+    /// and attributes nobody reads, and grants beyond birthright.
+    #[test]
+    fn the_memo_answers_what_each_identity_evaluated_alone_would() {
+        let mut files = quickstart();
+        files.insert(
+            "policies/memo.cedar".into(),
+            br#"@id("contractors-no-prod")
+forbid (principal, action == Tenure::Action::"hold", resource)
+when { principal.hasTag("employment") && principal.getTag("employment") == "contractor"
+       && context.environments.contains("prod") };
+@id("names-ending-7")
+forbid (principal, action == Tenure::Action::"hold", resource == Tenure::Entitlement::"corp-directory/sales")
+when { principal.name like "*7" };
+@id("suspended-no-vpn")
+forbid (principal, action == Tenure::Action::"hold", resource == Tenure::Entitlement::"corp-directory/vpn")
+when { principal.state == "suspended" };
+"#
+            .to_vec(),
+        );
+        let b = Bundle::load(files).unwrap_or_else(|e| panic!("{e}"));
+        let names = b.memo.names.clone().expect("these guardrails' reads are bounded");
+        for n in ["employment", "name", "state", "department"] {
+            assert!(names.contains(&n.to_owned()), "{n} in {names:?}");
+        }
+        assert!(!names.contains(&"email".to_owned()), "{names:?}");
+        let departments = ["engineering", "finance", "sales", "people", "marketing"];
+        let kinds = [IdentityKind::Human, IdentityKind::Human, IdentityKind::Service, IdentityKind::Workload];
+        let states = [tenure_model::LifecycleState::Active, tenure_model::LifecycleState::Suspended];
+        let extras: [&[(&str, GrantOrigin)]; 4] = [
+            &[],
+            &[("corp-directory/prod-admin", GrantOrigin::Request)],
+            &[("corp-directory/payments-approve", GrantOrigin::Request)],
+            &[("corp-directory/dev-deploy", GrantOrigin::Jit), ("corp-directory/prod-deploy", GrantOrigin::Request)],
+        ];
+        let holding = BTreeSet::new();
+        let waives: Vec<String> = vec![];
+        let mut distinct = BTreeSet::new();
+        for i in 0..600usize {
+            let mut attributes = BTreeMap::from([
+                ("department".to_owned(), departments[i % 5].to_owned()),
+                ("email".to_owned(), format!("p{i}@example.com")),
+            ]);
+            if i % 3 == 0 {
+                attributes.insert("employment".into(), if i % 2 == 0 { "contractor" } else { "employee" }.into());
+            }
+            if i % 11 == 0 {
+                attributes.insert("team".into(), "engineering".into());
+            }
+            let reference = format!("hr:E{i}");
+            let name = format!("Person {}", i % 20);
+            let subject = Subject {
+                reference: &reference,
+                kind: kinds[i % 4],
+                source: if i % 13 == 0 { "registry" } else { "hr" },
+                state: states[(i / 7) % 2],
+                name: &name,
+                attributes: &attributes,
+                owner: None,
+                purpose: None,
+                holding: &holding,
+            };
+            let held: Vec<Held<'_>> = extras[(i / 5) % 4]
+                .iter()
+                .map(|(e, origin)| Held { entitlement: e, origin: *origin, waives: &waives })
+                .collect();
+            let alone = b.evaluate_desired(&subject, &held);
+            for _ in 0..2 {
+                let memo = b.desired(&subject, &held);
+                assert_eq!(memo.grants, alone.grants, "{reference}");
+                // Cedar names the policies behind a decision in no fixed order.
+                let policies = |d: &Desired| -> BTreeMap<String, BTreeSet<String>> {
+                    d.blocked.iter().map(|(e, d)| (e.clone(), d.policies.iter().cloned().collect())).collect()
+                };
+                assert_eq!(policies(&memo), policies(&alone), "{reference}");
+            }
+            distinct.insert(format!("{:?}", b.memo.key(&subject, &held, "manager").map(|k| k.seen)));
+        }
+        let kept = b.memo.map.lock().unwrap().len();
+        assert!(kept > 20 && kept < 600, "the memo kept {kept} answers for 600 identities");
+        assert!(distinct.len() > 1);
+    }
+
+    /// Guardrails that read a tag by a computed name cannot be bounded: every identity is
+    /// evaluated alone.
+    #[test]
+    fn unbounded_reads_turn_the_memo_off() {
+        let mut files = quickstart();
+        files.insert(
+            "policies/memo.cedar".into(),
+            br#"@id("by-name")
+forbid (principal, action == Tenure::Action::"hold", resource)
+when { principal.hasTag(resource.system) };
+"#
+            .to_vec(),
+        );
+        let b = Bundle::load(files).unwrap_or_else(|e| panic!("{e}"));
+        assert!(b.memo.names.is_none());
     }
 }

@@ -23,6 +23,7 @@ mod bundle;
 pub mod cases;
 pub mod credentials;
 mod error;
+mod footprint;
 pub mod mapping;
 pub mod reconcile;
 pub mod rules;

@@ -268,6 +268,9 @@ pub struct Rules {
     /// Runtime questions' Cedar inputs, built once per revision of the facts (see
     /// [`AuthzFacts::revision`]).
     prepared: Prepared,
+    /// The principal's attribute and tag names the `hold` policies read, when that is bounded
+    /// (see [`crate::footprint`]).
+    hold_reads: Option<BTreeSet<String>>,
 }
 
 /// How many prepared questions [`Prepared`] keeps before it starts again: a bound on memory.
@@ -469,6 +472,7 @@ impl Rules {
             };
         let hold_policies = applying_to(&policies, &schema, "hold");
         let request_policies = applying_to(&policies, &schema, "request");
+        let hold_reads = crate::footprint::principal_reads(&hold_policies);
         Some(Self {
             schema,
             policies,
@@ -481,7 +485,14 @@ impl Rules {
             obligations,
             reasons,
             prepared: Prepared::default(),
+            hold_reads,
         })
+    }
+
+    /// The principal's attribute and tag names the `hold` policies can read, or `None` when
+    /// that is not bounded.
+    pub(crate) fn hold_reads(&self) -> Option<&BTreeSet<String>> {
+        self.hold_reads.as_ref()
     }
 
     fn subject_entity(&self, subj: &Subject<'_>, manager: Option<&str>) -> Result<Entity, String> {
