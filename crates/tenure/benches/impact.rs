@@ -16,13 +16,10 @@ mod support;
 
 use std::collections::BTreeMap;
 use std::time::Instant;
-use support::quickstart_engine;
+use support::{quickstart, quickstart_engine};
 use tenure_model::{IdentityKind, IdentityRef, LifecycleState};
 use tenure_policy::Bundle;
 
-#[path = "../src/quickstart.rs"]
-#[allow(dead_code)]
-mod quickstart;
 
 const DEPARTMENTS: [&str; 6] = ["engineering", "finance", "sales", "people", "marketing", "engineering"];
 

@@ -11,7 +11,7 @@ use tenure_store::SqliteStore;
 
 #[path = "../../src/quickstart.rs"]
 #[allow(dead_code)]
-mod quickstart;
+pub mod quickstart;
 
 /// An engine on `data` with the quickstart policy and feeds, every identity active as
 /// provisioning would leave it (no directory here), and no jobs.
