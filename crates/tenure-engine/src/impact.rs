@@ -4,7 +4,7 @@
 use crate::steps::grants::{Holder, extras};
 use crate::{Engine, Result};
 use serde::Serialize;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use tenure_model::RequestState;
 use tenure_policy::{Bundle, Desired, Held, RequestFacts};
 
@@ -62,10 +62,6 @@ pub struct RemappedAccount {
     pub account: String,
 }
 
-fn keys(d: &Desired) -> BTreeSet<String> {
-    d.grants.keys().cloned().collect()
-}
-
 impl Engine {
     /// What deploying `to` over the current policy (if any) would change.
     pub fn impact(&self, to: &Bundle) -> Result<Impact> {
@@ -115,12 +111,16 @@ impl Engine {
             let subject = facts.subject();
             let before = match &from {
                 Some(b) => b.desired(&subject, &held),
-                None => Desired::default(),
+                None => std::sync::Arc::new(Desired::default()),
             };
             let after = to.desired(&subject, &held);
-            let (b, a) = (keys(&before), keys(&after));
-            let gains: Vec<String> = a.difference(&b).cloned().collect();
-            let losses: Vec<String> = b.difference(&a).cloned().collect();
+            // Most identities do not change: tell that without copying anything.
+            if before.grants.keys().eq(after.grants.keys()) && before.blocked.keys().eq(after.blocked.keys()) {
+                continue;
+            }
+            let gains: Vec<String> = after.grants.keys().filter(|e| !before.grants.contains_key(*e)).cloned().collect();
+            let losses: Vec<String> =
+                before.grants.keys().filter(|e| !after.grants.contains_key(*e)).cloned().collect();
             let newly_blocked: BTreeMap<String, Vec<String>> = after
                 .blocked
                 .iter()

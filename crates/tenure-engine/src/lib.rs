@@ -396,11 +396,14 @@ impl Engine {
             tenure_ledger::LedgerEvent::PolicyDeployed(event),
         )?;
         let mut affected = 0;
+        // Every grant in one query, not one per identity (recomputing one writes only its own).
+        let mut grants = tx.all_grants()?;
         for identity in tx.identities()? {
             if identity.state.has_left() {
                 continue;
             }
-            if crate::steps::grants::recompute(tx.as_mut(), bundle, &identity, now, actor)? {
+            let held = grants.remove(&identity.id).unwrap_or_default();
+            if crate::steps::grants::recompute(tx.as_mut(), bundle, &identity, &held, now, actor)? {
                 affected += 1;
             }
         }

@@ -242,21 +242,51 @@ const MEMO: usize = 50_000;
 /// beyond birthright. Two identities alike in those get the same answer, so it is computed
 /// once per distinct set of them (a population of 100,000 people usually has a few hundred).
 /// When the guardrails' reads cannot be bounded ([`crate::footprint`]), every identity is
-/// evaluated on its own.
+/// evaluated on its own. Looking an answer up copies nothing: the key is hashed as borrowed
+/// from the identity, and compared in full with the stored one.
 struct Memo {
     /// The attribute and tag names read, in order; `None`: no memo.
     names: Option<Vec<String>>,
-    map: std::sync::Mutex<std::collections::HashMap<MemoKey, Desired>>,
+    map: std::sync::Mutex<std::collections::HashMap<u64, Vec<(MemoKey, std::sync::Arc<Desired>)>>>,
 }
 
+/// The facts an answer depends on, borrowed from the identity asked about.
 #[derive(PartialEq, Eq, Hash)]
+struct KeyRef<'a> {
+    kind: IdentityKind,
+    source: &'a str,
+    /// Per name read: the principal's attribute of that name, and its tag of that name.
+    seen: Vec<(Option<&'a str>, Option<&'a str>)>,
+    /// Grants beyond birthright: entitlement, origin, what their exceptions waive.
+    held: Vec<(&'a str, &'static str, &'a [String])>,
+}
+
+/// [`KeyRef`], owned, as the memo keeps it.
 struct MemoKey {
     kind: IdentityKind,
     source: String,
-    /// Per name read: the principal's attribute of that name, and its tag of that name.
     seen: Vec<(Option<String>, Option<String>)>,
-    /// Grants beyond birthright: entitlement, origin, what their exceptions waive.
     held: Vec<(String, &'static str, Vec<String>)>,
+}
+
+impl MemoKey {
+    fn of(k: &KeyRef<'_>) -> Self {
+        Self {
+            kind: k.kind,
+            source: k.source.to_owned(),
+            seen: k.seen.iter().map(|(a, t)| (a.map(str::to_owned), t.map(str::to_owned))).collect(),
+            held: k.held.iter().map(|(e, o, w)| ((*e).to_owned(), *o, w.to_vec())).collect(),
+        }
+    }
+
+    fn view(&self) -> KeyRef<'_> {
+        KeyRef {
+            kind: self.kind,
+            source: &self.source,
+            seen: self.seen.iter().map(|(a, t)| (a.as_deref(), t.as_deref())).collect(),
+            held: self.held.iter().map(|(e, o, w)| (e.as_str(), *o, w.as_slice())).collect(),
+        }
+    }
 }
 
 impl Memo {
@@ -264,7 +294,7 @@ impl Memo {
         Self { names, map: std::sync::Mutex::default() }
     }
 
-    fn key(&self, subject: &Subject<'_>, extra: &[Held<'_>], manager_attribute: &str) -> Option<MemoKey> {
+    fn key<'a>(&self, subject: &Subject<'a>, extra: &[Held<'a>], manager_attribute: &str) -> Option<KeyRef<'a>> {
         let names = self.names.as_ref()?;
         let seen = names
             .iter()
@@ -285,23 +315,35 @@ impl Memo {
                     ),
                     _ => None,
                 };
-                (attribute.map(str::to_owned), subject.attributes.get(n).cloned())
+                (attribute, subject.attributes.get(n).map(String::as_str))
             })
             .collect();
-        let held = extra.iter().map(|h| (h.entitlement.to_owned(), h.origin.as_str(), h.waives.to_vec())).collect();
-        Some(MemoKey { kind: subject.kind, source: subject.source.to_owned(), seen, held })
+        let held = extra.iter().map(|h| (h.entitlement, h.origin.as_str(), h.waives)).collect();
+        Some(KeyRef { kind: subject.kind, source: subject.source, seen, held })
     }
 
-    fn get(&self, key: &MemoKey) -> Option<Desired> {
-        self.map.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get(key).cloned()
+    fn hash(key: &KeyRef<'_>) -> u64 {
+        use std::hash::{BuildHasher, BuildHasherDefault};
+        BuildHasherDefault::<std::collections::hash_map::DefaultHasher>::default().hash_one(key)
     }
 
-    fn put(&self, key: MemoKey, desired: &Desired) {
+    fn get(&self, key: &KeyRef<'_>) -> Option<std::sync::Arc<Desired>> {
+        let map = self.map.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        map.get(&Self::hash(key))?.iter().find(|(k, _)| k.view() == *key).map(|(_, d)| d.clone())
+    }
+
+    fn put(&self, key: &KeyRef<'_>, desired: std::sync::Arc<Desired>) {
+        let h = Self::hash(key);
         let mut map = self.map.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         if map.len() >= MEMO {
             map.clear();
         }
-        map.insert(key, desired.clone());
+        map.entry(h).or_default().push((MemoKey::of(key), desired));
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.map.lock().map_or(0, |m| m.values().map(Vec::len).sum())
     }
 }
 
@@ -314,7 +356,7 @@ impl Clone for Memo {
 
 impl fmt::Debug for Memo {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let n = self.map.lock().map_or(0, |m| m.len());
+        let n = self.map.lock().map_or(0, |m| m.values().map(Vec::len).sum::<usize>());
         write!(f, "Memo({n} sets of facts, reads {:?})", self.names)
     }
 }
@@ -746,16 +788,16 @@ impl Bundle {
     /// Computed once per distinct set of the facts templates and guardrails can see (see
     /// [`Memo`]); an answer with an evaluation error is not kept (its message may name the
     /// identity).
-    pub fn desired(&self, subject: &Subject<'_>, extra: &[Held<'_>]) -> Desired {
+    pub fn desired(&self, subject: &Subject<'_>, extra: &[Held<'_>]) -> std::sync::Arc<Desired> {
         let Some(key) = self.memo.key(subject, extra, &self.access.manager_attribute) else {
-            return self.evaluate_desired(subject, extra);
+            return std::sync::Arc::new(self.evaluate_desired(subject, extra));
         };
         if let Some(d) = self.memo.get(&key) {
             return d;
         }
-        let d = self.evaluate_desired(subject, extra);
+        let d = std::sync::Arc::new(self.evaluate_desired(subject, extra));
         if d.blocked.values().all(|b| b.errors.is_empty()) {
-            self.memo.put(key, &d);
+            self.memo.put(&key, d.clone());
         }
         d
     }
@@ -1247,7 +1289,7 @@ when { principal.state == "suspended" };
             }
             distinct.insert(format!("{:?}", b.memo.key(&subject, &held, "manager").map(|k| k.seen)));
         }
-        let kept = b.memo.map.lock().unwrap().len();
+        let kept = b.memo.len();
         assert!(kept > 20 && kept < 600, "the memo kept {kept} answers for 600 identities");
         assert!(distinct.len() > 1);
     }

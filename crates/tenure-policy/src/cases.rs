@@ -325,7 +325,7 @@ fn fixtures(
                 }
                 h.iter().cloned().collect()
             }
-            None => bundle.desired(&o.subject(), &[]).grants.into_keys().collect(),
+            None => bundle.desired(&o.subject(), &[]).grants.keys().cloned().collect(),
         };
         out.insert(key.clone(), o);
     }

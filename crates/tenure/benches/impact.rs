@@ -7,7 +7,8 @@
 //! and contractors, each with a unique name, email and manager; their grants as the current
 //! policy gives them. The change: one template more and one grant dropped from another.
 //!
-//! `cargo bench -p tenure --bench impact` (TENURE_BENCH_IDENTITIES to change the 100,000).
+//! `cargo bench -p tenure --bench impact` (TENURE_BENCH_IDENTITIES to change the 100,000;
+//! TENURE_BENCH_KEEP=DIR keeps the data directory and the bundles there, for a profiler).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing, clippy::disallowed_methods)]
 
@@ -19,7 +20,6 @@ use std::time::Instant;
 use support::{quickstart, quickstart_engine};
 use tenure_model::{IdentityKind, IdentityRef, LifecycleState};
 use tenure_policy::Bundle;
-
 
 const DEPARTMENTS: [&str; 6] = ["engineering", "finance", "sales", "people", "marketing", "engineering"];
 
@@ -121,7 +121,6 @@ fn main() {
     let engineering = (0..n).filter(|i| DEPARTMENTS[i % DEPARTMENTS.len()] == "engineering").count();
     assert_eq!(impact.grants_gained, 2 * marketing, "marketing gains two grants each");
     assert!(impact.grants_lost >= engineering, "engineering loses source-code");
-    drop(engine);
 
     let policy = dir.path().join("next");
     write_dir(&policy, &next_files);
@@ -137,12 +136,23 @@ fn main() {
     let cli = t.elapsed();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
 
+    // The change drops a grant a bundle test case expects: deployed with a reason.
+    let t = Instant::now();
+    let deployed = engine.deploy_tested(&next, &operator, Some("benchmark"), None).unwrap();
+    let in_process_deploy = t.elapsed();
+    assert!(
+        matches!(deployed, tenure_engine::Deployed::Changed { affected, .. } if affected == impact.identities.len()),
+        "{deployed:?}"
+    );
+    drop(engine);
+
+    // And back, as a user deploys: the CLI shows the diff, runs the cases, deploys.
+    let back = dir.path().join("back");
+    write_dir(&back, &current.files);
     let t = Instant::now();
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_tenure"))
         .args(["policy", "deploy"])
-        .arg(&policy)
-        // The change drops a grant a bundle test case expects.
-        .args(["--force", "--reason", "benchmark"])
+        .arg(&back)
         .env("TENURE_DATA_DIR", &data)
         .env_remove("TENURE_POLICY")
         .output()
@@ -150,12 +160,22 @@ fn main() {
     let deploy = t.elapsed();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
 
+    if let Ok(keep) = std::env::var("TENURE_BENCH_KEEP") {
+        // For a profiler: the data directory and both bundles, kept.
+        std::fs::rename(dir.path(), &keep).unwrap();
+        println!("kept in {keep}");
+    }
     let ms = |d: std::time::Duration| d.as_secs_f64() * 1e3;
     let x = |d: std::time::Duration| d.as_secs_f64() / raw.as_secs_f64();
     println!("identities: {total}, grants: {grants}; the change affects {} identities", impact.identities.len());
     println!("raw SQLite, every identity and grant read: {:>8.1} ms", ms(raw));
     println!("Engine::impact (in process):               {:>8.1} ms ({:.1}x raw)", ms(in_process), x(in_process));
     println!("tenure policy diff --output json:          {:>8.1} ms ({:.1}x raw)", ms(cli), x(cli));
-    println!("tenure policy deploy:                      {:>8.1} ms ({:.1}x raw)", ms(deploy), x(deploy));
+    println!(
+        "Engine::deploy_tested (in process):        {:>8.1} ms ({:.1}x raw)",
+        ms(in_process_deploy),
+        x(in_process_deploy)
+    );
+    println!("tenure policy deploy (the change undone):  {:>8.1} ms ({:.1}x raw)", ms(deploy), x(deploy));
     println!("  (the first deployment, granting everyone: {:.1} ms)", ms(first_deploy));
 }

@@ -149,8 +149,19 @@ pub(crate) fn apply_desired(
     now: OffsetDateTime,
 ) -> Result<Change, WorkflowError> {
     let grants = tx.grants(identity.id)?;
+    apply_desired_to(tx, policy, identity, &grants, now)
+}
+
+/// [`apply_desired`] for an identity whose grants the caller has read (in this transaction).
+fn apply_desired_to(
+    tx: &mut dyn WriteTx,
+    policy: &Bundle,
+    identity: &IdentityRow,
+    grants: &[GrantRow],
+    now: OffsetDateTime,
+) -> Result<Change, WorkflowError> {
     let have: BTreeMap<String, GrantRow> = grants.iter().map(|g| (g.entitlement.clone(), g.clone())).collect();
-    let extra = extras(&*tx, &grants, now)?;
+    let extra = extras(&*tx, grants, now)?;
     let held: Vec<Held<'_>> =
         extra.iter().map(|(e, origin, waives)| Held { entitlement: e, origin: *origin, waives }).collect();
     let facts = Holder::new(identity.clone(), BTreeSet::new());
@@ -326,10 +337,11 @@ pub(crate) fn recompute(
     tx: &mut dyn WriteTx,
     policy: &Bundle,
     identity: &IdentityRow,
+    grants: &[GrantRow],
     now: OffsetDateTime,
     actor: &str,
 ) -> Result<bool, StoreError> {
-    let change = match apply_desired(tx, policy, identity, now) {
+    let change = match apply_desired_to(tx, policy, identity, grants, now) {
         Ok(c) => c,
         Err(WorkflowError::Store(e)) => return Err(e),
         Err(WorkflowError::Transition(_)) => return Ok(false),

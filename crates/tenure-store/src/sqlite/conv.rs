@@ -62,3 +62,17 @@ pub(super) fn q_all<T>(
 pub(super) fn q_count(c: &Connection, table: &'static str) -> Result<i64> {
     Ok(c.query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0))?)
 }
+
+/// Column `i` as text, borrowed from the row (no copy for values that are parsed anyway).
+pub(super) fn text<'r>(r: &'r rusqlite::Row<'_>, i: usize) -> rusqlite::Result<&'r str> {
+    r.get_ref(i)?
+        .as_str()
+        .map_err(|e| rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, e.into()))
+}
+
+/// Column `i` as text or NULL, borrowed from the row.
+pub(super) fn text_or_null<'r>(r: &'r rusqlite::Row<'_>, i: usize) -> rusqlite::Result<Option<&'r str>> {
+    r.get_ref(i)?
+        .as_str_or_null()
+        .map_err(|e| rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, e.into()))
+}

@@ -17,11 +17,11 @@ fn grant_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<GrantRow> {
         identity_id: r.get(1)?,
         entitlement: r.get(2)?,
         system: r.get(3)?,
-        state: parse::<GrantState>(&r.get::<_, String>(4)?)?,
+        state: parse::<GrantState>(text(r, 4)?)?,
         origin: r.get(5)?,
         policy_version: r.get(6)?,
         rev: r.get(7)?,
-        expires_at: r.get::<_, Option<String>>(8)?.as_deref().map(parse_ts).transpose()?,
+        expires_at: text_or_null(r, 8)?.map(parse_ts).transpose()?,
         request_id: r.get(9)?,
     })
 }
@@ -31,7 +31,7 @@ fn account_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<AccountRow> {
         identity_id: r.get(0)?,
         system: r.get(1)?,
         name: r.get(2)?,
-        state: parse::<AccountState>(&r.get::<_, String>(3)?)?,
+        state: parse::<AccountState>(text(r, 3)?)?,
         rev: r.get(4)?,
     })
 }

@@ -10,27 +10,21 @@ use time::OffsetDateTime;
 const IDENTITY_COLS: &str = "id, ref, kind, name, attributes, owner, purpose, expires_at, state, policy_version, created_at, updated_at, owner_deadline, suspended_by, rev";
 
 fn identity_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<IdentityRow> {
-    let reference: String = r.get(1)?;
-    let kind: String = r.get(2)?;
-    let attributes: String = r.get(4)?;
-    let owner: Option<String> = r.get(5)?;
-    let expires_at: Option<String> = r.get(7)?;
-    let state: String = r.get(8)?;
     Ok(IdentityRow {
         id: r.get(0)?,
-        reference: parse::<IdentityRef>(&reference)?,
-        kind: parse::<IdentityKind>(&kind)?,
+        reference: parse::<IdentityRef>(text(r, 1)?)?,
+        kind: parse::<IdentityKind>(text(r, 2)?)?,
         name: r.get(3)?,
-        attributes: serde_json::from_str(&attributes).map_err(|e| conv_err(e.to_string()))?,
-        owner: owner.as_deref().map(parse::<IdentityRef>).transpose()?,
+        attributes: serde_json::from_str(text(r, 4)?).map_err(|e| conv_err(e.to_string()))?,
+        owner: text_or_null(r, 5)?.map(parse::<IdentityRef>).transpose()?,
         purpose: r.get(6)?,
-        expires_at: expires_at.as_deref().map(parse_ts).transpose()?,
-        state: parse::<LifecycleState>(&state)?,
+        expires_at: text_or_null(r, 7)?.map(parse_ts).transpose()?,
+        state: parse::<LifecycleState>(text(r, 8)?)?,
         policy_version: r.get(9)?,
-        created_at: parse_ts(&r.get::<_, String>(10)?)?,
-        updated_at: parse_ts(&r.get::<_, String>(11)?)?,
-        owner_deadline: r.get::<_, Option<String>>(12)?.as_deref().map(parse_ts).transpose()?,
-        suspended_by: r.get::<_, Option<String>>(13)?.as_deref().map(parse::<tenure_model::SuspendedBy>).transpose()?,
+        created_at: parse_ts(text(r, 10)?)?,
+        updated_at: parse_ts(text(r, 11)?)?,
+        owner_deadline: text_or_null(r, 12)?.map(parse_ts).transpose()?,
+        suspended_by: text_or_null(r, 13)?.map(parse::<tenure_model::SuspendedBy>).transpose()?,
         rev: r.get(14)?,
     })
 }
