@@ -247,8 +247,11 @@ const MEMO: usize = 50_000;
 struct Memo {
     /// The attribute and tag names read, in order; `None`: no memo.
     names: Option<Vec<String>>,
-    map: std::sync::Mutex<std::collections::HashMap<u64, Vec<(MemoKey, std::sync::Arc<Desired>)>>>,
+    map: std::sync::Mutex<std::collections::HashMap<u64, Bucket>>,
 }
+
+/// The answers whose keys share a hash.
+type Bucket = Vec<(MemoKey, std::sync::Arc<Desired>)>;
 
 /// The facts an answer depends on, borrowed from the identity asked about.
 #[derive(PartialEq, Eq, Hash)]
