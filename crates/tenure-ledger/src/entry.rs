@@ -38,7 +38,18 @@ impl Entry {
     pub fn to_bytes(&self) -> Vec<u8> {
         // Keys are sorted here rather than trusted to `serde_json::Map`: another crate in the
         // build (cedar-policy) turns on serde_json's `preserve_order`, which keeps insertion order.
-        let canonical = Self { detail: sorted(&self.detail), ..self.clone() };
+        // Written from borrowed fields: nothing of the entry is copied on the way.
+        let canonical = EntryBytes {
+            seq: self.seq,
+            prev: &self.prev,
+            at: &self.at,
+            actor: &self.actor,
+            action: &self.action,
+            subject: &self.subject,
+            policy_version: &self.policy_version,
+            detail: Sorted(&self.detail),
+            request_id: self.request_id.as_deref(),
+        };
         // Serializing plain strings, integers and a `Value` cannot fail.
         serde_json::to_vec(&canonical).unwrap_or_default()
     }
@@ -49,6 +60,50 @@ impl Entry {
 
     pub fn leaf_hash(bytes: &[u8]) -> Hash {
         leaf_hash(bytes)
+    }
+}
+
+/// [`Entry`] as its bytes are written: the same fields in the same order, borrowed.
+#[derive(Serialize)]
+struct EntryBytes<'a> {
+    seq: u64,
+    prev: &'a str,
+    at: &'a str,
+    actor: &'a str,
+    action: &'a str,
+    subject: &'a str,
+    policy_version: &'a str,
+    detail: Sorted<'a>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    request_id: Option<&'a str>,
+}
+
+/// A JSON value serialized with every object's keys in byte order, at every depth, without
+/// copying it (what [`sorted`] gives, written directly).
+struct Sorted<'a>(&'a serde_json::Value);
+
+impl Serialize for Sorted<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::{SerializeMap, SerializeSeq};
+        match self.0 {
+            serde_json::Value::Object(m) => {
+                let mut entries: Vec<(&String, &serde_json::Value)> = m.iter().collect();
+                entries.sort_by(|a, b| a.0.cmp(b.0));
+                let mut map = s.serialize_map(Some(entries.len()))?;
+                for (k, v) in entries {
+                    map.serialize_entry(k, &Sorted(v))?;
+                }
+                map.end()
+            }
+            serde_json::Value::Array(a) => {
+                let mut seq = s.serialize_seq(Some(a.len()))?;
+                for v in a {
+                    seq.serialize_element(&Sorted(v))?;
+                }
+                seq.end()
+            }
+            other => other.serialize(s),
+        }
     }
 }
 
@@ -73,6 +128,31 @@ pub fn sorted(v: &serde_json::Value) -> serde_json::Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The bytes written from borrowed fields are the bytes of the entry with its detail
+    /// sorted, serialized whole (how they were written before, and how verifiers read them).
+    #[test]
+    fn borrowed_bytes_are_the_canonical_bytes() {
+        let detail: serde_json::Value = serde_json::from_str(
+            r#"{"z": [{"b": 1, "a": {"y": null, "x": "é\"q"}}, 2.5], "a": true, "m": {"k": [], "c": {}}}"#,
+        )
+        .unwrap();
+        for request_id in [None, Some("req-1".to_owned())] {
+            let e = Entry {
+                seq: 7,
+                prev: ZERO.into(),
+                at: "2026-12-03T10:00:00Z".into(),
+                actor: "operator:x".into(),
+                action: "decided".into(),
+                subject: "hr:E1".into(),
+                policy_version: "v1".into(),
+                detail: detail.clone(),
+                request_id,
+            };
+            let whole = serde_json::to_vec(&Entry { detail: sorted(&e.detail), ..e.clone() }).unwrap();
+            assert_eq!(String::from_utf8(e.to_bytes()).unwrap(), String::from_utf8(whole).unwrap());
+        }
+    }
 
     #[test]
     fn bytes_round_trip_with_sorted_detail_keys() {

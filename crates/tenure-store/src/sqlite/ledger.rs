@@ -73,6 +73,9 @@ fn q_latest_checkpoint(c: &Connection) -> Result<Option<CheckpointRow>> {
 
 impl LedgerReads for SqliteTx<'_> {
     fn ledger_head(&self) -> Result<Option<LedgerHead>> {
+        if let Some((seq, leaf)) = self.1.0.get() {
+            return Ok(Some(LedgerHead { seq, leaf }));
+        }
         let head: Option<(i64, Vec<u8>)> = self
             .c()?
             .prepare_cached("SELECT seq, leaf FROM ledger ORDER BY seq DESC LIMIT 1")?
@@ -129,6 +132,7 @@ impl LedgerWrites for SqliteTx<'_> {
             .c()?
             .prepare_cached("INSERT INTO ledger (seq, subject, action, entry, leaf) VALUES (?1, ?2, ?3, ?4, ?5)")?;
         st.execute(params![seq, e.subject, entry.action, bytes, &leaf[..]])?;
+        self.1.0.set(Some((seq, leaf)));
         Ok(seq)
     }
     fn add_checkpoint(&mut self, c: &CheckpointRow) -> Result<()> {

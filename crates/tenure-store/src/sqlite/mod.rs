@@ -115,19 +115,25 @@ impl Store for SqliteStore {
             None => connect(&self.path)?,
         };
         conn.execute_batch("BEGIN DEFERRED")?;
-        Ok(Box::new(SqliteTx(Conn::Read { conn: Some(conn), store: self })))
+        Ok(Box::new(SqliteTx(Conn::Read { conn: Some(conn), store: self }, LedgerTail::default())))
     }
 
     fn write(&self) -> Result<Box<dyn WriteTx + '_>> {
         let conn = self.writer();
         conn.execute_batch("BEGIN IMMEDIATE")?;
-        Ok(Box::new(SqliteTx(Conn::Write { conn, open: true })))
+        Ok(Box::new(SqliteTx(Conn::Write { conn, open: true }, LedgerTail::default())))
     }
 }
 
 /// A transaction: a snapshot on a pooled reader, or the unit of work on the writer. Handed
 /// out as `dyn ReadTx` or `dyn WriteTx`, so a read transaction cannot write.
-pub(crate) struct SqliteTx<'s>(Conn<'s>);
+pub(crate) struct SqliteTx<'s>(Conn<'s>, LedgerTail);
+
+/// The ledger's last entry as this write transaction appended it: the next append chains to
+/// it without reading it back (nothing else writes the ledger while we hold the write lock,
+/// and the ledger is append-only). Empty until the first append.
+#[derive(Default)]
+pub(crate) struct LedgerTail(std::cell::Cell<Option<(i64, tenure_ledger::Hash)>>);
 
 enum Conn<'s> {
     Read { conn: Option<Connection>, store: &'s SqliteStore },
