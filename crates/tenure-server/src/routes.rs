@@ -4,7 +4,7 @@
 //! saying who may call it: [`handler`] matches [`Endpoint`] exhaustively.
 
 use crate::api::{access, credentials, identities, meta, reconcile, scim, tokens};
-use crate::{ApiError, AppState, MAX_BODY, blocking, closing, read_body};
+use crate::{ApiError, AppState, MAX_BODY, closing, read_body};
 use RoleName::{Admin, Approver, Auditor, Authorizer, Requester};
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, Request, State};
@@ -262,9 +262,7 @@ async fn admit(state: AppState, access: Access, mut req: Request, next: Next) ->
         .map_or_else(|| "unknown".to_owned(), |c| c.0.ip().to_string());
     // A verified TLS client certificate (an X.509-SVID) stands in for a missing bearer token.
     let certificate = req.extensions().get::<crate::listen::PeerCertificate>().map(|c| c.0.clone());
-    let (caller, delay) =
-        blocking(move || Ok(engine.authenticate_from(&bearer, certificate.as_deref().map(Vec::as_slice), &source)))
-            .await?;
+    let (caller, delay) = engine.authenticate_from(&bearer, certificate.as_deref().map(Vec::as_slice), &source);
     if !delay.is_zero() {
         tokio::time::sleep(delay).await;
     }

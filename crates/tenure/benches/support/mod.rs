@@ -109,13 +109,16 @@ pub fn load(base: &str, path: &str, token: &str, content_type: &str, body: &str,
                     let mut lat = Vec::new();
                     while t.elapsed() < d {
                         let start = Instant::now();
-                        let r = agent
+                        let mut r = agent
                             .post(&format!("{base}{path}"))
                             .header("authorization", &format!("Bearer {token}"))
                             .header("content-type", content_type)
                             .send(body)
                             .unwrap();
                         assert_eq!(r.status().as_u16(), want);
+                        // Read to the end, as a client does: only then does the connection go
+                        // back to the agent's pool and carry the next request (kept alive).
+                        r.body_mut().read_to_vec().unwrap();
                         lat.push(start.elapsed());
                     }
                     lat
