@@ -572,8 +572,12 @@ impl Rules {
 
     fn evaluate(&self, set: &PolicySet, request: &Request, entities: &Entities, version: &str) -> Decision {
         let response = Authorizer::new().is_authorized(request, set, entities);
-        let policies: Vec<String> = response.diagnostics().reason().map(ToString::to_string).collect();
-        let errors: Vec<String> = response.diagnostics().errors().map(ToString::to_string).collect();
+        // Cedar names them in no fixed order; sorted, the same decision reads (and is recorded)
+        // the same every time.
+        let mut policies: Vec<String> = response.diagnostics().reason().map(ToString::to_string).collect();
+        policies.sort_unstable();
+        let mut errors: Vec<String> = response.diagnostics().errors().map(ToString::to_string).collect();
+        errors.sort_unstable();
         let reasons = policies.iter().filter_map(|p| self.reasons.get(p).cloned()).collect();
         let decision = match response.decision() {
             // An evaluation error anywhere could have hidden a forbid: fail closed.
