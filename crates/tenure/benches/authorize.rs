@@ -10,7 +10,9 @@
 //!
 //! `cargo bench -p tenure --bench authorize` (TENURE_BENCH_SECS per measurement, default 3).
 //! With `TENURE_BENCH_PROFILE=raw|decide|authorize` it makes 2,000 calls of that one path and
-//! stops: the run to give `valgrind --tool=callgrind`.
+//! stops: the run to give `valgrind --tool=callgrind`. With `TENURE_BENCH_PROFILE=http` it
+//! makes 2,000 requests from one client to a server started under
+//! `TENURE_BENCH_SERVE_WRAP` (for example `valgrind --tool=callgrind`).
 
 // Benchmark code: a failure should stop the run loudly.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::disallowed_methods)]
@@ -133,6 +135,38 @@ fn main() {
 
     // Under a profiler (`valgrind --tool=callgrind`): a fixed number of calls of one path.
     if let Ok(what) = std::env::var("TENURE_BENCH_PROFILE") {
+        if what == "http" {
+            // One client, 2,000 requests on one kept-alive connection, to a server run under
+            // TENURE_BENCH_SERVE_WRAP (the profiler).
+            let token = engine
+                .issue_token(
+                    "hr:E1000",
+                    &["admin".into(), "authorizer".into()],
+                    Some(1),
+                    "bench",
+                    &tenure_model::Principal::operator("bench"),
+                )
+                .unwrap()
+                .secret;
+            drop(engine);
+            let server = Serve::start(&data);
+            let body = serde_json::json!({
+                "principal": q.principal, "action": q.action, "resource": { "id": "payments-api" }, "context": q.context,
+            })
+            .to_string();
+            let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
+            for _ in 0..2_000 {
+                let mut r = agent
+                    .post(&format!("{}/v1/authorize", server.base))
+                    .header("authorization", &format!("Bearer {token}"))
+                    .header("content-type", "application/json")
+                    .send(&body)
+                    .unwrap();
+                assert_eq!(r.status().as_u16(), 200);
+                r.body_mut().read_to_vec().unwrap();
+            }
+            return;
+        }
         let by = tenure_model::Principal::operator("bench");
         for _ in 0..2_000 {
             match what.as_str() {

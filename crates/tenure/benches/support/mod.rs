@@ -48,17 +48,28 @@ pub struct Serve {
 impl Serve {
     pub fn start(data: &std::path::Path) -> Self {
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let child = std::process::Command::new(env!("CARGO_BIN_EXE_tenure"))
+        // TENURE_BENCH_SERVE_WRAP runs the server under another command (a profiler).
+        let wrap = std::env::var("TENURE_BENCH_SERVE_WRAP").unwrap_or_default();
+        let mut words = wrap.split_whitespace();
+        let mut command = match words.next() {
+            Some(w) => {
+                let mut c = std::process::Command::new(w);
+                c.args(words).arg(env!("CARGO_BIN_EXE_tenure"));
+                c
+            }
+            None => std::process::Command::new(env!("CARGO_BIN_EXE_tenure")),
+        };
+        let child = command
             .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
             .env("TENURE_DATA_DIR", data)
             .env_remove("TENURE_POLICY")
             .env("TENURE_LOG", "error")
-            .stderr(std::process::Stdio::null())
+            .stderr(if wrap.is_empty() { std::process::Stdio::null() } else { std::process::Stdio::inherit() })
             .spawn()
             .unwrap();
         let base = format!("http://127.0.0.1:{port}");
         let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
-        for _ in 0..200 {
+        for _ in 0..1200 {
             if agent.get(&format!("{base}/healthz")).call().is_ok() {
                 break;
             }
@@ -84,7 +95,16 @@ impl Serve {
 }
 
 impl Drop for Serve {
+    /// Asked to stop (SIGTERM, so a profiler around it writes its data), killed if it has not
+    /// within a minute.
     fn drop(&mut self) {
+        let _ = std::process::Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
+        for _ in 0..600 {
+            if matches!(self.child.try_wait(), Ok(Some(_))) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
