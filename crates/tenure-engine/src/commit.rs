@@ -62,7 +62,9 @@ struct State {
 #[derive(Default)]
 pub(crate) struct GroupCommit {
     state: Mutex<State>,
-    done: Condvar,
+    /// Waiters of batch `b` wait on `done[b % 2]`: a written batch wakes its own waiters, and
+    /// one waiter of the next batch (to write it), not every waiter.
+    done: [Condvar; 2],
     arrived: Condvar,
     batches: AtomicU64,
     units: AtomicU64,
@@ -77,6 +79,10 @@ impl GroupCommit {
     #[cfg(test)]
     fn as_under_load(&self) {
         self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner).last_batch = 2;
+    }
+
+    fn waiters(&self, batch: u64) -> &Condvar {
+        if batch & 1 == 0 { &self.done[0] } else { &self.done[1] }
     }
 
     /// Transactions written and units written in them, since start.
@@ -105,7 +111,7 @@ impl GroupCommit {
                 return st.outcomes.remove(&ticket).map_or(Ok(()), Err);
             }
             if st.writing {
-                st = self.done.wait(st).unwrap_or_else(std::sync::PoisonError::into_inner);
+                st = self.waiters(mine).wait(st).unwrap_or_else(std::sync::PoisonError::into_inner);
                 continue;
             }
             st.writing = true;
@@ -132,7 +138,10 @@ impl GroupCommit {
             st.writing = false;
             st.written = batch;
             st.outcomes.extend(outcomes);
-            self.done.notify_all();
+            // Batch `batch` is done: its waiters return; the next batch's waiters were queued
+            // meanwhile and one of them writes it (whoever queues later finds nobody writing).
+            self.waiters(batch).notify_all();
+            self.waiters(batch + 1).notify_one();
         }
     }
 }
