@@ -248,6 +248,9 @@ struct Memo {
     /// The attribute and tag names read, in order; `None`: no memo.
     names: Option<Vec<String>>,
     map: std::sync::Mutex<std::collections::HashMap<u64, Bucket>>,
+    /// Keyed per memo: attribute values come from sources, and must not be able to pile their
+    /// keys into one bucket.
+    hasher: std::collections::hash_map::RandomState,
 }
 
 /// The answers whose keys share a hash.
@@ -294,7 +297,7 @@ impl MemoKey {
 
 impl Memo {
     fn new(names: Option<Vec<String>>) -> Self {
-        Self { names, map: std::sync::Mutex::default() }
+        Self { names, map: std::sync::Mutex::default(), hasher: std::collections::hash_map::RandomState::new() }
     }
 
     fn key<'a>(&self, subject: &Subject<'a>, extra: &[Held<'a>], manager_attribute: &str) -> Option<KeyRef<'a>> {
@@ -325,18 +328,18 @@ impl Memo {
         Some(KeyRef { kind: subject.kind, source: subject.source, seen, held })
     }
 
-    fn hash(key: &KeyRef<'_>) -> u64 {
-        use std::hash::{BuildHasher, BuildHasherDefault};
-        BuildHasherDefault::<std::collections::hash_map::DefaultHasher>::default().hash_one(key)
+    fn hash(&self, key: &KeyRef<'_>) -> u64 {
+        use std::hash::BuildHasher;
+        self.hasher.hash_one(key)
     }
 
     fn get(&self, key: &KeyRef<'_>) -> Option<std::sync::Arc<Desired>> {
         let map = self.map.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        map.get(&Self::hash(key))?.iter().find(|(k, _)| k.view() == *key).map(|(_, d)| d.clone())
+        map.get(&self.hash(key))?.iter().find(|(k, _)| k.view() == *key).map(|(_, d)| d.clone())
     }
 
     fn put(&self, key: &KeyRef<'_>, desired: std::sync::Arc<Desired>) {
-        let h = Self::hash(key);
+        let h = self.hash(key);
         let mut map = self.map.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         if map.len() >= MEMO {
             map.clear();
