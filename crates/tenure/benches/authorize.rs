@@ -89,6 +89,31 @@ fn question() -> Question {
     }
 }
 
+/// `tenure serve` on `data` (the engine closed first), an admin and authorizer token, and the
+/// question as the API's JSON body.
+fn serve(
+    engine: std::sync::Arc<tenure_engine::Engine>,
+    data: &std::path::Path,
+    q: &Question,
+) -> (Serve, String, String) {
+    let token = engine
+        .issue_token(
+            "hr:E1000",
+            &["admin".into(), "authorizer".into()],
+            Some(1),
+            "bench",
+            &tenure_model::Principal::operator("bench"),
+        )
+        .unwrap()
+        .secret;
+    drop(engine);
+    let body = serde_json::json!({
+        "principal": q.principal, "action": q.action, "resource": { "id": "payments-api" }, "context": q.context,
+    })
+    .to_string();
+    (Serve::start(data), token, body)
+}
+
 fn main() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
@@ -138,22 +163,7 @@ fn main() {
         if what == "http" {
             // One client, 2,000 requests on one kept-alive connection, to a server run under
             // TENURE_BENCH_SERVE_WRAP (the profiler).
-            let token = engine
-                .issue_token(
-                    "hr:E1000",
-                    &["admin".into(), "authorizer".into()],
-                    Some(1),
-                    "bench",
-                    &tenure_model::Principal::operator("bench"),
-                )
-                .unwrap()
-                .secret;
-            drop(engine);
-            let server = Serve::start(&data);
-            let body = serde_json::json!({
-                "principal": q.principal, "action": q.action, "resource": { "id": "payments-api" }, "context": q.context,
-            })
-            .to_string();
+            let (server, token, body) = serve(engine, &data, &q);
             let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
             for _ in 0..2_000 {
                 let mut r = agent
@@ -221,22 +231,7 @@ fn main() {
     println!();
 
     // 4. HTTP on loopback.
-    let token = engine
-        .issue_token(
-            "hr:E1000",
-            &["admin".into(), "authorizer".into()],
-            Some(1),
-            "bench",
-            &tenure_model::Principal::operator("bench"),
-        )
-        .unwrap()
-        .secret;
-    drop(engine);
-    let server = Serve::start(&data);
-    let body = serde_json::json!({
-        "principal": q.principal, "action": q.action, "resource": { "id": "payments-api" }, "context": q.context,
-    })
-    .to_string();
+    let (server, token, body) = serve(engine, &data, &q);
     let http = load(&server.base, "/v1/authorize", &token, "application/json", &body, 200);
     println!(
         "{:<58} {:>12.0} {:>8.1}x   p50 {:.2} ms, p99 {:.2} ms",

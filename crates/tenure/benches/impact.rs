@@ -17,8 +17,7 @@ mod support;
 
 use std::collections::BTreeMap;
 use std::time::Instant;
-use support::{quickstart, quickstart_engine};
-use tenure_model::{IdentityKind, IdentityRef, LifecycleState};
+use support::{insert_people, quickstart, quickstart_engine};
 use tenure_policy::Bundle;
 
 const DEPARTMENTS: [&str; 6] = ["engineering", "finance", "sales", "people", "marketing", "engineering"];
@@ -51,33 +50,14 @@ fn main() {
     let data = dir.path().join("data");
     let engine = quickstart_engine(&data);
     let operator = tenure_model::Principal::operator("bench");
-    let version = engine.current_policy().unwrap().version.to_string();
-    {
-        let mut tx = engine.store().write().unwrap();
-        for i in 0..n {
-            let attributes = BTreeMap::from([
-                ("department".to_owned(), DEPARTMENTS[i % DEPARTMENTS.len()].to_owned()),
-                ("employment".to_owned(), if i % 7 == 0 { "contractor" } else { "employee" }.to_owned()),
-                ("email".to_owned(), format!("person{i}@example.com")),
-                ("manager".to_owned(), format!("bulk:P{:07}", i / 10)),
-            ]);
-            let r: IdentityRef = format!("bulk:P{i:07}").parse().unwrap();
-            tx.insert_identity(&tenure_store::NewIdentity {
-                reference: &r,
-                kind: IdentityKind::Human,
-                name: &format!("Person Number {i}"),
-                attributes: &attributes,
-                owner: None,
-                purpose: None,
-                expires_at: None,
-                state: LifecycleState::Active,
-                policy_version: &version,
-                at: engine.clock().now(),
-            })
-            .unwrap();
-        }
-        tx.commit().unwrap();
-    }
+    insert_people(&engine, n, |i| {
+        BTreeMap::from([
+            ("department".to_owned(), DEPARTMENTS[i % DEPARTMENTS.len()].to_owned()),
+            ("employment".to_owned(), if i % 7 == 0 { "contractor" } else { "employee" }.to_owned()),
+            ("email".to_owned(), format!("person{i}@example.com")),
+            ("manager".to_owned(), format!("bulk:P{:07}", i / 10)),
+        ])
+    });
     // Their grants, as deploying a bundle gives them (it recomputes everyone).
     let current = Bundle::load(bundle_with("\n# grants for the bulk population\n", None)).unwrap();
     let t = Instant::now();

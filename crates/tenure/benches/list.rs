@@ -11,40 +11,19 @@ mod support;
 
 use std::collections::BTreeMap;
 use std::time::Instant;
-use support::{Serve, quickstart_engine};
-use tenure_model::{IdentityKind, IdentityRef, LifecycleState};
+use support::{Serve, insert_people, quickstart_engine};
 
 fn main() {
     let n: usize = std::env::var("TENURE_BENCH_IDENTITIES").ok().and_then(|v| v.parse().ok()).unwrap_or(100_000);
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let engine = quickstart_engine(&data);
-    let version = engine.current_policy().unwrap().version.to_string();
-    {
-        let mut tx = engine.store().write().unwrap();
-        let attributes = BTreeMap::from([
-            ("department".to_owned(), "engineering".to_owned()),
-            ("employment".to_owned(), "employee".to_owned()),
-            ("email".to_owned(), "someone@example.com".to_owned()),
-        ]);
-        for i in 0..n {
-            let r: IdentityRef = format!("bulk:P{i:07}").parse().unwrap();
-            tx.insert_identity(&tenure_store::NewIdentity {
-                reference: &r,
-                kind: IdentityKind::Human,
-                name: &format!("Person Number {i}"),
-                attributes: &attributes,
-                owner: None,
-                purpose: None,
-                expires_at: None,
-                state: LifecycleState::Active,
-                policy_version: &version,
-                at: engine.clock().now(),
-            })
-            .unwrap();
-        }
-        tx.commit().unwrap();
-    }
+    let attributes = BTreeMap::from([
+        ("department".to_owned(), "engineering".to_owned()),
+        ("employment".to_owned(), "employee".to_owned()),
+        ("email".to_owned(), "someone@example.com".to_owned()),
+    ]);
+    insert_people(&engine, n, |_| attributes.clone());
     let operator = tenure_model::Principal::operator("bench");
     let token = engine.issue_token("hr:E1000", &["admin".to_owned()], Some(1), "bench", &operator).unwrap().secret;
     drop(engine);

@@ -34,6 +34,35 @@ pub fn quickstart_engine(data: &std::path::Path) -> Arc<Engine> {
     engine
 }
 
+/// `n` active people `bulk:P0000000`… (`Person Number {i}`), inserted in one transaction,
+/// each with the attributes `attributes(i)` gives.
+#[allow(dead_code)]
+pub fn insert_people(
+    engine: &Engine,
+    n: usize,
+    attributes: impl Fn(usize) -> std::collections::BTreeMap<String, String>,
+) {
+    let version = engine.current_policy().unwrap().version.to_string();
+    let mut tx = engine.store().write().unwrap();
+    for i in 0..n {
+        let r: tenure_model::IdentityRef = format!("bulk:P{i:07}").parse().unwrap();
+        tx.insert_identity(&tenure_store::NewIdentity {
+            reference: &r,
+            kind: tenure_model::IdentityKind::Human,
+            name: &format!("Person Number {i}"),
+            attributes: &attributes(i),
+            owner: None,
+            purpose: None,
+            expires_at: None,
+            state: LifecycleState::Active,
+            policy_version: &version,
+            at: engine.clock().now(),
+        })
+        .unwrap();
+    }
+    tx.commit().unwrap();
+}
+
 /// How long each measurement runs (TENURE_BENCH_SECS, default 3).
 pub fn secs() -> Duration {
     Duration::from_secs(std::env::var("TENURE_BENCH_SECS").ok().and_then(|v| v.parse().ok()).unwrap_or(3))
