@@ -30,7 +30,7 @@ impl GrantState {
 
 string_enum! {
     /// Why a grant exists.
-    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
     #[serde(rename_all = "snake_case")]
     pub enum GrantOrigin {
         /// A birthright template of the current policy.

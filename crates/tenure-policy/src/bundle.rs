@@ -20,7 +20,7 @@ pub type BundleFiles = BTreeMap<String, Vec<u8>>;
 /// bundle past this is refused with a clear error rather than left to exhaust memory.
 pub const MAX_BUNDLE_BYTES: usize = 16 * 1024 * 1024;
 
-const MANIFEST: &str = "tenure.toml";
+pub(crate) const MANIFEST: &str = "tenure.toml";
 
 /// A policy version: the SHA-256 of the bundle's files (paths and contents).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -228,6 +228,8 @@ pub struct Bundle {
     pub access: AccessRules,
     /// What the credential broker may issue; `None` when the bundle has no `[credentials]`.
     pub credentials: Option<crate::credentials::CredentialRules>,
+    /// Access review campaigns (`[reviews.NAME]`), by name.
+    pub reviews: BTreeMap<String, crate::reviews::Campaign>,
     pub rules: Rules,
     pub files: BundleFiles,
     /// [`Bundle::desired`]'s answers per distinct set of the facts it can see.
@@ -390,6 +392,8 @@ struct ManifestFile {
     approvers: ApproversSection,
     #[serde(default)]
     credentials: Option<crate::credentials::CredentialsSection>,
+    #[serde(default)]
+    reviews: BTreeMap<String, crate::reviews::CampaignSection>,
 }
 
 #[derive(Deserialize)]
@@ -748,6 +752,8 @@ impl Bundle {
             })
             .collect();
         let rules = Rules::load(&files, &facts, &mut problems);
+        let system_names: BTreeSet<String> = systems.keys().cloned().collect();
+        let reviews = crate::reviews::campaigns(&manifest.reviews, &entitlements, &system_names, &mut problems);
         drop(facts);
 
         match rules {
@@ -766,6 +772,7 @@ impl Bundle {
                 templates,
                 access,
                 credentials,
+                reviews,
                 rules,
                 files,
             }),

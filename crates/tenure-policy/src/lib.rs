@@ -26,6 +26,7 @@ mod error;
 mod footprint;
 pub mod mapping;
 pub mod reconcile;
+pub mod reviews;
 pub mod rules;
 mod template;
 

@@ -46,6 +46,7 @@ pub const CHECKS: &[(&str, Check)] = &[
     ("policies and checkpoints", policies_and_checkpoints),
     ("SCIM resources: one userName per source, any case", scim_resources),
     ("list pages: requests, credentials, tokens, jobs", list_pages),
+    ("reviews: items by reviewer and stage, one decision per stage", reviews),
 ];
 
 const T0: OffsetDateTime = datetime!(2026-11-01 09:00 UTC);
@@ -831,4 +832,93 @@ pub fn list_pages(s: &dyn Store) {
     assert_eq!(jids(tx.jobs_page(&dead, None, 9).unwrap()), vec![first.id]);
     assert!(tx.jobs_page(&JobQuery { kind: Some(JobKind::Drift), ..every }, None, 9).unwrap().is_empty());
     tx.commit().unwrap();
+}
+
+pub fn reviews(s: &dyn Store) {
+    let mut tx = s.write().unwrap();
+    let ada = person(tx.as_mut(), "hr:ada");
+    let bob = person(tx.as_mut(), "hr:bob");
+    let eve = person(tx.as_mut(), "hr:eve");
+    tx.put_grant(&vpn(ada)).unwrap();
+    let grant = tx.grants(ada).unwrap()[0].id;
+    let c = tx
+        .insert_campaign(&NewCampaign {
+            name: "priv",
+            policy_version: "v1",
+            stages: 2,
+            started_at: T0,
+            deadline: T0 + Duration::days(14),
+            started_by: "operator:cli",
+        })
+        .unwrap();
+    let evidence = serde_json::json!({ "peers": 0 });
+    let item = |tx: &mut dyn WriteTx| {
+        tx.insert_review_item(&NewReviewItem {
+            campaign_id: c,
+            identity_id: ada,
+            grant_id: grant,
+            entitlement: "dir/vpn",
+            system: "dir",
+            origin: "request",
+            privileged: true,
+            granted_at: Some(T0),
+            recommendation: "keep",
+            evidence: &evidence,
+        })
+        .unwrap()
+    };
+    let (one, two) = (item(tx.as_mut()), item(tx.as_mut()));
+    tx.assign_reviewers(one, 0, &[bob, eve]).unwrap();
+    tx.assign_reviewers(one, 0, &[bob]).unwrap();
+    tx.assign_reviewers(two, 0, &[eve]).unwrap();
+    tx.commit().unwrap();
+
+    let r = s.read().unwrap();
+    assert_eq!(r.campaign(c).unwrap().unwrap().state, "open");
+    assert_eq!(r.last_campaign("priv").unwrap().unwrap().id, c);
+    assert!(r.last_campaign("other").unwrap().is_none());
+    assert_eq!(r.item_reviewers(one, 0).unwrap(), [bob, eve]);
+    let bobs = ReviewItemQuery { reviewer: Some(bob), undecided: true };
+    let ids = |q: &ReviewItemQuery| r.review_items(c, q, None, 10).unwrap().iter().map(|i| i.id).collect::<Vec<_>>();
+    assert_eq!(ids(&bobs), [one]);
+    assert_eq!(ids(&ReviewItemQuery::default()), [one, two]);
+    assert_eq!(r.review_items(c, &ReviewItemQuery::default(), Some(one), 10).unwrap()[0].id, two);
+    assert_eq!(r.reviewers_pending(c).unwrap(), [(bob, 1), (eve, 2)]);
+    assert_eq!(r.review_item(one).unwrap().unwrap().evidence, evidence);
+    drop(r);
+
+    // Stage 0 decided once: a second decision at the same stage loses.
+    let mut tx = s.write().unwrap();
+    let keep = ReviewDecisionRow {
+        item_id: one,
+        stage: 0,
+        decision: "keep".into(),
+        reason: "needed".into(),
+        decided_by: Some(bob),
+        at: T0,
+        seq: 7,
+    };
+    assert!(tx.insert_review_decision(&keep).unwrap());
+    assert!(!tx.insert_review_decision(&ReviewDecisionRow { decided_by: Some(eve), ..keep.clone() }).unwrap());
+    assert!(tx.settle_review_item(one, None, T0).unwrap());
+    // At stage 1 nobody is assigned yet: bob no longer sees it.
+    assert!(tx.review_items(c, &bobs, None, 10).unwrap().is_empty());
+    tx.assign_reviewers(one, 1, &[eve]).unwrap();
+    let revoke = ReviewDecisionRow { stage: 1, decision: "revoke".into(), decided_by: None, seq: 8, ..keep.clone() };
+    assert!(tx.insert_review_decision(&revoke).unwrap());
+    assert!(tx.settle_review_item(one, Some("revoke"), T0).unwrap());
+    assert!(!tx.settle_review_item(one, Some("keep"), T0).unwrap(), "a final outcome stays");
+    assert!(
+        !tx.insert_review_decision(&ReviewDecisionRow { stage: 2, ..revoke.clone() }).unwrap(),
+        "decided items take no more"
+    );
+    assert_eq!(tx.review_decisions(c).unwrap(), [keep, revoke]);
+    assert_eq!(tx.review_counts(c).unwrap(), BTreeMap::from([("revoke".into(), 1), ("undecided".into(), 1)]));
+    assert!(tx.set_campaign_state(c, "open", "closed", T0).unwrap());
+    assert!(!tx.set_campaign_state(c, "open", "paused", T0).unwrap());
+    tx.set_campaign_reminded(c, 2).unwrap();
+    tx.commit().unwrap();
+    let done = s.read().unwrap().campaign(c).unwrap().unwrap();
+    assert_eq!((done.state.as_str(), done.reminded, done.closed_at), ("closed", 2, Some(T0)));
+    assert_eq!(s.read().unwrap().campaigns(Some("closed")).unwrap().len(), 1);
 }

@@ -55,6 +55,7 @@ pub trait ReadTx:
     + FindingReads
     + RunReads
     + ScimReads
+    + ReviewReads
 {
 }
 
@@ -72,6 +73,7 @@ pub trait WriteTx:
     + FindingWrites
     + RunWrites
     + ScimWrites
+    + ReviewWrites
 {
     /// Make everything done in this transaction durable; dropped without it, nothing is.
     fn commit(self: Box<Self>) -> Result<()>;
@@ -403,4 +405,47 @@ pub trait RunWrites: RunReads {
     /// A run's new state, summary and count of changes carried out (a release adds to them).
     fn update_run(&mut self, id: i64, state: &str, changes: i64, summary: &serde_json::Value) -> Result<bool>;
     fn set_run_entry(&mut self, id: i64, seq: i64) -> Result<()>;
+}
+
+/// Access review campaigns, their items (grants snapshotted at the start), who reviews each
+/// item at its stage, and the decisions.
+pub trait ReviewReads {
+    fn campaign(&self, id: i64) -> Result<Option<CampaignRow>>;
+    /// Campaigns, newest first; only those in `state` when given.
+    fn campaigns(&self, state: Option<&str>) -> Result<Vec<CampaignRow>>;
+    /// The last campaign started from `[reviews.NAME]`, if any.
+    fn last_campaign(&self, name: &str) -> Result<Option<CampaignRow>>;
+    fn review_item(&self, id: i64) -> Result<Option<ReviewItemRow>>;
+    /// At most `limit` items of a campaign the query keeps with an id above `after`, in id
+    /// order (a keyset page).
+    fn review_items(
+        &self,
+        campaign_id: i64,
+        q: &ReviewItemQuery,
+        after: Option<i64>,
+        limit: usize,
+    ) -> Result<Vec<ReviewItemRow>>;
+    /// Who reviews an item at `stage`.
+    fn item_reviewers(&self, item_id: i64, stage: i64) -> Result<Vec<i64>>;
+    /// Every decision on a campaign's items, by item then stage.
+    fn review_decisions(&self, campaign_id: i64) -> Result<Vec<ReviewDecisionRow>>;
+    /// A campaign's items by outcome: `undecided`, `keep`, `revoke`.
+    fn review_counts(&self, campaign_id: i64) -> Result<BTreeMap<String, i64>>;
+    /// Reviewers with undecided items at their stage, and how many each has (for reminders).
+    fn reviewers_pending(&self, campaign_id: i64) -> Result<Vec<(i64, i64)>>;
+}
+
+pub trait ReviewWrites: ReviewReads {
+    fn insert_campaign(&mut self, c: &NewCampaign<'_>) -> Result<i64>;
+    fn insert_review_item(&mut self, i: &NewReviewItem<'_>) -> Result<i64>;
+    /// Assign reviewers to an item at a stage.
+    fn assign_reviewers(&mut self, item_id: i64, stage: i64, reviewers: &[i64]) -> Result<()>;
+    /// Record a decision at the item's current stage; false, and nothing changed, when that
+    /// stage was decided already (a concurrent decision wins).
+    fn insert_review_decision(&mut self, d: &ReviewDecisionRow) -> Result<bool>;
+    /// Move an undecided item on: to `outcome` (final), or to the next stage when `None`.
+    fn settle_review_item(&mut self, id: i64, outcome: Option<&str>, at: OffsetDateTime) -> Result<bool>;
+    /// Move a campaign from `from` to `to`; false if it was no longer in `from`.
+    fn set_campaign_state(&mut self, id: i64, from: &str, to: &str, at: OffsetDateTime) -> Result<bool>;
+    fn set_campaign_reminded(&mut self, id: i64, reminded: i64) -> Result<()>;
 }

@@ -573,3 +573,94 @@ pub struct ScimRow {
     pub created_at: OffsetDateTime,
     pub updated_at: OffsetDateTime,
 }
+
+/// An access review campaign, as stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CampaignRow {
+    pub id: i64,
+    /// The `[reviews.NAME]` it was started from.
+    pub name: String,
+    /// `open`, `paused` (its no-answer default would revoke past the threshold: waits for an
+    /// admin), `completing` (every item decided, revocations being verified), `closed`.
+    pub state: String,
+    pub policy_version: String,
+    /// How many stages its items go through.
+    pub stages: i64,
+    pub started_at: OffsetDateTime,
+    pub deadline: OffsetDateTime,
+    /// How many of its reminders have gone out.
+    pub reminded: i64,
+    /// Who started it (the ledger's actor form).
+    pub started_by: String,
+    pub closed_at: Option<OffsetDateTime>,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewCampaign<'a> {
+    pub name: &'a str,
+    pub policy_version: &'a str,
+    pub stages: i64,
+    pub started_at: OffsetDateTime,
+    pub deadline: OffsetDateTime,
+    pub started_by: &'a str,
+}
+
+/// One grant under review: what was snapshotted when the campaign started, where it stands.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReviewItemRow {
+    pub id: i64,
+    pub campaign_id: i64,
+    pub identity_id: i64,
+    pub grant_id: i64,
+    pub entitlement: String,
+    pub system: String,
+    pub origin: String,
+    pub privileged: bool,
+    /// When it was granted, where tenure knows (the request's decision).
+    pub granted_at: Option<OffsetDateTime>,
+    /// The stage it waits at (0-based), or was decided at.
+    pub stage: i64,
+    /// `keep` or `revoke`, with the evidence behind it.
+    pub recommendation: String,
+    pub evidence: serde_json::Value,
+    /// `keep` or `revoke` once final; `None` while undecided.
+    pub outcome: Option<String>,
+    pub decided_at: Option<OffsetDateTime>,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewReviewItem<'a> {
+    pub campaign_id: i64,
+    pub identity_id: i64,
+    pub grant_id: i64,
+    pub entitlement: &'a str,
+    pub system: &'a str,
+    pub origin: &'a str,
+    pub privileged: bool,
+    pub granted_at: Option<OffsetDateTime>,
+    pub recommendation: &'a str,
+    pub evidence: &'a serde_json::Value,
+}
+
+/// A decision on an item at one stage: a reviewer's, or the campaign's no-answer default
+/// (`decided_by` `None`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReviewDecisionRow {
+    pub item_id: i64,
+    pub stage: i64,
+    pub decision: String,
+    pub reason: String,
+    pub decided_by: Option<i64>,
+    pub at: OffsetDateTime,
+    /// The `review.decided` ledger entry.
+    pub seq: i64,
+}
+
+/// Which items of a campaign a page holds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ReviewItemQuery {
+    /// Only those this identity reviews at their current stage.
+    pub reviewer: Option<i64>,
+    /// Only undecided ones.
+    pub undecided: bool,
+}

@@ -11,6 +11,7 @@ mod identities;
 mod jobs;
 mod ledger;
 mod policies;
+mod reviews;
 mod schema;
 mod scim;
 #[cfg(test)]

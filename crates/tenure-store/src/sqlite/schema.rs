@@ -353,6 +353,57 @@ BEGIN UPDATE identities SET rev = rev + 1 WHERE id IN (OLD.identity_id, NEW.iden
 CREATE TRIGGER grants_delete_rev AFTER DELETE ON grants
 BEGIN UPDATE identities SET rev = rev + 1 WHERE id = OLD.identity_id; END;
 "#,
+    // 17: access review campaigns, their items (grants snapshotted at the start), reviewers
+    // per item and stage, and decisions per item and stage.
+    r#"
+CREATE TABLE review_campaigns (
+    id             INTEGER PRIMARY KEY,
+    name           TEXT NOT NULL,
+    state          TEXT NOT NULL,
+    policy_version TEXT NOT NULL,
+    stages         INTEGER NOT NULL,
+    started_at     TEXT NOT NULL,
+    deadline       TEXT NOT NULL,
+    reminded       INTEGER NOT NULL DEFAULT 0,
+    started_by     TEXT NOT NULL,
+    closed_at      TEXT
+);
+CREATE INDEX review_campaigns_name ON review_campaigns(name, id);
+CREATE TABLE review_items (
+    id             INTEGER PRIMARY KEY,
+    campaign_id    INTEGER NOT NULL REFERENCES review_campaigns(id),
+    identity_id    INTEGER NOT NULL REFERENCES identities(id),
+    grant_id       INTEGER NOT NULL,
+    entitlement    TEXT NOT NULL,
+    system         TEXT NOT NULL,
+    origin         TEXT NOT NULL,
+    privileged     INTEGER NOT NULL,
+    granted_at     TEXT,
+    stage          INTEGER NOT NULL DEFAULT 0,
+    recommendation TEXT NOT NULL,
+    evidence       TEXT NOT NULL,
+    outcome        TEXT,
+    decided_at     TEXT
+);
+CREATE INDEX review_items_campaign ON review_items(campaign_id, id);
+CREATE TABLE review_reviewers (
+    item_id     INTEGER NOT NULL REFERENCES review_items(id),
+    stage       INTEGER NOT NULL,
+    identity_id INTEGER NOT NULL REFERENCES identities(id),
+    PRIMARY KEY (item_id, stage, identity_id)
+) WITHOUT ROWID;
+CREATE INDEX review_reviewers_identity ON review_reviewers(identity_id, item_id);
+CREATE TABLE review_decisions (
+    item_id    INTEGER NOT NULL REFERENCES review_items(id),
+    stage      INTEGER NOT NULL,
+    decision   TEXT NOT NULL,
+    reason     TEXT NOT NULL,
+    decided_by INTEGER REFERENCES identities(id),
+    at         TEXT NOT NULL,
+    seq        INTEGER NOT NULL,
+    PRIMARY KEY (item_id, stage)
+) WITHOUT ROWID;
+"#,
 ];
 
 /// Apply the migrations this database has not had, in one transaction.
