@@ -23,6 +23,8 @@ pub struct Tick {
     /// Leavers found `leaving` with no job carrying their closure forward: re-queued, with a
     /// `leaver.stalled` ledger entry and an open `leaver_stalled` finding.
     pub stalled: Vec<String>,
+    /// What access reviews did: reminders, deadlines, pauses, closures, recurring starts.
+    pub reviews: Vec<String>,
 }
 
 impl Engine {
@@ -46,6 +48,7 @@ impl Engine {
             suspended: self.suspend_ownerless(&policy, now)?,
             deleting: self.start_deletions(&policy, now)?,
             requests: self.expire_requests(&policy, now)?,
+            reviews: self.reviews_due(&policy, now)?,
         })
     }
 }

@@ -38,6 +38,16 @@ pub(crate) fn record(
     subject: &str,
     event: LedgerEvent,
 ) -> Result<(), StoreError> {
+    record_seq(tx, stamp, subject, event).map(|_| ())
+}
+
+/// [`record`], returning the entry's seq.
+pub(crate) fn record_seq(
+    tx: &mut dyn WriteTx,
+    stamp: Stamp<'_>,
+    subject: &str,
+    event: LedgerEvent,
+) -> Result<i64, StoreError> {
     tx.append_entry(&NewEntry {
         at: stamp.at,
         actor: stamp.actor,
@@ -46,7 +56,6 @@ pub(crate) fn record(
         event: &event,
         request_id: crate::telemetry::request_id().as_deref(),
     })
-    .map(|_| ())
 }
 
 /// What [`Engine::for_each_entry`] calls with each entry's seq and exact bytes.

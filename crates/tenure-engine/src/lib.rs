@@ -23,6 +23,7 @@ pub mod ledger;
 pub mod lists;
 pub mod parse;
 pub mod reconcile;
+pub mod reviews;
 pub mod scim;
 mod steps;
 pub mod sync;

@@ -143,6 +143,27 @@ pub enum LedgerEvent {
     /// for), carried out and read back (subject: the system).
     #[serde(rename = "reconcile.corrected")]
     ReconcileCorrected(ReconcileCorrected),
+    /// An access review campaign started: its items snapshotted and assigned (subject:
+    /// `review:ID`).
+    #[serde(rename = "review.started")]
+    ReviewStarted(ReviewStarted),
+    /// A decision on one review item at one stage, by its reviewer or by the campaign's
+    /// no-answer default (subject: the identity whose access it is).
+    #[serde(rename = "review.decided")]
+    ReviewDecided(ReviewDecided),
+    /// Reviewers with undecided items reminded before the deadline (subject: `review:ID`).
+    #[serde(rename = "review.reminded")]
+    ReviewReminded(ReviewReminded),
+    /// The deadline came and the no-answer default would revoke past the campaign's
+    /// threshold: nothing applied, an admin decides (subject: `review:ID`).
+    #[serde(rename = "review.paused")]
+    ReviewPaused(ReviewPaused),
+    /// An admin let a paused campaign's no-answer default apply, or kept its items.
+    #[serde(rename = "review.released")]
+    ReviewReleased(ReviewReleased),
+    /// Every item decided and every revocation verified by read-back (subject: `review:ID`).
+    #[serde(rename = "review.closed")]
+    ReviewClosed(ReviewClosed),
 }
 
 /// An entry's detail that does not fit its action.
@@ -214,6 +235,7 @@ impl LedgerEvent {
             Self::Suspended(s) => Some(&s.changes),
             Self::RequestGranted(r) => Some(&r.changes),
             Self::GrantExpired(g) => Some(&g.changes),
+            Self::ReviewDecided(d) => Some(&d.changes),
             _ => None,
         };
         if let Some(c) = changes {
@@ -1003,4 +1025,73 @@ mod tests {
         let e = LedgerEvent::from_parts("job.dead", json!({ "job": "seven" })).unwrap_err();
         assert!(e.to_string().starts_with("`job.dead` entry: invalid type"), "{e}");
     }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReviewStarted {
+    pub campaign: i64,
+    pub name: String,
+    pub items: u64,
+    pub stages: u32,
+    /// RFC 3339.
+    pub deadline: String,
+    /// Items nobody could review (no reviewer but the identity itself, no fallback): they
+    /// fall to the no-answer default.
+    pub unassigned: u64,
+    /// `keep`, `revoke` or `recommend`.
+    pub no_answer: String,
+    pub max_no_answer_revokes: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReviewDecided {
+    pub campaign: i64,
+    pub item: i64,
+    pub entitlement: String,
+    /// 0-based.
+    pub stage: u32,
+    /// `keep` or `revoke`.
+    pub decision: String,
+    pub reason: String,
+    /// Decided by the campaign's no-answer default, not a reviewer.
+    pub by_default: bool,
+    /// What the item's evidence recommended.
+    pub recommendation: String,
+    #[serde(flatten)]
+    pub changes: Changes,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReviewReminded {
+    pub campaign: i64,
+    /// Each reviewer with undecided items, and how many.
+    pub reviewers: BTreeMap<String, u64>,
+    /// RFC 3339.
+    pub deadline: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReviewPaused {
+    pub campaign: i64,
+    pub undecided: u64,
+    pub would_revoke: u64,
+    pub max_no_answer_revokes: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReviewReleased {
+    pub campaign: i64,
+    /// `default` (the no-answer default applies) or `keep` (undecided items are kept).
+    pub apply: String,
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReviewClosed {
+    pub campaign: i64,
+    pub items: u64,
+    pub kept: u64,
+    pub revoked: u64,
+    /// Of those, decided by the no-answer default.
+    pub by_default: u64,
 }

@@ -16,6 +16,7 @@ pub mod event;
 pub mod export;
 pub mod merkle;
 pub mod note;
+pub mod review;
 pub mod signed;
 
 pub use entry::Entry;

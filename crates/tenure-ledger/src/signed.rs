@@ -74,6 +74,14 @@ pub(crate) fn evidence(
     subject: &str,
     shown: &str,
 ) -> Result<Vec<(u64, Entry, LedgerEvent)>, DocumentError> {
+    evidence_about(doc, Some((subject, shown)))
+}
+
+/// [`evidence`], about `subject` (and how an error names it) when given, else about anyone.
+pub(crate) fn evidence_about(
+    doc: &Opened<'_>,
+    subject: Option<(&str, &str)>,
+) -> Result<Vec<(u64, Entry, LedgerEvent)>, DocumentError> {
     let mut out = Vec::new();
     for (i, ev) in field(doc.body, "evidence")?
         .as_array()
@@ -95,7 +103,12 @@ pub(crate) fn evidence(
             return Err(Unsupported(format!("{at}: entry {seq} is not in the signed ledger of size {}", doc.size)));
         }
         let mut e = Entry::parse(bytes).map_err(|m| Malformed(format!("{at}: {m}")))?;
-        if e.seq != seq || e.subject != subject {
+        if e.seq != seq {
+            return Err(Unsupported(format!("{at}: entry {seq} says it is entry {}", e.seq)));
+        }
+        if let Some((subject, shown)) = subject
+            && e.subject != subject
+        {
             return Err(Unsupported(format!("{at}: entry {seq} is not about {shown}")));
         }
         let event = LedgerEvent::from_parts(&e.action, std::mem::take(&mut e.detail))

@@ -249,6 +249,89 @@ pub struct RequestView {
     pub decided_at: Option<String>,
 }
 
+/// `POST /v1/reviews`: start a campaign defined in the deployed bundle.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StartReviewWire {
+    /// The `[reviews.NAME]` to start.
+    pub name: String,
+}
+
+/// `POST /v1/reviews/{id}/items/{item}/decide`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReviewDecisionWire {
+    /// `keep` or `revoke`.
+    pub decision: String,
+    /// Why; required to revoke and to keep privileged access.
+    #[serde(default)]
+    pub reason: String,
+}
+
+/// `POST /v1/reviews/{id}/release`: what a paused campaign's undecided items get.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReviewReleaseWire {
+    /// `default` (the campaign's no-answer default applies) or `keep`.
+    pub apply: String,
+    pub reason: String,
+}
+
+/// An access review campaign with its counts.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct CampaignView {
+    pub id: i64,
+    pub name: String,
+    /// `open`, `paused`, `completing`, `closed`.
+    pub state: String,
+    pub policy_version: String,
+    pub stages: i64,
+    pub started_at: String,
+    pub started_by: String,
+    pub deadline: String,
+    pub closed_at: Option<String>,
+    /// Items by outcome: `undecided`, `keep`, `revoke`.
+    pub items: BTreeMap<String, i64>,
+}
+
+/// One decision on a review item.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct ReviewDecisionView {
+    pub stage: i64,
+    pub decision: String,
+    pub reason: String,
+    /// The reviewer; `null` for the campaign's no-answer default.
+    pub by: Option<String>,
+    pub at: String,
+    /// The `review.decided` ledger entry.
+    pub entry: i64,
+}
+
+/// One grant under review.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct ReviewItemView {
+    pub id: i64,
+    pub campaign: i64,
+    pub identity: String,
+    pub name: String,
+    pub kind: String,
+    pub entitlement: String,
+    pub system: String,
+    pub origin: String,
+    pub privileged: bool,
+    pub granted_at: Option<String>,
+    /// 0-based stage it waits at or was decided at.
+    pub stage: i64,
+    /// Who may decide it now (empty once decided).
+    pub reviewers: Vec<String>,
+    /// `keep` or `revoke`, and the evidence behind it.
+    pub recommendation: String,
+    pub evidence: serde_json::Value,
+    /// `pending`, `kept`, `revoking` (decided, not yet read back), `revoked (verified)`.
+    pub status: String,
+    pub decisions: Vec<ReviewDecisionView>,
+}
+
 /// `POST /v1/authorize`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]

@@ -912,6 +912,8 @@ pub fn reviews(s: &dyn Store) {
         !tx.insert_review_decision(&ReviewDecisionRow { stage: 2, ..revoke.clone() }).unwrap(),
         "decided items take no more"
     );
+    assert_eq!(tx.item_decisions(one).unwrap(), [keep.clone(), revoke.clone()]);
+    assert!(tx.item_decisions(two).unwrap().is_empty());
     assert_eq!(tx.review_decisions(c).unwrap(), [keep, revoke]);
     assert_eq!(tx.review_counts(c).unwrap(), BTreeMap::from([("revoke".into(), 1), ("undecided".into(), 1)]));
     assert!(tx.set_campaign_state(c, "open", "closed", T0).unwrap());

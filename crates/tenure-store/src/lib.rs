@@ -429,6 +429,8 @@ pub trait ReviewReads {
     fn item_reviewers(&self, item_id: i64, stage: i64) -> Result<Vec<i64>>;
     /// Every decision on a campaign's items, by item then stage.
     fn review_decisions(&self, campaign_id: i64) -> Result<Vec<ReviewDecisionRow>>;
+    /// The decisions on one item, by stage.
+    fn item_decisions(&self, item_id: i64) -> Result<Vec<ReviewDecisionRow>>;
     /// A campaign's items by outcome: `undecided`, `keep`, `revoke`.
     fn review_counts(&self, campaign_id: i64) -> Result<BTreeMap<String, i64>>;
     /// Reviewers with undecided items at their stage, and how many each has (for reminders).

@@ -138,6 +138,15 @@ impl ReviewReads for SqliteTx<'_> {
             decision_row,
         )
     }
+    fn item_decisions(&self, item_id: i64) -> Result<Vec<ReviewDecisionRow>> {
+        q_all(
+            self.c()?,
+            "SELECT item_id, stage, decision, reason, decided_by, at, seq FROM review_decisions
+             WHERE item_id = ?1 ORDER BY stage",
+            [item_id],
+            decision_row,
+        )
+    }
     fn review_counts(&self, campaign_id: i64) -> Result<BTreeMap<String, i64>> {
         let mut st = self.c()?.prepare_cached(
             "SELECT coalesce(outcome, 'undecided'), count(*) FROM review_items WHERE campaign_id = ?1 GROUP BY 1",

@@ -1,0 +1,849 @@
+//! Access reviews (docs/reviews.md): a campaign from the policy bundle snapshots the grants in
+//! its scope, assigns each to its reviewers for the first stage, and records every decision in
+//! the ledger. A revoke goes through the normal revoke path (the grant `revoking`, a sync job)
+//! and the item reads `revoked (verified)` only once a read-back verified it. The clock sends
+//! reminders, applies the no-answer default at the deadline — or pauses the campaign for an
+//! admin when that default would revoke past the threshold — and closes a campaign when every
+//! revocation is verified. [`Engine::review_report`] signs what the campaign did, with the
+//! ledger entries behind it.
+//!
+//! Invariants kept here:
+//! - nobody decides an item about their own access (the reviewer rules skip them, and a
+//!   decision by them is refused whoever assigned them);
+//! - only an active human assigned to the item at its current stage decides it, once per stage;
+//! - a revoke and a privileged keep carry a reason;
+//! - nothing is revoked by default past `max_no_answer_revokes` without a person's release;
+//! - a decision, its ledger entry and the revocation it causes commit together.
+
+mod report;
+#[cfg(test)]
+mod tests;
+
+use crate::ledger::{Stamp, record, record_seq};
+use crate::steps::grants;
+use crate::{Engine, EngineError, Result};
+use serde_json::{Value, json};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use tenure_ledger::LedgerEvent;
+use tenure_ledger::event::{
+    Changes, ReviewClosed, ReviewDecided, ReviewPaused, ReviewReleased, ReviewReminded, ReviewStarted,
+};
+use tenure_model::rfc3339 as ts;
+use tenure_model::{ApproverRole, GrantOrigin, GrantState, IdentityRef, LifecycleState, Principal, RoleName};
+use tenure_policy::Bundle;
+use tenure_policy::reviews::{Campaign, NoAnswer, Stage};
+use tenure_proto::{CampaignView, ReviewDecisionView, ReviewItemView};
+use tenure_store::{
+    CampaignRow, IdentityRow, NewCampaign, NewReviewItem, ReadTx, ReviewDecisionRow, ReviewItemQuery, ReviewItemRow,
+    WriteTx,
+};
+use time::{Duration, OffsetDateTime};
+
+/// The identity attribute whose holders are an identity's peers in a recommendation.
+pub const PEER_ATTRIBUTE: &str = "department";
+/// A grant older than this that few peers hold is recommended for revocation.
+const STALE_AFTER: Duration = Duration::days(90);
+/// "Few": under this share of peers.
+const FEW_PEERS_PERCENT: u64 = 10;
+
+/// `keep` or `revoke`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    Keep,
+    Revoke,
+}
+
+impl Verdict {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Keep => "keep",
+            Self::Revoke => "revoke",
+        }
+    }
+}
+
+impl std::str::FromStr for Verdict {
+    type Err = EngineError;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "keep" => Ok(Self::Keep),
+            "revoke" => Ok(Self::Revoke),
+            other => Err(EngineError::invalid("decision", format!("expected keep or revoke, found `{other}`"))),
+        }
+    }
+}
+
+fn subject_of(campaign: i64) -> String {
+    format!("review:{campaign}")
+}
+
+/// The references a stage names for `identity`'s grant of `entitlement`: its roles resolved
+/// and its named reviewers (before any is checked).
+fn candidates(policy: &Bundle, stage: &Stage, identity: &IdentityRow, entitlement: &str) -> Vec<String> {
+    let mut refs: Vec<String> = Vec::new();
+    for role in &stage.roles {
+        match role {
+            ApproverRole::Manager => {
+                refs.extend(identity.attributes.get(&policy.access.manager_attribute).cloned());
+            }
+            ApproverRole::Owner => refs.extend(identity.owner.as_ref().map(ToString::to_string)),
+            ApproverRole::SystemOwner => refs.extend(
+                policy
+                    .entitlement(entitlement)
+                    .and_then(|e| policy.systems.get(&e.system))
+                    .and_then(|s| s.owner.clone()),
+            ),
+            ApproverRole::Security => refs.extend(policy.access.security.iter().cloned()),
+        }
+    }
+    refs.extend(stage.named.iter().cloned());
+    refs
+}
+
+/// Who reviews `identity`'s grant of `entitlement` at `stage`: the stage's roles and named
+/// reviewers that are active humans other than the identity itself, or else its fallback.
+/// `people` finds a reference's id and whether it is an active human.
+fn reviewers_for(
+    policy: &Bundle,
+    stage: &Stage,
+    identity: &IdentityRow,
+    entitlement: &str,
+    people: &dyn Fn(&str) -> Option<(i64, bool)>,
+) -> Vec<i64> {
+    let me = identity.reference.to_string();
+    let pick = |refs: &[String]| -> Vec<i64> {
+        let mut ids: Vec<i64> = refs
+            .iter()
+            .filter(|r| **r != me)
+            .filter_map(|r| people(r))
+            .filter(|(_, usable)| *usable)
+            .map(|(id, _)| id)
+            .collect();
+        ids.sort_unstable();
+        ids.dedup();
+        ids
+    };
+    let chosen = pick(&candidates(policy, stage, identity, entitlement));
+    if chosen.is_empty() { pick(&stage.fallback) } else { chosen }
+}
+
+/// Why `who` may not decide anything at all, if it may not.
+fn refusal(who: &IdentityRow, item: &ReviewItemRow) -> Option<String> {
+    if !who.kind.is_human() {
+        return Some(format!("`{}` is a {}; a non-human never reviews", who.reference, who.kind));
+    }
+    if who.state != LifecycleState::Active {
+        return Some(format!("`{}` is {}; only active people review", who.reference, who.state));
+    }
+    if who.id == item.identity_id {
+        return Some(format!("item {} is `{}`'s own access; nobody reviews their own access", item.id, who.reference));
+    }
+    None
+}
+
+/// What the no-answer default does to an undecided item.
+fn default_for(campaign: Option<&Campaign>, item: &ReviewItemRow) -> Verdict {
+    let birthright = item.origin == GrantOrigin::Birthright.as_str();
+    let verdict = match campaign.map(|c| c.no_answer) {
+        Some(NoAnswer::Revoke) => Verdict::Revoke,
+        Some(NoAnswer::Recommend) if item.recommendation == "revoke" => Verdict::Revoke,
+        _ => Verdict::Keep,
+    };
+    // A template would give birthright straight back: policy, not a default, changes it.
+    if birthright { Verdict::Keep } else { verdict }
+}
+
+/// Peers of one identity: those sharing its [`PEER_ATTRIBUTE`] value.
+#[derive(Default)]
+struct Peers {
+    /// Per attribute value: how many identities.
+    members: HashMap<String, u64>,
+    /// Per (entitlement, attribute value): how many of them hold it.
+    holding: HashMap<(String, String), u64>,
+}
+
+impl Engine {
+    /// Start the campaign `[reviews.NAME]` of the deployed bundle: every grant in its scope
+    /// snapshotted as an item and assigned to its first-stage reviewers, with a recommendation
+    /// from the evidence tenure has; one `review.started` entry; all in one transaction.
+    pub fn start_review(&self, actor: &Principal, name: &str) -> Result<CampaignView> {
+        let policy = self.current_policy()?;
+        let def = policy.reviews.get(name).ok_or_else(|| {
+            let known: Vec<&str> = policy.reviews.keys().map(String::as_str).collect();
+            EngineError::invalid(
+                "name",
+                format!(
+                    "no campaign `{name}` in policy {} (it has: {})",
+                    policy.version.short(),
+                    if known.is_empty() { "none".to_owned() } else { known.join(", ") }
+                ),
+            )
+        })?;
+        let now = self.clock.now();
+        let mut tx = self.store.write()?;
+        if let Some(last) = tx.last_campaign(name)?
+            && last.state != "closed"
+        {
+            return Err(EngineError::Conflict(format!(
+                "campaign {} of `{name}` is still {}; one runs at a time",
+                last.id, last.state
+            )));
+        }
+        let id = self.start_in(tx.as_mut(), &policy, def, &actor.actor(), now)?;
+        let view = campaign_view(&*tx, tx.campaign(id)?.ok_or(EngineError::NotFound(format!("review {id}")))?)?;
+        tx.commit()?;
+        Ok(view)
+    }
+
+    fn start_in(
+        &self,
+        tx: &mut dyn WriteTx,
+        policy: &Bundle,
+        def: &Campaign,
+        actor: &str,
+        now: OffsetDateTime,
+    ) -> Result<i64> {
+        let deadline = now + def.duration;
+        let stages = i64::try_from(def.stages.len()).unwrap_or(1);
+        let id = tx.insert_campaign(&NewCampaign {
+            name: &def.name,
+            policy_version: policy.version.as_str(),
+            stages,
+            started_at: now,
+            deadline,
+            started_by: actor,
+        })?;
+        let identities = tx.identities()?;
+        let grants = tx.all_grants()?;
+        let mut people: HashMap<String, (i64, bool)> = HashMap::with_capacity(identities.len());
+        let mut peers = Peers::default();
+        for i in &identities {
+            let usable = i.kind.is_human() && i.state == LifecycleState::Active;
+            people.insert(i.reference.to_string(), (i.id, usable));
+            if let Some(v) = i.attributes.get(PEER_ATTRIBUTE) {
+                *peers.members.entry(v.clone()).or_default() += 1;
+                for g in grants.get(&i.id).into_iter().flatten().filter(|g| g.state.is_wanted()) {
+                    *peers.holding.entry((g.entitlement.clone(), v.clone())).or_default() += 1;
+                }
+            }
+        }
+        let decided: HashMap<i64, OffsetDateTime> = tx
+            .requests(Some(tenure_model::RequestState::Approved))?
+            .into_iter()
+            .filter_map(|r| r.decided_at.map(|d| (r.id, d)))
+            .collect();
+        let (mut items, mut unassigned) = (0u64, 0u64);
+        let Some(first) = def.stages.first() else {
+            return Err(EngineError::invalid("stage", format!("campaign `{}` has no stage", def.name)));
+        };
+        for identity in identities.iter().filter(|i| !i.state.has_left()) {
+            for g in grants.get(&identity.id).into_iter().flatten().filter(|g| g.state.is_wanted()) {
+                let (Some(ent), Ok(origin)) = (policy.entitlement(&g.entitlement), g.origin.parse::<GrantOrigin>())
+                else {
+                    continue;
+                };
+                if !def.scope.covers(ent, origin, identity.kind, &identity.attributes) {
+                    continue;
+                }
+                let granted_at = g.request_id.and_then(|r| decided.get(&r).copied());
+                let (recommendation, evidence) = recommend(identity, g, origin, granted_at, &peers, now);
+                let item = tx.insert_review_item(&NewReviewItem {
+                    campaign_id: id,
+                    identity_id: identity.id,
+                    grant_id: g.id,
+                    entitlement: &g.entitlement,
+                    system: &g.system,
+                    origin: &g.origin,
+                    privileged: ent.privileged,
+                    granted_at,
+                    recommendation: recommendation.as_str(),
+                    evidence: &evidence,
+                })?;
+                let reviewers =
+                    reviewers_for(policy, first, identity, &g.entitlement, &|r: &str| people.get(r).copied());
+                if reviewers.is_empty() {
+                    unassigned += 1;
+                }
+                tx.assign_reviewers(item, 0, &reviewers)?;
+                items += 1;
+            }
+        }
+        record(
+            tx,
+            Stamp::new(now, actor, policy.version.as_str()),
+            &subject_of(id),
+            LedgerEvent::ReviewStarted(ReviewStarted {
+                campaign: id,
+                name: def.name.clone(),
+                items,
+                stages: u32::try_from(stages).unwrap_or(1),
+                deadline: ts(deadline),
+                unassigned,
+                no_answer: def.no_answer.as_str().to_owned(),
+                max_no_answer_revokes: def.max_no_answer_revokes,
+            }),
+        )?;
+        if items == 0 {
+            tx.set_campaign_state(id, "open", "completing", now)?;
+        }
+        Ok(id)
+    }
+
+    /// A reviewer's decision on one item (the same rules as approvals: nobody reviews their own
+    /// access; only an active human assigned at the item's stage decides, once). A revoke is
+    /// carried out in the same transaction; a keep at an earlier stage passes the item on.
+    pub fn decide_review(
+        &self,
+        reviewer: &IdentityRef,
+        campaign: i64,
+        item: i64,
+        decision: Verdict,
+        reason: &str,
+    ) -> Result<ReviewItemView> {
+        let mut views = self.decide_reviews(reviewer, campaign, &[(item, decision, reason.to_owned())])?;
+        views.pop().ok_or_else(|| EngineError::NotFound(format!("item {item}")))
+    }
+
+    /// Several decisions by one reviewer, in one transaction: all apply or none does.
+    pub fn decide_reviews(
+        &self,
+        reviewer: &IdentityRef,
+        campaign: i64,
+        decisions: &[(i64, Verdict, String)],
+    ) -> Result<Vec<ReviewItemView>> {
+        let policy = self.current_policy()?;
+        let now = self.clock.now();
+        let mut tx = self.store.write()?;
+        let c = tx.campaign(campaign)?.ok_or_else(|| EngineError::NotFound(format!("review {campaign}")))?;
+        if c.state != "open" {
+            return Err(EngineError::Conflict(format!("review {campaign} is {}, not open", c.state)));
+        }
+        if now >= c.deadline {
+            return Err(EngineError::Conflict(format!(
+                "review {campaign}'s deadline passed at {}; its no-answer default applies",
+                ts(c.deadline)
+            )));
+        }
+        let who = tx.identity(reviewer)?.ok_or_else(|| EngineError::invalid("reviewer", "unknown identity"))?;
+        let def = policy.reviews.get(&c.name);
+        let mut touched = Vec::new();
+        for (n, (item_id, decision, reason)) in decisions.iter().enumerate() {
+            let at = if decisions.len() > 1 { format!("decisions[{n}]: ") } else { String::new() };
+            let item = tx
+                .review_item(*item_id)?
+                .filter(|i| i.campaign_id == campaign)
+                .ok_or_else(|| EngineError::NotFound(format!("{at}item {item_id} of review {campaign}")))?;
+            if let Some(o) = &item.outcome {
+                return Err(EngineError::Conflict(format!("{at}item {item_id} was decided already: {o}")));
+            }
+            if let Some(why) = refusal(&who, &item) {
+                return Err(EngineError::Refused(format!("{at}{why}")));
+            }
+            if !tx.item_reviewers(item.id, item.stage)?.contains(&who.id) {
+                return Err(EngineError::Refused(format!(
+                    "{at}`{}` is not a reviewer of item {item_id} at stage {}",
+                    who.reference,
+                    item.stage + 1
+                )));
+            }
+            let reason = reason.trim();
+            if reason.is_empty() && (*decision == Verdict::Revoke || item.privileged) {
+                return Err(EngineError::invalid(
+                    "reason",
+                    format!(
+                        "{at}{} needs a reason",
+                        if *decision == Verdict::Revoke { "a revoke" } else { "keeping privileged access" }
+                    ),
+                ));
+            }
+            if *decision == Verdict::Revoke && item.origin == GrantOrigin::Birthright.as_str() {
+                return Err(EngineError::Refused(format!(
+                    "{at}item {item_id} is birthright: a template gives `{}` while the identity matches it; change the template or the identity's attributes",
+                    item.entitlement
+                )));
+            }
+            let actor = who.reference.to_string();
+            decide_in(tx.as_mut(), &policy, &c, def, &item, *decision, reason, Some((who.id, &actor)), now)?;
+            touched.push(item.id);
+        }
+        finish_if_decided(tx.as_mut(), &c, now)?;
+        let mut views = Vec::with_capacity(touched.len());
+        for id in touched {
+            let item = tx.review_item(id)?.ok_or(EngineError::NotFound(format!("item {id}")))?;
+            views.push(item_view(&*tx, item)?);
+        }
+        tx.commit()?;
+        Ok(views)
+    }
+
+    /// Let a paused campaign's undecided items take its no-answer default (`apply_default`), or
+    /// keep them all.
+    pub fn release_review(
+        &self,
+        actor: &Principal,
+        campaign: i64,
+        apply_default: bool,
+        reason: &str,
+    ) -> Result<CampaignView> {
+        if reason.trim().is_empty() {
+            return Err(EngineError::invalid("reason", "a release needs a reason"));
+        }
+        let policy = self.current_policy()?;
+        let now = self.clock.now();
+        let mut tx = self.store.write()?;
+        let c = tx.campaign(campaign)?.ok_or_else(|| EngineError::NotFound(format!("review {campaign}")))?;
+        if c.state != "paused" {
+            return Err(EngineError::Conflict(format!("review {campaign} is {}, not paused", c.state)));
+        }
+        let apply = if apply_default { "default" } else { "keep" };
+        record(
+            tx.as_mut(),
+            Stamp::new(now, &actor.actor(), policy.version.as_str()),
+            &subject_of(campaign),
+            LedgerEvent::ReviewReleased(ReviewReleased {
+                campaign,
+                apply: apply.to_owned(),
+                reason: reason.trim().to_owned(),
+            }),
+        )?;
+        let def = if apply_default { policy.reviews.get(&c.name) } else { None };
+        apply_defaults(tx.as_mut(), &policy, &c, def, now, apply_default)?;
+        tx.set_campaign_state(campaign, "paused", "open", now)?;
+        finish_if_decided(tx.as_mut(), &c, now)?;
+        let view = campaign_view(&*tx, tx.campaign(campaign)?.ok_or(EngineError::NotFound(campaign.to_string()))?)?;
+        tx.commit()?;
+        Ok(view)
+    }
+
+    /// What is due for reviews at `now`: reminders, deadlines (the no-answer default, or a
+    /// pause past its threshold), campaigns whose revocations are all verified (closed), and
+    /// recurring campaigns due to start again. The names of what it did.
+    pub(crate) fn reviews_due(&self, policy: &Bundle, now: OffsetDateTime) -> Result<Vec<String>> {
+        let mut out = Vec::new();
+        let version = policy.version.as_str();
+        let campaigns = self.store.read()?.campaigns(None)?;
+        for c in campaigns.iter().filter(|c| c.state == "open" || c.state == "completing") {
+            let def = policy.reviews.get(&c.name);
+            let mut tx = self.store.write()?;
+            let Some(c) = tx.campaign(c.id)? else { continue };
+            if c.state == "open" {
+                // Reminders: each offset before the deadline once, to those with items left.
+                let reminders = def.map(|d| d.reminders.as_slice()).unwrap_or_default();
+                let due = reminders.iter().filter(|r| now >= c.deadline - **r).count();
+                let due = i64::try_from(due).unwrap_or(0);
+                if due > c.reminded && now < c.deadline {
+                    let mut reviewers = BTreeMap::new();
+                    for (id, n) in tx.reviewers_pending(c.id)? {
+                        if let Some(r) = tx.identity_by_id(id)? {
+                            reviewers.insert(r.reference.to_string(), u64::try_from(n).unwrap_or(0));
+                        }
+                    }
+                    tx.set_campaign_reminded(c.id, due)?;
+                    if !reviewers.is_empty() {
+                        record(
+                            tx.as_mut(),
+                            Stamp::engine(now, version),
+                            &subject_of(c.id),
+                            LedgerEvent::ReviewReminded(ReviewReminded {
+                                campaign: c.id,
+                                reviewers,
+                                deadline: ts(c.deadline),
+                            }),
+                        )?;
+                        out.push(format!("review {} reminded", c.id));
+                    }
+                }
+                if now >= c.deadline {
+                    let undecided = undecided_items(&*tx, c.id)?;
+                    let would_revoke = undecided.iter().filter(|i| default_for(def, i) == Verdict::Revoke).count();
+                    let max = def.map_or(0, |d| d.max_no_answer_revokes);
+                    if u64::try_from(would_revoke).unwrap_or(u64::MAX) > u64::from(max) {
+                        tx.set_campaign_state(c.id, "open", "paused", now)?;
+                        record(
+                            tx.as_mut(),
+                            Stamp::engine(now, version),
+                            &subject_of(c.id),
+                            LedgerEvent::ReviewPaused(ReviewPaused {
+                                campaign: c.id,
+                                undecided: u64::try_from(undecided.len()).unwrap_or(0),
+                                would_revoke: u64::try_from(would_revoke).unwrap_or(0),
+                                max_no_answer_revokes: max,
+                            }),
+                        )?;
+                        out.push(format!("review {} paused: its default would revoke {would_revoke}", c.id));
+                    } else {
+                        apply_defaults(tx.as_mut(), policy, &c, def, now, true)?;
+                        finish_if_decided(tx.as_mut(), &c, now)?;
+                        out.push(format!("review {} deadline: {} decided by default", c.id, undecided.len()));
+                    }
+                }
+            }
+            if let Some(c) = tx.campaign(c.id)?
+                && c.state == "completing"
+                && close_if_verified(tx.as_mut(), &c, version, now)?
+            {
+                out.push(format!("review {} closed", c.id));
+            }
+            tx.commit()?;
+        }
+        for def in policy.reviews.values() {
+            let Some(every) = def.every else { continue };
+            let mut tx = self.store.write()?;
+            let due = match tx.last_campaign(&def.name)? {
+                None => true,
+                Some(last) => last.state == "closed" && now >= last.started_at + every,
+            };
+            if due {
+                let id = self.start_in(tx.as_mut(), policy, def, crate::ACTOR_ENGINE, now)?;
+                tx.commit()?;
+                out.push(format!("review {id} ({}) started", def.name));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Campaigns, newest first, as `caller` may see them: admins and auditors every campaign,
+    /// a reviewer those with items assigned to them.
+    pub fn reviews(&self, caller: &Principal) -> Result<Vec<CampaignView>> {
+        let tx = self.store.read()?;
+        let me = self.caller_id(&*tx, caller)?;
+        let mut out = Vec::new();
+        for c in tx.campaigns(None)? {
+            if me.is_some_and(|me| {
+                tx.review_items(c.id, &ReviewItemQuery { reviewer: Some(me), undecided: false }, None, 1)
+                    .map(|v| v.is_empty())
+                    .unwrap_or(true)
+            }) {
+                continue;
+            }
+            out.push(campaign_view(&*tx, c)?);
+        }
+        Ok(out)
+    }
+
+    /// One campaign and a page of its items, as `caller` may see them (a reviewer: its own
+    /// items; others are not found).
+    pub fn review(
+        &self,
+        caller: &Principal,
+        id: i64,
+        undecided: bool,
+        after: Option<i64>,
+        limit: usize,
+    ) -> Result<(CampaignView, Vec<ReviewItemView>)> {
+        let tx = self.store.read()?;
+        let me = self.caller_id(&*tx, caller)?;
+        let c = tx.campaign(id)?.ok_or_else(|| EngineError::NotFound(format!("review {id}")))?;
+        let q = ReviewItemQuery { reviewer: me, undecided };
+        let items = tx.review_items(id, &q, after, limit)?;
+        if me.is_some() && items.is_empty() && after.is_none() && !undecided {
+            return Err(EngineError::NotFound(format!("review {id}")));
+        }
+        let view = campaign_view(&*tx, c)?;
+        let items = items.into_iter().map(|i| item_view(&*tx, i)).collect::<Result<_>>()?;
+        Ok((view, items))
+    }
+
+    /// `None` for those who see every campaign (admins, auditors, the operator); the caller's
+    /// identity id otherwise.
+    fn caller_id(&self, tx: &dyn ReadTx, caller: &Principal) -> Result<Option<i64>> {
+        if caller.is_operator() || caller.has(RoleName::Admin) || caller.has(RoleName::Auditor) {
+            return Ok(None);
+        }
+        Ok(Some(tx.identity(&caller.identity)?.map_or(-1, |i| i.id)))
+    }
+}
+
+/// The recommendation for one grant, and the evidence behind it.
+fn recommend(
+    identity: &IdentityRow,
+    g: &tenure_store::GrantRow,
+    origin: GrantOrigin,
+    granted_at: Option<OffsetDateTime>,
+    peers: &Peers,
+    now: OffsetDateTime,
+) -> (Verdict, Value) {
+    let mut why = Vec::new();
+    let age_days = granted_at.map(|t| (now - t).whole_days());
+    let peer = identity.attributes.get(PEER_ATTRIBUTE).map(|v| {
+        let members = peers.members.get(v).copied().unwrap_or(1).saturating_sub(1);
+        let holding = peers.holding.get(&(g.entitlement.clone(), v.clone())).copied().unwrap_or(1).saturating_sub(1);
+        (v.clone(), holding, members)
+    });
+    let mut verdict = Verdict::Keep;
+    if identity.state == LifecycleState::Suspended {
+        why.push(format!("`{}` is suspended", identity.reference));
+        verdict = Verdict::Revoke;
+    }
+    if let Some((value, holding, members)) = &peer
+        && *members > 0
+        && holding * 100 < members * FEW_PEERS_PERCENT
+        && granted_at.is_none_or(|t| now - t >= STALE_AFTER)
+    {
+        why.push(format!(
+            "{holding} of {members} peers in {PEER_ATTRIBUTE} `{value}` hold it, and it is {}",
+            age_days.map_or("of unknown age".to_owned(), |d| format!("{d} days old"))
+        ));
+        verdict = Verdict::Revoke;
+    }
+    if verdict == Verdict::Keep {
+        why.push("nothing tenure sees argues against it".to_owned());
+    }
+    let evidence = json!({
+        "origin": origin.as_str(),
+        "request": g.request_id,
+        "age_days": age_days,
+        "expires_at": g.expires_at.map(ts),
+        "peers": peer.map(|(value, holding, members)| json!({
+            "attribute": PEER_ATTRIBUTE, "value": value, "holding": holding, "of": members,
+        })),
+        "why": why,
+    });
+    (verdict, evidence)
+}
+
+fn undecided_items(tx: &dyn ReadTx, campaign: i64) -> Result<Vec<ReviewItemRow>> {
+    let q = ReviewItemQuery { reviewer: None, undecided: true };
+    let mut out = Vec::new();
+    let mut after = None;
+    loop {
+        let page = tx.review_items(campaign, &q, after, 1000)?;
+        let Some(last) = page.last() else { break };
+        after = Some(last.id);
+        out.extend(page);
+    }
+    Ok(out)
+}
+
+/// Record one decision at the item's stage, and carry it out: a revoke takes the grant away
+/// through the normal path (sync jobs; verified by read-back); a keep before the last stage
+/// passes the item to the next stage's reviewers.
+#[expect(clippy::too_many_arguments, reason = "one decision's whole context, inside one transaction")]
+fn decide_in(
+    tx: &mut dyn WriteTx,
+    policy: &Bundle,
+    c: &CampaignRow,
+    def: Option<&Campaign>,
+    item: &ReviewItemRow,
+    decision: Verdict,
+    reason: &str,
+    by: Option<(i64, &str)>,
+    now: OffsetDateTime,
+) -> Result<()> {
+    let identity =
+        tx.identity_by_id(item.identity_id)?.ok_or_else(|| EngineError::NotFound(item.identity_id.to_string()))?;
+    let mut changes = Changes::default();
+    if decision == Verdict::Revoke
+        && let Some(g) = tx.grants(identity.id)?.into_iter().find(|g| g.entitlement == item.entitlement)
+        && g.state.is_wanted()
+    {
+        grants::revoke(tx, identity.id, &g, policy.version.as_str(), now)?;
+        let mut change = grants::apply_desired(tx, policy, &identity, now).map_err(EngineError::from)?;
+        change.revoking.insert(g.entitlement.clone());
+        change.systems.insert(g.system.clone());
+        grants::enqueue(tx, identity.id, &change.systems, now)?;
+        changes = change.recorded();
+    }
+    let stage = u32::try_from(item.stage).unwrap_or(0);
+    let event = ReviewDecided {
+        campaign: c.id,
+        item: item.id,
+        entitlement: item.entitlement.clone(),
+        stage,
+        decision: decision.as_str().to_owned(),
+        reason: reason.to_owned(),
+        by_default: by.is_none(),
+        recommendation: item.recommendation.clone(),
+        changes,
+    };
+    let stamp = match by {
+        Some((_, actor)) => Stamp::new(now, actor, policy.version.as_str()),
+        None => Stamp::engine(now, policy.version.as_str()),
+    };
+    let seq = record_seq(tx, stamp, &identity.reference.to_string(), LedgerEvent::ReviewDecided(event))?;
+    let row = ReviewDecisionRow {
+        item_id: item.id,
+        stage: item.stage,
+        decision: decision.as_str().to_owned(),
+        reason: reason.to_owned(),
+        decided_by: by.map(|(id, _)| id),
+        at: now,
+        seq,
+    };
+    if !tx.insert_review_decision(&row)? {
+        return Err(EngineError::Conflict(format!("item {} was decided at stage {} already", item.id, item.stage + 1)));
+    }
+    let last_stage = item.stage + 1 >= c.stages;
+    if decision == Verdict::Revoke || last_stage || by.is_none() {
+        tx.settle_review_item(item.id, Some(decision.as_str()), now)?;
+    } else {
+        tx.settle_review_item(item.id, None, now)?;
+        let next = usize::try_from(item.stage + 1).ok().and_then(|s| def.and_then(|d| d.stages.get(s)));
+        let reviewers = match next {
+            Some(s) => {
+                let mut found = HashMap::new();
+                let mut refs = candidates(policy, s, &identity, &item.entitlement);
+                refs.extend(s.fallback.iter().cloned());
+                for r in refs {
+                    let row = r.parse::<IdentityRef>().ok().map(|r| tx.identity(&r)).transpose()?.flatten();
+                    if let Some(row) = row {
+                        found.insert(r, (row.id, row.kind.is_human() && row.state == LifecycleState::Active));
+                    }
+                }
+                reviewers_for(policy, s, &identity, &item.entitlement, &|r: &str| found.get(r).copied())
+            }
+            None => Vec::new(),
+        };
+        tx.assign_reviewers(item.id, item.stage + 1, &reviewers)?;
+    }
+    Ok(())
+}
+
+/// Every undecided item of `c` decided by its default (`apply_default`), or kept.
+fn apply_defaults(
+    tx: &mut dyn WriteTx,
+    policy: &Bundle,
+    c: &CampaignRow,
+    def: Option<&Campaign>,
+    now: OffsetDateTime,
+    apply_default: bool,
+) -> Result<()> {
+    for item in undecided_items(&*tx, c.id)? {
+        let verdict = if apply_default { default_for(def, &item) } else { Verdict::Keep };
+        let reason = match (apply_default, def.map(|d| d.no_answer)) {
+            (false, _) => "no answer by the deadline; kept on release".to_owned(),
+            (true, Some(n)) => format!("no answer by the deadline; the campaign's default ({})", n.as_str()),
+            (true, None) => "no answer by the deadline; the campaign is no longer in policy: kept".to_owned(),
+        };
+        decide_in(tx, policy, c, def, &item, verdict, &reason, None, now)?;
+    }
+    Ok(())
+}
+
+/// An open campaign with nothing undecided moves to `completing`.
+fn finish_if_decided(tx: &mut dyn WriteTx, c: &CampaignRow, now: OffsetDateTime) -> Result<()> {
+    if tx.review_counts(c.id)?.get("undecided").copied().unwrap_or(0) == 0 {
+        tx.set_campaign_state(c.id, "open", "completing", now)?;
+    }
+    Ok(())
+}
+
+/// Whether each revoked item's grant is verified revoked (by read-back), or gone with its
+/// identity's closure.
+fn revocation_verified(tx: &dyn ReadTx, item: &ReviewItemRow) -> Result<bool> {
+    Ok(tx
+        .grants(item.identity_id)?
+        .iter()
+        .find(|g| g.entitlement == item.entitlement)
+        .is_none_or(|g| g.state == GrantState::RevocationVerified))
+}
+
+fn close_if_verified(tx: &mut dyn WriteTx, c: &CampaignRow, version: &str, now: OffsetDateTime) -> Result<bool> {
+    let decisions = tx.review_decisions(c.id)?;
+    let by_default: BTreeSet<i64> = decisions.iter().filter(|d| d.decided_by.is_none()).map(|d| d.item_id).collect();
+    let (mut items, mut kept, mut revoked) = (0u64, 0u64, 0u64);
+    let mut after = None;
+    loop {
+        let page = tx.review_items(c.id, &ReviewItemQuery::default(), after, 1000)?;
+        let Some(last) = page.last() else { break };
+        after = Some(last.id);
+        for item in &page {
+            items += 1;
+            match item.outcome.as_deref() {
+                Some("revoke") => {
+                    if !revocation_verified(&*tx, item)? {
+                        return Ok(false);
+                    }
+                    revoked += 1;
+                }
+                Some(_) => kept += 1,
+                None => return Ok(false),
+            }
+        }
+    }
+    if !tx.set_campaign_state(c.id, "completing", "closed", now)? {
+        return Ok(false);
+    }
+    record(
+        tx,
+        Stamp::engine(now, version),
+        &subject_of(c.id),
+        LedgerEvent::ReviewClosed(ReviewClosed {
+            campaign: c.id,
+            items,
+            kept,
+            revoked,
+            by_default: u64::try_from(by_default.len()).unwrap_or(0),
+        }),
+    )?;
+    Ok(true)
+}
+
+pub(crate) fn campaign_view(tx: &dyn ReadTx, c: CampaignRow) -> Result<CampaignView> {
+    Ok(CampaignView {
+        items: tx.review_counts(c.id)?,
+        id: c.id,
+        name: c.name,
+        state: c.state,
+        policy_version: c.policy_version,
+        stages: c.stages,
+        started_at: ts(c.started_at),
+        started_by: c.started_by,
+        deadline: ts(c.deadline),
+        closed_at: c.closed_at.map(ts),
+    })
+}
+
+pub(crate) fn item_view(tx: &dyn ReadTx, i: ReviewItemRow) -> Result<ReviewItemView> {
+    let identity = tx.identity_by_id(i.identity_id)?.ok_or_else(|| EngineError::NotFound(i.identity_id.to_string()))?;
+    let reviewers = if i.outcome.is_none() {
+        let mut out = Vec::new();
+        for id in tx.item_reviewers(i.id, i.stage)? {
+            if let Some(r) = tx.identity_by_id(id)? {
+                out.push(r.reference.to_string());
+            }
+        }
+        out
+    } else {
+        Vec::new()
+    };
+    let status = match i.outcome.as_deref() {
+        None => "pending".to_owned(),
+        Some("revoke") if revocation_verified(tx, &i)? => "revoked (verified)".to_owned(),
+        Some("revoke") => "revoking".to_owned(),
+        Some(_) => "kept".to_owned(),
+    };
+    let mut decisions = Vec::new();
+    for d in tx.item_decisions(i.id)? {
+        let by = match d.decided_by {
+            Some(id) => tx.identity_by_id(id)?.map(|r| r.reference.to_string()),
+            None => None,
+        };
+        decisions.push(ReviewDecisionView {
+            stage: d.stage,
+            decision: d.decision,
+            reason: d.reason,
+            by,
+            at: ts(d.at),
+            entry: d.seq,
+        });
+    }
+    Ok(ReviewItemView {
+        id: i.id,
+        campaign: i.campaign_id,
+        identity: identity.reference.to_string(),
+        name: identity.name,
+        kind: identity.kind.to_string(),
+        entitlement: i.entitlement,
+        system: i.system,
+        origin: i.origin,
+        privileged: i.privileged,
+        granted_at: i.granted_at.map(ts),
+        stage: i.stage,
+        reviewers,
+        recommendation: i.recommendation,
+        evidence: i.evidence,
+        status,
+        decisions,
+    })
+}

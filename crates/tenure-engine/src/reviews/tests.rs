@@ -1,0 +1,262 @@
+//! Access reviews on a real store: who each item goes to, what a reviewer may decide, stages,
+//! the no-answer default and its threshold, reminders, and closing on verified revocations.
+
+use crate::reviews::Verdict;
+use crate::{Engine, EngineError, ingest, parse};
+use std::sync::Arc;
+use tenure_model::{Clock, FixedClock, GrantState, IdentityRef, LifecycleState, Principal};
+use tenure_policy::{Bundle, BundleFiles};
+use tenure_store::{NewGrant, SqliteStore};
+use time::Duration;
+use time::macros::datetime;
+
+const MANIFEST: &str = r#"
+[bundle]
+name = "reviews"
+[lifecycle]
+max_nhi_lifetime_days = 90
+leaver_grace_days = 30
+[sources.hr]
+kinds = ["human"]
+[systems.dir]
+type = "ldap"
+owner = "hr:E9"
+[entitlements."dir/plain"]
+[entitlements."dir/admin"]
+privileged = true
+[entitlements."dir/staff"]
+[approvers]
+security = ["hr:E7"]
+
+[reviews.priv]
+scope = { privileged = true }
+duration_days = 10
+remind_days_before = [5, 1]
+no_answer = "revoke"
+max_no_answer_revokes = 1
+[[reviews.priv.stage]]
+reviewers = ["manager"]
+fallback = ["hr:E9"]
+[[reviews.priv.stage]]
+reviewers = ["security"]
+
+[reviews.all]
+scope = { origins = ["request", "birthright"] }
+no_answer = "keep"
+[[reviews.all.stage]]
+reviewers = ["hr:E1", "hr:E2"]
+"#;
+
+const TEMPLATES: &str = r#"
+[[template]]
+name = "staff"
+when = { kind = "human" }
+grant = ["dir/staff"]
+"#;
+
+/// E1 (manager E2) and E2 (manager E2: themselves) and E3 (no manager) hold `dir/admin` by
+/// request; E1 also `dir/plain`.
+fn setup() -> (tempfile::TempDir, Engine, Arc<FixedClock>) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(SqliteStore::open(dir.path()).unwrap());
+    let clock = Arc::new(FixedClock::new(datetime!(2026-11-20 12:00 UTC)));
+    let e = Engine::new(store, clock.clone());
+    let mut f = BundleFiles::new();
+    f.insert("tenure.toml".into(), MANIFEST.as_bytes().to_vec());
+    f.insert("templates/t.toml".into(), TEMPLATES.as_bytes().to_vec());
+    e.deploy(&Bundle::load(f).unwrap(), &Principal::operator("test")).unwrap();
+    let mut lines = Vec::new();
+    for (n, manager) in [(1, "hr:E2"), (2, "hr:E2"), (3, ""), (7, ""), (9, "")] {
+        let manager = if manager.is_empty() { String::new() } else { format!(r#","manager":"{manager}""#) };
+        lines.push(format!(
+            r#"{{"source":"hr","id":"h{n}","type":"joined","at":"2026-11-01T09:00:00Z","identity":{{"external_id":"E{n}","kind":"human","attributes":{{"department":"x"{manager}}}}}}}"#
+        ));
+    }
+    let events = ingest::events_from_wire(parse::json_lines(&lines.join("\n")).unwrap()).unwrap();
+    e.ingest(&events, &Principal::operator("test")).unwrap();
+    let now = clock.now();
+    let mut tx = e.store().write().unwrap();
+    for i in tx.identities().unwrap() {
+        tx.set_identity_state(i.id, LifecycleState::Active, now).unwrap();
+        let ext = i.reference.external_id().to_owned();
+        let mut give = |entitlement: &str| {
+            tx.put_grant(&NewGrant {
+                identity_id: i.id,
+                entitlement,
+                system: "dir",
+                state: GrantState::Verified,
+                origin: "request",
+                policy_version: "v",
+                at: now,
+                expires_at: None,
+                request_id: None,
+            })
+            .unwrap();
+        };
+        if ["E1", "E2", "E3"].contains(&ext.as_str()) {
+            give("dir/admin");
+        }
+        if ext == "E1" {
+            give("dir/plain");
+        }
+    }
+    tx.commit().unwrap();
+    (dir, e, clock)
+}
+
+fn r(s: &str) -> IdentityRef {
+    s.parse().unwrap()
+}
+
+/// Item id per holder of `entitlement` in a campaign.
+fn items(e: &Engine, campaign: i64) -> Vec<tenure_proto::ReviewItemView> {
+    e.review(&Principal::operator("test"), campaign, false, None, 100).unwrap().1
+}
+
+fn item_of(e: &Engine, campaign: i64, identity: &str, entitlement: &str) -> tenure_proto::ReviewItemView {
+    items(e, campaign).into_iter().find(|i| i.identity == identity && i.entitlement == entitlement).unwrap()
+}
+
+#[test]
+fn items_go_to_the_manager_never_to_the_holder_and_otherwise_to_the_fallback() {
+    let (_d, e, _c) = setup();
+    let c = e.start_review(&Principal::operator("test"), "priv").unwrap();
+    assert_eq!(c.items.get("undecided"), Some(&3), "{c:?}");
+    assert_eq!(item_of(&e, c.id, "hr:E1", "dir/admin").reviewers, ["hr:E2"]);
+    // E2's manager is E2: nobody reviews their own access, so the fallback does.
+    assert_eq!(item_of(&e, c.id, "hr:E2", "dir/admin").reviewers, ["hr:E9"]);
+    assert_eq!(item_of(&e, c.id, "hr:E3", "dir/admin").reviewers, ["hr:E9"]);
+    // One at a time.
+    let again = e.start_review(&Principal::operator("test"), "priv").unwrap_err();
+    assert!(matches!(again, EngineError::Conflict(_)), "{again}");
+    let unknown = e.start_review(&Principal::operator("test"), "nope").unwrap_err();
+    assert!(unknown.to_string().contains("no campaign `nope`"), "{unknown}");
+    // A reviewer sees only their own items.
+    let mine = e.review(&Principal::local(r("hr:E9"), []), c.id, false, None, 100).unwrap().1;
+    let mut who: Vec<&str> = mine.iter().map(|i| i.identity.as_str()).collect();
+    who.sort_unstable();
+    assert_eq!(who, ["hr:E2", "hr:E3"]);
+    assert!(e.review(&Principal::local(r("hr:E3"), []), c.id, false, None, 100).is_err());
+}
+
+#[test]
+fn a_reviewer_decides_only_assigned_items_with_reasons_and_revokes_through_the_normal_path() {
+    let (_d, e, _c) = setup();
+    let c = e.start_review(&Principal::operator("test"), "priv").unwrap();
+    let e1 = item_of(&e, c.id, "hr:E1", "dir/admin").id;
+    let e2 = item_of(&e, c.id, "hr:E2", "dir/admin").id;
+
+    let own = e.decide_review(&r("hr:E2"), c.id, e2, Verdict::Keep, "mine").unwrap_err();
+    assert!(own.to_string().contains("nobody reviews their own access"), "{own}");
+    let stranger = e.decide_review(&r("hr:E3"), c.id, e1, Verdict::Keep, "ok").unwrap_err();
+    assert!(stranger.to_string().contains("not a reviewer of item"), "{stranger}");
+    let bare = e.decide_review(&r("hr:E2"), c.id, e1, Verdict::Keep, " ").unwrap_err();
+    assert!(bare.to_string().contains("keeping privileged access needs a reason"), "{bare}");
+
+    // A keep at stage 1 goes to stage 2 (security), not to a final outcome.
+    let kept = e.decide_review(&r("hr:E2"), c.id, e1, Verdict::Keep, "on call this quarter").unwrap();
+    assert_eq!((kept.stage, kept.status.as_str(), kept.reviewers.clone()), (1, "pending", vec!["hr:E7".to_owned()]));
+    let twice = e.decide_review(&r("hr:E2"), c.id, e1, Verdict::Keep, "again").unwrap_err();
+    assert!(twice.to_string().contains("not a reviewer of item"), "{twice}");
+
+    // A revoke at stage 2 takes the grant away: revoking, a sync job, not yet verified.
+    let revoked = e.decide_review(&r("hr:E7"), c.id, e1, Verdict::Revoke, "no longer on call").unwrap();
+    assert_eq!(revoked.status, "revoking");
+    assert_eq!(revoked.decisions.len(), 2);
+    let tx = e.store().read().unwrap();
+    let id = tx.identity(&r("hr:E1")).unwrap().unwrap().id;
+    let g = tx.grants(id).unwrap().into_iter().find(|g| g.entitlement == "dir/admin").unwrap();
+    assert_eq!(g.state, GrantState::Revoking);
+    assert!(tx.jobs(None).unwrap().iter().any(|j| j.identity_id == Some(id) && j.system == "dir"));
+    let decided = tx
+        .ledger_for("hr:E1")
+        .unwrap()
+        .into_iter()
+        .filter(|a| matches!(a.event, tenure_ledger::LedgerEvent::ReviewDecided(_)))
+        .count();
+    assert_eq!(decided, 2);
+    drop(tx);
+    let none = e.decide_review(&r("hr:E7"), c.id, e1, Verdict::Keep, "x").unwrap_err();
+    assert!(none.to_string().contains("decided already"), "{none}");
+}
+
+#[test]
+fn birthright_is_not_revoked_by_a_reviewer() {
+    let (_d, e, _c) = setup();
+    let c = e.start_review(&Principal::operator("test"), "all").unwrap();
+    let staff = item_of(&e, c.id, "hr:E3", "dir/staff").id;
+    let err = e.decide_review(&r("hr:E1"), c.id, staff, Verdict::Revoke, "why not").unwrap_err();
+    assert!(err.to_string().contains("is birthright"), "{err}");
+    let plain = item_of(&e, c.id, "hr:E1", "dir/plain");
+    assert_eq!(plain.reviewers, ["hr:E2"], "E1 is named, but never for their own access");
+    let bare = e.decide_review(&r("hr:E2"), c.id, plain.id, Verdict::Revoke, "").unwrap_err();
+    assert!(bare.to_string().contains("a revoke needs a reason"), "{bare}");
+}
+
+#[test]
+fn the_deadline_pauses_a_campaign_whose_default_would_revoke_past_its_threshold() {
+    let (_d, e, clock) = setup();
+    let c = e.start_review(&Principal::operator("test"), "priv").unwrap();
+    // Reminders: once per offset, only to reviewers with items left.
+    clock.advance(Duration::days(6));
+    assert_eq!(e.tick().unwrap().reviews, [format!("review {} reminded", c.id)]);
+    assert!(e.tick().unwrap().reviews.is_empty(), "a reminder goes out once");
+    let e1 = item_of(&e, c.id, "hr:E1", "dir/admin").id;
+    e.decide_review(&r("hr:E2"), c.id, e1, Verdict::Keep, "needed").unwrap();
+    e.decide_review(&r("hr:E7"), c.id, e1, Verdict::Keep, "needed").unwrap();
+    clock.advance(Duration::days(3));
+    e.tick().unwrap();
+    let tx = e.store().read().unwrap();
+    let reminded: Vec<_> = tx
+        .ledger_for(&format!("review:{}", c.id))
+        .unwrap()
+        .into_iter()
+        .filter_map(|a| match a.event {
+            tenure_ledger::LedgerEvent::ReviewReminded(r) => Some(r.reviewers.into_keys().collect::<Vec<_>>()),
+            _ => None,
+        })
+        .collect();
+    drop(tx);
+    assert_eq!(reminded, [vec!["hr:E2".to_owned(), "hr:E9".to_owned()], vec!["hr:E9".to_owned()]]);
+
+    // Two undecided items, default revoke, threshold 1: paused, nothing revoked.
+    clock.advance(Duration::days(2));
+    let t = e.tick().unwrap();
+    assert!(t.reviews[0].contains("paused"), "{t:?}");
+    let paused = e.reviews(&Principal::operator("test")).unwrap().remove(0);
+    assert_eq!(paused.state, "paused");
+    assert_eq!(item_of(&e, c.id, "hr:E2", "dir/admin").status, "pending");
+    let late = e.decide_review(&r("hr:E9"), c.id, item_of(&e, c.id, "hr:E3", "dir/admin").id, Verdict::Keep, "x");
+    assert!(late.is_err());
+
+    // An admin lets the default apply: both revoked (the normal path), the campaign completing.
+    let released = e.release_review(&Principal::operator("test"), c.id, true, "confirmed with owners").unwrap();
+    assert_eq!(released.state, "completing");
+    assert_eq!(released.items.get("revoke"), Some(&2));
+    assert_eq!(item_of(&e, c.id, "hr:E3", "dir/admin").status, "revoking");
+    assert!(e.tick().unwrap().reviews.is_empty(), "not closed before the revocations are verified");
+
+    // The read-back verifies them (here set as a worker would): the campaign closes.
+    let now = clock.now();
+    let mut tx = e.store().write().unwrap();
+    for who in ["hr:E2", "hr:E3"] {
+        let id = tx.identity(&r(who)).unwrap().unwrap().id;
+        let g = tx.grants(id).unwrap().into_iter().find(|g| g.entitlement == "dir/admin").unwrap();
+        assert!(tx.set_grant_state(g.id, g.rev, GrantState::RevocationVerified, now).unwrap());
+    }
+    tx.commit().unwrap();
+    assert_eq!(item_of(&e, c.id, "hr:E3", "dir/admin").status, "revoked (verified)");
+    assert_eq!(e.tick().unwrap().reviews, [format!("review {} closed", c.id)]);
+}
+
+#[test]
+fn below_the_threshold_the_default_applies_at_the_deadline() {
+    let (_d, e, clock) = setup();
+    let c = e.start_review(&Principal::operator("test"), "all").unwrap();
+    clock.advance(Duration::days(15));
+    let t = e.tick().unwrap();
+    assert!(t.reviews.iter().any(|s| s.contains("decided by default")), "{t:?}");
+    let all = items(&e, c.id);
+    assert!(all.iter().all(|i| i.status == "kept" && i.decisions[0].by.is_none()), "{all:?}");
+    assert!(t.reviews.iter().any(|s| s.contains("closed")), "nothing to verify: closed at once: {t:?}");
+}
