@@ -332,6 +332,13 @@ pub struct ReviewItemView {
     pub decisions: Vec<ReviewDecisionView>,
 }
 
+/// `GET /v1/reviews/{id}`: the campaign and a page of the items the caller may see.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct ReviewPage {
+    pub campaign: CampaignView,
+    pub items: Vec<ReviewItemView>,
+}
+
 /// `POST /v1/authorize`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]

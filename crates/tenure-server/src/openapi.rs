@@ -376,6 +376,45 @@ fn operation(e: Endpoint, req: &mut Schemas, resp: &mut Schemas) -> Operation {
         E::ReconcileRun => {
             Operation::new("A run with its plan", "reconcile", 200, Json(resp.of::<p::RunView>())).errors(&[404])
         }
+        E::StartReview => Operation::new(
+            "Start an access review campaign of the deployed bundle",
+            "reviews",
+            201,
+            Json(resp.of::<p::CampaignView>()),
+        )
+        .takes(Json(req.of::<p::StartReviewWire>()))
+        .errors(BODY),
+        E::ListReviews => Operation::new(
+            "Access review campaigns, newest first (a reviewer: those with items for it)",
+            "reviews",
+            200,
+            Json(resp.of::<Vec<p::CampaignView>>()),
+        ),
+        E::ShowReview => Operation::new(
+            "A campaign and a page of its items (a reviewer: only its own)",
+            "reviews",
+            200,
+            Json(resp.of::<p::ReviewPage>()),
+        )
+        .paged("items on the page", json!({ "type": "integer" }), "the item id the previous page ended with")
+        .query("undecided", json!({ "type": "boolean" }), "only undecided items")
+        .errors(&[404]),
+        E::DecideReview => Operation::new(
+            "Keep or revoke one item, as its reviewer",
+            "reviews",
+            200,
+            Json(resp.of::<p::ReviewItemView>()),
+        )
+        .takes(Json(req.of::<p::ReviewDecisionWire>()))
+        .errors(BODY),
+        E::ReleaseReview => Operation::new(
+            "Release a paused campaign: its no-answer default applies, or every undecided item is kept",
+            "reviews",
+            200,
+            Json(resp.of::<p::CampaignView>()),
+        )
+        .takes(Json(req.of::<p::ReviewReleaseWire>()))
+        .errors(BODY),
         E::Systems => Operation::new(
             "Each system of the deployed policy checked: reach, TLS, credentials, base, groups",
             "reconcile",
@@ -530,8 +569,11 @@ fn render(route: &Route, op: Operation) -> Value {
     }
     let mut parameters: Vec<Value> = path_params(route.path)
         .map(|name| {
-            let schema =
-                if name == "id" && integer_id(route.endpoint) { json!({ "type": "integer" }) } else { string() };
+            let schema = if (name == "id" || name == "item") && integer_id(route.endpoint) {
+                json!({ "type": "integer" })
+            } else {
+                string()
+            };
             json!({ "name": name, "in": "path", "required": true, "schema": schema })
         })
         .collect();
@@ -574,7 +616,16 @@ fn render(route: &Route, op: Operation) -> Value {
 }
 
 fn integer_id(e: Endpoint) -> bool {
-    matches!(e, Endpoint::ShowRequest | Endpoint::Approve | Endpoint::Deny | Endpoint::ReconcileRun)
+    matches!(
+        e,
+        Endpoint::ShowRequest
+            | Endpoint::Approve
+            | Endpoint::Deny
+            | Endpoint::ReconcileRun
+            | Endpoint::ShowReview
+            | Endpoint::DecideReview
+            | Endpoint::ReleaseReview
+    )
 }
 
 fn path_params(path: &str) -> impl Iterator<Item = &str> {

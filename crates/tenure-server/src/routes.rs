@@ -3,7 +3,7 @@
 //! the [`Principal`](tenure_model::Principal) to the handler). A route cannot be added without
 //! saying who may call it: [`handler`] matches [`Endpoint`] exhaustively.
 
-use crate::api::{access, credentials, identities, meta, reconcile, scim, tokens};
+use crate::api::{access, credentials, identities, meta, reconcile, reviews, scim, tokens};
 use crate::{ApiError, AppState, MAX_BODY, closing, read_body};
 use RoleName::{Admin, Approver, Auditor, Authorizer, Requester};
 use axum::Router;
@@ -66,6 +66,11 @@ pub enum Endpoint {
     ReconcileRuns,
     ReconcileRun,
     Systems,
+    StartReview,
+    ListReviews,
+    ShowReview,
+    DecideReview,
+    ReleaseReview,
     ScimConfig,
     ScimResourceTypes,
     ScimResourceType,
@@ -134,6 +139,13 @@ pub const ROUTES: &[Route] = &[
     route(Endpoint::ReconcileRun, "GET", "/v1/reconcile/runs/{id}", Access::Roles(&[Admin, Auditor])),
     // `tenure systems check` over HTTP: each system reachable, TLS verified, credentials taken.
     route(Endpoint::Systems, "GET", "/v1/systems", Access::Roles(&[Admin, Auditor])),
+    // Access reviews (docs/reviews.md): a reviewer holds the approver role and sees, and
+    // decides, only the items assigned to it; the engine checks which.
+    route(Endpoint::StartReview, "POST", "/v1/reviews", Access::Roles(&[Admin])),
+    route(Endpoint::ListReviews, "GET", "/v1/reviews", Access::Roles(&[Admin, Auditor, Approver])),
+    route(Endpoint::ShowReview, "GET", "/v1/reviews/{id}", Access::Roles(&[Admin, Auditor, Approver])),
+    route(Endpoint::DecideReview, "POST", "/v1/reviews/{id}/items/{item}/decide", Access::Roles(&[Approver])),
+    route(Endpoint::ReleaseReview, "POST", "/v1/reviews/{id}/release", Access::Roles(&[Admin])),
     // SCIM 2.0 for sources (docs/sources.md): a token with one source:NAME role pushes users.
     route(Endpoint::ScimConfig, "GET", "/scim/v2/ServiceProviderConfig", Access::Source),
     route(Endpoint::ScimResourceTypes, "GET", "/scim/v2/ResourceTypes", Access::Source),
@@ -187,6 +199,11 @@ fn handler(e: Endpoint) -> MethodRouter<AppState> {
         Endpoint::ReconcileRuns => get(reconcile::runs),
         Endpoint::ReconcileRun => get(reconcile::run),
         Endpoint::Systems => get(reconcile::systems),
+        Endpoint::StartReview => post(reviews::start),
+        Endpoint::ListReviews => get(reviews::list),
+        Endpoint::ShowReview => get(reviews::show),
+        Endpoint::DecideReview => post(reviews::decide),
+        Endpoint::ReleaseReview => post(reviews::release),
         Endpoint::ScimConfig => get(scim::service_provider_config),
         Endpoint::ScimResourceTypes => get(scim::resource_types),
         Endpoint::ScimResourceType => get(scim::resource_type),

@@ -247,6 +247,9 @@ pub enum Command {
     /// Closure certificates of leavers: show, verify offline.
     #[command(subcommand)]
     Closure(crate::govern::ClosureCommand),
+    /// Access review campaigns: start, list, show, decide, release, report, verify offline.
+    #[command(subcommand)]
+    Reviews(crate::reviews::ReviewsCommand),
     /// Read systems whole: accounts and memberships made outside tenure, access surviving a
     /// leaver; act within policy, prove each run (`reconcile runs|show|verify|release`).
     Reconcile(crate::reconcile::ReconcileArgs),
@@ -675,6 +678,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Creds(cmd) => crate::creds::run(&g, cmd).await,
         Command::Requests(cmd) => crate::govern::requests(&g, cmd),
         Command::Closure(cmd) => crate::govern::closure(&g, cmd),
+        Command::Reviews(cmd) => crate::reviews::reviews(&g, cmd),
         Command::Findings { all, resolved, system, class } => crate::govern::findings(
             &g,
             tenure_engine::views::FindingFilter { all: all || resolved, resolved_only: resolved, system, kind: class },

@@ -12,6 +12,7 @@ mod ledger;
 mod listing;
 mod quickstart;
 mod reconcile;
+mod reviews;
 mod systems;
 mod table;
 

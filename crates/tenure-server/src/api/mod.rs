@@ -7,5 +7,6 @@ pub(crate) mod identities;
 pub(crate) mod meta;
 pub(crate) mod page;
 pub(crate) mod reconcile;
+pub(crate) mod reviews;
 pub(crate) mod scim;
 pub(crate) mod tokens;

@@ -47,6 +47,11 @@ fn expected() -> BTreeMap<(&'static str, &'static str), &'static [&'static str]>
     m.insert(("GET", "/v1/reconcile/runs"), &["admin", "auditor"]);
     m.insert(("GET", "/v1/reconcile/runs/{id}"), &["admin", "auditor"]);
     m.insert(("GET", "/v1/systems"), &["admin", "auditor"]);
+    m.insert(("POST", "/v1/reviews"), &["admin"]);
+    m.insert(("GET", "/v1/reviews"), &["admin", "auditor", "approver"]);
+    m.insert(("GET", "/v1/reviews/{id}"), &["admin", "auditor", "approver"]);
+    m.insert(("POST", "/v1/reviews/{id}/items/{item}/decide"), &["approver"]);
+    m.insert(("POST", "/v1/reviews/{id}/release"), &["admin"]);
     // The broker: public documents for relying parties; issuing, rotating and revoking for any
     // authenticated caller (the engine then requires the NHI itself or its owner).
     const ANY: &[&str] = &["admin", "approver", "auditor", "requester", "authorizer", "source:hr"];
@@ -108,7 +113,7 @@ fn every_route_refuses_missing_wrong_role_expired_and_revoked_tokens() {
     ];
     let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
     let call = |method: &str, path: &str, token: Option<&str>| -> (u16, String) {
-        let path = path.replace("{reference}", OPERATOR).replace("{id}", "1");
+        let path = path.replace("{reference}", OPERATOR).replace("{id}", "1").replace("{item}", "1");
         match method {
             "GET" => s.get_as(token, &path),
             "POST" => s.post_as(token, &path, "{}").unwrap(),
@@ -160,7 +165,7 @@ fn every_route_refuses_missing_wrong_role_expired_and_revoked_tokens() {
             checked += 1;
         }
     }
-    assert_eq!(checked, 39 * (5 + 6));
+    assert_eq!(checked, 44 * (5 + 6));
 
     // A refusal is sent before the body is read, so the server closes the connection and says
     // so: a pooling client would otherwise write its next request onto a closed socket (CI saw
