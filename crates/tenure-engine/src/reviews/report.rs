@@ -107,6 +107,15 @@ impl Engine {
         seqs.dedup();
         let crate::ledger::Evidence { checkpoint: cp, items: evidence, entries } = self.evidence(&seqs, signer)?;
         let at_of = |seq: i64| entries.get(&seq).map(|e| e.at.clone());
+        // A decision's time as its entry says it (the entry's form, to the digit).
+        for item in &mut items {
+            for d in item.get_mut("decisions").and_then(Value::as_array_mut).into_iter().flatten() {
+                let at = d.get("evidence").and_then(Value::as_i64).and_then(at_of);
+                if let Some(at) = at {
+                    d["at"] = Value::String(at);
+                }
+            }
+        }
         let report = json!({
             "version": VERSION,
             "campaign": id,

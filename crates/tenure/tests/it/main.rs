@@ -23,6 +23,7 @@ mod ops;
 mod output;
 mod readme;
 mod reconcile;
+mod reviews;
 mod scim;
 mod snapshots;
 mod sources;
