@@ -26,10 +26,12 @@ impl Engine {
             )));
         }
         let own = tx.ledger_for(&subject_of(id))?;
-        let started = own
+        let (started, deadline) = own
             .iter()
-            .find(|a| matches!(&a.event, LedgerEvent::ReviewStarted(s) if s.campaign == id))
-            .map(|a| a.seq)
+            .find_map(|a| match &a.event {
+                LedgerEvent::ReviewStarted(s) if s.campaign == id => Some((a.seq, s.deadline.clone())),
+                _ => None,
+            })
             .ok_or_else(|| EngineError::Ledger(format!("review {id} has no `review.started` entry")))?;
         let closed = own
             .iter()
@@ -122,7 +124,8 @@ impl Engine {
             "name": c.name,
             "policy_version": c.policy_version,
             "started_at": at_of(started),
-            "deadline": ts(c.deadline),
+            // As the entry says it, to the digit.
+            "deadline": deadline,
             "closed_at": at_of(closed),
             "started": started,
             "closed": closed,

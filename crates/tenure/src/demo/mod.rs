@@ -2,7 +2,7 @@
 //! Joiners, then a mover, an ownership transfer, a renewal and leavers; after each step it
 //! prints what the directory holds, read back from LDAP (not from tenure's tables), and checks
 //! it. Then policy: a guardrail, a privileged request with two approvers, a JIT elevation and
-//! runtime authorization. Then the credential broker: a service's credentials, and their end
+//! runtime authorization; an access review of privileged access. Then the credential broker: a service's credentials, and their end
 //! when it leaves. Then reconciliation ([`reconcile`]): access made behind tenure's back, found,
 //! acted on and proved. Exits non-zero if any check failed.
 
@@ -286,6 +286,7 @@ pub async fn run(keep: Option<&std::path::Path>) -> anyhow::Result<ExitCode> {
     );
 
     policy(&engine, &bundle, &workers, &ldap, &mut checks).await?;
+    review(&engine, &workers, &ldap, &signer, &mut checks).await?;
     credentials(&engine, &workers, &db, &signer, &mut checks).await?;
     let oob = reconcile::OutOfBand { slapd: &slapd, pg: &pg, scim: &scim };
     reconcile::run(&engine, &workers, &ldap, oob, &signer, &mut checks).await?;
@@ -392,6 +393,78 @@ async fn policy(
         println!("  authorize {who} deploy payments-api (prod): {} by {:?}", d.decision.as_str(), d.policies);
         checks.check(d.is_allow() == (who != "hr:E1010"), format!("authorize {who}"));
     }
+    Ok(())
+}
+
+/// Step 3b, an access review: the quickstart's `privileged-access` campaign over who holds
+/// production admin now; a self-review refused, a revoke carried out and read back in LDAP,
+/// the campaign closed and its signed report verified.
+async fn review(
+    engine: &Engine,
+    workers: &Workers,
+    ldap: &LdapConnector,
+    signer: &tenure_ledger::Signer,
+    checks: &mut Checks,
+) -> anyhow::Result<()> {
+    use tenure_engine::reviews::Verdict;
+    println!("\n3b. An access review of privileged access (docs/reviews.md)");
+    let demo = Principal::operator("demo");
+    let c = engine.start_review(&demo, "privileged-access")?;
+    let items = engine.review(&demo, c.id, false, None, 100)?.1;
+    for i in &items {
+        println!(
+            "  item {}: {} {} ({}), reviewed by {}",
+            i.id,
+            i.identity,
+            i.entitlement,
+            i.origin,
+            i.reviewers.join(", ")
+        );
+    }
+    let of = |who: &str| items.iter().find(|i| i.identity == who && i.entitlement == "corp-directory/prod-admin");
+    let (Some(barbara), Some(grace)) = (of("hr:E1005"), of("hr:E1001")) else {
+        checks.check(false, "the campaign covers E1005's and E1001's production admin");
+        return Ok(());
+    };
+    checks.check(barbara.reviewers == ["hr:E1002"], "E1005's item goes to her manager, E1002");
+    let own = engine.decide_review(&"hr:E1005".parse()?, c.id, barbara.id, Verdict::Keep, "mine");
+    println!(
+        "  hr:E1005 keeps her own access: {}",
+        own.as_ref().map_or_else(ToString::to_string, |i| i.status.clone())
+    );
+    checks.check(own.is_err(), "nobody reviews their own access");
+    let kept = engine.decide_review(&"hr:E1002".parse()?, c.id, barbara.id, Verdict::Keep, "on call this quarter")?;
+    println!("  hr:E1002 keeps it (stage 1): now with {}", kept.reviewers.join(", "));
+    engine.decide_review(&"hr:E1011".parse()?, c.id, barbara.id, Verdict::Keep, "on the rota")?;
+    let manager = grace.reviewers.first().cloned().unwrap_or_default();
+    let revoked = engine.decide_review(&manager.parse()?, c.id, grace.id, Verdict::Revoke, "the incident is closed")?;
+    println!("  {manager} revokes E1001's elevation: {}", revoked.status);
+    // Anything else in scope is kept by its reviewers, stage by stage.
+    for _ in 0..3 {
+        for i in engine.review(&demo, c.id, true, None, 100)?.1 {
+            if let Some(r) = i.reviewers.first() {
+                engine.decide_review(&r.parse()?, c.id, i.id, Verdict::Keep, "still needed")?;
+            }
+        }
+    }
+    workers.run_until_idle().await?;
+    let still = ldap.read_account("E1001").await?.is_some_and(|a| a.memberships.contains("prod-admin"));
+    let kept = ldap.read_account("E1005").await?.is_some_and(|a| a.memberships.contains("prod-admin"));
+    println!("  LDAP: E1001 in prod-admin: {}; E1005: {}", yes_no(still), yes_no(kept));
+    checks.check(!still && kept, "the revoke is carried out in LDAP and the keep left alone");
+    let tick = engine.tick()?;
+    checks
+        .check(tick.reviews.iter().any(|r| r.ends_with("closed")), "the campaign closes once the revoke is read back");
+    let report = engine.review_report(c.id, signer)?;
+    let verified = tenure_ledger::review::verify(&report, &signer.verifier());
+    println!(
+        "  its signed report: {}",
+        verified.as_ref().map_or_else(
+            |e| format!("INVALID: {e}"),
+            |v| format!("verified ({} items, {} kept, {} revoked)", v.items, v.kept, v.revoked.len())
+        )
+    );
+    checks.check(verified.is_ok_and(|v| v.revoked.len() == 1), "the review report verifies offline");
     Ok(())
 }
 

@@ -141,6 +141,51 @@ fn a_privileged_access_review_revokes_what_reviewers_deny_and_proves_it() {
     let out = w.run(&["reviews", "verify", forged.to_str().unwrap(), "--key", key.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(1));
     assert!(stdout(&out).contains("INVALID: signature"), "{}", stdout(&out));
+
+    // Re-signed with the ledger's own key (a report builder gone wrong), claims its entries do
+    // not support are still refused, each named.
+    let text = std::fs::read_to_string(w.data_dir().join("ledger.key")).unwrap();
+    let mut lines = text.lines();
+    let origin = lines.next().unwrap();
+    let seed: [u8; 32] = hex::decode(lines.next().unwrap()).unwrap().try_into().unwrap();
+    let signer = tenure_ledger::Signer::from_seed(origin, &seed);
+    let original = json(&std::fs::read_to_string(&report).unwrap());
+    let resigned = |edit: &dyn Fn(&mut serde_json::Value)| -> String {
+        let mut doc = original.clone();
+        edit(&mut doc["report"]);
+        let body = tenure_ledger::entry::canonical_json(&doc["report"]);
+        doc["signature"] = signer.sign_message(tenure_ledger::review::CONTEXT, &body).into();
+        let path = w.file("resigned.json", &doc.to_string());
+        let out = w.run(&["reviews", "verify", path.to_str().unwrap(), "--key", key.to_str().unwrap()]);
+        assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+        stdout(&out)
+    };
+    let of = |r: &mut serde_json::Value, who: &str| -> usize {
+        r["items"].as_array().unwrap().iter().position(|i| i["identity"] == who).unwrap()
+    };
+    let out = resigned(&|r| {
+        let i = of(r, "hr:E1011");
+        r["items"][i]["decisions"][1]["by"] = "hr:E1011".into();
+    });
+    assert!(out.contains("by: differs from ledger entry"), "{out}");
+    let out = resigned(&|r| {
+        let b = of(r, "hr:E1005");
+        r["items"][b]["outcome"] = "revoke".into();
+        r["items"][b]["decisions"][1]["decision"] = "revoke".into();
+    });
+    assert!(out.contains("differs from ledger entry"), "{out}");
+    let out = resigned(&|r| {
+        let (i, m) = (of(r, "hr:E1016"), of(r, "hr:E1011"));
+        let other = r["items"][m]["verification"].clone();
+        r["items"][i]["verification"] = other;
+    });
+    assert!(out.contains("does not verify `analytics-db/reporting-admin` of `hr:E1016` revoked"), "{out}");
+    let out = resigned(&|r| {
+        let i = of(r, "hr:E1005");
+        r["items"].as_array_mut().unwrap().remove(i);
+    });
+    assert!(out.contains("the `review.closed` entry says 3"), "{out}");
+
     let replay = w.ok(&["ledger", "replay"]);
     assert!(replay.contains("the database matches the ledger"), "{replay}");
 }

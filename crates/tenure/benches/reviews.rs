@@ -1,0 +1,186 @@
+//! An access review at scale: 100,000 people each holding privileged access by request, the
+//! quickstart's `privileged-access` campaign started over them (100,000 items snapshotted with
+//! recommendations and assigned to managers), then 100,000 decisions recorded, each reviewer's
+//! in one call (`decide_reviews`). The baseline, in the same process: raw SQLite inserting the
+//! same rows in the same transactions (the items and their reviewers; per decision, its row,
+//! the item moved to the next stage, the next stage's reviewers and a ledger row of the same
+//! size).
+//!
+//! `cargo bench -p tenure --bench reviews` (TENURE_BENCH_IDENTITIES to change the 100,000).
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing, clippy::disallowed_methods)]
+
+#[allow(dead_code)]
+mod support;
+
+use std::collections::BTreeMap;
+use std::time::Instant;
+use support::{insert_people, quickstart_engine};
+use tenure_engine::reviews::Verdict;
+use tenure_model::Principal;
+
+/// People per manager.
+const TEAM: usize = 20;
+
+fn main() {
+    let n: usize = std::env::var("TENURE_BENCH_IDENTITIES").ok().and_then(|v| v.parse().ok()).unwrap_or(100_000);
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let engine = quickstart_engine(&data);
+    let departments = ["engineering", "finance", "sales", "people", "support", "legal"];
+    insert_people(&engine, n, |i| {
+        BTreeMap::from([
+            ("department".to_owned(), departments[i % departments.len()].to_owned()),
+            ("employment".to_owned(), "employee".to_owned()),
+            ("manager".to_owned(), format!("bulk:P{:07}", i - i % TEAM)),
+        ])
+    });
+    {
+        let version = engine.current_policy().unwrap().version.to_string();
+        let now = engine.clock().now();
+        let mut tx = engine.store().write().unwrap();
+        let people: Vec<i64> =
+            tx.identities().unwrap().into_iter().filter(|i| i.reference.source() == "bulk").map(|i| i.id).collect();
+        for id in people {
+            tx.put_grant(&tenure_store::NewGrant {
+                identity_id: id,
+                entitlement: "corp-directory/prod-admin",
+                system: "corp-directory",
+                state: tenure_model::GrantState::Verified,
+                origin: "request",
+                policy_version: &version,
+                at: now,
+                expires_at: None,
+                request_id: None,
+            })
+            .unwrap();
+        }
+        tx.commit().unwrap();
+    }
+    let operator = Principal::operator("bench");
+
+    let t = Instant::now();
+    let campaign = engine.start_review(&operator, "privileged-access").unwrap();
+    let start = t.elapsed();
+    let items = campaign.items["undecided"] as usize;
+    assert_eq!(items, n);
+
+    // Each manager's items, in one call per manager: the team leader's own item goes to the
+    // fallback (security), decided by them in one call at the end.
+    let mut by_reviewer: BTreeMap<String, Vec<(i64, Verdict, String)>> = BTreeMap::new();
+    let mut after = None;
+    loop {
+        let (_, page) = engine.review(&operator, campaign.id, true, after, 5000).unwrap();
+        let Some(last) = page.last() else { break };
+        after = Some(last.id);
+        for i in page {
+            by_reviewer.entry(i.reviewers[0].clone()).or_default().push((i.id, Verdict::Keep, "still on call".into()));
+        }
+    }
+    let batches: Vec<usize> = by_reviewer.values().map(Vec::len).collect();
+    let t = Instant::now();
+    let mut decided = 0;
+    for (reviewer, decisions) in &by_reviewer {
+        decided += engine.decide_reviews(&reviewer.parse().unwrap(), campaign.id, decisions).unwrap().len();
+    }
+    let decide = t.elapsed();
+    assert_eq!(decided, n);
+    let evidence = {
+        let (_, page) = engine.review(&operator, campaign.id, false, None, 1).unwrap();
+        page[0].evidence.to_string()
+    };
+    let entry_len = {
+        let db = rusqlite::Connection::open(data.join("tenure.db")).unwrap();
+        db.query_row("SELECT avg(length(entry)) FROM ledger WHERE action = 'review.decided'", [], |r| {
+            r.get::<_, f64>(0)
+        })
+        .unwrap() as usize
+    };
+    drop(engine);
+
+    // Baseline: the same rows, raw, in the same transactions, in a database of the same schema.
+    let base_dir = tempfile::tempdir().unwrap();
+    drop(tenure_store::SqliteStore::open(base_dir.path()).unwrap());
+    let mut db = rusqlite::Connection::open(base_dir.path().join("tenure.db")).unwrap();
+    db.pragma_update(None, "journal_mode", "WAL").unwrap();
+    db.pragma_update(None, "synchronous", "FULL").unwrap();
+    db.execute_batch("CREATE TABLE raw_ledger (seq INTEGER PRIMARY KEY, entry BLOB NOT NULL, leaf BLOB NOT NULL)")
+        .unwrap();
+    let t = Instant::now();
+    {
+        let tx = db.transaction().unwrap();
+        tx.execute(
+            "INSERT INTO review_campaigns (id, name, state, policy_version, stages, started_at, deadline, started_by)
+             VALUES (1, 'privileged-access', 'open', 'v', 2, 'now', 'later', 'bench')",
+            [],
+        )
+        .unwrap();
+        let mut item = tx
+            .prepare(
+                "INSERT INTO review_items (id, campaign_id, identity_id, grant_id, entitlement, system, origin, privileged,
+                                           granted_at, recommendation, evidence)
+                 VALUES (?1, 1, ?1, ?1, 'corp-directory/prod-admin', 'corp-directory', 'request', 1, NULL, 'keep', ?2)",
+            )
+            .unwrap();
+        let mut reviewer =
+            tx.prepare("INSERT INTO review_reviewers (item_id, stage, identity_id) VALUES (?1, 0, ?2)").unwrap();
+        for i in 1..=n as i64 {
+            item.execute(rusqlite::params![i, evidence]).unwrap();
+            reviewer.execute(rusqlite::params![i, i - i % TEAM as i64]).unwrap();
+        }
+        drop((item, reviewer));
+        tx.commit().unwrap();
+    }
+    let raw_start = t.elapsed();
+    let entry = vec![b'x'; entry_len];
+    let t = Instant::now();
+    let (mut next, mut seq) = (1i64, 0i64);
+    for batch in &batches {
+        let tx = db.transaction().unwrap();
+        {
+            let mut decision = tx
+                .prepare_cached(
+                    "INSERT INTO review_decisions (item_id, stage, decision, reason, decided_by, at, seq)
+                     VALUES (?1, 0, 'keep', 'still on call', 1, 'now', ?2)",
+                )
+                .unwrap();
+            let mut settle = tx.prepare_cached("UPDATE review_items SET stage = stage + 1 WHERE id = ?1").unwrap();
+            let mut reviewer = tx
+                .prepare_cached("INSERT INTO review_reviewers (item_id, stage, identity_id) VALUES (?1, 1, ?2)")
+                .unwrap();
+            let mut ledger =
+                tx.prepare_cached("INSERT INTO raw_ledger (seq, entry, leaf) VALUES (?1, ?2, ?3)").unwrap();
+            for _ in 0..*batch {
+                seq += 1;
+                ledger.execute(rusqlite::params![seq, entry, [0u8; 32]]).unwrap();
+                decision.execute(rusqlite::params![next, seq]).unwrap();
+                settle.execute([next]).unwrap();
+                for r in [1, 2] {
+                    reviewer.execute(rusqlite::params![next, r]).unwrap();
+                }
+                next += 1;
+            }
+        }
+        tx.commit().unwrap();
+    }
+    let raw_decide = t.elapsed();
+
+    let per_sec = |k: usize, d: std::time::Duration| k as f64 / d.as_secs_f64();
+    println!(
+        "review start over {n} grants: tenure {:.0} items/s ({:.2} s), raw SQLite same rows {:.0} rows/s ({:.2} s): {:.2}x",
+        per_sec(n, start),
+        start.as_secs_f64(),
+        per_sec(n, raw_start),
+        raw_start.as_secs_f64(),
+        start.as_secs_f64() / raw_start.as_secs_f64()
+    );
+    println!(
+        "{n} decisions in {} reviewer batches: tenure {:.0} decisions/s ({:.2} s), raw SQLite same rows {:.0}/s ({:.2} s): {:.2}x",
+        batches.len(),
+        per_sec(n, decide),
+        decide.as_secs_f64(),
+        per_sec(n, raw_decide),
+        raw_decide.as_secs_f64(),
+        decide.as_secs_f64() / raw_decide.as_secs_f64()
+    );
+}
