@@ -916,6 +916,9 @@ pub fn reviews(s: &dyn Store) {
     assert!(tx.item_decisions(two).unwrap().is_empty());
     assert_eq!(tx.review_decisions(c).unwrap(), [keep, revoke]);
     assert_eq!(tx.review_counts(c).unwrap(), BTreeMap::from([("revoke".into(), 1), ("undecided".into(), 1)]));
+    assert!(tx.any_undecided(c).unwrap());
+    assert!(tx.settle_review_item(two, Some("keep"), T0).unwrap());
+    assert!(!tx.any_undecided(c).unwrap());
     assert!(tx.set_campaign_state(c, "open", "closed", T0).unwrap());
     assert!(!tx.set_campaign_state(c, "open", "paused", T0).unwrap());
     tx.set_campaign_reminded(c, 2).unwrap();
@@ -923,4 +926,5 @@ pub fn reviews(s: &dyn Store) {
     let done = s.read().unwrap().campaign(c).unwrap().unwrap();
     assert_eq!((done.state.as_str(), done.reminded, done.closed_at), ("closed", 2, Some(T0)));
     assert_eq!(s.read().unwrap().campaigns(Some("closed")).unwrap().len(), 1);
+    assert_eq!(s.read().unwrap().review_counts(c).unwrap(), BTreeMap::from([("keep".into(), 1), ("revoke".into(), 1)]));
 }

@@ -431,6 +431,8 @@ pub trait ReviewReads {
     fn review_decisions(&self, campaign_id: i64) -> Result<Vec<ReviewDecisionRow>>;
     /// The decisions on one item, by stage.
     fn item_decisions(&self, item_id: i64) -> Result<Vec<ReviewDecisionRow>>;
+    /// Whether any of a campaign's items is undecided (cheap at any campaign size).
+    fn any_undecided(&self, campaign_id: i64) -> Result<bool>;
     /// A campaign's items by outcome: `undecided`, `keep`, `revoke`.
     fn review_counts(&self, campaign_id: i64) -> Result<BTreeMap<String, i64>>;
     /// Reviewers with undecided items at their stage, and how many each has (for reminders).

@@ -35,13 +35,17 @@ fn main() {
             ("manager".to_owned(), format!("bulk:P{:07}", i - i % TEAM)),
         ])
     });
+    let (people, security) = {
+        let all = engine.store().read().unwrap().identities().unwrap();
+        let people: Vec<i64> = all.iter().filter(|i| i.reference.source() == "bulk").map(|i| i.id).collect();
+        let id_of = |r: &str| all.iter().find(|i| i.reference.to_string() == r).unwrap().id;
+        (people, [id_of("hr:E1011"), id_of("hr:E1025")])
+    };
     {
         let version = engine.current_policy().unwrap().version.to_string();
         let now = engine.clock().now();
         let mut tx = engine.store().write().unwrap();
-        let people: Vec<i64> =
-            tx.identities().unwrap().into_iter().filter(|i| i.reference.source() == "bulk").map(|i| i.id).collect();
-        for id in people {
+        for &id in &people {
             tx.put_grant(&tenure_store::NewGrant {
                 identity_id: id,
                 entitlement: "corp-directory/prod-admin",
@@ -58,6 +62,14 @@ fn main() {
         tx.commit().unwrap();
     }
     let operator = Principal::operator("bench");
+    // The baseline's database: this one as it is before the campaign (same rows, same schema,
+    // foreign keys and all).
+    let base_dir = tempfile::tempdir().unwrap();
+    let base_db = base_dir.path().join("tenure.db");
+    rusqlite::Connection::open(data.join("tenure.db"))
+        .unwrap()
+        .execute("VACUUM INTO ?1", [base_db.to_str().unwrap()])
+        .unwrap();
 
     let t = Instant::now();
     let campaign = engine.start_review(&operator, "privileged-access").unwrap();
@@ -99,11 +111,10 @@ fn main() {
     drop(engine);
 
     // Baseline: the same rows, raw, in the same transactions, in a database of the same schema.
-    let base_dir = tempfile::tempdir().unwrap();
-    drop(tenure_store::SqliteStore::open(base_dir.path()).unwrap());
-    let mut db = rusqlite::Connection::open(base_dir.path().join("tenure.db")).unwrap();
+    let mut db = rusqlite::Connection::open(&base_db).unwrap();
     db.pragma_update(None, "journal_mode", "WAL").unwrap();
     db.pragma_update(None, "synchronous", "FULL").unwrap();
+    db.pragma_update(None, "foreign_keys", "ON").unwrap();
     db.execute_batch("CREATE TABLE raw_ledger (seq INTEGER PRIMARY KEY, entry BLOB NOT NULL, leaf BLOB NOT NULL)")
         .unwrap();
     let t = Instant::now();
@@ -119,14 +130,15 @@ fn main() {
             .prepare(
                 "INSERT INTO review_items (id, campaign_id, identity_id, grant_id, entitlement, system, origin, privileged,
                                            granted_at, recommendation, evidence)
-                 VALUES (?1, 1, ?1, ?1, 'corp-directory/prod-admin', 'corp-directory', 'request', 1, NULL, 'keep', ?2)",
+                 VALUES (?1, 1, ?2, ?1, 'corp-directory/prod-admin', 'corp-directory', 'request', 1, NULL, 'keep', ?3)",
             )
             .unwrap();
         let mut reviewer =
             tx.prepare("INSERT INTO review_reviewers (item_id, stage, identity_id) VALUES (?1, 0, ?2)").unwrap();
-        for i in 1..=n as i64 {
-            item.execute(rusqlite::params![i, evidence]).unwrap();
-            reviewer.execute(rusqlite::params![i, i - i % TEAM as i64]).unwrap();
+        for (i, who) in people.iter().enumerate() {
+            let item_id = i as i64 + 1;
+            item.execute(rusqlite::params![item_id, who, evidence]).unwrap();
+            reviewer.execute(rusqlite::params![item_id, people[i - i % TEAM]]).unwrap();
         }
         drop((item, reviewer));
         tx.commit().unwrap();
@@ -141,7 +153,7 @@ fn main() {
             let mut decision = tx
                 .prepare_cached(
                     "INSERT INTO review_decisions (item_id, stage, decision, reason, decided_by, at, seq)
-                     VALUES (?1, 0, 'keep', 'still on call', 1, 'now', ?2)",
+                     VALUES (?1, 0, 'keep', 'still on call', ?3, 'now', ?2)",
                 )
                 .unwrap();
             let mut settle = tx.prepare_cached("UPDATE review_items SET stage = stage + 1 WHERE id = ?1").unwrap();
@@ -153,9 +165,9 @@ fn main() {
             for _ in 0..*batch {
                 seq += 1;
                 ledger.execute(rusqlite::params![seq, entry, [0u8; 32]]).unwrap();
-                decision.execute(rusqlite::params![next, seq]).unwrap();
+                decision.execute(rusqlite::params![next, seq, security[0]]).unwrap();
                 settle.execute([next]).unwrap();
-                for r in [1, 2] {
+                for r in security {
                     reviewer.execute(rusqlite::params![next, r]).unwrap();
                 }
                 next += 1;

@@ -722,7 +722,7 @@ fn apply_defaults(
 
 /// An open campaign with nothing undecided moves to `completing`.
 fn finish_if_decided(tx: &mut dyn WriteTx, c: &CampaignRow, now: OffsetDateTime) -> Result<()> {
-    if tx.review_counts(c.id)?.get("undecided").copied().unwrap_or(0) == 0 {
+    if !tx.any_undecided(c.id)? {
         tx.set_campaign_state(c.id, "open", "completing", now)?;
     }
     Ok(())
