@@ -15,6 +15,7 @@ use tenure_ledger::LedgerEvent;
 use tenure_ledger::event::{BeforeAfter, Changes, FromTo, IdentityEvent, OwnerChange, SourceEvent, StateChange};
 use tenure_model::{IdentityKind, IdentityRef, LifecycleState, SuspendedBy, rfc3339};
 use tenure_policy::Bundle;
+use tenure_policy::reviews::Trigger;
 use tenure_proto::{EventType, EventWire, IngestReport};
 use tenure_store::{IdentityRow, NewEvent, NewIdentity, WriteTx};
 use time::OffsetDateTime;
@@ -239,6 +240,7 @@ pub(crate) fn apply(
         );
     }
     let recorded: fn(IdentityEvent) -> LedgerEvent;
+    let mut trigger: Option<Trigger> = None;
     let mut detail = IdentityEvent {
         state: None,
         attributes: None,
@@ -364,6 +366,12 @@ pub(crate) fn apply(
                         }
                     };
                     recorded = LedgerEvent::Changed;
+                    let manager = &policy.access.manager_attribute;
+                    if before.get(manager) != row.attributes.get(manager) {
+                        trigger = Some(Trigger::Mover);
+                    } else if owner_changed {
+                        trigger = Some(Trigger::OwnerChanged);
+                    }
                     detail.attributes = Some(BeforeAfter { before, after: row.attributes.clone() });
                     detail.changes = change.recorded();
                 }
@@ -425,6 +433,7 @@ pub(crate) fn apply(
                             detail.changes.credentials_revoked = revoked;
                         }
                         recorded = LedgerEvent::OwnerChanged;
+                        trigger = Some(Trigger::OwnerChanged);
                     }
                 }
                 EventType::Suspended => {
@@ -507,6 +516,13 @@ pub(crate) fn apply(
     detail.identity_digest.after = tx.identity(&e.reference)?.as_ref().map(identity_digest);
     let actor = if actor.is_empty() { ACTOR_ENGINE } else { actor };
     record(tx, Stamp::new(now, actor, policy.version.as_str()), &subject, recorded(detail))?;
+    // Micro-reviews: a mover's new manager, an NHI's new owner, asked about what it holds.
+    if let Some(t) = trigger
+        && let Some(row) = tx.identity(&e.reference)?
+        && row.state.is_current()
+    {
+        crate::reviews::on_trigger(tx, policy, t, &row, actor, now)?;
+    }
     Ok(Applied::New)
 }
 

@@ -1031,6 +1031,9 @@ mod tests {
 pub struct ReviewStarted {
     pub campaign: i64,
     pub name: String,
+    /// A micro-review's one identity (a mover, an NHI with a new owner).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identity: Option<String>,
     pub items: u64,
     pub stages: u32,
     /// RFC 3339.

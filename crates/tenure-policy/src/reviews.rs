@@ -13,6 +13,7 @@
 //! no_answer = "keep"                   # keep | revoke | recommend
 //! max_no_answer_revokes = 10           # past this the campaign pauses for an admin
 //! every_days = 90                      # the clock starts it again (absent: by hand only)
+//! # trigger = "mover"                  # or "owner_changed": a micro-review of one identity
 //!
 //! [[reviews.privileged.stage]]
 //! reviewers = ["manager"]              # manager, owner, system-owner, security, or `source:id`
@@ -46,6 +47,8 @@ pub(crate) struct CampaignSection {
     max_no_answer_revokes: u32,
     #[serde(default)]
     every_days: Option<u32>,
+    #[serde(default)]
+    trigger: Option<String>,
     #[serde(default)]
     stage: Vec<StageSection>,
 }
@@ -146,6 +149,24 @@ impl NoAnswer {
     }
 }
 
+/// What starts a micro-review of one identity's access on its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Trigger {
+    /// A mover whose manager changed: the new manager reviews what it kept.
+    Mover,
+    /// An NHI's new owner attests its access.
+    OwnerChanged,
+}
+
+impl Trigger {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Mover => "mover",
+            Self::OwnerChanged => "owner_changed",
+        }
+    }
+}
+
 /// A checked campaign definition.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Campaign {
@@ -161,6 +182,8 @@ pub struct Campaign {
     pub max_no_answer_revokes: u32,
     /// Started again by the clock this long after the last start.
     pub every: Option<Duration>,
+    /// Started, for one identity, by this event instead of by hand or by the clock.
+    pub trigger: Option<Trigger>,
 }
 
 fn reference_ok(r: &str) -> bool {
@@ -302,6 +325,22 @@ pub(crate) fn campaigns(
         {
             problems.push(problem(MANIFEST, format!("{at}.every_days"), format!("expected 1 to {max_days} days")));
         }
+        let trigger = match s.trigger.as_deref() {
+            None => None,
+            Some("mover") => Some(Trigger::Mover),
+            Some("owner_changed") => Some(Trigger::OwnerChanged),
+            Some(other) => {
+                problems.push(problem(
+                    MANIFEST,
+                    format!("{at}.trigger"),
+                    format!("expected mover or owner_changed, found `{other}`"),
+                ));
+                None
+            }
+        };
+        if trigger.is_some() && s.every_days.is_some() {
+            problems.push(problem(MANIFEST, format!("{at}.every_days"), "a triggered campaign does not recur"));
+        }
         if problems.len() > before {
             continue;
         }
@@ -318,6 +357,7 @@ pub(crate) fn campaigns(
                 no_answer,
                 max_no_answer_revokes: s.max_no_answer_revokes,
                 every: s.every_days.map(days),
+                trigger,
             },
         );
     }

@@ -31,11 +31,12 @@ use tenure_ledger::event::{
 use tenure_model::rfc3339 as ts;
 use tenure_model::{ApproverRole, GrantOrigin, GrantState, IdentityRef, LifecycleState, Principal, RoleName};
 use tenure_policy::Bundle;
-use tenure_policy::reviews::{Campaign, NoAnswer, Stage};
+use tenure_policy::reviews::{Campaign, NoAnswer, Stage, Trigger};
 use tenure_proto::{CampaignView, ReviewDecisionView, ReviewItemView};
+use tenure_store::StoreError;
 use tenure_store::{
-    CampaignRow, IdentityRow, NewCampaign, NewReviewItem, ReadTx, ReviewDecisionRow, ReviewItemQuery, ReviewItemRow,
-    WriteTx,
+    CampaignRow, GrantRow, IdentityRow, NewCampaign, NewReviewItem, ReadTx, ReviewDecisionRow, ReviewItemQuery,
+    ReviewItemRow, WriteTx,
 };
 use time::{Duration, OffsetDateTime};
 
@@ -179,6 +180,12 @@ impl Engine {
                 ),
             )
         })?;
+        if let Some(t) = def.trigger {
+            return Err(EngineError::Refused(format!(
+                "campaign `{name}` is a micro-review started by its trigger ({}), one identity at a time",
+                t.as_str()
+            )));
+        }
         let now = self.clock.now();
         let mut tx = self.store.write()?;
         if let Some(last) = tx.last_campaign(name)?
@@ -189,104 +196,11 @@ impl Engine {
                 last.id, last.state
             )));
         }
-        let id = self.start_in(tx.as_mut(), &policy, def, &actor.actor(), now)?;
+        let id = snapshot(tx.as_mut(), &policy, def, &actor.actor(), now, None)?
+            .ok_or_else(|| EngineError::invalid("name", format!("campaign `{name}` has no stage")))?;
         let view = campaign_view(&*tx, tx.campaign(id)?.ok_or(EngineError::NotFound(format!("review {id}")))?)?;
         tx.commit()?;
         Ok(view)
-    }
-
-    fn start_in(
-        &self,
-        tx: &mut dyn WriteTx,
-        policy: &Bundle,
-        def: &Campaign,
-        actor: &str,
-        now: OffsetDateTime,
-    ) -> Result<i64> {
-        let deadline = now + def.duration;
-        let stages = i64::try_from(def.stages.len()).unwrap_or(1);
-        let id = tx.insert_campaign(&NewCampaign {
-            name: &def.name,
-            policy_version: policy.version.as_str(),
-            stages,
-            started_at: now,
-            deadline,
-            started_by: actor,
-        })?;
-        let identities = tx.identities()?;
-        let grants = tx.all_grants()?;
-        let mut people: HashMap<String, (i64, bool)> = HashMap::with_capacity(identities.len());
-        let mut peers = Peers::default();
-        for i in &identities {
-            let usable = i.kind.is_human() && i.state == LifecycleState::Active;
-            people.insert(i.reference.to_string(), (i.id, usable));
-            if let Some(v) = i.attributes.get(PEER_ATTRIBUTE) {
-                *peers.members.entry(v.clone()).or_default() += 1;
-                for g in grants.get(&i.id).into_iter().flatten().filter(|g| g.state.is_wanted()) {
-                    *peers.holding.entry((g.entitlement.clone(), v.clone())).or_default() += 1;
-                }
-            }
-        }
-        let decided: HashMap<i64, OffsetDateTime> = tx
-            .requests(Some(tenure_model::RequestState::Approved))?
-            .into_iter()
-            .filter_map(|r| r.decided_at.map(|d| (r.id, d)))
-            .collect();
-        let (mut items, mut unassigned) = (0u64, 0u64);
-        let Some(first) = def.stages.first() else {
-            return Err(EngineError::invalid("stage", format!("campaign `{}` has no stage", def.name)));
-        };
-        for identity in identities.iter().filter(|i| !i.state.has_left()) {
-            for g in grants.get(&identity.id).into_iter().flatten().filter(|g| g.state.is_wanted()) {
-                let (Some(ent), Ok(origin)) = (policy.entitlement(&g.entitlement), g.origin.parse::<GrantOrigin>())
-                else {
-                    continue;
-                };
-                if !def.scope.covers(ent, origin, identity.kind, &identity.attributes) {
-                    continue;
-                }
-                let granted_at = g.request_id.and_then(|r| decided.get(&r).copied());
-                let (recommendation, evidence) = recommend(identity, g, origin, granted_at, &peers, now);
-                let item = tx.insert_review_item(&NewReviewItem {
-                    campaign_id: id,
-                    identity_id: identity.id,
-                    grant_id: g.id,
-                    entitlement: &g.entitlement,
-                    system: &g.system,
-                    origin: &g.origin,
-                    privileged: ent.privileged,
-                    granted_at,
-                    recommendation: recommendation.as_str(),
-                    evidence: &evidence,
-                })?;
-                let reviewers =
-                    reviewers_for(policy, first, identity, &g.entitlement, &|r: &str| people.get(r).copied());
-                if reviewers.is_empty() {
-                    unassigned += 1;
-                }
-                tx.assign_reviewers(item, 0, &reviewers)?;
-                items += 1;
-            }
-        }
-        record(
-            tx,
-            Stamp::new(now, actor, policy.version.as_str()),
-            &subject_of(id),
-            LedgerEvent::ReviewStarted(ReviewStarted {
-                campaign: id,
-                name: def.name.clone(),
-                items,
-                stages: u32::try_from(stages).unwrap_or(1),
-                deadline: ts(deadline),
-                unassigned,
-                no_answer: def.no_answer.as_str().to_owned(),
-                max_no_answer_revokes: def.max_no_answer_revokes,
-            }),
-        )?;
-        if items == 0 {
-            tx.set_campaign_state(id, "open", "completing", now)?;
-        }
-        Ok(id)
     }
 
     /// A reviewer's decision on one item (the same rules as approvals: nobody reviews their own
@@ -493,8 +407,7 @@ impl Engine {
                 None => true,
                 Some(last) => last.state == "closed" && now >= last.started_at + every,
             };
-            if due {
-                let id = self.start_in(tx.as_mut(), policy, def, crate::ACTOR_ENGINE, now)?;
+            if due && let Some(id) = snapshot(tx.as_mut(), policy, def, crate::ACTOR_ENGINE, now, None)? {
                 tx.commit()?;
                 out.push(format!("review {id} ({}) started", def.name));
             }
@@ -554,6 +467,150 @@ impl Engine {
     }
 }
 
+/// Snapshot a campaign: every grant in `def`'s scope (of `only` when given: a micro-review of
+/// one identity) becomes an item assigned to its first-stage reviewers, with one
+/// `review.started` entry. A micro-review with nothing in scope starts no campaign (`None`).
+fn snapshot(
+    tx: &mut dyn WriteTx,
+    policy: &Bundle,
+    def: &Campaign,
+    actor: &str,
+    now: OffsetDateTime,
+    only: Option<&IdentityRow>,
+) -> Result<Option<i64>, StoreError> {
+    let Some(first) = def.stages.first() else { return Ok(None) };
+    let (identities, grants, people, peers) = match only {
+        Some(identity) => {
+            let grants: BTreeMap<i64, Vec<GrantRow>> = [(identity.id, tx.grants(identity.id)?)].into();
+            let mut people = HashMap::new();
+            for stage in &def.stages {
+                let mut refs = candidates(policy, stage, identity, "");
+                refs.extend(stage.fallback.iter().cloned());
+                for g in grants.values().flatten() {
+                    refs.extend(candidates(policy, stage, identity, &g.entitlement));
+                }
+                for r in refs {
+                    let row = r.parse::<IdentityRef>().ok().map(|r| tx.identity(&r)).transpose()?.flatten();
+                    if let Some(row) = row {
+                        people.insert(r, (row.id, row.kind.is_human() && row.state == LifecycleState::Active));
+                    }
+                }
+            }
+            (vec![identity.clone()], grants, people, Peers::default())
+        }
+        None => {
+            let identities = tx.identities()?;
+            let grants = tx.all_grants()?;
+            let mut people: HashMap<String, (i64, bool)> = HashMap::with_capacity(identities.len());
+            let mut peers = Peers::default();
+            for i in &identities {
+                let usable = i.kind.is_human() && i.state == LifecycleState::Active;
+                people.insert(i.reference.to_string(), (i.id, usable));
+                if let Some(v) = i.attributes.get(PEER_ATTRIBUTE) {
+                    *peers.members.entry(v.clone()).or_default() += 1;
+                    for g in grants.get(&i.id).into_iter().flatten().filter(|g| g.state.is_wanted()) {
+                        *peers.holding.entry((g.entitlement.clone(), v.clone())).or_default() += 1;
+                    }
+                }
+            }
+            (identities, grants, people, peers)
+        }
+    };
+    let in_scope: Vec<(&IdentityRow, &GrantRow, &tenure_policy::EntitlementDef, GrantOrigin)> = identities
+        .iter()
+        .filter(|i| !i.state.has_left())
+        .flat_map(|i| grants.get(&i.id).into_iter().flatten().map(move |g| (i, g)))
+        .filter(|(_, g)| g.state.is_wanted())
+        .filter_map(|(i, g)| {
+            let ent = policy.entitlement(&g.entitlement)?;
+            let origin = g.origin.parse::<GrantOrigin>().ok()?;
+            def.scope.covers(ent, origin, i.kind, &i.attributes).then_some((i, g, ent, origin))
+        })
+        .collect();
+    if only.is_some() && in_scope.is_empty() {
+        return Ok(None);
+    }
+    let decided: HashMap<i64, OffsetDateTime> = if in_scope.iter().any(|(_, g, _, _)| g.request_id.is_some()) {
+        tx.requests(Some(tenure_model::RequestState::Approved))?
+            .into_iter()
+            .filter_map(|r| r.decided_at.map(|d| (r.id, d)))
+            .collect()
+    } else {
+        HashMap::new()
+    };
+    let deadline = now + def.duration;
+    let stages = i64::try_from(def.stages.len()).unwrap_or(1);
+    let id = tx.insert_campaign(&NewCampaign {
+        name: &def.name,
+        policy_version: policy.version.as_str(),
+        stages,
+        started_at: now,
+        deadline,
+        started_by: actor,
+    })?;
+    let (mut items, mut unassigned) = (0u64, 0u64);
+    for (identity, g, ent, origin) in in_scope {
+        let granted_at = g.request_id.and_then(|r| decided.get(&r).copied());
+        let (recommendation, evidence) = recommend(identity, g, origin, granted_at, &peers, now);
+        let item = tx.insert_review_item(&NewReviewItem {
+            campaign_id: id,
+            identity_id: identity.id,
+            grant_id: g.id,
+            entitlement: &g.entitlement,
+            system: &g.system,
+            origin: &g.origin,
+            privileged: ent.privileged,
+            granted_at,
+            recommendation: recommendation.as_str(),
+            evidence: &evidence,
+        })?;
+        let reviewers = reviewers_for(policy, first, identity, &g.entitlement, &|r: &str| people.get(r).copied());
+        if reviewers.is_empty() {
+            unassigned += 1;
+        }
+        tx.assign_reviewers(item, 0, &reviewers)?;
+        items += 1;
+    }
+    record(
+        tx,
+        Stamp::new(now, actor, policy.version.as_str()),
+        &subject_of(id),
+        LedgerEvent::ReviewStarted(ReviewStarted {
+            campaign: id,
+            name: def.name.clone(),
+            identity: only.map(|i| i.reference.to_string()),
+            items,
+            stages: u32::try_from(stages).unwrap_or(1),
+            deadline: ts(deadline),
+            unassigned,
+            no_answer: def.no_answer.as_str().to_owned(),
+            max_no_answer_revokes: def.max_no_answer_revokes,
+        }),
+    )?;
+    if items == 0 {
+        tx.set_campaign_state(id, "open", "completing", now)?;
+    }
+    Ok(Some(id))
+}
+
+/// The micro-reviews `trigger` starts for `identity` (a mover's new manager, an NHI's new
+/// owner), in the caller's transaction: one campaign per `[reviews.NAME]` with that trigger
+/// and anything of the identity's in its scope. Their ids.
+pub(crate) fn on_trigger(
+    tx: &mut dyn WriteTx,
+    policy: &Bundle,
+    trigger: Trigger,
+    identity: &IdentityRow,
+    actor: &str,
+    now: OffsetDateTime,
+) -> Result<Vec<i64>, StoreError> {
+    let mut out = Vec::new();
+    for def in policy.reviews.values().filter(|d| d.trigger == Some(trigger)) {
+        out.extend(snapshot(tx, policy, def, actor, now, Some(identity))?);
+    }
+    Ok(out)
+}
+
 /// The recommendation for one grant, and the evidence behind it.
 fn recommend(
     identity: &IdentityRow,
@@ -565,7 +622,8 @@ fn recommend(
 ) -> (Verdict, Value) {
     let mut why = Vec::new();
     let age_days = granted_at.map(|t| (now - t).whole_days());
-    let peer = identity.attributes.get(PEER_ATTRIBUTE).map(|v| {
+    // A micro-review counts no peers (it reads one identity, not the population).
+    let peer = identity.attributes.get(PEER_ATTRIBUTE).filter(|_| !peers.members.is_empty()).map(|v| {
         let members = peers.members.get(v).copied().unwrap_or(1).saturating_sub(1);
         let holding = peers.holding.get(&(g.entitlement.clone(), v.clone())).copied().unwrap_or(1).saturating_sub(1);
         (v.clone(), holding, members)

@@ -40,6 +40,13 @@ fallback = ["hr:E9"]
 [[reviews.priv.stage]]
 reviewers = ["security"]
 
+[reviews.mover]
+trigger = "mover"
+duration_days = 7
+[[reviews.mover.stage]]
+reviewers = ["manager"]
+fallback = ["hr:E9"]
+
 [reviews.all]
 scope = { origins = ["request", "birthright"] }
 no_answer = "keep"
@@ -259,4 +266,36 @@ fn below_the_threshold_the_default_applies_at_the_deadline() {
     let all = items(&e, c.id);
     assert!(all.iter().all(|i| i.status == "kept" && i.decisions[0].by.is_none()), "{all:?}");
     assert!(t.reviews.iter().any(|s| s.contains("closed")), "nothing to verify: closed at once: {t:?}");
+}
+
+#[test]
+fn a_mover_opens_a_micro_review_for_the_new_manager_in_the_same_transaction() {
+    let (_d, e, _c) = setup();
+    let moved = |id: &str, manager: &str| {
+        let line = format!(
+            r#"{{"source":"hr","id":"{id}","type":"changed","at":"2026-11-10T09:00:00Z","identity":{{"external_id":"E1","kind":"human","attributes":{{"department":"x","manager":"{manager}"}}}}}}"#
+        );
+        e.ingest(&ingest::events_from_wire(parse::json_lines(&line).unwrap()).unwrap(), &Principal::operator("test"))
+            .unwrap();
+    };
+    moved("m1", "hr:E3");
+    let all = e.reviews(&Principal::operator("test")).unwrap();
+    assert_eq!(all.len(), 1, "{all:?}");
+    assert_eq!((all[0].name.as_str(), all[0].items.get("undecided")), ("mover", Some(&2)));
+    let items = items(&e, all[0].id);
+    assert!(items.iter().all(|i| i.identity == "hr:E1" && i.reviewers == ["hr:E3"]), "{items:?}");
+    let mut ents: Vec<&str> = items.iter().map(|i| i.entitlement.as_str()).collect();
+    ents.sort_unstable();
+    assert_eq!(ents, ["dir/admin", "dir/plain"], "birthright (dir/staff) is the template's to decide");
+    let tx = e.store().read().unwrap();
+    let started = tx.ledger_for(&format!("review:{}", all[0].id)).unwrap();
+    assert!(
+        matches!(&started[0].event, tenure_ledger::LedgerEvent::ReviewStarted(s) if s.identity.as_deref() == Some("hr:E1"))
+    );
+    drop(tx);
+    // The same manager again is no move.
+    moved("m2", "hr:E3");
+    assert_eq!(e.reviews(&Principal::operator("test")).unwrap().len(), 1);
+    let by_hand = e.start_review(&Principal::operator("test"), "mover").unwrap_err();
+    assert!(by_hand.to_string().contains("started by its trigger"), "{by_hand}");
 }
