@@ -292,6 +292,8 @@ pub struct CampaignView {
     pub closed_at: Option<String>,
     /// Items by outcome: `undecided`, `keep`, `revoke`.
     pub items: BTreeMap<String, i64>,
+    /// Reviewers who decided many items in little time (rubber-stamping), each said in words.
+    pub rubber_stamping: Vec<String>,
 }
 
 /// One decision on a review item.

@@ -917,6 +917,7 @@ pub fn reviews(s: &dyn Store) {
     assert_eq!(tx.review_decisions(c).unwrap(), [keep, revoke]);
     assert_eq!(tx.review_counts(c).unwrap(), BTreeMap::from([("revoke".into(), 1), ("undecided".into(), 1)]));
     assert!(tx.any_undecided(c).unwrap());
+    assert_eq!(tx.reviewer_pace(c).unwrap(), [(bob, 1, T0, T0)], "the default's decisions are nobody's");
     assert!(tx.settle_review_item(two, Some("keep"), T0).unwrap());
     assert!(!tx.any_undecided(c).unwrap());
     assert!(tx.set_campaign_state(c, "open", "closed", T0).unwrap());

@@ -435,6 +435,8 @@ pub trait ReviewReads {
     fn any_undecided(&self, campaign_id: i64) -> Result<bool>;
     /// A campaign's items by outcome: `undecided`, `keep`, `revoke`.
     fn review_counts(&self, campaign_id: i64) -> Result<BTreeMap<String, i64>>;
+    /// Per reviewer who decided items of a campaign: how many, the first and the last time.
+    fn reviewer_pace(&self, campaign_id: i64) -> Result<Vec<(i64, i64, OffsetDateTime, OffsetDateTime)>>;
     /// Reviewers with undecided items at their stage, and how many each has (for reminders).
     fn reviewers_pending(&self, campaign_id: i64) -> Result<Vec<(i64, i64)>>;
 }

@@ -207,6 +207,9 @@ pub fn reviews(g: &Global, cmd: ReviewsCommand) -> anyhow::Result<ExitCode> {
                             "review {} (`{}`): {}, deadline {}, {} stage(s)",
                             c.id, c.name, c.state, c.deadline, c.stages
                         );
+                        for r in &c.rubber_stamping {
+                            println!("  rubber-stamping? {r}");
+                        }
                         let rows: Vec<Vec<String>> = all.iter().map(item_row).collect();
                         print!(
                             "{}",

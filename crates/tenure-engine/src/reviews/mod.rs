@@ -837,8 +837,22 @@ fn close_if_verified(tx: &mut dyn WriteTx, c: &CampaignRow, version: &str, now: 
     Ok(true)
 }
 
+/// A reviewer deciding at least this many items …
+const STAMP_ITEMS: i64 = 10;
+/// … at under this many seconds an item on average is flagged as rubber-stamping.
+const STAMP_SECONDS: f64 = 5.0;
+
 pub(crate) fn campaign_view(tx: &dyn ReadTx, c: CampaignRow) -> Result<CampaignView> {
+    let mut rubber_stamping = Vec::new();
+    for (who, n, first, last) in tx.reviewer_pace(c.id)? {
+        let secs = (last - first).as_seconds_f64();
+        if n >= STAMP_ITEMS && secs / (n - 1) as f64 <= STAMP_SECONDS {
+            let who = tx.identity_by_id(who)?.map_or_else(|| who.to_string(), |r| r.reference.to_string());
+            rubber_stamping.push(format!("{who} decided {n} items in {secs:.0} s"));
+        }
+    }
     Ok(CampaignView {
+        rubber_stamping,
         items: tx.review_counts(c.id)?,
         id: c.id,
         name: c.name,

@@ -25,6 +25,16 @@ owner = "hr:E9"
 [entitlements."dir/admin"]
 privileged = true
 [entitlements."dir/staff"]
+[entitlements."dir/g0"]
+[entitlements."dir/g1"]
+[entitlements."dir/g2"]
+[entitlements."dir/g3"]
+[entitlements."dir/g4"]
+[entitlements."dir/g5"]
+[entitlements."dir/g6"]
+[entitlements."dir/g7"]
+[entitlements."dir/g8"]
+[entitlements."dir/g9"]
 [approvers]
 security = ["hr:E7"]
 
@@ -266,6 +276,8 @@ fn below_the_threshold_the_default_applies_at_the_deadline() {
     let all = items(&e, c.id);
     assert!(all.iter().all(|i| i.status == "kept" && i.decisions[0].by.is_none()), "{all:?}");
     assert!(t.reviews.iter().any(|s| s.contains("closed")), "nothing to verify: closed at once: {t:?}");
+    let c = e.reviews(&Principal::operator("test")).unwrap().remove(0);
+    assert!(c.rubber_stamping.is_empty(), "the default is not a reviewer: {c:?}");
 }
 
 #[test]
@@ -298,4 +310,40 @@ fn a_mover_opens_a_micro_review_for_the_new_manager_in_the_same_transaction() {
     assert_eq!(e.reviews(&Principal::operator("test")).unwrap().len(), 1);
     let by_hand = e.start_review(&Principal::operator("test"), "mover").unwrap_err();
     assert!(by_hand.to_string().contains("started by its trigger"), "{by_hand}");
+}
+
+#[test]
+fn a_reviewer_deciding_many_items_in_seconds_is_flagged() {
+    let (_d, e, clock) = setup();
+    let now = clock.now();
+    let mut tx = e.store().write().unwrap();
+    let e3 = tx.identity(&r("hr:E3")).unwrap().unwrap().id;
+    for n in 0..10 {
+        tx.put_grant(&NewGrant {
+            identity_id: e3,
+            entitlement: &format!("dir/g{n}"),
+            system: "dir",
+            state: GrantState::Verified,
+            origin: "request",
+            policy_version: "v",
+            at: now,
+            expires_at: None,
+            request_id: None,
+        })
+        .unwrap();
+    }
+    tx.commit().unwrap();
+    let c = e.start_review(&Principal::operator("test"), "all").unwrap();
+    let mine: Vec<i64> = items(&e, c.id).into_iter().filter(|i| i.identity == "hr:E3").map(|i| i.id).collect();
+    assert_eq!(mine.len(), 12, "g0…g9, dir/admin and the birthright dir/staff");
+    for (n, id) in mine.iter().enumerate() {
+        if n == 5 {
+            let view = e.reviews(&Principal::operator("test")).unwrap().remove(0);
+            assert!(view.rubber_stamping.is_empty(), "5 decisions are not many: {view:?}");
+        }
+        clock.advance(Duration::seconds(2));
+        e.decide_review(&r("hr:E2"), c.id, *id, Verdict::Keep, "fine").unwrap();
+    }
+    let view = e.reviews(&Principal::operator("test")).unwrap().remove(0);
+    assert_eq!(view.rubber_stamping, ["hr:E2 decided 12 items in 22 s"]);
 }

@@ -160,6 +160,16 @@ impl ReviewReads for SqliteTx<'_> {
         let rows = st.query_map([campaign_id], |r| Ok((r.get(0)?, r.get(1)?)))?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
+    fn reviewer_pace(&self, campaign_id: i64) -> Result<Vec<(i64, i64, OffsetDateTime, OffsetDateTime)>> {
+        q_all(
+            self.c()?,
+            "SELECT d.decided_by, count(*), min(d.at), max(d.at) FROM review_decisions d
+             JOIN review_items i ON i.id = d.item_id
+             WHERE i.campaign_id = ?1 AND d.decided_by IS NOT NULL GROUP BY d.decided_by ORDER BY d.decided_by",
+            [campaign_id],
+            |r| Ok((r.get(0)?, r.get(1)?, parse_ts(text(r, 2)?)?, parse_ts(text(r, 3)?)?)),
+        )
+    }
     fn reviewers_pending(&self, campaign_id: i64) -> Result<Vec<(i64, i64)>> {
         let mut st = self.c()?.prepare_cached(
             "SELECT r.identity_id, count(*) FROM review_items i
