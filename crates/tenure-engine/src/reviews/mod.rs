@@ -549,9 +549,24 @@ fn snapshot(
         started_by: actor,
     })?;
     let (mut items, mut unassigned) = (0u64, 0u64);
+    let mut last_issued: HashMap<i64, Option<String>> = HashMap::new();
     for (identity, g, ent, origin) in in_scope {
         let granted_at = g.request_id.and_then(|r| decided.get(&r).copied());
-        let (recommendation, evidence) = recommend(identity, g, origin, granted_at, &peers, now);
+        let (recommendation, mut evidence) = recommend(identity, g, origin, granted_at, &peers, now);
+        // Use tenure sees: a machine identity's last credential from the broker.
+        if !identity.kind.is_human() {
+            let last = match last_issued.get(&identity.id) {
+                Some(last) => last.clone(),
+                None => {
+                    let last = tx.credentials(Some(identity.id))?.first().map(|c| ts(c.issued_at));
+                    last_issued.insert(identity.id, last.clone());
+                    last
+                }
+            };
+            if let Some(o) = evidence.as_object_mut() {
+                o.insert("last_credential_issued".into(), last.map_or(Value::Null, Value::String));
+            }
+        }
         let item = tx.insert_review_item(&NewReviewItem {
             campaign_id: id,
             identity_id: identity.id,
