@@ -907,6 +907,7 @@ pub fn reviews(s: &dyn Store) {
     let revoke = ReviewDecisionRow { stage: 1, decision: "revoke".into(), decided_by: None, seq: 8, ..keep.clone() };
     assert!(tx.insert_review_decision(&revoke).unwrap());
     assert!(tx.settle_review_item(one, Some("revoke"), T0).unwrap());
+    assert!(tx.revocations_unverified(c).unwrap(), "the grant is still verified, not revoked");
     assert!(!tx.settle_review_item(one, Some("keep"), T0).unwrap(), "a final outcome stays");
     assert!(
         !tx.insert_review_decision(&ReviewDecisionRow { stage: 2, ..revoke.clone() }).unwrap(),
@@ -920,6 +921,9 @@ pub fn reviews(s: &dyn Store) {
     assert_eq!(tx.reviewer_pace(c).unwrap(), [(bob, 1, T0, T0)], "the default's decisions are nobody's");
     assert!(tx.settle_review_item(two, Some("keep"), T0).unwrap());
     assert!(!tx.any_undecided(c).unwrap());
+    let g = tx.grants(ada).unwrap().remove(0);
+    assert!(tx.set_grant_state(g.id, g.rev, GrantState::RevocationVerified, T0).unwrap());
+    assert!(!tx.revocations_unverified(c).unwrap());
     assert!(tx.set_campaign_state(c, "open", "closed", T0).unwrap());
     assert!(!tx.set_campaign_state(c, "open", "paused", T0).unwrap());
     tx.set_campaign_reminded(c, 2).unwrap();

@@ -433,6 +433,9 @@ pub trait ReviewReads {
     fn item_decisions(&self, item_id: i64) -> Result<Vec<ReviewDecisionRow>>;
     /// Whether any of a campaign's items is undecided (cheap at any campaign size).
     fn any_undecided(&self, campaign_id: i64) -> Result<bool>;
+    /// Whether any item a campaign revoked still has its grant not verified revoked by
+    /// read-back (a grant gone counts as verified: it went with its identity).
+    fn revocations_unverified(&self, campaign_id: i64) -> Result<bool>;
     /// A campaign's items by outcome: `undecided`, `keep`, `revoke`.
     fn review_counts(&self, campaign_id: i64) -> Result<BTreeMap<String, i64>>;
     /// Per reviewer who decided items of a campaign: how many, the first and the last time.

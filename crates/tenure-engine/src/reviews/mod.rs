@@ -338,6 +338,21 @@ impl Engine {
         let campaigns = self.store.read()?.campaigns(None)?;
         for c in campaigns.iter().filter(|c| c.state == "open" || c.state == "completing") {
             let def = policy.reviews.get(&c.name);
+            // Looked at on a read snapshot first: most ticks find nothing due, and take no write
+            // lock for it.
+            let reminders = def.map(|d| d.reminders.as_slice()).unwrap_or_default();
+            let reminders_due =
+                i64::try_from(reminders.iter().filter(|r| now >= c.deadline - **r).count()).unwrap_or(0);
+            let due = match c.state.as_str() {
+                "open" => now >= c.deadline || reminders_due > c.reminded,
+                _ => {
+                    let r = self.store.read()?;
+                    !r.any_undecided(c.id)? && !r.revocations_unverified(c.id)?
+                }
+            };
+            if !due {
+                continue;
+            }
             let mut tx = self.store.write()?;
             let Some(c) = tx.campaign(c.id)? else { continue };
             if c.state == "open" {
@@ -402,11 +417,17 @@ impl Engine {
         }
         for def in policy.reviews.values() {
             let Some(every) = def.every else { continue };
-            let mut tx = self.store.write()?;
-            let due = match tx.last_campaign(&def.name)? {
-                None => true,
-                Some(last) => last.state == "closed" && now >= last.started_at + every,
+            let due = |tx: &dyn ReadTx| -> Result<bool> {
+                Ok(match tx.last_campaign(&def.name)? {
+                    None => true,
+                    Some(last) => last.state == "closed" && now >= last.started_at + every,
+                })
             };
+            if !due(&*self.store.read()?)? {
+                continue;
+            }
+            let mut tx = self.store.write()?;
+            let due = due(&*tx)?;
             if due && let Some(id) = snapshot(tx.as_mut(), policy, def, crate::ACTOR_ENGINE, now, None)? {
                 tx.commit()?;
                 out.push(format!("review {id} ({}) started", def.name));
@@ -812,28 +833,13 @@ fn revocation_verified(tx: &dyn ReadTx, item: &ReviewItemRow) -> Result<bool> {
 }
 
 fn close_if_verified(tx: &mut dyn WriteTx, c: &CampaignRow, version: &str, now: OffsetDateTime) -> Result<bool> {
-    let decisions = tx.review_decisions(c.id)?;
-    let by_default: BTreeSet<i64> = decisions.iter().filter(|d| d.decided_by.is_none()).map(|d| d.item_id).collect();
-    let (mut items, mut kept, mut revoked) = (0u64, 0u64, 0u64);
-    let mut after = None;
-    loop {
-        let page = tx.review_items(c.id, &ReviewItemQuery::default(), after, 1000)?;
-        let Some(last) = page.last() else { break };
-        after = Some(last.id);
-        for item in &page {
-            items += 1;
-            match item.outcome.as_deref() {
-                Some("revoke") => {
-                    if !revocation_verified(&*tx, item)? {
-                        return Ok(false);
-                    }
-                    revoked += 1;
-                }
-                Some(_) => kept += 1,
-                None => return Ok(false),
-            }
-        }
+    if tx.any_undecided(c.id)? || tx.revocations_unverified(c.id)? {
+        return Ok(false);
     }
+    let counts = tx.review_counts(c.id)?;
+    let n = |k: &str| u64::try_from(counts.get(k).copied().unwrap_or(0)).unwrap_or(0);
+    let by_default: BTreeSet<i64> =
+        tx.review_decisions(c.id)?.iter().filter(|d| d.decided_by.is_none()).map(|d| d.item_id).collect();
     if !tx.set_campaign_state(c.id, "completing", "closed", now)? {
         return Ok(false);
     }
@@ -843,9 +849,9 @@ fn close_if_verified(tx: &mut dyn WriteTx, c: &CampaignRow, version: &str, now: 
         &subject_of(c.id),
         LedgerEvent::ReviewClosed(ReviewClosed {
             campaign: c.id,
-            items,
-            kept,
-            revoked,
+            items: counts.values().map(|v| u64::try_from(*v).unwrap_or(0)).sum(),
+            kept: n("keep"),
+            revoked: n("revoke"),
             by_default: u64::try_from(by_default.len()).unwrap_or(0),
         }),
     )?;

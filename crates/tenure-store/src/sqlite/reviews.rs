@@ -153,6 +153,15 @@ impl ReviewReads for SqliteTx<'_> {
             .prepare_cached("SELECT EXISTS (SELECT 1 FROM review_items WHERE campaign_id = ?1 AND outcome IS NULL)")?
             .query_row([campaign_id], |r| r.get(0))?)
     }
+    fn revocations_unverified(&self, campaign_id: i64) -> Result<bool> {
+        Ok(self
+            .c()?
+            .prepare_cached(
+                "SELECT EXISTS (SELECT 1 FROM review_items i JOIN grants g ON g.id = i.grant_id
+                 WHERE i.campaign_id = ?1 AND i.outcome = 'revoke' AND g.state != 'revocation_verified')",
+            )?
+            .query_row([campaign_id], |r| r.get(0))?)
+    }
     fn review_counts(&self, campaign_id: i64) -> Result<BTreeMap<String, i64>> {
         let mut st = self.c()?.prepare_cached(
             "SELECT coalesce(outcome, 'undecided'), count(*) FROM review_items WHERE campaign_id = ?1 GROUP BY 1",

@@ -387,6 +387,7 @@ CREATE TABLE review_items (
 );
 CREATE INDEX review_items_campaign ON review_items(campaign_id, id);
 CREATE INDEX review_items_undecided ON review_items(campaign_id, id) WHERE outcome IS NULL;
+CREATE INDEX review_items_revoked ON review_items(campaign_id, id) WHERE outcome = 'revoke';
 CREATE TABLE review_reviewers (
     item_id     INTEGER NOT NULL REFERENCES review_items(id),
     stage       INTEGER NOT NULL,
