@@ -25,6 +25,8 @@ pub struct Tick {
     pub stalled: Vec<String>,
     /// What access reviews did: reminders, deadlines, pauses, closures, recurring starts.
     pub reviews: Vec<String>,
+    /// Ownership attestation: notices to owners, NHIs suspended for want of one.
+    pub attestations: Vec<String>,
 }
 
 impl Engine {
@@ -49,6 +51,7 @@ impl Engine {
             deleting: self.start_deletions(&policy, now)?,
             requests: self.expire_requests(&policy, now)?,
             reviews: self.reviews_due(&policy, now)?,
+            attestations: self.attestations_due(&policy, now)?,
         })
     }
 }

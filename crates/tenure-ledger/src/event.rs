@@ -73,9 +73,14 @@ pub enum LedgerEvent {
     /// Every system and credential of a leaver verified off: the closure certificate's anchor.
     #[serde(rename = "identity.closed")]
     Closed(Settled),
-    /// A non-human identity nobody took over by its deadline.
+    /// A non-human identity suspended by the clock: nobody took it over, or its owner did not
+    /// attest it, by its deadline (`because` says which).
     #[serde(rename = "identity.suspended")]
     Suspended(Suspended),
+    /// An NHI's owner reconfirmed it (attestation), resuming it if a missed attestation had
+    /// suspended it.
+    #[serde(rename = "identity.attested")]
+    Attested(Attested),
     /// A leaver's grace period ended: its disabled accounts are being deleted.
     #[serde(rename = "identity.deletion_started")]
     DeletionStarted(DeletionStarted),
@@ -214,6 +219,7 @@ impl LedgerEvent {
             Self::Suspended(s) => Some(s.state.to),
             Self::Expired(e) => Some(e.state.to),
             Self::RenewedBy(r) => r.state.map(|s| s.to),
+            Self::Attested(a) => a.state.map(|s| s.to),
             _ => None,
         }
     }
@@ -236,6 +242,7 @@ impl LedgerEvent {
             Self::RequestGranted(r) => Some(&r.changes),
             Self::GrantExpired(g) => Some(&g.changes),
             Self::ReviewDecided(d) => Some(&d.changes),
+            Self::Attested(a) => Some(&a.changes),
             _ => None,
         };
         if let Some(c) = changes {
@@ -427,6 +434,20 @@ pub struct Suspended {
     pub because: String,
     /// RFC 3339.
     pub deadline: String,
+    #[serde(flatten)]
+    pub changes: Changes,
+}
+
+/// An owner's attestation: who, why, until when the next one is due.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Attested {
+    pub by: String,
+    pub reason: String,
+    /// RFC 3339: the next attestation's deadline.
+    pub next_due: Option<String>,
+    /// Set where the attestation resumed an identity a missed one had suspended.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<StateChange>,
     #[serde(flatten)]
     pub changes: Changes,
 }

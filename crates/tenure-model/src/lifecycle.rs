@@ -31,6 +31,8 @@ string_enum! {
         Owner => "owner",
         /// Its source said so (a `resumed` event resumes it).
         Source => "source",
+        /// Its owner did not attest it by the deadline (an attestation resumes it).
+        Attestation => "attestation",
     }
 }
 

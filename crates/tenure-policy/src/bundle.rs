@@ -230,6 +230,8 @@ pub struct Bundle {
     pub credentials: Option<crate::credentials::CredentialRules>,
     /// Access review campaigns (`[reviews.NAME]`), by name.
     pub reviews: BTreeMap<String, crate::reviews::Campaign>,
+    /// Ownership attestation (`[attestation]`); `None`: NHIs are not attested.
+    pub attestation: Option<crate::reviews::Attestation>,
     pub rules: Rules,
     pub files: BundleFiles,
     /// [`Bundle::desired`]'s answers per distinct set of the facts it can see.
@@ -394,6 +396,8 @@ struct ManifestFile {
     credentials: Option<crate::credentials::CredentialsSection>,
     #[serde(default)]
     reviews: BTreeMap<String, crate::reviews::CampaignSection>,
+    #[serde(default)]
+    attestation: Option<crate::reviews::AttestationSection>,
 }
 
 #[derive(Deserialize)]
@@ -754,6 +758,7 @@ impl Bundle {
         let rules = Rules::load(&files, &facts, &mut problems);
         let system_names: BTreeSet<String> = systems.keys().cloned().collect();
         let reviews = crate::reviews::campaigns(&manifest.reviews, &entitlements, &system_names, &mut problems);
+        let attestation = manifest.attestation.as_ref().map(|a| crate::reviews::attestation(a, &mut problems));
         drop(facts);
 
         match rules {
@@ -773,6 +778,7 @@ impl Bundle {
                 access,
                 credentials,
                 reviews,
+                attestation,
                 rules,
                 files,
             }),

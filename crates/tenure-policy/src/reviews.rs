@@ -4,7 +4,15 @@
 //! the guard that a campaign whose no-answer default would revoke more than its threshold
 //! waits for an admin instead.
 //!
+//! Ownership attestation (`[attestation]`): every NHI of a kind is reconfirmed by its owner
+//! on a cadence (more often when it holds privileged access); a missed deadline suspends it.
+//!
 //! ```toml
+//! [attestation]
+//! every_days = { service = 90, workload = 90, agent = 30 }
+//! privileged_every_days = 7
+//! remind_days_before = 7
+//!
 //! [reviews.privileged]
 //! description = "Everyone holding privileged access"
 //! scope = { privileged = true }        # systems, entitlements, privileged, kinds, origins, attributes
@@ -26,6 +34,68 @@ use serde::Deserialize;
 use std::collections::{BTreeMap, BTreeSet};
 use tenure_model::{ApproverRole, GrantOrigin, IdentityKind};
 use time::Duration;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct AttestationSection {
+    every_days: BTreeMap<String, u32>,
+    #[serde(default)]
+    privileged_every_days: Option<u32>,
+    #[serde(default)]
+    remind_days_before: Option<u32>,
+}
+
+/// How often owners reconfirm their NHIs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Attestation {
+    /// Per non-human kind: the longest an NHI goes without its owner's attestation.
+    pub every: BTreeMap<IdentityKind, Duration>,
+    /// For an NHI holding privileged access, if shorter.
+    pub privileged_every: Option<Duration>,
+    /// A notice (a finding for the owner) this long before the deadline.
+    pub remind_before: Option<Duration>,
+}
+
+impl Attestation {
+    /// The cadence of an NHI of `kind`, holding privileged access or not.
+    pub fn every(&self, kind: IdentityKind, privileged: bool) -> Option<Duration> {
+        let base = self.every.get(&kind).copied()?;
+        Some(match self.privileged_every {
+            Some(p) if privileged => base.min(p),
+            _ => base,
+        })
+    }
+}
+
+pub(crate) fn attestation(s: &AttestationSection, problems: &mut Vec<Problem>) -> Attestation {
+    let max_days = u32::try_from(tenure_model::credential::MAX_DURATION_DAYS).unwrap_or(u32::MAX);
+    let days = |d: u32| Duration::days(i64::from(d));
+    let mut every = BTreeMap::new();
+    for (kind, d) in &s.every_days {
+        let field = format!("attestation.every_days.{kind}");
+        match kind.parse::<IdentityKind>() {
+            Ok(k) if k.is_human() => problems.push(problem(MANIFEST, field, "people are reviewed, not attested")),
+            Ok(_) if *d == 0 || *d > max_days => {
+                problems.push(problem(MANIFEST, field, format!("expected 1 to {max_days} days")));
+            }
+            Ok(k) => {
+                every.insert(k, days(*d));
+            }
+            Err(e) => problems.push(problem(MANIFEST, field, e)),
+        }
+    }
+    for (field, v) in [("privileged_every_days", s.privileged_every_days), ("remind_days_before", s.remind_days_before)]
+    {
+        if v.is_some_and(|d| d == 0 || d > max_days) {
+            problems.push(problem(MANIFEST, format!("attestation.{field}"), format!("expected 1 to {max_days} days")));
+        }
+    }
+    Attestation {
+        every,
+        privileged_every: s.privileged_every_days.map(days),
+        remind_before: s.remind_days_before.map(days),
+    }
+}
 
 /// At most this many stages per campaign (as Entra and midPoint allow).
 pub const MAX_STAGES: usize = 3;

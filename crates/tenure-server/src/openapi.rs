@@ -208,6 +208,14 @@ fn operation(e: Endpoint, req: &mut Schemas, resp: &mut Schemas) -> Operation {
             Json(resp.of::<p::IdentityDetail>()),
         )
         .errors(&[404]),
+        E::AttestIdentity => Operation::new(
+            "Reconfirm an NHI as its owner (ownership attestation)",
+            "identities",
+            200,
+            Json(resp.of::<p::IdentityView>()),
+        )
+        .takes(Json(req.of::<p::AnswerWire>()))
+        .errors(BODY),
         E::RenewIdentity => Operation::new(
             "Extend an identity's expiry (its owner or an admin)",
             "identities",

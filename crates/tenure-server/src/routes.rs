@@ -40,6 +40,7 @@ pub enum Endpoint {
     ListIdentities,
     ShowIdentity,
     RenewIdentity,
+    AttestIdentity,
     Jobs,
     CreateRequest,
     ListRequests,
@@ -112,6 +113,8 @@ pub const ROUTES: &[Route] = &[
     route(Endpoint::ShowIdentity, "GET", "/v1/identities/{reference}", Access::Roles(&[Admin, Auditor])),
     // The owner (the manager, for a person) or an admin: the engine checks which.
     route(Endpoint::RenewIdentity, "POST", "/v1/identities/{reference}/renew", Access::Authenticated),
+    // The NHI's owner only: the engine checks.
+    route(Endpoint::AttestIdentity, "POST", "/v1/identities/{reference}/attest", Access::Authenticated),
     route(Endpoint::Jobs, "GET", "/v1/jobs", Access::Roles(&[Admin, Auditor])),
     route(Endpoint::CreateRequest, "POST", "/v1/requests", Access::Roles(&[Admin, Requester])),
     route(Endpoint::ListRequests, "GET", "/v1/requests", Access::Roles(&[Admin, Approver, Auditor])),
@@ -173,6 +176,7 @@ fn handler(e: Endpoint) -> MethodRouter<AppState> {
         Endpoint::ListIdentities => get(identities::list_identities),
         Endpoint::ShowIdentity => get(identities::show_identity),
         Endpoint::RenewIdentity => post(identities::renew),
+        Endpoint::AttestIdentity => post(identities::attest),
         Endpoint::Jobs => get(identities::jobs),
         Endpoint::CreateRequest => post(access::create_request),
         Endpoint::ListRequests => get(access::list_requests),

@@ -931,5 +931,24 @@ pub fn reviews(s: &dyn Store) {
     let done = s.read().unwrap().campaign(c).unwrap().unwrap();
     assert_eq!((done.state.as_str(), done.reminded, done.closed_at), ("closed", 2, Some(T0)));
     assert_eq!(s.read().unwrap().campaigns(Some("closed")).unwrap().len(), 1);
+
+    // Attestation: due when the last one (or, never attested, the creation) is older than the
+    // cut-off; only active identities of the kind.
+    let mut tx = s.write().unwrap();
+    tx.set_identity_state(ada, LifecycleState::Active, T0).unwrap();
+    tx.set_identity_state(bob, LifecycleState::Active, T0).unwrap();
+    let due = |tx: &dyn ReadTx, before| {
+        tx.attestations_due(IdentityKind::Human, before).unwrap().iter().map(|i| i.id).collect::<Vec<_>>()
+    };
+    assert_eq!(due(&*tx, T0 + Duration::days(1)), [ada, bob], "eve is pending");
+    assert!(due(&*tx, T0).is_empty());
+    assert!(tx.attestations_due(IdentityKind::Service, T0 + Duration::days(1)).unwrap().is_empty());
+    assert_eq!(tx.last_attested(ada).unwrap(), None);
+    tx.put_attestation(ada, bob, "still needed", T0 + Duration::days(2)).unwrap();
+    tx.put_attestation(ada, bob, "still needed", T0 + Duration::days(3)).unwrap();
+    assert_eq!(tx.last_attested(ada).unwrap(), Some(T0 + Duration::days(3)));
+    assert_eq!(due(&*tx, T0 + Duration::days(3)), [bob]);
+    assert_eq!(due(&*tx, T0 + Duration::days(4)), [ada, bob]);
+    tx.commit().unwrap();
     assert_eq!(s.read().unwrap().review_counts(c).unwrap(), BTreeMap::from([("keep".into(), 1), ("revoke".into(), 1)]));
 }

@@ -440,6 +440,10 @@ pub trait ReviewReads {
     fn review_counts(&self, campaign_id: i64) -> Result<BTreeMap<String, i64>>;
     /// Per reviewer who decided items of a campaign: how many, the first and the last time.
     fn reviewer_pace(&self, campaign_id: i64) -> Result<Vec<(i64, i64, OffsetDateTime, OffsetDateTime)>>;
+    /// When an NHI's owner last attested it, if ever.
+    fn last_attested(&self, identity_id: i64) -> Result<Option<OffsetDateTime>>;
+    /// Active identities of `kind` last attested (or, never attested, created) before `before`.
+    fn attestations_due(&self, kind: tenure_model::IdentityKind, before: OffsetDateTime) -> Result<Vec<IdentityRow>>;
     /// Reviewers with undecided items at their stage, and how many each has (for reminders).
     fn reviewers_pending(&self, campaign_id: i64) -> Result<Vec<(i64, i64)>>;
 }
@@ -457,4 +461,6 @@ pub trait ReviewWrites: ReviewReads {
     /// Move a campaign from `from` to `to`; false if it was no longer in `from`.
     fn set_campaign_state(&mut self, id: i64, from: &str, to: &str, at: OffsetDateTime) -> Result<bool>;
     fn set_campaign_reminded(&mut self, id: i64, reminded: i64) -> Result<()>;
+    /// Record an owner's attestation of an NHI (the last one counts).
+    fn put_attestation(&mut self, identity_id: i64, by: i64, reason: &str, at: OffsetDateTime) -> Result<()>;
 }

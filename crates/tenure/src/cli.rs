@@ -333,6 +333,17 @@ pub enum IdentitiesCommand {
         #[arg(long)]
         reason: String,
     },
+    /// Reconfirm an NHI as its owner (ownership attestation, docs/reviews.md): the next
+    /// deadline starts now, and one a missed attestation suspended resumes.
+    Attest {
+        reference: String,
+        /// The owner (`source:external_id`) attesting.
+        #[arg(long = "as")]
+        owner: String,
+        /// Why it is still needed (recorded in the ledger).
+        #[arg(long)]
+        reason: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -515,6 +526,23 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                             i.expires_at.as_deref().unwrap_or("-"),
                             i.state
                         ),
+                    }
+                    Ok(ExitCode::SUCCESS)
+                }
+                Err(e) => Ok(crate::cli::engine_exit(e)),
+            }
+        }
+        Command::Identities(IdentitiesCommand::Attest { reference, owner, reason }) => {
+            let engine = open(&g.data_dir)?;
+            let who: tenure_model::IdentityRef = match owner.parse() {
+                Ok(r) => r,
+                Err(e) => return Ok(bad_option(format!("--as: {e}"))),
+            };
+            match engine.attest(&tenure_model::Principal::local(who, []), &reference, &reason) {
+                Ok(i) => {
+                    match output {
+                        Output::Json => println!("{}", serde_json::to_string_pretty(&i)?),
+                        Output::Table => println!("attested {} by {owner} ({})", i.reference, i.state),
                     }
                     Ok(ExitCode::SUCCESS)
                 }

@@ -15,6 +15,7 @@
 //! - nothing is revoked by default past `max_no_answer_revokes` without a person's release;
 //! - a decision, its ledger entry and the revocation it causes commit together.
 
+pub mod attest;
 mod report;
 #[cfg(test)]
 mod tests;

@@ -18,6 +18,12 @@ max_nhi_lifetime_days = 90
 leaver_grace_days = 30
 [sources.hr]
 kinds = ["human"]
+[sources.registry]
+kinds = ["service"]
+[attestation]
+every_days = { service = 30 }
+privileged_every_days = 7
+remind_days_before = 5
 [systems.dir]
 type = "ldap"
 owner = "hr:E9"
@@ -89,6 +95,7 @@ fn setup() -> (tempfile::TempDir, Engine, Arc<FixedClock>) {
             r#"{{"source":"hr","id":"h{n}","type":"joined","at":"2026-11-01T09:00:00Z","identity":{{"external_id":"E{n}","kind":"human","attributes":{{"department":"x"{manager}}}}}}}"#
         ));
     }
+    lines.push(r#"{"source":"registry","id":"s1","type":"joined","at":"2026-11-01T09:00:00Z","identity":{"external_id":"svc","kind":"service","owner":"hr:E2","purpose":"billing","expires_at":"2027-01-15T00:00:00Z"}}"#.into());
     let events = ingest::events_from_wire(parse::json_lines(&lines.join("\n")).unwrap()).unwrap();
     e.ingest(&events, &Principal::operator("test")).unwrap();
     let now = clock.now();
@@ -346,4 +353,63 @@ fn a_reviewer_deciding_many_items_in_seconds_is_flagged() {
     }
     let view = e.reviews(&Principal::operator("test")).unwrap().remove(0);
     assert_eq!(view.rubber_stamping, ["hr:E2 decided 12 items in 22 s"]);
+}
+
+#[test]
+fn an_nhi_its_owner_does_not_attest_is_suspended_by_the_clock_until_the_owner_does() {
+    let (_d, e, clock) = setup();
+    let state = |e: &Engine| e.identity_detail("registry:svc").unwrap().identity.state;
+    assert_eq!(state(&e), "active");
+    // Day 26: a notice for the owner, once.
+    clock.advance(Duration::days(26));
+    assert_eq!(e.tick().unwrap().attestations, ["registry:svc: attestation due by 2026-12-20T12:00:00Z"]);
+    assert!(e.tick().unwrap().attestations.is_empty());
+    // Day 30: suspended, and the notice resolved.
+    clock.advance(Duration::days(4));
+    let t = e.tick().unwrap();
+    assert_eq!(t.attestations, ["registry:svc: suspended, not attested by 2026-12-20T12:00:00Z"]);
+    assert_eq!(state(&e), "suspended");
+    let open: Vec<String> = e.store().read().unwrap().findings(true).unwrap().into_iter().map(|f| f.kind).collect();
+    assert!(!open.contains(&"attestation_due".to_owned()), "{open:?}");
+    // Only the owner attests, with a reason.
+    let other = e.attest(&Principal::local(r("hr:E1"), []), "registry:svc", "mine now").unwrap_err();
+    assert!(matches!(other, EngineError::Forbidden(_)), "{other}");
+    let admin = e.attest(&Principal::operator("test"), "registry:svc", "ok").unwrap_err();
+    assert!(matches!(admin, EngineError::Forbidden(_)), "not even an operator: {admin}");
+    let bare = e.attest(&Principal::local(r("hr:E2"), []), "registry:svc", " ").unwrap_err();
+    assert!(bare.to_string().contains("says why"), "{bare}");
+    let view = e.attest(&Principal::local(r("hr:E2"), []), "registry:svc", "billing still runs on it").unwrap();
+    assert_eq!(view.state, "active");
+    assert!(e.tick().unwrap().attestations.is_empty());
+    let tx = e.store().read().unwrap();
+    let last = tx.ledger_for("registry:svc").unwrap().pop().unwrap();
+    match last.event {
+        tenure_ledger::LedgerEvent::Attested(a) => {
+            assert_eq!(a.by, "hr:E2");
+            assert_eq!(a.next_due.as_deref(), Some("2027-01-19T12:00:00Z"));
+            assert!(a.state.is_some(), "it resumed");
+        }
+        other => panic!("{other:?}"),
+    }
+    drop(tx);
+    // Holding privileged access, the cadence is the privileged one.
+    let now = clock.now();
+    let mut tx = e.store().write().unwrap();
+    let id = tx.identity(&r("registry:svc")).unwrap().unwrap().id;
+    tx.put_grant(&NewGrant {
+        identity_id: id,
+        entitlement: "dir/admin",
+        system: "dir",
+        state: GrantState::Verified,
+        origin: "request",
+        policy_version: "v",
+        at: now,
+        expires_at: None,
+        request_id: None,
+    })
+    .unwrap();
+    tx.commit().unwrap();
+    clock.advance(Duration::days(7));
+    assert_eq!(e.tick().unwrap().attestations.len(), 1);
+    assert_eq!(state(&e), "suspended");
 }

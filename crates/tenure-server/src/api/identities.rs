@@ -66,6 +66,20 @@ pub(crate) async fn renew(
     Ok(Json(view))
 }
 
+/// `POST /v1/identities/{reference}/attest`: its owner reconfirms an NHI (the engine checks
+/// the caller is the owner).
+pub(crate) async fn attest(
+    State(s): State<AppState>,
+    Extension(caller): Extension<Principal>,
+    Path(reference): Path<String>,
+    raw: Bytes,
+) -> Result<Json<IdentityView>, ApiError> {
+    let w: tenure_proto::AnswerWire = json_body(&raw)?;
+    let view = s.run(move |engine| engine.attest(&caller, &reference, &w.reason)).await?;
+    s.workers.notify();
+    Ok(Json(view))
+}
+
 /// `GET /v1/jobs?state=&kind=&system=&identity=&limit=&after=`: job counts by state and a
 /// keyset page of jobs in id order (with no `state`: the dead ones and those waiting for a
 /// retry).

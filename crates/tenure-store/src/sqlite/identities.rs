@@ -7,9 +7,9 @@ use rusqlite::{Connection, OptionalExtension, params};
 use tenure_model::{IdentityKind, IdentityRef, LifecycleState};
 use time::OffsetDateTime;
 
-const IDENTITY_COLS: &str = "id, ref, kind, name, attributes, owner, purpose, expires_at, state, policy_version, created_at, updated_at, owner_deadline, suspended_by, rev";
+pub(super) const IDENTITY_COLS: &str = "id, ref, kind, name, attributes, owner, purpose, expires_at, state, policy_version, created_at, updated_at, owner_deadline, suspended_by, rev";
 
-fn identity_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<IdentityRow> {
+pub(super) fn identity_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<IdentityRow> {
     Ok(IdentityRow {
         id: r.get(0)?,
         reference: parse::<IdentityRef>(text(r, 1)?)?,

@@ -179,6 +179,28 @@ impl ReviewReads for SqliteTx<'_> {
             |r| Ok((r.get(0)?, r.get(1)?, parse_ts(text(r, 2)?)?, parse_ts(text(r, 3)?)?)),
         )
     }
+    fn last_attested(&self, identity_id: i64) -> Result<Option<OffsetDateTime>> {
+        let mut st = self.c()?.prepare_cached("SELECT attested_at FROM attestations WHERE identity_id = ?1")?;
+        let mut rows = st.query([identity_id])?;
+        match rows.next()? {
+            Some(r) => Ok(Some(parse_ts(text(r, 0)?)?)),
+            None => Ok(None),
+        }
+    }
+    fn attestations_due(&self, kind: tenure_model::IdentityKind, before: OffsetDateTime) -> Result<Vec<IdentityRow>> {
+        let cols: String =
+            super::identities::IDENTITY_COLS.split(", ").map(|c| format!("i.{c}")).collect::<Vec<_>>().join(", ");
+        q_all(
+            self.c()?,
+            &format!(
+                "SELECT {cols} FROM identities i LEFT JOIN attestations a ON a.identity_id = i.id
+                 WHERE i.kind = ?1 AND i.state = 'active' AND coalesce(a.attested_at, i.created_at) < ?2
+                 ORDER BY i.id"
+            ),
+            params![kind.as_str(), ts(before)],
+            super::identities::identity_row,
+        )
+    }
     fn reviewers_pending(&self, campaign_id: i64) -> Result<Vec<(i64, i64)>> {
         let mut st = self.c()?.prepare_cached(
             "SELECT r.identity_id, count(*) FROM review_items i
@@ -264,6 +286,16 @@ impl ReviewWrites for SqliteTx<'_> {
             )?
             .execute(params![id, from, to, closed])?
             == 1)
+    }
+    fn put_attestation(&mut self, identity_id: i64, by: i64, reason: &str, at: OffsetDateTime) -> Result<()> {
+        self.c()?
+            .prepare_cached(
+                "INSERT INTO attestations (identity_id, attested_at, attested_by, reason) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (identity_id) DO UPDATE SET attested_at = excluded.attested_at,
+                     attested_by = excluded.attested_by, reason = excluded.reason",
+            )?
+            .execute(params![identity_id, ts(at), by, reason])?;
+        Ok(())
     }
     fn set_campaign_reminded(&mut self, id: i64, reminded: i64) -> Result<()> {
         self.c()?

@@ -405,6 +405,13 @@ CREATE TABLE review_decisions (
     seq        INTEGER NOT NULL,
     PRIMARY KEY (item_id, stage)
 ) WITHOUT ROWID;
+-- Ownership attestation: an NHI's last reconfirmation by its owner.
+CREATE TABLE attestations (
+    identity_id INTEGER PRIMARY KEY REFERENCES identities(id),
+    attested_at TEXT NOT NULL,
+    attested_by INTEGER NOT NULL REFERENCES identities(id),
+    reason      TEXT NOT NULL
+);
 "#,
 ];
 

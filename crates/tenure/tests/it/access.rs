@@ -67,6 +67,7 @@ fn expected() -> BTreeMap<(&'static str, &'static str), &'static [&'static str]>
     m.insert(("POST", "/v1/oauth/revoke"), ANY);
     // The engine decides who may renew what: the owner, a person's manager, an admin.
     m.insert(("POST", "/v1/identities/{reference}/renew"), ANY);
+    m.insert(("POST", "/v1/identities/{reference}/attest"), ANY);
     // SCIM: a source's token (docs/sources.md).
     for (method, path) in [
         ("GET", "/scim/v2/ServiceProviderConfig"),
@@ -165,7 +166,7 @@ fn every_route_refuses_missing_wrong_role_expired_and_revoked_tokens() {
             checked += 1;
         }
     }
-    assert_eq!(checked, 44 * (5 + 6));
+    assert_eq!(checked, 45 * (5 + 6));
 
     // A refusal is sent before the body is read, so the server closes the connection and says
     // so: a pooling client would otherwise write its next request onto a closed socket (CI saw

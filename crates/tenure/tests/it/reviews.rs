@@ -189,3 +189,57 @@ fn a_privileged_access_review_revokes_what_reviewers_deny_and_proves_it() {
     let replay = w.ok(&["ledger", "replay"]);
     assert!(replay.contains("the database matches the ledger"), "{replay}");
 }
+
+#[test]
+fn an_nhi_its_owner_does_not_attest_is_suspended_by_the_clock_authorize_denies_it_and_attesting_resumes_it() {
+    use tenure_engine::authz::{Question, ResourceSpec};
+    let w = World::new();
+    workloads(&w);
+    let next = w.tmp.path().join("attested-policy");
+    copy_dir(&quickstart_policy(), &next);
+    let manifest = next.join("tenure.toml");
+    let text = std::fs::read_to_string(&manifest).unwrap();
+    std::fs::write(
+        &manifest,
+        text + "\n[attestation]\nevery_days = { service = 90, workload = 30, agent = 30 }\nremind_days_before = 7\n",
+    )
+    .unwrap();
+    w.ok(&["policy", "deploy", next.to_str().unwrap()]);
+    // A month on, by a clock the test holds: nobody attested.
+    let c = Clocked::at(&w, time::OffsetDateTime::now_utc() + time::Duration::days(31));
+    let deploy = |e: &tenure_engine::Engine| {
+        e.authorize(
+            &Question {
+                principal: "service-registry:wl-deployer".into(),
+                action: "deploy".into(),
+                resource: ResourceSpec::resource("payments-api"),
+                context: serde_json::json!({ "intent": "release 2026.12", "environment": "prod" }),
+            },
+            &Principal::operator("test"),
+        )
+        .unwrap()
+        .is_allow()
+    };
+    assert!(deploy(&c.engine), "allowed before the clock ticks");
+    let tick = c.engine.tick().unwrap();
+    assert!(
+        tick.attestations.iter().any(|t| t.starts_with("service-registry:wl-deployer: suspended, not attested by")),
+        "{tick:?}"
+    );
+    assert!(!tick.attestations.iter().any(|t| t.contains("svc-billing")), "services have 90 days: {tick:?}");
+    assert!(!deploy(&c.engine), "a suspended workload is denied at once");
+    c.run();
+    let shown = json(&w.ok(&["--output", "json", "identities", "show", "service-registry:wl-deployer"]));
+    assert_eq!(shown["state"], "suspended");
+    // Its owner attests; it resumes, and authorization follows.
+    let owner = shown["owner"].as_str().unwrap().to_owned();
+    let out = w.run(&["identities", "attest", "service-registry:wl-deployer", "--as", "hr:E1003", "--reason", "x"]);
+    assert_ne!(out.status.code(), Some(0), "only its owner ({owner}) attests");
+    c.engine
+        .attest(&Principal::local(owner.parse().unwrap(), []), "service-registry:wl-deployer", "deploys every release")
+        .unwrap();
+    assert!(deploy(&c.engine), "attested: allowed again");
+    c.run();
+    let replay = w.ok(&["ledger", "replay"]);
+    assert!(replay.contains("the database matches the ledger"), "{replay}");
+}
