@@ -262,6 +262,8 @@ impl Engine {
                 )));
             }
             let reason = reason.trim();
+            tenure_model::text::check(reason, tenure_model::text::MAX_NAME, false)
+                .map_err(|e| EngineError::invalid("reason", format!("{at}{e}")))?;
             if reason.is_empty() && (*decision == Verdict::Revoke || item.privileged) {
                 return Err(EngineError::invalid(
                     "reason",
@@ -303,6 +305,8 @@ impl Engine {
         if reason.trim().is_empty() {
             return Err(EngineError::invalid("reason", "a release needs a reason"));
         }
+        tenure_model::text::check(reason.trim(), tenure_model::text::MAX_NAME, false)
+            .map_err(|e| EngineError::invalid("reason", e.to_string()))?;
         let policy = self.current_policy()?;
         let now = self.clock.now();
         let mut tx = self.store.write()?;

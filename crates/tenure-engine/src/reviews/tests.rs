@@ -174,6 +174,8 @@ fn a_reviewer_decides_only_assigned_items_with_reasons_and_revokes_through_the_n
     assert!(own.to_string().contains("nobody reviews their own access"), "{own}");
     let stranger = e.decide_review(&r("hr:E3"), c.id, e1, Verdict::Keep, "ok").unwrap_err();
     assert!(stranger.to_string().contains("not a reviewer of item"), "{stranger}");
+    let hidden = e.decide_review(&r("hr:E2"), c.id, e1, Verdict::Keep, "ok\u{202e}evil").unwrap_err();
+    assert!(matches!(hidden, EngineError::Invalid { ref field, .. } if field == "reason"), "{hidden}");
     let bare = e.decide_review(&r("hr:E2"), c.id, e1, Verdict::Keep, " ").unwrap_err();
     assert!(bare.to_string().contains("keeping privileged access needs a reason"), "{bare}");
 
