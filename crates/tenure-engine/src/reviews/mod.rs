@@ -16,6 +16,7 @@
 //! - a decision, its ledger entry and the revocation it causes commit together.
 
 pub mod attest;
+mod clock;
 mod report;
 #[cfg(test)]
 mod tests;
@@ -24,11 +25,9 @@ use crate::ledger::{Stamp, record, record_seq};
 use crate::steps::grants;
 use crate::{Engine, EngineError, Result};
 use serde_json::{Value, json};
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap};
 use tenure_ledger::LedgerEvent;
-use tenure_ledger::event::{
-    Changes, ReviewClosed, ReviewDecided, ReviewPaused, ReviewReleased, ReviewReminded, ReviewStarted,
-};
+use tenure_ledger::event::{Changes, ReviewDecided, ReviewReleased, ReviewStarted};
 use tenure_model::rfc3339 as ts;
 use tenure_model::{ApproverRole, GrantOrigin, GrantState, IdentityRef, LifecycleState, Principal, RoleName};
 use tenure_policy::Bundle;
@@ -332,113 +331,6 @@ impl Engine {
         let view = campaign_view(&*tx, tx.campaign(campaign)?.ok_or(EngineError::NotFound(campaign.to_string()))?)?;
         tx.commit()?;
         Ok(view)
-    }
-
-    /// What is due for reviews at `now`: reminders, deadlines (the no-answer default, or a
-    /// pause past its threshold), campaigns whose revocations are all verified (closed), and
-    /// recurring campaigns due to start again. The names of what it did.
-    pub(crate) fn reviews_due(&self, policy: &Bundle, now: OffsetDateTime) -> Result<Vec<String>> {
-        let mut out = Vec::new();
-        let version = policy.version.as_str();
-        let campaigns = self.store.read()?.campaigns(None)?;
-        for c in campaigns.iter().filter(|c| c.state == "open" || c.state == "completing") {
-            let def = policy.reviews.get(&c.name);
-            // Looked at on a read snapshot first: most ticks find nothing due, and take no write
-            // lock for it.
-            let reminders = def.map(|d| d.reminders.as_slice()).unwrap_or_default();
-            let reminders_due =
-                i64::try_from(reminders.iter().filter(|r| now >= c.deadline - **r).count()).unwrap_or(0);
-            let due = match c.state.as_str() {
-                "open" => now >= c.deadline || reminders_due > c.reminded,
-                _ => {
-                    let r = self.store.read()?;
-                    !r.any_undecided(c.id)? && !r.revocations_unverified(c.id)?
-                }
-            };
-            if !due {
-                continue;
-            }
-            let mut tx = self.store.write()?;
-            let Some(c) = tx.campaign(c.id)? else { continue };
-            if c.state == "open" {
-                // Reminders: each offset before the deadline once, to those with items left.
-                let reminders = def.map(|d| d.reminders.as_slice()).unwrap_or_default();
-                let due = reminders.iter().filter(|r| now >= c.deadline - **r).count();
-                let due = i64::try_from(due).unwrap_or(0);
-                if due > c.reminded && now < c.deadline {
-                    let mut reviewers = BTreeMap::new();
-                    for (id, n) in tx.reviewers_pending(c.id)? {
-                        if let Some(r) = tx.identity_by_id(id)? {
-                            reviewers.insert(r.reference.to_string(), u64::try_from(n).unwrap_or(0));
-                        }
-                    }
-                    tx.set_campaign_reminded(c.id, due)?;
-                    if !reviewers.is_empty() {
-                        record(
-                            tx.as_mut(),
-                            Stamp::engine(now, version),
-                            &subject_of(c.id),
-                            LedgerEvent::ReviewReminded(ReviewReminded {
-                                campaign: c.id,
-                                reviewers,
-                                deadline: ts(c.deadline),
-                            }),
-                        )?;
-                        out.push(format!("review {} reminded", c.id));
-                    }
-                }
-                if now >= c.deadline {
-                    let undecided = undecided_items(&*tx, c.id)?;
-                    let would_revoke = undecided.iter().filter(|i| default_for(def, i) == Verdict::Revoke).count();
-                    let max = def.map_or(0, |d| d.max_no_answer_revokes);
-                    if u64::try_from(would_revoke).unwrap_or(u64::MAX) > u64::from(max) {
-                        tx.set_campaign_state(c.id, "open", "paused", now)?;
-                        record(
-                            tx.as_mut(),
-                            Stamp::engine(now, version),
-                            &subject_of(c.id),
-                            LedgerEvent::ReviewPaused(ReviewPaused {
-                                campaign: c.id,
-                                undecided: u64::try_from(undecided.len()).unwrap_or(0),
-                                would_revoke: u64::try_from(would_revoke).unwrap_or(0),
-                                max_no_answer_revokes: max,
-                            }),
-                        )?;
-                        out.push(format!("review {} paused: its default would revoke {would_revoke}", c.id));
-                    } else {
-                        apply_defaults(tx.as_mut(), policy, &c, def, now, true)?;
-                        finish_if_decided(tx.as_mut(), &c, now)?;
-                        out.push(format!("review {} deadline: {} decided by default", c.id, undecided.len()));
-                    }
-                }
-            }
-            if let Some(c) = tx.campaign(c.id)?
-                && c.state == "completing"
-                && close_if_verified(tx.as_mut(), &c, version, now)?
-            {
-                out.push(format!("review {} closed", c.id));
-            }
-            tx.commit()?;
-        }
-        for def in policy.reviews.values() {
-            let Some(every) = def.every else { continue };
-            let due = |tx: &dyn ReadTx| -> Result<bool> {
-                Ok(match tx.last_campaign(&def.name)? {
-                    None => true,
-                    Some(last) => last.state == "closed" && now >= last.started_at + every,
-                })
-            };
-            if !due(&*self.store.read()?)? {
-                continue;
-            }
-            let mut tx = self.store.write()?;
-            let due = due(&*tx)?;
-            if due && let Some(id) = snapshot(tx.as_mut(), policy, def, crate::ACTOR_ENGINE, now, None)? {
-                tx.commit()?;
-                out.push(format!("review {id} ({}) started", def.name));
-            }
-        }
-        Ok(out)
     }
 
     /// Campaigns, newest first, as `caller` may see them: admins and auditors every campaign,
@@ -835,32 +727,6 @@ fn revocation_verified(tx: &dyn ReadTx, item: &ReviewItemRow) -> Result<bool> {
         .iter()
         .find(|g| g.entitlement == item.entitlement)
         .is_none_or(|g| g.state == GrantState::RevocationVerified))
-}
-
-fn close_if_verified(tx: &mut dyn WriteTx, c: &CampaignRow, version: &str, now: OffsetDateTime) -> Result<bool> {
-    if tx.any_undecided(c.id)? || tx.revocations_unverified(c.id)? {
-        return Ok(false);
-    }
-    let counts = tx.review_counts(c.id)?;
-    let n = |k: &str| u64::try_from(counts.get(k).copied().unwrap_or(0)).unwrap_or(0);
-    let by_default: BTreeSet<i64> =
-        tx.review_decisions(c.id)?.iter().filter(|d| d.decided_by.is_none()).map(|d| d.item_id).collect();
-    if !tx.set_campaign_state(c.id, "completing", "closed", now)? {
-        return Ok(false);
-    }
-    record(
-        tx,
-        Stamp::engine(now, version),
-        &subject_of(c.id),
-        LedgerEvent::ReviewClosed(ReviewClosed {
-            campaign: c.id,
-            items: counts.values().map(|v| u64::try_from(*v).unwrap_or(0)).sum(),
-            kept: n("keep"),
-            revoked: n("revoke"),
-            by_default: u64::try_from(by_default.len()).unwrap_or(0),
-        }),
-    )?;
-    Ok(true)
 }
 
 /// A reviewer deciding at least this many items …
