@@ -99,6 +99,17 @@ impl Engine {
             let window = a.remind_before.unwrap_or(time::Duration::ZERO);
             let candidates = self.store.read()?.attestations_due(*kind, now - shortest + window)?;
             for nhi in candidates {
+                // On a read snapshot first: with a short privileged cadence most candidates are
+                // neither due nor owed a notice, and take no write lock.
+                {
+                    let r = self.store.read()?;
+                    let Some(due) = deadline(policy, &*r, &nhi)? else { continue };
+                    let notice = a.remind_before.is_some_and(|w| now >= due - w)
+                        && !r.open_findings(nhi.id)?.iter().any(|f| f.kind == FINDING_ATTESTATION);
+                    if now < due && !notice {
+                        continue;
+                    }
+                }
                 let mut tx = self.store.write()?;
                 let Some(mut row) = tx.identity_by_id(nhi.id)? else { continue };
                 if row.state != LifecycleState::Active {
