@@ -40,10 +40,9 @@ impl Engine {
             let mut tx = self.store.write()?;
             let Some(c) = tx.campaign(c.id)? else { continue };
             if c.state == "open" {
-                // Reminders: each offset before the deadline once, to those with items left.
-                let reminders = def.map(|d| d.reminders.as_slice()).unwrap_or_default();
-                let due = reminders.iter().filter(|r| now >= c.deadline - **r).count();
-                let due = i64::try_from(due).unwrap_or(0);
+                // Reminders: each offset before the deadline once, to those with items left
+                // (the deadline is fixed at the start: the count above holds for this row).
+                let due = reminders_due;
                 if due > c.reminded && now < c.deadline {
                     let mut reviewers = BTreeMap::new();
                     for (id, n) in tx.reviewers_pending(c.id)? {

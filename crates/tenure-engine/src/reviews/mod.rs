@@ -385,6 +385,25 @@ impl Engine {
     }
 }
 
+/// Whether `i` may review at all: an active human.
+fn may_review(i: &IdentityRow) -> bool {
+    i.kind.is_human() && i.state == LifecycleState::Active
+}
+
+/// The identities `refs` name, by reference: id, and whether each may review ([`may_review`]).
+fn people_named(
+    tx: &dyn ReadTx,
+    refs: impl IntoIterator<Item = String>,
+) -> Result<HashMap<String, (i64, bool)>, StoreError> {
+    let mut out = HashMap::new();
+    for r in refs {
+        if let Some(row) = r.parse::<IdentityRef>().ok().map(|id| tx.identity(&id)).transpose()?.flatten() {
+            out.insert(r, (row.id, may_review(&row)));
+        }
+    }
+    Ok(out)
+}
+
 /// Snapshot a campaign: every grant in `def`'s scope (of `only` when given: a micro-review of
 /// one identity) becomes an item assigned to its first-stage reviewers, with one
 /// `review.started` entry. A micro-review with nothing in scope starts no campaign (`None`).
@@ -400,21 +419,12 @@ fn snapshot(
     let (identities, grants, people, peers) = match only {
         Some(identity) => {
             let grants: BTreeMap<i64, Vec<GrantRow>> = [(identity.id, tx.grants(identity.id)?)].into();
-            let mut people = HashMap::new();
-            for stage in &def.stages {
-                let mut refs = candidates(policy, stage, identity, "");
-                refs.extend(stage.fallback.iter().cloned());
-                for g in grants.values().flatten() {
-                    refs.extend(candidates(policy, stage, identity, &g.entitlement));
-                }
-                for r in refs {
-                    let row = r.parse::<IdentityRef>().ok().map(|r| tx.identity(&r)).transpose()?.flatten();
-                    if let Some(row) = row {
-                        people.insert(r, (row.id, row.kind.is_human() && row.state == LifecycleState::Active));
-                    }
-                }
+            // Only the first stage is assigned now; later ones are resolved when an item gets there.
+            let mut refs = first.fallback.clone();
+            for g in grants.values().flatten() {
+                refs.extend(candidates(policy, first, identity, &g.entitlement));
             }
-            (vec![identity.clone()], grants, people, Peers::default())
+            (vec![identity.clone()], grants, people_named(&*tx, refs)?, Peers::default())
         }
         None => {
             let identities = tx.identities()?;
@@ -422,8 +432,7 @@ fn snapshot(
             let mut people: HashMap<String, (i64, bool)> = HashMap::with_capacity(identities.len());
             let mut peers = Peers::default();
             for i in &identities {
-                let usable = i.kind.is_human() && i.state == LifecycleState::Active;
-                people.insert(i.reference.to_string(), (i.id, usable));
+                people.insert(i.reference.to_string(), (i.id, may_review(i)));
                 if let Some(v) = i.attributes.get(PEER_ATTRIBUTE) {
                     *peers.members.entry(v.clone()).or_default() += 1;
                     for g in grants.get(&i.id).into_iter().flatten().filter(|g| g.state.is_wanted()) {
@@ -672,15 +681,9 @@ fn decide_in(
         let next = usize::try_from(item.stage + 1).ok().and_then(|s| def.and_then(|d| d.stages.get(s)));
         let reviewers = match next {
             Some(s) => {
-                let mut found = HashMap::new();
                 let mut refs = candidates(policy, s, &identity, &item.entitlement);
                 refs.extend(s.fallback.iter().cloned());
-                for r in refs {
-                    let row = r.parse::<IdentityRef>().ok().map(|r| tx.identity(&r)).transpose()?.flatten();
-                    if let Some(row) = row {
-                        found.insert(r, (row.id, row.kind.is_human() && row.state == LifecycleState::Active));
-                    }
-                }
+                let found = people_named(&*tx, refs)?;
                 reviewers_for(policy, s, &identity, &item.entitlement, &|r: &str| found.get(r).copied())
             }
             None => Vec::new(),

@@ -103,29 +103,32 @@ fn setup() -> (tempfile::TempDir, Engine, Arc<FixedClock>) {
     for i in tx.identities().unwrap() {
         tx.set_identity_state(i.id, LifecycleState::Active, now).unwrap();
         let ext = i.reference.external_id().to_owned();
-        let mut give = |entitlement: &str| {
-            tx.put_grant(&NewGrant {
-                identity_id: i.id,
-                entitlement,
-                system: "dir",
-                state: GrantState::Verified,
-                origin: "request",
-                policy_version: "v",
-                at: now,
-                expires_at: None,
-                request_id: None,
-            })
-            .unwrap();
-        };
         if ["E1", "E2", "E3"].contains(&ext.as_str()) {
-            give("dir/admin");
+            give(tx.as_mut(), i.id, "dir/admin", now);
         }
         if ext == "E1" {
-            give("dir/plain");
+            give(tx.as_mut(), i.id, "dir/plain", now);
         }
     }
     tx.commit().unwrap();
     (dir, e, clock)
+}
+
+/// A verified grant of `entitlement` (in `dir`) by request, as an approval and its read-back
+/// would leave it.
+fn give(tx: &mut dyn tenure_store::WriteTx, identity_id: i64, entitlement: &str, at: time::OffsetDateTime) {
+    tx.put_grant(&NewGrant {
+        identity_id,
+        entitlement,
+        system: "dir",
+        state: GrantState::Verified,
+        origin: "request",
+        policy_version: "v",
+        at,
+        expires_at: None,
+        request_id: None,
+    })
+    .unwrap();
 }
 
 fn r(s: &str) -> IdentityRef {
@@ -328,18 +331,7 @@ fn a_reviewer_deciding_many_items_in_seconds_is_flagged() {
     let mut tx = e.store().write().unwrap();
     let e3 = tx.identity(&r("hr:E3")).unwrap().unwrap().id;
     for n in 0..10 {
-        tx.put_grant(&NewGrant {
-            identity_id: e3,
-            entitlement: &format!("dir/g{n}"),
-            system: "dir",
-            state: GrantState::Verified,
-            origin: "request",
-            policy_version: "v",
-            at: now,
-            expires_at: None,
-            request_id: None,
-        })
-        .unwrap();
+        give(tx.as_mut(), e3, &format!("dir/g{n}"), now);
     }
     tx.commit().unwrap();
     let c = e.start_review(&Principal::operator("test"), "all").unwrap();
@@ -398,18 +390,7 @@ fn an_nhi_its_owner_does_not_attest_is_suspended_by_the_clock_until_the_owner_do
     let now = clock.now();
     let mut tx = e.store().write().unwrap();
     let id = tx.identity(&r("registry:svc")).unwrap().unwrap().id;
-    tx.put_grant(&NewGrant {
-        identity_id: id,
-        entitlement: "dir/admin",
-        system: "dir",
-        state: GrantState::Verified,
-        origin: "request",
-        policy_version: "v",
-        at: now,
-        expires_at: None,
-        request_id: None,
-    })
-    .unwrap();
+    give(tx.as_mut(), id, "dir/admin", now);
     tx.commit().unwrap();
     clock.advance(Duration::days(7));
     assert_eq!(e.tick().unwrap().attestations.len(), 1);
