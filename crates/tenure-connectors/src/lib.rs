@@ -15,6 +15,7 @@
 
 pub mod exec;
 pub mod ldap;
+pub mod notify;
 mod pg_tls;
 pub mod postgres;
 pub mod scim;

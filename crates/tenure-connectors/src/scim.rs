@@ -76,7 +76,7 @@ pub struct ScimConnector {
 
 /// The system's TLS settings as ureq takes them (rustls, ring): its roots, its client
 /// certificate, verification off only when the settings turned it off.
-fn ureq_tls(tls: &crate::tls::Tls) -> ureq::tls::TlsConfig {
+pub(crate) fn ureq_tls(tls: &crate::tls::Tls) -> ureq::tls::TlsConfig {
     use ureq::tls::{Certificate, ClientCert, PemItem, PrivateKey, RootCerts, TlsConfig, TlsProvider};
     let roots: Vec<Certificate<'static>> = tls.roots().iter().map(|c| Certificate::from_der(c).to_owned()).collect();
     // Both files loaded once already (`Tls::from_map`): what does not parse here is left out.

@@ -273,6 +273,9 @@ impl Engine {
         )?;
         if state != RequestState::Pending {
             tx.finish_request(id, state, now)?;
+        } else {
+            let row = tx.request(id)?.ok_or(EngineError::NotFound(id.to_string()))?;
+            requests::notify_approvers(tx.as_mut(), &policy, &row, &beneficiary, now)?;
         }
         if state == RequestState::Approved {
             let row = tx.request(id)?.ok_or(EngineError::NotFound(id.to_string()))?;

@@ -6,9 +6,11 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use tenure_connectors::exec::{ExecConnector, ExecSettings};
 use tenure_connectors::ldap::{LdapConnector, LdapSettings};
+use tenure_connectors::notify::{Mailer, Webhook};
 use tenure_connectors::postgres::{PostgresConnector, PostgresSettings};
 use tenure_connectors::scim::{ScimConnector, ScimSettings};
 use tenure_connectors::{Connector, ConnectorError};
+use tenure_policy::notify::ChannelKind;
 use tenure_policy::{Bundle, SystemType};
 
 /// Looks up a variable (the process environment, or a test's or demo's own map).
@@ -29,7 +31,7 @@ pub fn process_env() -> Lookup {
 pub const ALLOWED_VARS: &str = "TENURE_POLICY_VARS";
 
 /// Settings that take a secret; only they may receive a secret variable.
-const SECRET_FIELDS: &[&str] = &["bind_password", "token", "password"];
+const SECRET_FIELDS: &[&str] = &["bind_password", "token", "password", "secret"];
 
 /// A variable holding a secret: named so (`…_PASSWORD`, `…_TOKEN`, `…_SECRET`, `…_KEY`), or
 /// one read from a file.
@@ -110,6 +112,15 @@ pub struct Systems {
     broken: BTreeMap<String, ConnectorError>,
     /// Systems with a concurrency limit: a permit per job talking to them.
     limits: BTreeMap<String, Arc<tokio::sync::Semaphore>>,
+    /// The notification channels (`[notifications.NAME]`), or why one cannot be used.
+    channels: BTreeMap<String, Result<Sender, ConnectorError>>,
+}
+
+/// How a notification channel delivers.
+#[derive(Clone)]
+pub enum Sender {
+    Webhook(Arc<Webhook>),
+    Mail(Arc<Mailer>),
 }
 
 impl Systems {
@@ -156,7 +167,38 @@ impl Systems {
             .values()
             .filter_map(|d| d.max_concurrency.map(|n| (d.name.clone(), Arc::new(tokio::sync::Semaphore::new(n)))))
             .collect();
-        Self { version: policy.version.to_string(), connectors, broken, limits }
+        let mut channels = BTreeMap::new();
+        for (name, def) in &policy.notifications {
+            let mut settings = BTreeMap::new();
+            let mut problem = None;
+            for (k, v) in &def.settings {
+                match expand_setting(k, v, lookup) {
+                    Ok(v) => {
+                        settings.insert(k.clone(), v);
+                    }
+                    Err(e) => problem = Some(format!("field `{k}`: {e}")),
+                }
+            }
+            let built = match problem {
+                Some(message) => Err(ConnectorError::Config { system: name.clone(), message }),
+                None => match def.kind {
+                    ChannelKind::Webhook => Webhook::new(name, &settings).map(|w| Sender::Webhook(Arc::new(w))),
+                    ChannelKind::Email => Mailer::new(name, &settings).map(|m| Sender::Mail(Arc::new(m))),
+                },
+            };
+            channels.insert(name.clone(), built);
+        }
+        Self { version: policy.version.to_string(), connectors, broken, limits, channels }
+    }
+
+    /// The notification channel `name` of this policy version.
+    pub fn channel(&self, name: &str) -> Result<Sender, ConnectorError> {
+        self.channels.get(name).cloned().unwrap_or_else(|| {
+            Err(ConnectorError::Config {
+                system: name.to_owned(),
+                message: "the current policy has no such notification channel".into(),
+            })
+        })
     }
 
     /// The concurrency limit of a system, if it has one.

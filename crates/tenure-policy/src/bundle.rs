@@ -232,6 +232,8 @@ pub struct Bundle {
     pub reviews: BTreeMap<String, crate::reviews::Campaign>,
     /// Ownership attestation (`[attestation]`); `None`: NHIs are not attested.
     pub attestation: Option<crate::reviews::Attestation>,
+    /// Notification channels (`[notifications.NAME]`), by name.
+    pub notifications: BTreeMap<String, crate::notify::Channel>,
     pub rules: Rules,
     pub files: BundleFiles,
     /// [`Bundle::desired`]'s answers per distinct set of the facts it can see.
@@ -398,6 +400,8 @@ struct ManifestFile {
     reviews: BTreeMap<String, crate::reviews::CampaignSection>,
     #[serde(default)]
     attestation: Option<crate::reviews::AttestationSection>,
+    #[serde(default)]
+    notifications: BTreeMap<String, crate::notify::ChannelSection>,
 }
 
 #[derive(Deserialize)]
@@ -759,6 +763,7 @@ impl Bundle {
         let system_names: BTreeSet<String> = systems.keys().cloned().collect();
         let reviews = crate::reviews::campaigns(&manifest.reviews, &entitlements, &system_names, &mut problems);
         let attestation = manifest.attestation.as_ref().map(|a| crate::reviews::attestation(a, &mut problems));
+        let notifications = crate::notify::channels(&manifest.notifications, &mut problems);
         drop(facts);
 
         match rules {
@@ -779,6 +784,7 @@ impl Bundle {
                 credentials,
                 reviews,
                 attestation,
+                notifications,
                 rules,
                 files,
             }),

@@ -25,6 +25,7 @@ pub mod credentials;
 mod error;
 mod footprint;
 pub mod mapping;
+pub mod notify;
 pub mod reconcile;
 pub mod reviews;
 pub mod rules;

@@ -233,7 +233,7 @@ fn operation(e: Endpoint, req: &mut Schemas, resp: &mut Schemas) -> Operation {
         )
         .paged("jobs on the page", json!({ "type": "integer" }), "the job id the previous page ended with")
         .query("state", json!({ "enum": ["pending", "running", "done", "dead"] }), "only in this state")
-        .query("kind", json!({ "enum": ["sync", "credentials", "drift"] }), "only of this kind")
+        .query("kind", json!({ "enum": ["sync", "credentials", "drift", "notify"] }), "only of this kind")
         .query("system", string(), "only for this system")
         .query("identity", string(), "only this identity's (`source:external_id`)")
         .errors(&[404]),

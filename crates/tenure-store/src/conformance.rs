@@ -33,6 +33,7 @@ pub const CHECKS: &[(&str, Check)] = &[
     ("a transaction dropped without commit leaves nothing", transactions_roll_back_on_drop),
     ("one pending job per (kind, identity, system)", one_pending_job_per_key),
     ("drift jobs: per account, perhaps nobody's, payload replaced", drift_jobs_per_account),
+    ("notify jobs: one per channel and notice, the first payload kept", notify_jobs_per_notice),
     ("leases expire, attempts are fenced", leases_expire_and_attempts_are_fenced),
     ("a renewed lease holds; dead jobs can be retried", renewed_leases_hold_and_dead_jobs_retry),
     ("the ledger appends in order, chained to its head", ledger_appends_in_order_from_its_head),
@@ -175,6 +176,32 @@ pub fn drift_jobs_per_account(s: &dyn Store) {
     assert!(tx.fail_job(&running, "unreachable", Some(T0), T0).unwrap());
     let pending: Vec<JobRow> = tx.jobs(Some(JobState::Pending)).unwrap();
     assert_eq!(pending.iter().map(|j| j.account.as_str()).collect::<Vec<_>>(), ["ghost"]);
+    tx.commit().unwrap();
+}
+
+pub fn notify_jobs_per_notice(s: &dyn Store) {
+    let mut tx = s.write().unwrap();
+    let id = person(tx.as_mut(), "hr:E1");
+    let p1 = serde_json::json!({ "type": "review.assigned", "items": 1 });
+    let p2 = serde_json::json!({ "type": "review.assigned", "items": 2 });
+    let notice = |identity_id, channel, key, payload| NewNoticeJob { identity_id, channel, key, payload, run_at: T0 };
+    tx.enqueue_notice(&notice(Some(id), "hook", "review:1:0:hr:E1", &p1)).unwrap();
+    tx.enqueue_notice(&notice(Some(id), "hook", "review:1:0:hr:E1", &p2)).unwrap();
+    tx.enqueue_notice(&notice(Some(id), "mail", "review:1:0:hr:E1", &p1)).unwrap();
+    tx.enqueue_notice(&notice(None, "hook", "request:9", &p1)).unwrap();
+    let all = tx.jobs(None).unwrap();
+    assert_eq!(all.len(), 3, "{all:?}");
+    let hook = all.iter().find(|j| j.system == "hook" && j.identity_id == Some(id)).unwrap();
+    assert_eq!(
+        (hook.kind, hook.account.as_str(), hook.payload.as_ref()),
+        (JobKind::Notify, "review:1:0:hr:E1", Some(&p1))
+    );
+    let mut claimed = 0;
+    while let Some(j) = tx.claim_job(T0, LEASE).unwrap() {
+        assert!(tx.finish_job(&j, T0).unwrap());
+        claimed += 1;
+    }
+    assert_eq!(claimed, 3);
     tx.commit().unwrap();
 }
 

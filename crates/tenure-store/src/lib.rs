@@ -182,6 +182,8 @@ pub trait JobWrites: JobReads {
     fn enqueue(&mut self, job: &NewJob<'_>) -> Result<()>;
     /// Enqueue a drift job; a pending one for the same (system, account) takes its payload.
     fn enqueue_drift(&mut self, job: &NewDriftJob<'_>) -> Result<()>;
+    /// Enqueue a notify job; one pending for the same (channel, key) stays as it is.
+    fn enqueue_notice(&mut self, job: &NewNoticeJob<'_>) -> Result<()>;
     /// Claim the next due job (pending and due, or running with an expired lease).
     /// INVARIANT: at most one live attempt per (kind, identity, system, account).
     fn claim_job(&mut self, now: OffsetDateTime, lease: time::Duration) -> Result<Option<JobRow>>;

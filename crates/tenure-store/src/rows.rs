@@ -223,6 +223,8 @@ pub enum JobKind {
     /// Carry out what a reconciliation run decided about one account tenure did not make (or
     /// one membership no grant accounts for): disable, delete or revoke; verify by read-back.
     Drift,
+    /// Deliver one notice through one channel (a webhook, an email); its payload is the notice.
+    Notify,
 }
 
 impl JobKind {
@@ -231,6 +233,7 @@ impl JobKind {
             Self::Sync => "sync",
             Self::Credentials => "credentials",
             Self::Drift => "drift",
+            Self::Notify => "notify",
         }
     }
 }
@@ -242,6 +245,7 @@ impl FromStr for JobKind {
             "sync" => Ok(Self::Sync),
             "credentials" => Ok(Self::Credentials),
             "drift" => Ok(Self::Drift),
+            "notify" => Ok(Self::Notify),
             _ => Err(format!("unknown job kind `{s}`")),
         }
     }
@@ -293,6 +297,18 @@ pub struct NewJob<'a> {
     pub run_at: OffsetDateTime,
     /// The API request it came of (`X-Request-Id`), if any.
     pub request_id: Option<&'a str>,
+}
+
+/// A notify job: one notice (`key`, unique per notice and recipient) through one channel.
+/// Enqueuing a notice already pending for the channel does nothing.
+#[derive(Debug, Clone)]
+pub struct NewNoticeJob<'a> {
+    /// Whom the notice is for, if one identity.
+    pub identity_id: Option<i64>,
+    pub channel: &'a str,
+    pub key: &'a str,
+    pub payload: &'a serde_json::Value,
+    pub run_at: OffsetDateTime,
 }
 
 /// A drift job: about one account in a system, with or without an identity, carrying what to

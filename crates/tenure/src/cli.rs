@@ -354,7 +354,7 @@ pub enum JobsCommand {
         /// List the jobs in this state instead: pending, running, done, dead.
         #[arg(long)]
         state: Option<String>,
-        /// Only jobs of this kind: sync, credentials, drift.
+        /// Only jobs of this kind: sync, credentials, drift, notify.
         #[arg(long)]
         kind: Option<String>,
         /// Only jobs for this system.

@@ -4,6 +4,7 @@
 //! disabled, credentials revoked, authorization denied) until the owner attests.
 
 use crate::ledger::{Stamp, record};
+use crate::steps::notices::{self, Notice};
 use crate::steps::suspension::{resume_if_suspended, suspend};
 use crate::{Engine, EngineError, Result};
 use tenure_ledger::LedgerEvent;
@@ -11,7 +12,8 @@ use tenure_ledger::event::{Attested, StateChange, Suspended};
 use tenure_model::rfc3339 as ts;
 use tenure_model::{LifecycleState, Principal, SuspendedBy};
 use tenure_policy::Bundle;
-use tenure_store::{IdentityRow, NewFinding, ReadTx};
+use tenure_policy::notify::NoticeKind;
+use tenure_store::{IdentityRow, NewFinding, ReadTx, StoreError, WriteTx};
 use time::OffsetDateTime;
 
 /// The finding an owner gets before an attestation's deadline.
@@ -142,6 +144,9 @@ impl Engine {
                         policy_version: version,
                         at: now,
                     })?;
+                    if opened {
+                        notify_due(tx.as_mut(), policy, &row, due, now)?;
+                    }
                     tx.commit()?;
                     if opened {
                         out.push(format!("{subject}: attestation due by {}", ts(due)));
@@ -151,4 +156,39 @@ impl Engine {
         }
         Ok(out)
     }
+}
+
+/// Tell `nhi`'s owner that it must attest it by `due`.
+fn notify_due(
+    tx: &mut dyn WriteTx,
+    policy: &Bundle,
+    nhi: &IdentityRow,
+    due: OffsetDateTime,
+    now: OffsetDateTime,
+) -> Result<(), StoreError> {
+    if !notices::wanted(policy, NoticeKind::AttestationDue) {
+        return Ok(());
+    }
+    let owner = match &nhi.owner {
+        Some(o) => tx.identity(o)?,
+        None => None,
+    };
+    let r = nhi.reference.to_string();
+    let by = owner.as_ref().map_or_else(|| "OWNER".to_owned(), |o| o.reference.to_string());
+    let notice = Notice {
+        kind: NoticeKind::AttestationDue,
+        key: format!("attest:{r}:{}", ts(due)),
+        to: owner.as_ref(),
+        subject: format!("Attest {r} by {}, or it is suspended", ts(due)),
+        text: format!(
+            "You own {} {r} ({}, purpose: {}). Reconfirm that it is still needed by {}:\n\
+             `tenure identities attest {r} --as {by} --reason …`. Unattested, it is then suspended.",
+            nhi.kind,
+            nhi.name,
+            nhi.purpose.as_deref().unwrap_or("-"),
+            ts(due)
+        ),
+        data: serde_json::json!({ "identity": r, "kind": nhi.kind.as_str(), "deadline": ts(due) }),
+    };
+    notices::notify(tx, policy, &notice, now)
 }

@@ -3,13 +3,15 @@
 
 use super::{Verdict, apply_defaults, default_for, finish_if_decided, snapshot, subject_of, undecided_items};
 use crate::ledger::{Stamp, record};
+use crate::steps::notices::{self, Notice};
 use crate::{Engine, Result};
 use std::collections::{BTreeMap, BTreeSet};
 use tenure_ledger::LedgerEvent;
 use tenure_ledger::event::{ReviewClosed, ReviewPaused, ReviewReminded};
 use tenure_model::rfc3339 as ts;
 use tenure_policy::Bundle;
-use tenure_store::{CampaignRow, ReadTx, WriteTx};
+use tenure_policy::notify::NoticeKind;
+use tenure_store::{CampaignRow, IdentityRow, ReadTx, StoreError, WriteTx};
 use time::OffsetDateTime;
 
 impl Engine {
@@ -47,7 +49,9 @@ impl Engine {
                     let mut reviewers = BTreeMap::new();
                     for (id, n) in tx.reviewers_pending(c.id)? {
                         if let Some(r) = tx.identity_by_id(id)? {
-                            reviewers.insert(r.reference.to_string(), u64::try_from(n).unwrap_or(0));
+                            let n = u64::try_from(n).unwrap_or(0);
+                            reviewers.insert(r.reference.to_string(), n);
+                            remind(tx.as_mut(), policy, &c, &r, n, due, now)?;
                         }
                     }
                     tx.set_campaign_reminded(c.id, due)?;
@@ -144,4 +148,36 @@ fn close_if_verified(tx: &mut dyn WriteTx, c: &CampaignRow, version: &str, now: 
         }),
     )?;
     Ok(true)
+}
+
+/// Tell reviewer `to` that `n` items of campaign `c` are still theirs (reminder number `due`).
+fn remind(
+    tx: &mut dyn WriteTx,
+    policy: &Bundle,
+    c: &CampaignRow,
+    to: &IdentityRow,
+    n: u64,
+    due: i64,
+    now: OffsetDateTime,
+) -> Result<(), StoreError> {
+    if !notices::wanted(policy, NoticeKind::ReviewReminder) {
+        return Ok(());
+    }
+    let items = if n == 1 { "1 item".to_owned() } else { format!("{n} items") };
+    let notice = Notice {
+        kind: NoticeKind::ReviewReminder,
+        key: format!("review:{}:reminder:{due}:{}", c.id, to.reference),
+        to: Some(to),
+        subject: format!("Reminder: access review {} closes {}; {items} still yours", c.name, ts(c.deadline)),
+        text: format!(
+            "{items} of access review {} ({}) still wait for your decision; it closes {}.\n\
+             Undecided items then get the campaign's default. `tenure reviews show {}` lists them.",
+            c.id,
+            c.name,
+            ts(c.deadline),
+            c.id
+        ),
+        data: serde_json::json!({ "campaign": c.id, "name": c.name, "items": n, "deadline": ts(c.deadline), "reminder": due }),
+    };
+    notices::notify(tx, policy, &notice, now)
 }

@@ -23,6 +23,7 @@ mod tests;
 
 use crate::ledger::{Stamp, record, record_seq};
 use crate::steps::grants;
+use crate::steps::notices::{self, Notice};
 use crate::{Engine, EngineError, Result};
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, HashMap};
@@ -31,6 +32,7 @@ use tenure_ledger::event::{Changes, ReviewDecided, ReviewReleased, ReviewStarted
 use tenure_model::rfc3339 as ts;
 use tenure_model::{ApproverRole, GrantOrigin, GrantState, IdentityRef, LifecycleState, Principal, RoleName};
 use tenure_policy::Bundle;
+use tenure_policy::notify::NoticeKind;
 use tenure_policy::reviews::{Campaign, NoAnswer, Stage, Trigger};
 use tenure_proto::{CampaignView, ReviewDecisionView, ReviewItemView};
 use tenure_store::StoreError;
@@ -476,6 +478,7 @@ fn snapshot(
         started_by: actor,
     })?;
     let (mut items, mut unassigned) = (0u64, 0u64);
+    let mut assigned: BTreeMap<i64, u64> = BTreeMap::new();
     let mut last_issued: HashMap<i64, Option<String>> = HashMap::new();
     for (identity, g, ent, origin) in in_scope {
         let granted_at = g.request_id.and_then(|r| decided.get(&r).copied());
@@ -510,6 +513,9 @@ fn snapshot(
         if reviewers.is_empty() {
             unassigned += 1;
         }
+        for r in &reviewers {
+            *assigned.entry(*r).or_default() += 1;
+        }
         tx.assign_reviewers(item, 0, &reviewers)?;
         items += 1;
     }
@@ -532,7 +538,50 @@ fn snapshot(
     if items == 0 {
         tx.set_campaign_state(id, "open", "completing", now)?;
     }
+    let about = only.map(|i| i.reference.to_string());
+    for (reviewer, n) in assigned {
+        notify_assigned(tx, policy, (id, &def.name, deadline), (0, None), reviewer, n, about.as_deref(), now)?;
+    }
     Ok(Some(id))
+}
+
+/// Tell `reviewer` that `n` items of campaign `(id, name, deadline)` wait for them at `stage`
+/// (`about`: the one identity a micro-review is of).
+#[expect(clippy::too_many_arguments, reason = "one notice's facts; a struct would only name them twice")]
+fn notify_assigned(
+    tx: &mut dyn WriteTx,
+    policy: &Bundle,
+    (id, name, deadline): (i64, &str, OffsetDateTime),
+    (stage, item): (i64, Option<i64>),
+    reviewer: i64,
+    n: u64,
+    about: Option<&str>,
+    now: OffsetDateTime,
+) -> Result<(), StoreError> {
+    if !notices::wanted(policy, NoticeKind::ReviewAssigned) {
+        return Ok(());
+    }
+    let Some(to) = tx.identity_by_id(reviewer)? else { return Ok(()) };
+    let items = if n == 1 { "1 item".to_owned() } else { format!("{n} items") };
+    let of = about.map(|a| format!(" of {a}")).unwrap_or_default();
+    let notice = Notice {
+        kind: NoticeKind::ReviewAssigned,
+        // One notice per campaign and stage; an item reaching a later stage is its own.
+        key: match item {
+            Some(item) => format!("review:{id}:item:{item}:stage:{stage}:{}", to.reference),
+            None => format!("review:{id}:stage:{stage}:{}", to.reference),
+        },
+        to: Some(&to),
+        subject: format!("Access review {name}{of}: {items} to review by {}", ts(deadline)),
+        text: format!(
+            "{items} of access review {id} ({name}){of} wait for your decision (stage {}), by {}.\n\
+             See them with `tenure reviews show {id}` or GET /v1/reviews/{id}; decide each keep or revoke.",
+            stage + 1,
+            ts(deadline)
+        ),
+        data: json!({ "campaign": id, "name": name, "stage": stage + 1, "items": n, "deadline": ts(deadline), "identity": about }),
+    };
+    notices::notify(tx, policy, &notice, now)
 }
 
 /// The micro-reviews `trigger` starts for `identity` (a mover's new manager, an NHI's new
@@ -689,6 +738,11 @@ fn decide_in(
             None => Vec::new(),
         };
         tx.assign_reviewers(item.id, item.stage + 1, &reviewers)?;
+        let about = identity.reference.to_string();
+        for r in reviewers {
+            let at = (item.stage + 1, Some(item.id));
+            notify_assigned(tx, policy, (c.id, &c.name, c.deadline), at, r, 1, Some(&about), now)?;
+        }
     }
     Ok(())
 }

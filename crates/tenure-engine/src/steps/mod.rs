@@ -6,6 +6,7 @@ pub(crate) mod attributes;
 pub(crate) mod credentials;
 pub(crate) mod grants;
 pub(crate) mod lifecycle;
+pub(crate) mod notices;
 pub(crate) mod requests;
 pub(crate) mod succession;
 pub(crate) mod suspension;

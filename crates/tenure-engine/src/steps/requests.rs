@@ -38,6 +38,81 @@ pub(crate) fn eligible_roles(
     roles
 }
 
+/// Tell each person who could answer pending request `r` (for `beneficiary`) in a role its
+/// decision asks for that it waits for them; nobody the separation-of-duty rules would refuse.
+pub(crate) fn notify_approvers(
+    tx: &mut dyn WriteTx,
+    policy: &Bundle,
+    r: &RequestRow,
+    beneficiary: &IdentityRow,
+    now: OffsetDateTime,
+) -> Result<()> {
+    use crate::steps::notices::{self, Notice};
+    use tenure_policy::notify::NoticeKind;
+    if !notices::wanted(policy, NoticeKind::ApprovalPending) {
+        return Ok(());
+    }
+    let need = requirement(&r.decision);
+    let mut refs = BTreeSet::new();
+    for role in &need.roles {
+        match role {
+            ApproverRole::Owner => refs.extend(beneficiary.owner.as_ref().map(ToString::to_string)),
+            ApproverRole::Manager => refs.extend(beneficiary.attributes.get(&policy.access.manager_attribute).cloned()),
+            ApproverRole::SystemOwner => {
+                let system = policy.entitlement(&r.entitlement).and_then(|e| policy.systems.get(&e.system));
+                refs.extend(system.and_then(|s| s.owner.clone()));
+            }
+            ApproverRole::Security => refs.extend(policy.access.security.iter().cloned()),
+        }
+    }
+    let roles: Vec<&str> = need.roles.iter().map(|r| r.as_str()).collect();
+    for reference in refs {
+        let Ok(parsed) = reference.parse() else { continue };
+        let Some(who) = tx.identity(&parsed)? else { continue };
+        if refusal(&who, r).is_some() {
+            continue;
+        }
+        let mine: Vec<&str> = eligible_roles(policy, &reference, beneficiary, &r.entitlement)
+            .into_iter()
+            .filter(|x| need.roles.contains(x))
+            .map(|x| x.as_str())
+            .collect();
+        let notice = Notice {
+            kind: NoticeKind::ApprovalPending,
+            key: format!("request:{}:{reference}", r.id),
+            to: Some(&who),
+            subject: format!("Approval needed: {} for {}", r.entitlement, beneficiary.reference),
+            text: format!(
+                "Request {} asks for `{}` for {} ({}), as {}: \"{}\".\n\
+                 It needs {} approval(s) from: {}; you may approve as {}. It expires unanswered at {}.\n\
+                 `tenure requests show {}`, then `tenure requests approve {} --as {reference} --reason …` (or `deny`).",
+                r.id,
+                r.entitlement,
+                beneficiary.reference,
+                beneficiary.name,
+                r.kind,
+                r.intent,
+                need.count,
+                roles.join(", "),
+                mine.join(", "),
+                ts(r.decide_by),
+                r.id,
+                r.id
+            ),
+            data: serde_json::json!({
+                "request": r.id,
+                "entitlement": r.entitlement,
+                "beneficiary": beneficiary.reference.to_string(),
+                "kind": r.kind.as_str(),
+                "roles": mine,
+                "decide_by": ts(r.decide_by),
+            }),
+        };
+        notices::notify(tx, policy, &notice, now)?;
+    }
+    Ok(())
+}
+
 /// Why `approver` may not answer `request` at all, if it may not.
 pub(crate) fn refusal(approver: &IdentityRow, request: &RequestRow) -> Option<String> {
     if !approver.kind.is_human() {

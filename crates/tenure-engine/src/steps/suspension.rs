@@ -4,9 +4,11 @@
 
 use crate::ACTOR_ENGINE;
 use crate::steps::grants::{self, Change, WorkflowError};
+use crate::steps::notices::{self, Notice};
 use tenure_ledger::event::StateChange;
 use tenure_model::{LifecycleState, SuspendedBy};
 use tenure_policy::Bundle;
+use tenure_policy::notify::NoticeKind;
 use tenure_store::{IdentityRow, WriteTx};
 use time::OffsetDateTime;
 
@@ -38,7 +40,47 @@ pub(crate) fn suspend(
         crate::steps::credentials::revoke_live(tx, identity, "suspended", policy.version.as_str(), ACTOR_ENGINE, now)?;
     change.credentials = revoked.ids;
     change.credentials_pending = revoked.job;
+    notify_suspended(tx, policy, identity, by, now)?;
     Ok(change)
+}
+
+/// Tell a suspended NHI's owner (and the webhooks) what happened and what resumes it.
+fn notify_suspended(
+    tx: &mut dyn WriteTx,
+    policy: &Bundle,
+    identity: &IdentityRow,
+    by: SuspendedBy,
+    now: OffsetDateTime,
+) -> Result<(), tenure_store::StoreError> {
+    if identity.kind.is_human() || !notices::wanted(policy, NoticeKind::IdentitySuspended) {
+        return Ok(());
+    }
+    let owner = match &identity.owner {
+        Some(o) => tx.identity(o)?.filter(|o| o.state == LifecycleState::Active),
+        None => None,
+    };
+    let (why, resume) = match by {
+        SuspendedBy::Expiry => ("its expiry came", "renewing it (a new `expires_at` from its source)"),
+        SuspendedBy::Owner => ("its owner left and nobody took it over", "naming a new owner"),
+        SuspendedBy::Source => ("its source suspended it", "its source resuming it"),
+        SuspendedBy::Attestation => {
+            ("its owner did not attest it by the deadline", "its owner attesting it (`tenure identities attest`)")
+        }
+    };
+    let r = identity.reference.to_string();
+    let notice = Notice {
+        kind: NoticeKind::IdentitySuspended,
+        key: format!("suspended:{r}:{}", now.unix_timestamp()),
+        to: owner.as_ref(),
+        subject: format!("{} {r} suspended: {why}", identity.kind),
+        text: format!(
+            "{} {r} ({}) was suspended: {why}. Its accounts are disabled, its credentials revoked and authorization denies it.\n\
+             It resumes on {resume}.",
+            identity.kind, identity.name
+        ),
+        data: serde_json::json!({ "identity": r, "kind": identity.kind.as_str(), "because": by.as_str() }),
+    };
+    notices::notify(tx, policy, &notice, now)
 }
 
 /// Resume an identity suspended for `cause` now that the cause is gone (renewed, an owner

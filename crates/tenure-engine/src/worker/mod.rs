@@ -25,6 +25,7 @@ use time::{Duration, OffsetDateTime};
 use tokio::sync::{Mutex, Notify, watch};
 
 mod drift;
+mod notify;
 mod sweep;
 
 /// How workers behave.
@@ -174,6 +175,7 @@ impl Workers {
                 JobKind::Sync => self.run_sync(&job).await,
                 JobKind::Credentials => self.run_credentials(&job).await,
                 JobKind::Drift => self.run_drift(&job).await,
+                JobKind::Notify => self.run_notify(&job).await,
             }
         };
         let outcome = JOB_REQUEST.scope(job.request_id.clone(), self.holding(&job, work)).await?;

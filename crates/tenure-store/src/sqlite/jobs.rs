@@ -128,6 +128,22 @@ impl JobWrites for SqliteTx<'_> {
         ])?;
         Ok(())
     }
+    fn enqueue_notice(&mut self, job: &NewNoticeJob<'_>) -> Result<()> {
+        let mut st = self.c()?.prepare_cached(
+            "INSERT INTO jobs (kind, identity_id, system, account, payload, state, next_run_at, created_at, updated_at)
+             VALUES ('notify', ?1, ?2, ?3, ?4, 'pending', ?5, ?6, ?6)
+             ON CONFLICT (kind, coalesce(identity_id, 0), system, account) WHERE state = 'pending' DO NOTHING",
+        )?;
+        st.execute(params![
+            job.identity_id,
+            job.channel,
+            job.key,
+            job.payload.to_string(),
+            millis(job.run_at),
+            ts(job.run_at)
+        ])?;
+        Ok(())
+    }
     fn claim_job(&mut self, now: OffsetDateTime, lease: time::Duration) -> Result<Option<JobRow>> {
         let now_ms = millis(now);
         // Two index-friendly probes (an `OR` across states would scan every job): jobs whose

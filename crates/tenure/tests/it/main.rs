@@ -18,6 +18,7 @@ mod ledger;
 mod lifecycle;
 mod lists;
 mod mappings;
+mod notify;
 mod openapi;
 mod ops;
 mod output;

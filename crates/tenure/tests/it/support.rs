@@ -362,18 +362,27 @@ impl Clocked {
 
     /// Starting at `start`.
     pub fn at(w: &World, start: time::OffsetDateTime) -> Self {
+        Self::with(w, start, [], tenure_engine::worker::WorkerConfig::default())
+    }
+
+    /// Starting at `start`, its jobs seeing `extra` variables besides the world's, its workers
+    /// configured so.
+    pub fn with<'a>(
+        w: &World,
+        start: time::OffsetDateTime,
+        extra: impl IntoIterator<Item = (&'a str, String)>,
+        config: tenure_engine::worker::WorkerConfig,
+    ) -> Self {
         use std::sync::Arc;
         let clock = Arc::new(tenure_model::FixedClock::new(start));
         let engine = Arc::new(tenure_engine::Engine::new(
             Arc::new(tenure_store::SqliteStore::open(&w.data_dir()).unwrap()),
             clock.clone(),
         ));
-        let env = w.env();
-        let workers = tenure_engine::worker::Workers::new(
-            engine.clone(),
-            Arc::new(move |k: &str| env.get(k).cloned()),
-            tenure_engine::worker::WorkerConfig::default(),
-        );
+        let mut env = w.env();
+        env.extend(extra.into_iter().map(|(k, v)| (k.to_owned(), v)));
+        let workers =
+            tenure_engine::worker::Workers::new(engine.clone(), Arc::new(move |k: &str| env.get(k).cloned()), config);
         engine.set_key_dir(&w.data_dir().join("keys"));
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         Self { clock, engine, workers, rt }
