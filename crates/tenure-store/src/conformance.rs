@@ -202,6 +202,9 @@ pub fn notify_jobs_per_notice(s: &dyn Store) {
         claimed += 1;
     }
     assert_eq!(claimed, 3);
+    // A notice for someone is no work on them: it neither holds a closure nor hides a stall.
+    tx.enqueue_notice(&notice(Some(id), "hook", "later", &p1)).unwrap();
+    assert_eq!(tx.unfinished_jobs(id).unwrap(), 0);
     tx.commit().unwrap();
 }
 

@@ -173,7 +173,8 @@ pub trait JobReads {
     fn job(&self, id: i64) -> Result<Option<JobRow>>;
     /// At most `limit` jobs the query keeps with an id above `after`, in id order (a keyset page).
     fn jobs_page(&self, q: &JobQuery<'_>, after: Option<i64>, limit: usize) -> Result<Vec<JobRow>>;
-    /// Jobs of an identity not done (pending, running or dead): work still owed to it.
+    /// Jobs of an identity not done (pending, running or dead): work still owed to it. A
+    /// notice for the identity is not work on it, and does not count.
     fn unfinished_jobs(&self, identity_id: i64) -> Result<i64>;
 }
 

@@ -36,6 +36,10 @@ impl Workers {
                     let Some(to) = recipient.as_ref() else {
                         return Err(permanent(job, "the notice is for nobody; email needs a recipient".into()));
                     };
+                    if to.state.has_left() {
+                        tracing::info!(job = job.id, to = %to.reference, "not mailing a notice to someone who left");
+                        return Ok(());
+                    }
                     let template = channel.map(|c| c.address.as_str()).unwrap_or("{email}");
                     let address = channel.and_then(|c| address_of(&c.address, to)).ok_or_else(|| {
                         permanent(job, format!("`{}` has no address: `{template}` gives nothing", to.reference))

@@ -112,7 +112,7 @@ impl IdentityReads for SqliteTx<'_> {
             self.c()?,
             &format!(
                 "SELECT {IDENTITY_COLS} FROM identities i WHERE i.state = 'leaving' AND i.updated_at <= ?1
-                AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.identity_id = i.id AND j.state IN ('pending', 'running'))
+                AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.identity_id = i.id AND j.kind <> 'notify' AND j.state IN ('pending', 'running'))
                 ORDER BY i.id"
             ),
             [ts(since)],
