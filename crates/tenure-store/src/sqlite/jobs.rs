@@ -86,7 +86,9 @@ impl JobReads for SqliteTx<'_> {
     fn unfinished_jobs(&self, identity_id: i64) -> Result<i64> {
         Ok(self
             .c()?
-            .prepare_cached("SELECT count(*) FROM jobs WHERE identity_id = ?1 AND kind <> 'notify' AND state <> 'done'")?
+            .prepare_cached(
+                "SELECT count(*) FROM jobs WHERE identity_id = ?1 AND kind <> 'notify' AND state <> 'done'",
+            )?
             .query_row([identity_id], |r| r.get(0))?)
     }
 }
