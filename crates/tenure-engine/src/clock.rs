@@ -27,13 +27,15 @@ pub struct Tick {
     pub reviews: Vec<String>,
     /// Ownership attestation: notices to owners, NHIs suspended for want of one.
     pub attestations: Vec<String>,
+    /// The day's posture report snapshot, when one was taken (for each check's trend).
+    pub posture: Option<String>,
 }
 
 impl Engine {
     /// Do what is due now: identities whose expiry is near or has come (`expiry`), grants and
     /// requests whose time is up (access), stalled leavers, ownerless NHIs past their deadline
     /// and accounts past the grace period (the leaver), dynamic logins and signing keys (the
-    /// broker).
+    /// broker), and the posture report's daily snapshot.
     pub fn tick(&self) -> Result<Tick> {
         let now = self.clock.now();
         let policy = match self.current_policy() {
@@ -52,6 +54,7 @@ impl Engine {
             requests: self.expire_requests(&policy, now)?,
             reviews: self.reviews_due(&policy, now)?,
             attestations: self.attestations_due(&policy, now)?,
+            posture: self.posture_due(now)?,
         })
     }
 }

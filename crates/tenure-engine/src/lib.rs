@@ -22,6 +22,7 @@ pub mod leaver;
 pub mod ledger;
 pub mod lists;
 pub mod parse;
+pub mod posture;
 pub mod reconcile;
 pub mod reviews;
 pub mod scim;

@@ -2,6 +2,7 @@
 //! out). They are the public contract and are converted explicitly to and from domain types.
 
 pub mod broker;
+pub mod posture;
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};

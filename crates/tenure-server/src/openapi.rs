@@ -423,6 +423,12 @@ fn operation(e: Endpoint, req: &mut Schemas, resp: &mut Schemas) -> Operation {
         )
         .takes(Json(req.of::<p::ReviewReleaseWire>()))
         .errors(BODY),
+        E::Posture => Operation::new(
+            "The posture report: every check with its status, measures, evidence and trend",
+            "reviews",
+            200,
+            Json(resp.of::<p::posture::PostureReport>()),
+        ),
         E::Systems => Operation::new(
             "Each system of the deployed policy checked: reach, TLS, credentials, base, groups",
             "reconcile",

@@ -72,6 +72,7 @@ pub enum Endpoint {
     ShowReview,
     DecideReview,
     ReleaseReview,
+    Posture,
     ScimConfig,
     ScimResourceTypes,
     ScimResourceType,
@@ -149,6 +150,8 @@ pub const ROUTES: &[Route] = &[
     route(Endpoint::ShowReview, "GET", "/v1/reviews/{id}", Access::Roles(&[Admin, Auditor, Approver])),
     route(Endpoint::DecideReview, "POST", "/v1/reviews/{id}/items/{item}/decide", Access::Roles(&[Approver])),
     route(Endpoint::ReleaseReview, "POST", "/v1/reviews/{id}/release", Access::Roles(&[Admin])),
+    // The posture report (docs/posture.md): OWASP NHI Top 10, NIST CSF 2.0 PR.AA, NIST AI RMF.
+    route(Endpoint::Posture, "GET", "/v1/posture", Access::Roles(&[Admin, Auditor])),
     // SCIM 2.0 for sources (docs/sources.md): a token with one source:NAME role pushes users.
     route(Endpoint::ScimConfig, "GET", "/scim/v2/ServiceProviderConfig", Access::Source),
     route(Endpoint::ScimResourceTypes, "GET", "/scim/v2/ResourceTypes", Access::Source),
@@ -208,6 +211,7 @@ fn handler(e: Endpoint) -> MethodRouter<AppState> {
         Endpoint::ShowReview => get(reviews::show),
         Endpoint::DecideReview => post(reviews::decide),
         Endpoint::ReleaseReview => post(reviews::release),
+        Endpoint::Posture => get(reviews::posture),
         Endpoint::ScimConfig => get(scim::service_provider_config),
         Endpoint::ScimResourceTypes => get(scim::resource_types),
         Endpoint::ScimResourceType => get(scim::resource_type),

@@ -34,6 +34,7 @@ pub const CHECKS: &[(&str, Check)] = &[
     ("one pending job per (kind, identity, system)", one_pending_job_per_key),
     ("drift jobs: per account, perhaps nobody's, payload replaced", drift_jobs_per_account),
     ("notify jobs: one per channel and notice, the first payload kept", notify_jobs_per_notice),
+    ("posture snapshots: newest first, as written", posture_snapshots),
     ("leases expire, attempts are fenced", leases_expire_and_attempts_are_fenced),
     ("a renewed lease holds; dead jobs can be retried", renewed_leases_hold_and_dead_jobs_retry),
     ("the ledger appends in order, chained to its head", ledger_appends_in_order_from_its_head),
@@ -208,6 +209,23 @@ pub fn notify_jobs_per_notice(s: &dyn Store) {
     tx.commit().unwrap();
 }
 
+pub fn posture_snapshots(s: &dyn Store) {
+    let mut tx = s.write().unwrap();
+    assert!(tx.posture_snapshots(5).unwrap().is_empty());
+    for n in 0..3 {
+        tx.put_posture_snapshot(T0 + Duration::days(n), &serde_json::json!({ "n": n })).unwrap();
+    }
+    tx.commit().unwrap();
+    let got = s.read().unwrap().posture_snapshots(2).unwrap();
+    assert_eq!(
+        got,
+        [
+            (T0 + Duration::days(2), serde_json::json!({ "n": 2 })),
+            (T0 + Duration::days(1), serde_json::json!({ "n": 1 }))
+        ]
+    );
+}
+
 pub fn leases_expire_and_attempts_are_fenced(s: &dyn Store) {
     let mut tx = s.write().unwrap();
     let id = person(tx.as_mut(), "hr:E1");
@@ -290,6 +308,10 @@ pub fn ledger_appends_in_order_from_its_head(s: &dyn Store) {
     assert_eq!(mine.iter().map(|r| r.seq).collect::<Vec<_>>(), vec![0, 2, 3]);
     assert_eq!(mine[2].event, LedgerEvent::JobsRetried(JobsRetried { jobs: vec![3] }));
     assert_eq!((mine[0].actor.as_str(), mine[0].at), ("conformance", T0));
+    let last = tx.ledger_last("hr:E1", "jobs.retried").unwrap().unwrap();
+    assert_eq!(last.seq, 3);
+    assert_eq!(tx.ledger_last("hr:E1", "review.closed").unwrap(), None);
+    assert_eq!(tx.ledger_last("hr:E404", "jobs.retried").unwrap(), None);
 }
 
 pub fn optimistic_rev_checks(s: &dyn Store) {

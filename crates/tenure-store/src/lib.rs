@@ -56,6 +56,7 @@ pub trait ReadTx:
     + RunReads
     + ScimReads
     + ReviewReads
+    + PostureReads
 {
 }
 
@@ -74,6 +75,7 @@ pub trait WriteTx:
     + RunWrites
     + ScimWrites
     + ReviewWrites
+    + PostureWrites
 {
     /// Make everything done in this transaction durable; dropped without it, nothing is.
     fn commit(self: Box<Self>) -> Result<()>;
@@ -214,6 +216,8 @@ pub trait LedgerReads {
     /// The last entry's position and leaf hash: what the next entry chains to.
     fn ledger_head(&self) -> Result<Option<LedgerHead>>;
     fn ledger_for(&self, subject: &str) -> Result<Vec<LedgerRow>>;
+    /// The latest entry about `subject` of `action` (`authz.decided`: its last authorization).
+    fn ledger_last(&self, subject: &str, action: &str) -> Result<Option<LedgerRow>>;
     fn ledger_count(&self) -> Result<i64>;
     /// Ledger entries from `from` on (at most `limit`), as (seq, the exact hashed bytes).
     fn ledger_entries(&self, from: i64, limit: i64) -> Result<Vec<(i64, Vec<u8>)>>;
@@ -466,4 +470,14 @@ pub trait ReviewWrites: ReviewReads {
     fn set_campaign_reminded(&mut self, id: i64, reminded: i64) -> Result<()>;
     /// Record an owner's attestation of an NHI (the last one counts).
     fn put_attestation(&mut self, identity_id: i64, by: i64, reason: &str, at: OffsetDateTime) -> Result<()>;
+}
+
+/// Posture report snapshots, kept so a report shows each check's trend.
+pub trait PostureReads {
+    /// The last `limit` snapshots, newest first: when, and the report as JSON.
+    fn posture_snapshots(&self, limit: usize) -> Result<Vec<(OffsetDateTime, serde_json::Value)>>;
+}
+
+pub trait PostureWrites: PostureReads {
+    fn put_posture_snapshot(&mut self, at: OffsetDateTime, report: &serde_json::Value) -> Result<()>;
 }

@@ -6,6 +6,8 @@
 //! the item moved to the next stage, the next stage's reviewers and a ledger row of the same
 //! size).
 //!
+//! Then the posture report over the result, against raw SQLite reading the same tables.
+//!
 //! `cargo bench -p tenure --bench reviews` (TENURE_BENCH_IDENTITIES to change the 100,000).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing, clippy::disallowed_methods)]
@@ -108,6 +110,7 @@ fn main() {
         })
         .unwrap() as usize
     };
+    let posture = posture(&engine, &data);
     drop(engine);
 
     // Baseline: the same rows, raw, in the same transactions, in a database of the same schema.
@@ -195,4 +198,51 @@ fn main() {
         raw_decide.as_secs_f64(),
         decide.as_secs_f64() / raw_decide.as_secs_f64()
     );
+    println!("{posture}");
+}
+
+/// The posture report over what the review left (100,000 people with privileged access, every
+/// item decided), against raw SQLite reading every row of the tables the report reads.
+fn posture(engine: &tenure_engine::Engine, data: &std::path::Path) -> String {
+    let runs = 3;
+    let t = Instant::now();
+    let mut failing = 0;
+    for _ in 0..runs {
+        let r = engine.posture().unwrap();
+        failing = r.summary.get("fail").copied().unwrap_or(0);
+    }
+    let tenure = t.elapsed() / runs;
+    let db = rusqlite::Connection::open(data.join("tenure.db")).unwrap();
+    let t = Instant::now();
+    let mut rows = 0usize;
+    for _ in 0..runs {
+        rows = 0;
+        for table in [
+            "identities",
+            "grants",
+            "credentials",
+            "api_tokens",
+            "findings WHERE resolved_at IS NULL",
+            "review_items",
+            "review_decisions",
+        ] {
+            let mut st = db.prepare(&format!("SELECT * FROM {table}")).unwrap();
+            let cols = st.column_count();
+            let mut q = st.query([]).unwrap();
+            while let Some(row) = q.next().unwrap() {
+                for c in 0..cols {
+                    let v: rusqlite::types::Value = row.get(c).unwrap();
+                    std::hint::black_box(v);
+                }
+                rows += 1;
+            }
+        }
+    }
+    let raw = t.elapsed() / runs;
+    format!(
+        "posture report ({failing} checks failing): tenure {:.0} ms, raw SQLite reading the same {rows} rows {:.0} ms: {:.2}x",
+        tenure.as_secs_f64() * 1000.0,
+        raw.as_secs_f64() * 1000.0,
+        tenure.as_secs_f64() / raw.as_secs_f64()
+    )
 }

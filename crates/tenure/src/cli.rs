@@ -250,6 +250,9 @@ pub enum Command {
     /// Access review campaigns: start, list, show, decide, release, report, verify offline.
     #[command(subcommand)]
     Reviews(crate::reviews::ReviewsCommand),
+    /// The posture report: OWASP Non-Human Identities Top 10, NIST CSF 2.0 `PR.AA` and the
+    /// NIST AI RMF, each check with its evidence (identities, ledger entries, findings).
+    Posture(crate::posture::PostureArgs),
     /// Read systems whole: accounts and memberships made outside tenure, access surviving a
     /// leaver; act within policy, prove each run (`reconcile runs|show|verify|release`).
     Reconcile(crate::reconcile::ReconcileArgs),
@@ -649,6 +652,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                         "expired": expired.expired,
                         "deleting": expired.deleting,
                         "stalled": expired.stalled,
+                        "posture": expired.posture,
                     },
                 });
                 println!("{}", serde_json::to_string_pretty(&out)?);
@@ -673,6 +677,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 }
                 for n in &expired.stalled {
                     println!("stalled: {n} was leaving with no job carrying its closure; re-queued");
+                }
+                if let Some(p) = &expired.posture {
+                    println!("posture: {p}");
                 }
                 println!(
                     "ran {} job(s): {} done, {} failed and will be retried, {dead} dead",
@@ -707,6 +714,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Requests(cmd) => crate::govern::requests(&g, cmd),
         Command::Closure(cmd) => crate::govern::closure(&g, cmd),
         Command::Reviews(cmd) => crate::reviews::reviews(&g, cmd),
+        Command::Posture(args) => crate::posture::run(&g, args),
         Command::Findings { all, resolved, system, class } => crate::govern::findings(
             &g,
             tenure_engine::views::FindingFilter { all: all || resolved, resolved_only: resolved, system, kind: class },

@@ -10,6 +10,7 @@ mod govern;
 mod keys;
 mod ledger;
 mod listing;
+mod posture;
 mod quickstart;
 mod reconcile;
 mod reviews;

@@ -479,22 +479,40 @@ fn snapshot(
     })?;
     let (mut items, mut unassigned) = (0u64, 0u64);
     let mut assigned: BTreeMap<i64, u64> = BTreeMap::new();
-    let mut last_issued: HashMap<i64, Option<String>> = HashMap::new();
+    type LastUse = (Option<Value>, Option<Option<OffsetDateTime>>);
+    let mut last_use: HashMap<i64, LastUse> = HashMap::new();
     for (identity, g, ent, origin) in in_scope {
         let granted_at = g.request_id.and_then(|r| decided.get(&r).copied());
-        let (recommendation, mut evidence) = recommend(identity, g, origin, granted_at, &peers, now);
-        // Use tenure sees: a machine identity's last credential from the broker.
-        if !identity.kind.is_human() {
-            let last = match last_issued.get(&identity.id) {
-                Some(last) => last.clone(),
-                None => {
-                    let last = tx.credentials(Some(identity.id))?.first().map(|c| ts(c.issued_at));
-                    last_issued.insert(identity.id, last.clone());
-                    last
-                }
-            };
-            if let Some(o) = evidence.as_object_mut() {
-                o.insert("last_credential_issued".into(), last.map_or(Value::Null, Value::String));
+        let (recommendation, evidence) = recommend(identity, g, origin, granted_at, &peers, now);
+        // Use tenure sees: the holder's last runtime authorization (any action it asked
+        // about, with the answer and its ledger entry) and, for a machine identity, its last
+        // credential from the broker.
+        let (authorized, issued) = match last_use.get(&identity.id) {
+            Some(u) => u.clone(),
+            None => {
+                let authorized = tx.ledger_last(&identity.reference.to_string(), "authz.decided")?.map(|row| {
+                    let (action, decision) = match &row.event {
+                        tenure_ledger::LedgerEvent::AuthzDecided(d) => (d.action.clone(), d.decision.clone()),
+                        _ => (String::new(), String::new()),
+                    };
+                    json!({ "at": ts(row.at), "action": action, "decision": decision, "ledger_seq": row.seq })
+                });
+                let issued = if identity.kind.is_human() {
+                    None
+                } else {
+                    Some(tx.credentials(Some(identity.id))?.first().map(|c| c.issued_at))
+                };
+                last_use.insert(identity.id, (authorized.clone(), issued));
+                (authorized, issued)
+            }
+        };
+        let (recommendation, evidence) =
+            unused(identity, recommendation, evidence, authorized.as_ref(), issued, granted_at, now);
+        let mut evidence = evidence;
+        if let Some(o) = evidence.as_object_mut() {
+            o.insert("last_authorized".into(), authorized.unwrap_or(Value::Null));
+            if let Some(issued) = issued {
+                o.insert("last_credential_issued".into(), issued.map_or(Value::Null, |t| Value::String(ts(t))));
             }
         }
         let item = tx.insert_review_item(&NewReviewItem {
@@ -603,6 +621,48 @@ pub(crate) fn on_trigger(
 }
 
 /// The recommendation for one grant, and the evidence behind it.
+/// A machine identity tenure has seen no use of for [`STALE_AFTER`] — no credential issued and
+/// no authorization asked since then, and joined before it — holding a grant at least that old:
+/// recommend revoking, and say so. People are not judged by this: tenure does not see most of what they use.
+fn unused(
+    identity: &IdentityRow,
+    verdict: Verdict,
+    mut evidence: Value,
+    authorized: Option<&Value>,
+    issued: Option<Option<OffsetDateTime>>,
+    granted_at: Option<OffsetDateTime>,
+    now: OffsetDateTime,
+) -> (Verdict, Value) {
+    let Some(issued) = issued else { return (verdict, evidence) };
+    let authorized_at = authorized
+        .and_then(|a| a.get("at"))
+        .and_then(Value::as_str)
+        .and_then(|t| OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339).ok());
+    let last = issued.into_iter().chain(authorized_at).max();
+    // Counted from its joining at the earliest: a new service has had no time to be used.
+    let since = last.into_iter().chain([identity.created_at]).max().unwrap_or(identity.created_at);
+    let old = granted_at.is_none_or(|t| now - t >= STALE_AFTER);
+    if now - since < STALE_AFTER || !old || identity.state != LifecycleState::Active {
+        return (verdict, evidence);
+    }
+    let why = match last {
+        Some(t) => {
+            format!("no credential issued and no authorization asked since {} ({} days)", ts(t), (now - t).whole_days())
+        }
+        None => format!(
+            "no credential issued and no authorization asked since it joined {} days ago",
+            (now - identity.created_at).whole_days()
+        ),
+    };
+    if let Some(w) = evidence.get_mut("why").and_then(Value::as_array_mut) {
+        if verdict == Verdict::Keep {
+            w.clear();
+        }
+        w.push(Value::String(why));
+    }
+    (Verdict::Revoke, evidence)
+}
+
 fn recommend(
     identity: &IdentityRow,
     g: &tenure_store::GrantRow,
@@ -791,17 +851,22 @@ const STAMP_ITEMS: i64 = 10;
 /// … at under this many seconds an item on average is flagged as rubber-stamping.
 const STAMP_SECONDS: f64 = 5.0;
 
-pub(crate) fn campaign_view(tx: &dyn ReadTx, c: CampaignRow) -> Result<CampaignView> {
-    let mut rubber_stamping = Vec::new();
-    for (who, n, first, last) in tx.reviewer_pace(c.id)? {
+/// The reviewers of a campaign who decided many items in seconds, in words.
+pub(crate) fn rubber_stamping(tx: &dyn ReadTx, campaign_id: i64) -> Result<Vec<String>> {
+    let mut out = Vec::new();
+    for (who, n, first, last) in tx.reviewer_pace(campaign_id)? {
         let secs = (last - first).as_seconds_f64();
         if n >= STAMP_ITEMS && secs / (n - 1) as f64 <= STAMP_SECONDS {
             let who = tx.identity_by_id(who)?.map_or_else(|| who.to_string(), |r| r.reference.to_string());
-            rubber_stamping.push(format!("{who} decided {n} items in {secs:.0} s"));
+            out.push(format!("{who} decided {n} items in {secs:.0} s"));
         }
     }
+    Ok(out)
+}
+
+pub(crate) fn campaign_view(tx: &dyn ReadTx, c: CampaignRow) -> Result<CampaignView> {
     Ok(CampaignView {
-        rubber_stamping,
+        rubber_stamping: rubber_stamping(tx, c.id)?,
         items: tx.review_counts(c.id)?,
         id: c.id,
         name: c.name,

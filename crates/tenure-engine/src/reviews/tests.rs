@@ -396,3 +396,32 @@ fn an_nhi_its_owner_does_not_attest_is_suspended_by_the_clock_until_the_owner_do
     assert_eq!(e.tick().unwrap().attestations.len(), 1);
     assert_eq!(state(&e), "suspended");
 }
+
+#[test]
+fn a_machine_identity_tenure_saw_no_use_of_for_90_days_is_recommended_for_revocation() {
+    let (_d, e, clock) = setup();
+    {
+        let mut tx = e.store().write().unwrap();
+        let svc = tx.identity(&r("registry:svc")).unwrap().unwrap().id;
+        give(tx.as_mut(), svc, "dir/plain", clock.now());
+        give(tx.as_mut(), svc, "dir/admin", clock.now());
+        tx.commit().unwrap();
+    }
+    // At first it is new: nothing argues against it.
+    let c = e.start_review(&Principal::operator("test"), "priv").unwrap();
+    let fresh = item_of(&e, c.id, "registry:svc", "dir/admin");
+    assert_eq!(fresh.recommendation, "keep", "{:?}", fresh.evidence);
+    assert_eq!(fresh.evidence["last_authorized"], serde_json::Value::Null);
+    assert_eq!(fresh.evidence["last_credential_issued"], serde_json::Value::Null);
+    // 95 days on, with no credential issued and no authorization asked, it is.
+    clock.advance(Duration::days(95));
+    let c = e.start_review(&Principal::operator("test"), "all").unwrap();
+    let idle = item_of(&e, c.id, "registry:svc", "dir/plain");
+    assert_eq!(idle.recommendation, "revoke", "{:?}", idle.evidence);
+    let why = idle.evidence["why"].to_string();
+    assert!(why.contains("no credential issued and no authorization asked since it joined 95 days ago"), "{why}");
+    // People are not judged by what tenure cannot see them use.
+    let person = item_of(&e, c.id, "hr:E1", "dir/plain");
+    assert!(!person.evidence["why"].to_string().contains("no credential issued"), "{:?}", person.evidence);
+    assert!(person.evidence.get("last_credential_issued").is_none(), "{:?}", person.evidence);
+}

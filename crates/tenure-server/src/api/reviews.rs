@@ -1,5 +1,6 @@
 //! Access review campaigns over HTTP: start and release (admin), list and read (admins and
-//! auditors every item, a reviewer only its own), decide (the item's reviewer).
+//! auditors every item, a reviewer only its own), decide (the item's reviewer); and the posture
+//! report those reviews feed (admins and auditors).
 
 use crate::extract::{Path, Query};
 use crate::{ApiError, AppState, json_body};
@@ -81,4 +82,9 @@ pub(crate) async fn release(
     let view = s.run(move |engine| engine.release_review(&caller, id, apply_default, &w.reason)).await?;
     s.workers.notify();
     Ok(Json(view))
+}
+
+/// `GET /v1/posture`: the posture report as of now, each check with its trend.
+pub(crate) async fn posture(State(s): State<AppState>) -> Result<Json<tenure_proto::posture::PostureReport>, ApiError> {
+    Ok(Json(s.run(|engine| engine.posture()).await?))
 }

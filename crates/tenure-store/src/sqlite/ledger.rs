@@ -28,6 +28,13 @@ fn q_ledger_for(c: &Connection, subject: &str) -> Result<Vec<LedgerRow>> {
     Ok(rows)
 }
 
+fn q_ledger_last(c: &Connection, subject: &str, action: &str) -> Result<Option<LedgerRow>> {
+    let mut st =
+        c.prepare_cached("SELECT seq, entry FROM ledger WHERE subject = ?1 AND action = ?2 ORDER BY seq DESC LIMIT 1")?;
+    let mut rows = st.query_map([subject, action], |r| ledger_row(r.get(0)?, &r.get::<_, Vec<u8>>(1)?))?;
+    Ok(rows.next().transpose()?)
+}
+
 fn q_ledger_entries(c: &Connection, from: i64, limit: i64) -> Result<Vec<(i64, Vec<u8>)>> {
     let mut st = c.prepare_cached("SELECT seq, entry FROM ledger WHERE seq >= ?1 ORDER BY seq LIMIT ?2")?;
     let rows = st.query_map([from, limit], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<rusqlite::Result<Vec<_>>>()?;
@@ -89,6 +96,9 @@ impl LedgerReads for SqliteTx<'_> {
     }
     fn ledger_for(&self, subject: &str) -> Result<Vec<LedgerRow>> {
         q_ledger_for(self.c()?, subject)
+    }
+    fn ledger_last(&self, subject: &str, action: &str) -> Result<Option<LedgerRow>> {
+        q_ledger_last(self.c()?, subject, action)
     }
     fn ledger_count(&self) -> Result<i64> {
         q_count(self.c()?, "ledger")

@@ -1,4 +1,4 @@
-//! Access review campaigns, their items, reviewers and decisions.
+//! Access review campaigns, their items, reviewers and decisions; posture report snapshots.
 
 use super::SqliteTx;
 use super::conv::*;
@@ -301,6 +301,25 @@ impl ReviewWrites for SqliteTx<'_> {
         self.c()?
             .prepare_cached("UPDATE review_campaigns SET reminded = ?2 WHERE id = ?1")?
             .execute(params![id, reminded])?;
+        Ok(())
+    }
+}
+
+impl PostureReads for SqliteTx<'_> {
+    fn posture_snapshots(&self, limit: usize) -> Result<Vec<(OffsetDateTime, serde_json::Value)>> {
+        let mut st = self.c()?.prepare_cached("SELECT at, report FROM posture_snapshots ORDER BY id DESC LIMIT ?1")?;
+        let rows = st.query_map([i64::try_from(limit).unwrap_or(i64::MAX)], |r| {
+            Ok((parse_ts(text(r, 0)?)?, json_col::<serde_json::Value>(text(r, 1)?)?))
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+}
+
+impl PostureWrites for SqliteTx<'_> {
+    fn put_posture_snapshot(&mut self, at: OffsetDateTime, report: &serde_json::Value) -> Result<()> {
+        self.c()?
+            .prepare_cached("INSERT INTO posture_snapshots (at, report) VALUES (?1, ?2)")?
+            .execute(params![ts(at), report.to_string()])?;
         Ok(())
     }
 }

@@ -413,6 +413,21 @@ CREATE TABLE attestations (
     reason      TEXT NOT NULL
 );
 "#,
+    // 18: posture report snapshots (the report as JSON), for each check's trend.
+    r#"
+CREATE TABLE posture_snapshots (
+    id     INTEGER PRIMARY KEY,
+    at     TEXT NOT NULL,
+    report TEXT NOT NULL
+);
+"#,
+    // 19: the latest entry of one action about a subject (a holder's last authorization, for a
+    // review item's last use) is an index seek; the index replaces the subject's alone, so an
+    // append maintains no more than before.
+    r#"
+DROP INDEX ledger_subject;
+CREATE INDEX ledger_subject_action ON ledger(subject, action);
+"#,
 ];
 
 /// Apply the migrations this database has not had, in one transaction.

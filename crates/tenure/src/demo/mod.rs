@@ -290,6 +290,7 @@ pub async fn run(keep: Option<&std::path::Path>) -> anyhow::Result<ExitCode> {
     credentials(&engine, &workers, &db, &signer, &mut checks).await?;
     let oob = reconcile::OutOfBand { slapd: &slapd, pg: &pg, scim: &scim };
     reconcile::run(&engine, &workers, &ldap, oob, &signer, &mut checks).await?;
+    posture(&engine, &mut checks)?;
 
     let total = checks.passed + checks.failed.len();
     if checks.failed.is_empty() {
@@ -465,6 +466,45 @@ async fn review(
         )
     );
     checks.check(verified.is_ok_and(|v| v.revoked.len() == 1), "the review report verifies offline");
+    Ok(())
+}
+
+/// Step 6, the posture report over everything above: every row of each framework, and each
+/// failing one with the evidence behind it.
+fn posture(engine: &Engine, checks: &mut Checks) -> anyhow::Result<()> {
+    println!("\n== 6. posture: OWASP NHI Top 10, NIST CSF 2.0 PR.AA, NIST AI RMF (docs/posture.md) ==");
+    let r = engine.save_posture()?;
+    let count = |s: &str| r.summary.get(s).copied().unwrap_or(0);
+    println!(
+        "  `tenure posture`: {} pass, {} fail, {} n/a, over a ledger of {} entries",
+        count("pass"),
+        count("fail"),
+        count("n/a"),
+        r.ledger_size
+    );
+    let ids: Vec<&str> = r.sections.iter().flat_map(|s| &s.checks).map(|c| c.id.as_str()).collect();
+    for s in &r.sections {
+        let row: Vec<String> = s.checks.iter().map(|c| format!("{} {}", c.id, c.status)).collect();
+        println!("  {}: {}", s.framework, row.join(", "));
+        for c in s.checks.iter().filter(|c| c.status == "fail") {
+            if let Some(e) = c.evidence.first() {
+                let proof = e.ledger_seq.map(|q| format!(" [ledger entry {q}]")).unwrap_or_default();
+                let finding = e.finding.map(|f| format!(" [finding {f}]")).unwrap_or_default();
+                let more = c.failing.saturating_sub(1);
+                let more = if more > 0 { format!(" (+{more} more)") } else { String::new() };
+                println!("    {} fails: {}{proof}{finding}{more}", c.id, e.what);
+            }
+        }
+    }
+    let all_rows = (1..=10).all(|n| ids.contains(&format!("NHI{n}").as_str()))
+        && (1..=6).all(|n| ids.contains(&format!("PR.AA-0{n}").as_str()))
+        && ["GOVERN", "MAP", "MEASURE", "MANAGE"].iter().all(|f| ids.contains(f));
+    checks.check(all_rows, "the posture report has every OWASP NHI and PR.AA row and the AI RMF section");
+    let evidenced = r.sections.iter().flat_map(|s| &s.checks).filter(|c| c.status == "fail").all(|c| {
+        usize::try_from(c.failing)
+            .is_ok_and(|n| n == c.evidence.len() || c.evidence.len() == tenure_engine::posture::EVIDENCE_CAP)
+    });
+    checks.check(evidenced, "each failing posture check lists the evidence that makes it fail");
     Ok(())
 }
 

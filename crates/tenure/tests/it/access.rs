@@ -52,6 +52,7 @@ fn expected() -> BTreeMap<(&'static str, &'static str), &'static [&'static str]>
     m.insert(("GET", "/v1/reviews/{id}"), &["admin", "auditor", "approver"]);
     m.insert(("POST", "/v1/reviews/{id}/items/{item}/decide"), &["approver"]);
     m.insert(("POST", "/v1/reviews/{id}/release"), &["admin"]);
+    m.insert(("GET", "/v1/posture"), &["admin", "auditor"]);
     // The broker: public documents for relying parties; issuing, rotating and revoking for any
     // authenticated caller (the engine then requires the NHI itself or its owner).
     const ANY: &[&str] = &["admin", "approver", "auditor", "requester", "authorizer", "source:hr"];
@@ -166,7 +167,7 @@ fn every_route_refuses_missing_wrong_role_expired_and_revoked_tokens() {
             checked += 1;
         }
     }
-    assert_eq!(checked, 45 * (5 + 6));
+    assert_eq!(checked, 46 * (5 + 6));
 
     // A refusal is sent before the body is read, so the server closes the connection and says
     // so: a pooling client would otherwise write its next request onto a closed socket (CI saw

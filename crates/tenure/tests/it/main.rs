@@ -22,6 +22,7 @@ mod notify;
 mod openapi;
 mod ops;
 mod output;
+mod posture;
 mod readme;
 mod reconcile;
 mod reviews;

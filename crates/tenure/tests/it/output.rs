@@ -167,6 +167,7 @@ fn every_command_prints_json_under_output_json_and_its_errors_too() {
         ("reviews report", vec!["reviews", "report", "999999"], Expect::Error(4)),
         // A drift report is not a review report: the answer says so, exit 1.
         ("reviews verify", vec!["reviews", "verify", &d, "--key", &k], Expect::Doc(1)),
+        ("posture", vec!["posture", "--save"], Expect::Doc(0)),
         ("reconcile", vec!["reconcile", "--system", "corp-directory", "--dry-run"], Expect::Doc(0)),
         ("reconcile runs", vec!["reconcile", "runs"], Expect::Doc(0)),
         ("reconcile show", vec!["reconcile", "show", &run], Expect::Doc(0)),

@@ -34,7 +34,9 @@ fn json(s: &str) -> serde_json::Value {
 fn a_privileged_access_review_revokes_what_reviewers_deny_and_proves_it() {
     let w = World::new();
     hr(&w);
-    let c = Clocked::new(&w);
+    // Now, not a fixed date: the CLI below decides on the wall clock, and the campaign's
+    // deadline (two weeks from its start) must still be ahead of it.
+    let c = Clocked::at(&w, time::OffsetDateTime::now_utc());
     let e = &c.engine;
     let grant = |who: &str, entitlement: &str, approvers: [&str; 2]| {
         let r = e
@@ -62,6 +64,19 @@ fn a_privileged_access_review_revokes_what_reviewers_deny_and_proves_it() {
     assert_eq!(members(&w, "prod-admin"), ["E1005", "E1011"]);
     assert!(pg_member(&w, "E1016", "reporting-admin"));
 
+    // Barbara asks to deploy (the runtime authorization is her last use tenure sees).
+    let asked = e
+        .authorize(
+            &tenure_engine::authz::Question {
+                principal: "hr:E1005".into(),
+                action: "deploy".into(),
+                resource: tenure_engine::authz::ResourceSpec::resource("payments-api"),
+                context: serde_json::json!({ "intent": "hotfix", "environment": "prod" }),
+            },
+            &Principal::operator("test"),
+        )
+        .unwrap();
+
     let started = e.start_review(&Principal::operator("test"), "privileged-access").unwrap();
     assert_eq!(started.items.get("undecided"), Some(&3), "{started:?}");
     let id = started.id;
@@ -74,6 +89,12 @@ fn a_privileged_access_review_revokes_what_reviewers_deny_and_proves_it() {
     assert_eq!(dennis["reviewers"], serde_json::json!(["hr:E1001"]));
     assert_eq!(dennis["privileged"], true);
     assert_eq!(barbara["evidence"]["origin"], "request");
+    let used = &barbara["evidence"]["last_authorized"];
+    assert_eq!(used["action"], "deploy", "{barbara}");
+    assert_eq!(used["decision"], asked.decision.as_str(), "{barbara}");
+    let entry = w.ledger().into_iter().find(|e| e["seq"] == used["ledger_seq"]).unwrap();
+    assert_eq!((entry["action"].as_str(), entry["subject"].as_str()), (Some("authz.decided"), Some("hr:E1005")));
+    assert_eq!(dennis["evidence"]["last_authorized"], serde_json::Value::Null, "{dennis}");
     let item_id = |v: &serde_json::Value| v["id"].as_i64().unwrap();
     let (barbara, margaret, dennis) = (item_id(barbara), item_id(margaret), item_id(dennis));
 
