@@ -147,6 +147,11 @@ fn record(v: &Value) -> Option<AccountRecord> {
             .flatten()
             .filter_map(|(k, v)| Some((k.to_ascii_lowercase(), v.as_str()?.to_owned())))
             .collect(),
+        // When the system last saw it sign in, if the program knows (RFC 3339).
+        last_login: v
+            .get("last_login")
+            .and_then(Value::as_str)
+            .and_then(|t| time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339).ok()),
     })
 }
 

@@ -340,7 +340,27 @@ impl LdapConnector {
             // The built-in accounts (Administrator, krbtgt, Guest) are never managed.
             attrs.push("isCriticalSystemObject".to_owned());
         }
+        attrs.push(self.last_login_attr().to_owned());
         attrs
+    }
+
+    /// Where the directory records an account's last sign-in: OpenLDAP's `lastbind` overlay
+    /// writes `authTimestamp`; Active Directory `lastLogonTimestamp`.
+    fn last_login_attr(&self) -> &'static str {
+        match self.settings.flavor {
+            Flavor::OpenLdap => "authTimestamp",
+            Flavor::ActiveDirectory => "lastLogonTimestamp",
+        }
+    }
+
+    /// An entry's last sign-in, where the directory records one (a value it cannot read is
+    /// none rather than a guess).
+    fn last_login(&self, e: &SearchEntry) -> Option<time::OffsetDateTime> {
+        let v = values(e, self.last_login_attr()).first()?.clone();
+        match self.settings.flavor {
+            Flavor::OpenLdap => generalized_time(&v),
+            Flavor::ActiveDirectory => filetime(&v),
+        }
     }
 
     /// Whether an entry reads as enabled by the system's disable method.
@@ -661,6 +681,7 @@ impl LdapConnector {
         let managed_by = marker(&e);
         let reserved = self.is_reserved_entry(&e);
         let state = self.account_attrs();
+        let last_login = self.last_login(&e);
         let attributes = e
             .attrs
             .drain()
@@ -675,6 +696,7 @@ impl LdapConnector {
             reserved,
             privileges: BTreeSet::new(),
             attributes,
+            last_login,
         })
     }
 
@@ -975,6 +997,7 @@ impl Connector for LdapConnector {
             reserved,
             privileges: BTreeSet::new(),
             attributes: BTreeMap::new(),
+            last_login: self.last_login(&entry),
         }))
     }
 
@@ -1200,5 +1223,52 @@ impl Connector for LdapConnector {
         // lock is verified by read-back. (A bind probe needs a credential tenure issued, which
         // the credential broker brings.)
         Ok(Probe::Unsupported("tenure holds no password to bind with".into()))
+    }
+}
+
+/// An LDAP GeneralizedTime in UTC (`20261204191500Z`, optionally with a fraction:
+/// `20261204191500.123Z`), as OpenLDAP writes `authTimestamp`.
+fn generalized_time(v: &str) -> Option<time::OffsetDateTime> {
+    let v = v.strip_suffix('Z')?;
+    let whole = v.split(['.', ',']).next()?;
+    if whole.len() != 14 || !whole.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let n = |r: std::ops::Range<usize>| whole.get(r)?.parse::<u32>().ok();
+    let month = time::Month::try_from(u8::try_from(n(4..6)?).ok()?).ok()?;
+    let date =
+        time::Date::from_calendar_date(i32::try_from(n(0..4)?).ok()?, month, u8::try_from(n(6..8)?).ok()?).ok()?;
+    let t = time::Time::from_hms(
+        u8::try_from(n(8..10)?).ok()?,
+        u8::try_from(n(10..12)?).ok()?,
+        u8::try_from(n(12..14)?).ok()?,
+    )
+    .ok()?;
+    Some(time::PrimitiveDateTime::new(date, t).assume_utc())
+}
+
+/// An Active Directory FILETIME (100 ns intervals since 1601-01-01 UTC); 0 is "never".
+fn filetime(v: &str) -> Option<time::OffsetDateTime> {
+    const UNIX_EPOCH_IN_FILETIME_SECONDS: i64 = 11_644_473_600;
+    let ticks: i64 = v.parse().ok().filter(|t| *t > 0)?;
+    time::OffsetDateTime::from_unix_timestamp(ticks / 10_000_000 - UNIX_EPOCH_IN_FILETIME_SECONDS).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{filetime, generalized_time};
+    use time::macros::datetime;
+
+    #[test]
+    fn last_sign_in_times_read_as_the_directories_write_them() {
+        assert_eq!(generalized_time("20261204191500Z"), Some(datetime!(2026-12-04 19:15:00 UTC)));
+        assert_eq!(generalized_time("20261204191500.123Z"), Some(datetime!(2026-12-04 19:15:00 UTC)));
+        assert_eq!(generalized_time("20261304191500Z"), None, "month 13");
+        assert_eq!(generalized_time("2026120419Z"), None);
+        assert_eq!(generalized_time("20261204191500+0100"), None, "only UTC is written");
+        // 2026-12-04 19:15:00 UTC as 100 ns ticks since 1601.
+        assert_eq!(filetime("134408853000000000"), Some(datetime!(2026-12-04 19:15:00 UTC)));
+        assert_eq!(filetime("0"), None, "never signed in");
+        assert_eq!(filetime("x"), None);
     }
 }

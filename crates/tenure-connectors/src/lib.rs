@@ -62,6 +62,11 @@ pub struct AccountRecord {
     /// Attributes correlation rules may compare (LDAP `mail`, SCIM `emails`, …), by lowercase
     /// name; filled by [`Connector::scan`], empty on a read back.
     pub attributes: BTreeMap<String, String>,
+    /// When the system last saw the account sign in, where it records that: LDAP
+    /// `authTimestamp` (OpenLDAP's `lastbind` overlay), AD `lastLogonTimestamp` (replicated
+    /// only every 9–14 days); `None` where it does not (PostgreSQL keeps no last login; SCIM
+    /// has no standard attribute for it).
+    pub last_login: Option<time::OffsetDateTime>,
 }
 
 /// How to read a whole system.

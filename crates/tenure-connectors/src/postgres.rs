@@ -410,6 +410,8 @@ impl Connector for PostgresConnector {
                     managed_by: marker(comment.as_deref()),
                     privileges: r.get::<_, Vec<String>>(4).into_iter().collect(),
                     attributes,
+                    // PostgreSQL records no last login (only `log_connections`, in its log).
+                    last_login: None,
                     name: name.clone(),
                 })?;
                 after = name;
@@ -474,6 +476,7 @@ impl Connector for PostgresConnector {
             reserved: self.is_reserved_name(name),
             privileges: privileges.into_iter().collect(),
             attributes: BTreeMap::new(),
+            last_login: None,
         }))
     }
 

@@ -424,6 +424,8 @@ impl Connector for ScimConnector {
                     reserved: false,
                     privileges: BTreeSet::new(),
                     attributes,
+                    // SCIM 2.0 has no standard attribute for it.
+                    last_login: None,
                 })
                 .map_err(|e| e.to_string())
         })
@@ -503,6 +505,7 @@ impl Connector for ScimConnector {
             reserved: false,
             privileges: BTreeSet::new(),
             attributes: BTreeMap::new(),
+            last_login: None,
         }))
     }
 

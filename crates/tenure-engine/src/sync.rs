@@ -92,6 +92,7 @@ mod tests {
             reserved: false,
             privileges: BTreeSet::new(),
             attributes: Default::default(),
+            last_login: None,
         }
     }
 

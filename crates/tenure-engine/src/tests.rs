@@ -295,6 +295,7 @@ fn what_tenure_made_while_a_reconciliation_read_ran_is_not_drift() {
         reserved: false,
         privileges: Default::default(),
         attributes: Default::default(),
+        last_login: None,
     };
     c.page(Page { number: 1, accounts: vec![account("E1"), account("E2")], memberships: vec![] });
     let plan = c.finish();

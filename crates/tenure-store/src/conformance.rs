@@ -339,6 +339,13 @@ pub fn optimistic_rev_checks(s: &dyn Store) {
     let by_system = tx.system_accounts("ldap").unwrap();
     assert_eq!(by_system.iter().map(|a| (a.identity_id, a.name.as_str())).collect::<Vec<_>>(), [(id, a.name.as_str())]);
     assert!(tx.system_accounts("nowhere").unwrap().is_empty());
+    // A last login is an observation: kept when later, the rev untouched.
+    assert_eq!(tx.accounts(id).unwrap()[0].last_login, None);
+    assert!(tx.set_account_last_login("ldap", "E1", T0 + Duration::hours(1)).unwrap());
+    assert!(!tx.set_account_last_login("ldap", "E1", T0).unwrap(), "an earlier login replaced a later one");
+    assert!(!tx.set_account_last_login("ldap", "nobody", T0).unwrap());
+    let a2 = tx.account_by_name("ldap", "E1").unwrap().unwrap();
+    assert_eq!((a2.last_login, a2.rev), (Some(T0 + Duration::hours(1)), a.rev + 1));
     assert!(tx.system_grants("nowhere").unwrap().is_empty());
     assert_eq!(
         tx.system_grants("ldap").unwrap().iter().map(|g| g.entitlement.as_str()).collect::<Vec<_>>(),

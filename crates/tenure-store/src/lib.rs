@@ -147,6 +147,9 @@ pub trait GrantWrites: GrantReads {
         state: AccountState,
         at: OffsetDateTime,
     ) -> Result<()>;
+    /// Record when the system last saw the account sign in, if later than what is recorded
+    /// (an observation: `rev` is not bumped). Whether it changed anything.
+    fn set_account_last_login(&mut self, system: &str, name: &str, at: OffsetDateTime) -> Result<bool>;
     /// Move an account to `to` only if it is still at `rev`.
     fn set_account_state(
         &mut self,

@@ -198,6 +198,9 @@ pub struct AccountRow {
     pub name: String,
     pub state: AccountState,
     pub rev: i64,
+    /// When the system last saw the account sign in, as a reconciliation scan read it (LDAP
+    /// `authTimestamp`, AD `lastLogonTimestamp`); `None` where the system does not say.
+    pub last_login: Option<OffsetDateTime>,
 }
 
 #[derive(Debug, Clone)]

@@ -1,7 +1,7 @@
 //! A throwaway OpenLDAP `slapd` on a loopback port, in a directory of its own: what the demo and
 //! the tests provision into. It is configured like a production directory tenure manages
-//! (`mdb` backend, `ppolicy` overlay with lockout on, `ou=people` and `ou=groups`), and stopped
-//! when dropped.
+//! (`mdb` backend, `ppolicy` overlay with lockout on, `lastbind` recording each entry's last
+//! bind in `authTimestamp`, `ou=people` and `ou=groups`), and stopped when dropped.
 
 use ldap3::{LdapConnAsync, LdapConnSettings};
 use std::collections::HashSet;
@@ -73,11 +73,11 @@ impl LocalSlapd {
         };
         let conf = format!(
             "{tls_conf}include {schema}/core.schema\ninclude {schema}/cosine.schema\ninclude {schema}/inetorgperson.schema\n\
-             include {schema}/nis.schema\nmodulepath {modules}\nmoduleload back_mdb\nmoduleload ppolicy\n\
+             include {schema}/nis.schema\nmodulepath {modules}\nmoduleload back_mdb\nmoduleload ppolicy\nmoduleload lastbind\n\
              pidfile {pid}\nsizelimit unlimited\ndatabase mdb\nmaxsize 4294967296\nsuffix \"{base_dn}\"\n\
              rootdn \"{bind_dn}\"\nrootpw {password}\ndirectory {db}\nindex objectClass eq\nindex uid eq\n\
              index member eq\nindex cn eq\ndbnosync\noverlay ppolicy\nppolicy_use_lockout\n\
-             ppolicy_default \"cn=default,ou=policies,{base_dn}\"\n",
+             ppolicy_default \"cn=default,ou=policies,{base_dn}\"\noverlay lastbind\n",
             pid = dir.join("slapd.pid").display(),
             db = db.display(),
         );

@@ -65,6 +65,7 @@ fn pages(n: usize, mut each: impl FnMut(Page)) {
                 reserved: false,
                 privileges: BTreeSet::new(),
                 attributes: Default::default(),
+                last_login: None,
             });
         }
         each(Page { number, accounts, memberships: Vec::new() });

@@ -179,6 +179,10 @@ pub struct Plan {
     pub memberships_read: u64,
     /// Accounts the system reserves (its own connection account): never classified.
     pub reserved: u64,
+    /// When the system last saw each of tenure's accounts sign in, where it says (recorded on
+    /// the account, for reviews; not part of the plan's digest).
+    #[serde(skip)]
+    pub last_logins: Vec<(String, time::OffsetDateTime)>,
 }
 
 impl Plan {
@@ -335,6 +339,9 @@ impl Classifier {
         };
         if let Some(s) = self.seen.get_mut(i as usize) {
             *s = true;
+        }
+        if let Some(at) = a.last_login {
+            self.plan.last_logins.push((a.name.clone(), at));
         }
         let suspended = self.holder(h.holder).is_some_and(|x| x.state == LifecycleState::Suspended)
             && h.state == AccountState::DisableVerified;
@@ -500,6 +507,7 @@ mod tests {
             reserved: false,
             privileges: Default::default(),
             attributes: mail.map(|m| [("mail".to_owned(), m.to_owned())].into()).unwrap_or_default(),
+            last_login: None,
         }
     }
 

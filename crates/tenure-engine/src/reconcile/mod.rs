@@ -268,6 +268,14 @@ impl Engine {
         let mut resolved = 0;
         let mut applied = 0;
         if !dry_run {
+            // Last sign-ins are observations, recorded whatever the run decides.
+            let mut logins = 0u64;
+            for (name, at) in &plan.last_logins {
+                logins += u64::from(tx.set_account_last_login(system, name, *at)?);
+            }
+            if let Some(o) = summary.as_object_mut() {
+                o.insert("last_logins_recorded".into(), logins.into());
+            }
             observe(tx.as_mut(), system, id, &plan.items, decision, &version, now)?;
             resolved = tx.resolve_unseen(system, now, now)?;
             if decision == "applied" {

@@ -481,6 +481,8 @@ fn snapshot(
     let mut assigned: BTreeMap<i64, u64> = BTreeMap::new();
     type LastUse = (Option<Value>, Option<Option<OffsetDateTime>>);
     let mut last_use: HashMap<i64, LastUse> = HashMap::new();
+    // Per system: each holder's last sign-in there, as reconciliation read it.
+    let mut logins: HashMap<String, HashMap<i64, Option<OffsetDateTime>>> = HashMap::new();
     for (identity, g, ent, origin) in in_scope {
         let granted_at = g.request_id.and_then(|r| decided.get(&r).copied());
         let (recommendation, evidence) = recommend(identity, g, origin, granted_at, &peers, now);
@@ -506,14 +508,30 @@ fn snapshot(
                 (authorized, issued)
             }
         };
-        let (recommendation, evidence) =
-            unused(identity, recommendation, evidence, authorized.as_ref(), issued, granted_at, now);
-        let mut evidence = evidence;
+        let login = match logins.get(&g.system) {
+            Some(by_identity) => by_identity.get(&identity.id).copied().flatten(),
+            None => {
+                let by_identity: HashMap<i64, Option<OffsetDateTime>> =
+                    tx.system_accounts(&g.system)?.into_iter().map(|a| (a.identity_id, a.last_login)).collect();
+                let login = by_identity.get(&identity.id).copied().flatten();
+                logins.insert(g.system.clone(), by_identity);
+                login
+            }
+        };
+        let authorized_at = authorized
+            .as_ref()
+            .and_then(|a| a.get("at"))
+            .and_then(Value::as_str)
+            .and_then(|t| OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339).ok());
+        let used = Use { authorized_at, issued, login };
+        let (recommendation, mut evidence) =
+            unused(identity, &g.system, recommendation, evidence, &used, granted_at, now);
         if let Some(o) = evidence.as_object_mut() {
             o.insert("last_authorized".into(), authorized.unwrap_or(Value::Null));
             if let Some(issued) = issued {
                 o.insert("last_credential_issued".into(), issued.map_or(Value::Null, |t| Value::String(ts(t))));
             }
+            o.insert("last_login".into(), login.map_or(Value::Null, |t| json!({ "system": g.system, "at": ts(t) })));
         }
         let item = tx.insert_review_item(&NewReviewItem {
             campaign_id: id,
@@ -621,38 +639,57 @@ pub(crate) fn on_trigger(
 }
 
 /// The recommendation for one grant, and the evidence behind it.
-/// A machine identity tenure has seen no use of for [`STALE_AFTER`] — no credential issued and
-/// no authorization asked since then, and joined before it — holding a grant at least that old:
-/// recommend revoking, and say so. People are not judged by this: tenure does not see most of what they use.
+/// What tenure sees of an item's use: the holder's last authorization, a machine identity's
+/// last credential (`None` for a person: not counted), and the last sign-in the grant's system
+/// recorded for the holder's account.
+struct Use {
+    authorized_at: Option<OffsetDateTime>,
+    issued: Option<Option<OffsetDateTime>>,
+    login: Option<OffsetDateTime>,
+}
+
+/// Access tenure has seen no use of for [`STALE_AFTER`], on a grant at least that old: recommend
+/// revoking, and say so. A machine identity counts its credentials, authorizations and sign-ins
+/// (from its joining at the earliest: a new service has had no time to be used); a person only
+/// the sign-ins a system recorded (tenure does not see most of what people use).
 fn unused(
     identity: &IdentityRow,
+    system: &str,
     verdict: Verdict,
     mut evidence: Value,
-    authorized: Option<&Value>,
-    issued: Option<Option<OffsetDateTime>>,
+    used: &Use,
     granted_at: Option<OffsetDateTime>,
     now: OffsetDateTime,
 ) -> (Verdict, Value) {
-    let Some(issued) = issued else { return (verdict, evidence) };
-    let authorized_at = authorized
-        .and_then(|a| a.get("at"))
-        .and_then(Value::as_str)
-        .and_then(|t| OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339).ok());
-    let last = issued.into_iter().chain(authorized_at).max();
-    // Counted from its joining at the earliest: a new service has had no time to be used.
-    let since = last.into_iter().chain([identity.created_at]).max().unwrap_or(identity.created_at);
     let old = granted_at.is_none_or(|t| now - t >= STALE_AFTER);
-    if now - since < STALE_AFTER || !old || identity.state != LifecycleState::Active {
+    if !old || identity.state != LifecycleState::Active {
         return (verdict, evidence);
     }
-    let why = match last {
-        Some(t) => {
-            format!("no credential issued and no authorization asked since {} ({} days)", ts(t), (now - t).whole_days())
+    let why = match used.issued {
+        Some(issued) => {
+            let last = issued.into_iter().chain(used.authorized_at).chain(used.login).max();
+            let since = last.into_iter().chain([identity.created_at]).max().unwrap_or(identity.created_at);
+            if now - since < STALE_AFTER {
+                return (verdict, evidence);
+            }
+            match last {
+                Some(t) => format!(
+                    "no credential issued, no authorization asked and no sign-in since {} ({} days)",
+                    ts(t),
+                    (now - t).whole_days()
+                ),
+                None => format!(
+                    "no credential issued, no authorization asked and no sign-in since it joined {} days ago",
+                    (now - identity.created_at).whole_days()
+                ),
+            }
         }
-        None => format!(
-            "no credential issued and no authorization asked since it joined {} days ago",
-            (now - identity.created_at).whole_days()
-        ),
+        None => match used.login {
+            Some(t) if now - t >= STALE_AFTER => {
+                format!("no sign-in to `{system}` since {} ({} days)", ts(t), (now - t).whole_days())
+            }
+            _ => return (verdict, evidence),
+        },
     };
     if let Some(w) = evidence.get_mut("why").and_then(Value::as_array_mut) {
         if verdict == Verdict::Keep {

@@ -419,7 +419,10 @@ fn a_machine_identity_tenure_saw_no_use_of_for_90_days_is_recommended_for_revoca
     let idle = item_of(&e, c.id, "registry:svc", "dir/plain");
     assert_eq!(idle.recommendation, "revoke", "{:?}", idle.evidence);
     let why = idle.evidence["why"].to_string();
-    assert!(why.contains("no credential issued and no authorization asked since it joined 95 days ago"), "{why}");
+    assert!(
+        why.contains("no credential issued, no authorization asked and no sign-in since it joined 95 days ago"),
+        "{why}"
+    );
     // People are not judged by what tenure cannot see them use.
     let person = item_of(&e, c.id, "hr:E1", "dir/plain");
     assert!(!person.evidence["why"].to_string().contains("no credential issued"), "{:?}", person.evidence);

@@ -33,6 +33,7 @@ fn account_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<AccountRow> {
         name: r.get(2)?,
         state: parse::<AccountState>(text(r, 3)?)?,
         rev: r.get(4)?,
+        last_login: text_or_null(r, 5)?.map(parse_ts).transpose()?,
     })
 }
 
@@ -55,15 +56,16 @@ fn q_all_grants(c: &Connection) -> Result<BTreeMap<i64, Vec<GrantRow>>> {
 
 fn q_accounts(c: &Connection, identity_id: i64) -> Result<Vec<AccountRow>> {
     let mut st = c.prepare_cached(
-        "SELECT identity_id, system, name, state, rev FROM accounts WHERE identity_id = ?1 ORDER BY system",
+        "SELECT identity_id, system, name, state, rev, last_login FROM accounts WHERE identity_id = ?1 ORDER BY system",
     )?;
     let rows = st.query_map([identity_id], account_row)?.collect::<rusqlite::Result<Vec<_>>>()?;
     Ok(rows)
 }
 
 fn q_account_by_name(c: &Connection, system: &str, name: &str) -> Result<Option<AccountRow>> {
-    let mut st =
-        c.prepare_cached("SELECT identity_id, system, name, state, rev FROM accounts WHERE system = ?1 AND name = ?2")?;
+    let mut st = c.prepare_cached(
+        "SELECT identity_id, system, name, state, rev, last_login FROM accounts WHERE system = ?1 AND name = ?2",
+    )?;
     Ok(st.query_row(params![system, name], account_row).optional()?)
 }
 
@@ -94,7 +96,7 @@ impl GrantReads for SqliteTx<'_> {
     fn system_accounts(&self, system: &str) -> Result<Vec<AccountRow>> {
         q_all(
             self.c()?,
-            "SELECT identity_id, system, name, state, rev FROM accounts WHERE system = ?1 ORDER BY name",
+            "SELECT identity_id, system, name, state, rev, last_login FROM accounts WHERE system = ?1 ORDER BY name",
             [system],
             account_row,
         )
@@ -110,6 +112,13 @@ impl GrantReads for SqliteTx<'_> {
 }
 
 impl GrantWrites for SqliteTx<'_> {
+    fn set_account_last_login(&mut self, system: &str, name: &str, at: OffsetDateTime) -> Result<bool> {
+        let at = ts(at);
+        let mut st = self.c()?.prepare_cached(
+            "UPDATE accounts SET last_login = ?3 WHERE system = ?1 AND name = ?2 AND (last_login IS NULL OR last_login < ?3)",
+        )?;
+        Ok(st.execute(params![system, name, at])? == 1)
+    }
     fn put_grant(&mut self, g: &NewGrant<'_>) -> Result<()> {
         let mut st = self.c()?.prepare_cached(
             "INSERT INTO grants (identity_id, entitlement, system, state, origin, policy_version, rev, updated_at,

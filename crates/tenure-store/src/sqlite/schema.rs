@@ -428,6 +428,10 @@ CREATE TABLE posture_snapshots (
 DROP INDEX ledger_subject;
 CREATE INDEX ledger_subject_action ON ledger(subject, action);
 "#,
+    // 20: when a system last saw an account sign in, as reconciliation read it.
+    r#"
+ALTER TABLE accounts ADD COLUMN last_login TEXT;
+"#,
 ];
 
 /// Apply the migrations this database has not had, in one transaction.

@@ -64,6 +64,19 @@ fn a_privileged_access_review_revokes_what_reviewers_deny_and_proves_it() {
     assert_eq!(members(&w, "prod-admin"), ["E1005", "E1011"]);
     assert!(pg_member(&w, "E1016", "reporting-admin"));
 
+    // Barbara signs in to the directory (the `lastbind` overlay records it), and the next
+    // reconciliation reads it back.
+    let base = &w.slapd.base_dn;
+    w.ldap_admin(
+        "ldapmodify",
+        &format!("dn: uid=E1005,ou=people,{base}\nchangetype: modify\nreplace: userPassword\nuserPassword: s3cret\n"),
+    );
+    let bind = std::process::Command::new("ldapwhoami")
+        .args(["-x", "-H", &w.slapd.url(), "-D", &format!("uid=E1005,ou=people,{base}"), "-w", "s3cret"])
+        .output()
+        .unwrap();
+    assert!(bind.status.success(), "{}", stderr(&bind));
+    w.ok(&["reconcile", "--system", "corp-directory"]);
     // Barbara asks to deploy (the runtime authorization is her last use tenure sees).
     let asked = e
         .authorize(
@@ -95,6 +108,13 @@ fn a_privileged_access_review_revokes_what_reviewers_deny_and_proves_it() {
     let entry = w.ledger().into_iter().find(|e| e["seq"] == used["ledger_seq"]).unwrap();
     assert_eq!((entry["action"].as_str(), entry["subject"].as_str()), (Some("authz.decided"), Some("hr:E1005")));
     assert_eq!(dennis["evidence"]["last_authorized"], serde_json::Value::Null, "{dennis}");
+    let login = &barbara["evidence"]["last_login"];
+    assert_eq!(login["system"], "corp-directory", "{barbara}");
+    let at = time::OffsetDateTime::parse(login["at"].as_str().unwrap(), &time::format_description::well_known::Rfc3339)
+        .unwrap();
+    assert!((time::OffsetDateTime::now_utc() - at).abs() < time::Duration::minutes(10), "{barbara}");
+    // Dennis's grant is in PostgreSQL, which records no last login.
+    assert_eq!(dennis["evidence"]["last_login"], serde_json::Value::Null, "{dennis}");
     let item_id = |v: &serde_json::Value| v["id"].as_i64().unwrap();
     let (barbara, margaret, dennis) = (item_id(barbara), item_id(margaret), item_id(dennis));
 
