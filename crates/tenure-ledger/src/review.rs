@@ -18,7 +18,9 @@
 //! `started` and `closed` are the seqs of the campaign's `review.started` and `review.closed`
 //! entries; a decision's `evidence` is its `review.decided` entry (about the identity, by the
 //! reviewer or, `by` null, by the engine's no-answer default); a revoked item's `verification`
-//! is the `system.synced` entry after the decision whose read-back verified the grant gone.
+//! is the `system.synced` entry after the decision whose read-back verified the grant gone, or,
+//! for an account under review (origin `unlinked`), the `reconcile.corrected` entry whose
+//! read-back verified the account disabled.
 
 use crate::entry::Entry;
 use crate::event::LedgerEvent;
@@ -32,6 +34,8 @@ pub const VERSION: &str = "tenure-review/1";
 
 /// The actor the engine's own entries name (the no-answer default).
 const ENGINE: &str = "tenure";
+/// The origin of an item that is an account under review rather than a grant.
+pub const ACCOUNT_ITEM: &str = "unlinked";
 
 /// What a verified report states.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -144,6 +148,30 @@ pub fn verify(doc: &Value, key: &Verifier) -> Result<Verified, DocumentError> {
         }
         by_default += u64::from(defaulted);
         match decision.as_str() {
+            "revoke" if text(item, "origin")? == ACCOUNT_ITEM => {
+                // An account under review: a drift job's read-back verified it disabled.
+                let seq = int(item, "verification", &at)?;
+                let system = text(item, "system")?;
+                let (e, event) = entry(seq, &format!("{at}.verification"))?;
+                let LedgerEvent::ReconcileCorrected(c) = event else {
+                    return Err(Unsupported(format!(
+                        "{at}.verification: evidence {seq} is not a `reconcile.corrected` entry"
+                    )));
+                };
+                if e.subject != crate::drift::subject(system)
+                    || e.seq <= decided_seq
+                    || c.account != entitlement
+                    || c.identity.as_deref() != Some(identity)
+                    || !c.disabled
+                    || c.read_back.enabled
+                    || !c.problems.is_empty()
+                {
+                    return Err(Unsupported(format!(
+                        "{at}.verification: entry {seq} does not verify account `{entitlement}` of `{identity}` disabled in `{system}` after the decision"
+                    )));
+                }
+                revoked.push(format!("{identity} {system}:{entitlement}"));
+            }
             "revoke" => {
                 let seq = int(item, "verification", &at)?;
                 let (e, event) = entry(seq, &format!("{at}.verification"))?;

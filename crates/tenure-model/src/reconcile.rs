@@ -66,7 +66,7 @@ impl Situation {
         match self {
             Self::Linked => r == Report,
             Self::Missing | Self::MissingMembership | Self::Disputed => r == Report,
-            Self::Unlinked => matches!(r, Report | Disable | Delete | Adopt),
+            Self::Unlinked => matches!(r, Report | Disable | Delete | Adopt | Review),
             Self::Unmatched => matches!(r, Report | Disable | Delete),
             Self::UnmanagedMembership | Self::PrivilegedMembership => matches!(r, Report | Revoke),
             Self::SurvivingLeaver | Self::EnabledWhileSuspended => matches!(r, Report | Disable),
@@ -93,13 +93,17 @@ string_enum! {
         /// Link the account to the identity it correlates to: mark it as tenure's for them and
         /// manage it from then on.
         Adopt => "adopt",
+        /// Ask people: a micro-review of the account (the bundle's `trigger = "unlinked"`
+        /// campaign), where keep adopts it and revoke disables it.
+        Review => "review",
     }
 }
 
 impl Reaction {
-    /// Whether the reaction changes the system (and so counts against thresholds).
+    /// Whether the reaction changes the system (and so counts against thresholds): a review
+    /// changes nothing until someone decides.
     pub fn changes(self) -> bool {
-        self != Self::Report
+        !matches!(self, Self::Report | Self::Review)
     }
 }
 

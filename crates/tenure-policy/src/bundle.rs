@@ -762,6 +762,20 @@ impl Bundle {
         let rules = Rules::load(&files, &facts, &mut problems);
         let system_names: BTreeSet<String> = systems.keys().cloned().collect();
         let reviews = crate::reviews::campaigns(&manifest.reviews, &entitlements, &system_names, &mut problems);
+        // A `review` reaction opens the bundle's `trigger = "unlinked"` campaign: there must be one.
+        if !reviews.values().any(|c| c.trigger == Some(crate::reviews::Trigger::Unlinked)) {
+            for (name, s) in &systems {
+                for (situation, _) in
+                    s.reconcile.reactions.iter().filter(|(_, r)| **r == tenure_model::Reaction::Review)
+                {
+                    problems.push(problem(
+                        MANIFEST,
+                        format!("systems.{name}.reconcile.reactions.{situation}"),
+                        "`review` opens the campaign with `trigger = \"unlinked\"`, and the bundle has none",
+                    ));
+                }
+            }
+        }
         let attestation = manifest.attestation.as_ref().map(|a| crate::reviews::attestation(a, &mut problems));
         let notifications = crate::notify::channels(&manifest.notifications, &mut problems);
         drop(facts);
@@ -1103,6 +1117,24 @@ grant = ["dir/eng"]
         assert!(b.is_authoritative("registry", IdentityKind::Agent));
         assert!(!b.is_authoritative("hr", IdentityKind::Agent));
         assert_eq!(b.systems["dir"].settings["port"], "389");
+    }
+
+    #[test]
+    fn a_review_reaction_needs_a_campaign_triggered_by_unlinked_accounts() {
+        let with = |extra: &str| {
+            let mut f = files(&[]);
+            f.insert(MANIFEST.into(), format!("{MANIFEST_OK}{extra}").into_bytes());
+            Bundle::load(f)
+        };
+        let reaction = "[systems.dir.reconcile]\nreactions = { unlinked = \"review\" }\n";
+        let e = with(reaction).unwrap_err();
+        assert!(e.problems.iter().any(|p| p.to_string().contains("systems.dir.reconcile.reactions.unlinked")), "{e:?}");
+        let campaign =
+            "[reviews.unlinked]\ntrigger = \"unlinked\"\n[[reviews.unlinked.stage]]\nreviewers = [\"system-owner\"]\n";
+        let b = with(&format!("{reaction}{campaign}")).unwrap();
+        assert_eq!(b.reviews["unlinked"].trigger, Some(crate::reviews::Trigger::Unlinked));
+        let e = with("[systems.dir.reconcile]\nreactions = { unmatched = \"review\" }\n").unwrap_err();
+        assert!(e.problems.iter().any(|p| p.to_string().contains("reactions.unmatched")), "{e:?}");
     }
 
     #[test]

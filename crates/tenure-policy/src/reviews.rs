@@ -21,7 +21,7 @@
 //! no_answer = "keep"                   # keep | revoke | recommend
 //! max_no_answer_revokes = 10           # past this the campaign pauses for an admin
 //! every_days = 90                      # the clock starts it again (absent: by hand only)
-//! # trigger = "mover"                  # or "owner_changed": a micro-review of one identity
+//! # trigger = "mover"                  # or "owner_changed", "unlinked": a micro-review of one identity
 //!
 //! [[reviews.privileged.stage]]
 //! reviewers = ["manager"]              # manager, owner, system-owner, security, or `source:id`
@@ -226,6 +226,9 @@ pub enum Trigger {
     Mover,
     /// An NHI's new owner attests its access.
     OwnerChanged,
+    /// Reconciliation found an account tenure did not make that correlates to the identity
+    /// (`unlinked`, with the reaction `review`): people say whether it is theirs.
+    Unlinked,
 }
 
 impl Trigger {
@@ -233,6 +236,7 @@ impl Trigger {
         match self {
             Self::Mover => "mover",
             Self::OwnerChanged => "owner_changed",
+            Self::Unlinked => "unlinked",
         }
     }
 }
@@ -399,11 +403,12 @@ pub(crate) fn campaigns(
             None => None,
             Some("mover") => Some(Trigger::Mover),
             Some("owner_changed") => Some(Trigger::OwnerChanged),
+            Some("unlinked") => Some(Trigger::Unlinked),
             Some(other) => {
                 problems.push(problem(
                     MANIFEST,
                     format!("{at}.trigger"),
-                    format!("expected mover or owner_changed, found `{other}`"),
+                    format!("expected mover, owner_changed or unlinked, found `{other}`"),
                 ));
                 None
             }

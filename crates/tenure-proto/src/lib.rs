@@ -474,6 +474,12 @@ pub struct RunView {
     /// Why a `failed` run stopped.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// The access reviews this run opened (reaction `review`: one per account), by id.
+    #[serde(default)]
+    pub reviews_opened: Vec<i64>,
+    /// Last sign-ins read and recorded on tenure's accounts (where the system keeps them).
+    #[serde(default)]
+    pub last_logins_recorded: u64,
     /// The plan's items that are not `linked` (absent in listings).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub items: Vec<serde_json::Value>,

@@ -991,6 +991,46 @@ pub fn reviews(s: &dyn Store) {
     assert_eq!((done.state.as_str(), done.reminded, done.closed_at), ("closed", 2, Some(T0)));
     assert_eq!(s.read().unwrap().campaigns(Some("closed")).unwrap().len(), 1);
 
+    // An account under review (origin `unlinked`, no grant): its revoke is verified by the
+    // entry recorded on the item, and it is found by its account.
+    let mut tx = s.write().unwrap();
+    let c2 = tx
+        .insert_campaign(&NewCampaign {
+            name: "unlinked",
+            policy_version: "v1",
+            stages: 1,
+            started_at: T0,
+            deadline: T0 + Duration::days(7),
+            started_by: "tenure",
+        })
+        .unwrap();
+    let account = tx
+        .insert_review_item(&NewReviewItem {
+            campaign_id: c2,
+            identity_id: ada,
+            grant_id: 0,
+            entitlement: "ada2",
+            system: "dir",
+            origin: "unlinked",
+            privileged: false,
+            granted_at: None,
+            recommendation: "revoke",
+            evidence: &evidence,
+        })
+        .unwrap();
+    assert_eq!(tx.account_review("dir", "ada2").unwrap(), Some(account));
+    assert_eq!(tx.account_review("dir", "ada3").unwrap(), None);
+    assert_eq!(tx.account_review("other", "ada2").unwrap(), None);
+    assert!(tx.settle_review_item(account, Some("revoke"), T0).unwrap());
+    assert!(tx.revocations_unverified(c2).unwrap(), "the account is not verified disabled yet");
+    assert!(tx.set_review_item_verified(account, 42).unwrap());
+    assert!(!tx.set_review_item_verified(account, 43).unwrap(), "verified once");
+    assert_eq!(tx.review_item(account).unwrap().unwrap().verified_seq, Some(42));
+    assert!(!tx.revocations_unverified(c2).unwrap());
+    assert!(tx.set_campaign_state(c2, "open", "closed", T0).unwrap());
+    assert_eq!(tx.account_review("dir", "ada2").unwrap(), Some(account), "closed, it is still found");
+    tx.commit().unwrap();
+
     // Attestation: due when the last one (or, never attested, the creation) is older than the
     // cut-off; only active identities of the kind.
     let mut tx = s.write().unwrap();

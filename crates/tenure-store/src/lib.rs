@@ -456,6 +456,8 @@ pub trait ReviewReads {
     fn attestations_due(&self, kind: tenure_model::IdentityKind, before: OffsetDateTime) -> Result<Vec<IdentityRow>>;
     /// Reviewers with undecided items at their stage, and how many each has (for reminders).
     fn reviewers_pending(&self, campaign_id: i64) -> Result<Vec<(i64, i64)>>;
+    /// The latest review item about `account` in `system` (origin `unlinked`), in any campaign.
+    fn account_review(&self, system: &str, account: &str) -> Result<Option<i64>>;
 }
 
 pub trait ReviewWrites: ReviewReads {
@@ -468,6 +470,8 @@ pub trait ReviewWrites: ReviewReads {
     fn insert_review_decision(&mut self, d: &ReviewDecisionRow) -> Result<bool>;
     /// Move an undecided item on: to `outcome` (final), or to the next stage when `None`.
     fn settle_review_item(&mut self, id: i64, outcome: Option<&str>, at: OffsetDateTime) -> Result<bool>;
+    /// Record the ledger entry that verified an account item's revoke (once).
+    fn set_review_item_verified(&mut self, id: i64, seq: i64) -> Result<bool>;
     /// Move a campaign from `from` to `to`; false if it was no longer in `from`.
     fn set_campaign_state(&mut self, id: i64, from: &str, to: &str, at: OffsetDateTime) -> Result<bool>;
     fn set_campaign_reminded(&mut self, id: i64, reminded: i64) -> Result<()>;

@@ -645,6 +645,9 @@ pub struct ReviewItemRow {
     /// `keep` or `revoke` once final; `None` while undecided.
     pub outcome: Option<String>,
     pub decided_at: Option<OffsetDateTime>,
+    /// An account item's revoke (origin `unlinked`): the `reconcile.corrected` entry whose
+    /// read-back verified the account disabled. (A grant's revoke is verified on the grant.)
+    pub verified_seq: Option<i64>,
 }
 
 #[derive(Debug, Clone)]

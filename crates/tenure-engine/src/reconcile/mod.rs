@@ -280,6 +280,29 @@ impl Engine {
             resolved = tx.resolve_unseen(system, now, now)?;
             if decision == "applied" {
                 applied = react(tx.as_mut(), system, id, plan.items.iter(), &rules, now)?;
+                // `review`: people decide, in a micro-review opened in this transaction.
+                let asked: Vec<&Item> = plan
+                    .items
+                    .iter()
+                    .filter(|i| i.situation == Situation::Unlinked && i.reaction == Reaction::Review)
+                    .collect();
+                let ids = identity_ids(tx.as_ref(), asked.iter().copied())?;
+                let mut reviews = Vec::new();
+                for item in asked {
+                    let Some(identity) = item.identity.as_ref().and_then(|r| ids.get(r)) else { continue };
+                    let Some(row) = tx.identity_by_id(*identity)? else { continue };
+                    reviews.extend(crate::reviews::on_unlinked(
+                        tx.as_mut(),
+                        &policy,
+                        (system, id),
+                        &item.account,
+                        &row,
+                        now,
+                    )?);
+                }
+                if let Some(o) = summary.as_object_mut() {
+                    o.insert("reviews_opened".into(), json!(reviews));
+                }
             } else {
                 let detail = json!({ "run": id, "system": system, "reasons": reasons });
                 tx.open_finding(&NewFinding {
@@ -729,6 +752,14 @@ fn run_view(r: RunRow, with_items: bool) -> RunView {
         plan_digest: r.digest,
         ledger_seq: r.ledger_seq,
         error: s.get("error").and_then(Value::as_str).map(str::to_owned),
+        reviews_opened: s
+            .get("reviews_opened")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_i64)
+            .collect(),
+        last_logins_recorded: n("last_logins_recorded"),
         items: if with_items { r.plan.as_array().cloned().unwrap_or_default() } else { Vec::new() },
     }
 }

@@ -83,6 +83,18 @@ fn subject_of(campaign: i64) -> String {
 /// The references a stage names for `identity`'s grant of `entitlement`: its roles resolved
 /// and its named reviewers (before any is checked).
 fn candidates(policy: &Bundle, stage: &Stage, identity: &IdentityRow, entitlement: &str) -> Vec<String> {
+    candidates_in(policy, stage, identity, entitlement, None)
+}
+
+/// [`candidates`], where `system` names the system of an item that is an account rather than
+/// an entitlement (its owner is the `system-owner`).
+fn candidates_in(
+    policy: &Bundle,
+    stage: &Stage,
+    identity: &IdentityRow,
+    entitlement: &str,
+    system: Option<&str>,
+) -> Vec<String> {
     let mut refs: Vec<String> = Vec::new();
     for role in &stage.roles {
         match role {
@@ -91,9 +103,9 @@ fn candidates(policy: &Bundle, stage: &Stage, identity: &IdentityRow, entitlemen
             }
             ApproverRole::Owner => refs.extend(identity.owner.as_ref().map(ToString::to_string)),
             ApproverRole::SystemOwner => refs.extend(
-                policy
-                    .entitlement(entitlement)
-                    .and_then(|e| policy.systems.get(&e.system))
+                system
+                    .or_else(|| policy.entitlement(entitlement).map(|e| e.system.as_str()))
+                    .and_then(|s| policy.systems.get(s))
                     .and_then(|s| s.owner.clone()),
             ),
             ApproverRole::Security => refs.extend(policy.access.security.iter().cloned()),
@@ -113,6 +125,17 @@ fn reviewers_for(
     entitlement: &str,
     people: &dyn Fn(&str) -> Option<(i64, bool)>,
 ) -> Vec<i64> {
+    reviewers_in(policy, stage, identity, (entitlement, None), people)
+}
+
+/// [`reviewers_for`] an item that may be an account in `system` (see [`candidates_in`]).
+fn reviewers_in(
+    policy: &Bundle,
+    stage: &Stage,
+    identity: &IdentityRow,
+    (entitlement, system): (&str, Option<&str>),
+    people: &dyn Fn(&str) -> Option<(i64, bool)>,
+) -> Vec<i64> {
     let me = identity.reference.to_string();
     let pick = |refs: &[String]| -> Vec<i64> {
         let mut ids: Vec<i64> = refs
@@ -126,7 +149,7 @@ fn reviewers_for(
         ids.dedup();
         ids
     };
-    let chosen = pick(&candidates(policy, stage, identity, entitlement));
+    let chosen = pick(&candidates_in(policy, stage, identity, entitlement, system));
     if chosen.is_empty() { pick(&stage.fallback) } else { chosen }
 }
 
@@ -638,7 +661,94 @@ pub(crate) fn on_trigger(
     Ok(out)
 }
 
-/// The recommendation for one grant, and the evidence behind it.
+/// The origin of an item that is an account rather than a grant: one reconciliation found that
+/// tenure did not make, correlated to the identity (`unlinked`). Its `entitlement` is the
+/// account's name.
+pub const ACCOUNT_ITEM: &str = tenure_ledger::review::ACCOUNT_ITEM;
+
+/// A reconciliation run found `account` in `system`, not made by tenure, correlating to
+/// `identity`, with the reaction `review`: a micro-review of that account from the bundle's
+/// `trigger = "unlinked"` campaign, in the run's transaction — unless it was reviewed before. Keep
+/// adopts the account (tenure's for the identity from then on, under policy); revoke disables
+/// it through a drift job, verified by its read-back. The campaign's id, if one started.
+pub(crate) fn on_unlinked(
+    tx: &mut dyn WriteTx,
+    policy: &Bundle,
+    (system, run): (&str, i64),
+    account: &str,
+    identity: &IdentityRow,
+    now: OffsetDateTime,
+) -> Result<Option<i64>, StoreError> {
+    let Some(def) = policy.reviews.values().find(|d| d.trigger == Some(Trigger::Unlinked)) else { return Ok(None) };
+    let Some(first) = def.stages.first() else { return Ok(None) };
+    // One review per account: a decision stands (the finding stays open in the report).
+    if tx.account_review(system, account)?.is_some() {
+        return Ok(None);
+    }
+    let held = tx.accounts(identity.id)?.into_iter().find(|a| a.system == system);
+    let (recommendation, why) = match (&held, identity.state) {
+        (_, s) if s != LifecycleState::Active => {
+            (Verdict::Revoke, format!("`{}` is {s}: an account of theirs should not be in use", identity.reference))
+        }
+        (Some(a), _) => (
+            Verdict::Revoke,
+            format!("`{}` already holds `{}` in `{system}`: this one would be a second", identity.reference, a.name),
+        ),
+        (None, _) => (
+            Verdict::Keep,
+            format!("`{}` holds no other account in `{system}`: likely theirs, made by hand", identity.reference),
+        ),
+    };
+    let evidence = json!({ "account": account, "run": run, "held": held.map(|a| a.name), "why": [why] });
+    let deadline = now + def.duration;
+    let id = tx.insert_campaign(&NewCampaign {
+        name: &def.name,
+        policy_version: policy.version.as_str(),
+        stages: i64::try_from(def.stages.len()).unwrap_or(1),
+        started_at: now,
+        deadline,
+        started_by: crate::ACTOR_ENGINE,
+    })?;
+    let item = tx.insert_review_item(&NewReviewItem {
+        campaign_id: id,
+        identity_id: identity.id,
+        grant_id: 0,
+        entitlement: account,
+        system,
+        origin: ACCOUNT_ITEM,
+        privileged: false,
+        granted_at: None,
+        recommendation: recommendation.as_str(),
+        evidence: &evidence,
+    })?;
+    let mut refs = candidates_in(policy, first, identity, account, Some(system));
+    refs.extend(first.fallback.iter().cloned());
+    let people = people_named(&*tx, refs)?;
+    let reviewers = reviewers_in(policy, first, identity, (account, Some(system)), &|r: &str| people.get(r).copied());
+    tx.assign_reviewers(item, 0, &reviewers)?;
+    record(
+        tx,
+        Stamp::engine(now, policy.version.as_str()),
+        &subject_of(id),
+        LedgerEvent::ReviewStarted(ReviewStarted {
+            campaign: id,
+            name: def.name.clone(),
+            identity: Some(identity.reference.to_string()),
+            items: 1,
+            stages: u32::try_from(def.stages.len()).unwrap_or(1),
+            deadline: ts(deadline),
+            unassigned: u64::from(reviewers.is_empty()),
+            no_answer: def.no_answer.as_str().to_owned(),
+            max_no_answer_revokes: def.max_no_answer_revokes,
+        }),
+    )?;
+    let about = identity.reference.to_string();
+    for r in reviewers {
+        notify_assigned(tx, policy, (id, &def.name, deadline), (0, Some(item)), r, 1, Some(&about), now)?;
+    }
+    Ok(Some(id))
+}
+
 /// What tenure sees of an item's use: the holder's last authorization, a machine identity's
 /// last credential (`None` for a person: not counted), and the last sign-in the grant's system
 /// recorded for the holder's account.
@@ -700,6 +810,7 @@ fn unused(
     (Verdict::Revoke, evidence)
 }
 
+/// The recommendation for one grant, and the evidence behind it.
 fn recommend(
     identity: &IdentityRow,
     g: &tenure_store::GrantRow,
@@ -779,7 +890,32 @@ fn decide_in(
     let identity =
         tx.identity_by_id(item.identity_id)?.ok_or_else(|| EngineError::NotFound(item.identity_id.to_string()))?;
     let mut changes = Changes::default();
+    let account_item = item.origin == ACCOUNT_ITEM;
+    if account_item {
+        // An account, not a grant: revoke disables it, a person's final keep adopts it (the
+        // no-answer default never makes an account tenure's); a drift job does either and
+        // reads it back.
+        let run = item.evidence.get("run").and_then(Value::as_i64).unwrap_or(0);
+        let last_stage = item.stage + 1 >= c.stages;
+        let payload = match decision {
+            Verdict::Revoke => Some(json!({ "run": run, "disable": true, "review_item": item.id })),
+            Verdict::Keep if by.is_some() && last_stage => {
+                Some(json!({ "run": run, "adopt": identity.reference.to_string(), "review_item": item.id }))
+            }
+            Verdict::Keep => None,
+        };
+        if let Some(payload) = payload {
+            tx.enqueue_drift(&tenure_store::NewDriftJob {
+                identity_id: Some(identity.id),
+                system: &item.system,
+                account: &item.entitlement,
+                payload: &payload,
+                run_at: now,
+            })?;
+        }
+    }
     if decision == Verdict::Revoke
+        && !account_item
         && let Some(g) = tx.grants(identity.id)?.into_iter().find(|g| g.entitlement == item.entitlement)
         && g.state.is_wanted()
     {
@@ -827,10 +963,11 @@ fn decide_in(
         let next = usize::try_from(item.stage + 1).ok().and_then(|s| def.and_then(|d| d.stages.get(s)));
         let reviewers = match next {
             Some(s) => {
-                let mut refs = candidates(policy, s, &identity, &item.entitlement);
+                let system = account_item.then_some(item.system.as_str());
+                let mut refs = candidates_in(policy, s, &identity, &item.entitlement, system);
                 refs.extend(s.fallback.iter().cloned());
                 let found = people_named(&*tx, refs)?;
-                reviewers_for(policy, s, &identity, &item.entitlement, &|r: &str| found.get(r).copied())
+                reviewers_in(policy, s, &identity, (&item.entitlement, system), &|r: &str| found.get(r).copied())
             }
             None => Vec::new(),
         };
@@ -876,6 +1013,9 @@ fn finish_if_decided(tx: &mut dyn WriteTx, c: &CampaignRow, now: OffsetDateTime)
 /// Whether each revoked item's grant is verified revoked (by read-back), or gone with its
 /// identity's closure.
 fn revocation_verified(tx: &dyn ReadTx, item: &ReviewItemRow) -> Result<bool> {
+    if item.origin == ACCOUNT_ITEM {
+        return Ok(item.verified_seq.is_some());
+    }
     Ok(tx
         .grants(item.identity_id)?
         .iter()

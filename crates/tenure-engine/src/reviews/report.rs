@@ -75,7 +75,17 @@ impl Engine {
                         "by": by, "at": ts(d.at), "evidence": d.seq,
                     }));
                 }
-                let verification = if item.outcome.as_deref() == Some("revoke") {
+                let verification = if item.outcome.as_deref() == Some("revoke") && item.origin == super::ACCOUNT_ITEM {
+                    // An account under review: the drift job's read-back, recorded on the item.
+                    let seq = item.verified_seq.ok_or_else(|| {
+                        EngineError::Ledger(format!(
+                            "item {}: account `{}` in `{}` is not verified disabled",
+                            item.id, item.entitlement, item.system
+                        ))
+                    })?;
+                    seqs.push(seq);
+                    Some(seq)
+                } else if item.outcome.as_deref() == Some("revoke") {
                     let found = tx.ledger_for(&identity)?.into_iter().find_map(|a| match &a.event {
                         LedgerEvent::Synced(s)
                             if a.seq > last_seq

@@ -3,7 +3,7 @@
 //! period, revoke or adopt one account as a run decided, verified by reading it back.
 
 use super::{Outcome, Workers, fail};
-use crate::ledger::{Stamp, record};
+use crate::ledger::{Stamp, record_seq};
 use crate::{EngineError, Result};
 use tenure_ledger::LedgerEvent;
 use tenure_ledger::event::ReadBack;
@@ -205,12 +205,17 @@ impl Workers {
             // What the read-back showed is recorded either way; a stale attempt's transaction
             // is dropped, not committed: it rolls back.
             if outcome != Outcome::Stale {
-                record(
+                let verified = outcome == Outcome::Verified && corrected.disabled;
+                let seq = record_seq(
                     tx.as_mut(),
                     Stamp::engine(now, &version),
                     &subject,
                     LedgerEvent::ReconcileCorrected(corrected),
                 )?;
+                // A reviewer's revoke of an account: this entry is its verification.
+                if let Some(item) = d.review_item.filter(|_| verified) {
+                    tx.set_review_item_verified(item, seq)?;
+                }
                 tx.commit()?;
             }
             Ok(outcome)
@@ -228,6 +233,8 @@ struct DriftWork {
     /// Delete now: a follow-up job, or the grace period is over.
     delete_now: bool,
     adopt: Option<String>,
+    /// The review item (an account under review) whose decision this carries out.
+    review_item: Option<i64>,
 }
 
 impl DriftWork {
@@ -251,6 +258,7 @@ impl DriftWork {
             delete_now: flag("delete") || delete_at.is_some_and(|t| t <= now),
             delete_at,
             adopt: p.get("adopt").and_then(serde_json::Value::as_str).map(str::to_owned),
+            review_item: p.get("review_item").and_then(serde_json::Value::as_i64),
         }
     }
 }

@@ -26,7 +26,7 @@ fn campaign_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<CampaignRow> {
 
 const ITEM_COLS: &str =
     "i.id, i.campaign_id, i.identity_id, i.grant_id, i.entitlement, i.system, i.origin, i.privileged,
-     i.granted_at, i.stage, i.recommendation, i.evidence, i.outcome, i.decided_at";
+     i.granted_at, i.stage, i.recommendation, i.evidence, i.outcome, i.decided_at, i.verified_seq";
 
 fn item_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ReviewItemRow> {
     Ok(ReviewItemRow {
@@ -44,6 +44,7 @@ fn item_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ReviewItemRow> {
         evidence: json_col(text(r, 11)?)?,
         outcome: r.get(12)?,
         decided_at: text_or_null(r, 13)?.map(parse_ts).transpose()?,
+        verified_seq: r.get(14)?,
     })
 }
 
@@ -147,6 +148,16 @@ impl ReviewReads for SqliteTx<'_> {
             decision_row,
         )
     }
+    fn account_review(&self, system: &str, account: &str) -> Result<Option<i64>> {
+        Ok(q_all(
+            self.c()?,
+            "SELECT id FROM review_items WHERE origin = 'unlinked' AND system = ?1 AND entitlement = ?2
+             ORDER BY id DESC LIMIT 1",
+            params![system, account],
+            |r| r.get(0),
+        )?
+        .pop())
+    }
     fn any_undecided(&self, campaign_id: i64) -> Result<bool> {
         Ok(self
             .c()?
@@ -157,8 +168,10 @@ impl ReviewReads for SqliteTx<'_> {
         Ok(self
             .c()?
             .prepare_cached(
-                "SELECT EXISTS (SELECT 1 FROM review_items i JOIN grants g ON g.id = i.grant_id
-                 WHERE i.campaign_id = ?1 AND i.outcome = 'revoke' AND g.state != 'revocation_verified')",
+                "SELECT EXISTS (SELECT 1 FROM review_items i LEFT JOIN grants g ON g.id = i.grant_id AND i.origin != 'unlinked'
+                 WHERE i.campaign_id = ?1 AND i.outcome = 'revoke'
+                   AND CASE WHEN i.origin = 'unlinked' THEN i.verified_seq IS NULL
+                            ELSE g.id IS NOT NULL AND g.state != 'revocation_verified' END)",
             )?
             .query_row([campaign_id], |r| r.get(0))?)
     }
@@ -261,6 +274,13 @@ impl ReviewWrites for SqliteTx<'_> {
              ON CONFLICT DO NOTHING",
         )?;
         Ok(st.execute(params![d.item_id, d.stage, d.decision, d.reason, d.decided_by, ts(d.at), d.seq])? == 1)
+    }
+    fn set_review_item_verified(&mut self, id: i64, seq: i64) -> Result<bool> {
+        Ok(self
+            .c()?
+            .prepare_cached("UPDATE review_items SET verified_seq = ?2 WHERE id = ?1 AND verified_seq IS NULL")?
+            .execute(params![id, seq])?
+            == 1)
     }
     fn settle_review_item(&mut self, id: i64, outcome: Option<&str>, at: OffsetDateTime) -> Result<bool> {
         let n = match outcome {

@@ -432,6 +432,10 @@ CREATE INDEX ledger_subject_action ON ledger(subject, action);
     r#"
 ALTER TABLE accounts ADD COLUMN last_login TEXT;
 "#,
+    // 21: an account under review (an `unlinked` one): the entry that verified its revoke.
+    r#"
+ALTER TABLE review_items ADD COLUMN verified_seq INTEGER;
+"#,
 ];
 
 /// Apply the migrations this database has not had, in one transaction.

@@ -484,3 +484,130 @@ fn an_unlinked_role_is_adopted_and_an_orphan_disabled_then_deleted_after_its_gra
     let replay = ok(&w, p, &["ledger", "replay"]);
     assert!(replay.contains("the database matches the ledger"), "{replay}");
 }
+
+const UNLINKED_REVIEW: &str = r#"
+[reviews.unlinked-accounts]
+description = "An account tenure did not make, confirmed by the system's owner"
+trigger = "unlinked"
+duration_days = 7
+[[reviews.unlinked-accounts.stage]]
+reviewers = ["system-owner"]
+fallback = ["hr:E1011"]
+"#;
+
+#[test]
+fn an_unlinked_account_goes_to_review_keep_adopts_it_revoke_disables_it_verified_and_reported() {
+    let w = World::new();
+    hr(&w);
+    let policy = bundle(&w, |m| {
+        m.replace(
+            "[[systems.analytics-db.correlate]]",
+            "[systems.analytics-db.reconcile]\nreactions = { unlinked = \"review\" }\n\n[[systems.analytics-db.correlate]]",
+        ) + UNLINKED_REVIEW
+    });
+    let p = Some(policy.as_path());
+    // A DBA made logins named after Ada's and Edsger's HR ids; tenure made neither.
+    w.psql("CREATE ROLE \"E1000\" LOGIN");
+    w.psql("CREATE ROLE \"E1004\" LOGIN");
+    let (code, runs) = reconcile_with(&w, p, &["--system", "analytics-db"]);
+    assert_eq!(code, 0, "{runs:?}");
+    let run = show(&w, &runs[0]);
+    let found = items(&run);
+    assert!(has(&found, ("unlinked", "E1000", "", "hr:E1000", "review")), "{found:#?}");
+    assert!(has(&found, ("unlinked", "E1004", "", "hr:E1004", "review")), "{found:#?}");
+    assert_eq!(run["planned_changes"], 0, "a review changes nothing by itself: {run}");
+    let opened = run["reviews_opened"].as_array().unwrap_or_else(|| panic!("{run}")).clone();
+    assert_eq!(opened.len(), 2, "{run}");
+    // Nothing was touched: both still log in.
+    assert_eq!(w.psql("SELECT count(*) FROM pg_roles WHERE rolname IN ('E1000', 'E1004') AND rolcanlogin"), "2");
+
+    // Each is a micro-review of one account, for the database's owner (Alan).
+    let review = |id: &Value| -> Value {
+        serde_json::from_str(&ok(&w, p, &["--output", "json", "reviews", "show", &id.to_string()])).unwrap()
+    };
+    let item_of = |id: &Value| review(id)["items"][0].clone();
+    let (ada, edsger) = {
+        let a = item_of(&opened[0]);
+        if a["entitlement"] == "E1000" {
+            (opened[0].clone(), opened[1].clone())
+        } else {
+            (opened[1].clone(), opened[0].clone())
+        }
+    };
+    let ada_item = item_of(&ada);
+    assert_eq!(
+        (ada_item["identity"].as_str(), ada_item["entitlement"].as_str(), ada_item["system"].as_str()),
+        (Some("hr:E1000"), Some("E1000"), Some("analytics-db")),
+        "{ada_item}"
+    );
+    assert_eq!(ada_item["origin"], "unlinked");
+    assert_eq!(ada_item["reviewers"], serde_json::json!(["hr:E1002"]), "{ada_item}");
+    assert_eq!(ada_item["recommendation"], "keep", "{ada_item}");
+    assert_eq!(ada_item["evidence"]["run"], runs[0]["id"], "{ada_item}");
+    let edsger_item = item_of(&edsger);
+    // Nobody else decides it, and a revoke says why.
+    let decide = |campaign: &Value, item: &Value, verdict: &str, who: &str, why: &str| {
+        tenure(
+            &w,
+            p,
+            &[
+                "reviews",
+                "decide",
+                &campaign.to_string(),
+                &item["id"].to_string(),
+                verdict,
+                "--as",
+                who,
+                "--reason",
+                why,
+            ],
+        )
+    };
+    let out = decide(&edsger, &edsger_item, "revoke", "hr:E1005", "not hers");
+    assert_eq!(out.status.code(), Some(5), "{}", stderr(&out));
+    let out = decide(&edsger, &edsger_item, "revoke", "hr:E1002", "");
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(decide(&ada, &ada_item, "keep", "hr:E1002", "her reporting login").status.success());
+    let out = decide(&edsger, &edsger_item, "revoke", "hr:E1002", "people has no database access");
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(item_of(&edsger)["status"], "revoking");
+
+    // The drift jobs carry the decisions out and read them back.
+    ok(&w, p, &["jobs", "run"]);
+    assert_eq!(w.psql("SELECT rolcanlogin FROM pg_roles WHERE rolname = 'E1004'"), "f", "revoked: disabled");
+    assert_eq!(
+        w.psql("SELECT shobj_description(oid, 'pg_authid') FROM pg_roles WHERE rolname = 'E1000'"),
+        "tenure: hr:E1000 (adopted)",
+        "kept: adopted as Ada's"
+    );
+    assert_eq!(item_of(&edsger)["status"], "revoked (verified)");
+    // The clock closes both; Edsger's report verifies offline, its revoke resting on the
+    // drift job's read-back.
+    ok(&w, p, &["jobs", "run"]);
+    assert_eq!(review(&edsger)["campaign"]["state"], "closed", "{}", review(&edsger));
+    assert_eq!(review(&ada)["campaign"]["state"], "closed", "{}", review(&ada));
+    let report = w.tmp.path().join("edsger.json");
+    ok(&w, p, &["reviews", "report", &edsger.to_string(), "--out", report.to_str().unwrap()]);
+    let key = w.file("ledger.pub", &w.ok(&["ledger", "key"]));
+    let verified: Value = serde_json::from_str(&ok(
+        &w,
+        p,
+        &["--output", "json", "reviews", "verify", report.to_str().unwrap(), "--key", key.to_str().unwrap()],
+    ))
+    .unwrap();
+    assert_eq!(verified["valid"], true, "{verified}");
+    assert_eq!(verified["revoked"], serde_json::json!(["hr:E1004 analytics-db:E1004"]), "{verified}");
+    // A report changed after signing does not verify.
+    let mut doc: Value = serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    let v = doc["report"]["items"][0]["verification"].as_i64().unwrap();
+    doc["report"]["items"][0]["verification"] = (v - 1).into();
+    let forged = w.file("forged.json", &doc.to_string());
+    let out = tenure(&w, p, &["reviews", "verify", forged.to_str().unwrap(), "--key", key.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+
+    // Reviewed once: the next run opens no second review of either.
+    let (_, again) = reconcile_with(&w, p, &["--system", "analytics-db"]);
+    let again = show(&w, &again[0]);
+    assert_eq!(again["reviews_opened"], serde_json::json!([]), "{again}");
+    assert!(!has(&items(&again), ("unlinked", "E1000", "", "hr:E1000", "review")), "adopted, Ada's is linked now");
+}
