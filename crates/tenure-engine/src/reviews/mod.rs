@@ -893,13 +893,15 @@ fn decide_in(
     let account_item = item.origin == ACCOUNT_ITEM;
     if account_item {
         // An account, not a grant: revoke disables it, a person's final keep adopts it (the
-        // no-answer default never makes an account tenure's); a drift job does either and
-        // reads it back.
+        // no-answer default never makes an account tenure's, and an identity that holds an
+        // account there already is not given a second: kept, it stays as it is); a drift job
+        // does either and reads it back.
         let run = item.evidence.get("run").and_then(Value::as_i64).unwrap_or(0);
         let last_stage = item.stage + 1 >= c.stages;
+        let holds_one = tx.accounts(identity.id)?.iter().any(|a| a.system == item.system);
         let payload = match decision {
             Verdict::Revoke => Some(json!({ "run": run, "disable": true, "review_item": item.id })),
-            Verdict::Keep if by.is_some() && last_stage => {
+            Verdict::Keep if by.is_some() && last_stage && !holds_one => {
                 Some(json!({ "run": run, "adopt": identity.reference.to_string(), "review_item": item.id }))
             }
             Verdict::Keep => None,

@@ -428,3 +428,61 @@ fn a_machine_identity_tenure_saw_no_use_of_for_90_days_is_recommended_for_revoca
     assert!(!person.evidence["why"].to_string().contains("no credential issued"), "{:?}", person.evidence);
     assert!(person.evidence.get("last_credential_issued").is_none(), "{:?}", person.evidence);
 }
+
+#[test]
+fn an_unlinked_account_kept_is_adopted_unless_its_identity_holds_one_there_and_is_reviewed_once() {
+    let (_d, e, clock) = setup();
+    let mut f = tenure_policy::BundleFiles::new();
+    let manifest = format!(
+        "{MANIFEST}\n[reviews.unlinked]\ntrigger = \"unlinked\"\nno_answer = \"keep\"\n[[reviews.unlinked.stage]]\nreviewers = [\"system-owner\"]\n"
+    );
+    f.insert("tenure.toml".into(), manifest.into_bytes());
+    f.insert("templates/t.toml".into(), TEMPLATES.as_bytes().to_vec());
+    let policy = Bundle::load(f).unwrap();
+    e.deploy(&policy, &Principal::operator("test")).unwrap();
+    let now = clock.now();
+    let mut tx = e.store().write().unwrap();
+    // E1 holds tenure's account in `dir` already (its staff birthright); the service none.
+    let e1 = tx.identity(&r("hr:E1")).unwrap().unwrap();
+    let svc = tx.identity(&r("registry:svc")).unwrap().unwrap();
+    assert!(tx.accounts(e1.id).unwrap().iter().any(|a| a.system == "dir"));
+    assert!(tx.accounts(svc.id).unwrap().is_empty());
+    let policy = e.current_policy().unwrap();
+    let c1 = super::on_unlinked(tx.as_mut(), &policy, ("dir", 7), "e1-old", &e1, now).unwrap().unwrap();
+    let csvc = super::on_unlinked(tx.as_mut(), &policy, ("dir", 7), "svc-old", &svc, now).unwrap().unwrap();
+    assert_eq!(
+        super::on_unlinked(tx.as_mut(), &policy, ("dir", 8), "svc-old", &svc, now).unwrap(),
+        None,
+        "reviewed once"
+    );
+    tx.commit().unwrap();
+    let (i1, isvc) = (items(&e, c1).remove(0), items(&e, csvc).remove(0));
+    assert_eq!(
+        (i1.entitlement.as_str(), i1.origin.as_str(), i1.recommendation.as_str()),
+        ("e1-old", "unlinked", "revoke")
+    );
+    assert_eq!(isvc.recommendation, "keep", "{:?}", isvc.evidence);
+    assert_eq!(isvc.reviewers, ["hr:E9"], "the system's owner");
+    let drift = |e: &Engine| {
+        e.store()
+            .read()
+            .unwrap()
+            .jobs(None)
+            .unwrap()
+            .into_iter()
+            .filter(|j| j.kind == tenure_store::JobKind::Drift)
+            .map(|j| (j.account, j.payload.unwrap_or_default()))
+            .collect::<Vec<_>>()
+    };
+    let alan = r("hr:E9");
+    e.decide_review(&alan, c1, i1.id, Verdict::Keep, "an old login of theirs").unwrap();
+    assert!(drift(&e).is_empty(), "E1 holds an account there: kept as it is, not adopted");
+    e.decide_review(&alan, csvc, isvc.id, Verdict::Keep, "the service's").unwrap();
+    let jobs = drift(&e);
+    assert_eq!(jobs.len(), 1, "{jobs:?}");
+    assert_eq!((jobs[0].0.as_str(), jobs[0].1["adopt"].as_str()), ("svc-old", Some("registry:svc")));
+    assert_eq!(jobs[0].1["review_item"], isvc.id);
+    // Nothing is verified until a drift job's read-back says so.
+    let c1_view = e.review(&Principal::operator("test"), c1, false, None, 10).unwrap().1.remove(0);
+    assert_eq!(c1_view.status, "kept");
+}
