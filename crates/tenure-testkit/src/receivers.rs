@@ -69,25 +69,29 @@ fn spawn(what: &'static str, exe: &Path, args: &[&str], port: u16) -> Result<Chi
 }
 
 const WEBHOOK: &str = r#"
-import http.server, json, sys
+import http.server, json, sys, threading
 from standardwebhooks.webhooks import Webhook
 secret, port, out, fail_first = sys.argv[1], int(sys.argv[2]), sys.argv[3], int(sys.argv[4])
 hook = Webhook(secret)
 seen = 0
+# Concurrent deliveries: the count and the log line are one step, so the log's order is the
+# order in which deliveries were answered (the first line is the first refused).
+lock = threading.Lock()
 class Handler(http.server.BaseHTTPRequestHandler):
     def do_POST(self):
         global seen
         body = self.rfile.read(int(self.headers.get("content-length", "0")))
         headers = {k.lower(): v for k, v in self.headers.items()}
-        seen += 1
         try:
             payload, valid, error = hook.verify(body, headers), True, None
         except Exception as e:
             payload, valid, error = body.decode("utf-8", "replace"), False, str(e)
-        status = 503 if seen <= fail_first else 204
-        with open(out, "a") as f:
-            f.write(json.dumps({"id": headers.get("webhook-id"), "valid": valid, "error": error,
-                                "status": status, "body": payload}) + "\n")
+        with lock:
+            seen += 1
+            status = 503 if seen <= fail_first else 204
+            with open(out, "a") as f:
+                f.write(json.dumps({"id": headers.get("webhook-id"), "valid": valid, "error": error,
+                                    "status": status, "body": payload}) + "\n")
         self.send_response(status)
         self.end_headers()
     def log_message(self, *args):
