@@ -81,14 +81,9 @@ fn subject_of(campaign: i64) -> String {
 }
 
 /// The references a stage names for `identity`'s grant of `entitlement`: its roles resolved
-/// and its named reviewers (before any is checked).
-fn candidates(policy: &Bundle, stage: &Stage, identity: &IdentityRow, entitlement: &str) -> Vec<String> {
-    candidates_in(policy, stage, identity, entitlement, None)
-}
-
-/// [`candidates`], where `system` names the system of an item that is an account rather than
-/// an entitlement (its owner is the `system-owner`).
-fn candidates_in(
+/// and its named reviewers (before any is checked). `system` names the system of an item that
+/// is an account rather than an entitlement (its owner is the `system-owner`).
+fn candidates(
     policy: &Bundle,
     stage: &Stage,
     identity: &IdentityRow,
@@ -115,21 +110,11 @@ fn candidates_in(
     refs
 }
 
-/// Who reviews `identity`'s grant of `entitlement` at `stage`: the stage's roles and named
-/// reviewers that are active humans other than the identity itself, or else its fallback.
-/// `people` finds a reference's id and whether it is an active human.
+/// Who reviews `identity`'s grant of `entitlement` (or, with `system`, its account of that
+/// name there) at `stage`: the stage's roles and named reviewers that are active humans other
+/// than the identity itself, or else its fallback. `people` finds a reference's id and whether
+/// it is an active human.
 fn reviewers_for(
-    policy: &Bundle,
-    stage: &Stage,
-    identity: &IdentityRow,
-    entitlement: &str,
-    people: &dyn Fn(&str) -> Option<(i64, bool)>,
-) -> Vec<i64> {
-    reviewers_in(policy, stage, identity, (entitlement, None), people)
-}
-
-/// [`reviewers_for`] an item that may be an account in `system` (see [`candidates_in`]).
-fn reviewers_in(
     policy: &Bundle,
     stage: &Stage,
     identity: &IdentityRow,
@@ -149,7 +134,7 @@ fn reviewers_in(
         ids.dedup();
         ids
     };
-    let chosen = pick(&candidates_in(policy, stage, identity, entitlement, system));
+    let chosen = pick(&candidates(policy, stage, identity, entitlement, system));
     if chosen.is_empty() { pick(&stage.fallback) } else { chosen }
 }
 
@@ -447,7 +432,7 @@ fn snapshot(
             // Only the first stage is assigned now; later ones are resolved when an item gets there.
             let mut refs = first.fallback.clone();
             for g in grants.values().flatten() {
-                refs.extend(candidates(policy, first, identity, &g.entitlement));
+                refs.extend(candidates(policy, first, identity, &g.entitlement, None));
             }
             (vec![identity.clone()], grants, people_named(&*tx, refs)?, Peers::default())
         }
@@ -502,7 +487,7 @@ fn snapshot(
     })?;
     let (mut items, mut unassigned) = (0u64, 0u64);
     let mut assigned: BTreeMap<i64, u64> = BTreeMap::new();
-    type LastUse = (Option<Value>, Option<Option<OffsetDateTime>>);
+    type LastUse = (Option<(OffsetDateTime, Value)>, Option<Option<OffsetDateTime>>);
     let mut last_use: HashMap<i64, LastUse> = HashMap::new();
     // Per system: each holder's last sign-in there, as reconciliation read it.
     let mut logins: HashMap<String, HashMap<i64, Option<OffsetDateTime>>> = HashMap::new();
@@ -520,7 +505,7 @@ fn snapshot(
                         tenure_ledger::LedgerEvent::AuthzDecided(d) => (d.action.clone(), d.decision.clone()),
                         _ => (String::new(), String::new()),
                     };
-                    json!({ "at": ts(row.at), "action": action, "decision": decision, "ledger_seq": row.seq })
+                    (row.at, json!({ "at": ts(row.at), "action": action, "decision": decision, "ledger_seq": row.seq }))
                 });
                 let issued = if identity.kind.is_human() {
                     None
@@ -532,6 +517,10 @@ fn snapshot(
             }
         };
         let login = match logins.get(&g.system) {
+            // A micro-review (in the event's transaction) reads its one holder's accounts.
+            _ if only.is_some() => {
+                tx.accounts(identity.id)?.into_iter().find(|a| a.system == g.system).and_then(|a| a.last_login)
+            }
             Some(by_identity) => by_identity.get(&identity.id).copied().flatten(),
             None => {
                 let by_identity: HashMap<i64, Option<OffsetDateTime>> =
@@ -541,11 +530,7 @@ fn snapshot(
                 login
             }
         };
-        let authorized_at = authorized
-            .as_ref()
-            .and_then(|a| a.get("at"))
-            .and_then(Value::as_str)
-            .and_then(|t| OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339).ok());
+        let (authorized_at, authorized) = authorized.unzip();
         let used = Use { authorized_at, issued, login };
         let (recommendation, mut evidence) =
             unused(identity, &g.system, recommendation, evidence, &used, granted_at, now);
@@ -568,7 +553,8 @@ fn snapshot(
             recommendation: recommendation.as_str(),
             evidence: &evidence,
         })?;
-        let reviewers = reviewers_for(policy, first, identity, &g.entitlement, &|r: &str| people.get(r).copied());
+        let reviewers =
+            reviewers_for(policy, first, identity, (&g.entitlement, None), &|r: &str| people.get(r).copied());
         if reviewers.is_empty() {
             unassigned += 1;
         }
@@ -721,10 +707,10 @@ pub(crate) fn on_unlinked(
         recommendation: recommendation.as_str(),
         evidence: &evidence,
     })?;
-    let mut refs = candidates_in(policy, first, identity, account, Some(system));
+    let mut refs = candidates(policy, first, identity, account, Some(system));
     refs.extend(first.fallback.iter().cloned());
     let people = people_named(&*tx, refs)?;
-    let reviewers = reviewers_in(policy, first, identity, (account, Some(system)), &|r: &str| people.get(r).copied());
+    let reviewers = reviewers_for(policy, first, identity, (account, Some(system)), &|r: &str| people.get(r).copied());
     tx.assign_reviewers(item, 0, &reviewers)?;
     record(
         tx,
@@ -966,10 +952,10 @@ fn decide_in(
         let reviewers = match next {
             Some(s) => {
                 let system = account_item.then_some(item.system.as_str());
-                let mut refs = candidates_in(policy, s, &identity, &item.entitlement, system);
+                let mut refs = candidates(policy, s, &identity, &item.entitlement, system);
                 refs.extend(s.fallback.iter().cloned());
                 let found = people_named(&*tx, refs)?;
-                reviewers_in(policy, s, &identity, (&item.entitlement, system), &|r: &str| found.get(r).copied())
+                reviewers_for(policy, s, &identity, (&item.entitlement, system), &|r: &str| found.get(r).copied())
             }
             None => Vec::new(),
         };
