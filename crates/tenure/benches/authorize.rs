@@ -10,9 +10,11 @@
 //!
 //! `cargo bench -p tenure --bench authorize` (TENURE_BENCH_SECS per measurement, default 3).
 //! With `TENURE_BENCH_PROFILE=raw|decide|authorize` it makes 2,000 calls of that one path and
-//! stops: the run to give `valgrind --tool=callgrind`. With `TENURE_BENCH_PROFILE=http` it
-//! makes 2,000 requests from one client to a server started under
-//! `TENURE_BENCH_SERVE_WRAP` (for example `valgrind --tool=callgrind`).
+//! stops: the run to give `valgrind --tool=callgrind`; with `authorize16` it runs 16 logging
+//! threads for the measurement time, for a sampling profiler (`perf record -e cpu-clock`:
+//! callgrind runs one thread at a time and counts no waiting). With
+//! `TENURE_BENCH_PROFILE=http` it makes 2,000 requests from one client to a server started
+//! under `TENURE_BENCH_SERVE_WRAP` (for example `valgrind --tool=callgrind`).
 
 // Benchmark code: a failure should stop the run loudly.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::disallowed_methods)]
@@ -154,12 +156,17 @@ fn main() {
     let authorizer = cedar_policy::Authorizer::new();
     let policies = bundle.rules.policy_set();
     assert_eq!(authorizer.is_authorized(&request, policies, &entities).decision(), cedar_policy::Decision::Allow);
-    let raw = rate(|| {
-        std::hint::black_box(authorizer.is_authorized(&request, policies, &entities));
-    });
+    let profile = std::env::var("TENURE_BENCH_PROFILE").ok();
+    let raw = if profile.is_some() {
+        0.0
+    } else {
+        rate(|| {
+            std::hint::black_box(authorizer.is_authorized(&request, policies, &entities));
+        })
+    };
 
     // Under a profiler (`valgrind --tool=callgrind`): a fixed number of calls of one path.
-    if let Ok(what) = std::env::var("TENURE_BENCH_PROFILE") {
+    if let Some(what) = profile {
         if what == "http" {
             // One client, 2,000 requests on one kept-alive connection, to a server run under
             // TENURE_BENCH_SERVE_WRAP (the profiler).
@@ -175,6 +182,12 @@ fn main() {
                 assert_eq!(r.status().as_u16(), 200);
                 r.body_mut().read_to_vec().unwrap();
             }
+            return;
+        }
+        if what == "authorize16" {
+            // 16 logging threads for the measurement time (for a sampling profiler).
+            let m = logged(&engine, &q, 16);
+            println!("{:.0} decisions/s, batch {:.1}", m.per_sec, m.batch);
             return;
         }
         let by = tenure_model::Principal::operator("bench");
