@@ -10,7 +10,7 @@
 //!
 //! `cargo bench -p tenure --bench authorize` (TENURE_BENCH_SECS per measurement, default 3).
 //! With `TENURE_BENCH_PROFILE=raw|decide|authorize` it makes 2,000 calls of that one path and
-//! stops: the run to give `valgrind --tool=callgrind`; with `authorize16` it runs 16 logging
+//! stops: the run to give `valgrind --tool=callgrind`; with `authorizeN` it runs N logging
 //! threads for the measurement time, for a sampling profiler (`perf record -e cpu-clock`:
 //! callgrind runs one thread at a time and counts no waiting). With
 //! `TENURE_BENCH_PROFILE=http` it makes 2,000 requests from one client to a server started
@@ -184,10 +184,17 @@ fn main() {
             }
             return;
         }
-        if what == "authorize16" {
-            // 16 logging threads for the measurement time (for a sampling profiler).
-            let m = logged(&engine, &q, 16);
-            println!("{:.0} decisions/s, batch {:.1}", m.per_sec, m.batch);
+        if what == "http16" {
+            // 16 clients for the measurement time against the server (for `perf record -a`).
+            let (server, token, body) = serve(engine, &data, &q);
+            let m = load(&server.base, "/v1/authorize", &token, "application/json", &body, 200);
+            println!("{:.0} decisions/s, p50 {:?}, p99 {:?}", m.per_sec, m.p50, m.p99);
+            return;
+        }
+        if let Some(threads) = what.strip_prefix("authorize").and_then(|n| n.parse().ok()) {
+            // `threads` logging threads for the measurement time (for a sampling profiler).
+            let m = logged(&engine, &q, threads);
+            println!("{:.0} decisions/s, batch {:.1}, p50 {:?}, p99 {:?}", m.per_sec, m.batch, m.p50, m.p99);
             return;
         }
         let by = tenure_model::Principal::operator("bench");

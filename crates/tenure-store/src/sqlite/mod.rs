@@ -34,6 +34,97 @@ pub struct SqliteStore {
     path: PathBuf,
     writer: Mutex<Connection>,
     readers: Mutex<Vec<Connection>>,
+    checkpointer: Checkpointer,
+}
+
+/// How long the checkpointer lets commits gather in the write-ahead log before it copies
+/// them into the database (a checkpoint flushes the main file: a few a second, not one per
+/// commit).
+const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(1000);
+
+/// The writer checkpoints by itself only past this many log pages (40 MB): a safety net
+/// should the checkpointer fall behind, not the usual path.
+const WRITER_CHECKPOINT_PAGES: i64 = 10_000;
+
+/// Checkpoints off the commit path. SQLite's own automatic checkpoint runs inside the commit
+/// that crosses 1,000 log pages, so that one commit (and everyone waiting on it, a group
+/// commit's whole batch) pays for copying the log and flushing the database: the tail of
+/// commit latency. Here a thread of the store's own checkpoints (`PASSIVE`: it never blocks a
+/// writer or a reader) shortly after commits, on its own connection.
+struct Checkpointer {
+    signal: std::sync::Arc<(Mutex<Pending>, std::sync::Condvar)>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+#[derive(Default)]
+struct Pending {
+    commits: bool,
+    stop: bool,
+}
+
+impl Checkpointer {
+    fn start(path: PathBuf) -> std::io::Result<Self> {
+        let signal = std::sync::Arc::new((Mutex::new(Pending::default()), std::sync::Condvar::new()));
+        let theirs = signal.clone();
+        let thread = std::thread::Builder::new().name("tenure-checkpoint".into()).spawn(move || {
+            let (lock, cv) = &*theirs;
+            let mut conn = None;
+            let mut p = lock.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            loop {
+                while !p.commits && !p.stop {
+                    p = cv.wait(p).unwrap_or_else(std::sync::PoisonError::into_inner);
+                }
+                if p.stop {
+                    return;
+                }
+                // Let commits gather (a stop cuts the wait short).
+                let deadline = std::time::Instant::now() + CHECKPOINT_EVERY;
+                while !p.stop {
+                    let left = deadline.saturating_duration_since(std::time::Instant::now());
+                    if left.is_zero() {
+                        break;
+                    }
+                    p = cv.wait_timeout(p, left).unwrap_or_else(std::sync::PoisonError::into_inner).0;
+                }
+                p.commits = false;
+                drop(p);
+                if conn.is_none() {
+                    conn = connect(&path).ok();
+                }
+                // A failed checkpoint is tried again after the next commit; the log is never
+                // lost either way, it only grows until one succeeds (and the writer's own
+                // checkpoint past WRITER_CHECKPOINT_PAGES still runs).
+                if let Some(c) = &conn
+                    && c.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())).is_err()
+                {
+                    conn = None;
+                }
+                p = lock.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            }
+        })?;
+        Ok(Self { signal, thread: Some(thread) })
+    }
+
+    /// A write committed: checkpoint soon.
+    fn committed(&self) {
+        let (lock, cv) = &*self.signal;
+        let mut p = lock.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if !p.commits {
+            p.commits = true;
+            cv.notify_one();
+        }
+    }
+}
+
+impl Drop for Checkpointer {
+    fn drop(&mut self) {
+        let (lock, cv) = &*self.signal;
+        lock.lock().unwrap_or_else(std::sync::PoisonError::into_inner).stop = true;
+        cv.notify_one();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
 }
 
 impl SqliteStore {
@@ -55,8 +146,10 @@ impl SqliteStore {
             }
         }
         let mut writer = connect(&path)?;
+        writer.pragma_update(None, "wal_autocheckpoint", WRITER_CHECKPOINT_PAGES)?;
         schema::migrate(&mut writer)?;
-        Ok(Self { path, writer: Mutex::new(writer), readers: Mutex::new(Vec::new()) })
+        let checkpointer = Checkpointer::start(path.clone()).map_err(dir_err)?;
+        Ok(Self { path, writer: Mutex::new(writer), readers: Mutex::new(Vec::new()), checkpointer })
     }
 
     pub fn path(&self) -> &Path {
@@ -122,7 +215,7 @@ impl Store for SqliteStore {
     fn write(&self) -> Result<Box<dyn WriteTx + '_>> {
         let conn = self.writer();
         conn.execute_batch("BEGIN IMMEDIATE")?;
-        Ok(Box::new(SqliteTx(Conn::Write { conn, open: true }, LedgerTail::default())))
+        Ok(Box::new(SqliteTx(Conn::Write { conn, open: true, store: self }, LedgerTail::default())))
     }
 }
 
@@ -138,7 +231,7 @@ pub(crate) struct LedgerTail(std::cell::Cell<Option<(i64, tenure_ledger::Hash)>>
 
 enum Conn<'s> {
     Read { conn: Option<Connection>, store: &'s SqliteStore },
-    Write { conn: MutexGuard<'s, Connection>, open: bool },
+    Write { conn: MutexGuard<'s, Connection>, open: bool, store: &'s SqliteStore },
 }
 
 impl SqliteTx<'_> {
@@ -163,7 +256,7 @@ impl Drop for SqliteTx<'_> {
                 }
             }
             // Nothing of an uncommitted unit of work survives.
-            Conn::Write { conn, open: true } => {
+            Conn::Write { conn, open: true, .. } => {
                 let _ = conn.execute_batch("ROLLBACK");
             }
             Conn::Write { open: false, .. } => {}
@@ -176,9 +269,10 @@ impl ReadTx for SqliteTx<'_> {}
 impl WriteTx for SqliteTx<'_> {
     fn commit(mut self: Box<Self>) -> Result<()> {
         match &mut self.0 {
-            Conn::Write { conn, open } => {
+            Conn::Write { conn, open, store } => {
                 conn.execute_batch("COMMIT")?;
                 *open = false;
+                store.checkpointer.committed();
                 Ok(())
             }
             Conn::Read { .. } => Err(StoreError::Corrupt("a read transaction cannot commit".into())),

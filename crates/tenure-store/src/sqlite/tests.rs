@@ -81,3 +81,37 @@ fn timestamps_sort_as_text() {
     assert!(a < b);
     assert_eq!(parse_ts(&a).unwrap(), datetime!(2026-11-01 09:00:00.5 UTC));
 }
+
+/// Commits are copied into the database file by the store's checkpointer, not by the commit
+/// that crosses SQLite's threshold: far fewer log pages than the writer's own threshold still
+/// reach the main file, shortly after they commit.
+#[test]
+fn the_checkpointer_copies_commits_into_the_database_file() {
+    let (_d, s) = store();
+    let size = || std::fs::metadata(s.path()).unwrap().len();
+    let before = size();
+    for batch in 0..20 {
+        let mut tx = s.write().unwrap();
+        for i in 0..50 {
+            tx.append_entry(&NewEntry {
+                at: datetime!(2026-11-01 09:00 UTC),
+                actor: "test",
+                subject: &format!("hr:E{batch}-{i}"),
+                policy_version: "v1",
+                event: &tenure_ledger::LedgerEvent::JobsRetried(tenure_ledger::event::JobsRetried {
+                    jobs: (0..40).collect(),
+                }),
+                request_id: None,
+            })
+            .unwrap();
+        }
+        tx.commit().unwrap();
+    }
+    // A liveness bound, not a timing: the checkpointer waits a second, then copies.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while size() <= before {
+        assert!(std::time::Instant::now() < deadline, "nothing reached the database file in 30 s");
+        std::thread::park_timeout(std::time::Duration::from_millis(50));
+    }
+    assert_eq!(s.read().unwrap().ledger_count().unwrap(), 1000);
+}
