@@ -165,7 +165,8 @@ fn main() {
         })
     };
 
-    // Under a profiler (`valgrind --tool=callgrind`): a fixed number of calls of one path.
+    // Under a profiler: a fixed number of calls of one path (callgrind), or one path under
+    // load for the measurement time (a sampling profiler).
     if let Some(what) = profile {
         if what == "http" {
             // One client, 2,000 requests on one kept-alive connection, to a server run under
